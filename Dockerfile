@@ -1,0 +1,63 @@
+# The TTS API (FastAPI + the NeuCodec decoder). The vLLM backend runs in its own container (vllm.yaml).
+#
+# GPU (default): torch from PyPI, whose Linux x86_64 wheels are CUDA builds that bring their own CUDA
+# runtime; the host needs only the NVIDIA driver and the NVIDIA Container Toolkit.
+#   docker build -t streamable-tts-api:gpu .
+# CPU: the CPU wheel of the same torch version.
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t streamable-tts-api:cpu .
+#
+# Works with the classic builder too (no BuildKit-only syntax), so `docker-compose` v1 can build it.
+
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
+
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://pypi.org/simple
+ARG APP_UID=1000
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    HOME=/home/app \
+    XDG_CACHE_HOME=/home/app/.cache \
+    HF_HOME=/home/app/.cache/huggingface \
+    TRITON_CACHE_DIR=/home/app/.cache/triton \
+    TORCHINDUCTOR_CACHE_DIR=/home/app/.cache/torchinductor \
+    HOST=0.0.0.0 \
+    PORT=9091
+
+# libsndfile1: soundfile. g++: torch.compile (TORCH_COMPILE=true) builds its kernels' launchers with it.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libsndfile1 g++ \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid "${APP_UID}" --shell /usr/sbin/nologin app \
+    && mkdir -p /home/app/.cache/huggingface \
+    && chown -R app:app /home/app/.cache
+
+# torch first, from the chosen index: the largest layer, rebuilt only when its version or index changes.
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+
+WORKDIR /src
+COPY pyproject.toml ./
+# The dependencies alone, so that a change to the code does not reinstall them.
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY README.md ./
+COPY app ./app
+RUN pip install --no-deps . && python -c "import app.env"
+
+USER app
+WORKDIR /home/app
+EXPOSE 9091
+
+# /health answers 200 once the codec is loaded; the first start downloads the models, hence the long grace.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=5 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '9091'), timeout=4)" || exit 1
+
+CMD ["tts-api"]

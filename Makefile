@@ -1,0 +1,77 @@
+# Two commands on a fresh machine: `make dev` (install, build the tiny offline models, start the dev vLLM and
+# the API on :9091) and `make test` (install and run the whole suite, integration tests against the real vLLM).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU wheel; pip finds it in the machine's local wheel folder or on PyPI / PIP_EXTRA_INDEX_URL.
+TORCH_SPEC ?= torch==2.13.0
+MODELS    ?= .cache/models
+CODEC_DIR := $(MODELS)/codec-tiny
+LM_DIR    := $(MODELS)/tiny-tts-lm
+VLLM_URL  ?= http://127.0.0.1:9093
+DEV_ENV    = CODEC_MODEL=$(CODEC_DIR) SEMANTIC_MODEL=$(CODEC_DIR)/semantic TTS_API=$(VLLM_URL) CODEC_THREADS=1
+
+.PHONY: all install system-deps models vllm dev api stop-dev test test-unit lint bench clean
+
+all: install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+
+# pip >= 25.1 reads the test dependency group; the NeuCodec reference (tests only) goes in without its deps.
+$(VENV)/.installed: pyproject.toml requirements-reference.txt | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e . --group test
+	$(BIN)/pip install -q --no-deps -r requirements-reference.txt
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+# Debian packages the tests use: the compose validator, espeak-ng and sox for a real speech clip, libsndfile.
+system-deps:
+	@missing=""; \
+	for p in docker-compose espeak-ng sox; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox)"; exit 1; fi; \
+	fi
+
+$(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed
+	$(BIN)/tts-make-codec --size tiny --with-encoder --out $(CODEC_DIR)
+
+$(LM_DIR)/config.json: | $(VENV)/.installed
+	$(BIN)/tts-dev-backend build-model --out $(LM_DIR)
+
+models: $(CODEC_DIR)/pytorch_model.bin $(LM_DIR)/config.json
+
+vllm: install
+	$(BIN)/tts-dev-backend install
+
+dev: install models vllm
+	$(BIN)/tts-dev-backend start --model $(LM_DIR)
+	$(MAKE) api
+
+api:
+	$(DEV_ENV) $(BIN)/tts-api
+
+stop-dev:
+	$(BIN)/tts-dev-backend stop
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check app tests stress_test benchmarks
+
+test: install models vllm lint
+	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(BIN)/python -m pytest -ra
+
+test-unit: install models
+	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration
+
+bench: install models
+	$(BIN)/python benchmarks/service_bench.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -1,0 +1,146 @@
+"""Stitched float chunks -> (time stretch) -> encoded bytes -> a streamed, SSE or complete HTTP response."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import numpy as np
+from fastapi.responses import Response, StreamingResponse
+
+from app.audio.formats import encode_wav_file, make_encoder
+from app.audio.pcm import CONTENT_TYPES, float_to_int16
+from app.audio.stretch import TimeStretcher
+from app.env import SAMPLE_RATE
+from app.errors import TTSError
+from app.serving import SpeechService, SynthesisJob
+
+logger = logging.getLogger(__name__)
+
+_INLINE_FORMATS = ("pcm", "wav")  # cheap enough to encode on the event loop
+
+
+def audio_headers(job: SynthesisJob) -> dict[str, str]:
+    headers = {"X-Request-Id": job.request_id}
+    if job.gen.response_format == "pcm":
+        headers |= {"X-Sample-Rate": str(SAMPLE_RATE), "X-Channels": "1", "X-Bit-Depth": "16"}
+    return headers
+
+
+async def _prime(chunks: AsyncIterator[np.ndarray]) -> np.ndarray | None:
+    """Wait for the first audio chunk so that backend/codec errors still become HTTP errors."""
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+
+async def _with_first(first: np.ndarray | None, chunks: AsyncIterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
+    try:
+        if first is not None:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        await chunks.aclose()
+
+
+async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> AsyncIterator[bytes]:
+    """Encoded audio as it is produced; `speed != 1` time-stretches without changing pitch."""
+    encoder = make_encoder(fmt, SAMPLE_RATE, streaming=True)
+    stretcher = TimeStretcher(speed, SAMPLE_RATE) if speed != 1.0 else None
+    inline = fmt in _INLINE_FORMATS and stretcher is None
+
+    def convert(x: np.ndarray, last: bool = False) -> bytes:
+        if stretcher is not None:
+            x = stretcher.process(x) if not last else stretcher.flush()
+        data = encoder.encode(float_to_int16(x)) if len(x) else b""
+        return data + encoder.finish() if last else data
+
+    async for chunk in chunks:
+        data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
+        if data:
+            yield data
+    tail = convert(np.zeros(0, np.float32), last=True) if inline else await asyncio.to_thread(
+        convert, np.zeros(0, np.float32), True
+    )
+    if tail:
+        yield tail
+
+
+async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> bytes:
+    """The whole response body for `stream=false`: a WAV with correct sizes, raw PCM, or a full encoded file."""
+    parts = [c async for c in chunks]
+    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def encode() -> bytes:
+        x = audio
+        if speed != 1.0:
+            st = TimeStretcher(speed, SAMPLE_RATE)
+            x = np.concatenate([st.process(x), st.flush()])
+        pcm = float_to_int16(x)
+        if fmt == "wav":
+            return encode_wav_file(pcm, SAMPLE_RATE)
+        enc = make_encoder(fmt, SAMPLE_RATE, streaming=False)
+        return enc.encode(pcm) + enc.finish()
+
+    return await asyncio.to_thread(encode)
+
+
+def _sse(event: dict) -> bytes:
+    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
+    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then `speech.audio.done` with usage."""
+    try:
+        async for piece in data:
+            yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    except TTSError as exc:
+        logger.warning("%s failed after the stream started: %s", job.request_id, exc.message)
+        yield _sse({"type": "error", "error": {"message": exc.message, "type": exc.error_type, "code": exc.code}})
+        return
+    except Exception:
+        logger.exception("%s failed after the stream started", job.request_id)
+        yield _sse({"type": "error", "error": {"message": "internal error", "type": "server_error", "code": None}})
+        return
+    input_tokens = job.stats.prompt_tokens or 0
+    output_tokens = job.stats.speech_tokens
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    yield _sse({"type": "speech.audio.done", "usage": usage})
+
+
+async def _log_errors(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
+    """Raw audio streams cannot carry an error once started: log it and end the stream."""
+    try:
+        async for piece in data:
+            yield piece
+    except TTSError as exc:
+        logger.warning("%s ended early after the stream started: %s", job.request_id, exc.message)
+    except Exception:
+        logger.exception("%s ended early after the stream started", job.request_id)
+
+
+async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:
+    """The HTTP response for a prepared job, per its `stream`, `stream_format` and `response_format`."""
+    gen = job.gen
+    fmt = gen.response_format
+    chunks = service.synthesize(job)
+    if not gen.stream and gen.stream_format != "sse":
+        body = await complete_audio(chunks, fmt, gen.speed)
+        return Response(body, media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
+    first = await _prime(chunks)
+    data = encoded_bytes(_with_first(first, chunks), fmt, gen.speed)
+    if gen.stream_format == "sse":
+        return StreamingResponse(
+            sse_events(data, job),
+            media_type="text/event-stream",
+            headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
+        )
+    return StreamingResponse(_log_errors(data, job), media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))

@@ -1,0 +1,179 @@
+"""Window planning and crossfading for streamed decoding: pure maths, no torch, no I/O.
+
+Tokens arrive one by one; audio leaves in chunks. Each decode window covers
+``[start, end)`` tokens: up to ``left_context`` already-emitted tokens for context, the ``overlap`` tokens
+whose audio the previous window left pending (its *tail*), and the new chunk. From a window we emit:
+
+* the overlap region ``[E, E + O)``, crossfaded from the previous tail (fading out) into this window's
+  decode of the same tokens (fading in); the two gains sum to one at every sample (linear crossfade: both
+  sides are decodes of the same tokens, so they are strongly correlated and equal-gain keeps the level);
+* the rest of the chunk up to ``end - O``, and keep ``[end - O, end)`` as the next tail.
+
+The last window of a stream emits everything up to the last token. So every token gets exactly
+``samples_per_token`` samples, none dropped or repeated, and only the very first samples of a stream get a
+short fade-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StitchPlan:
+    """Window geometry in tokens."""
+
+    chunk_tokens: int
+    overlap_tokens: int
+    first_chunk_tokens: int
+    left_context_tokens: int
+    samples_per_token: int = 480
+    fade_in_samples: int = 120
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 1 or self.first_chunk_tokens < 1:
+            raise ValueError("chunk sizes must be at least one token")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens:
+            raise ValueError("overlap must be smaller than the chunk")
+        if self.left_context_tokens < 0 or self.fade_in_samples < 0:
+            raise ValueError("left context and fade-in cannot be negative")
+
+    @classmethod
+    def from_seconds(
+        cls,
+        playback_speed: float,
+        overlap_speed: float,
+        first_chunk_seconds: float,
+        left_context_seconds: float,
+        *,
+        tokens_per_second: int = 50,
+        samples_per_token: int = 480,
+        fade_in_ms: float = 5.0,
+    ) -> StitchPlan:
+        """The spec's knobs (seconds of audio) in tokens; the first chunk is never longer than the others."""
+        chunk = max(1, round(playback_speed * tokens_per_second))
+        overlap = min(max(0, round(overlap_speed * tokens_per_second)), chunk - 1)
+        first = min(chunk, max(1, round(first_chunk_seconds * tokens_per_second)))
+        left = max(0, round(left_context_seconds * tokens_per_second))
+        fade = round(fade_in_ms * samples_per_token * tokens_per_second / 1000)
+        return cls(chunk, overlap, first, left, samples_per_token, fade)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One decode: tokens ``[start, end)``; emit tokens ``[emit_start, emit_end)``, keep ``[emit_end, end)``."""
+
+    index: int
+    start: int
+    end: int
+    emit_start: int
+    emit_end: int
+    final: bool
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+class StreamStitcher:
+    """Decides the windows of one stream and turns their decoded audio into emitted samples.
+
+    Use: ask `next_window(available, finished)` with the tokens received so far; decode each window's
+    tokens (several may be in flight); pass the audio to `emit(window, audio)` in window order. Holds only
+    the pending tail between windows.
+    """
+
+    def __init__(self, plan: StitchPlan) -> None:
+        self.plan = plan
+        self._planned = 0  # windows handed out
+        self._boundary = 0  # emit_end of the last planned window
+        self._final_planned = False
+        self._emitted_windows = 0
+        self._emitted = 0  # tokens whose final audio has left
+        self._tail: np.ndarray | None = None  # samples of tokens [emitted, emitted + overlap)
+        self.decoded_tokens = 0
+
+    @property
+    def emitted_tokens(self) -> int:
+        return self._emitted
+
+    @property
+    def done(self) -> bool:
+        """True once the final window has been emitted (or the stream had no tokens at all)."""
+        return self._final_planned and self._emitted_windows == self._planned
+
+    def next_window(self, available: int, finished: bool) -> Window | None:
+        """The next window to decode given ``available`` tokens, or None if more tokens are needed (or done)."""
+        if self._final_planned:
+            return None
+        p = self.plan
+        chunk = p.first_chunk_tokens if self._planned == 0 else p.chunk_tokens
+        regular_end = self._boundary + chunk + p.overlap_tokens
+        if finished and available <= regular_end:
+            self._final_planned = True
+            if available == self._boundary:  # nothing left (only possible for an empty stream)
+                return None
+            end, emit_end, final = available, available, True
+        elif available >= regular_end:
+            end, emit_end, final = regular_end, self._boundary + chunk, False
+        else:
+            return None
+        start = max(0, self._boundary - p.left_context_tokens)
+        window = Window(self._planned, start, end, self._boundary, emit_end, final)
+        self._planned += 1
+        self._boundary = emit_end
+        return window
+
+    def emit(self, window: Window, audio: np.ndarray) -> np.ndarray:
+        """Samples to send for ``window`` given its decoded ``audio`` (``window.length * samples_per_token``)."""
+        spt = self.plan.samples_per_token
+        if window.index != self._emitted_windows:
+            raise RuntimeError("windows must be emitted in the order they were planned")
+        if audio.shape != (window.length * spt,):
+            raise ValueError(f"window {window.index}: expected {window.length * spt} samples, got {audio.shape}")
+        self.decoded_tokens += window.length
+        split = (window.emit_end - window.start) * spt
+        out = audio[(window.emit_start - window.start) * spt : split].astype(np.float32, copy=True)
+        if self._tail is not None:
+            n = len(self._tail)
+            out[:n] = crossfade(self._tail, out[:n])
+        elif window.index == 0 and self.plan.fade_in_samples:
+            out = apply_fade_in(out, self.plan.fade_in_samples)
+        self._tail = audio[split:].astype(np.float32, copy=True) if window.end > window.emit_end else None
+        self._emitted = window.emit_end
+        self._emitted_windows += 1
+        return out
+
+
+def fade_gains(n: int) -> np.ndarray:
+    """Rising linear gains for an ``n``-sample crossfade; ``g + g[::-1] == 1`` exactly at every sample."""
+    return ((np.arange(n, dtype=np.float64) + 0.5) / n).astype(np.float32)
+
+
+def crossfade(outgoing: np.ndarray, incoming: np.ndarray) -> np.ndarray:
+    """Linear crossfade of two equal-length signals: ``outgoing * (1 - g) + incoming * g``."""
+    if outgoing.shape != incoming.shape:
+        raise ValueError("crossfade needs two signals of the same length")
+    g = fade_gains(len(incoming))
+    return outgoing + g * (incoming - outgoing)
+
+
+def apply_fade_in(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` with its first ``n`` samples faded in (a copy)."""
+    y = np.array(x, dtype=np.float32, copy=True)
+    n = min(n, len(y))
+    if n:
+        y[:n] *= fade_gains(n)
+    return y
+
+
+def decoded_to_emitted_ratio(plan: StitchPlan, n_tokens: int) -> float:
+    """Tokens decoded / tokens emitted when a stream of ``n_tokens`` is stitched with ``plan``."""
+    st = StreamStitcher(plan)
+    decoded = 0
+    while (w := st.next_window(n_tokens, True)) is not None:
+        decoded += w.length
+        st.emit(w, np.zeros(w.length * plan.samples_per_token, dtype=np.float32))
+    return decoded / max(1, n_tokens)

@@ -1,0 +1,181 @@
+"""The codec worker: one thread owns the codec; requests hand it windows and await the audio.
+
+With dynamic batching, jobs that arrive within `MICROSLEEP` of each other (up to `MAX_BATCH_SIZE`) are
+decoded as one batch; without it, one job at a time. Either way the event loop never runs the codec.
+A failing batch fails only its own requests; the thread keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from app.engine.batcher import BatchQueue, Job
+from app.errors import DecodeError, NotReadyError
+
+logger = logging.getLogger(__name__)
+
+
+class Codec(Protocol):
+    """What the worker needs from the codec runtime (see `app.codec.runtime.CodecRuntime`)."""
+
+    def decode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass
+class EngineStats:
+    """Counters for logs and `/metrics`."""
+
+    jobs: Counter = field(default_factory=Counter)  # by kind
+    batches: Counter = field(default_factory=Counter)  # by kind
+    batch_sizes: Counter = field(default_factory=Counter)  # decode batch size -> count
+    tokens_decoded: int = 0
+    busy_seconds: Counter = field(default_factory=Counter)  # by kind
+    wait_seconds: float = 0.0  # queueing time summed over jobs
+    failures: int = 0
+    dropped: int = 0
+    max_batch: int = 0
+
+
+class CodecEngine:
+    """Runs codec jobs on a dedicated thread and returns their results to asyncio futures."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        dynamic_batching: bool,
+        max_batch_size: int,
+        microsleep: float,
+        name: str = "codec-worker",
+    ) -> None:
+        self.codec = codec
+        self.dynamic_batching = dynamic_batching
+        self.max_batch_size = max_batch_size if dynamic_batching else 1
+        self.microsleep = microsleep if dynamic_batching else 0.0
+        self.stats = EngineStats()
+        self._queue = BatchQueue()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        logger.info(
+            "codec worker started (dynamic_batching=%s, max_batch_size=%d, microsleep=%g s)",
+            self.dynamic_batching,
+            self.max_batch_size,
+            self.microsleep,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def queue_depth(self, kind: str | None = None) -> int:
+        with self._cond:
+            return len(self._queue) if kind is None else self._queue.depth(kind)
+
+    # -- submission (event loop side) --------------------------------------------------------------
+    async def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Audio (float32, 480 samples per token) for one window of token ids."""
+        return await self._submit("decode", tokens)
+
+    async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
+        """Speech token ids for one 16 kHz mono clip."""
+        return await self._submit("encode", clip_16k)
+
+    async def _submit(self, kind: str, payload: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+
+        def deliver(result: Any, exc: BaseException | None) -> None:
+            with suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, fut, result, exc)
+
+        job = Job(kind, payload, deliver, is_cancelled=fut.cancelled)
+        with self._cond:
+            if self._stopping or not self._thread.is_alive():
+                raise NotReadyError("the codec worker is not running")
+            self._queue.append(job)
+            self.stats.jobs[kind] += 1
+            self._cond.notify()
+        return await fut
+
+    # -- the thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not len(self._queue) and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    pending, _ = self._queue.next_batch(len(self._queue) or 1)
+                    while pending:
+                        for job in pending:
+                            job.deliver(None, NotReadyError("the service is shutting down"))
+                        pending, _ = self._queue.next_batch(len(self._queue) or 1)
+                    return
+            if self.microsleep > 0:
+                time.sleep(self.microsleep)  # let concurrent requests join this batch
+            with self._cond:
+                batch, dropped = self._queue.next_batch(self.max_batch_size)
+                depth = len(self._queue)
+            self.stats.dropped += len(dropped)
+            if batch:
+                self._process(batch, depth)
+
+    def _process(self, batch: list[Job], depth_after: int) -> None:
+        kind = batch[0].kind
+        started = time.perf_counter()
+        self.stats.wait_seconds += sum(started - j.enqueued_at for j in batch)
+        try:
+            payloads = [j.payload for j in batch]
+            results = self.codec.decode(payloads) if kind == "decode" else self.codec.encode(payloads)
+            if len(results) != len(batch):
+                raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
+        except Exception as exc:
+            self.stats.failures += 1
+            logger.exception("codec %s batch of %d failed", kind, len(batch))
+            err = DecodeError(f"audio {kind} failed: {type(exc).__name__}: {exc}")
+            for job in batch:
+                job.deliver(None, err)
+            return
+        elapsed = time.perf_counter() - started
+        self.stats.batches[kind] += 1
+        self.stats.busy_seconds[kind] += elapsed
+        self.stats.max_batch = max(self.stats.max_batch, len(batch))
+        if kind == "decode":
+            self.stats.batch_sizes[len(batch)] += 1
+            self.stats.tokens_decoded += sum(len(p) for p in payloads)
+        logger.debug(
+            "codec %s batch size=%d took %.1f ms, queue depth %d", kind, len(batch), elapsed * 1e3, depth_after
+        )
+        for job, result in zip(batch, results, strict=True):
+            job.deliver(result, None)
+
+
+def _resolve(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

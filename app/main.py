@@ -1,0 +1,166 @@
+"""`create_app()` and its lifespan, which owns all heavy start-up and shutdown; `run()` is `tts-api`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.errors import install_error_handlers
+from app.api.routes import public, v1
+from app.env import Settings, SettingsError, load_settings
+
+logger = logging.getLogger("app")
+
+
+@dataclass
+class Components:
+    """Pre-built parts, for tests and benchmarks; anything left None is loaded from the settings."""
+
+    codec: Any = None  # app.codec.runtime.CodecRuntime or a stand-in with decode/encode/resample_to_16k
+    normalizer: Any = None  # app.text.normalizer.Normalizer or a stand-in with normalize()
+
+
+def _load_codec(settings: Settings) -> Any:
+    from app.codec.runtime import CodecRuntime
+
+    codec = CodecRuntime.from_settings(settings)
+    codec.warmup()
+    return codec
+
+
+def _load_normalizer(settings: Settings) -> Any:
+    from app.text.normalizer import Normalizer
+
+    normalizer = Normalizer(settings.normalizer_overrides_path or None)
+    normalizer.warmup()
+    return normalizer
+
+
+def _init_sentry(settings: Settings) -> None:
+    if not settings.sentry_dsn.strip():
+        return
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.strip(),
+        send_default_pii=settings.sentry_send_default_pii,
+        traces_sample_rate=settings.sentry_traces_sample_rate,
+        release=f"streamable-tts-api@{__version__}",
+    )
+    logger.info("Sentry initialised (send_default_pii=%s)", settings.sentry_send_default_pii)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from app.backend.vllm import VLLMClient
+    from app.engine.worker import CodecEngine
+    from app.serving import SpeechService
+
+    settings: Settings = app.state.settings
+    parts: Components = app.state.components
+    _init_sentry(settings)
+    logger.info("loading codec %s and the text normalizer", settings.codec_model)
+    codec, normalizer = await asyncio.gather(
+        asyncio.to_thread(_load_codec, settings) if parts.codec is None else _ready(parts.codec),
+        asyncio.to_thread(_load_normalizer, settings) if parts.normalizer is None else _ready(parts.normalizer),
+    )
+    engine = CodecEngine(
+        codec,
+        dynamic_batching=settings.dynamic_batching,
+        max_batch_size=settings.max_batch_size,
+        microsleep=settings.microsleep,
+    )
+    engine.start()
+    backend = VLLMClient(
+        settings.tts_api,
+        settings.model_name,
+        api_key=settings.tts_api_key,
+        connect_timeout=settings.backend_connect_timeout,
+        read_timeout=settings.backend_read_timeout,
+        max_connections=settings.backend_max_connections,
+    )
+    service = SpeechService(
+        settings,
+        backend,
+        engine,
+        normalizer,
+        codec.resample_to_16k,
+        has_encoder=bool(getattr(codec, "has_encoder", False)),
+    )
+    app.state.service = service
+    if not await backend.ready():
+        logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
+    logger.info("service ready on model %s via %s", settings.model_name, settings.tts_api)
+    try:
+        yield
+    finally:
+        app.state.service = None
+        engine.stop()
+        service.close()
+        await backend.aclose()
+        logger.info("service stopped")
+
+
+async def _ready(value: Any) -> Any:
+    return value
+
+
+def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
+    """Build the app; nothing heavy happens until the lifespan starts."""
+    settings = settings or load_settings()
+    app = FastAPI(title="Streamable TTS API", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.components = components or Components()
+    app.state.service = None
+    install_error_handlers(app)
+    app.include_router(public)
+    app.include_router(v1)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def run(argv: list[str] | None = None) -> None:
+    """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091)."""
+    parser = argparse.ArgumentParser(prog="tts-api", description=__doc__)
+    parser.add_argument("--host", help="overrides HOST")
+    parser.add_argument("--port", type=int, help="overrides PORT")
+    parser.add_argument("--env-file", default=".env", help="settings file (default .env)")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {"_env_file": args.env_file}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"tts-api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level)
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    run()

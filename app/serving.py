@@ -1,0 +1,286 @@
+"""Text -> prompt -> backend speech tokens -> stitched 24 kHz audio chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from app.audio.stitch import StitchPlan, StreamStitcher
+from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
+from app.engine.worker import CodecEngine
+from app.env import SAMPLE_RATE, TOKENS_PER_SECOND, Settings
+from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
+from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
+
+logger = logging.getLogger(__name__)
+
+
+class TextNormalizer(Protocol):
+    def normalize(self, text: str, malaysian: bool = True) -> str: ...
+
+
+class Resampler(Protocol):
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
+def speech_prompt(voice: str, text: str) -> str:
+    return f"<|im_start|>{voice}: {text}<|speech_start|>"
+
+
+def voice_clone_prompt(reference_text: str, reference_tokens: np.ndarray, generate_text: str) -> str:
+    codes = "".join(f"<|s_{int(t)}|>" for t in reference_tokens)
+    return (
+        f"<|im_start|>{reference_text}<|speech_start|>{codes}<|im_end|>"
+        f"<|im_start|>{generate_text}<|speech_start|>"
+    )
+
+
+@dataclass
+class SynthesisJob:
+    """Everything needed to generate one response."""
+
+    request_id: str
+    prompt: str
+    gen: ResolvedGeneration
+    stats: StreamStats = field(default_factory=StreamStats)
+    started: float = field(default_factory=time.perf_counter)
+    first_audio_at: float | None = None
+    samples_out: int = 0
+
+
+class SpeechService:
+    """Turns requests into audio chunks. One instance per app, built in the lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: VLLMClient,
+        engine: CodecEngine,
+        normalizer: TextNormalizer,
+        resample_to_16k: Resampler,
+        *,
+        has_encoder: bool,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.engine = engine
+        self.normalizer = normalizer
+        self.resample_to_16k = resample_to_16k
+        self.has_encoder = has_encoder
+        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="normalizer")
+        self._in_flight = 0
+        self.counters = {"requests": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+
+    def close(self) -> None:
+        self._text_pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- text ------------------------------------------------------------------------------------
+    async def normalize(self, text: str, malaysian: bool) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian)
+
+    def _check_text(self, text: str, param: str) -> None:
+        if len(text) > self.settings.max_input_chars:
+            raise InvalidRequestError(
+                f"{param} is {len(text)} characters; the limit is {self.settings.max_input_chars}", param=param
+            )
+
+    # -- requests -> jobs --------------------------------------------------------------------------
+    async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+        voice = req.voice_name or self.settings.default_speaker
+        if voice not in self.settings.speakers:
+            raise InvalidRequestError(
+                f"unknown voice {voice!r}; available: {', '.join(self.settings.speakers)}",
+                param="voice",
+                code="invalid_voice",
+            )
+        self._check_text(req.input, "input")
+        text = await self.normalize(req.input, req.normalize_malaysian)
+        if not text:
+            raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
+        if req.instructions:
+            logger.info("instructions given but not used by this model: %.80r", req.instructions)
+        return await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
+
+    async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
+        if not self.has_encoder:
+            raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
+        self._check_text(req.generate_text, "generate_text")
+        self._check_text(req.reference_text, "reference_text")
+        clip = await asyncio.to_thread(self._read_reference, audio_bytes)
+        ref_tokens = await self.engine.encode(clip)
+        ref_text, gen_text = await asyncio.gather(
+            self.normalize(req.reference_text, req.normalize_malaysian),
+            self.normalize(req.generate_text, req.normalize_malaysian),
+        )
+        if not gen_text:
+            raise InvalidRequestError("generate_text has nothing to speak after cleanup", param="generate_text")
+        prompt = voice_clone_prompt(ref_text or req.reference_text, ref_tokens, gen_text)
+        return await self._job(prompt, req.resolved(self.settings), param="reference_audio")
+
+    def _read_reference(self, data: bytes) -> np.ndarray:
+        """Uploaded clip bytes -> mono float32 at 16 kHz, or a 400 that says what is wrong."""
+        import soundfile as sf
+
+        if not data:
+            raise InvalidRequestError("reference_audio is empty", param="reference_audio")
+        if len(data) > self.settings.max_reference_bytes:
+            raise InvalidRequestError(
+                f"reference_audio is {len(data)} bytes; the limit is {self.settings.max_reference_bytes}",
+                param="reference_audio",
+            )
+        try:
+            audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except Exception as exc:  # libsndfile raises its own error types for every unreadable input
+            raise InvalidRequestError(
+                f"reference_audio is not readable audio (WAV, FLAC, OGG or MP3): {exc}", param="reference_audio"
+            ) from exc
+        seconds = audio.shape[0] / rate if rate else 0.0
+        if audio.shape[0] == 0 or seconds < 0.1:
+            raise InvalidRequestError("reference_audio holds no audio (under 0.1 s)", param="reference_audio")
+        if seconds > self.settings.max_reference_seconds:
+            raise InvalidRequestError(
+                f"reference_audio is {seconds:.1f} s; the limit is {self.settings.max_reference_seconds:g} s",
+                param="reference_audio",
+            )
+        if not np.isfinite(audio).all():
+            raise InvalidRequestError("reference_audio contains NaN or infinite samples", param="reference_audio")
+        return self.resample_to_16k(audio, rate)
+
+    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str) -> SynthesisJob:
+        gen = gen.model_copy(update={"max_tokens": await self._fit_context(prompt, gen.max_tokens, param)})
+        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen)
+
+    async def _fit_context(self, prompt: str, max_tokens: int, param: str) -> int:
+        """`max_tokens` capped so prompt + output fit the model's context; a 400 if the prompt alone cannot.
+
+        Every token covers at least one byte, so a prompt whose bytes plus `max_tokens` fit needs no check.
+        """
+        limit = self.settings.max_model_len
+        if len(prompt.encode()) + max_tokens <= limit:
+            return max_tokens
+        counted = await self.backend.count_prompt_tokens(prompt)
+        if counted is None:
+            return max_tokens  # the backend will say if it does not fit
+        n_prompt, backend_limit = counted
+        limit = backend_limit or limit
+        if n_prompt >= limit - 1:
+            raise PromptTooLongError(
+                f"the prompt is {n_prompt} tokens but the model's context is {limit} tokens; "
+                "shorten the text or the reference audio",
+                param=param,
+            )
+        if max_tokens > limit - n_prompt:
+            logger.info("max_tokens %d capped to %d to fit the context", max_tokens, limit - n_prompt)
+        return min(max_tokens, limit - n_prompt)
+
+    # -- generation ------------------------------------------------------------------------------
+    def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
+        s = self.settings
+        return StitchPlan.from_seconds(
+            gen.playback_speed,
+            gen.playback_overlap_speed,
+            s.first_chunk_seconds,
+            s.decode_left_context_seconds,
+            fade_in_ms=s.fade_in_ms,
+        )
+
+    async def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
+        """Stitched float32 audio chunks at 24 kHz, as the backend's tokens arrive.
+
+        Closing the iterator (a client that went away) cancels the backend request at once.
+        """
+        if self._in_flight >= self.settings.max_concurrent_requests:
+            self.counters["rejected"] += 1
+            raise OverloadedError(
+                f"server busy: {self._in_flight} requests in flight (limit {self.settings.max_concurrent_requests})"
+            )
+        self._in_flight += 1
+        self.counters["requests"] += 1
+        gen = job.gen
+        params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
+        tokens: list[int] = []
+        changed = asyncio.Event()
+        state: dict[str, object] = {"finished": False, "error": None}
+
+        async def produce() -> None:
+            try:
+                async for ids in self.backend.stream_speech_tokens(job.prompt, params, job.stats):
+                    tokens.extend(ids)
+                    changed.set()
+            except Exception as exc:  # handed to the consumer, which raises it in the request's context
+                state["error"] = exc
+            finally:
+                state["finished"] = True
+                changed.set()
+
+        producer = asyncio.create_task(produce(), name=f"{job.request_id}-backend")
+        stitcher = StreamStitcher(self.plan_for(gen))
+        outcome = "failed"
+        try:
+            while True:
+                window = stitcher.next_window(len(tokens), bool(state["finished"]) and state["error"] is None)
+                if window is None:
+                    if stitcher.done:
+                        break
+                    if state["error"] is not None:
+                        raise state["error"]  # type: ignore[misc]
+                    changed.clear()  # no await since next_window: no token can have slipped in between
+                    await changed.wait()
+                    continue
+                audio = await self.engine.decode(np.asarray(tokens[window.start : window.end], dtype=np.int64))
+                if self.settings.debug_audio:
+                    await asyncio.to_thread(self._write_debug, job.request_id, window.index, audio)
+                chunk = stitcher.emit(window, audio)
+                if job.first_audio_at is None:
+                    job.first_audio_at = time.perf_counter()
+                job.samples_out += len(chunk)
+                yield chunk
+            outcome = "completed"
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "cancelled"
+            raise
+        finally:
+            self._in_flight -= 1
+            self.counters[outcome] += 1
+            if not producer.done():
+                producer.cancel()
+            # shielded: a second cancellation (anyio re-delivers it) must not interrupt the producer while it
+            # closes the backend connection, or vLLM would go on generating for nobody
+            with suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(producer)
+            elapsed = time.perf_counter() - job.started
+            ttfa = (job.first_audio_at - job.started) if job.first_audio_at else None
+            logger.info(
+                "%s %s: %d speech tokens, %.2f s audio in %.2f s (ttfa %s), decoded/emitted %.2f, finish=%s",
+                job.request_id,
+                outcome,
+                job.stats.speech_tokens,
+                job.samples_out / SAMPLE_RATE,
+                elapsed,
+                f"{ttfa * 1e3:.0f} ms" if ttfa is not None else "-",
+                stitcher.decoded_tokens / max(1, stitcher.emitted_tokens),
+                job.stats.finish_reason,
+            )
+
+    def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
+        import soundfile as sf
+
+        os.makedirs(self.settings.debug_audio_dir, exist_ok=True)
+        path = os.path.join(self.settings.debug_audio_dir, f"{request_id}_{index:04d}.wav")
+        sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+
+    @staticmethod
+    def tokens_to_seconds(n: int) -> float:
+        return n / TOKENS_PER_SECOND

@@ -1,0 +1,98 @@
+"""Shared test helpers: stand-in codec and normalizer, and a real uvicorn server for the app in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import uvicorn
+
+from app.env import Settings
+from app.main import Components, create_app
+
+SPT = 480
+
+
+class LocalCodec:
+    """Context-free stand-in codec: each token id maps to its own fixed 480 samples (a short tone).
+
+    With it, a stitched stream must equal the one-shot decode of all tokens exactly.
+    """
+
+    has_encoder = True
+
+    def __init__(self, decode_delay: float = 0.0) -> None:
+        self.decode_delay = decode_delay
+        self.batch_sizes: list[int] = []
+        t = np.arange(SPT) / 24000
+
+        def table(ids: np.ndarray) -> np.ndarray:
+            freq = 100.0 + (ids.astype(np.float64) % 997) * 3.0
+            amp = 0.05 + (ids % 7) * 0.05
+            return (amp[:, None] * np.sin(2 * np.pi * freq[:, None] * t[None, :])).astype(np.float32)
+
+        self._table = table
+
+    def decode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        self.batch_sizes.append(len(windows))
+        if self.decode_delay:
+            time.sleep(self.decode_delay)
+        out = []
+        for w in windows:
+            if len(w) == 0 or w.min() < 0 or w.max() >= 65536:
+                raise ValueError("bad window")
+            out.append(self._table(np.asarray(w)).reshape(-1))
+        return out
+
+    def one_shot(self, tokens: list[int]) -> np.ndarray:
+        return self._table(np.asarray(tokens, dtype=np.int64)).reshape(-1)
+
+    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        return [(np.abs(c[: len(c) // 320 * 320]).reshape(-1, 320).mean(1) * 1000).astype(np.int64) % 65536 for c in clips]
+
+    @staticmethod
+    def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        from scipy.signal import resample_poly
+
+        mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+        from math import gcd
+
+        g = gcd(16000, sample_rate)
+        return resample_poly(mono, 16000 // g, sample_rate // g).astype(np.float32)
+
+
+class PassthroughNormalizer:
+    def normalize(self, text: str, malaysian: bool = True) -> str:
+        return " ".join(text.split())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(settings: Settings, components: Components | None = None) -> Iterator[str]:
+    """Run the app (lifespan included) on a real loopback port; yields its base URL."""
+    port = free_port()
+    app = create_app(settings, components)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the app failed to start")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not start within 120 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -1,0 +1,498 @@
+"""Tests of the fake vLLM server (app/dev/fake_vllm.py), over real sockets with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.dev.fake_vllm import MODES, FakeVLLM, expected_text, expected_tokens, speech_tokens
+
+N_TOKENS = 20
+DEFAULTS = {
+    "rate": 0.0,
+    "n_tokens": N_TOKENS,
+    "tokens_per_event": 1,
+    "noise": False,
+    "split_tokens": False,
+    "error_style": "nested",
+    "max_model_len": None,
+    "api_key": None,
+    "healthy": True,
+}
+CHUNK_KEYS = {"id", "object", "created", "model", "choices", "usage"}
+CHOICE_KEYS = {"index", "text", "logprobs", "finish_reason", "stop_reason"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeVLLM(**{k: v for k, v in DEFAULTS.items() if k not in ("healthy",)}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server):
+    for name, value in DEFAULTS.items():
+        setattr(server, name, value)
+    server.reset()
+    yield server
+    server.set_mode(None)
+    server.release()
+
+
+@pytest.fixture
+def client():
+    with httpx.Client(timeout=5.0) as c:
+        yield c
+
+
+def body(prompt: str = "hello world", **kw) -> dict:
+    return {"model": "TTS-model", "prompt": prompt, "stream": True, "max_tokens": 1000, "temperature": 0.6, **kw}
+
+
+def parse_sse(raw: str) -> list:
+    """Split a complete SSE body into events: dicts for JSON, the string for anything else ([DONE], garbage)."""
+    assert raw.endswith("\n\n"), raw[-50:]
+    out = []
+    for block in raw[:-2].split("\n\n"):
+        assert block.startswith("data: "), block
+        payload = block[len("data: ") :]
+        try:
+            out.append(json.loads(payload))
+        except json.JSONDecodeError:
+            out.append(payload)
+    return out
+
+
+def stream(client: httpx.Client, url: str, payload: dict, headers: dict | None = None) -> tuple[httpx.Response, list]:
+    with client.stream("POST", url + "/v1/completions", json=payload, headers=headers) as r:
+        raw = r.read().decode()
+    return r, parse_sse(raw) if r.status_code == 200 else raw
+
+
+def text_of(events: list) -> str:
+    return "".join(e["choices"][0]["text"] for e in events if isinstance(e, dict) and e.get("choices"))
+
+
+# --- format and tokens -------------------------------------------------------------------------------------------
+
+
+def test_sse_format_and_tokens(fake, client):
+    r, events = stream(client, fake.url, body())
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(isinstance(e, dict) for e in chunks)
+    ids = {c["id"] for c in chunks}
+    assert len(ids) == 1 and ids.pop().startswith("cmpl-")
+    for c in chunks:
+        assert set(c) == CHUNK_KEYS
+        assert c["object"] == "text_completion" and c["model"] == "TTS-model" and isinstance(c["created"], int)
+        assert c["usage"] is None and len(c["choices"]) == 1
+        choice = c["choices"][0]
+        assert set(choice) == CHOICE_KEYS
+        assert choice["index"] == 0 and choice["logprobs"] is None and choice["stop_reason"] is None
+    # one token per event, then an empty EOS event with finish_reason "stop"
+    assert len(chunks) == N_TOKENS + 1
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * N_TOKENS + ["stop"]
+    assert chunks[-1]["choices"][0]["text"] == ""
+    want = expected_tokens("hello world", N_TOKENS)
+    assert [speech_tokens(c["choices"][0]["text"]) for c in chunks[:-1]] == [[t] for t in want]
+    assert want == fake.expected_tokens("hello world")
+    assert all(0 <= t < 65536 for t in want)
+    rec = fake.last_request
+    assert rec.finished and rec.done_sent and not rec.cancelled
+    assert rec.tokens_sent == N_TOKENS and rec.finish_reason == "stop" and rec.status == 200
+    assert rec.body["prompt"] == "hello world" and rec.end >= rec.first_token_at >= rec.start
+
+
+def test_expected_tokens_is_a_pure_function():
+    a = expected_tokens("abc", 50)
+    assert a == expected_tokens("abc", 50)
+    assert expected_tokens("abc", 80)[:50] == a  # stable prefixes
+    assert expected_tokens("abc", 50, max_tokens=10) == a[:10]
+    assert expected_tokens("abd", 50) != a
+    assert expected_tokens("abc", 50, seed=1) != a
+    assert expected_tokens("abc", 50, request_seed=7) != a
+    assert expected_tokens("abc", 50, request_seed=7) == expected_tokens("abc", 50, request_seed=7)
+    assert speech_tokens("x<|s_1|><|speech_start|><|s_65535|>") == [1, 65535]
+    assert expected_text([3, 4]) == "<|s_3|><|s_4|>"
+
+
+def test_request_seed_and_include_stop_str(fake, client):
+    _, events = stream(client, fake.url, body(seed=42, include_stop_str_in_output=True))
+    assert speech_tokens(text_of(events)) == expected_tokens("hello world", N_TOKENS, request_seed=42)
+    assert events[-2]["choices"][0]["text"] == "<|im_end|>"
+
+
+@pytest.mark.parametrize("max_tokens", [5, N_TOKENS])
+def test_max_tokens_gives_length(fake, client, max_tokens):
+    _, events = stream(client, fake.url, body(max_tokens=max_tokens))
+    chunks = events[:-1]
+    assert events[-1] == "[DONE]"
+    assert len(chunks) == max_tokens
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert speech_tokens(chunks[-1]["choices"][0]["text"]) != []  # the last token rides with "length"
+    assert speech_tokens(text_of(chunks)) == expected_tokens("hello world", N_TOKENS, max_tokens=max_tokens)
+    assert fake.last_request.finish_reason == "length"
+
+
+def test_include_usage_and_non_stream(fake, client):
+    _, events = stream(client, fake.url, body(max_tokens=7, stream_options={"include_usage": True}))
+    usage_chunk = events[-2]
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] == 7
+    r = client.post(fake.url + "/v1/completions", json=body(stream=False))
+    assert r.status_code == 200
+    data = r.json()
+    assert data["object"] == "text_completion" and data["id"].startswith("cmpl-")
+    choice = data["choices"][0]
+    assert choice["finish_reason"] == "stop" and speech_tokens(choice["text"]) == expected_tokens("hello world", 20)
+    assert data["usage"]["completion_tokens"] == N_TOKENS + 1  # EOS counts
+    assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + N_TOKENS + 1
+    assert fake.last_request.stream is False and fake.last_request.finished
+
+
+def test_tokens_per_event(fake, client):
+    fake.tokens_per_event = 3
+    _, events = stream(client, fake.url, body())
+    chunks = events[:-1]
+    assert [len(speech_tokens(c["choices"][0]["text"])) for c in chunks] == [3] * 6 + [2]  # 20 tokens + EOS
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert speech_tokens(text_of(chunks)) == expected_tokens("hello world", N_TOKENS)
+
+
+def test_noise_and_split_tokens(fake, client):
+    fake.noise, fake.split_tokens, fake.n_tokens = 0.3, 0.5, 60
+    _, events = stream(client, fake.url, body())
+    texts = [e["choices"][0]["text"] for e in events[:-1]]
+    joined = "".join(texts)
+    assert speech_tokens(joined) == expected_tokens("hello world", 60)
+    assert texts[0] == "<|speech_start|>"
+    assert len(joined) > len(expected_text(expected_tokens("hello world", 60)))  # noise is there
+    partial = [t for t in texts if t.count("<|") != t.count("|>")]
+    assert partial, "expected some tokens split across events"
+    # same request, same events
+    _, again = stream(client, fake.url, body())
+    assert [e["choices"][0]["text"] for e in again[:-1]] == texts
+
+
+def test_rate_pacing(fake, client):
+    fake.rate, fake.n_tokens = 500.0, 50
+    t0 = time.monotonic()
+    _, events = stream(client, fake.url, body())
+    elapsed = time.monotonic() - t0
+    assert len(events) == 52
+    assert elapsed >= 0.08
+    assert elapsed < 5.0
+    rec = fake.last_request
+    assert rec.duration >= 0.08
+
+
+def test_models_health_version_and_errors(fake, client):
+    models = client.get(fake.url + "/v1/models").json()
+    assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["TTS-model"]
+    assert client.get(fake.url + "/health").status_code == 200
+    fake.healthy = False
+    assert client.get(fake.url + "/health").status_code == 503
+    assert client.get(fake.url + "/version").status_code == 200
+    assert client.get(fake.url + "/nope").status_code == 404
+
+    r = client.post(fake.url + "/v1/completions", json=body(model="other"))
+    assert r.status_code == 404
+    assert r.json() == {
+        "error": {"message": "The model `other` does not exist.", "type": "NotFoundError", "param": None, "code": 404}
+    }
+    r = client.post(fake.url + "/v1/completions", json={"model": "TTS-model", "stream": True})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "BadRequestError"
+    r = client.post(fake.url + "/v1/completions", content=b"{not json")
+    assert r.status_code == 400
+    r = client.post(fake.url + "/v1/completions", json=body(max_tokens=0))
+    assert r.status_code == 400 and "max_tokens" in r.json()["error"]["message"]
+    fake.error_style = "flat"
+    r = client.post(fake.url + "/v1/completions", json=body(temperature=-1))
+    assert r.status_code == 400
+    assert set(r.json()) == {"object", "message", "type", "param", "code"} and r.json()["object"] == "error"
+    fake.error_style = "nested"
+    fake.max_model_len = 100
+    r = client.post(fake.url + "/v1/completions", json=body(max_tokens=200))
+    assert r.status_code == 400 and "maximum context length is 100" in r.json()["error"]["message"]
+    fake.api_key = "k"
+    assert client.post(fake.url + "/v1/completions", json=body()).status_code == 401
+    ok = client.post(fake.url + "/v1/completions", json=body(max_tokens=3), headers={"Authorization": "Bearer k"})
+    assert ok.status_code == 200
+    assert fake.hits["/health"] == 2
+    assert [rec.status for rec in fake.requests] == [
+        404,
+        400,
+        400,
+        400,
+        400,
+        400,
+        200,
+    ]  # the 401 never reached the handler
+    assert fake.requests[0].error == "The model `other` does not exist."
+
+
+# --- failure modes -----------------------------------------------------------------------------------------------
+
+
+def test_set_mode_validates():
+    fake = FakeVLLM()
+    with pytest.raises(ValueError):
+        fake.set_mode("explode")
+    with pytest.raises(ValueError):
+        fake.set_mode("stall", aftr=3)
+    assert set(MODES) == {"http_error", "garbage", "stall", "early_close", "error_event", "slow_first"}
+
+
+def test_http_error_counts_down(fake, client):
+    fake.set_mode("http_error", count=1, status=500)
+    r = client.post(fake.url + "/v1/completions", json=body())
+    assert r.status_code == 500
+    err = r.json()["error"]
+    assert err["type"] == "InternalServerError" and err["code"] == 500 and err["param"] is None
+    assert fake.last_request.error == "http_error 500" and fake.last_request.finished
+    _, events = stream(client, fake.url, body())  # count used up
+    assert events[-1] == "[DONE]"
+
+    fake.set_mode("http_error", status=400)  # count=None: every request
+    for _ in range(2):
+        r = client.post(fake.url + "/v1/completions", json=body())
+        assert r.status_code == 400 and "maximum context length" in r.json()["error"]["message"]
+
+
+def test_garbage(fake, client):
+    fake.set_mode("garbage", after=3, text="not json at all", lines=2)
+    _, events = stream(client, fake.url, body())
+    assert events[3:5] == ["not json at all", "not json at all"]
+    assert [speech_tokens(e["choices"][0]["text"]) for e in events[:3]] == [
+        [t] for t in fake.expected_tokens("hello world")[:3]
+    ]
+    assert events[-1] == "[DONE]"
+    assert speech_tokens(text_of(events)) == fake.expected_tokens("hello world")
+
+
+def test_stall_keeps_connection_open(fake):
+    fake.set_mode("stall", after=4)
+    got = []
+    with httpx.Client(timeout=httpx.Timeout(5.0, read=0.3)) as c, pytest.raises(httpx.ReadTimeout):  # noqa: SIM117
+        with c.stream("POST", fake.url + "/v1/completions", json=body()) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    got.append(json.loads(line[6:]))
+    assert len(got) == 4
+    assert fake.wait_for(lambda: fake.last_request.cancelled, timeout=1.0)
+    rec = fake.last_request
+    assert rec.tokens_sent == 4 and not rec.finished and rec.mode == "stall"
+    assert fake.active_streams == 0
+
+
+def test_stall_with_duration_resumes(fake, client):
+    fake.set_mode("stall", after=2, duration=0.2)
+    t0 = time.monotonic()
+    _, events = stream(client, fake.url, body())
+    assert time.monotonic() - t0 >= 0.2
+    assert events[-1] == "[DONE]" and speech_tokens(text_of(events)) == fake.expected_tokens("hello world")
+
+
+def test_stall_before_headers(fake):
+    fake.set_mode("stall", before_headers=True)
+    with httpx.Client(timeout=httpx.Timeout(5.0, read=0.2)) as c, pytest.raises(httpx.ReadTimeout):
+        c.post(fake.url + "/v1/completions", json=body())
+    assert fake.wait_for(lambda: fake.last_request.cancelled, timeout=1.0)
+    assert fake.last_request.status is None
+
+
+def test_early_close_abrupt(fake, client):
+    fake.set_mode("early_close", after=5)
+    lines = []
+    with pytest.raises(httpx.RemoteProtocolError):  # noqa: SIM117
+        with client.stream("POST", fake.url + "/v1/completions", json=body()) as r:
+            lines.extend(line for line in r.iter_lines() if line)
+    assert len(lines) == 5 and "[DONE]" not in "".join(lines)
+    assert fake.wait_for(lambda: not fake.last_request.active, timeout=1.0)
+    rec = fake.last_request
+    assert rec.error == "early_close" and not rec.finished and not rec.done_sent and rec.tokens_sent == 5
+    # non-stream: the body is cut short too
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post(fake.url + "/v1/completions", json=body(stream=False))
+
+
+def test_early_close_clean(fake, client):
+    # `after` counts speech tokens: after=N_TOKENS closes before the EOS chunk, anything larger before [DONE]
+    fake.set_mode("early_close", after=N_TOKENS, abrupt=False)
+    _, events = stream(client, fake.url, body())
+    assert len(events) == N_TOKENS and events[-1]["choices"][0]["finish_reason"] is None
+    fake.set_mode("early_close", after=N_TOKENS + 1, abrupt=False)
+    _, events = stream(client, fake.url, body())
+    assert events[-1] != "[DONE]" and events[-1]["choices"][0]["finish_reason"] == "stop"
+    assert fake.last_request.error == "early_close" and not fake.last_request.done_sent
+
+
+def test_error_event(fake, client):
+    fake.set_mode("error_event", after=3, message="boom")
+    _, events = stream(client, fake.url, body())
+    assert events[-1] == "[DONE]"
+    assert events[-2] == {"error": {"message": "boom", "type": "BadRequestError", "param": None, "code": 400}}
+    assert len(events) == 5
+    fake.error_style = "flat"
+    fake.set_mode("error_event", after=0, done=False)
+    _, events = stream(client, fake.url, body())
+    assert len(events) == 1 and events[0]["object"] == "error"
+
+
+def test_slow_first(fake, client):
+    fake.set_mode("slow_first", delay=0.3)
+    t0 = time.monotonic()
+    with client.stream("POST", fake.url + "/v1/completions", json=body()) as r:
+        assert r.status_code == 200  # headers come at once
+        lines = r.iter_lines()
+        first = next(line for line in lines if line)
+        t_first = time.monotonic() - t0
+        assert list(lines)[-2:] == ["data: [DONE]", ""]
+    assert t_first >= 0.3 and speech_tokens(first)
+    rec = fake.last_request
+    assert rec.first_token_at - rec.start >= 0.3
+
+
+def test_mode_by_header_and_by_match(fake, client):
+    headers = {"x-fake-mode": "error_event", "x-fake-params": json.dumps({"after": 1})}
+    _, events = stream(client, fake.url, body(), headers=headers)
+    assert "error" in events[1]
+    fake.set_mode("http_error", status=503, match="FAIL")
+    assert client.post(fake.url + "/v1/completions", json=body("please FAIL now")).status_code == 503
+    _, events = stream(client, fake.url, body("fine"))
+    assert events[-1] == "[DONE]"
+    fake.set_mode("http_error", status=500, count=1)
+    fake.add_mode("http_error", status=502, count=1)
+    codes = [client.post(fake.url + "/v1/completions", json=body()).status_code for _ in range(3)]
+    assert codes == [500, 502, 200]
+    # control endpoint, for a server in another process
+    assert (
+        client.post(fake.url + "/_fake/mode", json={"mode": "http_error", "params": {"status": 429}}).status_code == 200
+    )
+    assert client.post(fake.url + "/v1/completions", json=body()).status_code == 429
+    assert client.post(fake.url + "/_fake/mode", json={"mode": None}).status_code == 200
+    assert client.get(fake.url + "/_fake/stats").json()["requests"] == len(fake.requests)
+
+
+# --- disconnects and concurrency ---------------------------------------------------------------------------------
+
+
+def test_client_disconnect_is_recorded(fake, client):
+    fake.rate, fake.n_tokens = 100.0, 1000
+    with client.stream("POST", fake.url + "/v1/completions", json=body()) as r:
+        it = r.iter_lines()
+        for _ in range(3):
+            next(it)
+    t_close = time.monotonic()
+    assert fake.wait_for(lambda: fake.last_request.cancelled, timeout=1.0)
+    rec = fake.last_request
+    assert rec.end - t_close < 1.0 and not rec.finished and 0 < rec.tokens_sent < 1000
+    assert fake.wait_for(lambda: fake.active_streams == 0, timeout=1.0)
+
+
+def test_concurrent_streams_counted(fake):
+    fake.rate, fake.n_tokens = 200.0, 20  # ~0.1 s each
+
+    def one(i: int) -> None:
+        with httpx.Client(timeout=5.0) as c:
+            _, events = stream(c, fake.url, body(f"prompt {i}"))
+            assert speech_tokens(text_of(events)) == expected_tokens(f"prompt {i}", 20)
+
+    fake.hold()  # park them so that all five are in flight at once
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    assert fake.wait_for(lambda: fake.active_streams == 5, timeout=5.0)
+    fake.release()
+    for t in threads:
+        t.join()
+    assert fake.wait_for(lambda: fake.active_streams == 0, timeout=1.0)
+    assert fake.max_concurrent == 5
+    assert len(fake.requests) == 5 and all(r.finished for r in fake.requests)
+
+
+async def test_async_clients_and_wait_for_async(fake):
+    fake.rate, fake.n_tokens = 400.0, 40
+    async with httpx.AsyncClient(timeout=5.0) as c:
+
+        async def one(i: int) -> list[int]:
+            async with c.stream("POST", fake.url + "/v1/completions", json=body(f"p{i}")) as r:
+                raw = (await r.aread()).decode()
+            return speech_tokens(text_of(parse_sse(raw)))
+
+        fake.hold()
+        tasks = [asyncio.ensure_future(one(i)) for i in range(8)]
+        assert await fake.wait_for_async(lambda: fake.active_streams == 8)
+        fake.release()
+        results = await asyncio.gather(*tasks)
+        assert results == [expected_tokens(f"p{i}", 40) for i in range(8)]
+        assert fake.max_concurrent == 8
+
+        fake.set_mode("stall", after=1)
+        task = asyncio.ensure_future(one(99))
+        assert await fake.wait_for_async(lambda: fake.last_request and fake.last_request.tokens_sent == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await fake.wait_for_async(lambda: fake.last_request.cancelled, timeout=1.0)
+
+
+def test_stop_aborts_stalled_streams():
+    fake = FakeVLLM(n_tokens=10).start()
+    fake.set_mode("stall", after=2)
+    errors = []
+
+    def run() -> None:
+        try:
+            with httpx.Client(timeout=5.0) as c:
+                stream(c, fake.url, body())
+        except httpx.HTTPError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert fake.wait_for(lambda: fake.requests and fake.requests[-1].tokens_sent == 2)
+    t0 = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - t0 < 2.0
+    t.join(5)
+    assert errors and fake.requests[-1].error == "stall" and fake.requests[-1].end is not None
+
+
+def test_cli_serves(tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    args = ["--port", str(port), "--rate", "0", "--n-tokens", "7", "--log-level", "warning"]
+    proc = subprocess.Popen([sys.executable, "-m", "app.dev.fake_vllm", *args], cwd=tmp_path, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        with httpx.Client(timeout=5) as c:
+            _, events = stream(c, url, body())
+        assert speech_tokens(text_of(events)) == expected_tokens("hello world", 7)
+    finally:
+        proc.terminate()
+        proc.wait(5)
