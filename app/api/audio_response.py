@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -57,21 +58,33 @@ async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: floa
     stretcher = TimeStretcher(speed, SAMPLE_RATE) if speed != 1.0 else None
     inline = fmt in _INLINE_FORMATS and stretcher is None
 
-    def convert(x: np.ndarray, last: bool = False) -> bytes:
-        if stretcher is not None:
-            x = stretcher.process(x) if not last else stretcher.flush()
-        data = encoder.encode(float_to_int16(x)) if len(x) else b""
-        return data + encoder.finish() if last else data
+    lock = threading.Lock()  # a cancelled stream may close the encoder while a worker thread still uses it
 
-    async for chunk in chunks:
-        data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
-        if data:
-            yield data
-    tail = convert(np.zeros(0, np.float32), last=True) if inline else await asyncio.to_thread(
-        convert, np.zeros(0, np.float32), True
-    )
-    if tail:
-        yield tail
+    def convert(x: np.ndarray, last: bool = False) -> bytes:
+        with lock:
+            if stretcher is not None:
+                x = stretcher.process(x) if not last else stretcher.flush()
+            data = encoder.encode(float_to_int16(x)) if len(x) else b""
+            return data + encoder.finish() if last else data
+
+    def close() -> None:
+        with lock:
+            encoder.close()
+
+    try:
+        async for chunk in chunks:
+            data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
+            if data:
+                yield data
+        empty = np.zeros(0, np.float32)
+        tail = convert(empty, last=True) if inline else await asyncio.to_thread(convert, empty, True)
+        if tail:
+            yield tail
+    finally:
+        if inline:
+            close()
+        else:
+            asyncio.get_running_loop().run_in_executor(None, close)
 
 
 async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> bytes:
@@ -88,7 +101,10 @@ async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: flo
         if fmt == "wav":
             return encode_wav_file(pcm, SAMPLE_RATE)
         enc = make_encoder(fmt, SAMPLE_RATE, streaming=False)
-        return enc.encode(pcm) + enc.finish()
+        try:
+            return enc.encode(pcm) + enc.finish()
+        finally:
+            enc.close()
 
     return await asyncio.to_thread(encode)
 

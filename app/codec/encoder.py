@@ -60,10 +60,6 @@ class NeuCodecEncoder(nn.Module):
         """`(B, N) -> (B, N + hop - N % hop)`: the reference's padding (a whole hop when N % hop == 0)."""
         return torch.nn.functional.pad(audio, (0, self.hop - audio.shape[-1] % self.hop))
 
-    def code_count(self, samples: int) -> int:
-        """Codes produced for a clip of `samples` samples at 16 kHz."""
-        return samples // self.hop + 1
-
     def forward(self, audio: Tensor, features: Tensor) -> Tensor:
         """audio `(B, N)` padded by `pad`, features `(B, F, 160)` of that audio -> codes `(B, T)` int64."""
         if self.semantic_model is None:
@@ -76,7 +72,10 @@ class NeuCodecEncoder(nn.Module):
         return self.generator["quantizer"].encode(self.fc_prior(x))
 
     def encode(self, clips: list[np.ndarray]) -> Tensor:
-        """Clips of ONE length `(N,)` float32 at 16 kHz -> codes `(B, N // 320 + 1)` int64 (on the model's device)."""
+        """Clips of ONE length `(N,)` float32 at 16 kHz -> codes `(B, T)` int64 on the model's device.
+
+        T is about N / 320: the shorter of the acoustic (`N // 320 + 1`) and semantic frame counts.
+        """
         if self.feature_extractor is None:
             raise RuntimeError("no feature extractor attached (attach_semantic_model)")
         device = self.fc_prior.weight.device

@@ -29,9 +29,15 @@ class FiniteScalarQuantizer(nn.Module):
         self.levels = tuple(int(level) for level in levels)
         self.project_in = nn.Linear(dim, len(levels)) if project_in else None
         self.project_out = nn.Linear(len(levels), dim) if project_out else None
-        self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.int64), persistent=False)
-        basis = torch.cumprod(torch.tensor((1, *self.levels[:-1]), dtype=torch.int64), dim=0)
-        self.register_buffer("_basis", basis, persistent=False)
+        self.reset_buffers()
+
+    def reset_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)build the level and mixed-radix basis buffers (int64; also after meta-device init)."""
+        with torch.device("cpu"):
+            levels = torch.tensor(self.levels, dtype=torch.int64)
+            basis = torch.cumprod(torch.tensor((1, *self.levels[:-1]), dtype=torch.int64), dim=0)
+        self.register_buffer("_levels", levels.to(device), persistent=False)
+        self.register_buffer("_basis", basis.to(device), persistent=False)
 
     @property
     def codebook_size(self) -> int:

@@ -78,10 +78,17 @@ class HeadRotation(nn.Module):
 
     def __init__(self, heads: int, head_dim: int, base: int = 10_000):
         super().__init__()
-        theta = 1.0 / (base ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
-        angles = torch.einsum("i, j -> ij", torch.arange(heads, dtype=theta.dtype), theta).float()
-        self.register_buffer("cos", torch.cos(angles)[:, None, :], persistent=False)  # (H, 1, D/2)
-        self.register_buffer("sin", torch.sin(angles)[:, None, :], persistent=False)
+        self.heads, self.head_dim, self.base = heads, head_dim, base
+        self.reset_buffers()
+
+    def reset_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)compute the cos/sin buffers `(H, 1, head_dim / 2)` in float32 (also after meta-device init)."""
+        with torch.device("cpu"):
+            dim = self.head_dim
+            theta = 1.0 / (self.base ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
+            angles = torch.einsum("i, j -> ij", torch.arange(self.heads, dtype=theta.dtype), theta).float()
+        self.register_buffer("cos", torch.cos(angles)[:, None, :].to(device), persistent=False)
+        self.register_buffer("sin", torch.sin(angles)[:, None, :].to(device), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """`(B, H, T, D) -> (B, H, T, D)`, computed in float32 like torchtune, returned in x's dtype."""

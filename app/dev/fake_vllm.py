@@ -13,6 +13,8 @@ In-process use (real sockets, uvicorn in a background thread on a free port)::
         ...
         assert fake.wait_for(lambda: fake.requests[-1].cancelled, timeout=2)
 
+``fake.hold()`` / ``fake.release()`` park every request before its next token, to get N in flight at once.
+
 Standalone: ``python -m app.dev.fake_vllm --port 9093 --rate 400 --n-tokens 300``.
 A running server can be steered over HTTP: ``POST /_fake/mode`` with
 ``{"mode": "stall", "count": 1, "match": null, "params": {"after": 10}}``, ``GET /_fake/stats``,
@@ -65,7 +67,11 @@ DONE_EVENT = b"data: [DONE]\n\n"
 NOISE_PIECES = ("<|speech_start|>", " the", "\n", "<|text_end|>", " hello", "<|speech_end|>", "s_12", " <|im_start|>")
 ENGINE_ERROR_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 
-# Failure modes and their parameters with defaults. `after` = number of speech tokens sent before the failure.
+# Failure modes and their parameters with defaults. `after` = speech tokens sent before the failure fires: it
+# fires as soon as that many are out (after=0: right after the headers; after=n_tokens: before the EOS/"stop"
+# event), or just before `[DONE]` when the response has fewer. Non-stream requests: garbage -> a non-JSON 200 body,
+# stall/slow_first -> a delay, early_close -> half the body then a dropped socket (abrupt=False: an empty 200),
+# error_event -> an HTTP error with that status.
 MODES: dict[str, dict[str, Any]] = {
     # Reply with an HTTP error and a vLLM error body. message/type default from the status
     # (400 -> the vLLM "maximum context length" message). `delay` seconds before replying.
@@ -100,9 +106,6 @@ _ERROR_TYPES = {
     501: "NotImplementedError",
     503: "ServiceUnavailableError",
 }
-
-_log = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Deterministic tokens
@@ -174,7 +177,10 @@ def _context_message(max_model_len: int, prompt_tokens: int, max_tokens: int) ->
 class RequestRecord:
     """One `/v1/completions` request as the fake saw it. Times are `time.monotonic()` values.
 
-    Fields are updated live by the server thread while the request runs (`end is None`)."""
+    Fields are updated live by the server thread, each just *before* the matching bytes are sent, so a client
+    never sees more than its record says. `end` is set when the last byte is handed over, the client is seen to
+    go away, or the handler exits (socket dropped); `active` is `end is None`. Requests rejected with 401 by
+    the API key check are not recorded."""
 
     id: str
     start: float
@@ -349,7 +355,6 @@ class FakeVLLM:
         self._tasks: set[asyncio.Task] = set()
         self._holding = False
         self._hold_event: asyncio.Event | None = None
-        self._ready = threading.Event()
         self._start_error: BaseException | None = None
         _install_log_filter()
 
@@ -363,7 +368,8 @@ class FakeVLLM:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP, or asyncio skips TCP_NODELAY on accepted sockets (40 ms Nagle stalls on small writes)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(2048)
@@ -408,7 +414,6 @@ class FakeVLLM:
             except BaseException as exc:  # pragma: no cover - surfaced by start()
                 self._start_error = exc
             finally:
-                self._ready.set()
 
         self._thread = threading.Thread(target=run, name=f"fake-vllm-{self.port}", daemon=True)
         self._thread.start()
@@ -734,11 +739,13 @@ class FakeVLLM:
         if ctx.mode == "http_error":
             p = ctx.params
             status = int(p["status"])
-            message = p["message"] or (
-                _context_message(self.max_model_len or 4096, ctx.prompt_tokens, ctx.max_tokens)
-                if status == 400
-                else f"Fake vLLM error (HTTP {status})"
-            )
+            if p["message"]:
+                message = str(p["message"])
+            elif status == 400:  # a plausible context-length overflow
+                limit = self.max_model_len or 4096
+                message = _context_message(limit, ctx.prompt_tokens, max(ctx.max_tokens, limit + 1 - ctx.prompt_tokens))
+            else:
+                message = f"Fake vLLM error (HTTP {status})"
             if p["delay"]:
                 await asyncio.sleep(float(p["delay"]))
             rec.error = f"http_error {status}"

@@ -377,6 +377,10 @@ def test_mode_by_header_and_by_match(fake, client):
     fake.add_mode("http_error", status=502, count=1)
     codes = [client.post(fake.url + "/v1/completions", json=body()).status_code for _ in range(3)]
     assert codes == [500, 502, 200]
+    # per-request token count and rate
+    hdr = {"x-fake-n-tokens": "3", "x-fake-rate": "0"}
+    _, events = stream(client, fake.url, body(), headers=hdr)
+    assert speech_tokens(text_of(events)) == expected_tokens("hello world", 3)
     # control endpoint, for a server in another process
     assert (
         client.post(fake.url + "/_fake/mode", json={"mode": "http_error", "params": {"status": 429}}).status_code == 200
@@ -496,3 +500,26 @@ def test_cli_serves(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_openai_sdk_parses_the_stream(fake):
+    openai = pytest.importorskip("openai")
+    sdk = openai.OpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0)
+    chunks = list(sdk.completions.create(model="TTS-model", prompt="hi", stream=True, max_tokens=100))
+    assert speech_tokens("".join(c.choices[0].text for c in chunks)) == expected_tokens("hi", N_TOKENS)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    fake.set_mode("error_event", after=2)
+    with pytest.raises(openai.APIError):
+        list(sdk.completions.create(model="TTS-model", prompt="hi", stream=True, max_tokens=100))
+    fake.set_mode("http_error", status=400)
+    with pytest.raises(openai.BadRequestError, match="maximum context length"):
+        sdk.completions.create(model="TTS-model", prompt="hi", max_tokens=3)
+
+
+def test_small_responses_are_not_nagle_delayed(fake, client):
+    # Two small writes per response (headers, body) must not wait for a delayed ACK (~40 ms each on Linux).
+    client.get(fake.url + "/v1/models")
+    t0 = time.monotonic()
+    for _ in range(10):
+        assert client.get(fake.url + "/v1/models").status_code == 200
+    assert time.monotonic() - t0 < 0.3
