@@ -44,9 +44,10 @@ class StressConfig:
     playback_speed: float | None = None
     playback_overlap_speed: float | None = None
     normalize_malaysian: bool | None = None
+    seed: int | None = None
     request_timeout: float = 120.0  # whole request, first byte to last
     max_duration: float = 1800.0  # per level: no new request starts after this
-    wait_ready: float = 0.0  # seconds to wait for GET /health to answer 200 before starting
+    wait_ready: float = 0.0  # seconds to wait for GET /ready to answer 200 before starting
     api_key: str = ""
     json_out: Path | None = None
     allow_remote: bool = False
@@ -63,6 +64,7 @@ class StressConfig:
             "playback_speed": self.playback_speed,
             "playback_overlap_speed": self.playback_overlap_speed,
             "normalize_malaysian": self.normalize_malaysian,
+            "seed": self.seed,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -153,9 +155,10 @@ _KNOBS: tuple[tuple[str, str, object, str], ...] = (
     ("--playback-speed", "PLAYBACK_SPEED", float, "playback speed (default: the server's)"),
     ("--playback-overlap-speed", "PLAYBACK_OVERLAP_SPEED", float, "crossfade overlap (default: the server's)"),
     ("--normalize-malaysian", "NORMALIZE_MALAYSIAN", _bool, "Malaysian text normalization (default: the server's)"),
+    ("--seed", "SEED", _non_negative_int, "sampling seed, for the same audio lengths run after run (default none)"),
     ("--request-timeout", "REQUEST_TIMEOUT", _positive_float, "seconds one request may take in all (default 120)"),
     ("--max-duration", "MAX_DURATION", _positive_float, "seconds per level after which no request starts (1800)"),
-    ("--wait-ready", "WAIT_READY", _non_negative_float, "seconds to wait for GET /health first (default 0)"),
+    ("--wait-ready", "WAIT_READY", _non_negative_float, "seconds to wait for GET /ready first (default 0)"),
     ("--api-key", "API_KEY", str, "bearer token, when the API has API_KEY set"),
     ("--json-out", "JSON_OUT", Path, "write every result to this JSON file"),
     ("--allow-remote", "ALLOW_REMOTE", _bool, "allow a target other than loopback (default false)"),

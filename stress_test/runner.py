@@ -22,6 +22,7 @@ from stress_test.stats import (
 
 SPEECH_PATH = "/v1/audio/speech"
 HEALTH_PATH = "/health"
+READY_PATH = "/ready"
 
 Clock = Callable[[], float]
 
@@ -88,7 +89,8 @@ async def one_request(
     start = clock()
     try:
         return await asyncio.wait_for(_speech(client, config, index, clock), timeout=config.request_timeout)
-    except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+    # On Python 3.10, asyncio.wait_for raises asyncio.TimeoutError, not yet the builtin TimeoutError.
+    except (asyncio.TimeoutError, httpx.TimeoutException) as exc:  # noqa: UP041
         return RequestResult(
             index, ok=False, latency=clock() - start, timed_out=True, error="timeout", detail=type(exc).__name__
         )
@@ -126,11 +128,17 @@ async def run_level(
 
 
 async def wait_ready(client: httpx.AsyncClient, seconds: float, clock: Clock = time.monotonic) -> bool:
-    """Poll GET /health until it answers 200 or `seconds` pass."""
+    """Poll GET /ready (models loaded, backend answering) until it answers 200 or `seconds` pass.
+
+    A server without /ready (404) is taken as ready once GET /health answers 200.
+    """
     deadline = clock() + seconds
     while True:
         try:
-            if (await client.get(HEALTH_PATH, timeout=5.0)).status_code == 200:
+            status = (await client.get(READY_PATH, timeout=5.0)).status_code
+            if status == 404:
+                status = (await client.get(HEALTH_PATH, timeout=5.0)).status_code
+            if status == 200:
                 return True
         except httpx.HTTPError:
             pass
@@ -143,9 +151,9 @@ async def run(config: StressConfig, transport: httpx.AsyncBaseTransport | None =
     """Wait for the API if asked, send the warm-up requests, then run each concurrency level in turn."""
     async with make_client(config, transport) as client:
         if config.wait_ready > 0:
-            _log(f"waiting up to {config.wait_ready:.0f}s for {config.api}{HEALTH_PATH}")
+            _log(f"waiting up to {config.wait_ready:.0f}s for {config.api}{READY_PATH}")
             if not await wait_ready(client, config.wait_ready):
-                raise TimeoutError(f"{config.api}{HEALTH_PATH} did not answer 200 within {config.wait_ready:.0f}s")
+                raise TimeoutError(f"{config.api}{READY_PATH} did not answer 200 within {config.wait_ready:.0f}s")
         for index in range(config.warmup_count):
             result = await one_request(client, config, index)
             state = "ok" if result.ok else f"failed: {result.error} {result.detail or ''}".rstrip()

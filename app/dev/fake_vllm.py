@@ -413,7 +413,6 @@ class FakeVLLM:
                 asyncio.run(self._serve(self._server, sock))
             except BaseException as exc:  # pragma: no cover - surfaced by start()
                 self._start_error = exc
-            finally:
 
         self._thread = threading.Thread(target=run, name=f"fake-vllm-{self.port}", daemon=True)
         self._thread.start()
@@ -600,6 +599,7 @@ class FakeVLLM:
             "/version": ("GET", self._version),
             "/v1/models": ("GET", self._models),
             "/v1/completions": ("POST", self._completions),
+            "/tokenize": ("POST", self._tokenize),
             "/_fake/mode": ("POST", self._ctl_mode),
             "/_fake/stats": ("GET", self._ctl_stats),
             "/_fake/reset": ("POST", self._ctl_reset),
@@ -653,6 +653,20 @@ class FakeVLLM:
             ],
         }
         await _send_json(send, 200, {"object": "list", "data": [card]})
+
+    async def _tokenize(self, scope, receive, send, headers) -> None:
+        """vLLM's `/tokenize`: `{"count", "max_model_len", "tokens"}` (tokens from the crude stand-in tokenizer)."""
+        try:
+            body = json.loads(await _read_body(receive) or b"{}")
+            prompt = body["prompt"]
+            if not isinstance(prompt, str):
+                raise TypeError("prompt must be a string")
+        except (ValueError, TypeError, KeyError) as exc:
+            await _send_json(send, 400, error_body(f"invalid tokenize request: {exc}", style=self.error_style))
+            return
+        n = count_prompt_tokens(prompt)
+        max_len = self.max_model_len or 4096
+        await _send_json(send, 200, {"count": n, "max_model_len": max_len, "tokens": list(range(n))})
 
     async def _ctl_mode(self, scope, receive, send, headers) -> None:
         try:

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 MARKER = "tiny_tts_lm.json"
 SEED = 20240611
 
@@ -51,7 +51,7 @@ VOCAB_MULTIPLE = 64
 
 # Logit shaping (see the module docstring).
 SPEECH_LOGIT_STD = 2.67
-EOS_MARGIN = 8.55  # mean speech logit is -EOS_MARGIN; <|im_end|> is 0
+EOS_MARGIN = 9.1  # mean speech logit is -EOS_MARGIN; <|im_end|> is 0
 OTHER_LOGIT = -30.0
 EMBED_CONST = 16.0  # dimension-0 value of every embedding
 EMBED_NOISE_NORM = 16.0  # norm of the remaining dimensions of every embedding

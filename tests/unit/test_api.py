@@ -338,11 +338,20 @@ def test_voice_clone_reference_too_long(settings_for: Callable[..., Settings]) -
         assert "limit" in err["message"]
 
 
-def test_prompt_that_cannot_fit_the_context_is_a_400(settings_for: Callable[..., Settings]) -> None:
-    settings = settings_for(max_model_len=100)
-    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
-        err = assert_error(post_vc(url, wav_bytes(3.0)), 400, code="context_length_exceeded")
-        assert "context" in err["message"]
+def test_prompt_that_cannot_fit_the_context_is_a_400(app_url: str, fake: FakeVLLM) -> None:
+    fake.max_model_len = 100  # the backend's /tokenize reports its context length
+    err = assert_error(post_vc(app_url, wav_bytes(3.0)), 400, code="context_length_exceeded")
+    assert "context" in err["message"] and "100" in err["message"]
+
+
+def test_max_tokens_is_capped_to_fit_the_context(app_url: str, fake: FakeVLLM) -> None:
+    from app.dev.fake_vllm import count_prompt_tokens
+
+    fake.max_model_len = 400
+    resp = post_vc(app_url, wav_bytes(3.0), max_tokens="3072")
+    assert resp.status_code == 200, resp.text
+    body = fake.requests[-1].body
+    assert body["max_tokens"] == 400 - count_prompt_tokens(body["prompt"])
 
 
 def test_normalize_endpoint(app_url: str) -> None:

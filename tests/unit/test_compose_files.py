@@ -28,7 +28,7 @@ ENV_FILES = (
     ".env_dynamicbatching_torchcompile",
     ".env_nodynamicbatching",
 )
-NETWORK = "tts-net"
+NETWORK = "tts-network"
 DEFAULT_MODEL = "Scicom-intl/Multilingual-TTS-1.7B-Base"
 # The API's variables that the compose files pass through: all of app/env.py but HOST and PORT, which the
 # image fixes (0.0.0.0:9091), plus the Hugging Face token.

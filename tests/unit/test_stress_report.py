@@ -23,7 +23,7 @@ import soundfile as sf
 import uvicorn
 
 from stress_test.config import ConfigError, StressConfig, is_loopback, load_config
-from stress_test.runner import run
+from stress_test.runner import run, wait_ready
 from stress_test.stats import (
     PCM_BYTES_PER_SECOND,
     Distribution,
@@ -222,6 +222,16 @@ def test_wav_written_by_soundfile() -> None:
     assert audio_duration("wav", body[:4096], len(body)) == pytest.approx(1.5)
 
 
+def test_reads_the_header_the_api_streams() -> None:
+    from app.audio.pcm import wav_header
+
+    streamed = wav_header()
+    assert parse_wav_header(streamed).data_size is None
+    assert audio_duration("wav", streamed, len(streamed) + 24_000) == 0.5
+    exact = wav_header(data_bytes=48_000)
+    assert audio_duration("wav", exact, len(exact) + 48_000) == 1.0
+
+
 def test_not_a_wav_raises() -> None:
     with pytest.raises(ValueError, match="RIFF"):
         audio_payload_bytes("wav", b"\x00\x01" * 40, 80)
@@ -240,6 +250,7 @@ def test_config_from_environment_and_flags() -> None:
     assert config.concurrency == (1, 4, 8) and config.total_requests == 7 and config.warmup_count == 0
     body = config.payload("hi")
     assert body == {"input": "hi", "response_format": "wav", "stream": False, "temperature": 0.7}
+    assert load_config(["--seed", "7"], {}).payload("x")["seed"] == 7
 
 
 def test_config_refuses_remote_targets_by_default() -> None:
@@ -277,15 +288,19 @@ async def stub_app(scope: dict, receive, send) -> None:  # type: ignore[no-untyp
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    if scope["path"] == "/health":
+    if scope["path"] in {"/health", "/ready"}:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
         return
-    request = json.loads(body)
-    if scope["path"] != "/v1/audio/speech" or not request.get("input"):
+    if scope["path"] != "/v1/audio/speech":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"error":{"message":"not found"}}'})
+        return
+    if not json.loads(body).get("input"):
         await send({"type": "http.response.start", "status": 400, "headers": []})
         await send({"type": "http.response.body", "body": b'{"error":{"message":"bad"}}'})
         return
+    request = json.loads(body)
     wav = request.get("response_format") == "wav"
     content_type = b"audio/wav" if wav else b"audio/pcm"
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
@@ -342,6 +357,18 @@ async def test_level_stops_starting_requests_after_max_duration() -> None:
     config = StressConfig(concurrency=(1,), total_requests=1000, warmup_count=0, max_duration=0.2)
     (level,) = await run(config, transport=httpx.MockTransport(handler))
     assert 1 <= level.summary.total_requests < 20
+
+
+async def test_wait_ready_uses_ready_then_falls_back_to_health() -> None:
+    def server(ready: int, health: int) -> httpx.MockTransport:
+        return httpx.MockTransport(lambda r: httpx.Response(ready if r.url.path == "/ready" else health))
+
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:1", transport=server(200, 503)) as client:
+        assert await wait_ready(client, 0.0)
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:1", transport=server(404, 200)) as client:
+        assert await wait_ready(client, 0.0)
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:1", transport=server(503, 200)) as client:
+        assert not await wait_ready(client, 0.1)
 
 
 @contextmanager

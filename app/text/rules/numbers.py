@@ -1,0 +1,148 @@
+"""Numbers left after the specific rules: ordinals, "No. 5", years and decades, fractions, versions,
+letter-digit tokens ("A380", "MH370", "4G") and plain numbers.
+
+English reads a 4-digit number from 1100 to 2099 as a year after year words ("in 1987") or where it
+is not counting something ("Budget 2024", "2024 was"); "He scored 1999 points" stays a cardinal.
+Malay always reads the cardinal ("tahun 1987" -> "tahun seribu sembilan ratus lapan puluh tujuh").
+In letter-digit tokens, up to two digits are a number ("PS5" -> "P S five"), more are read one by one
+("MH370" -> "M H three seven zero").
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.text.readers import Reader, pluralize_last
+
+_ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
+_ORDINAL_EN = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th)\b")
+_NUMBER_SIGN = re.compile(r"(?:\b(?:No|NO|no)\.|\bNo\b|#)\s?(?=[0-9])")
+_DECADE_EN = re.compile(r"(?<![\w.,'’])(['’]?)([0-9]{2}|1[0-9]{3}|20[0-9]{2})0['’]?s\b")
+_DECADE_MS = re.compile(r"(?<![\w.,])([0-9]{1,3}0)-an\b")
+_YEAR_CONTEXT = frozenset(
+    "in since year years by until till from before after of circa during the early late mid around between "
+    "and to class batch".split()
+)
+_YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w.,%]|[.,][0-9])")
+_PREV_WORD = re.compile(r"(\S+)\s+$")
+_NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
+_FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3})/([0-9]{1,3})(?![\w/]|[.,][0-9])")
+_VERSION = re.compile(r"(?<![\w.,])[0-9]+(?:\.[0-9]+){2,}(?![\w]|\.[0-9])")
+_ALNUM = re.compile(r"(?<![\w-])(?=[A-Za-z0-9-]*[0-9])(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w-])")
+_ALNUM_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
+_VOWELS = set("AEIOUaeiou")
+
+_FRACTIONS_MS = {(1, 2): "setengah", (1, 4): "suku", (3, 4): "tiga suku"}
+
+
+def _en_fraction(num: int, den: int, r: Reader) -> str:
+    if den == 2:
+        name = "half" if num == 1 else "halves"
+    elif den == 4:
+        name = "quarter" if num == 1 else "quarters"
+    else:
+        name = r.ordinal(den) + ("" if num == 1 else "s")
+    return f"{r.cardinal(num)} {name}"
+
+
+def speak_letters(letters: str) -> str:
+    """An all-capital acronym spelled out: "KWSP" -> "K W S P"."""
+    return " ".join(letters)
+
+
+def ordinals(text: str, r: Reader) -> str:
+    if not any(c.isdigit() for c in text):
+        return text
+
+    def malay(m: re.Match[str]) -> str:
+        n = int(m.group(2))
+        if r.lang == "ms":
+            word = "pertama" if n == 1 else "ke" + r.cardinal(n)
+        else:
+            word = r.ordinal(n)
+        return word.capitalize() if m.group(1) == "K" else word
+
+    text = _ORDINAL_MS.sub(malay, text)
+    text = _ORDINAL_EN.sub(lambda m: _english_ordinal(int(m.group(1)), r), text)
+    return _NUMBER_SIGN.sub(lambda m: r.word("number") + " ", text)
+
+
+def _english_ordinal(n: int, r: Reader) -> str:
+    # Written with an English suffix, the ordinal is spoken in English in both languages.
+    from app.text.readers import en_ordinal
+
+    return en_ordinal(n)
+
+
+def years(text: str, r: Reader) -> str:
+    if not any(c.isdigit() for c in text):
+        return text
+    if r.lang == "ms":
+        return _DECADE_MS.sub(lambda m: pluralize_last(r.cardinal(int(m.group(1))), "ms"), text)
+
+    def decade(m: re.Match[str]) -> str:
+        digits = m.group(2) + "0"
+        if m.group(1) or len(digits) == 2:
+            return pluralize_last(r.cardinal(int(digits)), "en")
+        return pluralize_last(r.year(int(digits)), "en")
+
+    text = _DECADE_EN.sub(decade, text)
+
+    def year(m: re.Match[str]) -> str:
+        before = _PREV_WORD.search(text, 0, m.start())
+        prev = before.group(1).lower() if before else ""
+        after = _NEXT_WORD.match(text, m.end())
+        if prev in _YEAR_CONTEXT or not after:
+            return r.year(int(m.group(1)))
+        # Followed by a lowercase word: a count ("1999 points") unless a name precedes ("Budget 2024 was").
+        if before and before.group(1)[:1].isupper():
+            return r.year(int(m.group(1)))
+        return m.group()
+
+    return _YEAR.sub(year, text)
+
+
+def fractions(text: str, r: Reader) -> str:
+    if "/" not in text:
+        return text
+
+    def speak(m: re.Match[str]) -> str:
+        num, den = int(m.group(1)), int(m.group(2))
+        if (num, den) == (24, 7):
+            return f"{r.cardinal(24)} {r.cardinal(7)}"
+        if den == 0:
+            return m.group()
+        if r.lang == "ms":
+            return _FRACTIONS_MS.get((num, den), f"{r.cardinal(num)} per {r.cardinal(den)}")
+        if den <= 10 or den == 100:
+            return _en_fraction(num, den, r)
+        return f"{r.cardinal(num)} over {r.cardinal(den)}"
+
+    return _FRACTION.sub(speak, text)
+
+
+def _speak_alnum_piece(piece: str, r: Reader) -> str:
+    if piece.isdigit():
+        return r.cardinal(int(piece)) if len(piece) <= 2 and not (len(piece) == 2 and piece[0] == "0") else r.digits(piece)
+    if piece.isupper() and (len(piece) <= 4 or not _VOWELS & set(piece)):
+        return speak_letters(piece)
+    return piece
+
+
+def alphanumerics(text: str, r: Reader) -> str:
+    if not any(c.isdigit() for c in text):
+        return text
+
+    def speak(m: re.Match[str]) -> str:
+        return " ".join(_speak_alnum_piece(p, r) for p in _ALNUM_PIECE.findall(m.group()))
+
+    return _ALNUM.sub(speak, text)
+
+
+def plain_numbers(text: str, r: Reader) -> str:
+    if not any(c.isdigit() for c in text):
+        return text
+    point = r.word("version_point")
+    text = _VERSION.sub(lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
+    return _PLAIN.sub(lambda m: r.number(m.group()), text)

@@ -1,0 +1,28 @@
+"""Ranges: a dash between two numbers, times, amounts or weekdays becomes "hingga" / "to".
+
+Runs after phones, IC numbers and dates (which also contain dashes) and before the rules that read the
+two ends: "100-200 ringgit" -> "100 hingga 200 ringgit" -> "seratus hingga dua ratus ringgit".
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.text.readers import Reader
+
+_NUMERIC_RANGE = re.compile(
+    r"(?:(?<=[0-9])|(?<=[0-9][AaPp][Mm])|(?<=[0-9]%)|(?<=[0-9][KkMmBb]))\s*[-–—~]\s*(?=(?:RM|rm|\$|USD\s?|€|£)?[0-9])"
+)
+_DAYS_MS = ("Isnin", "Selasa", "Rabu", "Khamis", "Jumaat", "Sabtu", "Ahad")
+_DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_LOOKUP = {d: d for d in (*_DAYS_MS, *_DAYS_EN)} | {d[:3]: d for d in _DAYS_EN} | {"Thurs": "Thursday", "Tues": "Tuesday"}
+_DAY = "|".join(sorted(_DAY_LOOKUP, key=len, reverse=True))
+_DAY_RANGE = re.compile(rf"\b({_DAY})\.?\s*[-–—]\s*({_DAY})\b")
+
+
+def ranges(text: str, r: Reader) -> str:
+    to = r.word("to")
+    if "-" in text or "–" in text or "—" in text or "~" in text:
+        text = _NUMERIC_RANGE.sub(f" {to} ", text)
+        text = _DAY_RANGE.sub(lambda m: f"{_DAY_LOOKUP[m.group(1)]} {to} {_DAY_LOOKUP[m.group(2)]}", text)
+    return text
