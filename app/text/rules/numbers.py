@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 
-from app.text.readers import Reader, pluralize_last
+from app.text.readers import Reader, en_ordinal, pluralize_last
 
 _ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
 _ORDINAL_EN = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th)\b")
 _NUMBER_SIGN = re.compile(r"(?:\b(?:No|NO|no)\.|\bNo\b|#)\s?(?=[0-9])")
-_DECADE_EN = re.compile(r"(?<![\w.,'’])(['’]?)([0-9]{2}|1[0-9]{3}|20[0-9]{2})0['’]?s\b")
+_DECADE_EN = re.compile(r"(?<![\w.,'’])(['’]?)((?:1[0-9]|20)?[0-9])0['’]?s\b")
 _DECADE_MS = re.compile(r"(?<![\w.,])([0-9]{1,3}0)-an\b")
 _YEAR_CONTEXT = frozenset(
     "in since year years by until till from before after of circa during the early late mid around between "
@@ -29,7 +29,7 @@ _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
 _FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3})/([0-9]{1,3})(?![\w/]|[.,][0-9])")
 _VERSION = re.compile(r"(?<![\w.,])[0-9]+(?:\.[0-9]+){2,}(?![\w]|\.[0-9])")
 _ALNUM = re.compile(r"(?<![\w-])(?=[A-Za-z0-9-]*[0-9])(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w-])")
-_ALNUM_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+")
 _PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 _VOWELS = set("AEIOUaeiou")
 
@@ -64,15 +64,9 @@ def ordinals(text: str, r: Reader) -> str:
         return word.capitalize() if m.group(1) == "K" else word
 
     text = _ORDINAL_MS.sub(malay, text)
-    text = _ORDINAL_EN.sub(lambda m: _english_ordinal(int(m.group(1)), r), text)
+    # Written with an English suffix ("3rd"), the ordinal is spoken in English in both languages.
+    text = _ORDINAL_EN.sub(lambda m: en_ordinal(int(m.group(1))), text)
     return _NUMBER_SIGN.sub(lambda m: r.word("number") + " ", text)
-
-
-def _english_ordinal(n: int, r: Reader) -> str:
-    # Written with an English suffix, the ordinal is spoken in English in both languages.
-    from app.text.readers import en_ordinal
-
-    return en_ordinal(n)
 
 
 def years(text: str, r: Reader) -> str:

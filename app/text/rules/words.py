@@ -1,0 +1,126 @@
+"""Word-level rules: symbols, Malay chat shortforms and reduplication, acronyms and all-capital words.
+
+- Symbols: "&" -> "dan"/"and", "his/her" -> "his or her", "=" -> "sama dengan"/"equals", "~" -> "lebih kurang"/"about".
+- Malay shortforms ("yg" -> "yang", "dgn" -> "dengan") come from malaya's rules dictionary, but only its
+  vowel-less keys, which cannot be read as written; "x" between words is "tak"; "anak2" -> "anak-anak".
+  Everything else malaya's dictionary rewrites ("tak" -> "tidak", "I" -> "saya") is left as written:
+  the voice says what the text says.
+- Acronyms: an all-capital word of 2-4 letters, or a longer one with no vowel or 4+ consonants in a
+  row, is spelled ("KWSP" -> "K W S P"); a longer pronounceable one is read as a word ("PETRONAS" ->
+  "Petronas"). A sentence written mostly in capitals is shouting, not acronyms: it is lowercased.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from app.text.readers import Reader
+
+_AMPERSAND = re.compile(r"\s*&\s*")
+_PLUS = re.compile(r"(?<=\s)\+(?=\s)")
+_EQUALS = re.compile(r"\s*=\s*")
+_TILDE = re.compile(r"~\s*(?=\w)")
+_SLASH = re.compile(r"(?<=[A-Za-z])/(?=[A-Za-z])")
+_AT = re.compile(r"(?<![\w])@(?=\w)")
+_PERCENT = re.compile(r"(?<=\w)\s?%")
+_LIST_SEP = re.compile(r"\s*(?:\||→|->|=>|•)\s*")
+_DEGREE = re.compile(r"°")
+_DASH = re.compile(r"\s*(?:—|--)\s*|\s+[-–]\s+")
+
+_REDUPLICATION = re.compile(r"\b([A-Za-z]?[a-z]*[aeiou][a-z]*)2\b")
+_MALAY_NOT = re.compile(r"(?<=[A-Za-z] )x(?= [A-Za-z])")
+# Keys malaya maps to something that is not how the word is read ("by" -> "dengan"), or that clash with units.
+_SHORTFORM_EXCLUDE = frozenset(
+    "by bf bff btw gf bn ph cctv fb hr hrs cm grm kg kl rm mr ty ts yb dsnr jnt jkt dlt hg gw kk dnk mmz smrg "
+    "smvk nmbk tth ngmg ngmng pcrn prwtn mntn kyy trsrh bkln gmpg jlbb brhjb ntmy tmbm ysh bhw blng jdwl "
+    "hrsny pk pg kt lh flm mg mn cr pls bgt bgtt bgttt bgtttt bngt bngtt bngttt bngtzt bngy gk gkk ngg ngggk "
+    "nggk ngk gtw wt tw dwh dy bg".split()
+)
+
+_CAPS = re.compile(r"(?<![\w'’-])(?:[A-Z]\.){2,}(?![\w])|(?<![\w'’-])[A-Z]{2,}(?:s\b|(?![\w'’-]))")
+_WORD = re.compile(r"[A-Za-z]+")
+_CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
+
+
+def symbols(text: str, r: Reader) -> str:
+    if "&" in text:
+        text = _AMPERSAND.sub(f" {r.word('and')} ", text)
+    if "/" in text:
+        text = re.sub(r"\b(dan|and)/(atau|or)\b", r"\1 \2", text)
+        text = _SLASH.sub(f" {r.word('or')} ", text)
+    if "+" in text:
+        text = _PLUS.sub(r.word("plus"), text)
+    if "=" in text:
+        text = _EQUALS.sub(f" {r.word('equals')} ", text)
+    if "~" in text:
+        text = _TILDE.sub(f"{r.word('about')} ", text)
+    if "@" in text:
+        text = _AT.sub(f"{r.word('at')} ", text)
+    if "%" in text:
+        text = _PERCENT.sub(f" {r.word('percent')}", text)
+    if "°" in text:
+        text = _DEGREE.sub(f" {r.word('degree')} ", text)
+    if "-" in text or "—" in text or "–" in text:
+        text = _DASH.sub(", ", text)
+    return _LIST_SEP.sub(", ", text)
+
+
+class MalayShortforms:
+    """Expands vowel-less Malay chat shortforms from malaya's dictionary; Malay sentences only."""
+
+    def __init__(self, dictionary: Mapping[str, str]) -> None:
+        self._table = {
+            key: value
+            for key, value in dictionary.items()
+            if re.fullmatch(r"[b-df-hj-np-tv-z]{2,6}", key) and key not in _SHORTFORM_EXCLUDE
+        }
+        keys = "|".join(sorted(self._table, key=len, reverse=True))
+        self._pattern = re.compile(rf"(?<![\w'’@./-])(?:{keys})(?![\w'’@/-])") if keys else None
+
+    def __call__(self, text: str, r: Reader) -> str:
+        if r.lang != "ms":
+            return text
+        if self._pattern is not None:
+            text = self._pattern.sub(lambda m: self._table[m.group()], text)
+        if " x " in text:
+            text = _MALAY_NOT.sub("tak", text)
+        return text
+
+
+def reduplication(text: str, r: Reader) -> str:
+    """Malay "anak2" -> "anak-anak"; runs before letter-digit tokens are split."""
+    if r.lang != "ms" or "2" not in text:
+        return text
+    return _REDUPLICATION.sub(lambda m: f"{m.group(1)}-{m.group(1).lower()}", text)
+
+
+def _pronounceable(word: str) -> bool:
+    return len(word) >= 5 and any(c in "AEIOU" for c in word) and not _CONSONANT_RUN.search(word)
+
+
+def _shouting(text: str) -> bool:
+    words = [w for w in _WORD.findall(text) if len(w) > 1]
+    if len(words) < 3:
+        return False
+    return sum(w.isupper() for w in words) / len(words) >= 0.6
+
+
+def acronyms(text: str, r: Reader) -> str:
+    if not any("A" <= c <= "Z" for c in text):
+        return text
+    shouting = _shouting(text)
+
+    def speak(m: re.Match[str]) -> str:
+        token = m.group()
+        if "." in token:
+            return " ".join(token.replace(".", ""))
+        plural = token.endswith("s")
+        letters = token[:-1] if plural else token
+        if shouting and any(c in "AEIOUY" for c in letters) and not _CONSONANT_RUN.search(letters):
+            return token.lower()
+        if _pronounceable(letters):
+            return letters.capitalize() + ("s" if plural else "")
+        return " ".join(letters) + ("s" if plural else "")
+
+    return _CAPS.sub(speak, text)

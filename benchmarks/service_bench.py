@@ -1,0 +1,219 @@
+"""Service benchmark (prints, asserts nothing): the API under concurrency against the raw codec ceiling.
+
+Starts the fake vLLM (its own process, tokens at a set per-stream rate) and the service (its own process, with
+the tiny or full-size random NeuCodec and dynamic batching), drives `/v1/audio/speech` streams at several
+concurrency levels, and prints one table: throughput (audio-seconds per wall-second), time to first audio
+p50/p99, latency p50/p99, RTF p50, decoded/emitted token ratio, service CPU seconds per audio-second, and the
+ratio of service throughput to the codec's raw throughput measured in the same run (its best batch size for
+the service's window length). That last ratio is the figure of merit on any machine.
+
+    python -m benchmarks.service_bench [--size tiny|full] [--concurrency 1,4,16,50] [--rate 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from stress_test.stats import percentile
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, text: str) -> dict:
+    t0 = time.perf_counter()
+    ttfa = None
+    n = 0
+    try:
+        async with client.stream("POST", f"{url}/v1/audio/speech", json={"input": text, "response_format": "pcm"}) as r:
+            if r.status_code != 200:
+                await r.aread()
+                return {"error": f"HTTP {r.status_code}"}
+            async for piece in r.aiter_bytes():
+                if ttfa is None and piece:
+                    ttfa = time.perf_counter() - t0
+                n += len(piece)
+    except httpx.HTTPError as exc:
+        return {"error": type(exc).__name__}
+    latency = time.perf_counter() - t0
+    audio = n / 48000
+    return {"ttfa": ttfa or latency, "latency": latency, "audio": audio, "rtf": latency / audio if audio else None}
+
+
+async def run_level(url: str, concurrency: int, requests: int) -> tuple[list[dict], float]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def guarded(i: int) -> dict:
+            async with sem:
+                return await one_stream(client, url, f"Benchmark sentence number {i}, please read it aloud.")
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(guarded(i) for i in range(requests)))
+        return results, time.perf_counter() - t0
+
+
+def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int]) -> tuple[float, int]:
+    """Best raw decode throughput (audio-s per wall-s) and its batch size, for windows of `window_tokens`."""
+    from app.codec.pretrained import load_codec
+    from app.codec.runtime import CodecRuntime
+
+    decoder, _ = load_codec(str(codec_dir), with_encoder=False)
+    runtime = CodecRuntime(decoder, max_batch_size=max(batch_sizes))
+    runtime.warmup()
+    rng = np.random.default_rng(0)
+    best = (0.0, 1)
+    for b in batch_sizes:
+        windows = [rng.integers(0, 65536, window_tokens) for _ in range(b)]
+        runtime.decode(windows)
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 2.0 or reps < 2:
+            runtime.decode(windows)
+            reps += 1
+        rate = reps * b * window_tokens / 50 / (time.perf_counter() - t0)
+        best = max(best, (rate, b))
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    parser.add_argument("--concurrency", default="1,4,16,50")
+    parser.add_argument("--requests", type=int, default=0, help="per level; default 2 x concurrency (min 4)")
+    parser.add_argument("--rate", type=float, default=400.0, help="fake vLLM tokens/s per stream")
+    parser.add_argument("--n-tokens", type=int, default=250, help="speech tokens per response (50 = 1 s)")
+    parser.add_argument("--port", type=int, default=9191)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    codec_dir = REPO / ".cache/models" / f"bench-codec-{args.size}"
+    if not (codec_dir / "pytorch_model.bin").exists():
+        from app.codec.checkpoint import make_checkpoint
+
+        make_checkpoint(codec_dir, size=args.size)
+    settings_env = {
+        "CODEC_MODEL": str(codec_dir),
+        "CODEC_LOAD_ENCODER": "false",
+        "DYNAMIC_BATCHING": "true",
+        "MAX_BATCH_SIZE": "16",
+        "LOG_LEVEL": "warning",
+    }
+    from app.audio.stitch import StitchPlan
+    from app.env import Settings
+
+    s = Settings(_env_file=None, **{k.lower(): v for k, v in settings_env.items()})
+    plan = StitchPlan.from_seconds(
+        s.default_playback_speed, s.default_playback_overlap_speed, s.first_chunk_seconds,
+        s.decode_left_context_seconds,
+    )
+    window = plan.chunk_tokens + plan.overlap_tokens + plan.left_context_tokens
+    print(f"measuring the codec ceiling ({args.size}, {window}-token windows) ...", flush=True)
+    ceiling, ceiling_batch = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16])
+
+    fake_port, api_port = args.port + 1, args.port
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "app.dev.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
+         "--n-tokens", str(args.n_tokens), "--log-level", "warning"],
+        cwd=REPO,
+    )
+    env = os.environ | settings_env | {"TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port),
+                                       "HOST": "127.0.0.1"}
+    api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=REPO, env=env)
+    rows = []
+    try:
+        wait_http(f"http://127.0.0.1:{fake_port}/health", 30, fake)
+        url = f"http://127.0.0.1:{api_port}"
+        wait_http(f"{url}/ready", 300, api)
+        asyncio.run(run_level(url, 2, 4))  # warm-up
+        for c in levels:
+            before = httpx.get(f"{url}/metrics").text
+            cpu0 = cpu_seconds(api.pid)
+            results, wall = asyncio.run(run_level(url, c, args.requests or max(4, 2 * c)))
+            cpu = cpu_seconds(api.pid) - cpu0
+            after = httpx.get(f"{url}/metrics").text
+            ok = [r for r in results if "error" not in r]
+            audio = sum(r["audio"] for r in ok)
+            decoded = metric(after, "tts_codec_tokens_decoded_total") - metric(before, "tts_codec_tokens_decoded_total")
+            row = {
+                "concurrency": c,
+                "requests": len(results),
+                "errors": len(results) - len(ok),
+                "throughput": audio / wall,
+                "ttfa_p50": percentile([r["ttfa"] for r in ok], 50),
+                "ttfa_p99": percentile([r["ttfa"] for r in ok], 99),
+                "latency_p50": percentile([r["latency"] for r in ok], 50),
+                "latency_p99": percentile([r["latency"] for r in ok], 99),
+                "rtf_p50": percentile([r["rtf"] for r in ok], 50),
+                "decoded_per_emitted": decoded / (audio * 50) if audio else 0.0,
+                "cpu_per_audio_s": cpu / audio if audio else 0.0,
+                "vs_ceiling": audio / wall / ceiling,
+            }
+            rows.append(row)
+            print(f"  concurrency {c}: done in {wall:.1f} s", flush=True)
+    finally:
+        for p in (api, fake):
+            p.send_signal(signal.SIGTERM)
+        for p in (api, fake):
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    print()
+    print(f"# service benchmark: {args.size} random NeuCodec, fake vLLM at {args.rate:g} tokens/s per stream, "
+          f"{args.n_tokens} tokens ({args.n_tokens / 50:g} s) per response, DYNAMIC_BATCHING=true, MAX_BATCH_SIZE=16")
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec ceiling {ceiling:.1f} audio-s/s "
+          f"(batch {ceiling_batch} of {window}-token windows)")
+    header = (f"{'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} {'lat p50':>7} "
+              f"{'lat p99':>7} {'RTF p50':>7} {'dec/emit':>8} {'CPU s/audio-s':>13} {'vs ceiling':>10}")
+    print(header)
+    for r in rows:
+        print(f"{r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} {r['throughput']:>9.2f} "
+              f"{r['ttfa_p50']:>8.3f} {r['ttfa_p99']:>8.3f} {r['latency_p50']:>7.2f} {r['latency_p99']:>7.2f} "
+              f"{r['rtf_p50']:>7.3f} {r['decoded_per_emitted']:>8.2f} {r['cpu_per_audio_s']:>13.3f} "
+              f"{r['vs_ceiling']:>10.2f}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"ceiling": ceiling, "ceiling_batch": ceiling_batch, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
