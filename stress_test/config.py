@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from stress_test.stats import ResponseFormat
+
 DEFAULT_API = "http://localhost:9091"
 
 # Sentences of the kind the service is built for (Malaysian English and Malay), about 4-7 s of speech each.
@@ -36,7 +38,7 @@ class StressConfig:
     texts: tuple[str, ...] = DEFAULT_TEXTS
     voice: str | None = None  # None: leave the field out, the server's default applies
     model: str | None = None
-    response_format: str = "pcm"
+    response_format: ResponseFormat = "pcm"
     stream: bool = True
     temperature: float | None = None
     repetition_penalty: float | None = None

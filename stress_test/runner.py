@@ -72,10 +72,10 @@ async def _speech(client: httpx.AsyncClient, config: StressConfig, index: int, c
             if len(head) < WAV_HEAD_BYTES:
                 head += chunk[: WAV_HEAD_BYTES - len(head)]
             total += len(chunk)
-            if ttfa is None and audio_payload_bytes(config.response_format, bytes(head), total) > 0:  # type: ignore[arg-type]
+            if ttfa is None and audio_payload_bytes(config.response_format, bytes(head), total) > 0:
                 ttfa = clock() - start
         latency = clock() - start
-    seconds = audio_duration(config.response_format, bytes(head), total)  # type: ignore[arg-type]
+    seconds = audio_duration(config.response_format, bytes(head), total)
     if seconds <= 0:
         detail = f"{total} body bytes"
         return RequestResult(index, False, latency, body_bytes=total, status=200, error="no audio", detail=detail)

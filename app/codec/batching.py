@@ -40,8 +40,9 @@ def plan_batches(
 
     - Windows that fit a bucket are grouped by their bucket and padded to it (graph batches), longest first.
     - The others (longer than every bucket, or no buckets) form eager batches, longest first, each padded to
-      its longest window; a window joins the current batch only while padding stays <= `max_padding` of the
-      batch's tokens, so equal lengths batch together and very different ones do not.
+      its longest window; a window joins the current batch only if its padding is <= `max_padding` of the
+      padded length (on CPU padding costs compute), so equal lengths batch together and very different ones
+      do not.
 
     Every index appears in exactly one batch. Graph batches come first (ascending bucket), then eager ones.
     """
@@ -68,9 +69,7 @@ def plan_batches(
     for i in eager:
         if current:
             padded_len = lengths[current[0]]
-            total = padded_len * (len(current) + 1)
-            valid = sum(lengths[j] for j in current) + lengths[i]
-            if len(current) < max_batch_size and total - valid <= max_padding * total:
+            if len(current) < max_batch_size and padded_len - lengths[i] <= max_padding * padded_len:
                 current.append(i)
                 continue
             batches.append(DecodeBatch(tuple(current), padded_len, None))

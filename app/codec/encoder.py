@@ -36,8 +36,12 @@ class NeuCodecEncoder(nn.Module):
     ):
         super().__init__()
         self.config = config = config or CodecConfig()
-        self.CodecEnc = AcousticEncoder(config.encoder_ngf, config.encoder_strides, config.encoder_dilations, config.encoder_dim)
-        self.SemanticEncoder_module = SemanticEncoder(config.semantic_dim, config.semantic_code_dim, config.semantic_code_dim)
+        self.CodecEnc = AcousticEncoder(
+            config.encoder_ngf, config.encoder_strides, config.encoder_dilations, config.encoder_dim
+        )
+        self.SemanticEncoder_module = SemanticEncoder(
+            config.semantic_dim, config.semantic_code_dim, config.semantic_code_dim
+        )
         self.fc_prior = nn.Linear(config.semantic_code_dim + config.encoder_dim, config.vq_dim)
         # Kept under `generator.quantizer` so the official key `generator.quantizer.project_in.*` loads unchanged.
         self.generator = nn.ModuleDict(

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from app.codec.config import CONFIG_FILE, CodecConfig, infer_config, read_config_file
+from app.codec.config import CONFIG_FILE, infer_config, read_config_file
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
 
@@ -119,7 +119,9 @@ def _fill(
         if key in own and key not in wanted:
             wanted[key] = torch.hann_window(module.config.n_fft)
     shapes = module.state_dict()
-    wrong = [f"{k}: {tuple(v.shape)} vs {tuple(shapes[k].shape)}" for k, v in wanted.items() if v.shape != shapes[k].shape]
+    wrong = [
+        f"{k}: {tuple(v.shape)} vs {tuple(shapes[k].shape)}" for k, v in wanted.items() if v.shape != shapes[k].shape
+    ]
     if wrong:
         raise ValueError(f"checkpoint shapes do not match the inferred config: {wrong[:5]}")
     module.load_state_dict(wanted, strict=False, assign=True)

@@ -22,11 +22,13 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,7 +283,11 @@ class Backend:
     seconds: float  # time spent in start()
 
 
-def vllm_command(py: Path, model: Path, host: str, port: int, dtype: str = DEFAULT_DTYPE) -> list[str]:
+def vllm_command(
+    py: Path, model: Path, host: str, port: int, dtype: str = DEFAULT_DTYPE, extra_args: Sequence[str] = ()
+) -> list[str]:
+    """The server's command line; `extra_args` (and $TTS_DEV_VLLM_ARGS, shell-split) are appended."""
+    extra = [*shlex.split(os.environ.get("TTS_DEV_VLLM_ARGS", "")), *extra_args]
     return [
         str(py), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model),
@@ -290,8 +296,13 @@ def vllm_command(py: Path, model: Path, host: str, port: int, dtype: str = DEFAU
         "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN),
         "--dtype", dtype,
-        "--generation-config", "vllm",
         "--disable-uvicorn-access-log",
+        # vLLM 0.32 CPU crashes the engine (EngineDeadError: "CPU Generator does not use offset") when a
+        # request with a `seed` has its prefill split over steps (chunked prefill). Without chunked
+        # prefill a prompt is always prefilled in one step (the budget must then cover max-model-len).
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens", str(MAX_MODEL_LEN),
+        *extra,
     ]  # fmt: skip
 
 
@@ -340,6 +351,7 @@ def start(
     venv: Path | str | None = None,
     timeout: float = START_TIMEOUT_S,
     dtype: str = DEFAULT_DTYPE,
+    extra_args: Sequence[str] = (),
 ) -> Backend:
     """Ensure a vLLM serving the tiny model answers at host:port; return where.
 
@@ -369,7 +381,7 @@ def start(
 
     cache_dir().mkdir(parents=True, exist_ok=True)
     log = log_path(port)
-    cmd = vllm_command(py, model, host, port, dtype)
+    cmd = vllm_command(py, model, host, port, dtype, extra_args)
     _say(f"starting vLLM on {url} (log {log})")
     with open(log, "wb") as log_file:
         log_file.write(("$ " + " ".join(cmd) + "\n").encode())

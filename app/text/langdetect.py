@@ -18,27 +18,33 @@ MALAY, ENGLISH = "ms", "en"
 
 # Malay grammar words and particles: they mark a Malay sentence even when its nouns are English.
 _MALAY_MARKERS = frozenset(
-    "yang dan di ke dari daripada untuk dengan pada dalam ini itu ada adalah ialah akan sudah telah belum "
-    "sedang masih tidak tak bukan boleh perlu mahu nak hendak saya aku kami kita awak anda kamu dia mereka "
-    "beliau apa siapa mana bila kenapa mengapa bagaimana berapa juga sahaja saja lagi sangat amat paling "
-    "lebih kurang semua setiap sebelum selepas semasa kerana sebab jika kalau tetapi tapi atau serta oleh "
-    "bagi kepada antara hingga sehingga sini situ sana pun lah kan kah tu ni dah nanti esok semalam sila "
-    "terima kasih selamat pagi petang malam jumpa harga jumlah sebanyak seramai orang ekor buah biji kali "
-    "tahun bulan minggu jam minit pukul tarikh macam kat dekat tolong je jer ye ya la lagi semakin iaitu "
-    "manakala namun walaupun supaya agar jangan mesti wajib hari baru lepas naik turun".split()
+    (  # noqa: SIM905
+        "yang dan di ke dari daripada untuk dengan pada dalam ini itu ada adalah ialah akan sudah telah belum "
+        "sedang masih tidak tak bukan boleh perlu mahu nak hendak saya aku kami kita awak anda kamu dia "
+        "mereka beliau apa siapa mana bila kenapa mengapa bagaimana berapa juga sahaja saja lagi sangat amat "
+        "paling lebih kurang semua setiap sebelum selepas semasa kerana sebab jika kalau tetapi tapi atau "
+        "serta oleh bagi kepada antara hingga sehingga sini situ sana tu ni dah nanti tadi esok semalam sila "
+        "terima kasih selamat pagi petang malam jumpa harga jumlah sebanyak seramai orang ekor buah biji kali "
+        "tahun bulan minggu jam minit pukul tarikh macam kat dekat tolong semakin iaitu manakala namun "
+        "walaupun supaya agar jangan mesti wajib hari baru lepas naik turun"
+    ).split()
 )
 _ENGLISH_MARKERS = frozenset(
-    "the a an is are was were be been being am have has had do does did will would can could should shall "
-    "may might must he she it we they me him her us them my your his its our their this that these those "
-    "of in on at to for with from by about as into than then so not no yes please thank thanks what when "
-    "where who why how which there here all some any more most very just also only too up out over after "
-    "before if or but and because while during each every hello hi sorry okay welcome today tomorrow "
-    "yesterday i'm it's don't can't won't let's we're they're you're isn't aren't".split()
+    (  # noqa: SIM905
+        "the a an is are was were be been being am have has had do does did will would can could should shall "
+        "may might must he she it we they me him her us them my your his its our their this that these those "
+        "of in on at to for with from by about as into than then so not no yes please thank thanks what when "
+        "where who why how which there here all some any more most very just also only too up out over after "
+        "before if or but and because while during each every hello hi sorry okay welcome today tomorrow "
+        "yesterday i'm it's don't can't won't let's we're they're you're isn't aren't"
+    ).split()
 )
-# Manglish uses these inside Malay sentences ("Nanti I call you"): weaker evidence of English.
-_WEAK_ENGLISH = frozenset({"i", "you"})
+# Weak evidence: Manglish puts these English words in Malay sentences ("Nanti I call you", "please
+# check") and Malay particles in English ones ("Can lah").
+_WEAK_ENGLISH = frozenset({"i", "you", "please", "sorry", "okay", "ok", "so", "thanks"})
+_WEAK_MALAY = frozenset({"lah", "kan", "je", "jer", "pun", "kot", "meh", "ye", "ya", "la", "kah"})
 _MALAY_AFFIXED = re.compile(r"^(?:di|ber|ter|mem|men|meng|meny|pe|per|pen|peng|ke|se)[a-z]{3,}(?:kan|an|i|nya)$")
-_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_WORD = re.compile(r"\b[A-Za-z]+(?:'[a-z]+)?\b")
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
 
 
@@ -71,7 +77,7 @@ class LanguageDetector:
         plain = " ".join(_NOISE.sub(" ", text).split())
         if plain:
             scores = {r["lang"]: r["score"] for r in self._detector.detect(plain, model="lite", k=5)}
-            score += 2.0 * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))
+            score += 1.5 * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))
         if score >= 0:
             return Detection(MALAY, score)
         return Detection(ENGLISH, -score)
@@ -82,7 +88,9 @@ class LanguageDetector:
         for token in _WORD.findall(text):
             word = token.lower()
             if word in _MALAY_MARKERS:
-                score += 1.5
+                score += 2.0
+            elif word in _WEAK_MALAY:
+                score += 0.5
             elif word in _WEAK_ENGLISH:
                 score -= 0.5
             elif word in _ENGLISH_MARKERS:

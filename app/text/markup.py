@@ -52,6 +52,7 @@ _SPACE_BEFORE_PUNCT = re.compile(r" +([,.!?;:])")
 
 
 def _inline(line: str) -> str:
+    line = _ESCAPE.sub(r"\1", line)
     line = _IMAGE.sub(r"\1", line)
     line = _LINK.sub(r"\1", line)
     line = _REF_LINK.sub(r"\1", line)
@@ -62,7 +63,6 @@ def _inline(line: str) -> str:
     line = _STAR_EM.sub(r"\1", line)
     line = _UNDER_EM.sub(r"\1", line)
     line = _STRIKE.sub(r"\1", line)
-    line = _ESCAPE.sub(r"\1", line)
     line = _STRAY.sub("", line)
     return line
 

@@ -17,11 +17,13 @@ from collections.abc import Callable
 _DIGITS_MS = ("kosong", "satu", "dua", "tiga", "empat", "lima", "enam", "tujuh", "lapan", "sembilan")
 _DIGITS_EN = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-_EN_ONES = (
+_EN_ONES = (  # noqa: SIM905
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen"
 ).split()
-_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_EN_TENS = (  # noqa: SIM905
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety"
+).split()
 _EN_SCALES = ("", "thousand", "million", "billion", "trillion", "quadrillion", "quintillion")
 _EN_ORDINAL_WORDS = {
     "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
@@ -98,6 +100,9 @@ def pluralize_last(words: str, lang: str) -> str:
     return words + ("es" if words.endswith("x") else "s")
 
 
+_MAX_CARDINAL = 10**15  # larger numbers (an account number without separators) are read digit by digit
+
+
 class Reader:
     """Number words and connectives of one language; subclasses fill the vocabulary."""
 
@@ -146,13 +151,15 @@ class MalayReader(Reader):
         "point": "perpuluhan", "minus": "negatif", "to": "hingga", "percent": "peratus", "and": "dan",
         "at": "at", "dot": "dot", "slash": "slash", "dash": "dash", "underscore": "underscore",
         "plus": "tambah", "times": "kali", "number": "nombor", "equals": "sama dengan", "about": "lebih kurang",
-        "or": "atau", "version_point": "titik", "degree": "darjah",
+        "or": "atau", "version_point": "titik", "degree": "darjah", "ratio": "nisbah",
     }  # fmt: skip
 
     def __init__(self, to_cardinal: Callable[[int], str]) -> None:
         self._to_cardinal = to_cardinal
 
     def cardinal(self, n: int) -> str:
+        if abs(n) >= _MAX_CARDINAL:
+            return self.digits(str(n))
         words = self._to_cardinal(n)
         # malaya says "satu juta satu ribu"; Malay says "satu juta seribu".
         return words.replace("juta satu ribu", "juta seribu").replace("bilion satu ribu", "bilion seribu")
@@ -168,10 +175,12 @@ class EnglishReader(Reader):
         "point": "point", "minus": "minus", "to": "to", "percent": "percent", "and": "and", "at": "at",
         "dot": "dot", "slash": "slash", "dash": "dash", "underscore": "underscore", "plus": "plus",
         "times": "times", "number": "number", "equals": "equals", "about": "about", "or": "or",
-        "version_point": "point", "degree": "degrees",
+        "version_point": "point", "degree": "degrees", "ratio": "to",
     }  # fmt: skip
 
     def cardinal(self, n: int) -> str:
+        if abs(n) >= _MAX_CARDINAL:
+            return self.digits(str(n))
         return en_cardinal(n)
 
     def ordinal(self, n: int) -> str:

@@ -6,8 +6,10 @@ import re
 from collections.abc import Iterable
 
 ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st no vs e.g i.e etc jln tmn sdn bhd en pn tn hj hjh kg lot bil approx dept ave "
-    "tel fax jan feb mar apr jun jul aug sep sept oct nov dec dis okt ogo mac".split()
+    (  # noqa: SIM905
+        "mr mrs ms dr prof st no vs e.g i.e etc jln tmn sdn bhd en pn tn hj hjh kg lot bil approx dept ave "
+        "tel fax jan feb mar apr jun jul aug sep sept oct nov dec dis okt ogo mac"
+    ).split()
 )
 
 # A stop, optional closing quotes/brackets, then whitespace.

@@ -18,9 +18,17 @@ SEMANTIC_LAYERS_REF = 18  # more than the 16 NeuCodec reads, so truncation is ex
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> Iterator[None]:
+def _seed_and_one_thread() -> Iterator[None]:
+    """Seed every test; run it on one intra-op thread (restored after).
+
+    The CI/dev machines have 2 cores shared with other jobs: two OpenMP threads spinning at each op's barrier
+    while the other core is busy made these tests up to 50x slower than one thread.
+    """
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
 
 
 def make_semantic(dim: int, layers: int = SEMANTIC_LAYERS_REF, seed: int = 0) -> tuple[nn.Module, Any]:

@@ -20,6 +20,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
@@ -162,6 +163,8 @@ def build_reference_codec(
         1024,
     )
     with ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=".*weight_norm.*is deprecated", category=FutureWarning)
         stack.enter_context(
             mock.patch.object(ref.model.Wav2Vec2BertModel, "from_pretrained", lambda *a, **k: semantic_model)
         )
@@ -179,7 +182,9 @@ def build_reference_codec(
             codec.semantic_model = ref.model.Wav2Vec2BertModel.from_pretrained("facebook/w2v-bert-2.0")
             codec.feature_extractor = ref.model.AutoFeatureExtractor.from_pretrained("facebook/w2v-bert-2.0")
             semantic_dim = semantic_model.config.hidden_size
-            codec.SemanticEncoder_module = ref.module.SemanticEncoder(semantic_dim, semantic_code_dim, semantic_code_dim)
+            codec.SemanticEncoder_module = ref.module.SemanticEncoder(
+                semantic_dim, semantic_code_dim, semantic_code_dim
+            )
             codec.CodecEnc = ref.codec_encoder.CodecEncoder(
                 ngf=encoder_ngf, up_ratios=list(encoder_strides), hidden_dim=encoder_dim
             )

@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +153,24 @@ def test_normalize_endpoint_uses_the_real_normalizer(service_url: str) -> None:
     r = httpx.post(f"{service_url}/v1/audio/normalize", json={"input": "Harga dia RM500 sahaja."})
     assert r.status_code == 200
     assert "ringgit" in r.json()["normalized"]
+
+
+def test_stress_test_reports_against_the_dev_stack(service_url: str, tmp_path: Path) -> None:
+    """The spec's stress test at CONCURRENCY=8 against the real vLLM: its report, no errors."""
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "stress_test", "--api", service_url, "--concurrency", "8",
+            "--total-requests", "8", "--warmup-count", "1", "--max-tokens", "100", "--json-out", str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = proc.stdout
+    for label in ("=== SLO LATENCY REPORT ===", "Total Requests: 8", "P99:", "=== AUDIO & REAL-TIME FACTOR (RTF) REPORT ===",
+                  "--- RTF Percentiles ---", "P99 RTF:"):
+        assert label in report, label
+    assert out.exists()

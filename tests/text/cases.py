@@ -71,7 +71,9 @@ CASES: list[Case] = [
         "Sewa bilik antara RM300-RM500 sebulan.",
         "Sewa bilik antara tiga ratus ringgit hingga lima ratus ringgit sebulan.",
     ),
-    Case("money-ms", "Harga minyak naik kepada RM2.05 seliter.", "Harga minyak naik kepada dua ringgit lima sen seliter."),
+    Case(
+        "money-ms", "Harga minyak naik kepada RM2.05 seliter.", "Harga minyak naik kepada dua ringgit lima sen seliter."
+    ),
     Case("money-ms", "Dia ada rm50 je dalam dompet.", "Dia ada lima puluh ringgit je dalam dompet."),
     Case("money-ms", "Caj perkhidmatan ialah RM1.", "Caj perkhidmatan ialah satu ringgit."),
     Case("money-ms", "Tiket konsert itu berharga $120.", "Tiket konsert itu berharga seratus dua puluh dolar."),
@@ -85,9 +87,9 @@ CASES: list[Case] = [
         "The government allocated two point five billion ringgit for the project.",
     ),
     Case("money-en", "Her salary is RM5k a month.", "Her salary is five thousand ringgit a month."),
-    Case("money-en", "The deal is worth USD 1.2M.", "The deal is worth one point two million US dollars."),
+    Case("money-en", "The deal is worth USD 1.2M.", "The deal is worth one point two million U S dollars."),
     Case("money-en", "It only costs $5.99 online.", "It only costs five dollars ninety nine cents online."),
-    Case("money-en", "The fee is USD 1.", "The fee is one US dollar."),
+    Case("money-en", "The fee is USD 1.", "The fee is one U S dollar."),
     Case(
         "money-en",
         "Prices range from RM100 to RM200.",
@@ -102,7 +104,9 @@ CASES: list[Case] = [
         "The bill came to RM123.40.",
         "The bill came to one hundred and twenty three ringgit forty sen.",
     ),
-    Case("money-en", "The fees are RM100-200 per person.", "The fees are one hundred to two hundred ringgit per person."),
+    Case(
+        "money-en", "The fees are RM100-200 per person.", "The fees are one hundred to two hundred ringgit per person."
+    ),
     # --- cardinals and plain numbers ---------------------------------------------------------------
     Case("number-en", "I have 2 cats.", "I have two cats."),
     Case("number-ms", "Saya ada 2 ekor kucing.", "Saya ada dua ekor kucing."),
@@ -147,7 +151,11 @@ CASES: list[Case] = [
         "Malaysia ada tiga belas negeri dan tiga wilayah persekutuan.",
     ),
     Case("number-en", "He scored 1999 points.", "He scored one thousand nine hundred and ninety nine points."),
-    Case("number-en", "Please update to version 2.1.3 today.", "Please update to version two point one point three today."),
+    Case(
+        "number-en",
+        "Please update to version 2.1.3 today.",
+        "Please update to version two point one point three today.",
+    ),
     # --- phone numbers ----------------------------------------------------------------------------
     Case(
         "phone-ms",
@@ -213,7 +221,9 @@ CASES: list[Case] = [
         "Email support_team@my-company.com today.",
         "Email support underscore team at my dash company dot com today.",
     ),
-    Case("url-ms", "Layari https://www.jpj.gov.my untuk maklumat.", "Layari w w w dot jpj dot gov dot my untuk maklumat."),
+    Case(
+        "url-ms", "Layari https://www.jpj.gov.my untuk maklumat.", "Layari w w w dot jpj dot gov dot my untuk maklumat."
+    ),
     Case(
         "url-en",
         "Visit https://example.com/about-us for details.",
@@ -254,7 +264,9 @@ CASES: list[Case] = [
     # --- dates ------------------------------------------------------------------------------------
     Case("date-ms", "Tarikh akhir ialah 01/12/2024.", "Tarikh akhir ialah satu Disember dua ribu dua puluh empat."),
     Case("date-en", "The deadline is 01/12/2024.", "The deadline is the first of December twenty twenty four."),
-    Case("date-ms", "Dia lahir pada 12 Mac 1990.", "Dia lahir pada dua belas Mac seribu sembilan ratus sembilan puluh."),
+    Case(
+        "date-ms", "Dia lahir pada 12 Mac 1990.", "Dia lahir pada dua belas Mac seribu sembilan ratus sembilan puluh."
+    ),
     Case("date-en", "She was born on 12 March 1990.", "She was born on the twelfth of March nineteen ninety."),
     Case("date-en", "The event is on March 5, 2024.", "The event is on March fifth, twenty twenty four."),
     Case(
@@ -262,7 +274,9 @@ CASES: list[Case] = [
         "Majlis akan diadakan pada 2024-03-15.",
         "Majlis akan diadakan pada lima belas Mac dua ribu dua puluh empat.",
     ),
-    Case("date-en", "Report generated on 2024-03-15.", "Report generated on the fifteenth of March twenty twenty four."),
+    Case(
+        "date-en", "Report generated on 2024-03-15.", "Report generated on the fifteenth of March twenty twenty four."
+    ),
     Case("date-ms", "Hari Krismas jatuh pada 25 Disember.", "Hari Krismas jatuh pada dua puluh lima Disember."),
     Case("date-en", "Christmas is on 25 December.", "Christmas is on the twenty fifth of December."),
     Case(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from app.text.readers import Reader
+from app.text.rules import has_digit
 
 MONTHS_MS = ("", "Januari", "Februari", "Mac", "April", "Mei", "Jun", "Julai", "Ogos", "September", "Oktober",
              "November", "Disember")  # fmt: skip
@@ -22,14 +23,20 @@ for _number in range(1, 13):
         _MONTH_NUMBER[_name[:3].lower()] = _number
 _MONTH_NUMBER.update({"sept": 9, "ogo": 8, "okt": 10, "dis": 12})
 # Capitalised names only: "may" and "mac" are also ordinary words.
-_MONTH = "(?:" + "|".join(sorted((m.capitalize() for m in _MONTH_NUMBER), key=len, reverse=True)) + r")(?![a-z])\.?"
+_MONTH = (
+    "(?:"
+    + "|".join(sorted((m.capitalize() for m in _MONTH_NUMBER), key=len, reverse=True))
+    + r")(?![a-z])(?:\.(?=\s+[0-9]))?"
+)
 
 _NUMERIC = re.compile(r"(?<![\w/.:-])([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{4}|[0-9]{2})(?![\w/-]|\.[0-9])")
 _ISO = re.compile(r"(?<![\w/.:-])([0-9]{4})([-/])([0-9]{1,2})\2([0-9]{1,2})(?![\w/-]|\.[0-9])")
 _DAY_MONTH = re.compile(
     rf"(?:\b(the|The)\s+)?(?<![\w.,])([0-9]{{1,2}})(?:st|nd|rd|th|hb)?(?:\s+of)?\s+({_MONTH})(?:,?\s+([0-9]{{4}})(?![\w]))?"
 )
-_MONTH_DAY = re.compile(rf"\b({_MONTH})\s+([0-9]{{1,2}})(?:st|nd|rd|th)?(?![\w:.][0-9]|\w)(?:(,?)\s+([0-9]{{4}})(?!\w))?")
+_MONTH_DAY = re.compile(
+    rf"\b({_MONTH})\s+([0-9]{{1,2}})(?:st|nd|rd|th)?(?![\w:.][0-9]|\w)(?:(,?)\s+([0-9]{{4}})(?!\w))?"
+)
 _MONTH_YEAR = re.compile(rf"\b({_MONTH})\s+([0-9]{{4}})(?!\w)")
 
 
@@ -65,7 +72,7 @@ def _valid(day: int, month: int) -> bool:
 
 
 def dates(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
 
     def numeric(m: re.Match[str]) -> str:

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 
 from app.text.readers import Reader
+from app.text.rules import has_digit
 
 # written unit -> (Malay, English singular, English plural)
 _UNITS: dict[str, tuple[str, str, str]] = {
@@ -73,6 +74,18 @@ _UNITS: dict[str, tuple[str, str, str]] = {
     "sen": ("sen", "sen", "sen"),
 }
 
+# "RM20/kg" -> "... per kilogram": the unit after a slash, Malay and English names.
+_PER_UNITS = {
+    "kg": ("kilogram", "kilogram"), "g": ("gram", "gram"), "km": ("kilometer", "kilometre"),
+    "l": ("liter", "litre"), "L": ("liter", "litre"), "m": ("meter", "metre"), "ml": ("mililiter", "millilitre"),
+    "hr": ("jam", "hour"), "h": ("jam", "hour"), "jam": ("jam", "hour"), "hour": ("jam", "hour"),
+    "hari": ("hari", "day"), "day": ("hari", "day"), "bulan": ("bulan", "month"), "month": ("bulan", "month"),
+    "mth": ("bulan", "month"), "tahun": ("tahun", "year"), "year": ("tahun", "year"), "yr": ("tahun", "year"),
+    "malam": ("malam", "night"), "night": ("malam", "night"), "orang": ("orang", "person"),
+    "person": ("orang", "person"), "pax": ("orang", "person"), "unit": ("unit", "unit"),
+    "pc": ("unit", "piece"), "pcs": ("unit", "piece"), "minggu": ("minggu", "week"), "week": ("minggu", "week"),
+}  # fmt: skip
+_PER = re.compile(r"(?<=\w)\s?/\s?(" + "|".join(sorted(_PER_UNITS, key=len, reverse=True)) + r")(?![\w/])")
 _NUMBER = r"(?<![\w.,-])(-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)"
 _UNIT_ALT = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 _UNIT = re.compile(rf"{_NUMBER}\s?({_UNIT_ALT})(?![\w/²])")
@@ -85,10 +98,8 @@ _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bi
 def _unit(m: re.Match[str], r: Reader) -> str:
     ms, en_one, en_many = _UNITS[m.group(2)]
     if r.lang == "ms":
-        name = ms
-    else:
-        name = en_one if m.group(1) == "1" else en_many
-    return f"{r.number(m.group(1))} {name}"
+        return f"{r.number(m.group(1))} {ms}"
+    return f"{r.number(m.group(1))} {en_one if m.group(1) == '1' else en_many}"
 
 
 def _scaled(m: re.Match[str], r: Reader) -> str:
@@ -103,9 +114,11 @@ def _scaled(m: re.Match[str], r: Reader) -> str:
 
 
 def measures(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
-        return text
-    text = _PERCENT.sub(lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
-    text = _UNIT.sub(lambda m: _unit(m, r), text)
-    text = _SCALED.sub(lambda m: _scaled(m, r), text)
-    return _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
+    if has_digit(text):
+        text = _PERCENT.sub(lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
+        text = _UNIT.sub(lambda m: _unit(m, r), text)
+        text = _SCALED.sub(lambda m: _scaled(m, r), text)
+        text = _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
+    if "/" in text:
+        text = _PER.sub(lambda m: f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}", text)
+    return text

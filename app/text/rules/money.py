@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.text.readers import Reader
+from app.text.rules import has_digit
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Currency:
 
 _RINGGIT = Currency("ringgit", "ringgit", "ringgit", "sen", "sen", "sen")
 _DOLLAR = Currency("dolar", "dollar", "dollars", "sen", "cent", "cents")
-_USD = Currency("dolar Amerika", "US dollar", "US dollars", "sen", "cent", "cents")
+_USD = Currency("dolar Amerika", "U S dollar", "U S dollars", "sen", "cent", "cents")
 _SGD = Currency("dolar Singapura", "Singapore dollar", "Singapore dollars", "sen", "cent", "cents")
 _AUD = Currency("dolar Australia", "Australian dollar", "Australian dollars", "sen", "cent", "cents")
 _EUR = Currency("euro", "euro", "euros", "sen", "cent", "cents")
@@ -75,6 +76,9 @@ _MONEY = re.compile(
     re.IGNORECASE,
 )
 _MONEY_SUFFIX = re.compile(rf"(?<![\w.,])(?P<amount>{_AMOUNT})(?P<scale>{_SCALE})?\s?(?P<cur>{'|'.join(_SUFFIXES)})\b")
+
+
+_AT_PRICE = re.compile(r"(?<=\s)@\s?(?=(?:RM|rm|US\$|USD|S\$|\$|€|£)?\s?[0-9])")
 
 
 def _scale_index(scale: str | None) -> tuple[bool, int]:
@@ -119,7 +123,7 @@ def speak_amount(amount: str, scale: str | None, cur: Currency, r: Reader, with_
 
 
 def money(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
 
     def prefixed(m: re.Match[str]) -> str:
@@ -133,5 +137,7 @@ def money(text: str, r: Reader) -> str:
     def suffixed(m: re.Match[str]) -> str:
         return speak_amount(m.group("amount"), m.group("scale"), _PREFIXES[m.group("cur")], r)
 
+    if "@" in text:
+        text = _AT_PRICE.sub("pada " if r.lang == "ms" else "at ", text)  # "3 baju @ RM20": each at
     text = _MONEY.sub(prefixed, text)
     return _MONEY_SUFFIX.sub(suffixed, text)

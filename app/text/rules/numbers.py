@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 from app.text.readers import Reader, en_ordinal, pluralize_last
+from app.text.rules import has_digit
+from app.text.rules.dates import speak_date
 
 _ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
 _ORDINAL_EN = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th)\b")
@@ -20,16 +22,28 @@ _NUMBER_SIGN = re.compile(r"(?:\b(?:No|NO|no)\.|\bNo\b|#)\s?(?=[0-9])")
 _DECADE_EN = re.compile(r"(?<![\w.,'’])(['’]?)((?:1[0-9]|20)?[0-9])0['’]?s\b")
 _DECADE_MS = re.compile(r"(?<![\w.,])([0-9]{1,3}0)-an\b")
 _YEAR_CONTEXT = frozenset(
-    "in since year years by until till from before after of circa during the early late mid around between "
-    "and to class batch".split()
+    (  # noqa: SIM905
+        "in since year years by until till from before after of circa during the early late mid around "
+        "between and to class batch"
+    ).split()
 )
-_YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w.,%]|[.,][0-9])")
+_YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w%]|[.,][0-9])")
 _PREV_WORD = re.compile(r"(\S+)\s+$")
 _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
 _FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3})/([0-9]{1,3})(?![\w/]|[.,][0-9])")
+_DATE_CONTEXT = frozenset(
+    (  # noqa: SIM905
+        "pada sebelum selepas hingga sehingga sejak mulai tarikh bermula on by before after until till from "
+        "since dated date due"
+    ).split()
+)
+_RATIO = re.compile(r"(?<![\w.,:])([0-9]+):([0-9]+)(?![\w:]|[.,][0-9])")
 _VERSION = re.compile(r"(?<![\w.,])[0-9]+(?:\.[0-9]+){2,}(?![\w]|\.[0-9])")
-_ALNUM = re.compile(r"(?<![\w-])(?=[A-Za-z0-9-]*[0-9])(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w-])")
-_ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+")
+_ALNUM = re.compile(
+    r"(?<![\w/-])(?=[A-Za-z0-9/-]*[0-9])(?=[A-Za-z0-9/-]*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![\w/-])"
+)
+_ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|/")
+_POSTCODE = re.compile(r"(?<![\w.,])[0-9]{5}(?=\s+[A-Z][a-z])")
 _PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 _VOWELS = set("AEIOUaeiou")
 
@@ -52,15 +66,12 @@ def speak_letters(letters: str) -> str:
 
 
 def ordinals(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
 
     def malay(m: re.Match[str]) -> str:
         n = int(m.group(2))
-        if r.lang == "ms":
-            word = "pertama" if n == 1 else "ke" + r.cardinal(n)
-        else:
-            word = r.ordinal(n)
+        word = r.ordinal(n)
         return word.capitalize() if m.group(1) == "K" else word
 
     text = _ORDINAL_MS.sub(malay, text)
@@ -70,7 +81,7 @@ def ordinals(text: str, r: Reader) -> str:
 
 
 def years(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
     if r.lang == "ms":
         return _DECADE_MS.sub(lambda m: pluralize_last(r.cardinal(int(m.group(1))), "ms"), text)
@@ -98,6 +109,11 @@ def years(text: str, r: Reader) -> str:
 
 
 def fractions(text: str, r: Reader) -> str:
+    """Fractions ("2/3" -> "dua per tiga" / "two thirds"), day/month dates ("31/12", "pada 10/4"), ratios ("16:9")."""
+    if ":" in text:
+        text = _RATIO.sub(
+            lambda m: f"{r.cardinal(int(m.group(1)))} {r.word('ratio')} {r.cardinal(int(m.group(2)))}", text
+        )
     if "/" not in text:
         return text
 
@@ -107,25 +123,35 @@ def fractions(text: str, r: Reader) -> str:
             return f"{r.cardinal(24)} {r.cardinal(7)}"
         if den == 0:
             return m.group()
+        before = _PREV_WORD.search(text, 0, m.start())
+        in_context = bool(before) and before.group(1).lower() in _DATE_CONTEXT
+        if 1 <= num <= 31 and 1 <= den <= 12 and (in_context or num > den):
+            return speak_date(num, den, None, r)
         if r.lang == "ms":
             return _FRACTIONS_MS.get((num, den), f"{r.cardinal(num)} per {r.cardinal(den)}")
-        if den <= 10 or den == 100:
+        if num < den and den in (2, 3, 4, 8):
             return _en_fraction(num, den, r)
+        if num <= den and den in (5, 10, 100):
+            return f"{r.cardinal(num)} out of {r.cardinal(den)}"  # a rating: "8/10"
         return f"{r.cardinal(num)} over {r.cardinal(den)}"
 
     return _FRACTION.sub(speak, text)
 
 
 def _speak_alnum_piece(piece: str, r: Reader) -> str:
+    if piece == "/":
+        return r.word("slash")
     if piece.isdigit():
-        return r.cardinal(int(piece)) if len(piece) <= 2 and not (len(piece) == 2 and piece[0] == "0") else r.digits(piece)
+        return (
+            r.cardinal(int(piece)) if len(piece) <= 2 and not (len(piece) == 2 and piece[0] == "0") else r.digits(piece)
+        )
     if piece.isupper() and (len(piece) <= 4 or not _VOWELS & set(piece)):
         return speak_letters(piece)
     return piece
 
 
 def alphanumerics(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
 
     def speak(m: re.Match[str]) -> str:
@@ -135,8 +161,9 @@ def alphanumerics(text: str, r: Reader) -> str:
 
 
 def plain_numbers(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
     point = r.word("version_point")
+    text = _POSTCODE.sub(lambda m: r.digits(m.group()), text)
     text = _VERSION.sub(lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
     return _PLAIN.sub(lambda m: r.number(m.group()), text)

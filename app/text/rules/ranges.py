@@ -2,6 +2,7 @@
 
 Runs after phones, IC numbers and dates (which also contain dashes) and before the rules that read the
 two ends: "100-200 ringgit" -> "100 hingga 200 ringgit" -> "seratus hingga dua ratus ringgit".
+Not ranges: an address number ("No. 12-3" -> "12 dash 3") and an even split ("50-50" -> "50 50").
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from app.text.readers import Reader
 _NUMERIC_RANGE = re.compile(
     r"(?:(?<=[0-9])|(?<=[0-9][AaPp][Mm])|(?<=[0-9]%)|(?<=[0-9][KkMmBb]))\s*[-–—~]\s*(?=(?:RM|rm|\$|USD\s?|€|£)?[0-9])"
 )
+_ADDRESS = re.compile(
+    r"(?:\b(?:No|Lot|Unit|Blok|Block|Jalan|Jln|Lorong|Lrg|Tingkat|Aras|Level|Suite|Bilik|Room|Plot)\.?|#)\s*[A-Za-z]?[0-9]+$"
+)
+_EVEN = re.compile(r"(?<![\w.,])([0-9]+)-\1(?![\w]|[.,][0-9])")
 _DAYS_MS = ("Isnin", "Selasa", "Rabu", "Khamis", "Jumaat", "Sabtu", "Ahad")
 _DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_DAY_LOOKUP = {d: d for d in (*_DAYS_MS, *_DAYS_EN)} | {d[:3]: d for d in _DAYS_EN} | {"Thurs": "Thursday", "Tues": "Tuesday"}
+_DAY_LOOKUP = (
+    {d: d for d in (*_DAYS_MS, *_DAYS_EN)} | {d[:3]: d for d in _DAYS_EN} | {"Thurs": "Thursday", "Tues": "Tuesday"}
+)
 _DAY = "|".join(sorted(_DAY_LOOKUP, key=len, reverse=True))
 _DAY_RANGE = re.compile(rf"\b({_DAY})\.?\s*[-–—]\s*({_DAY})\b")
 
@@ -23,6 +30,13 @@ _DAY_RANGE = re.compile(rf"\b({_DAY})\.?\s*[-–—]\s*({_DAY})\b")
 def ranges(text: str, r: Reader) -> str:
     to = r.word("to")
     if "-" in text or "–" in text or "—" in text or "~" in text:
-        text = _NUMERIC_RANGE.sub(f" {to} ", text)
+        text = _EVEN.sub(r"\1 \1", text)
+
+        def dash(m: re.Match[str]) -> str:
+            if _ADDRESS.search(text, 0, m.start()):
+                return f" {r.word('dash')} "
+            return f" {to} "
+
+        text = _NUMERIC_RANGE.sub(dash, text)
         text = _DAY_RANGE.sub(lambda m: f"{_DAY_LOOKUP[m.group(1)]} {to} {_DAY_LOOKUP[m.group(2)]}", text)
     return text

@@ -10,16 +10,24 @@ from __future__ import annotations
 import re
 
 from app.text.readers import Reader
+from app.text.rules import has_digit
 
 _PERIOD_WORDS_MS = r"(?:pagi|petang|malam|tengah\s+hari|tengah\s+malam|subuh|senja)"
-_AMPM = re.compile(
-    r"(?<![\w:.])([0-9]{1,2})(?:[:.]([0-9]{2}))?\s*([AaPp])\.?\s?[Mm](\.?)(?![A-Za-z])"
+_AMPM = re.compile(r"(?<![\w:.])([0-9]{1,2})(?:[:.]([0-9]{2}))?\s*([AaPp])\.?\s?[Mm](\.?)(?![A-Za-z])")
+_CLOCK = re.compile(
+    r"(?<![\w:.])([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?![\w:]|\.[0-9])" + rf"(\s+{_PERIOD_WORDS_MS}\b)?"
 )
-_CLOCK = re.compile(r"(?<![\w:.])([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?![\w:]|\.[0-9])" + rf"(\s+{_PERIOD_WORDS_MS}\b)?")
 # A dotted time is only a time after "pukul/jam" or before a Malay part of day ("8.30 pagi").
 _DOTTED = re.compile(
     rf"(?:\b(pukul|jam|pkl|Pukul|Jam)\s+)([0-9]{{1,2}})\.([0-9]{{2}})(?![\w]|\.[0-9])(\s+{_PERIOD_WORDS_MS}\b)?"
     rf"|(?<![\w.])([0-9]{{1,2}})\.([0-9]{{2}})(\s+{_PERIOD_WORDS_MS}\b)"
+)
+
+
+# "pukul 0800", "0800hrs": military time.
+_MILITARY = re.compile(
+    r"(?:\b(pukul|jam|Pukul|Jam)\s+)([01][0-9]|2[0-3])([0-5][0-9])(?:\s?(?:hrs|HRS|H|jam)\b)?(?![\w])"
+    r"|(?<![\w.,])([01][0-9]|2[0-3])([0-5][0-9])\s?(?:hrs|HRS|H)\b"
 )
 
 
@@ -75,7 +83,7 @@ def _is_24h(hour_text: str) -> bool:
 
 
 def times(text: str, r: Reader) -> str:
-    if not any(c.isdigit() for c in text):
+    if not has_digit(text):
         return text
 
     def ampm(m: re.Match[str]) -> str:
@@ -108,6 +116,12 @@ def times(text: str, r: Reader) -> str:
         period = "24h" if _is_24h(hour_text) and not written else None
         return prefix + speak_time(hour, minute, 0, r, period, written)
 
+    def military(m: re.Match[str]) -> str:
+        prefix = m.group(1) + " " if m.group(1) else ""
+        hour_text, minute = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
+        return prefix + speak_time(int(hour_text), int(minute), 0, r, "24h")
+
     text = _AMPM.sub(ampm, text)
+    text = _MILITARY.sub(military, text)
     text = _DOTTED.sub(dotted, text)
     return _CLOCK.sub(clock, text)

@@ -23,6 +23,7 @@ _EQUALS = re.compile(r"\s*=\s*")
 _TILDE = re.compile(r"~\s*(?=\w)")
 _SLASH = re.compile(r"(?<=[A-Za-z])/(?=[A-Za-z])")
 _AT = re.compile(r"(?<![\w])@(?=\w)")
+_ALIAS = re.compile(r"(?<=\w)\s+@\s+(?=\w)")
 _PERCENT = re.compile(r"(?<=\w)\s?%")
 _LIST_SEP = re.compile(r"\s*(?:\||→|->|=>|•)\s*")
 _DEGREE = re.compile(r"°")
@@ -32,14 +33,17 @@ _REDUPLICATION = re.compile(r"\b([A-Za-z]?[a-z]*[aeiou][a-z]*)2\b")
 _MALAY_NOT = re.compile(r"(?<=[A-Za-z] )x(?= [A-Za-z])")
 # Keys malaya maps to something that is not how the word is read ("by" -> "dengan"), or that clash with units.
 _SHORTFORM_EXCLUDE = frozenset(
-    "by bf bff btw gf bn ph cctv fb hr hrs cm grm kg kl rm mr ty ts yb dsnr jnt jkt dlt hg gw kk dnk mmz smrg "
-    "smvk nmbk tth ngmg ngmng pcrn prwtn mntn kyy trsrh bkln gmpg jlbb brhjb ntmy tmbm ysh bhw blng jdwl "
-    "hrsny pk pg kt lh flm mg mn cr pls bgt bgtt bgttt bgtttt bngt bngtt bngttt bngtzt bngy gk gkk ngg ngggk "
-    "nggk ngk gtw wt tw dwh dy bg".split()
+    (  # noqa: SIM905
+        "by bf bff btw gf bn ph cctv fb hr hrs cm grm kg kl rm mr ty ts yb dsnr jnt jkt dlt hg gw kk dnk mmz "
+        "smrg smvk nmbk tth ngmg ngmng pcrn prwtn mntn kyy trsrh bkln gmpg jlbb brhjb ntmy tmbm ysh bhw blng "
+        "jdwl hrsny pk pg kt lh flm mg mn cr pls bgt bgtt bgttt bgtttt bngt bngtt bngttt bngtzt bngy gk gkk "
+        "ngg ngggk nggk ngk gtw wt tw dwh dy bg"
+    ).split()
 )
 
 _CAPS = re.compile(r"(?<![\w'’-])(?:[A-Z]\.){2,}(?![\w])|(?<![\w'’-])[A-Z]{2,}(?:s\b|(?![\w'’-]))")
 _WORD = re.compile(r"[A-Za-z]+")
+_UPPER_PAIR = re.compile(r"[A-Z][A-Z.]")
 _CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
 
 
@@ -56,6 +60,8 @@ def symbols(text: str, r: Reader) -> str:
     if "~" in text:
         text = _TILDE.sub(f"{r.word('about')} ", text)
     if "@" in text:
+        # "Siti binti Ahmad @ Hassan": in Malay names "@" means alias.
+        text = _ALIAS.sub(" alias " if r.lang == "ms" else " at ", text)
         text = _AT.sub(f"{r.word('at')} ", text)
     if "%" in text:
         text = _PERCENT.sub(f" {r.word('percent')}", text)
@@ -107,9 +113,9 @@ def _shouting(text: str) -> bool:
 
 
 def acronyms(text: str, r: Reader) -> str:
-    if not any("A" <= c <= "Z" for c in text):
+    if not _UPPER_PAIR.search(text):
         return text
-    shouting = _shouting(text)
+    shouting: list[bool] = []  # computed on the first capital word only
 
     def speak(m: re.Match[str]) -> str:
         token = m.group()
@@ -117,7 +123,9 @@ def acronyms(text: str, r: Reader) -> str:
             return " ".join(token.replace(".", ""))
         plural = token.endswith("s")
         letters = token[:-1] if plural else token
-        if shouting and any(c in "AEIOUY" for c in letters) and not _CONSONANT_RUN.search(letters):
+        if not shouting:
+            shouting.append(_shouting(text))
+        if shouting[0] and any(c in "AEIOUY" for c in letters) and not _CONSONANT_RUN.search(letters):
             return token.lower()
         if _pronounceable(letters):
             return letters.capitalize() + ("s" if plural else "")

@@ -1,0 +1,128 @@
+"""`CodecRuntime` as the service calls it: decode/encode contracts, counters, CPU fallbacks (issue point 6)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from app.codec.decoder import NeuCodecDecoder
+from app.codec.graphs import CudaGraphDecoder
+from app.codec.runtime import CodecRuntime, resolve_device
+
+
+@pytest.fixture
+def runtime(tiny_decoder: NeuCodecDecoder) -> CodecRuntime:
+    return CodecRuntime(tiny_decoder, max_batch_size=3)
+
+
+def _windows(lengths: list[int], seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 65_536, n, dtype=np.int64) for n in lengths]
+
+
+def test_decode_mixed_lengths_matches_decoder_alone(runtime: CodecRuntime, tiny_decoder: NeuCodecDecoder) -> None:
+    windows = _windows([5, 12, 5, 1, 11, 5, 30])
+    audio = runtime.decode(windows)
+    assert len(audio) == len(windows)
+    for window, out in zip(windows, audio, strict=True):
+        assert out.dtype == np.float32 and out.shape == (window.shape[0] * 480,)
+        with torch.inference_mode():
+            alone = tiny_decoder(torch.from_numpy(window)[None])[0].clamp(-1, 1).numpy()
+        np.testing.assert_allclose(out, alone, rtol=0, atol=1e-4)
+    stats = runtime.stats
+    assert stats.windows == 7 and stats.tokens == sum(w.shape[0] for w in windows)
+    assert stats.batches >= 3 and stats.graph_batches == 0
+
+
+def test_decode_pad_to_is_exact(runtime: CodecRuntime) -> None:
+    windows = _windows([9, 4, 7])
+    exact = runtime.decode(windows)
+    padded = runtime.decode(windows, pad_to=16)
+    for a, b in zip(exact, padded, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert runtime.stats.padded_tokens >= 3 * 16 - 20
+    with pytest.raises(ValueError):
+        runtime.decode(windows, pad_to=5)
+
+
+def test_decode_clips_to_unit_range(tiny_decoder: NeuCodecDecoder) -> None:
+    runtime = CodecRuntime(tiny_decoder)
+    loud = NeuCodecDecoder(tiny_decoder.config).eval()
+    loud.load_state_dict(tiny_decoder.state_dict())
+    with torch.no_grad():
+        loud.generator.head.out.bias[:961] += 6.0  # magnitudes near the 1e2 clip -> samples beyond [-1, 1]
+    out = CodecRuntime(loud).decode(_windows([6]))[0]
+    assert np.abs(out).max() == pytest.approx(1.0)
+    assert np.abs(runtime.decode(_windows([6]))[0]).max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "window",
+    [np.array([], dtype=np.int64), np.array([65_536]), np.array([-1, 3]), np.array([1.0, 2.0]), np.zeros((2, 3), int)],
+)
+def test_decode_rejects_bad_windows(runtime: CodecRuntime, window: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        runtime.decode([_windows([3])[0], window])
+
+
+def test_decode_empty_list(runtime: CodecRuntime) -> None:
+    assert runtime.decode([]) == []
+
+
+def test_cpu_fallback_logs_and_warmup(tiny_decoder: NeuCodecDecoder, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="app.codec"):
+        graphs = CodecRuntime(tiny_decoder, graph_buckets=[25, 50], max_batch_size=2)
+        compiled = CodecRuntime(tiny_decoder, torch_compile=True)
+        graphs.warmup()
+        compiled.warmup()
+    assert "CUDA_GRAPH_BATCH needs CUDA" in caplog.text
+    assert "TORCH_COMPILE=true needs CUDA" in caplog.text
+    assert caplog.text.count("eager warmup") == 2
+    # On CPU buckets do not pad: windows run at their own lengths.
+    graphs.decode(_windows([10, 10]))
+    assert graphs.stats.padded_tokens == 0 and graphs.stats.graph_batches == 0
+
+
+def test_graph_decoder_requires_cuda(tiny_decoder: NeuCodecDecoder) -> None:
+    with pytest.raises(ValueError, match="cuda"):
+        CudaGraphDecoder(tiny_decoder, "cpu", [1, 2], [25])
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            resolve_device("cuda:0")
+
+
+def test_interface_attributes(runtime: CodecRuntime) -> None:
+    assert runtime.sample_rate == 24_000 and runtime.hop_length == 480
+    assert runtime.has_encoder is False and runtime.device == "cpu"
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 24_000, 44_100, 48_000])
+def test_resample_to_16k_keeps_frequency(rate: int) -> None:
+    seconds, freq = 0.5, 1_000.0
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    out = CodecRuntime.resample_to_16k(tone, rate)
+    assert out.dtype == np.float32 and abs(out.shape[0] - 8_000) <= 1
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(out.shape[0])))
+    assert abs(np.argmax(spectrum) * 16_000 / out.shape[0] - freq) < 5
+    assert abs(np.sqrt(np.mean(out[500:-500] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
+
+
+def test_resample_stereo_layouts() -> None:
+    left = np.linspace(-1, 1, 4_800, dtype=np.float32)
+    stereo = np.stack([left, -left * 0.5], axis=1)  # (N, C)
+    mono = CodecRuntime.resample_to_16k(stereo, 16_000)
+    np.testing.assert_allclose(mono, left * 0.25, atol=1e-6)
+    np.testing.assert_allclose(CodecRuntime.resample_to_16k(stereo.T, 16_000), mono)  # (C, N)
+    with pytest.raises(ValueError):
+        CodecRuntime.resample_to_16k(np.zeros((2, 2, 2)), 16_000)
