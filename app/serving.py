@@ -8,6 +8,7 @@ import logging
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.audio.stitch import StitchPlan, StreamStitcher
+from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.engine.worker import CodecEngine
 from app.env import SAMPLE_RATE, TOKENS_PER_SECOND, Settings
@@ -24,6 +25,8 @@ from app.errors import InvalidRequestError, NotReadyError, OverloadedError, Prom
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 
 logger = logging.getLogger(__name__)
+
+WINDOWS_AHEAD = 2  # decode windows one stream may have queued in the codec worker at once
 
 
 class TextNormalizer(Protocol):
@@ -227,11 +230,17 @@ class SpeechService:
 
         producer = asyncio.create_task(produce(), name=f"{job.request_id}-backend")
         stitcher = StreamStitcher(self.plan_for(gen))
+        # windows already sent to the codec, oldest first: a stream that has fallen behind its tokens gets its
+        # next windows decoded (and batched) while the current one is still in the worker
+        in_flight: deque[tuple[Window, asyncio.Task]] = deque()
         outcome = "failed"
         try:
             while True:
-                window = stitcher.next_window(len(tokens), bool(state["finished"]) and state["error"] is None)
-                if window is None:
+                finished = bool(state["finished"]) and state["error"] is None
+                while len(in_flight) < WINDOWS_AHEAD and (w := stitcher.next_window(len(tokens), finished)):
+                    ids = np.asarray(tokens[w.start : w.end], dtype=np.int64)
+                    in_flight.append((w, asyncio.ensure_future(self.engine.decode(ids))))
+                if not in_flight:
                     if stitcher.done:
                         break
                     if state["error"] is not None:
@@ -239,7 +248,9 @@ class SpeechService:
                     changed.clear()  # no await since next_window: no token can have slipped in between
                     await changed.wait()
                     continue
-                audio = await self.engine.decode(np.asarray(tokens[window.start : window.end], dtype=np.int64))
+                window, decoding = in_flight[0]
+                audio = await decoding
+                in_flight.popleft()
                 if self.settings.debug_audio:
                     await asyncio.to_thread(self._write_debug, job.request_id, window.index, audio)
                 chunk = stitcher.emit(window, audio)
@@ -254,6 +265,10 @@ class SpeechService:
         finally:
             self._in_flight -= 1
             self.counters[outcome] += 1
+            for _, decoding in in_flight:
+                decoding.cancel()  # the worker drops cancelled jobs instead of decoding them
+                if decoding.done() and not decoding.cancelled():
+                    decoding.exception()  # retrieved: its error already failed this request
             if not producer.done():
                 producer.cancel()
             # shielded: a second cancellation (anyio re-delivers it) must not interrupt the producer while it

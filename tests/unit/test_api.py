@@ -357,3 +357,43 @@ def test_max_tokens_is_capped_to_fit_the_context(app_url: str, fake: FakeVLLM) -
 def test_normalize_endpoint(app_url: str) -> None:
     r = httpx.post(f"{app_url}/v1/audio/normalize", json={"input": "  hello \n world "})
     assert r.status_code == 200 and r.json()["normalized"] == "hello world"
+
+
+# -- operations --------------------------------------------------------------------------------------------
+
+
+def test_debug_audio_writes_each_decoded_window(settings_for: Callable[..., Settings], tmp_path) -> None:
+    settings = settings_for(debug_audio=True, debug_audio_dir=str(tmp_path))
+    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        resp = post_speech(url)
+    rid = resp.headers["x-request-id"]
+    files = sorted(tmp_path.glob(f"{rid}_*.wav"))
+    assert [f.name for f in files][:2] == [f"{rid}_0000.wav", f"{rid}_0001.wav"]
+    total = sum(sf.info(str(f)).frames for f in files)
+    assert total >= len(resp.content) // 2  # windows overlap, so they hold at least the emitted audio
+
+
+def test_sentry_is_initialised_without_personal_data(settings_for: Callable[..., Settings], monkeypatch) -> None:
+    import sentry_sdk
+
+    calls: list[dict] = []
+    monkeypatch.setattr(sentry_sdk, "init", lambda **kw: calls.append(kw))
+    settings = settings_for(sentry_dsn="https://key@sentry.example/1")
+    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())):
+        pass
+    assert len(calls) == 1
+    assert calls[0]["dsn"] == "https://key@sentry.example/1" and calls[0]["send_default_pii"] is False
+
+
+async def test_requests_over_the_limit_get_429(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
+    import asyncio
+
+    fake.rate = 100
+    settings = settings_for(max_concurrent_requests=1)
+    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            first = asyncio.create_task(client.post(f"{url}/v1/audio/speech", json={"input": TEXT}))
+            assert await fake.wait_for_async(lambda: fake.active_streams == 1, timeout=5)
+            second = await client.post(f"{url}/v1/audio/speech", json={"input": TEXT})
+            assert_error(second, 429, code="overloaded")
+            assert (await first).status_code == 200
