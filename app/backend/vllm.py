@@ -144,7 +144,13 @@ class VLLMClient:
     ) -> AsyncIterator[list[int]]:
         """Yield lists of speech token ids as vLLM streams them. Closing the iterator closes the request."""
         stats = stats if stats is not None else StreamStats()
-        body = {"model": self.model, "prompt": prompt, "stream": True, **params.to_body()}
+        body = {
+            "model": self.model,
+            "prompt": prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},  # prompt token count for the SSE `usage`
+            **params.to_body(),
+        }
         parser = SpeechTokenParser()
         with map_backend_errors():
             async with self._client.stream("POST", "/v1/completions", json=body) as resp:

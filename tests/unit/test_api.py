@@ -181,7 +181,9 @@ def test_sse_deltas_decode_to_the_same_pcm(app_url: str) -> None:
     events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
     deltas = [e for e in events if e["type"] == "speech.audio.delta"]
     assert deltas and events[-1]["type"] == "speech.audio.done"
-    assert events[-1]["usage"]["output_tokens"] == len(audio) // 960
+    usage = events[-1]["usage"]
+    assert usage["output_tokens"] == len(audio) // 960
+    assert usage["input_tokens"] > 0 and usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert b"".join(base64.b64decode(e["audio"]) for e in deltas) == audio
 
 
