@@ -40,12 +40,12 @@ class MaskedGroupNorm(nn.GroupNorm):
             return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps).to(dtype)
         batch, channels, steps = x.shape
         groups = self.num_groups
-        xf = x.float().view(batch, groups, channels // groups, steps)
+        xf = x.float().reshape(batch, groups, channels // groups, steps)
         m = mask.float().view(batch, 1, 1, steps)
         count = m.sum(dim=-1, keepdim=True) * (channels // groups)  # (B, 1, 1, 1)
         mean = (xf * m).sum(dim=(2, 3), keepdim=True) / count
         centered = xf - mean
         var = (centered.square() * m).sum(dim=(2, 3), keepdim=True) / count
-        y = (centered * torch.rsqrt(var + self.eps)).view(batch, channels, steps)
+        y = (centered * torch.rsqrt(var + self.eps)).reshape(batch, channels, steps)
         y = y * self.weight.float()[:, None] + self.bias.float()[:, None]
         return y.to(dtype)

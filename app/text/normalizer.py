@@ -9,9 +9,9 @@ tokens that contain other tokens go first (an email contains digits and dots, a 
 
 malaya supplies the Malay number words (`malaya.num2word.to_cardinal`), the Malay shortform dictionary
 and the Malay/English word lists for language detection. Its own `Normalizer.normalize` is not used: it
-translates English words into Malay ("I have" -> "Saya have"), reads "01/12/2001" month-first, spends most
-of its time in dateparser (about 7 ms for 420 characters), and fails outright without PySastrawi on any
-word starting with "se"/"ter".
+translates English words into Malay ("I have" -> "Saya have"), reads "01/12/2001" month-first, takes
+9-25 ms for a 500-character paragraph (over half of it in dateparser; this pipeline takes about 1.5 ms),
+and fails outright without PySastrawi on any word starting with "se"/"ter".
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 Step = Callable[[str, Reader], str]
 
 _SURE = 1.0  # a detection margin below this is unsure: the paragraph's language is used instead
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "ʼ": "'", "−": "-", "×": "x"})
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "ʼ": "'", "−": "-"})
 _SPACES = re.compile(r"\s{2,}")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.!?;:])")
 _DOUBLE_COMMA = re.compile(r",\s*,")

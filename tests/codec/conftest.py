@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,26 @@ from tests.codec.reference import build_reference_codec, perturb_parameters, ref
 SEMANTIC_LAYERS_REF = 18  # more than the 16 NeuCodec reads, so truncation is exercised against the reference
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    """Seed every test; run it on one intra-op thread (restored after).
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run on one intra-op thread (restored after).
 
     The CI/dev machines have 2 cores shared with other jobs: two OpenMP threads spinning at each op's barrier
     while the other core is busy made these tests up to 50x slower than one thread.
     """
-    torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread() -> Iterator[None]:
+    torch.manual_seed(0)
+    with one_thread():
+        yield
 
 
 def make_semantic(dim: int, layers: int = SEMANTIC_LAYERS_REF, seed: int = 0) -> tuple[nn.Module, Any]:
@@ -62,9 +71,12 @@ def tiny_reference(tiny_config: CodecConfig) -> nn.Module:
     """Reference NeuCodec of the tiny size, every parameter perturbed (seeded), semantic model of 18 layers."""
     reference_or_skip()
     torch.manual_seed(1)
-    semantic, extractor = make_semantic(tiny_config.semantic_dim)
-    codec = build_reference_codec(**reference_kwargs(tiny_config), semantic_model=semantic, feature_extractor=extractor)
-    perturb_parameters(codec, scale=0.1, seed=1)
+    with one_thread():
+        semantic, extractor = make_semantic(tiny_config.semantic_dim)
+        codec = build_reference_codec(
+            **reference_kwargs(tiny_config), semantic_model=semantic, feature_extractor=extractor
+        )
+        perturb_parameters(codec, scale=0.1, seed=1)
     return codec
 
 
@@ -73,10 +85,11 @@ def full_reference() -> nn.Module:
     """Reference NeuCodec of the official size (random weights, perturbed; a tiny semantic model)."""
     reference_or_skip()
     torch.manual_seed(2)
-    semantic, extractor = make_semantic(32)
-    codec = build_reference_codec(semantic_model=semantic, feature_extractor=extractor)
-    perturb_parameters(codec.generator, scale=0.02, seed=2)
-    perturb_parameters(codec.fc_post_a, scale=0.02, seed=3)
+    with one_thread():
+        semantic, extractor = make_semantic(32)
+        codec = build_reference_codec(semantic_model=semantic, feature_extractor=extractor)
+        perturb_parameters(codec.generator, scale=0.02, seed=2)
+        perturb_parameters(codec.fc_post_a, scale=0.02, seed=3)
     return codec
 
 
@@ -99,4 +112,5 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random checkpoint with encoder, written by `tts-make-codec`'s function."""
     from app.codec.checkpoint import make_checkpoint
 
-    return make_checkpoint(tmp_path_factory.mktemp("codec") / "tiny", "tiny", with_encoder=True, seed=0)
+    with one_thread():
+        return make_checkpoint(tmp_path_factory.mktemp("codec") / "tiny", "tiny", with_encoder=True, seed=0)

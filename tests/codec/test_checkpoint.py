@@ -137,3 +137,26 @@ def test_encoder_needs_encoder_weights(tmp_path: Path) -> None:
     path = make_checkpoint(tmp_path / "dec")
     with pytest.raises(ValueError, match="no encoder weights"):
         load_codec(str(path), with_encoder=True, semantic_model=str(path))
+
+
+def test_hub_id_goes_through_hf_hub_download(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub path cannot reach the hub here: a stand-in `hf_hub_download` serves the files of a local dir."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    calls: list[tuple[str, str]] = []
+
+    def fake_download(repo_id: str, filename: str, **kwargs: object) -> str:
+        calls.append((repo_id, filename))
+        path = tiny_checkpoint / filename
+        if filename == "config.json" and repo_id == "neuphonic/no-config":
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    files = resolve_checkpoint("neuphonic/neucodec")
+    assert calls == [("neuphonic/neucodec", CHECKPOINT_FILE), ("neuphonic/neucodec", "config.json")]
+    assert files.weights == tiny_checkpoint / CHECKPOINT_FILE and files.config is not None
+    assert resolve_checkpoint("neuphonic/no-config").config is None
+    decoder, _ = load_codec("neuphonic/neucodec")
+    assert decoder.config == CodecConfig.tiny()

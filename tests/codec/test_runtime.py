@@ -126,3 +126,33 @@ def test_resample_stereo_layouts() -> None:
     np.testing.assert_allclose(CodecRuntime.resample_to_16k(stereo.T, 16_000), mono)  # (C, N)
     with pytest.raises(ValueError):
         CodecRuntime.resample_to_16k(np.zeros((2, 2, 2)), 16_000)
+
+
+class _FakeGraphs:
+    """Stands in for `CudaGraphDecoder` (no CUDA here): captured shapes (B, 16); replays run the decoder."""
+
+    def __init__(self, decoder: NeuCodecDecoder):
+        self.decoder = decoder
+        self.calls: list[tuple[tuple[int, int], list[int]]] = []
+
+    def __contains__(self, shape: tuple[int, int]) -> bool:
+        return shape[1] == 16
+
+    def run(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self.calls.append((tuple(codes.shape), lengths.tolist()))
+        return self.decoder(codes, lengths)
+
+
+def test_bucketed_batches_replay_graphs_and_long_windows_run_eager(tiny_decoder: NeuCodecDecoder) -> None:
+    runtime = CodecRuntime(tiny_decoder, max_batch_size=4)
+    fake = _FakeGraphs(tiny_decoder)
+    runtime._plan_buckets, runtime._graphs = [16], fake  # what warmup() sets up on CUDA
+    windows = _windows([5, 20, 12, 16])
+    audio = runtime.decode(windows)
+    assert fake.calls == [((3, 16), [16, 12, 5])]  # one padded graph batch; the 20-token window ran eager
+    assert runtime.stats.graph_batches == 1 and runtime.stats.batches == 2
+    assert runtime.stats.padded_tokens == 3 * 16 - 33
+    for window, out in zip(windows, audio, strict=True):
+        with torch.inference_mode():
+            alone = tiny_decoder(torch.from_numpy(window)[None])[0].clamp(-1, 1).numpy()
+        np.testing.assert_allclose(out, alone, rtol=0, atol=1e-4)

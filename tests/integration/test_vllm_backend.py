@@ -132,9 +132,13 @@ def test_max_tokens_is_honoured(vllm_url: str) -> None:
 
 
 def test_streams_end_on_im_end(vllm_url: str) -> None:
-    lengths, stops = [], 0
-    for seed in range(8):
-        s = complete(vllm_url, TTS_PROMPT, max_tokens=1500, seed=seed, stream_options={"include_usage": True})
+    def run(seed: int) -> Stream:
+        return complete(vllm_url, TTS_PROMPT, max_tokens=1500, seed=seed, stream_options={"include_usage": True})
+
+    with ThreadPoolExecutor(4) as pool:
+        streams = list(pool.map(run, range(8)))
+    stops = 0
+    for s in streams:
         assert s.done
         if s.finish_reason == "stop":
             stops += 1
@@ -142,7 +146,7 @@ def test_streams_end_on_im_end(vllm_url: str) -> None:
             assert final["text"] == "" and final["stop_reason"] is None  # EOS: no text, no stop string
             assert s.usage["completion_tokens"] == len(s.tokens) + 1  # the EOS counts, is not shown
         assert "<|im_end|>" not in s.text
-        lengths.append(len(s.tokens))
+    lengths = [len(s.tokens) for s in streams]
     assert stops >= 4, lengths
     assert sum(lengths) / len(lengths) < 1000, lengths
 

@@ -497,4 +497,37 @@ CASES: list[Case] = [
     Case("symbol-en", "We are open 24/7.", "We are open twenty four seven."),
     Case("symbol-en", "Each student and/or parent must sign.", "Each student and or parent must sign."),
     Case("symbol-en", "Add 1/2 cup of sugar.", "Add one half cup of sugar."),
+    # --- codes, addresses and other readings found in agent replies ------------------------------
+    Case(
+        "code-en",
+        "Your OTP is 482913. Do not share it.",
+        "Your O T P is four eight two nine one three. Do not share it.",
+    ),
+    Case("code-ms", "Kod OTP anda ialah 482913.", "Kod O T P anda ialah empat lapan dua sembilan satu tiga."),
+    Case(
+        "address-ms",
+        "Alamat: No. 12-3, Jalan SS2/24, 47300 Petaling Jaya.",
+        "Alamat: nombor dua belas dash tiga, Jalan S S dua slash dua puluh empat, empat tujuh tiga kosong kosong "
+        "Petaling Jaya.",
+    ),
+    Case("money-ms", "Dia beli 3 helai baju @ RM20.", "Dia beli tiga helai baju pada dua puluh ringgit."),
+    Case("money-ms", "Harga durian RM20/kg sekarang.", "Harga durian dua puluh ringgit per kilogram sekarang."),
+    Case("money-en", "The hotel is RM350/night.", "The hotel is three hundred and fifty ringgit per night."),
+    Case("symbol-ms", "Nama: Siti binti Ahmad @ Hassan.", "Nama: Siti binti Ahmad alias Hassan."),
+    Case("number-en", "We have a 50-50 chance.", "We have a fifty fifty chance."),
+    Case("date-ms", "Pada 10/4 kami bercuti.", "Pada sepuluh April kami bercuti."),
+    Case("date-ms", "Sila bayar sebelum 31/12.", "Sila bayar sebelum tiga puluh satu Disember."),
+    Case("symbol-en", "I give it 8/10.", "I give it eight out of ten."),
+    Case("time-ms", "Mesyuarat bermula pukul 0800.", "Mesyuarat bermula pukul lapan pagi."),
+    Case("time-en", "The briefing is at 1400hrs.", "The briefing is at two P M."),
+    Case("symbol-en", "The screen ratio is 16:9.", "The screen ratio is sixteen to nine."),
+    Case("symbol-ms", "Luas bilik 3 × 4 meter.", "Luas bilik tiga darab empat meter."),
+    Case("code-en", "In an emergency, call 999.", "In an emergency, call nine nine nine."),
+    Case(
+        "symbol-en",
+        "Rated 4.5/5 stars by 1,000+ customers.",
+        "Rated four point five out of five stars by one thousand plus customers.",
+    ),
+    Case("symbol-ms", "Markah saya 85/100.", "Markah saya lapan puluh lima daripada seratus."),
+    Case("acronym-en", "I live in the U.S.", "I live in the U S."),
 ]

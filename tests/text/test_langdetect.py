@@ -49,7 +49,7 @@ def test_no_words_is_malay_and_unsure(normalizer) -> None:
         ("Use e.g. this one.", ["Use e.g. this one."]),
         ("Rumah No. 5 di sini.", ["Rumah No. 5 di sini."]),
         ("Wow! Really? Yes.", ["Wow!", "Really?", "Yes."]),
-        ("He said \"Stop.\" Then left.", ["He said \"Stop.\"", "Then left."]),
+        ('He said "Stop." Then left.', ['He said "Stop."', "Then left."]),
         ("no stop at end", ["no stop at end"]),
     ],
 )

@@ -72,6 +72,9 @@ _UNITS: dict[str, tuple[str, str, str]] = {
     "hr": ("jam", "hour", "hours"),
     "hrs": ("jam", "hour", "hours"),
     "sen": ("sen", "sen", "sen"),
+    "ft": ("kaki", "foot", "feet"),
+    "lb": ("paun", "pound", "pounds"),
+    "lbs": ("paun", "pound", "pounds"),
 }
 
 # "RM20/kg" -> "... per kilogram": the unit after a slash, Malay and English names.
@@ -91,7 +94,8 @@ _UNIT_ALT = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)
 _UNIT = re.compile(rf"{_NUMBER}\s?({_UNIT_ALT})(?![\w/²])")
 _PERCENT = re.compile(rf"{_NUMBER}\s?(?:%|per\s?cent\b)")
 _SCALED = re.compile(rf"{_NUMBER}(K|k|M|B|bn)(?![\w])")
-_TIMES = re.compile(rf"{_NUMBER}\s?[x×](?![\w])")
+_TIMES = re.compile(rf"{_NUMBER}\s?[x×](?![\w])(?!\s*[0-9])")
+_BY = re.compile(rf"{_NUMBER}\s?[x×]\s?(?=[0-9])")  # "3 x 4 meter": dimensions
 _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bilion", "billion")}
 
 
@@ -119,6 +123,7 @@ def measures(text: str, r: Reader) -> str:
         text = _UNIT.sub(lambda m: _unit(m, r), text)
         text = _SCALED.sub(lambda m: _scaled(m, r), text)
         text = _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
+        text = _BY.sub(lambda m: f"{r.number(m.group(1))} {'darab' if r.lang == 'ms' else 'by'} ", text)
     if "/" in text:
         text = _PER.sub(lambda m: f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}", text)
     return text

@@ -30,7 +30,7 @@ _YEAR_CONTEXT = frozenset(
 _YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w%]|[.,][0-9])")
 _PREV_WORD = re.compile(r"(\S+)\s+$")
 _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
-_FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3})/([0-9]{1,3})(?![\w/]|[.,][0-9])")
+_FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3}(?:\.[0-9])?)/([0-9]{1,3})(?![\w/]|[.,][0-9])")
 _DATE_CONTEXT = frozenset(
     (  # noqa: SIM905
         "pada sebelum selepas hingga sehingga sejak mulai tarikh bermula on by before after until till from "
@@ -43,6 +43,15 @@ _ALNUM = re.compile(
     r"(?<![\w/-])(?=[A-Za-z0-9/-]*[0-9])(?=[A-Za-z0-9/-]*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![\w/-])"
 )
 _ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|/")
+# A code, not a quantity: "OTP 482913", "nombor akaun 1234567" are read digit by digit.
+_CODE_WORDS = frozenset(
+    (  # noqa: SIM905
+        "otp tac pin code codes kod ref reference rujukan akaun account id tracking invois invoice order pesanan "
+        "booking tempahan passport pasport siri serial resit receipt no number nombor call dial hubungi "
+        "telefon tel phone hotline talian"
+    ).split()
+)
+_CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
 _POSTCODE = re.compile(r"(?<![\w.,])[0-9]{5}(?=\s+[A-Z][a-z])")
 _PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 _VOWELS = set("AEIOUaeiou")
@@ -58,11 +67,6 @@ def _en_fraction(num: int, den: int, r: Reader) -> str:
     else:
         name = r.ordinal(den) + ("" if num == 1 else "s")
     return f"{r.cardinal(num)} {name}"
-
-
-def speak_letters(letters: str) -> str:
-    """An all-capital acronym spelled out: "KWSP" -> "K W S P"."""
-    return " ".join(letters)
 
 
 def ordinals(text: str, r: Reader) -> str:
@@ -118,22 +122,28 @@ def fractions(text: str, r: Reader) -> str:
         return text
 
     def speak(m: re.Match[str]) -> str:
-        num, den = int(m.group(1)), int(m.group(2))
+        num_text, den = m.group(1), int(m.group(2))
+        num = float(num_text)
         if (num, den) == (24, 7):
             return f"{r.cardinal(24)} {r.cardinal(7)}"
         if den == 0:
             return m.group()
+        spoken_num = r.number(num_text)
+        if num <= den and den in (5, 10, 100):
+            # A rating or score: "8/10", "4.5/5", "85/100".
+            return f"{spoken_num} {'daripada' if r.lang == 'ms' else 'out of'} {r.cardinal(den)}"
+        if "." in num_text:
+            return f"{spoken_num} {'per' if r.lang == 'ms' else 'over'} {r.cardinal(den)}"
+        num = int(num)
         before = _PREV_WORD.search(text, 0, m.start())
         in_context = bool(before) and before.group(1).lower() in _DATE_CONTEXT
         if 1 <= num <= 31 and 1 <= den <= 12 and (in_context or num > den):
             return speak_date(num, den, None, r)
         if r.lang == "ms":
-            return _FRACTIONS_MS.get((num, den), f"{r.cardinal(num)} per {r.cardinal(den)}")
+            return _FRACTIONS_MS.get((num, den), f"{spoken_num} per {r.cardinal(den)}")
         if num < den and den in (2, 3, 4, 8):
             return _en_fraction(num, den, r)
-        if num <= den and den in (5, 10, 100):
-            return f"{r.cardinal(num)} out of {r.cardinal(den)}"  # a rating: "8/10"
-        return f"{r.cardinal(num)} over {r.cardinal(den)}"
+        return f"{spoken_num} over {r.cardinal(den)}"
 
     return _FRACTION.sub(speak, text)
 
@@ -146,7 +156,7 @@ def _speak_alnum_piece(piece: str, r: Reader) -> str:
             r.cardinal(int(piece)) if len(piece) <= 2 and not (len(piece) == 2 and piece[0] == "0") else r.digits(piece)
         )
     if piece.isupper() and (len(piece) <= 4 or not _VOWELS & set(piece)):
-        return speak_letters(piece)
+        return " ".join(piece)  # "MH" -> "M H"
     return piece
 
 
@@ -166,4 +176,13 @@ def plain_numbers(text: str, r: Reader) -> str:
     point = r.word("version_point")
     text = _POSTCODE.sub(lambda m: r.digits(m.group()), text)
     text = _VERSION.sub(lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
-    return _PLAIN.sub(lambda m: r.number(m.group()), text)
+
+    def speak(m: re.Match[str]) -> str:
+        written = m.group()
+        if len(written) >= 3 and written.isdigit():
+            before = _CODE_CONTEXT.search(text, max(0, m.start() - 40), m.start())
+            if before and before.group(1).lower() in _CODE_WORDS:
+                return r.digits(written)
+        return r.number(written)
+
+    return _PLAIN.sub(speak, text)

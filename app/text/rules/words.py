@@ -22,11 +22,14 @@ _PLUS = re.compile(r"(?<=\s)\+(?=\s)")
 _EQUALS = re.compile(r"\s*=\s*")
 _TILDE = re.compile(r"~\s*(?=\w)")
 _SLASH = re.compile(r"(?<=[A-Za-z])/(?=[A-Za-z])")
+_CODES_SLASH = re.compile(r"\b([A-Z]{2,})/([A-Z]{2,})\b")  # "USD/MYR"
+_TRAILING_PLUS = re.compile(r"(?<=\w)\+(?=\s|$|[.,!?;:)])")  # "1,000+ customers"
 _AT = re.compile(r"(?<![\w])@(?=\w)")
 _ALIAS = re.compile(r"(?<=\w)\s+@\s+(?=\w)")
 _PERCENT = re.compile(r"(?<=\w)\s?%")
 _LIST_SEP = re.compile(r"\s*(?:\||→|->|=>|•)\s*")
 _DEGREE = re.compile(r"°")
+_MULTIPLY = re.compile(r"\s*×\s*")
 _DASH = re.compile(r"\s*(?:—|--)\s*|\s+[-–]\s+")
 
 _REDUPLICATION = re.compile(r"\b([A-Za-z]?[a-z]*[aeiou][a-z]*)2\b")
@@ -48,12 +51,15 @@ _CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
 
 
 def symbols(text: str, r: Reader) -> str:
+    text = _LIST_SEP.sub(", ", text)
     if "&" in text:
         text = _AMPERSAND.sub(f" {r.word('and')} ", text)
     if "/" in text:
         text = re.sub(r"\b(dan|and)/(atau|or)\b", r"\1 \2", text)
+        text = _CODES_SLASH.sub(r"\1 \2", text)
         text = _SLASH.sub(f" {r.word('or')} ", text)
     if "+" in text:
+        text = _TRAILING_PLUS.sub(" lebih" if r.lang == "ms" else " plus", text)
         text = _PLUS.sub(r.word("plus"), text)
     if "=" in text:
         text = _EQUALS.sub(f" {r.word('equals')} ", text)
@@ -65,11 +71,13 @@ def symbols(text: str, r: Reader) -> str:
         text = _AT.sub(f"{r.word('at')} ", text)
     if "%" in text:
         text = _PERCENT.sub(f" {r.word('percent')}", text)
+    if "×" in text:
+        text = _MULTIPLY.sub(" darab " if r.lang == "ms" else " by ", text)
     if "°" in text:
         text = _DEGREE.sub(f" {r.word('degree')} ", text)
     if "-" in text or "—" in text or "–" in text:
         text = _DASH.sub(", ", text)
-    return _LIST_SEP.sub(", ", text)
+    return text
 
 
 class MalayShortforms:
@@ -120,7 +128,8 @@ def acronyms(text: str, r: Reader) -> str:
     def speak(m: re.Match[str]) -> str:
         token = m.group()
         if "." in token:
-            return " ".join(token.replace(".", ""))
+            spelled = " ".join(token.replace(".", ""))
+            return spelled + "." if m.end() == len(text) else spelled  # "in the U.S." ends the sentence
         plural = token.endswith("s")
         letters = token[:-1] if plural else token
         if not shouting:
