@@ -12,7 +12,7 @@ LM_DIR    := $(MODELS)/tiny-tts-lm
 VLLM_URL  ?= http://127.0.0.1:9093
 DEV_ENV    = CODEC_MODEL=$(CODEC_DIR) SEMANTIC_MODEL=$(CODEC_DIR)/semantic TTS_API=$(VLLM_URL) CODEC_THREADS=1
 
-.PHONY: all install system-deps models vllm dev api stop-dev test test-unit lint bench clean
+.PHONY: all install system-deps models vllm dev api stop-dev test test-unit lint bench stress clean
 
 all: install
 
@@ -70,8 +70,15 @@ test: install models vllm lint
 test-unit: install models
 	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration
 
+# Benchmarks print figures and assert nothing (docs/performance.md has this machine's).
 bench: install models
-	$(BIN)/python benchmarks/service_bench.py
+	$(BIN)/python benchmarks/codec_bench.py --size full
+	$(BIN)/python benchmarks/stitch_bench.py --size full
+	$(BIN)/python benchmarks/normalize_bench.py
+	$(BIN)/python -m benchmarks.service_bench --size full
+
+stress:
+	$(BIN)/python -m stress_test
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from stress_test.stats import percentile
 
@@ -95,22 +94,13 @@ def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int]) -
     """Best raw decode throughput (audio-s per wall-s) and its batch size, for windows of `window_tokens`."""
     from app.codec.pretrained import load_codec
     from app.codec.runtime import CodecRuntime
+    from benchmarks.codec_bench import measure_codec_ceiling
 
     decoder, _ = load_codec(str(codec_dir), with_encoder=False)
     runtime = CodecRuntime(decoder, max_batch_size=max(batch_sizes))
     runtime.warmup()
-    rng = np.random.default_rng(0)
-    best = (0.0, 1)
-    for b in batch_sizes:
-        windows = [rng.integers(0, 65536, window_tokens) for _ in range(b)]
-        runtime.decode(windows)
-        reps, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < 2.0 or reps < 2:
-            runtime.decode(windows)
-            reps += 1
-        rate = reps * b * window_tokens / 50 / (time.perf_counter() - t0)
-        best = max(best, (rate, b))
-    return best
+    best = measure_codec_ceiling(runtime, window_tokens, batch_sizes, min_seconds=2.0)["best"]
+    return best["audio_s_per_s"], best["batch"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
 
 if TYPE_CHECKING:
+    from app.codec.graphs import CudaGraphDecoder
     from app.env import Settings
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,15 @@ class CodecRuntime:
         self.graph_buckets = sorted({int(b) for b in graph_buckets if b > 0})
         self.torch_compile = torch_compile
         self.stats = CodecStats()
-        self._graphs = None  # CudaGraphDecoder once captured
+        self._graphs: CudaGraphDecoder | None = None  # set by warmup() on CUDA
         self._compiled: nn.Module | None = None
         cuda = self._device.type == "cuda"
-        if torch_compile and not cuda:
+        if not cuda and torch_compile:
             logger.info("codec: TORCH_COMPILE=true needs CUDA; decoding eagerly on %s", self._device)
-        elif self.graph_buckets and not cuda:
+        if not cuda and self.graph_buckets:
             logger.info("codec: CUDA_GRAPH_BATCH needs CUDA; decoding eagerly on %s", self._device)
+        if cuda and torch_compile and self.graph_buckets:
+            logger.info("codec: TORCH_COMPILE=true: torch.compile instead of CUDA graphs; buckets still pad batches")
         # Buckets shape batches only where they pay: replayed graphs, or a bounded set of compiled shapes.
         self._plan_buckets = self.graph_buckets if cuda else []
 

@@ -31,6 +31,13 @@ import torch
 from torch import nn
 
 _CACHE: dict[str, SimpleNamespace] = {}
+STUB_NAMES = (
+    "torchtune",
+    "torchtune.modules",
+    "torchtune.modules.position_embeddings",
+    "torchaudio",
+    "torchaudio.transforms",
+)
 REQUIRED = ("neucodec", "torchtune", "vector_quantize_pytorch", "einops", "einx")
 
 
@@ -101,13 +108,20 @@ def load_reference() -> SimpleNamespace:
     import transformers  # noqa: F401
     from transformers import AutoFeatureExtractor, Wav2Vec2BertModel  # noqa: F401
 
+    before = set(sys.modules)
     rotary = _load_rotary_module()
     _stub_torchaudio()
+    stubs = [name for name in STUB_NAMES if name in sys.modules and name not in before]
     import neucodec.bs_roformer5 as bs_roformer5
     import neucodec.codec_decoder_vocos as vocos
     import neucodec.codec_encoder as codec_encoder
     import neucodec.model as model
     import neucodec.module as module
+
+    # The reference modules hold what they imported; take the stubs out of sys.modules so nothing else in the
+    # test session mistakes them for the real torchtune/torchaudio.
+    for name in stubs:
+        sys.modules.pop(name, None)
 
     ns = SimpleNamespace(
         RotaryPositionalEmbeddings=rotary.RotaryPositionalEmbeddings,

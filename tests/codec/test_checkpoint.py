@@ -160,3 +160,24 @@ def test_hub_id_goes_through_hf_hub_download(tiny_checkpoint: Path, monkeypatch:
     assert resolve_checkpoint("neuphonic/no-config").config is None
     decoder, _ = load_codec("neuphonic/neucodec")
     assert decoder.config == CodecConfig.tiny()
+
+
+def test_decode_path_imports_neither_transformers_nor_hub(tiny_checkpoint: Path) -> None:
+    """Decode-only loading and decoding from a local dir never import `transformers` (nor huggingface_hub)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from app.codec.runtime import CodecRuntime\n"
+        "from app.env import load_settings\n"
+        f"s = load_settings(codec_model={str(tiny_checkpoint)!r}, codec_load_encoder=False, codec_device='cpu',"
+        " _env_file=None)\n"
+        "rt = CodecRuntime.from_settings(s)\n"
+        "rt.decode([np.arange(5)])\n"
+        "bad = [m for m in ('transformers', 'huggingface_hub') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -76,11 +76,12 @@ def test_cpu_fallback_logs_and_warmup(tiny_decoder: NeuCodecDecoder, caplog: pyt
     with caplog.at_level(logging.INFO, logger="app.codec"):
         graphs = CodecRuntime(tiny_decoder, graph_buckets=[25, 50], max_batch_size=2)
         compiled = CodecRuntime(tiny_decoder, torch_compile=True)
-        graphs.warmup()
-        compiled.warmup()
-    assert "CUDA_GRAPH_BATCH needs CUDA" in caplog.text
-    assert "TORCH_COMPILE=true needs CUDA" in caplog.text
-    assert caplog.text.count("eager warmup") == 2
+        both = CodecRuntime(tiny_decoder, graph_buckets=[25], torch_compile=True)
+        for runtime in (graphs, compiled, both):
+            runtime.warmup()
+    assert caplog.text.count("CUDA_GRAPH_BATCH needs CUDA") == 2
+    assert caplog.text.count("TORCH_COMPILE=true needs CUDA") == 2
+    assert caplog.text.count("eager warmup") == 3
     # On CPU buckets do not pad: windows run at their own lengths.
     graphs.decode(_windows([10, 10]))
     assert graphs.stats.padded_tokens == 0 and graphs.stats.graph_batches == 0
