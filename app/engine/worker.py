@@ -153,10 +153,14 @@ class CodecEngine:
                 raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
         except Exception as exc:
             self.stats.failures += 1
-            logger.exception("codec %s batch of %d failed", kind, len(batch))
-            err = DecodeError(f"audio {kind} failed: {type(exc).__name__}: {exc}")
-            for job in batch:
-                job.deliver(None, err)
+            if len(batch) > 1:
+                # one bad input must not fail its neighbours: retry each job alone, so only the culprit fails
+                logger.warning("codec %s batch of %d failed (%s); retrying one by one", kind, len(batch), exc)
+                for job in batch:
+                    self._process([job], depth_after)
+                return
+            logger.exception("codec %s of one job failed", kind)
+            batch[0].deliver(None, DecodeError(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
             return
         elapsed = time.perf_counter() - started
         self.stats.batches[kind] += 1
