@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,15 +61,14 @@ def _init_sentry(settings: Settings) -> None:
     logger.info("Sentry initialised (send_default_pii=%s)", settings.sentry_send_default_pii)
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def start_service(app: FastAPI) -> None:
+    """Load the models, start the codec worker and the backend client; publish the service on `app.state`."""
     from app.backend.vllm import VLLMClient
     from app.engine.worker import CodecEngine
     from app.serving import SpeechService
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components
-    _init_sentry(settings)
     logger.info("loading codec %s and the text normalizer", settings.codec_model)
     codec, normalizer = await asyncio.gather(
         asyncio.to_thread(_load_codec, settings) if parts.codec is None else _ready(parts.codec),
@@ -88,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         read_timeout=settings.backend_read_timeout,
         max_connections=settings.backend_max_connections,
     )
-    service = SpeechService(
+    app.state.service = SpeechService(
         settings,
         backend,
         engine,
@@ -96,18 +97,50 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         codec.resample_to_16k,
         has_encoder=bool(getattr(codec, "has_encoder", False)),
     )
-    app.state.service = service
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
     logger.info("service ready on model %s via %s", settings.model_name, settings.tts_api)
+
+
+async def stop_service(app: FastAPI) -> None:
+    service = app.state.service
+    app.state.service = None
+    if service is not None:
+        service.engine.stop()
+        service.close()
+        await service.backend.aclose()
+        logger.info("service stopped")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Serve `/health` at once; load the models in the background (`/ready` is 503 until they are).
+
+    A failed start-up is fatal: it is logged and the process is asked to stop (`tts-api` then exits 1).
+    """
+    _init_sentry(app.state.settings)
+
+    async def load() -> None:
+        try:
+            await start_service(app)
+        except Exception as exc:
+            logger.exception("start-up failed; stopping")
+            app.state.startup_error = exc
+            stop = getattr(app.state, "request_shutdown", None)
+            if stop is not None:
+                stop()
+            else:  # served by someone else's uvicorn: ask the process to stop
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    app.state.startup_error = None
+    loading = asyncio.create_task(load(), name="start-service")
     try:
         yield
     finally:
-        app.state.service = None
-        engine.stop()
-        service.close()
-        await backend.aclose()
-        logger.info("service stopped")
+        loading.cancel()
+        with suppress(asyncio.CancelledError):
+            await loading
+        await stop_service(app)
 
 
 async def _ready(value: Any) -> Any:
@@ -153,13 +186,15 @@ def run(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=10
     )
+    server = uvicorn.Server(config)
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if app.state.startup_error is not None:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -84,12 +84,12 @@ def serve(settings: Settings, components: Components | None = None) -> Iterator[
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the app failed to start")
+    deadline = time.monotonic() + 300
+    while not (server.started and app.state.service is not None):  # models load after the server starts
+        if not thread.is_alive() or getattr(app.state, "startup_error", None) is not None:
+            raise RuntimeError(f"the app failed to start: {getattr(app.state, 'startup_error', None)!r}")
         if time.monotonic() > deadline:
-            raise TimeoutError("the app did not start within 120 s")
+            raise TimeoutError("the app did not start within 300 s")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -110,3 +110,29 @@ def test_import_is_light() -> None:
     code = "import sys, app.main, app.env; print('torch' in sys.modules, 'malaya' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+def test_failed_start_up_exits_1_after_serving_health(tmp_path: Path) -> None:
+    """/health answers while models load; a codec that cannot load stops the process with status 1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CODEC_MODEL": str(tmp_path / "no-such-codec"),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.main", "--env-file", str(tmp_path / "none.env")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1
+    assert "start-up failed" in proc.stderr and "no-such-codec" in proc.stderr
