@@ -93,11 +93,12 @@ async def run_level(url: str, concurrency: int, requests: int) -> tuple[list[dic
 def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int]) -> tuple[float, int]:
     """Best raw decode throughput (audio-s per wall-s) and its batch size, for windows of `window_tokens`."""
     from app.codec.pretrained import load_codec
-    from app.codec.runtime import CodecRuntime
+    from app.codec.runtime import CodecRuntime, resolve_device
     from benchmarks.codec_bench import measure_codec_ceiling
 
-    decoder, _ = load_codec(str(codec_dir), with_encoder=False)
-    runtime = CodecRuntime(decoder, max_batch_size=max(batch_sizes))
+    device = resolve_device("auto")  # the device the service will use (cuda when present)
+    decoder, _ = load_codec(str(codec_dir), with_encoder=False, device=device)
+    runtime = CodecRuntime(decoder, device=device, max_batch_size=max(batch_sizes))
     runtime.warmup()
     best = measure_codec_ceiling(runtime, window_tokens, batch_sizes, min_seconds=2.0)["best"]
     return best["audio_s_per_s"], best["batch"]
