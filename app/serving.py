@@ -114,7 +114,9 @@ class SpeechService:
             raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
-        return await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
+        job = await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
+        self._log_job(job, kind="speech", model=req.model, voice=voice, chars=len(text))
+        return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
         if not self.has_encoder:
@@ -130,7 +132,9 @@ class SpeechService:
         if not gen_text:
             raise InvalidRequestError("generate_text has nothing to speak after cleanup", param="generate_text")
         prompt = voice_clone_prompt(ref_text or req.reference_text, ref_tokens, gen_text)
-        return await self._job(prompt, req.resolved(self.settings), param="reference_audio")
+        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio")
+        self._log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
+        return job
 
     def _read_reference(self, data: bytes) -> np.ndarray:
         """Uploaded clip bytes -> mono float32 at 16 kHz, or a 400 that says what is wrong."""
@@ -164,6 +168,24 @@ class SpeechService:
     async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str) -> SynthesisJob:
         gen = gen.model_copy(update={"max_tokens": await self._fit_context(prompt, gen.max_tokens, param)})
         return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen)
+
+    @staticmethod
+    def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
+        gen = job.gen
+        details = " ".join(f"{k}={v}" for k, v in extra.items())
+        logger.info(
+            "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d %s",
+            job.request_id,
+            kind,
+            model or "-",
+            voice,
+            chars,
+            gen.response_format,
+            gen.stream,
+            "/sse" if gen.stream_format == "sse" else "",
+            gen.max_tokens,
+            details,
+        )
 
     async def _fit_context(self, prompt: str, max_tokens: int, param: str) -> int:
         """`max_tokens` capped so prompt + output fit the model's context; a 400 if the prompt alone cannot.

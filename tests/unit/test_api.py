@@ -399,3 +399,13 @@ async def test_requests_over_the_limit_get_429(settings_for: Callable[..., Setti
             second = await client.post(f"{url}/v1/audio/speech", json={"input": TEXT})
             assert_error(second, 429, code="overloaded")
             assert (await first).status_code == 200
+
+
+def test_tts_api_key_is_sent_to_vllm(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
+    fake.api_key = "vllm-secret"
+    with serve(settings_for(tts_api_key="vllm-secret"), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        assert post_speech(url).status_code == 200
+        assert fake.requests[-1].headers["authorization"] == "Bearer vllm-secret"
+    with serve(settings_for(), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        err = assert_error(post_speech(url), 502, code="backend_error")
+        assert "401" in err["message"]
