@@ -88,6 +88,11 @@ class SpeechService:
     def close(self) -> None:
         self._text_pool.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests generating audio now."""
+        return self._in_flight
+
     # -- text ------------------------------------------------------------------------------------
     async def normalize(self, text: str, malaysian: bool) -> str:
         loop = asyncio.get_running_loop()

@@ -68,7 +68,7 @@ async def metrics(request: Request) -> PlainTextResponse:
         st = service.engine.stats
         for name, value in service.counters.items():
             lines.append(f'tts_requests_total{{outcome="{name}"}} {value}')
-        lines.append(f"tts_requests_in_flight {service._in_flight}")
+        lines.append(f"tts_requests_in_flight {service.in_flight}")
         lines.append(f'tts_codec_queue_depth{{kind="decode"}} {service.engine.queue_depth("decode")}')
         lines.append(f'tts_codec_queue_depth{{kind="encode"}} {service.engine.queue_depth("encode")}')
         for kind in ("decode", "encode"):
