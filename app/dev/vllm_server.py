@@ -298,7 +298,7 @@ def vllm_command(
     extra = [*shlex.split(os.environ.get("TTS_DEV_VLLM_ARGS", "")), *extra_args]
     return [
         str(py), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model),
+        "--model", str(Path(model).resolve()),  # vLLM takes a relative path for a hub id
         "--served-model-name", SERVED_MODEL_NAME,
         "--host", host,
         "--port", str(port),
@@ -392,7 +392,7 @@ def start(
         wait_ready(url, timeout, None, log_path(port))
         return Backend(url, pid, False, log_path(port), time.monotonic() - t0)
 
-    model = Path(model) if model else default_model_dir()
+    model = (Path(model) if model else default_model_dir()).resolve()
     if not model_ready(model):
         build_model(model)
     py = install(venv)
