@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -35,6 +36,14 @@ class TextNormalizer(Protocol):
 
 class Resampler(Protocol):
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
+_CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,40}\|>")
+
+
+def strip_control_tokens(text: str) -> str:
+    """User text without `<|...|>` markers, so it cannot inject speech tokens or end its own turn."""
+    return " ".join(_CONTROL_TOKEN.sub(" ", text).split())
 
 
 def speech_prompt(voice: str, text: str) -> str:
@@ -95,8 +104,10 @@ class SpeechService:
 
     # -- text ------------------------------------------------------------------------------------
     async def normalize(self, text: str, malaysian: bool) -> str:
+        """The text as it will be prompted: normalized, without control markers."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian)
+        text = await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian)
+        return strip_control_tokens(text)
 
     def _check_text(self, text: str, param: str) -> None:
         if len(text) > self.settings.max_input_chars:
@@ -134,9 +145,10 @@ class SpeechService:
             self.normalize(req.reference_text, req.normalize_malaysian),
             self.normalize(req.generate_text, req.normalize_malaysian),
         )
-        if not gen_text:
-            raise InvalidRequestError("generate_text has nothing to speak after cleanup", param="generate_text")
-        prompt = voice_clone_prompt(ref_text or req.reference_text, ref_tokens, gen_text)
+        for value, param in ((ref_text, "reference_text"), (gen_text, "generate_text")):
+            if not value:
+                raise InvalidRequestError(f"{param} has nothing to speak after cleanup", param=param)
+        prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
         job = await self._job(prompt, req.resolved(self.settings), param="reference_audio")
         self._log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
         return job
