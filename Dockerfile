@@ -56,7 +56,7 @@ USER app
 WORKDIR /home/app
 EXPOSE 9091
 
-# /health answers 200 once the codec is loaded; the first start downloads the models, hence the long grace.
+# /health answers while the process lives (models load in the background; /ready says when they are in).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=5 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '9091'), timeout=4)" || exit 1
 
