@@ -21,7 +21,7 @@ import numpy as np
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.engine.worker import CodecEngine
-from app.env import SAMPLE_RATE, TOKENS_PER_SECOND, Settings
+from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 
@@ -317,10 +317,12 @@ class SpeechService:
             elapsed = time.perf_counter() - job.started
             ttfa = (job.first_audio_at - job.started) if job.first_audio_at else None
             logger.info(
-                "%s %s: %d speech tokens, %.2f s audio in %.2f s (ttfa %s), decoded/emitted %.2f, finish=%s",
+                "%s %s: %d speech tokens (+%d other chars), %.2f s audio in %.2f s (ttfa %s), decoded/emitted %.2f, "
+                "finish=%s",
                 job.request_id,
                 outcome,
                 job.stats.speech_tokens,
+                job.stats.other_chars,
                 job.samples_out / SAMPLE_RATE,
                 elapsed,
                 f"{ttfa * 1e3:.0f} ms" if ttfa is not None else "-",
@@ -334,7 +336,3 @@ class SpeechService:
         os.makedirs(self.settings.debug_audio_dir, exist_ok=True)
         path = os.path.join(self.settings.debug_audio_dir, f"{request_id}_{index:04d}.wav")
         sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
-
-    @staticmethod
-    def tokens_to_seconds(n: int) -> float:
-        return n / TOKENS_PER_SECOND
