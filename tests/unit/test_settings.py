@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.env import Settings, SettingsError, load_settings
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,16 +85,20 @@ def test_default_speaker_must_be_listed(monkeypatch: pytest.MonkeyPatch) -> None
         load_settings(_env_file=None)
 
 
-def test_bad_setting_stops_tts_api_with_a_message(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "CUDA_GRAPH_BATCH": "oops", "MAX_BATCH_SIZE": "0"}
-    proc = subprocess.run(
+def run_tts_api(env: dict[str, str], tmp_path: Path, timeout: float) -> subprocess.CompletedProcess:
+    """`tts-api` in a fresh interpreter with only `env` (no .env file)."""
+    return subprocess.run(
         [sys.executable, "-m", "app.main", "--env-file", str(tmp_path / "none.env")],
-        env=env,
+        env={"PATH": "/usr/bin:/bin", **env},
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
+
+
+def test_bad_setting_stops_tts_api_with_a_message(tmp_path: Path) -> None:
+    proc = run_tts_api({"CUDA_GRAPH_BATCH": "oops", "MAX_BATCH_SIZE": "0"}, tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "CUDA_GRAPH_BATCH" in proc.stderr and "MAX_BATCH_SIZE" in proc.stderr
 
@@ -112,27 +117,14 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "False False", out.stderr
 
 
-def test_failed_start_up_exits_1_after_serving_health(tmp_path: Path) -> None:
-    """/health answers while models load; a codec that cannot load stops the process with status 1."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_failed_start_up_exits_1(tmp_path: Path) -> None:
+    """A codec that cannot load is logged and stops the process with status 1 (models load after start)."""
     env = {
-        "PATH": "/usr/bin:/bin",
         "CODEC_MODEL": str(tmp_path / "no-such-codec"),
-        "PORT": str(port),
+        "PORT": str(free_port()),
         "HOST": "127.0.0.1",
         "HOME": str(tmp_path),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "app.main", "--env-file", str(tmp_path / "none.env")],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    proc = run_tts_api(env, tmp_path, timeout=180)
     assert proc.returncode == 1
     assert "start-up failed" in proc.stderr and "no-such-codec" in proc.stderr
