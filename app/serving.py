@@ -6,7 +6,6 @@ import asyncio
 import io
 import logging
 import os
-import re
 import time
 import uuid
 from collections import deque
@@ -23,6 +22,7 @@ from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.engine.worker import CodecEngine
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
+from app.prompts import speech_prompt, strip_control_tokens, voice_clone_prompt
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 
 logger = logging.getLogger(__name__)
@@ -36,26 +36,6 @@ class TextNormalizer(Protocol):
 
 class Resampler(Protocol):
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
-
-
-_CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,40}\|>")
-
-
-def strip_control_tokens(text: str) -> str:
-    """User text without `<|...|>` markers, so it cannot inject speech tokens or end its own turn."""
-    return " ".join(_CONTROL_TOKEN.sub(" ", text).split())
-
-
-def speech_prompt(voice: str, text: str) -> str:
-    return f"<|im_start|>{voice}: {text}<|speech_start|>"
-
-
-def voice_clone_prompt(reference_text: str, reference_tokens: np.ndarray, generate_text: str) -> str:
-    codes = "".join(f"<|s_{int(t)}|>" for t in reference_tokens)
-    return (
-        f"<|im_start|>{reference_text}<|speech_start|>{codes}<|im_end|>"
-        f"<|im_start|>{generate_text}<|speech_start|>"
-    )
 
 
 @dataclass

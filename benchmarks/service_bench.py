@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fake_port, api_port = args.port + 1, args.port
     fake = subprocess.Popen(
-        [sys.executable, "-m", "app.dev.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
+        [sys.executable, "-m", "tests.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
          "--n-tokens", str(args.n_tokens), "--log-level", "warning"],
         cwd=REPO,
     )

@@ -6,10 +6,11 @@ import json
 import re
 from dataclasses import dataclass
 
+from app.prompts import N_SPEECH_TOKENS
+
 SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")
 # an unfinished speech token at the end of a text piece: "<", "<|", "<|s", "<|s_12", "<|s_12|"
 _PARTIAL_TAIL_RE = re.compile(r"<(?:\|(?:s(?:_\d*(?:\|)?)?)?)?$")
-N_SPEECH_TOKENS = 65_536
 
 
 class StreamFormatError(ValueError):

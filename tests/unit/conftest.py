@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from app.dev.fake_vllm import FakeVLLM
+from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
 from tests.support import LocalCodec, PassthroughNormalizer, serve

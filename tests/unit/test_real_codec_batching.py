@@ -12,7 +12,7 @@ import torch
 from app.codec.config import CodecConfig
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.runtime import CodecRuntime
-from app.dev.fake_vllm import FakeVLLM
+from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
 from tests.support import PassthroughNormalizer, serve

@@ -1,0 +1,40 @@
+"""The TTS model's prompt formats, in one place: supporting another model is a change here.
+
+The model (Qwen3 fine-tuned for speech) reads a turn `<|im_start|>{speaker}: {text}<|speech_start|>` and answers
+with speech tokens `<|s_N|>` (N < 65536, 50 per second) ending with `<|im_end|>`. Voice cloning gives it a
+reference turn whose answer is the reference clip's own speech tokens, then the turn to generate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+SPEECH_TOKEN_FORMAT = "<|s_{}|>"
+N_SPEECH_TOKENS = 65_536
+END_OF_TURN = "<|im_end|>"
+
+_CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,40}\|>")
+
+
+def strip_control_tokens(text: str) -> str:
+    """User text without `<|...|>` markers, so it cannot inject speech tokens or end its own turn."""
+    return " ".join(_CONTROL_TOKEN.sub(" ", text).split())
+
+
+def speech_tokens_text(tokens: Iterable[int]) -> str:
+    """Speech token ids as the model writes them: `<|s_1|><|s_2|>...`."""
+    return "".join(SPEECH_TOKEN_FORMAT.format(int(t)) for t in tokens)
+
+
+def speech_prompt(voice: str, text: str) -> str:
+    """A built-in voice speaking `text`."""
+    return f"<|im_start|>{voice}: {text}<|speech_start|>"
+
+
+def voice_clone_prompt(reference_text: str, reference_tokens: Iterable[int], generate_text: str) -> str:
+    """`generate_text` in the voice of a reference clip (its transcript and its speech tokens)."""
+    return (
+        f"<|im_start|>{reference_text}<|speech_start|>{speech_tokens_text(reference_tokens)}{END_OF_TURN}"
+        f"<|im_start|>{generate_text}<|speech_start|>"
+    )
