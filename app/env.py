@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(256, ge=1, description="Requests in flight before 429")
     debug_audio_dir: str = "debug_audio"
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")
+    api_workers: int = Field(1, ge=1, le=64, description="Front-end processes sharing one codec engine process")
+    engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")
+    engine_start_timeout: float = Field(600.0, gt=0, description="Seconds the codec engine may take to load")
+    engine_max_restarts: int = Field(5, ge=0, description="Engine deaths tolerated in 5 minutes before exiting")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
 

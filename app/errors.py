@@ -93,3 +93,9 @@ class DecodeError(TTSError):
     status_code = 500
     error_type = "server_error"
     default_code = "decode_failed"
+
+
+class EngineUnavailableError(NotReadyError):
+    """The codec engine process is down or restarting."""
+
+    default_code = "engine_unavailable"

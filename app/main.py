@@ -19,6 +19,7 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.routes import public, v1
 from app.env import Settings, SettingsError, load_settings
+from app.logs import configure_logging
 
 logger = logging.getLogger("app")
 
@@ -29,14 +30,6 @@ class Components:
 
     codec: Any = None  # app.codec.runtime.CodecRuntime or a stand-in with decode/encode/resample_to_16k
     normalizer: Any = None  # app.text.normalizer.Normalizer or a stand-in with normalize()
-
-
-def _load_codec(settings: Settings) -> Any:
-    from app.codec.runtime import CodecRuntime
-
-    codec = CodecRuntime.from_settings(settings)
-    codec.warmup()
-    return codec
 
 
 def _load_normalizer(settings: Settings) -> Any:
@@ -61,26 +54,60 @@ def _init_sentry(settings: Settings) -> None:
     logger.info("Sentry initialised (send_default_pii=%s)", settings.sentry_send_default_pii)
 
 
+async def _start_engine(app: FastAPI) -> Any:
+    """Connect to the codec engine, starting it first where this process owns it. Returns its client.
+
+    - `Components.codec` given (tests, benchmarks): the engine serves that object on a thread of this process.
+    - `ENGINE_ENDPOINT` set (a front-end of `tts-api` with `API_WORKERS` > 1): the parent runs the engine.
+    - otherwise: this process spawns and supervises the engine process.
+    Every front-end talks to the engine through the same ZMQ client either way.
+    """
+    from app.engine.client import EngineClient
+    from app.engine.process import EngineProcess, new_endpoint
+
+    settings: Settings = app.state.settings
+    parts: Components = app.state.components
+    if parts.codec is not None:
+        from app.engine.core import EngineCore
+
+        core = EngineCore(
+            parts.codec,
+            new_endpoint(),
+            dynamic_batching=settings.dynamic_batching,
+            max_batch_size=settings.max_batch_size,
+            microsleep=settings.microsleep,
+        )
+        core.start_thread()
+        app.state.engine_host = core
+        endpoint = core.endpoint
+    elif settings.engine_endpoint:
+        endpoint = settings.engine_endpoint
+    else:
+        logger.info("starting the codec engine process (%s)", settings.codec_model)
+        proc = EngineProcess(
+            settings, on_fatal=lambda: _request_shutdown(app), max_restarts=settings.engine_max_restarts
+        )
+        app.state.engine_host = proc
+        await asyncio.to_thread(proc.start)
+        endpoint = proc.endpoint
+    client = EngineClient(endpoint)
+    await client.start(timeout=settings.engine_start_timeout)
+    return client
+
+
 async def start_service(app: FastAPI) -> None:
-    """Load the models, start the codec worker and the backend client; publish the service on `app.state`."""
+    """Start (or reach) the codec engine, load the normalizer, open the backend client; publish the service."""
+    from app.audio.resample import resample_to_16k
     from app.backend.vllm import VLLMClient
-    from app.engine.worker import CodecEngine
     from app.serving import SpeechService
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components
-    logger.info("loading codec %s and the text normalizer", settings.codec_model)
-    codec, normalizer = await asyncio.gather(
-        asyncio.to_thread(_load_codec, settings) if parts.codec is None else _ready(parts.codec),
+    logger.info("loading the text normalizer and the codec engine (%s)", settings.codec_model)
+    engine, normalizer = await asyncio.gather(
+        _start_engine(app),
         asyncio.to_thread(_load_normalizer, settings) if parts.normalizer is None else _ready(parts.normalizer),
     )
-    engine = CodecEngine(
-        codec,
-        dynamic_batching=settings.dynamic_batching,
-        max_batch_size=settings.max_batch_size,
-        microsleep=settings.microsleep,
-    )
-    engine.start()
     backend = VLLMClient(
         settings.tts_api,
         settings.model_name,
@@ -89,13 +116,9 @@ async def start_service(app: FastAPI) -> None:
         read_timeout=settings.backend_read_timeout,
         max_connections=settings.backend_max_connections,
     )
+    await backend.start()
     app.state.service = SpeechService(
-        settings,
-        backend,
-        engine,
-        normalizer,
-        codec.resample_to_16k,
-        has_encoder=bool(getattr(codec, "has_encoder", False)),
+        settings, backend, engine, normalizer, resample_to_16k, has_encoder=engine.has_encoder
     )
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
@@ -106,10 +129,22 @@ async def stop_service(app: FastAPI) -> None:
     service = app.state.service
     app.state.service = None
     if service is not None:
-        service.engine.stop()
         service.close()
+        await service.engine.close()
         await service.backend.aclose()
-        logger.info("service stopped")
+    host = getattr(app.state, "engine_host", None)
+    app.state.engine_host = None
+    if host is not None:
+        await asyncio.to_thread(host.stop)
+    logger.info("service stopped")
+
+
+def _request_shutdown(app: FastAPI) -> None:
+    stop = getattr(app.state, "request_shutdown", None)
+    if stop is not None:
+        stop()
+    else:  # served by someone else's uvicorn: ask the process to stop
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @asynccontextmanager
@@ -126,11 +161,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception as exc:
             logger.exception("start-up failed; stopping")
             app.state.startup_error = exc
-            stop = getattr(app.state, "request_shutdown", None)
-            if stop is not None:
-                stop()
-            else:  # served by someone else's uvicorn: ask the process to stop
-                os.kill(os.getpid(), signal.SIGTERM)
+            _request_shutdown(app)
 
     app.state.startup_error = None
     loading = asyncio.create_task(load(), name="start-service")
@@ -154,16 +185,11 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.settings = settings
     app.state.components = components or Components()
     app.state.service = None
+    app.state.engine_host = None
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(v1)
     return app
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -186,15 +212,62 @@ def run(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     import uvicorn
 
+    server_options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "loop": "uvloop",  # libuv event loop
+        "http": "httptools",  # llhttp (C) request parsing
+    }
+    if settings.api_workers > 1:
+        _run_workers(settings, server_options)
+        return
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=10
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, **server_options))
     app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
     server.run()
     if app.state.startup_error is not None:
         raise SystemExit(1)
+
+
+_WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings, as JSON, for its front-end workers
+
+
+def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
+    """`API_WORKERS` > 1: this process runs the codec engine; uvicorn runs the front-ends on one shared socket."""
+    import uvicorn
+
+    from app.engine.process import EngineProcess, EngineStartError
+
+    fatal = False
+
+    def give_up() -> None:
+        nonlocal fatal
+        fatal = True
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops the workers gracefully
+
+    engine = EngineProcess(settings, on_fatal=give_up, max_restarts=settings.engine_max_restarts)
+    try:
+        engine.start()
+    except EngineStartError as exc:
+        logger.error("start-up failed: %s", exc)
+        raise SystemExit(1) from None
+    os.environ[_WORKER_SETTINGS] = settings.model_copy(update={"engine_endpoint": engine.endpoint}).model_dump_json()
+    logger.info("starting %d API workers on %s:%d", settings.api_workers, settings.host, settings.port)
+    try:
+        uvicorn.run("app.main:create_worker_app", factory=True, workers=settings.api_workers, **server_options)
+    finally:
+        engine.stop()
+    if fatal:
+        raise SystemExit(1)
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
+    settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
-from app.engine.worker import CodecEngine
+from app.engine.client import EngineClient
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
 from app.prompts import speech_prompt, strip_control_tokens, voice_clone_prompt
@@ -58,7 +58,7 @@ class SpeechService:
         self,
         settings: Settings,
         backend: VLLMClient,
-        engine: CodecEngine,
+        engine: EngineClient,
         normalizer: TextNormalizer,
         resample_to_16k: Resampler,
         *,

@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 EOS_TEXT = "<|im_end|>"
+# Token ids as in a Qwen3 vocabulary extended with the speech tokens: `<|s_N|>` is SPEECH_TOKEN_ID_BASE + N.
+SPEECH_TOKEN_ID_BASE = 151_669
+EOS_TOKEN_ID = 151_645
 SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")
 N_CODES = 65536
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -238,6 +241,7 @@ class _Event:
     tokens: int  # speech tokens generated in this event
     step: int  # generation steps done when this event is ready (paced at step / rate)
     finish_reason: str | None = None
+    ids: list[int] = field(default_factory=list)  # token ids generated in this event (`return_token_ids`)
 
 
 @dataclass
@@ -258,6 +262,7 @@ class _Ctx:
     events: list[_Event]
     completion_tokens: int
     finish_reason: str
+    return_token_ids: bool = False
 
 
 class _Abort(Exception):
@@ -322,6 +327,7 @@ class FakeVLLM:
         max_model_len: int | None = None,
         api_key: str | None = None,
         max_records: int = 100_000,
+        token_ids: bool = True,
     ) -> None:
         if error_style not in ("nested", "flat"):
             raise ValueError("error_style must be 'nested' or 'flat'")
@@ -340,6 +346,9 @@ class FakeVLLM:
         self.max_model_len = max_model_len  # None: no context-length check
         self.api_key = api_key  # when set, /v1/* need `Authorization: Bearer <key>` (401 {"error": "Unauthorized"})
         self.healthy = True  # False: GET /health answers 503
+        # True: like vLLM >= 0.11, `return_token_ids` adds each event's token ids, and `/tokenize` gives speech
+        # tokens their real ids; False: an older backend (no token ids, crude `/tokenize` ids)
+        self.token_ids = token_ids
 
         self._cond = threading.Condition(threading.RLock())
         self._records: deque[RequestRecord] = deque(maxlen=max_records)
@@ -666,7 +675,12 @@ class FakeVLLM:
             return
         n = count_prompt_tokens(prompt)
         max_len = self.max_model_len or 4096
-        await _send_json(send, 200, {"count": n, "max_model_len": max_len, "tokens": list(range(n))})
+        tokens = list(range(n))
+        if self.token_ids:  # speech tokens get their real ids; other pieces keep the crude ones
+            pieces = re.findall(r"<\|[^|]*\|>|\w+|[^\w\s]", prompt)
+            tokens = [SPEECH_TOKEN_ID_BASE + int(m.group(1)) if (m := SPEECH_TOKEN_RE.fullmatch(p)) else i
+                      for i, p in enumerate(pieces)] or tokens
+        await _send_json(send, 200, {"count": n, "max_model_len": max_len, "tokens": tokens})
 
     async def _ctl_mode(self, scope, receive, send, headers) -> None:
         try:
@@ -851,6 +865,7 @@ class FakeVLLM:
             mode=mode,
             params=params,
             events=events,
+            return_token_ids=bool(body.get("return_token_ids")) and self.token_ids,
             completion_tokens=len(tokens) + (1 if finish_reason == "stop" else 0),
             finish_reason=finish_reason,
         )
@@ -859,14 +874,17 @@ class FakeVLLM:
         self, prompt: str, request_seed: int | None, tokens: list[int], finish_reason: str, eos_text: str
     ) -> list[_Event]:
         # One generation step per token (the EOS token included); `tokens_per_event` steps per event.
-        steps: list[tuple[str, int]] = [(f"<|s_{t}|>", 1) for t in tokens]
+        steps: list[tuple[str, int, int]] = [(f"<|s_{t}|>", 1, SPEECH_TOKEN_ID_BASE + t) for t in tokens]
         if finish_reason == "stop":
-            steps.append((eos_text, 0))
+            steps.append((eos_text, 0, EOS_TOKEN_ID))
         per = self.tokens_per_event
         events: list[_Event] = []
         for i in range(0, len(steps), per):
             group = steps[i : i + per]
-            events.append(_Event("".join(t for t, _ in group), sum(n for _, n in group), i + len(group)))
+            events.append(
+                _Event("".join(t for t, _, _ in group), sum(n for _, n, _ in group), i + len(group),
+                       ids=[tid for _, _, tid in group])
+            )
         if events:
             events[-1].finish_reason = finish_reason
 
@@ -894,18 +912,23 @@ class FakeVLLM:
                     ev.text, nxt.text = ev.text[:cut], ev.text[cut:] + nxt.text
         return events
 
-    def _chunk(self, ctx: _Ctx, text: str, finish_reason: str | None, completion_tokens: int) -> dict:
+    def _chunk(
+        self, ctx: _Ctx, text: str, finish_reason: str | None, completion_tokens: int, ids: list[int] | None = None
+    ) -> dict:
         usage = None
         if ctx.include_usage and ctx.continuous_usage:
             usage = _usage(ctx.prompt_tokens, completion_tokens)
+        choice: dict[str, Any] = {
+            "index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason, "stop_reason": None
+        }
+        if ctx.return_token_ids:
+            choice["token_ids"] = list(ids or [])
         return {
             "id": ctx.cmpl_id,
             "object": "text_completion",
             "created": ctx.created,
             "model": ctx.model,
-            "choices": [
-                {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason, "stop_reason": None}
-            ],
+            "choices": [choice],
             "usage": usage,
         }
 
@@ -976,7 +999,7 @@ class FakeVLLM:
                 t0 += loop.time() - t_hold
             delay = t0 + ev.step / ctx.rate - loop.time() if ctx.rate > 0 else 0.0
             await asyncio.sleep(max(0.0, delay))  # sleep(0) still yields between events
-            chunk = self._chunk(ctx, ev.text, ev.finish_reason, sent_tokens + ev.tokens)
+            chunk = self._chunk(ctx, ev.text, ev.finish_reason, sent_tokens + ev.tokens, ev.ids)
             sent_tokens += ev.tokens
             rec.tokens_sent = sent_tokens
             rec.events_sent += 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 
 from app.prompts import N_SPEECH_TOKENS
 
@@ -15,39 +13,6 @@ _PARTIAL_TAIL_RE = re.compile(r"<(?:\|(?:s(?:_\d*(?:\|)?)?)?)?$")
 
 class StreamFormatError(ValueError):
     """The backend sent something that is not a completion event."""
-
-
-@dataclass
-class CompletionEvent:
-    text: str
-    finish_reason: str | None
-    usage: dict | None
-
-
-def parse_sse_data(line: str) -> CompletionEvent | None:
-    """One SSE line -> an event; None for blank/comment/non-data lines and for ``[DONE]``.
-
-    Raises `StreamFormatError` for malformed JSON, and `BackendStreamError` for an ``{"error": ...}`` event.
-    """
-    line = line.strip()
-    if not line.startswith("data:"):
-        return None
-    payload = line[5:].strip()
-    if payload == "[DONE]":
-        return None
-    try:
-        obj = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise StreamFormatError(f"malformed event from backend: {payload[:120]!r}") from exc
-    if not isinstance(obj, dict):
-        raise StreamFormatError(f"unexpected event from backend: {payload[:120]!r}")
-    if "error" in obj or obj.get("object") == "error":
-        raise BackendStreamError(error_message(obj))
-    choices = obj.get("choices") or []
-    if not choices:
-        return CompletionEvent("", None, obj.get("usage"))
-    choice = choices[0]
-    return CompletionEvent(choice.get("text") or "", choice.get("finish_reason"), obj.get("usage"))
 
 
 class BackendStreamError(RuntimeError):

@@ -1,4 +1,11 @@
-"""The vLLM client: one shared `httpx.AsyncClient`, streaming `/v1/completions`, speech tokens out."""
+"""The vLLM client: speech tokens out of vLLM's streaming `/v1/completions`.
+
+The hot path, one long-lived stream per request, reads through aiohttp (its HTTP parser is llhttp, in C) and
+parses events with orjson. It asks vLLM for each event's token ids (`return_token_ids`) and maps them to speech
+codes with the id range learned once at start from `/tokenize` (`<|s_0|>` and `<|s_65535|>` must be 65,535 apart);
+a backend without token ids falls back to parsing `<|s_N|>` out of the text. Everything else (`/v1/models`,
+`/tokenize`) goes through one shared httpx client.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
+import orjson
 
 from app.backend.sse import (
     BackendStreamError,
     SpeechTokenParser,
     StreamFormatError,
     error_message,
-    parse_sse_data,
 )
 from app.errors import (
     BackendError,
@@ -25,6 +33,7 @@ from app.errors import (
     PromptTooLongError,
     TTSError,
 )
+from app.prompts import N_SPEECH_TOKENS, speech_tokens_text
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ class SamplingParams:
             "temperature": self.temperature,
             "repetition_penalty": self.repetition_penalty,
             "skip_special_tokens": False,
+            "return_token_ids": True,  # vLLM >= 0.11; older servers ignore it and we parse the text
         }
         if self.seed is not None:
             body["seed"] = self.seed
@@ -65,8 +75,12 @@ def map_backend_errors() -> Iterator[None]:
         yield
     except TTSError:
         raise
-    except httpx.TimeoutException as exc:
+    except (TimeoutError, httpx.TimeoutException) as exc:
         raise BackendTimeoutError(f"TTS backend timed out ({type(exc).__name__})") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise BackendUnavailableError(f"TTS backend unreachable: {exc}") from exc
+    except aiohttp.ClientError as exc:
+        raise BackendError(f"TTS backend stream broke: {type(exc).__name__}: {exc}") from exc
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise BackendUnavailableError(f"TTS backend unreachable: {exc}") from exc
     except httpx.HTTPError as exc:
@@ -92,7 +106,7 @@ def status_error(status: int, body: object) -> TTSError:
 
 
 class VLLMClient:
-    """Streams speech tokens from a vLLM OpenAI server."""
+    """Streams speech tokens from a vLLM OpenAI server. `start()` before use, `aclose()` after."""
 
     def __init__(
         self,
@@ -103,21 +117,56 @@ class VLLMClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 512,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.model = model
         self.base_url = base_url
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.speech_id_base: int | None = None  # token id of <|s_0|>, when the backend gives token ids
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers=headers,
+            headers=self._headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the streaming session and learn the speech tokens' ids (text parsing if that fails)."""
+        self._session = aiohttp.ClientSession(
+            base_url=self.base_url,
+            headers=self._headers | {"Content-Type": "application/json"},
+            connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(total=None, connect=self.connect_timeout, sock_read=self.read_timeout),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            auto_decompress=False,
+        )
+        await self.learn_speech_ids()
+
+    async def learn_speech_ids(self) -> int | None:
+        """`speech_id_base` from `/tokenize`; None (text parsing) if the backend is down or has no such ids."""
+        probe = speech_tokens_text([0, 1, N_SPEECH_TOKENS - 1])
+        try:
+            resp = await self._client.post(
+                "/tokenize", json={"model": self.model, "prompt": probe, "add_special_tokens": False}, timeout=5.0
+            )
+            ids = resp.json().get("tokens") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            ids = None
+        if isinstance(ids, list) and len(ids) == 3 and ids[1] == ids[0] + 1 and ids[2] == ids[0] + N_SPEECH_TOKENS - 1:
+            self.speech_id_base = int(ids[0])
+            logger.info("speech tokens are ids %d..%d: reading token ids", ids[0], ids[2])
+        else:
+            self.speech_id_base = None
+            logger.info("the backend gave no contiguous speech token ids: parsing speech tokens from the text")
+        return self.speech_id_base
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def ready(self, timeout: float = 2.0) -> bool:
         """True if the backend lists our model."""
@@ -143,6 +192,9 @@ class VLLMClient:
         self, prompt: str, params: SamplingParams, stats: StreamStats | None = None
     ) -> AsyncIterator[list[int]]:
         """Yield lists of speech token ids as vLLM streams them. Closing the iterator closes the request."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
         stats = stats if stats is not None else StreamStats()
         body = {
             "model": self.model,
@@ -151,32 +203,87 @@ class VLLMClient:
             "stream_options": {"include_usage": True},  # prompt token count for the SSE `usage`
             **params.to_body(),
         }
-        parser = SpeechTokenParser()
+        reader = EventReader(self.speech_id_base)
         with map_backend_errors():
-            async with self._client.stream("POST", "/v1/completions", json=body) as resp:
-                if resp.status_code != 200:
-                    raw = await resp.aread()
+            async with self._session.post("/v1/completions", data=orjson.dumps(body)) as resp:
+                if resp.status != 200:
+                    raw = await resp.read()
                     try:
                         err_body: object = json.loads(raw)
                     except ValueError:
                         err_body = raw.decode("utf-8", "replace")
-                    raise status_error(resp.status_code, err_body)
-                done = False
-                async for line in resp.aiter_lines():
-                    if line.strip() == "data: [DONE]":
-                        done = True
-                        break
-                    event = parse_sse_data(line)
-                    if event is None:
-                        continue
-                    if event.usage and event.usage.get("prompt_tokens") is not None:
-                        stats.prompt_tokens = event.usage["prompt_tokens"]
-                    ids = parser.feed(event.text)
-                    if event.finish_reason:
-                        stats.finish_reason = event.finish_reason
+                    raise status_error(resp.status, err_body)
+                async for data in resp.content.iter_any():
+                    ids = reader.feed(data, stats)
                     if ids:
                         stats.speech_tokens += len(ids)
                         yield ids
-                stats.other_chars = parser.other_text
-                if not done:
+                    if reader.done:
+                        break
+                stats.other_chars = reader.other_chars
+                if not reader.done:
                     raise BackendError("TTS backend closed the stream before it finished")
+
+
+class EventReader:
+    """Bytes of vLLM's SSE stream in, speech codes out (pure; one per stream).
+
+    Events end with a blank line. With `speech_id_base` known, an event's `token_ids` are mapped to codes (ids
+    outside the speech range, such as `<|im_end|>`, are skipped); without it, or for an event without token ids,
+    `<|s_N|>` is parsed out of the text, a token split across events included.
+    """
+
+    def __init__(self, speech_id_base: int | None) -> None:
+        self.base = speech_id_base
+        self.done = False
+        self._buf = b""
+        self._text = SpeechTokenParser()
+
+    @property
+    def other_chars(self) -> int:
+        return self._text.other_text
+
+    def feed(self, data: bytes, stats: StreamStats) -> list[int]:
+        buf = self._buf + data if self._buf else data
+        ids: list[int] = []
+        start = 0
+        while (end := buf.find(b"\n\n", start)) >= 0:
+            self._event(buf[start:end], ids, stats)
+            start = end + 2
+            if self.done:
+                break
+        self._buf = buf[start:]
+        return ids
+
+    def _event(self, raw: bytes, ids: list[int], stats: StreamStats) -> None:
+        for line in raw.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue  # comments, other SSE fields
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                self.done = True
+                return
+            try:
+                obj = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise StreamFormatError(f"malformed event from backend: {payload[:120]!r}") from None
+            if not isinstance(obj, dict):
+                raise StreamFormatError(f"unexpected event from backend: {payload[:120]!r}")
+            if "error" in obj or obj.get("object") == "error":
+                raise BackendStreamError(error_message(obj))
+            usage = obj.get("usage")
+            if usage and usage.get("prompt_tokens") is not None:
+                stats.prompt_tokens = usage["prompt_tokens"]
+            choices = obj.get("choices")
+            if not choices:
+                continue
+            choice = choices[0]
+            if choice.get("finish_reason"):
+                stats.finish_reason = choice["finish_reason"]
+            token_ids = choice.get("token_ids")
+            base = self.base
+            if base is not None and token_ids is not None:
+                top = base + N_SPEECH_TOKENS
+                ids.extend(t - base for t in token_ids if base <= t < top)
+            else:
+                ids.extend(self._text.feed(choice.get("text") or ""))

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -111,14 +112,24 @@ class CodecEngine:
             with suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, fut, result, exc)
 
-        job = Job(kind, payload, deliver, is_cancelled=fut.cancelled)
+        self.submit(kind, payload, deliver, fut.cancelled)
+        return await fut
+
+    def submit(
+        self,
+        kind: str,
+        payload: Any,
+        deliver: Callable[[Any, BaseException | None], None],
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Queue one job from any thread; `deliver(result, error)` is called on the worker thread."""
+        job = Job(kind, payload, deliver, is_cancelled=is_cancelled)
         with self._cond:
             if self._stopping or not self._thread.is_alive():
                 raise NotReadyError("the codec worker is not running")
             self._queue.append(job)
             self.stats.jobs[kind] += 1
             self._cond.notify()
-        return await fut
 
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:

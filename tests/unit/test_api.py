@@ -15,10 +15,10 @@ import soundfile as sf
 
 from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
-from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello! How can I help you? can I get your passport number sir."

@@ -13,10 +13,10 @@ import numpy as np
 import openai
 import pytest
 
-from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Selamat pagi, the meeting is at three."

@@ -12,9 +12,9 @@ import torch
 from app.codec.config import CodecConfig
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.runtime import CodecRuntime
-from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
+from tests.fake_vllm import FakeVLLM
 from tests.support import PassthroughNormalizer, serve
 
 

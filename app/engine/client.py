@@ -1,0 +1,224 @@
+"""`EngineClient`: a front-end's handle on the codec engine (asyncio, one ZMQ DEALER socket).
+
+`await decode(tokens)` / `await encode(clip)` send a job and await its result; cancelling the awaiting task
+tells the engine to drop the job. The engine's heartbeats say it is alive and healthy; when none has come for
+`heartbeat_timeout` seconds the engine is taken for dead: every waiting job fails at once with a 503
+(`EngineUnavailableError`), `alive` turns False (so `/ready` is 503), and new jobs are refused until heartbeats
+come back (a restarted engine binds the same endpoint; ZMQ reconnects by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from contextlib import suppress
+from typing import Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from app.engine import messages as m
+from app.engine.worker import EngineStats
+from app.errors import DecodeError, EngineUnavailableError, InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+HELLO_INTERVAL = 1.0
+
+
+class EngineClient:
+    def __init__(self, endpoint: str, *, heartbeat_timeout: float = 2.0, job_timeout: float | None = None) -> None:
+        self.endpoint = endpoint
+        self.heartbeat_timeout = heartbeat_timeout
+        self.job_timeout = job_timeout
+        self._ctx = zmq.asyncio.Context()
+        self._sock: zmq.asyncio.Socket | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._next_id = 0
+        self._tasks: list[asyncio.Task] = []
+        self._beat: m.Heartbeat | None = None
+        self._last_heard = 0.0
+        self._alive = False
+        self._first_beat = asyncio.Event()
+        self.restarts_seen = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self, timeout: float) -> None:
+        """Connect and wait for the engine's first heartbeat (NotReady after `timeout` seconds)."""
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.connect(self.endpoint)
+        self._sock = sock
+        self._tasks = [
+            asyncio.create_task(self._receive(), name="engine-client-receive"),
+            asyncio.create_task(self._watch(), name="engine-client-watch"),
+        ]
+        try:
+            await asyncio.wait_for(self._first_beat.wait(), timeout)
+        except TimeoutError:
+            await self.close()
+            raise EngineUnavailableError(f"the codec engine at {self.endpoint} did not answer in {timeout:g} s") from None
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._fail_pending(EngineUnavailableError("the service is shutting down"))
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+        self._ctx.term()
+
+    # -- what the service reads ----------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @property
+    def healthy(self) -> bool:
+        return self._alive and self._beat is not None and self._beat.healthy
+
+    @property
+    def has_encoder(self) -> bool:
+        return self._beat is not None and self._beat.has_encoder
+
+    @property
+    def sample_rate(self) -> int:
+        return self._beat.sample_rate if self._beat else 24_000
+
+    @property
+    def samples_per_token(self) -> int:
+        return self._beat.samples_per_token if self._beat else 480
+
+    @property
+    def device(self) -> str:
+        return self._beat.device if self._beat else "?"
+
+    def queue_depth(self, kind: str | None = None) -> int:
+        depths = self._beat.queue_depth if self._beat else {}
+        return sum(depths.values()) if kind is None else depths.get(kind, 0)
+
+    @property
+    def stats(self) -> EngineStats:
+        """The engine's counters as of its last heartbeat."""
+        snap: dict[str, Any] = dict(self._beat.stats) if self._beat else {}
+        return EngineStats(
+            jobs=Counter(snap.get("jobs", {})),
+            batches=Counter(snap.get("batches", {})),
+            batch_sizes=Counter({int(k): v for k, v in snap.get("batch_sizes", {}).items()}),
+            tokens_decoded=int(snap.get("tokens_decoded", 0)),
+            busy_seconds=Counter(snap.get("busy_seconds", {})),
+            wait_seconds=float(snap.get("wait_seconds", 0.0)),
+            failures=int(snap.get("failures", 0)),
+            dropped=int(snap.get("dropped", 0)),
+            max_batch=int(snap.get("max_batch", 0)),
+        )
+
+    @property
+    def codec_stats(self) -> dict[str, Any]:
+        return dict(self._beat.stats.get("codec", {})) if self._beat else {}  # type: ignore[arg-type]
+
+    # -- jobs ----------------------------------------------------------------------------------------
+    async def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Audio (float32, `samples_per_token` per token) for one window of token ids."""
+        return await self._job("decode", np.asarray(tokens, dtype=np.int32))
+
+    async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
+        """Speech token ids for one 16 kHz mono clip."""
+        return await self._job("encode", np.asarray(clip_16k, dtype=np.float32))
+
+    async def _job(self, kind: str, array: np.ndarray) -> np.ndarray:
+        if not self._alive or self._sock is None:
+            raise EngineUnavailableError("the codec engine is not running; try again shortly")
+        self._next_id += 1
+        job_id = self._next_id
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[job_id] = fut
+        dtype, buf = m.array_frame(array)
+        try:
+            await self._sock.send_multipart([m.encode(m.Submit(job_id, kind, dtype)), buf], copy=False)
+            return await (asyncio.wait_for(fut, self.job_timeout) if self.job_timeout else fut)
+        except TimeoutError:
+            self._cancel(job_id)
+            raise DecodeError(f"the codec did not answer a {kind} job in {self.job_timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._cancel(job_id)
+            raise
+        finally:
+            self._pending.pop(job_id, None)
+
+    def _cancel(self, job_id: int) -> None:
+        if self._sock is not None and self._alive:
+            with suppress(zmq.ZMQError):
+                self._sock.send_multipart([m.encode(m.Cancel(job_id))], flags=zmq.NOBLOCK)
+
+    # -- background tasks ----------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        assert self._sock is not None
+        while True:
+            frames = await self._sock.recv_multipart(copy=False)
+            try:
+                msg = m.decode_to_frontend(frames[0].buffer)
+            except Exception:
+                logger.warning("engine client: dropped a malformed message from the engine")
+                continue
+            self._last_heard = time.monotonic()
+            if isinstance(msg, m.Heartbeat):
+                self._on_heartbeat(msg)
+                continue
+            fut = self._pending.get(msg.id)
+            if fut is None or fut.done():
+                continue  # cancelled or timed out meanwhile
+            if msg.error is None:
+                fut.set_result(m.frame_array(msg.dtype, frames[1].buffer))
+            elif msg.error_kind == "invalid":
+                fut.set_exception(InvalidRequestError(f"the codec rejected the input: {msg.error}"))
+            elif msg.error_kind == "stopping":
+                fut.set_exception(EngineUnavailableError(msg.error))
+            else:
+                fut.set_exception(DecodeError(msg.error))
+
+    def _on_heartbeat(self, beat: m.Heartbeat) -> None:
+        previous = self._beat
+        self._beat = beat
+        if previous is not None and previous.epoch != beat.epoch:
+            self.restarts_seen += 1
+            logger.warning("codec engine restarted (epoch %s -> %s)", previous.epoch, beat.epoch)
+            # jobs sent to the old engine will never be answered
+            self._fail_pending(EngineUnavailableError("the codec engine restarted; the request was lost"))
+        if not self._alive:
+            logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
+        self._alive = True
+        self._first_beat.set()
+
+    async def _watch(self) -> None:
+        assert self._sock is not None
+        hello = m.encode(m.Hello(os.getpid()))
+        last_hello = 0.0
+        while True:
+            now = time.monotonic()
+            if self._alive and now - self._last_heard > self.heartbeat_timeout:
+                self._alive = False
+                logger.error("codec engine: no heartbeat for %.1f s; failing %d jobs", now - self._last_heard,
+                             len(self._pending))
+                self._fail_pending(EngineUnavailableError("the codec engine stopped answering"))
+            if now - last_hello >= HELLO_INTERVAL:
+                with suppress(zmq.ZMQError):
+                    await self._sock.send_multipart([hello])
+                last_hello = now
+            await asyncio.sleep(min(0.1, self.heartbeat_timeout / 4))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()

@@ -1,0 +1,252 @@
+"""`EngineCore`: one codec serving every front-end, over a ZMQ ROUTER socket.
+
+The engine owns the codec (device, CUDA graphs or torch.compile) and its batching worker (`CodecEngine`), so
+windows of every request of every front-end process are batched together. One I/O thread owns the sockets:
+it reads jobs from the ROUTER socket and hands them to the worker, forwards the worker's results (pushed over an
+inproc socket, since ZMQ sockets belong to one thread) back to their front-end, and sends every known front-end a
+heartbeat several times a second: liveness, health, queue depths and counters. Audio and token ids travel as raw
+array frames, never serialized.
+
+It runs as the main loop of the engine process (`app.engine.process`), or in a thread of the API process when a
+test or benchmark hands the app a ready codec object: the same code either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import zmq
+
+from app.engine import messages as m
+from app.engine.worker import Codec, CodecEngine
+from app.errors import NotReadyError
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 0.2  # seconds between heartbeats
+CLIENT_TTL = 30.0  # a front-end not heard from for this long gets no more heartbeats
+
+
+class EngineCore:
+    """Serves `codec` at `endpoint` (e.g. `ipc:///tmp/x/engine.sock`) until `stop()`."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        endpoint: str,
+        *,
+        dynamic_batching: bool,
+        max_batch_size: int,
+        microsleep: float,
+    ) -> None:
+        self.codec = codec
+        self.endpoint = endpoint
+        self.epoch = uuid.uuid4().hex[:12]
+        self.worker = CodecEngine(
+            codec, dynamic_batching=dynamic_batching, max_batch_size=max_batch_size, microsleep=microsleep
+        )
+        self._ctx = zmq.Context()
+        self._results_endpoint = f"inproc://engine-results-{self.epoch}"
+        self._router: zmq.Socket | None = None
+        self._pull: zmq.Socket | None = None
+        self._local = threading.local()  # the worker thread's PUSH socket
+        self._pushers: list[zmq.Socket] = []
+        self._pushers_lock = threading.Lock()
+        self._live: dict[tuple[bytes, int], bool] = {}  # job -> cancelled?
+        self._clients: dict[bytes, float] = {}  # identity -> last heard (monotonic)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def bind(self) -> None:
+        """Bind the sockets and start the codec worker (call before `serve`)."""
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.SNDHWM, 0)
+        self._router.setsockopt(zmq.RCVHWM, 0)
+        self._router.bind(self.endpoint)
+        self._pull = self._ctx.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        self._pull.bind(self._results_endpoint)
+        self.worker.start()
+
+    def serve(self, *, watch_fd: int | None = None) -> None:
+        """The I/O loop, until `stop()` (or `watch_fd` becomes readable: the parent process has gone)."""
+        assert self._router is not None and self._pull is not None, "bind() first"
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._pull, zmq.POLLIN)
+        if watch_fd is not None:
+            poller.register(watch_fd, zmq.POLLIN)
+        next_beat = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    self._heartbeat(now)
+                    next_beat = now + HEARTBEAT_INTERVAL
+                events = dict(poller.poll(max(1, int((next_beat - time.monotonic()) * 1000))))
+                if self._router in events:
+                    self._drain_router()
+                if self._pull in events:
+                    self._drain_results()
+                if watch_fd is not None and watch_fd in events:
+                    logger.warning("engine: the parent process has gone; stopping")
+                    break
+        finally:
+            self._close()
+
+    def start_thread(self) -> None:
+        """Bind, then serve on a daemon thread of this process."""
+        self.bind()
+        self._thread = threading.Thread(target=self.serve, name="codec-engine-io", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _close(self) -> None:
+        self.worker.stop()
+        for sock in (self._router, self._pull):
+            if sock is not None:
+                sock.close(0)
+        with self._pushers_lock:
+            for sock in self._pushers:
+                sock.close(0)
+            self._pushers.clear()
+        self._ctx.term()
+
+    # -- I/O thread --------------------------------------------------------------------------------
+    def _drain_router(self) -> None:
+        assert self._router is not None
+        while True:
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity = frames[0].bytes
+            self._clients[identity] = time.monotonic()
+            try:
+                msg = m.decode_to_engine(frames[1].buffer)
+            except Exception:  # a peer that does not speak our protocol: ignore it, loudly
+                logger.warning("engine: dropped a malformed message from a front-end")
+                continue
+            if isinstance(msg, m.Submit):
+                self._submit(identity, msg, frames[2].buffer if len(frames) > 2 else b"")
+            elif isinstance(msg, m.Cancel):
+                key = (identity, msg.id)
+                if key in self._live:
+                    self._live[key] = True
+            else:  # Hello: registered above; answer at once so a new front-end need not wait for the beat
+                self._send_heartbeat(identity)
+
+    def _submit(self, identity: bytes, msg: m.Submit, payload: Any) -> None:
+        key = (identity, msg.id)
+        try:
+            array = m.frame_array(msg.dtype, payload)
+            if msg.kind == "decode":
+                array = array.astype(np.int64)
+            elif msg.kind == "encode":
+                array = array.astype(np.float32)
+            else:
+                raise ValueError(f"unknown job kind {msg.kind!r}")
+        except (ValueError, TypeError) as exc:
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="invalid"))
+            return
+        self._live[key] = False
+
+        def deliver(result: Any, exc: BaseException | None) -> None:
+            self._live.pop(key, None)
+            if exc is not None:
+                kind = "stopping" if isinstance(exc, NotReadyError) else "failed"
+                self._push([identity, m.encode(m.Result(msg.id, error=str(exc), error_kind=kind))])
+                return
+            dtype, buf = m.array_frame(np.asarray(result))
+            self._push([identity, m.encode(m.Result(msg.id, dtype=dtype)), buf])
+
+        try:
+            self.worker.submit(msg.kind, array, deliver, lambda: self._live.get(key, True))
+        except NotReadyError as exc:
+            self._live.pop(key, None)
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="stopping"))
+
+    def _drain_results(self) -> None:
+        assert self._pull is not None and self._router is not None
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._router.send_multipart(frames, copy=False)
+
+    def _send_result(self, identity: bytes, result: m.Result) -> None:
+        assert self._router is not None
+        self._router.send_multipart([identity, m.encode(result)])
+
+    def _heartbeat(self, now: float) -> None:
+        for identity, seen in list(self._clients.items()):
+            if now - seen > CLIENT_TTL:
+                del self._clients[identity]
+            else:
+                self._send_heartbeat(identity)
+
+    def _send_heartbeat(self, identity: bytes) -> None:
+        assert self._router is not None
+        self._router.send_multipart([identity, m.encode(self.heartbeat())])
+
+    def heartbeat(self) -> m.Heartbeat:
+        worker = self.worker
+        return m.Heartbeat(
+            epoch=self.epoch,
+            healthy=bool(getattr(worker, "healthy", worker.alive)),
+            sample_rate=int(getattr(self.codec, "sample_rate", 24_000)),
+            samples_per_token=int(getattr(self.codec, "hop_length", 480)),
+            has_encoder=bool(getattr(self.codec, "has_encoder", False)),
+            device=str(getattr(self.codec, "device", "cpu")),
+            queue_depth={"decode": worker.queue_depth("decode"), "encode": worker.queue_depth("encode")},
+            stats=stats_snapshot(worker, self.codec),
+        )
+
+    # -- worker thread ------------------------------------------------------------------------------
+    def _push(self, frames: list) -> None:
+        """Send a result from the worker thread, through its own PUSH socket, to the I/O thread."""
+        sock = getattr(self._local, "push", None)
+        if sock is None:
+            sock = self._ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.connect(self._results_endpoint)
+            self._local.push = sock
+            with self._pushers_lock:
+                self._pushers.append(sock)
+        sock.send_multipart(frames, copy=False)
+
+
+def stats_snapshot(worker: CodecEngine, codec: Any) -> dict[str, object]:
+    """The worker's and the codec's counters as plain msgpack-able values."""
+    st = worker.stats
+    snap: dict[str, object] = {
+        "jobs": dict(st.jobs),
+        "batches": dict(st.batches),
+        "batch_sizes": {str(k): v for k, v in st.batch_sizes.items()},
+        "tokens_decoded": st.tokens_decoded,
+        "busy_seconds": dict(st.busy_seconds),
+        "wait_seconds": st.wait_seconds,
+        "failures": st.failures,
+        "dropped": st.dropped,
+        "max_batch": st.max_batch,
+    }
+    codec_stats = getattr(codec, "stats", None)
+    if dataclasses.is_dataclass(codec_stats):
+        snap["codec"] = {
+            k: v for k, v in dataclasses.asdict(codec_stats).items() if isinstance(v, int | float | str | bool)
+        }
+    return snap

@@ -1,0 +1,84 @@
+"""What front-ends and the codec engine say to each other over ZMQ (msgpack headers, raw array payloads).
+
+Every message is a multipart ZMQ message: one msgpack header, then (for decode/encode jobs and their results) one
+frame of raw array bytes, so audio never goes through a serializer. A ROUTER socket in the engine prefixes the
+sender's identity; the DEALER sockets of the front-ends never see it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+
+class Hello(msgspec.Struct, tag="hello", array_like=True):
+    """Front-end -> engine: register (sent at connect and then every second, so a restarted engine learns us)."""
+
+    pid: int
+
+
+class Submit(msgspec.Struct, tag="submit", array_like=True):
+    """Front-end -> engine: a job; the payload frame holds the array (`dtype`, 1-D)."""
+
+    id: int
+    kind: str  # "decode" (token ids) or "encode" (16 kHz float32 clip)
+    dtype: str
+
+
+class Cancel(msgspec.Struct, tag="cancel", array_like=True):
+    """Front-end -> engine: the client of job `id` has gone; drop it if it has not started."""
+
+    id: int
+
+
+class Result(msgspec.Struct, tag="result", array_like=True):
+    """Engine -> front-end: the job's array in the payload frame, or an error (then no payload frame)."""
+
+    id: int
+    dtype: str = ""
+    error: str | None = None
+    error_kind: str | None = None  # "invalid" (the input), "failed" (the codec), "stopping"
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
+    """Engine -> every front-end, several times a second: liveness, health and the figures for `/metrics`."""
+
+    epoch: str  # changes when the engine restarts
+    healthy: bool
+    sample_rate: int
+    samples_per_token: int
+    has_encoder: bool
+    device: str
+    queue_depth: dict[str, int]
+    stats: dict[str, object]
+
+
+ToEngine = Hello | Submit | Cancel
+ToFrontend = Result | Heartbeat
+
+_encoder = msgspec.msgpack.Encoder()
+_to_engine = msgspec.msgpack.Decoder(ToEngine)
+_to_frontend = msgspec.msgpack.Decoder(ToFrontend)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_to_engine(data: bytes | memoryview) -> ToEngine:
+    return _to_engine.decode(data)
+
+
+def decode_to_frontend(data: bytes | memoryview) -> ToFrontend:
+    return _to_frontend.decode(data)
+
+
+def array_frame(array: np.ndarray) -> tuple[str, memoryview]:
+    """(dtype name, zero-copy bytes view) of a 1-D array, made contiguous if needed."""
+    array = np.ascontiguousarray(array)
+    return array.dtype.str, memoryview(array).cast("B")
+
+
+def frame_array(dtype: str, buffer: bytes | memoryview) -> np.ndarray:
+    """The 1-D array in a payload frame (read-only, no copy)."""
+    return np.frombuffer(buffer, dtype=np.dtype(dtype))

@@ -1,0 +1,192 @@
+"""The codec engine process: start-up handshake, supervision, restart, and its `main`.
+
+`EngineProcess` (in `tts-api`'s parent process, or in the lifespan of a single-process server) spawns
+`engine_main` in a fresh interpreter (spawn: no forked CUDA or torch state), waits for it to say it is ready (or
+why it failed: the error is re-raised, never a silent hang), and watches it. When the engine dies it is restarted
+at once; front-ends see no heartbeat meanwhile, fail their in-flight jobs with 503 and report not ready until the
+new engine answers. More than `max_restarts` deaths within `restart_window` seconds, or a restart that fails,
+call `on_fatal` (tts-api then exits 1, so the orchestrator restarts the whole pod).
+
+The engine exits by itself when its parent goes away (it watches its end of the handshake pipe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import tempfile
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from app.env import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class EngineStartError(RuntimeError):
+    """The engine process failed to start (its error, or its exit code)."""
+
+
+def new_endpoint() -> str:
+    """A fresh IPC endpoint in a private temporary directory."""
+    return f"ipc://{tempfile.mkdtemp(prefix='tts-engine-')}/engine.sock"
+
+
+def load_codec(settings: Settings) -> Any:
+    from app.codec.runtime import CodecRuntime
+
+    codec = CodecRuntime.from_settings(settings)
+    codec.warmup()
+    return codec
+
+
+def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
+    """Entry point of the engine process."""
+    from app.engine.core import EngineCore
+    from app.logs import configure_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent decides when we stop
+    settings = Settings(_env_file=None, **settings_values)
+    configure_logging(settings.log_level)
+    try:
+        codec = load_codec(settings)
+        core = EngineCore(
+            codec,
+            endpoint,
+            dynamic_batching=settings.dynamic_batching,
+            max_batch_size=settings.max_batch_size,
+            microsleep=settings.microsleep,
+        )
+        core.bind()
+    except BaseException:
+        conn.send(("failed", traceback.format_exc()))
+        raise SystemExit(1) from None
+    signal.signal(signal.SIGTERM, lambda *_: core.stop(timeout=0))
+    conn.send(("ready", {"pid": os.getpid(), "device": str(getattr(codec, "device", "cpu")), "epoch": core.epoch}))
+    logger.info("codec engine %s serving on %s (pid %d)", core.epoch, endpoint, os.getpid())
+    core.serve(watch_fd=conn.fileno())
+    logger.info("codec engine stopped")
+
+
+class EngineProcess:
+    """Spawns and supervises the engine process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        endpoint: str | None = None,
+        *,
+        on_fatal: Callable[[], None] | None = None,
+        max_restarts: int = 5,
+        restart_window: float = 300.0,
+    ) -> None:
+        self.settings = settings
+        self.endpoint = endpoint or new_endpoint()
+        self.on_fatal = on_fatal
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
+        self.restarts = 0
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._stopping = threading.Event()
+        self._deaths: deque[float] = deque()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Start the engine and wait until it serves (EngineStartError otherwise); then supervise it."""
+        self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="engine-supervisor", daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        timeout = self.settings.engine_start_timeout
+        parent, child = self._ctx.Pipe(duplex=False)
+        values = self.settings.model_dump()
+        proc = self._ctx.Process(target=engine_main, args=(values, self.endpoint, child), name="tts-engine")
+        proc.start()
+        child.close()
+        deadline = time.monotonic() + timeout
+        try:
+            while not parent.poll(0.2):
+                if not proc.is_alive():
+                    raise EngineStartError(f"the codec engine exited with code {proc.exitcode} while starting")
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise EngineStartError(f"the codec engine did not start within {timeout:g} s")
+            try:
+                status, detail = parent.recv()
+            except EOFError:
+                proc.join(5)
+                raise EngineStartError(f"the codec engine exited with code {proc.exitcode} while starting") from None
+            if status != "ready":
+                proc.join(10)
+                raise EngineStartError(f"the codec engine failed to start:\n{detail}")
+        except BaseException:
+            parent.close()
+            raise
+        self._proc, self._conn = proc, parent
+        logger.info("codec engine process %d ready on %s (%s)", proc.pid, detail["device"], self.endpoint)
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            proc = self._proc
+            proc.join()
+            if self._stopping.is_set():
+                return
+            now = time.monotonic()
+            self._deaths.append(now)
+            while self._deaths and now - self._deaths[0] > self.restart_window:
+                self._deaths.popleft()
+            logger.error("codec engine process %d died (exit code %s)", proc.pid, proc.exitcode)
+            if self._conn is not None:
+                self._conn.close()
+            if len(self._deaths) > self.max_restarts:
+                logger.critical("codec engine died %d times in %.0f s; giving up", len(self._deaths),
+                                self.restart_window)
+                self._fatal()
+                return
+            try:
+                self._spawn()
+                self.restarts += 1
+            except EngineStartError:
+                logger.exception("codec engine restart failed")
+                self._fatal()
+                return
+
+    def _fatal(self) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the engine (SIGTERM, then SIGKILL after `timeout`)."""
+        self._stopping.set()
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+            proc.join(timeout)
+            if proc.is_alive():
+                logger.warning("codec engine did not stop in %.0f s; killing it", timeout)
+                proc.kill()
+                proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout)
+        if self.endpoint.startswith("ipc://"):
+            path = self.endpoint.removeprefix("ipc://")
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                os.rmdir(os.path.dirname(path))
