@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import uvicorn
+from fastapi import FastAPI
 
 from app.env import Settings
 from app.main import Components, create_app
@@ -79,6 +80,13 @@ def free_port() -> int:
 @contextmanager
 def serve(settings: Settings, components: Components | None = None) -> Iterator[str]:
     """Run the app (lifespan included) on a real loopback port; yields its base URL."""
+    with serve_app(settings, components) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_app(settings: Settings, components: Components | None = None) -> Iterator[tuple[str, FastAPI]]:
+    """Run the app (lifespan included) on a real loopback port; yields its base URL and the app."""
     port = free_port()
     app = create_app(settings, components)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -92,7 +100,7 @@ def serve(settings: Settings, components: Components | None = None) -> Iterator[
             raise TimeoutError("the app did not start within 300 s")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         thread.join(30)

@@ -133,14 +133,17 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
 
 
 async def _log_errors(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
-    """Raw audio streams cannot carry an error once started: log it and end the stream."""
+    """Raw audio streams cannot carry an error once started: log it, then abort the response (re-raise), so the
+    server drops the connection without the chunked body's final chunk and the client sees it is incomplete."""
     try:
         async for piece in data:
             yield piece
     except TTSError as exc:
         logger.warning("%s ended early after the stream started: %s", job.request_id, exc.message)
+        raise
     except Exception:
         logger.exception("%s ended early after the stream started", job.request_id)
+        raise
 
 
 async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:

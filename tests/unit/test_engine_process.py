@@ -1,0 +1,162 @@
+"""The codec engine in its own process: the service over it, its death mid-stream, its restart, API_WORKERS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.env import Settings
+from app.main import Components
+from tests.fake_vllm import FakeVLLM
+from tests.support import PassthroughNormalizer, free_port, serve_app
+
+REPO = Path(__file__).resolve().parents[2]
+CODEC_DIR = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny")).resolve()
+
+pytestmark = pytest.mark.skipif(
+    not (CODEC_DIR / "pytorch_model.bin").exists(), reason=f"no tiny codec at {CODEC_DIR} (make models builds it)"
+)
+
+
+def engine_settings(settings_for: Callable[..., Settings], **extra: object) -> Settings:
+    return settings_for(codec_model=str(CODEC_DIR), codec_load_encoder=False, codec_threads=1, **extra)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_service_decodes_in_the_engine_process(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
+    with serve_app(engine_settings(settings_for), Components(normalizer=PassthroughNormalizer())) as (url, app):
+        host = app.state.engine_host
+        assert host.pid is not None and host.pid != os.getpid()
+        r = httpx.post(f"{url}/v1/audio/speech", json={"input": "hello there", "response_format": "pcm"}, timeout=60)
+        assert r.status_code == 200
+        assert len(r.content) == 120 * 480 * 2  # every token of the fake's 120, decoded in the other process
+        assert host.restarts == 0
+
+
+def decode_jobs(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("tts_codec_jobs_total") and 'kind="decode"' in line)
+
+
+def test_engine_killed_mid_stream(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
+    """Every stream ends with an error (never a clean end), new requests get 503 until the engine is back."""
+    fake.n_tokens = 400
+    fake.rate = 100.0  # 4 s per stream
+    settings = engine_settings(settings_for, backend_read_timeout=10.0)
+    with serve_app(settings, Components(normalizer=PassthroughNormalizer())) as (url, app):
+        host = app.state.engine_host
+        first_pid = host.pid
+
+        def stream(fmt: str, sse: bool) -> tuple[str, int]:
+            body = {"input": f"kill test {fmt} {sse}", "response_format": fmt}
+            if sse:
+                body["stream_format"] = "sse"
+            got = 0
+            try:
+                with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=30) as r:
+                    if r.status_code != 200:
+                        return f"http {r.status_code}", got
+                    text = b""
+                    for piece in r.iter_bytes():
+                        got += len(piece)
+                        text += piece if sse else b""
+                    if sse:
+                        return ("sse error" if b'"type":"error"' in text else "sse clean end"), got
+                    return "clean end", got
+            except httpx.HTTPError as exc:
+                return f"broken: {type(exc).__name__}", got
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(stream, fmt, sse) for fmt, sse in (("pcm", False), ("wav", False), ("pcm", True))]
+            wait_until(lambda: sum(r.active for r in fake.requests) == 3 and all(
+                r.tokens_sent > 60 for r in fake.requests if r.active), 20, "three streams with audio out")
+            os.kill(first_pid, signal.SIGKILL)
+            t_kill = time.monotonic()
+            results = [f.result(timeout=30) for f in futures]
+        assert time.monotonic() - t_kill < 15, "a stream hung after the engine died"
+        for outcome, got in results:
+            assert got > 0, outcome  # audio had been flowing
+            assert outcome in ("sse error",) or outcome.startswith("broken"), outcome
+
+        # until the new engine answers, new requests are refused with 503 and /ready says so
+        saw_503 = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = httpx.post(f"{url}/v1/audio/speech", json={"input": "after", "response_format": "pcm"}, timeout=60)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 503 and r.json()["error"]["code"] in ("engine_unavailable", "not_ready"), r.text
+            saw_503 = True
+            time.sleep(0.1)
+        assert saw_503, "the first request after the kill should have been refused"
+        assert r.status_code == 200 and len(r.content) == 400 * 480 * 2
+        assert host.pid != first_pid and host.restarts == 1
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+        # nothing left behind: every backend request closed, nothing in flight
+        wait_until(lambda: not any(r.active for r in fake.requests), 10, "backend requests to close")
+
+
+def test_api_workers_share_one_engine(tmp_path: Path, fake: FakeVLLM) -> None:
+    """`tts-api` with API_WORKERS=2: two front-end processes, one engine process, both serve."""
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "TTS_API": fake.url,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "API_WORKERS": "2",
+        "CODEC_MODEL": str(CODEC_DIR),
+        "CODEC_LOAD_ENCODER": "false",
+        "CODEC_THREADS": "1",
+        "DYNAMIC_BATCHING": "true",
+        "LOG_LEVEL": "warning",
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=tmp_path, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, f"tts-api exited with {proc.returncode}"
+            try:
+                return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 240, "tts-api to be ready")
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) >= 3, children  # the engine and two front-ends (uvicorn may add its own helper)
+
+        def speak(i: int) -> int:
+            r = httpx.post(f"{url}/v1/audio/speech", json={"input": f"worker {i}"}, timeout=60)
+            return len(r.content) if r.status_code == 200 else -r.status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            sizes = list(pool.map(speak, range(16)))
+        assert sizes == [120 * 480 * 2] * 16
+        # the engine's counters, whichever front-end answers: all 16 requests' windows went through one engine
+        wait_until(lambda: decode_jobs(url) >= 16 * 2, 10, "the engine's counters")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
