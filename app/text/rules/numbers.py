@@ -31,10 +31,21 @@ _YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w%]|[.,][0-9])
 _PREV_WORD = re.compile(r"(\S+)\s+$")
 _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
 _FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3}(?:\.[0-9])?)/([0-9]{1,3})(?![\w/]|[.,][0-9])")
+# "d/m" is a date after these words (or a weekday), a fraction after the quantity words below; with
+# neither, a date when the first number is at least the second ("12/12", "25/12"), else a fraction ("3/4").
 _DATE_CONTEXT = frozenset(
     (  # noqa: SIM905
         "pada sebelum selepas hingga sehingga sejak mulai tarikh bermula on by before after until till from "
-        "since dated date due"
+        "since dated date due tiba sampai dihantar diterima dijangka berakhir tamat luput sah cuti ini esok "
+        "arrive arrives arriving delivered deliver delivery expires expiry valid ends starts start end "
+        "isnin selasa rabu khamis jumaat sabtu ahad monday tuesday wednesday thursday friday saturday sunday "
+        "mon tue wed thu fri sat sun"
+    ).split()
+)
+_QUANTITY_CONTEXT = frozenset(
+    (  # noqa: SIM905
+        "harga price nisbah ratio markah mark marks skor score kadar rate bahagian part portion daripada "
+        "kira calculate jawapan answer nilai value purata average pecahan fraction"
     ).split()
 )
 _RATIO = re.compile(r"(?<![\w.,:])([0-9]+):([0-9]+)(?![\w:]|[.,][0-9])")
@@ -136,8 +147,9 @@ def fractions(text: str, r: Reader) -> str:
             return f"{spoken_num} {'per' if r.lang == 'ms' else 'over'} {r.cardinal(den)}"
         num = int(num)
         before = _PREV_WORD.search(text, 0, m.start())
-        in_context = bool(before) and before.group(1).lower() in _DATE_CONTEXT
-        if 1 <= num <= 31 and 1 <= den <= 12 and (in_context or num > den):
+        prev = before.group(1).lower().strip("(,:") if before else ""
+        is_date = prev in _DATE_CONTEXT or (prev not in _QUANTITY_CONTEXT and num >= den)
+        if 1 <= num <= 31 and 1 <= den <= 12 and is_date:
             return speak_date(num, den, None, r)
         if r.lang == "ms":
             return _FRACTIONS_MS.get((num, den), f"{spoken_num} per {r.cardinal(den)}")
