@@ -143,6 +143,7 @@ _SCALES = {"k": "千", "千": "千", "万": "万", "m": "百万", "mil": "百万
 _UNITS = {
     "kg": "公斤", "g": "克", "mg": "毫克", "km": "公里", "m": "米", "cm": "厘米", "mm": "毫米", "ml": "毫升",
     "l": "升", "°c": "度", "℃": "度", "°": "度", "km/h": "公里每小时", "km/j": "公里每小时",
+    "gb": "GB", "mb": "MB", "tb": "TB",
 }  # fmt: skip
 _UNIT = re.compile(
     rf"(?<![A-Za-z0-9_.])({_NUM})\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")(?![A-Za-z])",
@@ -154,6 +155,7 @@ _DATE_ISO = re.compile(r"(?<![A-Za-z0-9_-])([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(
 _YEAR = re.compile(r"(?<![A-Za-z0-9_.])([0-9]{4}|[0-9]{2}(?=年代))(?=\s?(?:年|到|至|-|–))")
 _CLOCK = re.compile(r"(?<![A-Za-z0-9_:.])([0-9]{1,2}):([0-9]{2})(?![A-Za-z0-9_:])")
 _RANGE = re.compile(r"(?<=[0-9])\s*[-–~～至]\s*(?=[0-9])")
+_SCORE_WORDS = re.compile("比分|比赛|赢|输|打败|战胜")
 _FRACTION = re.compile(r"(?<![A-Za-z0-9_/.])([0-9]+)/([0-9]+)(?![A-Za-z0-9_/])")
 _ORDINAL = re.compile(r"第\s?([0-9]+)")
 _TWO = re.compile(rf"(?<![A-Za-z0-9_.,])2(?=\s?(?:{_MEASURE}))")
@@ -209,12 +211,12 @@ def chinese_numbers(text: str) -> str:
         return text
     text = _DATE_NUMERIC.sub(lambda m: _date(m.group(3), m.group(2), m.group(1)) or m.group(), text)
     text = _DATE_ISO.sub(lambda m: _date(m.group(1), m.group(2), m.group(3)) or m.group(), text)
+    text = _RANGE.sub("比" if _SCORE_WORDS.search(text) else "到", text)
     text = _YEAR.sub(lambda m: zh_digits(m.group(1)), text)
     text = _CLOCK.sub(_clock, text)
     text = _MONEY.sub(_money, text)
     text = _PERCENT.sub(_percent, text)
     text = _UNIT.sub(lambda m: zh_number(m.group(1)) + _UNITS[m.group(2).lower()], text)
-    text = _RANGE.sub("到", text)
     text = _FRACTION.sub(_fraction, text)
     text = _ORDINAL.sub(lambda m: "第" + zh_cardinal(int(m.group(1))).replace("两", "二", 1), text)
     text = _TWO.sub("两", text)

@@ -49,7 +49,7 @@ _WORD = re.compile(r"\b[A-Za-z]+(?:'[a-z]+)?\b")
 _FASTTEXT_WEIGHT = 1.5
 _MAX_CHARS = 200  # fastText sees at most this much of a text (we cut it: the library logs when it does)
 _CAPS = re.compile(r"\b[A-Z]{2,}\b")
-_LOWER_WORD = re.compile(r"\b[a-z]{2,}\b")
+_LOWER_WORD = re.compile(r"\b[A-Za-z]?[a-z]+\b")
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
 
 

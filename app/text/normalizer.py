@@ -84,8 +84,8 @@ class Normalizer:
             malay_words=(*malay_words, *self._chat.malay_keys), english_words=ENGLISH_WORDS
         )
         self._steps: tuple[Step, ...] = (
-            self._chat,
             lambda text, r: self._overrides.apply(text, r.lang),
+            self._chat,  # after the overrides: "dr Zainal" is a doctor, "dr rumah" is "dari rumah"
             calendar.hijri_years,
             roman.roman_numerals,
             contact.emails,
@@ -179,8 +179,11 @@ class Normalizer:
                     pieces[i] = f"{_ALIAS}{chr(0xE100 + len(runs) - 1)}"
             sentence = "".join(pieces)
         reader = self._readers[CHINESE]
-        for step in (contact.emails, contact.urls, contact.ic_numbers, contact.phones):
-            sentence = step(sentence, reader)
+        pieces = _HAN_SPAN.split(sentence)
+        for i in range(0, len(pieces), 2):  # contact rules see each piece alone: Han letters are \w
+            for step in (contact.emails, contact.urls, contact.ic_numbers, contact.phones):
+                pieces[i] = step(pieces[i], reader)
+        sentence = "".join(pieces)
         sentence = chinese_numbers(sentence)
         if runs:
             sentence = re.sub(f"{_ALIAS}(.)", lambda m: runs[ord(m.group(1)) - 0xE100], sentence)

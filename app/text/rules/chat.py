@@ -107,7 +107,7 @@ class ChatSpelling:
 
 
 def _cased(spoken: str, written: str) -> str:
-    if len(written) > 1 and written.isupper():
+    if written.isupper() and (len(written) > 1 or written != "I"):
         return written  # an acronym, not chat
     return spoken[:1].upper() + spoken[1:] if written[:1].isupper() else spoken
 

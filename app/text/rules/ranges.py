@@ -19,6 +19,10 @@ _NUMERIC_RANGE = re.compile(
 _ADDRESS = re.compile(
     r"(?:\b(?:No|Lot|Unit|Blok|Block|Jalan|Jln|Lorong|Lrg|Tingkat|Aras|Level|Suite|Bilik|Room|Plot)\.?|#)\s*[A-Za-z]?[0-9]+$"
 )
+_SCORE = re.compile(
+    r"\b(?:menang|kalah|tewas|seri|skor|keputusan|won|lost|beat|draw|drew|score|scored|defeated|win|lose)\s+[0-9]+\s*$",
+    re.IGNORECASE,
+)
 _EVEN = re.compile(r"(?<![\w.,])([0-9]+)-\1(?![\w]|[.,][0-9])")
 _YEAR_RANGE = re.compile(
     r"(?<![\w.,/-])(1[1-9][0-9]{2}|20[0-9]{2})\s*[-–—]\s*(1[1-9][0-9]{2}|20[0-9]{2}|[0-9]{2})(?![\w%]|[.,/-][0-9])"
@@ -47,6 +51,8 @@ def ranges(text: str, r: Reader) -> str:
         text = _YEAR_RANGE.sub(lambda m: _year_range(m, r), text)
 
         def dash(m: re.Match[str]) -> str:
+            if _SCORE.search(text, 0, m.start()):
+                return " "  # a score: "menang 2-1" is "dua satu"
             if _ADDRESS.search(text, 0, m.start()):
                 return f" {r.word('dash')} "
             return f" {to} "

@@ -31,6 +31,7 @@ _DASH = re.compile(r"\s*(?:—|--)\s*|\s+[-–]\s+")
 _REDUPLICATION = re.compile(r"\b([A-Za-z]?[a-z]*[aeiou][a-z]*)2\b")
 _CAPS = re.compile(r"(?<![\w'’-])(?:[A-Z]\.){2,}(?![\w])|(?<![\w'’-])[A-Z]{2,}(?:s\b|(?![\w'’-]))")
 _WORD = re.compile(r"[A-Za-z]+")
+_CAPS_RUN = re.compile(r"(?<![\w'’-])[A-Z]{2,}(?:[ ][A-Z]{2,})+(?![\w'’-])")
 _UPPER_PAIR = re.compile(r"[A-Z][A-Z.]")
 _CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
 
@@ -83,9 +84,21 @@ def _shouting(text: str) -> bool:
     return sum(w.isupper() for w in words) / len(words) >= 0.6
 
 
+def _name(m: re.Match[str]) -> str:
+    """"AHMAD BIN ALI" (a name in capitals, as bank messages write it) -> "Ahmad Bin Ali"; "FBM KLCI" stays."""
+    parts = m.group().split()
+    if all(any(c in "AEIOUY" for c in p) and not _CONSONANT_RUN.search(p) for p in parts) and any(
+        len(p) >= 4 for p in parts
+    ):
+        return " ".join(p.capitalize() for p in parts)
+    return m.group()
+
+
 def acronyms(text: str, r: Reader) -> str:
     if not _UPPER_PAIR.search(text):
         return text
+    if not _shouting(text):
+        text = _CAPS_RUN.sub(_name, text)
     shouting: list[bool] = []  # computed on the first capital word only
 
     def speak(m: re.Match[str]) -> str:
