@@ -10,6 +10,7 @@ from app.env import Settings
 
 AudioFormat = Literal["pcm", "wav", "mp3", "opus", "aac", "flac"]
 AUDIO_FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
 
 
 class GenerationFields(BaseModel):
@@ -93,6 +94,7 @@ class SpeechRequest(GenerationFields):
     input: str = Field(..., description="Text to synthesize")
     voice: str | VoiceRef | None = None
     normalize_malaysian: bool = True
+    language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
 
     @field_validator("input")
@@ -113,6 +115,7 @@ class VoiceCloneRequest(GenerationFields):
     reference_text: str
     generate_text: str
     normalize_malaysian: bool = True
+    language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
     @field_validator("reference_text", "generate_text")
     @classmethod
@@ -125,6 +128,7 @@ class VoiceCloneRequest(GenerationFields):
 class NormalizeRequest(BaseModel):
     input: str = Field(..., max_length=100_000)
     normalize_malaysian: bool = True
+    language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
 
 class ErrorDetail(BaseModel):

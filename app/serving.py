@@ -31,7 +31,7 @@ WINDOWS_AHEAD = 2  # decode windows one stream may have queued in the codec work
 
 
 class TextNormalizer(Protocol):
-    def normalize(self, text: str, malaysian: bool = True) -> str: ...
+    def normalize(self, text: str, malaysian: bool = True, language: str = "auto") -> str: ...
 
 
 class Resampler(Protocol):
@@ -83,10 +83,10 @@ class SpeechService:
         return self._in_flight
 
     # -- text ------------------------------------------------------------------------------------
-    async def normalize(self, text: str, malaysian: bool) -> str:
+    async def normalize(self, text: str, malaysian: bool, language: str = "auto") -> str:
         """The text as it will be prompted: normalized, without control markers."""
         loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian)
+        text = await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian, language)
         return strip_control_tokens(text)
 
     def _check_text(self, text: str, param: str) -> None:
@@ -105,7 +105,7 @@ class SpeechService:
                 code="invalid_voice",
             )
         self._check_text(req.input, "input")
-        text = await self.normalize(req.input, req.normalize_malaysian)
+        text = await self.normalize(req.input, req.normalize_malaysian, req.language)
         if not text:
             raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
         if req.instructions:
@@ -122,8 +122,8 @@ class SpeechService:
         clip = await asyncio.to_thread(self._read_reference, audio_bytes)
         ref_tokens = await self.engine.encode(clip)
         ref_text, gen_text = await asyncio.gather(
-            self.normalize(req.reference_text, req.normalize_malaysian),
-            self.normalize(req.generate_text, req.normalize_malaysian),
+            self.normalize(req.reference_text, req.normalize_malaysian, req.language),
+            self.normalize(req.generate_text, req.normalize_malaysian, req.language),
         )
         for value, param in ((ref_text, "reference_text"), (gen_text, "generate_text")):
             if not value:

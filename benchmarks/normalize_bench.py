@@ -42,6 +42,16 @@ PARAGRAPHS = {
         "Kalau ada apa-apa, WhatsApp +6012-345 6789 sebelum 10pm. The event ends at 11.30pm and "
         "tickets cost RM50-RM80. Jumpa nanti! Dah transfer RM250 tadi, please check dan confirm dengan kami."
     ),
+    "chinese": (
+        "大家好，今天是2024年3月5日。这件衣服原价RM129.90，现在打折50%，只要RM64.95。我们下午3点半在KLCC见面，"
+        "会议在15:30开始，大约有200个人参加。请在12/03/2024之前付款，或者打电话到012-3456789。明天 meeting pukul "
+        "3 petang, 记得带文件。汽油价格是每公升RM2.05，比上个月涨了3.5%。他在1998年出生，今年26岁，身高170cm，"
+        "体重65kg。快递预计3-5天到达，订单编号是0098765。第2天我们去了槟城，吃了2碗面。这部手机有128GB，"
+        "价格是USD 999。气温高达35°C，大家要多喝水。老板说 the deadline is 5pm, 不要迟到。公司有2000名员工，"
+        "去年营业额是RM1,250,000，增长了12%。学费是每月RM350，每天上课8小时。比分是3-1，我们赢了。"
+        "房子卖了RM500,000，贷款利率是4.25%。电影在晚上8:45开始，票价是RM18。活动在2015-2020年举行，"
+        "一共有12345人参加。请发电邮到info@contoh.com.my。我们 jumpa di Mid Valley, 下午2点。谢谢大家！"
+    ),
 }
 
 

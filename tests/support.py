@@ -67,7 +67,7 @@ class LocalCodec:
 
 
 class PassthroughNormalizer:
-    def normalize(self, text: str, malaysian: bool = True) -> str:
+    def normalize(self, text: str, malaysian: bool = True, language: str = "auto") -> str:
         return " ".join(text.split())
 
 

@@ -144,4 +144,4 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
 @v1.post("/audio/normalize")
 async def normalize(req: NormalizeRequest, service: SpeechService = Depends(get_service)) -> dict:
     """The text exactly as the speech endpoints would prompt it."""
-    return {"input": req.input, "normalized": await service.normalize(req.input, req.normalize_malaysian)}
+    return {"input": req.input, "normalized": await service.normalize(req.input, req.normalize_malaysian, req.language)}

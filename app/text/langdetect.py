@@ -46,7 +46,10 @@ _WEAK_ENGLISH = frozenset({"i", "you", "please", "sorry", "okay", "ok", "so", "t
 _WEAK_MALAY = frozenset({"lah", "kan", "je", "jer", "pun", "kot", "meh", "ye", "ya", "la", "kah"})
 _MALAY_AFFIXED = re.compile(r"^(?:di|ber|ter|mem|men|meng|meny|pe|per|pen|peng|ke|se)[a-z]{3,}(?:kan|an|i|nya)$")
 _WORD = re.compile(r"\b[A-Za-z]+(?:'[a-z]+)?\b")
+_FASTTEXT_WEIGHT = 1.5
 _MAX_CHARS = 200  # fastText sees at most this much of a text (we cut it: the library logs when it does)
+_CAPS = re.compile(r"\b[A-Z]{2,}\b")
+_LOWER_WORD = re.compile(r"\b[A-Za-z]?[a-z]+\b")
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
 
 
@@ -71,12 +74,23 @@ class LanguageDetector:
         self._detector.detect("warm up the model", model="lite")
 
     def detect(self, text: str) -> Detection:
-        """Malay (`ms`) or English (`en`) for one sentence, with a confidence margin."""
+        """Malay (`ms`) or English (`en`) for one sentence, with a confidence margin.
+
+        A tie (no word for either side: "Data 4.5GB", "RM500") is Malay, the default for Malaysian text.
+        """
         score = self._word_score(text)
-        plain = " ".join(_NOISE.sub(" ", text).split())[:_MAX_CHARS]
-        if plain:
-            scores = {r["lang"]: r["score"] for r in self._detector.detect(plain, model="lite", k=5)}
-            score += 1.5 * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))
+        plain = _NOISE.sub(" ", text)
+        if _LOWER_WORD.search(plain):
+            plain = _CAPS.sub(" ", plain)  # codes and acronyms say nothing about the language
+        plain = " ".join(plain.split())[:_MAX_CHARS]
+        n_words = len(_WORD.findall(plain))
+        if n_words:
+            # Only the words decide: digits and codes are gone from `plain`. fastText guesses wildly on
+            # one or two words ("Berat" -> English), so its vote grows with the number of words.
+            weight = _FASTTEXT_WEIGHT * min(1.0, (n_words - 1) / 3)
+            if weight:
+                scores = {r["lang"]: r["score"] for r in self._detector.detect(plain, model="lite", k=5)}
+                score += weight * (scores.get("ms", 0.0) + scores.get("id", 0.0) - scores.get("en", 0.0))
         if score >= 0:
             return Detection(MALAY, score)
         return Detection(ENGLISH, -score)
@@ -85,6 +99,8 @@ class LanguageDetector:
         """Malay votes minus English votes."""
         score = 0.0
         for token in _WORD.findall(text):
+            if len(token) > 1 and token.isupper():
+                continue  # a code or acronym ("OTP", "KWSP"), not a word of either language
             word = token.lower()
             if word in _MALAY_MARKERS:
                 score += 2.0

@@ -47,6 +47,15 @@ _STRAY = re.compile(r"\*+|(?<!\w)_{2,}|_{2,}(?!\w)|~~")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None) | dict.fromkeys(
     map(ord, "\u00a0\u2007\u202f\t\f\v"), " "
 )
+# `<|...|>` model control markers (speech tokens, turn ends): never user text.
+_CONTROL_MARKER = re.compile(r"<\|[^<>|]{0,40}\|>")
+# Emoji and pictographs, their joiners, variation selectors, skin tones and keycaps: nothing to speak.
+_EMOJI = re.compile(
+    "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U00002B00-\U00002BFF\U0001F1E6-\U0001F1FF"
+    "\u2300-\u23FF\u3030\u303D\u3297\u3299\uFE0E\uFE0F\u20E3\u200D"
+    "\U000E0020-\U000E007F]+"
+)
+_SPEAKABLE = re.compile(r"[^\W_]")
 _SPACES = re.compile(r"[ ]{2,}")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.!?;:])")
 
@@ -128,6 +137,18 @@ def _blocks(text: str) -> list[list]:
             stop_previous()
         out.append([line, is_item, is_item])
     return out
+
+
+def strip_unspeakable(text: str) -> str:
+    """Control markers and emoji removed (each leaves a space). Pure."""
+    if "<|" in text:
+        text = _CONTROL_MARKER.sub(" ", text)
+    return _EMOJI.sub(" ", text)
+
+
+def speakable(text: str) -> bool:
+    """True when `text` has a letter or digit in any script: something a voice can say."""
+    return _SPEAKABLE.search(text) is not None
 
 
 def clean_markup(text: str) -> str:

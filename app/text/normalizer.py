@@ -3,9 +3,14 @@
     normalizer = Normalizer()            # loads malaya and the language model once (seconds)
     normalizer.normalize("Harga RM500.")  # "Harga lima ratus ringgit."
 
-Pipeline: `clean_markup` (markdown/HTML/whitespace), sentence split, language per sentence
-(`LanguageDetector`), then the rules in `_steps` order, each `(text, reader) -> text`. The order matters:
-tokens that contain other tokens go first (an email contains digits and dots, a date contains dashes).
+Pipeline: control markers and emoji removed, `clean_markup` (markdown/HTML/whitespace), sentence split,
+chat spelling (`rules.chat`), language per sentence (`LanguageDetector`, or the caller's `language`),
+then the rules in `_steps` order, each `(text, reader) -> text`. The order matters: tokens that contain
+other tokens go first (an email contains digits and dots, a date contains dashes).
+
+Chinese: numbers in a sentence with Han characters are read in Mandarin (`chinese.py`); a run of two or
+more Latin words inside it goes through the Malay/English pipeline. Other scripts pass through untouched.
+Input with nothing speakable left (only markers, emoji, punctuation) normalizes to "".
 
 malaya supplies the Malay number words (`malaya.num2word.to_cardinal`), the Malay shortform dictionary
 and the Malay/English word lists for language detection. Its own `Normalizer.normalize` is not used: it
@@ -21,14 +26,18 @@ import re
 import warnings
 from collections.abc import Callable
 
+from app.text.chinese import HAN, ChineseReader, chinese_numbers
 from app.text.langdetect import ENGLISH, MALAY, Detection, LanguageDetector
-from app.text.markup import clean_markup
+from app.text.markup import clean_markup, speakable, strip_unspeakable
 from app.text.overrides import Overrides
 from app.text.readers import EnglishReader, MalayReader, Reader
-from app.text.rules import contact, dates, measures, money, numbers, ranges, times, words
+from app.text.rules import calendar, chat, contact, dates, measures, money, numbers, ranges, roman, times, words
 from app.text.sentences import SentenceSplitter
 
-__all__ = ["Normalizer", "clean_markup"]
+__all__ = ["LANGUAGES", "Normalizer", "clean_markup"]
+
+LANGUAGES = ("auto", "ms", "en", "zh")
+CHINESE = "zh"
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +50,11 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.!?;:])")
 _DOUBLE_COMMA = re.compile(r",\s*,")
 _LATIN = re.compile(r"[A-Za-zÀ-ɏ]")
 _LETTER = re.compile(r"[^\W\d_]")
+# Chinese sentences are cut at Han characters and CJK punctuation; a piece between them with two or
+# more Latin words goes through the Malay/English pipeline, the rest is read with the Chinese rules.
+_HAN_SPAN = re.compile(r"([\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+)")
+_LATIN_WORD = re.compile(r"(?<![\w])[A-Za-z][a-z']+(?![\w])|(?<![\w])[A-Za-z]{2,}(?![\w])")
+_ALIAS = "\ue000"
 
 _WARMUP_TEXT = (
     "Harga rumah RM500,000 pada 12/03/2024, hubungi 012-345 6789 atau emel info@contoh.com.my sebelum "
@@ -59,14 +73,21 @@ class Normalizer:
             from malaya.num2word import to_cardinal
             from malaya.text.rules import rules_normalizer
 
-        self._readers: dict[str, Reader] = {MALAY: MalayReader(to_cardinal), ENGLISH: EnglishReader()}
+        self._readers: dict[str, Reader] = {
+            MALAY: MalayReader(to_cardinal), ENGLISH: EnglishReader(), CHINESE: ChineseReader()
+        }  # fmt: skip
         self._overrides = Overrides.load(overrides_path)
         self._splitter = SentenceSplitter(self._overrides.abbreviations)
+        malay_words = (*MALAY_WORDS, *DBP_WORDS, *KAMUS_DEWAN_WORDS)
+        self._chat = chat.ChatSpelling(rules_normalizer, malay_words, ENGLISH_WORDS)
         self._detector = LanguageDetector(
-            malay_words=(*MALAY_WORDS, *DBP_WORDS, *KAMUS_DEWAN_WORDS), english_words=ENGLISH_WORDS
+            malay_words=(*malay_words, *self._chat.malay_keys), english_words=ENGLISH_WORDS
         )
         self._steps: tuple[Step, ...] = (
             lambda text, r: self._overrides.apply(text, r.lang),
+            self._chat,  # after the overrides: "dr Zainal" is a doctor, "dr rumah" is "dari rumah"
+            calendar.hijri_years,
+            roman.roman_numerals,
             contact.emails,
             contact.urls,
             contact.ic_numbers,
@@ -83,7 +104,6 @@ class Normalizer:
             numbers.alphanumerics,
             numbers.plain_numbers,
             words.symbols,
-            words.MalayShortforms(rules_normalizer),
             words.acronyms,
         )
 
@@ -91,43 +111,83 @@ class Normalizer:
         """Run every rule once so the first request pays no first-call costs."""
         self.normalize(_WARMUP_TEXT)
 
-    def normalize(self, text: str, malaysian: bool = True) -> str:
+    def normalize(self, text: str, malaysian: bool = True, language: str = "auto") -> str:
         """Spoken form of `text`; with `malaysian=False` only markup stripping and whitespace cleanup.
 
-        Never raises: on an internal error it logs and returns the cleaned input.
+        `language` ("auto", "ms", "en", "zh") overrides detection for the whole input. Returns "" when
+        nothing speakable is left (only control markers, emoji, punctuation). Never raises: on an
+        internal error it logs and returns the cleaned input.
         """
+        if language not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
         try:
-            cleaned = clean_markup(text)
+            cleaned = clean_markup(strip_unspeakable(str(text)))
         except Exception:
             logger.exception("markup cleanup failed; using the raw text")
             cleaned = " ".join(str(text).split())
-        if not malaysian or not cleaned:
+        if not speakable(cleaned):
+            return ""
+        if not malaysian:
             return cleaned
         try:
-            spoken = self._speak(cleaned)
+            spoken = self._speak(cleaned, language)
         except Exception:
             logger.exception("text normalization failed; using the cleaned text")
             return cleaned
-        return spoken or cleaned
+        return spoken if speakable(spoken) else cleaned
 
-    def _speak(self, text: str) -> str:
+    def _speak(self, text: str, language: str) -> str:
         text = text.translate(_QUOTES)
-        paragraph: Detection | None = None
+        paragraph: list[Detection] = []
         out = []
         for sentence in self._splitter.split(text):
-            if not _mostly_latin(sentence):
-                out.append(sentence)  # Chinese, Tamil, Arabic...: passes through untouched
-                continue
+            if language == CHINESE or HAN.search(sentence):
+                out.append(self._speak_chinese(sentence, language, text, paragraph))
+            elif not _mostly_latin(sentence):
+                out.append(sentence)  # Tamil, Arabic, Thai...: passes through untouched
+            else:
+                out.append(self._speak_latin(sentence, language, text, paragraph))
+        return _tidy(" ".join(out))
+
+    def _speak_latin(self, sentence: str, language: str, text: str, paragraph: list[Detection]) -> str:
+        sentence = self._chat.common(sentence)
+        if language in self._readers:
+            lang = language
+        else:
             found = self._detector.detect(sentence)
             if found.margin < _SURE:
-                paragraph = paragraph or self._detector.detect(text)
-                if paragraph.margin >= _SURE:
-                    found = paragraph
-            reader = self._readers[found.lang]
-            for step in self._steps:
-                sentence = step(sentence, reader)
-            out.append(sentence)
-        return _tidy(" ".join(out))
+                if not paragraph:
+                    paragraph.append(self._detector.detect(self._chat.common(text)))
+                if paragraph[0].margin >= _SURE:
+                    found = paragraph[0]
+            lang = found.lang
+        reader = self._readers[lang]
+        for step in self._steps:
+            sentence = step(sentence, reader)
+        return sentence
+
+    def _speak_chinese(self, sentence: str, language: str, text: str, paragraph: list[Detection]) -> str:
+        """Numbers read in Mandarin; with `language` auto, Latin word runs in their own language."""
+        runs: list[str] = []
+        if language != CHINESE:
+            pieces = _HAN_SPAN.split(sentence)
+            for i in range(0, len(pieces), 2):  # even indexes: the pieces without Han
+                piece = pieces[i]
+                if len(_LATIN_WORD.findall(piece)) >= 2:
+                    spoken = self._speak_latin(piece.strip(), language, text, paragraph)
+                    runs.append(piece[: len(piece) - len(piece.lstrip())] + spoken + piece[len(piece.rstrip()) :])
+                    pieces[i] = f"{_ALIAS}{chr(0xE100 + len(runs) - 1)}"
+            sentence = "".join(pieces)
+        reader = self._readers[CHINESE]
+        pieces = _HAN_SPAN.split(sentence)
+        for i in range(0, len(pieces), 2):  # contact rules see each piece alone: Han letters are \w
+            for step in (contact.emails, contact.urls, contact.ic_numbers, contact.phones):
+                pieces[i] = step(pieces[i], reader)
+        sentence = "".join(pieces)
+        sentence = chinese_numbers(sentence)
+        if runs:
+            sentence = re.sub(f"{_ALIAS}(.)", lambda m: runs[ord(m.group(1)) - 0xE100], sentence)
+        return sentence
 
 
 def _mostly_latin(sentence: str) -> bool:

@@ -8,7 +8,9 @@ File format (UTF-8), one entry a line, `#` starts a comment line:
 - A written form with an uppercase letter matches exactly ("KL" does not match "kl"); an all-lowercase
   written form matches any case ("ok" matches "OK" and "Ok").
 - A written form ending in "." is an abbreviation: it matches with or without the dot ("Dr." matches
-  "Dr" and "Dr."), and the sentence splitter does not end a sentence there.
+  "Dr" and "Dr."), and the sentence splitter does not end a sentence there. In another casing ("dr",
+  "DR.", "PROF") it matches when written with its dot or before a capitalised word (a name: "dr
+  Zainal"), and never after a number ("72 KG" is a weight): "dr rumah" is chat for "dari rumah".
 - Whole words only: "KL" does not match inside "KLCC", "KL-based" or "x@KL.com".
 """
 
@@ -20,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 
 LANGS = ("ms", "en")
+_AFTER_NUMBER = re.compile(r"[0-9]\s*$")
+_NAME_NEXT = re.compile(r"\s+[A-Z]")
 
 
 def bundled_path() -> Path:
@@ -30,9 +34,10 @@ def bundled_path() -> Path:
 class _Table:
     exact: dict[str, str] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)  # lowercase key -> spoken
+    loose: dict[str, str] = field(default_factory=dict)  # lowercased cased abbreviation ("dr.") -> spoken
     pattern: re.Pattern[str] | None = None
 
-    def lookup(self, written: str) -> str | None:
+    def lookup(self, written: str, before: str = "", after: str = "") -> str | None:
         key = written.rstrip(".")
         for candidate in (written, key, key + "."):
             if candidate in self.exact:
@@ -40,6 +45,11 @@ class _Table:
         for candidate in (written.lower(), key.lower(), key.lower() + "."):
             if candidate in self.folded:
                 return self.folded[candidate]
+        spoken = self.loose.get(key.lower() + ".")
+        if spoken is None or _AFTER_NUMBER.search(before):
+            return None
+        if written.endswith(".") or _NAME_NEXT.match(after):
+            return spoken
         return None
 
 
@@ -58,6 +68,8 @@ class Overrides:
                     table.folded[written] = spoken
                 else:
                     table.exact[written] = spoken
+                    if written.endswith("."):
+                        table.loose[written.lower()] = spoken
             table.pattern = _compile([*table.exact, *table.folded])
         self.abbreviations = frozenset(w for w, _, _ in entries if w.endswith("."))
 
@@ -84,8 +96,11 @@ class Overrides:
             return text
 
         def spoken(match: re.Match[str]) -> str:
-            found = table.lookup(match.group())
-            return match.group() if found is None else found
+            found = table.lookup(match.group(), text[max(0, match.start() - 12) : match.start()], text[match.end() :])
+            if found is None:
+                return match.group()
+            # "... Sdn. Bhd." at the end: the abbreviation's dot also ends the sentence.
+            return found + "." if match.group().endswith(".") and match.end() == len(text) else found
 
         return table.pattern.sub(spoken, text)
 

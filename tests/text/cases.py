@@ -479,11 +479,11 @@ CASES: list[Case] = [
         "Langkah. Buka aplikasi. Tekan Bayar.",
     ),
     # --- other scripts and emoji ------------------------------------------------------------------
-    Case("script", "我有3只猫", "我有3只猫"),
+    Case("zh", "我有3只猫", "我有三只猫"),
     Case("script", "வணக்கம் நண்பரே", "வணக்கம் நண்பரே"),
     Case("script", "مرحبا بكم", "مرحبا بكم"),
-    Case("script", "Terima kasih 🙏", "Terima kasih 🙏"),
-    Case("script", "Saya suka makan 🍜 dengan kawan.", "Saya suka makan 🍜 dengan kawan."),
+    Case("emoji", "Terima kasih 🙏", "Terima kasih"),
+    Case("emoji", "Saya suka makan 🍜 dengan kawan.", "Saya suka makan dengan kawan."),
     Case("script", "Dia beli 2 buku 中文 semalam.", "Dia beli dua buku 中文 semalam."),
     # --- whitespace -------------------------------------------------------------------------------
     Case("space", "Hello   world\n\n\nHow are you?", "Hello world. How are you?"),

@@ -1,14 +1,25 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from app.text.normalizer import Normalizer
-from tests.text.cases import CASES
+from tests.text.cases import CASES as BASE_CASES
+from tests.text.cases_issue12 import ISSUE12_CASES
+
+CASES = BASE_CASES + ISSUE12_CASES
+# Every kind of misreading named in issue 12 has its own category with several cases.
+ISSUE12_KINDS = ("unit", "lang", "hijri", "range", "datefrac", "roman", "abbr", "chat", "emoji", "zh", "mixed")
 
 
 def test_table_is_large_enough() -> None:
-    assert len(CASES) >= 150
-    assert len({c.text for c in CASES}) == len(CASES), "duplicate inputs in the table"
+    assert len(CASES) >= 600
+    assert len({c.text for c in CASES}) == len(CASES), [t for t, n in Counter(c.text for c in CASES).items() if n > 1]
+    assert sum(c.category.startswith("mixed") for c in CASES) >= 150  # code-switched, as Malaysians write
+    assert sum(c.category == "zh" for c in CASES) >= 60
+    for kind in ISSUE12_KINDS:
+        assert sum(c.category.split("-")[0] == kind for c in CASES) >= 5, kind
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.category}:{c.text[:40]}" for c in CASES])

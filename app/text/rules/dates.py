@@ -71,9 +71,19 @@ def _valid(day: int, month: int) -> bool:
     return 1 <= day <= 31 and 1 <= month <= 12
 
 
+# Shopping days written "11.11", "12.12", "9.9" after a sale word: said "sebelas sebelas", "twelve twelve".
+_SALE_DAY = re.compile(
+    r"\b(sale|jualan|promosi|promo|kempen|campaign|flash|mega|shopee|lazada|shopping)(\s+(?:[A-Za-z]+\s+)?)"
+    r"([1-9]|1[0-2])\.\3(?![\w.%]|\.[0-9])",
+    re.IGNORECASE,
+)
+
+
 def dates(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
+    if "." in text:
+        text = _SALE_DAY.sub(lambda m: f"{m.group(1)}{m.group(2)}{r.cardinal(int(m.group(3)))} {r.cardinal(int(m.group(3)))}", text)
 
     def numeric(m: re.Match[str]) -> str:
         first, sep, second, year = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)

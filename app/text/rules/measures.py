@@ -75,7 +75,16 @@ _UNITS: dict[str, tuple[str, str, str]] = {
     "ft": ("kaki", "foot", "feet"),
     "lb": ("paun", "pound", "pounds"),
     "lbs": ("paun", "pound", "pounds"),
+    "Mbps": ("megabit sesaat", "megabit per second", "megabits per second"),
+    "Gbps": ("gigabit sesaat", "gigabit per second", "gigabits per second"),
+    "km/jam": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
 }
+# The same units in the other casings people type ("3.5gb", "750Mb", "72KG", "39.1°c"). Not "G", "M"
+# or "C" alone: "4G" is a network, "2M" is two million, "3C" is a class (bare "c" is handled below).
+for _written in ("TB", "GB", "MB", "KB", "GHz", "MHz", "kWh", "mAh", "Mbps", "Gbps", "km/h", "km/j", "°C", "cm", "mm",
+                 "kmj", "ºC"):  # fmt: skip
+    for _variant in (_written.lower(), _written.upper(), _written.capitalize()):
+        _UNITS.setdefault(_variant, _UNITS[_written])
 
 # "RM20/kg" -> "... per kilogram": the unit after a slash, Malay and English names.
 _PER_UNITS = {
@@ -96,6 +105,11 @@ _PERCENT = re.compile(rf"{_NUMBER}\s?(?:%|per\s?cent\b)")
 _SCALED = re.compile(rf"{_NUMBER}(K|k|M|B|bn)(?![\w])")
 _TIMES = re.compile(rf"{_NUMBER}\s?[x×](?![\w])(?!\s*[0-9])")
 _BY = re.compile(rf"{_NUMBER}\s?[x×]\s?(?=[0-9])")  # "3 x 4 meter": dimensions
+# "39.1c", "suhu 38c": a bare c is Celsius after a decimal or in a sentence about temperature.
+_BARE_CELSIUS = re.compile(rf"{_NUMBER}\s?([cC])(?![\w/])")
+_TEMPERATURE = re.compile(
+    r"\b(?:suhu|demam|panas|sejuk|cuaca|darjah|temperature|temp|fever|weather|hot|cold|degrees?)\b", re.IGNORECASE
+)
 _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bilion", "billion")}
 
 
@@ -104,6 +118,13 @@ def _unit(m: re.Match[str], r: Reader) -> str:
     if r.lang == "ms":
         return f"{r.number(m.group(1))} {ms}"
     return f"{r.number(m.group(1))} {en_one if m.group(1) == '1' else en_many}"
+
+
+def _celsius(m: re.Match[str], text: str, r: Reader) -> str:
+    if "." not in m.group(1) and not _TEMPERATURE.search(text):
+        return m.group()
+    ms, en_one, en_many = _UNITS["°C"]
+    return f"{r.number(m.group(1))} {ms if r.lang == 'ms' else (en_one if m.group(1) == '1' else en_many)}"
 
 
 def _scaled(m: re.Match[str], r: Reader) -> str:
@@ -121,6 +142,8 @@ def measures(text: str, r: Reader) -> str:
     if has_digit(text):
         text = _PERCENT.sub(lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
         text = _UNIT.sub(lambda m: _unit(m, r), text)
+        if "c" in text or "C" in text:
+            text = _BARE_CELSIUS.sub(lambda m: _celsius(m, text, r), text)
         text = _SCALED.sub(lambda m: _scaled(m, r), text)
         text = _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
         text = _BY.sub(lambda m: f"{r.number(m.group(1))} {'darab' if r.lang == 'ms' else 'by'} ", text)

@@ -31,10 +31,21 @@ _YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w%]|[.,][0-9])
 _PREV_WORD = re.compile(r"(\S+)\s+$")
 _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
 _FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3}(?:\.[0-9])?)/([0-9]{1,3})(?![\w/]|[.,][0-9])")
+# "d/m" is a date after these words (or a weekday), a fraction after the quantity words below; with
+# neither, a date when the first number is at least the second ("12/12", "25/12"), else a fraction ("3/4").
 _DATE_CONTEXT = frozenset(
     (  # noqa: SIM905
         "pada sebelum selepas hingga sehingga sejak mulai tarikh bermula on by before after until till from "
-        "since dated date due"
+        "since dated date due tiba sampai dihantar diterima dijangka berakhir tamat luput sah cuti ini esok "
+        "arrive arrives arriving delivered deliver delivery expires expiry valid ends starts start end "
+        "isnin selasa rabu khamis jumaat sabtu ahad monday tuesday wednesday thursday friday saturday sunday "
+        "mon tue wed thu fri sat sun"
+    ).split()
+)
+_QUANTITY_CONTEXT = frozenset(
+    (  # noqa: SIM905
+        "harga price nisbah ratio markah mark marks skor score kadar rate bahagian part portion daripada "
+        "kira calculate jawapan answer nilai value purata average pecahan fraction"
     ).split()
 )
 _RATIO = re.compile(r"(?<![\w.,:])([0-9]+):([0-9]+)(?![\w:]|[.,][0-9])")
@@ -48,7 +59,7 @@ _CODE_WORDS = frozenset(
     (  # noqa: SIM905
         "otp tac pin code codes kod ref reference rujukan akaun account id tracking invois invoice order pesanan "
         "booking tempahan passport pasport siri serial resit receipt no number nombor call dial hubungi "
-        "telefon tel phone hotline talian"
+        "telefon tel phone hotline talian ending berakhir"
     ).split()
 )
 _CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
@@ -69,9 +80,14 @@ def _en_fraction(num: int, den: int, r: Reader) -> str:
     return f"{r.cardinal(num)} {name}"
 
 
+_HARIBULAN = re.compile(r"(?<![\w.,])([0-9]{1,2})\s?hb\b")
+
+
 def ordinals(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
+    if "hb" in text:  # "25hb": the 25th day of the month
+        text = _HARIBULAN.sub(lambda m: f"{r.cardinal(int(m.group(1)))} haribulan", text)
 
     def malay(m: re.Match[str]) -> str:
         n = int(m.group(2))
@@ -129,15 +145,18 @@ def fractions(text: str, r: Reader) -> str:
         if den == 0:
             return m.group()
         spoken_num = r.number(num_text)
+        before = _PREV_WORD.search(text, 0, m.start())
+        prev = before.group(1).lower().strip("(,:") if before else ""
+        if prev in _DATE_CONTEXT and "." not in num_text and 1 <= num <= 31 and 1 <= den <= 12:
+            return speak_date(int(num), den, None, r)
         if num <= den and den in (5, 10, 100):
             # A rating or score: "8/10", "4.5/5", "85/100".
             return f"{spoken_num} {'daripada' if r.lang == 'ms' else 'out of'} {r.cardinal(den)}"
         if "." in num_text:
             return f"{spoken_num} {'per' if r.lang == 'ms' else 'over'} {r.cardinal(den)}"
         num = int(num)
-        before = _PREV_WORD.search(text, 0, m.start())
-        in_context = bool(before) and before.group(1).lower() in _DATE_CONTEXT
-        if 1 <= num <= 31 and 1 <= den <= 12 and (in_context or num > den):
+        is_date = prev in _DATE_CONTEXT or (prev not in _QUANTITY_CONTEXT and num >= den)
+        if 1 <= num <= 31 and 1 <= den <= 12 and is_date:
             return speak_date(num, den, None, r)
         if r.lang == "ms":
             return _FRACTIONS_MS.get((num, den), f"{spoken_num} per {r.cardinal(den)}")

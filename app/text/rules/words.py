@@ -1,10 +1,7 @@
 """Word-level rules: symbols, Malay chat shortforms and reduplication, acronyms and all-capital words.
 
 - Symbols: "&" -> "dan"/"and", "his/her" -> "his or her", "=" -> "sama dengan"/"equals", "~" -> "lebih kurang"/"about".
-- Malay shortforms ("yg" -> "yang", "dgn" -> "dengan") come from malaya's rules dictionary, but only its
-  vowel-less keys, which cannot be read as written; "x" between words is "tak"; "anak2" -> "anak-anak".
-  Everything else malaya's dictionary rewrites ("tak" -> "tidak", "I" -> "saya") is left as written:
-  the voice says what the text says.
+- Malay reduplication: "anak2" -> "anak-anak" (chat shortforms are in `chat.py`).
 - Acronyms: an all-capital word of 2-4 letters, or a longer one with no vowel or 4+ consonants in a
   row, is spelled ("KWSP" -> "K W S P"); a longer pronounceable one is read as a word ("PETRONAS" ->
   "Petronas"). A sentence written mostly in capitals is shouting, not acronyms: it is lowercased.
@@ -13,7 +10,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from app.text.readers import Reader
 
@@ -33,19 +29,9 @@ _MULTIPLY = re.compile(r"\s*×\s*")
 _DASH = re.compile(r"\s*(?:—|--)\s*|\s+[-–]\s+")
 
 _REDUPLICATION = re.compile(r"\b([A-Za-z]?[a-z]*[aeiou][a-z]*)2\b")
-_MALAY_NOT = re.compile(r"(?<=[A-Za-z] )x(?= [A-Za-z])")
-# Keys malaya maps to something that is not how the word is read ("by" -> "dengan"), or that clash with units.
-_SHORTFORM_EXCLUDE = frozenset(
-    (  # noqa: SIM905
-        "by bf bff btw gf bn ph cctv fb hr hrs cm grm kg kl rm mr ty ts yb dsnr jnt jkt dlt hg gw kk dnk mmz "
-        "smrg smvk nmbk tth ngmg ngmng pcrn prwtn mntn kyy trsrh bkln gmpg jlbb brhjb ntmy tmbm ysh bhw blng "
-        "jdwl hrsny pk pg kt lh flm mg mn cr pls bgt bgtt bgttt bgtttt bngt bngtt bngttt bngtzt bngy gk gkk "
-        "ngg ngggk nggk ngk gtw wt tw dwh dy bg"
-    ).split()
-)
-
 _CAPS = re.compile(r"(?<![\w'’-])(?:[A-Z]\.){2,}(?![\w])|(?<![\w'’-])[A-Z]{2,}(?:s\b|(?![\w'’-]))")
 _WORD = re.compile(r"[A-Za-z]+")
+_CAPS_RUN = re.compile(r"(?<![\w'’-])[A-Z]{2,}(?:[ ][A-Z]{2,})+(?![\w'’-])")
 _UPPER_PAIR = re.compile(r"[A-Z][A-Z.]")
 _CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
 
@@ -80,28 +66,6 @@ def symbols(text: str, r: Reader) -> str:
     return text
 
 
-class MalayShortforms:
-    """Expands vowel-less Malay chat shortforms from malaya's dictionary; Malay sentences only."""
-
-    def __init__(self, dictionary: Mapping[str, str]) -> None:
-        self._table = {
-            key: value
-            for key, value in dictionary.items()
-            if re.fullmatch(r"[b-df-hj-np-tv-z]{2,6}", key) and key not in _SHORTFORM_EXCLUDE
-        }
-        keys = "|".join(sorted(self._table, key=len, reverse=True))
-        self._pattern = re.compile(rf"(?<![\w'’@./-])(?:{keys})(?![\w'’@/-])") if keys else None
-
-    def __call__(self, text: str, r: Reader) -> str:
-        if r.lang != "ms":
-            return text
-        if self._pattern is not None:
-            text = self._pattern.sub(lambda m: self._table[m.group()], text)
-        if " x " in text:
-            text = _MALAY_NOT.sub("tak", text)
-        return text
-
-
 def reduplication(text: str, r: Reader) -> str:
     """Malay "anak2" -> "anak-anak"; runs before letter-digit tokens are split."""
     if r.lang != "ms" or "2" not in text:
@@ -120,9 +84,21 @@ def _shouting(text: str) -> bool:
     return sum(w.isupper() for w in words) / len(words) >= 0.6
 
 
+def _name(m: re.Match[str]) -> str:
+    """"AHMAD BIN ALI" (a name in capitals, as bank messages write it) -> "Ahmad Bin Ali"; "FBM KLCI" stays."""
+    parts = m.group().split()
+    if all(any(c in "AEIOUY" for c in p) and not _CONSONANT_RUN.search(p) for p in parts) and any(
+        len(p) >= 4 for p in parts
+    ):
+        return " ".join(p.capitalize() for p in parts)
+    return m.group()
+
+
 def acronyms(text: str, r: Reader) -> str:
     if not _UPPER_PAIR.search(text):
         return text
+    if not _shouting(text):
+        text = _CAPS_RUN.sub(_name, text)
     shouting: list[bool] = []  # computed on the first capital word only
 
     def speak(m: re.Match[str]) -> str:
