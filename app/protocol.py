@@ -13,8 +13,11 @@ from app.env import Settings
 AudioFormat = Literal["pcm", "wav", "mp3", "opus", "aac", "flac"]
 AUDIO_FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 
-# The schema of a text that must hold something besides whitespace (the validators below enforce it).
-NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": r"\S"}
+# Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
+# ECMAScript and Rust (0x1c-0x1f, U+FEFF), and the schema must mean what the validators below do.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": f"[^{WHITESPACE}]"}
+"""The schema of a text that must hold something besides whitespace."""
 
 
 class GenerationFields(BaseModel):

@@ -150,13 +150,15 @@ def _drop_422(doc: dict[str, Any]) -> None:
 
 def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
-    voices = list(settings.speakers)
+    voices = [*settings.speakers, ""]  # empty: the default speaker
     if "SpeechRequest" in schemas:
         voice = schemas["SpeechRequest"]["properties"]["voice"]
         for option in voice.get("anyOf", []):
             if option.get("type") == "string":
                 option["enum"] = voices
-        voice["description"] = f"One of the server's speakers (SPEAKERS); default {settings.default_speaker}"
+        voice["description"] = (
+            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.default_speaker}"
+        )
     if "VoiceRef" in schemas:
         schemas["VoiceRef"]["properties"]["id"]["enum"] = voices
     for path, (media_type, fields) in _BLANK_TEXT_FIELDS.items():

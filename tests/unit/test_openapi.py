@@ -20,6 +20,7 @@ from app.audio.pcm import CONTENT_TYPES
 from app.debug_audio import DebugAudioWriter
 from app.env import Settings
 from app.main import Components, create_app
+from app.protocol import NOT_BLANK
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello there, how are you today?"
@@ -82,10 +83,22 @@ def test_document_carries_the_settings_limits_and_voices() -> None:
     doc = document(max_input_chars=123, speakers="anna,ben", default_speaker="ben")
     speech = doc["components"]["schemas"]["SpeechRequest"]["properties"]
     assert speech["input"]["minLength"] == 1 and speech["input"]["maxLength"] == 123
-    assert [o["enum"] for o in speech["voice"]["anyOf"] if o.get("type") == "string"] == [["anna", "ben"]]
-    assert doc["components"]["schemas"]["VoiceRef"]["properties"]["id"]["enum"] == ["anna", "ben"]
+    # "" means the default speaker, as does null or leaving the field out
+    assert [o["enum"] for o in speech["voice"]["anyOf"] if o.get("type") == "string"] == [["anna", "ben", ""]]
+    assert doc["components"]["schemas"]["VoiceRef"]["properties"]["id"]["enum"] == ["anna", "ben", ""]
     form = doc["paths"]["/v1/audio/vc"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["properties"]["generate_text"]["maxLength"] == 123
+
+
+def test_not_blank_pattern_means_what_strip_means() -> None:
+    import jsonschema_rs
+
+    schema = jsonschema_rs.validator_for({"type": "string", **NOT_BLANK})  # the validator schemathesis uses
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+    samples = [*spaces, "\ufeff", "\x1b", "\u200b", "a", " a ", "\x1f\x1c", "\u3000x"]
+    assert len(spaces) == 29
+    for text in samples:
+        assert schema.is_valid(text) == bool(text.strip()), repr(text)
 
 
 def test_bearer_scheme_and_401s_only_when_an_api_key_is_set() -> None:

@@ -18,7 +18,7 @@ from app.prompts import END_OF_TURN
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 
-MAX_EXAMPLES = 25  # per operation and phase; with the seed, CI sends the same requests every run
+MAX_EXAMPLES = 50  # per operation and phase; with the seed, CI sends the same requests every run
 SEED = 13
 KEY = "sk-schemathesis"
 REPO = Path(__file__).resolve().parents[2]
