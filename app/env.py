@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     port: int = Field(9091, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     api_key: str = Field("", description="When set, requests need `Authorization: Bearer <key>`")
+    api_key_protects_docs: bool = Field(True, description="With API_KEY: /docs and /openapi.json need the key too")
+    api_key_protects_metrics: bool = Field(True, description="With API_KEY: /metrics needs the key too")
     tts_api_key: str = Field("", description="Bearer token sent to vLLM (its --api-key)")
     backend_connect_timeout: float = Field(5.0, gt=0)
     backend_read_timeout: float = Field(30.0, gt=0, description="Max seconds between two backend stream events")
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
     max_reference_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_concurrent_requests: int = Field(256, ge=1, description="Requests in flight before 429")
     debug_audio_dir: str = "debug_audio"
+    debug_audio_max_files: int = Field(1000, ge=1, description="DEBUG_AUDIO keeps the newest this many files")
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")
     api_workers: int = Field(1, ge=1, le=64, description="Front-end processes sharing one codec engine process")
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")

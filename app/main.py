@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.errors import install_error_handlers
-from app.api.routes import public, v1
+from app.api.openapi import docs_router, service_openapi
+from app.api.routes import public, require_api_key_if, v1
 from app.env import Settings, SettingsError, load_settings
 from app.logs import configure_logging
 
@@ -181,7 +182,15 @@ async def _ready(value: Any) -> Any:
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
     """Build the app; nothing heavy happens until the lifespan starts."""
     settings = settings or load_settings()
-    app = FastAPI(title="Streamable TTS API", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Streamable TTS API",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,  # served by docs_router, behind the API key when API_KEY_PROTECTS_DOCS
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.openapi = lambda: service_openapi(app, settings)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.components = components or Components()
     app.state.service = None
@@ -189,6 +198,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(v1)
+    app.include_router(docs_router(require_api_key_if("api_key_protects_docs")))
     return app
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from contextlib import suppress
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,23 +14,43 @@ AudioFormat = Literal["pcm", "wav", "mp3", "opus", "aac", "flac"]
 AUDIO_FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
 
+# Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
+# ECMAScript and Rust (0x1c-0x1f, U+FEFF), and the schema must mean what the validators below do.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": f"[^{WHITESPACE}]"}
+"""The schema of a text that must hold something besides whitespace."""
+
 
 class GenerationFields(BaseModel):
     """Fields shared by `/v1/audio/speech` and `/v1/audio/vc`; None means "the server's default"."""
 
-    model_config = ConfigDict(extra="ignore")
+    # unknown fields are accepted and kept in `model_extra` so that the route can log them (as vLLM does)
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = Field(None, max_length=256, description="Logged; the backend's served model is used")
     response_format: AudioFormat = "pcm"
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
-    max_tokens: int | None = Field(None, ge=1, le=32768)
-    stream: bool = True
-    playback_speed: float | None = Field(None, ge=0.02, le=10.0, description="Seconds of audio per decode chunk")
-    playback_overlap_speed: float | None = Field(None, ge=0.0, le=5.0, description="Crossfade seconds")
-    speed: float = Field(1.0, ge=0.25, le=4.0, description="Playback rate (time stretch, pitch kept)")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, strict=True)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0, strict=True)
+    max_tokens: int | None = Field(None, ge=1, le=32768, strict=True)
+    stream: bool = Field(True, strict=True)
+    playback_speed: float | None = Field(
+        None, ge=0.02, le=10.0, strict=True, description="Seconds of audio per decode chunk"
+    )
+    playback_overlap_speed: float | None = Field(
+        None, ge=0.0, le=5.0, strict=True, description="Crossfade seconds; must be smaller than playback_speed"
+    )
+    speed: float = Field(
+        1.0, ge=0.25, le=4.0, strict=True, description="Playback rate (time stretch, pitch kept)"
+    )
     stream_format: Literal["audio", "sse"] = "audio"
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
+
+    # Numbers and booleans are strict fields: `temperature: true` or `stream: 0` are 400s, as the schema says.
+    @field_validator("max_tokens", "seed", mode="before")
+    @classmethod
+    def _json_integer(cls, v: Any) -> Any:
+        """JSON Schema's integer: `3` and `3.0`, never `true` or `"3"`."""
+        return int(v) if isinstance(v, float) and v.is_integer() else v
 
     @field_validator("response_format", mode="before")
     @classmethod
@@ -91,9 +113,9 @@ class VoiceRef(BaseModel):
 class SpeechRequest(GenerationFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
-    input: str = Field(..., description="Text to synthesize")
+    input: str = Field(..., description="Text to synthesize", json_schema_extra=NOT_BLANK)
     voice: str | VoiceRef | None = None
-    normalize_malaysian: bool = True
+    normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
 
@@ -112,10 +134,26 @@ class SpeechRequest(GenerationFields):
 class VoiceCloneRequest(GenerationFields):
     """`POST /v1/audio/vc` form fields (the clip travels separately as `reference_audio`)."""
 
-    reference_text: str
-    generate_text: str
-    normalize_malaysian: bool = True
+    reference_text: str = Field(..., description="What the reference clip says", json_schema_extra=NOT_BLANK)
+    generate_text: str = Field(..., description="Text to synthesize in the cloned voice", json_schema_extra=NOT_BLANK)
+    normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _form_values(cls, data: Any) -> Any:
+        """Form fields arrive as text: read the number and boolean ones as JSON (`0.7`, `12`, `true`)."""
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is None or not isinstance(value, str) or not _is_number_or_bool(field.annotation):
+                continue
+            text = value.strip()
+            with suppress(ValueError):  # not JSON: left as text, and the field's validation names it
+                values[name] = json.loads(text.lower() if text.lower() in ("true", "false") else text)
+        return values
 
     @field_validator("reference_text", "generate_text")
     @classmethod
@@ -125,9 +163,16 @@ class VoiceCloneRequest(GenerationFields):
         return v
 
 
+def _is_number_or_bool(annotation: Any) -> bool:
+    types = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    return bool(types) and all(t in (int, float, bool) for t in types)
+
+
 class NormalizeRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     input: str = Field(..., max_length=100_000)
-    normalize_malaysian: bool = True
+    normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import time
 import uuid
 from collections import deque
@@ -19,6 +18,7 @@ import numpy as np
 
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
+from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
@@ -71,6 +71,7 @@ class SpeechService:
         self.resample_to_16k = resample_to_16k
         self.has_encoder = has_encoder
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="normalizer")
+        self._debug_audio = DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files)
         self._in_flight = 0
         self.counters = {"requests": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
 
@@ -311,8 +312,4 @@ class SpeechService:
             )
 
     def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
-        import soundfile as sf
-
-        os.makedirs(self.settings.debug_audio_dir, exist_ok=True)
-        path = os.path.join(self.settings.debug_audio_dir, f"{request_id}_{index:04d}.wav")
-        sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+        self._debug_audio.write(request_id, index, audio)

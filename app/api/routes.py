@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.audio_response import speech_response
 from app.api.errors import error_response
+from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
 from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.serving import SpeechService
+
+logger = logging.getLogger(__name__)
 
 _STARTED = int(time.time())
 
@@ -36,6 +41,22 @@ async def require_api_key(request: Request) -> None:
         raise AuthenticationError("missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
+def require_api_key_if(setting: str) -> Callable[[Request], Awaitable[None]]:
+    """`require_api_key`, when the boolean setting `setting` (e.g. `api_key_protects_metrics`) is true."""
+
+    async def check(request: Request) -> None:
+        if getattr(request.app.state.settings, setting):
+            await require_api_key(request)
+
+    return check
+
+
+def log_ignored_fields(req: BaseModel, path: str) -> None:
+    """Unknown request fields are accepted but not used: say so, as vLLM does."""
+    if req.model_extra:
+        logger.warning("%s: the request's fields %s are not known and were ignored", path, sorted(req.model_extra))
+
+
 public = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
@@ -46,7 +67,7 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-@public.get("/ready")
+@public.get("/ready", responses=error_responses(503))
 async def ready(request: Request) -> JSONResponse:
     """200 once the models are loaded and the backend answers; 503 before."""
     service: SpeechService | None = getattr(request.app.state, "service", None)
@@ -55,11 +76,17 @@ async def ready(request: Request) -> JSONResponse:
     if not service.engine.alive:
         return error_response(NotReadyError("the codec worker is not running"))
     if not await service.backend.ready():
-        return error_response(NotReadyError(f"the TTS backend at {service.backend.base_url} is not answering"))
+        logger.warning("/ready: the TTS backend at %s is not answering", service.backend.base_url)
+        return error_response(NotReadyError("the TTS backend is not answering"))
     return JSONResponse({"status": "ready"})
 
 
-@public.get("/metrics")
+@public.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_api_key_if("api_key_protects_metrics"))],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> PlainTextResponse:
     """Counters in the Prometheus text format."""
     service: SpeechService | None = getattr(request.app.state, "service", None)
@@ -108,14 +135,15 @@ async def audio_models(request: Request) -> dict:
     return {"models": [{"id": request.app.state.settings.model_name}]}
 
 
-@v1.post("/audio/speech")
+@v1.post("/audio/speech", response_class=Response, responses=AUDIO_RESPONSES)
 async def speech(req: SpeechRequest, service: SpeechService = Depends(get_service)) -> Response:
     """Text to speech, streamed as the backend generates (or complete with `stream=false`)."""
+    log_ignored_fields(req, "/v1/audio/speech")
     job = await service.prepare_speech(req)
     return await speech_response(service, job)
 
 
-@v1.post("/audio/vc")
+@v1.post("/audio/vc", response_class=Response, responses=AUDIO_RESPONSES, openapi_extra=VOICE_CLONE_BODY)
 async def voice_clone(request: Request, service: SpeechService = Depends(get_service)) -> Response:
     """Clone the voice of `reference_audio` (multipart) and speak `generate_text` with it."""
     limit = service.settings.max_reference_bytes
@@ -137,11 +165,13 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
         err = exc.errors()[0]
         param = str(err["loc"][0]) if err.get("loc") else None
         raise InvalidRequestError(f"{param}: {err['msg']}" if param else err["msg"], param=param) from exc
+    log_ignored_fields(req, "/v1/audio/vc")
     job = await service.prepare_voice_clone(req, audio)
     return await speech_response(service, job)
 
 
-@v1.post("/audio/normalize")
+@v1.post("/audio/normalize", responses=error_responses(400, 503))
 async def normalize(req: NormalizeRequest, service: SpeechService = Depends(get_service)) -> dict:
     """The text exactly as the speech endpoints would prompt it."""
+    log_ignored_fields(req, "/v1/audio/normalize")
     return {"input": req.input, "normalized": await service.normalize(req.input, req.normalize_malaysian, req.language)}

@@ -1,0 +1,209 @@
+"""The OpenAPI document as the service really behaves, and the routes that serve it (`/openapi.json`, `/docs`).
+
+The routes declare their statuses and media types with the pieces below; `service_openapi()` then removes
+FastAPI's 422 entries (validation errors are 400s in OpenAI's envelope, see `app/api/errors.py`) and writes in
+what depends on the settings: the voices, the text limits, and the bearer scheme and 401s when `API_KEY` is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from app.audio.pcm import CONTENT_TYPES
+from app.env import Settings
+from app.protocol import ErrorResponse, VoiceCloneRequest
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request: a field is missing, of the wrong type or out of range (`param` names it)",
+    401: "Missing or wrong API key",
+    429: "Too many requests in flight; retry later",
+    503: "The service is still loading its models or the TTS backend is not answering",
+    "5XX": "The TTS backend or the codec failed (500 decode, 502 backend, 503 unavailable, 504 timeout)",
+}
+
+
+def error_responses(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these statuses, each with the `ErrorResponse` body."""
+    return {s: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+
+_BINARY = {"type": "string", "format": "binary"}
+
+_SSE_EVENT = {
+    "description": "One server-sent event (OpenAPI 3.1: the schema of each event); `data` is a JSON object",
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "audio"],
+                        "properties": {
+                            "type": {"const": "speech.audio.delta"},
+                            "audio": {"type": "string", "contentEncoding": "base64"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "usage"],
+                        "properties": {
+                            "type": {"const": "speech.audio.done"},
+                            "usage": {
+                                "type": "object",
+                                "properties": {
+                                    k: {"type": "integer"} for k in ("input_tokens", "output_tokens", "total_tokens")
+                                },
+                            },
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "error"],
+                        "properties": {"type": {"const": "error"}, "error": {"type": "object"}},
+                    },
+                ]
+            },
+        },
+    },
+}
+
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": (
+            "Audio in `response_format` (pcm: raw 16-bit little-endian mono at 24 kHz, with `X-Sample-Rate`, "
+            "`X-Channels` and `X-Bit-Depth` headers), streamed as generated unless `stream=false`; or, with "
+            "`stream_format=sse`, server-sent events: `speech.audio.delta` (base64 `audio`), then "
+            "`speech.audio.done` (`usage`), or `error`."
+        ),
+        "content": {
+            **{media_type: {"schema": _BINARY} for media_type in dict.fromkeys(CONTENT_TYPES.values())},
+            "text/event-stream": {"schema": _SSE_EVENT},
+        },
+    },
+    **error_responses(400, 429, "5XX"),
+}
+"""The responses of `/v1/audio/speech` and `/v1/audio/vc`."""
+
+
+def _voice_clone_form() -> dict[str, Any]:
+    """The model's schema as form fields: a form cannot carry null (leave a field out for the default)."""
+    schema = VoiceCloneRequest.model_json_schema()
+    for prop in schema["properties"].values():
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+    schema["properties"] = {
+        "reference_audio": {**_BINARY, "description": "The voice to clone: WAV, FLAC, OGG or MP3"},
+        **schema["properties"],
+    }
+    schema["required"] = ["reference_audio", *schema.get("required", [])]
+    return schema
+
+
+VOICE_CLONE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": _voice_clone_form(),
+                "encoding": {"reference_audio": {"contentType": "application/octet-stream"}},
+            }
+        },
+    }
+}
+"""`openapi_extra` for `/v1/audio/vc`, which parses its multipart form itself to bound the upload."""
+
+_BLANK_TEXT_FIELDS = {
+    "/v1/audio/speech": ("application/json", ("input",)),
+    "/v1/audio/vc": ("multipart/form-data", ("reference_text", "generate_text")),
+}
+
+
+def service_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The document for this app and these settings (built once, then cached on the app)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _drop_422(doc)
+        _apply_settings(doc, settings)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def _drop_422(doc: dict[str, Any]) -> None:
+    for methods in doc.get("paths", {}).values():
+        for op in methods.values():
+            op.get("responses", {}).pop("422", None)
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
+def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
+    schemas = doc.get("components", {}).get("schemas", {})
+    voices = [*settings.speakers, ""]  # empty: the default speaker
+    if "SpeechRequest" in schemas:
+        voice = schemas["SpeechRequest"]["properties"]["voice"]
+        for option in voice.get("anyOf", []):
+            if option.get("type") == "string":
+                option["enum"] = voices
+        voice["description"] = (
+            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.default_speaker}"
+        )
+    if "VoiceRef" in schemas:
+        schemas["VoiceRef"]["properties"]["id"]["enum"] = voices
+    for path, (media_type, fields) in _BLANK_TEXT_FIELDS.items():
+        op = doc.get("paths", {}).get(path, {}).get("post")
+        if op is None:
+            continue
+        schema = op["requestBody"]["content"][media_type]["schema"]
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        for field in fields:
+            schema["properties"][field]["maxLength"] = settings.max_input_chars
+    if settings.api_key:
+        _require_bearer(doc, settings)
+
+
+def _require_bearer(doc: dict[str, Any], settings: Settings) -> None:
+    """Declare the bearer scheme on every operation that `API_KEY` protects, with its 401."""
+    doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <API_KEY>`",
+    }
+    protected = ["/v1/", "/metrics"] if settings.api_key_protects_metrics else ["/v1/"]
+    unauthorized = error_responses(401)[401]
+    for path, methods in doc.get("paths", {}).items():
+        if not path.startswith(tuple(protected)):
+            continue
+        for op in methods.values():
+            op["security"] = [{"bearer": []}]
+            op.setdefault("responses", {})["401"] = {
+                "description": unauthorized["description"],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+            }
+
+
+def docs_router(protect: Any) -> APIRouter:
+    """`/openapi.json` and `/docs`; `protect` is the dependency that asks for the API key when so configured."""
+    router = APIRouter(dependencies=[Depends(protect)])
+
+    @router.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(service_openapi(request.app, request.app.state.settings))
+
+    @router.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - docs")
+
+    return router
