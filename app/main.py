@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
+from app.api import elevenlabs, ws
 from app.api.errors import install_error_handlers
 from app.api.routes import public, v1
 from app.env import Settings, SettingsError, load_settings
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(v1)
+    app.include_router(ws.router)  # WebSockets check API_KEY themselves (header or first message)
+    app.include_router(elevenlabs.router)
     return app
 
 
