@@ -215,11 +215,11 @@ class ElevenLabsSession:
                 if not key_ok(self.service.settings, obj.get("xi_api_key") or _bearer(obj.get("authorization"))):
                     raise SessionEnd(AuthenticationError("missing or invalid API key: send the xi-api-key header"))
                 self.authorized = True
+            cid = (obj.get("context_id") or obj.get("contextId") or DEFAULT_CONTEXT) if self.multi else DEFAULT_CONTEXT
             if obj.get("pronunciation_dictionary_locators"):
                 raise InvalidRequestError(
                     "pronunciation_dictionary_locators are not supported", param="pronunciation_dictionary_locators"
                 )
-            cid = (obj.get("context_id") or obj.get("contextId") or DEFAULT_CONTEXT) if self.multi else DEFAULT_CONTEXT
             if self.multi and obj.get("close_socket"):
                 self.closing = True
                 for c in self.contexts.values():
