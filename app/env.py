@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
 
+    # --- streaming text input (WebSocket) and context across segments ------------------------------------
+    stream_context: bool = Field(True, description="Prompt each segment with the previous segment's speech")
+    stream_context_max_tokens: int = Field(
+        250, ge=1, le=8192, description="Speech tokens of the previous segment kept as context (50 per second)"
+    )
+    speech_context_ttl: float = Field(120.0, gt=0, description="Seconds /v1/audio/speech keeps a context id")
+    stream_segment_max_chars: int = Field(250, ge=20, description="Longest segment before it is cut at a clause")
+    stream_first_segment_chars: int = Field(100, ge=10, description="Longest first segment (first audio sooner)")
+    stream_segment_max_wait: float = Field(
+        0.6, gt=0, le=30, description="Seconds buffered text waits for its sentence end before it is cut"
+    )
+    stream_send_timeout: float = Field(
+        15.0, gt=0, description="Seconds one WebSocket send may block (a client not reading) before the session ends"
+    )
+    stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
+
     @field_validator("speakers", mode="before")
     @classmethod
     def _split_speakers(cls, value: object) -> object:

@@ -38,3 +38,15 @@ def voice_clone_prompt(reference_text: str, reference_tokens: Iterable[int], gen
         f"<|im_start|>{reference_text}<|speech_start|>{speech_tokens_text(reference_tokens)}{END_OF_TURN}"
         f"<|im_start|>{generate_text}<|speech_start|>"
     )
+
+
+def context_prompt(voice: str, previous_text: str, previous_tokens: Iterable[int], text: str) -> str:
+    """A built-in voice speaking `text` right after it spoke `previous_text` as `previous_tokens`.
+
+    The voice-cloning shape with the speaker's own previous turn as the reference, so the voice and prosody
+    continue from the previous segment instead of starting afresh.
+    """
+    return (
+        f"<|im_start|>{voice}: {previous_text}<|speech_start|>{speech_tokens_text(previous_tokens)}{END_OF_TURN}"
+        f"{speech_prompt(voice, text)}"
+    )

@@ -110,6 +110,17 @@ class VoiceRef(BaseModel):
     id: str
 
 
+class ContextRef(BaseModel):
+    """`/v1/audio/speech` `context`: continue the voice of the previous request made with the same `id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(..., min_length=1, max_length=128, description="Chosen by the client, one per conversation")
+    previous_text: str | None = Field(
+        None, max_length=100_000, description="The previous request's input; the context is used only if it matches"
+    )
+
+
 class SpeechRequest(GenerationFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
@@ -118,6 +129,7 @@ class SpeechRequest(GenerationFields):
     normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
+    context: ContextRef | None = None
 
     @field_validator("input")
     @classmethod
@@ -166,6 +178,26 @@ class VoiceCloneRequest(GenerationFields):
 def _is_number_or_bool(annotation: Any) -> bool:
     types = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
     return bool(types) and all(t in (int, float, bool) for t in types)
+
+
+class StreamConfig(GenerationFields):
+    """The first message of `/v1/audio/speech/stream`: `{"type": "config", ...}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["config"] = "config"
+    voice: str | VoiceRef | None = None
+    normalize_malaysian: bool = Field(True, strict=True)
+    language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
+    context: bool | None = Field(None, description="Prompt each segment with the previous one; None: STREAM_CONTEXT")
+    audio_frames: Literal["binary", "base64"] | None = Field(
+        None, description="Audio as binary frames (the default), or base64 in `audio` events"
+    )
+    api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
+
+    @property
+    def voice_name(self) -> str | None:
+        return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
 
 class NormalizeRequest(BaseModel):

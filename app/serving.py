@@ -22,8 +22,9 @@ from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
-from app.prompts import speech_prompt, strip_control_tokens, voice_clone_prompt
+from app.prompts import context_prompt, speech_prompt, strip_control_tokens, voice_clone_prompt
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
+from app.streaming_input import ContextStore, SpeechContext, trim_context
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,17 @@ class SynthesisJob:
     started: float = field(default_factory=time.perf_counter)
     first_audio_at: float | None = None
     samples_out: int = 0
+    voice: str | None = None  # a built-in voice (None: cloned)
+    text: str = ""  # the normalized text spoken
+    tokens: list[int] = field(default_factory=list)  # the speech token ids generated so far
+    context: SpeechContext | None = None  # the previous segment this job was prompted with
+    context_claim: tuple[str, asyncio.Future] | None = None  # a /v1/audio/speech context id to store it under
+
+    def as_context(self, max_tokens: int) -> SpeechContext | None:
+        """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
+        if self.voice is None:
+            return None
+        return trim_context(self.text, self.tokens, max_tokens, voice=self.voice)
 
 
 class SpeechService:
@@ -73,6 +85,7 @@ class SpeechService:
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="normalizer")
         self._debug_audio = DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files)
         self._in_flight = 0
+        self.contexts = ContextStore(settings.speech_context_ttl)
         self.counters = {"requests": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
 
     def close(self) -> None:
@@ -97,22 +110,66 @@ class SpeechService:
             )
 
     # -- requests -> jobs --------------------------------------------------------------------------
-    async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
-        voice = req.voice_name or self.settings.default_speaker
+    def resolve_voice(self, name: str | None, param: str = "voice") -> str:
+        """A request's voice name -> the built-in voice the model is prompted with (the default for None)."""
+        voice = name or self.settings.default_speaker
         if voice not in self.settings.speakers:
             raise InvalidRequestError(
                 f"unknown voice {voice!r}; available: {', '.join(self.settings.speakers)}",
-                param="voice",
+                param=param,
                 code="invalid_voice",
             )
+        return voice
+
+    async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+        voice = self.resolve_voice(req.voice_name)
         self._check_text(req.input, "input")
         text = await self.normalize(req.input, req.normalize_malaysian, req.language)
         if not text:
             raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
-        job = await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
-        self._log_job(job, kind="speech", model=req.model, voice=voice, chars=len(text))
+        context = None
+        if req.context is not None and self.settings.stream_context:
+            context = await self._stored_context(req, voice)
+        job = await self.prepare_segment(voice, text, req.resolved(self.settings), context=context, param="input")
+        if req.context is not None and self.settings.stream_context:
+            job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
+        self._log_job(
+            job, kind="speech", model=req.model, voice=voice, chars=len(text), context=len(context.tokens) if context else 0
+        )
+        return job
+
+    async def _stored_context(self, req: SpeechRequest, voice: str) -> SpeechContext | None:
+        """The previous segment stored under `req.context.id`, if it still fits this request."""
+        assert req.context is not None
+        previous = await self.contexts.previous(req.context.id, timeout=self.settings.backend_read_timeout)
+        if previous is None or previous.voice != voice:
+            return None
+        if req.context.previous_text is not None:
+            given = await self.normalize(req.context.previous_text, req.normalize_malaysian, req.language)
+            if not previous.text.endswith(given) and not given.endswith(previous.text):
+                logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
+                return None
+        return previous
+
+    async def prepare_segment(
+        self,
+        voice: str,
+        text: str,
+        gen: ResolvedGeneration,
+        *,
+        context: SpeechContext | None = None,
+        param: str = "input",
+    ) -> SynthesisJob:
+        """A job for already-normalized `text` in a built-in voice, prompted after `context` when given."""
+        self._check_text(text, param)
+        if context is not None:
+            prompt = context_prompt(voice, context.text, context.tokens, text)
+        else:
+            prompt = speech_prompt(voice, text)
+        job = await self._job(prompt, gen, param=param)
+        job.voice, job.text, job.context = voice, text, context
         return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
@@ -226,6 +283,7 @@ class SpeechService:
         """
         if self._in_flight >= self.settings.max_concurrent_requests:
             self.counters["rejected"] += 1
+            self._store_context(job, completed=False)
             raise OverloadedError(
                 f"server busy: {self._in_flight} requests in flight (limit {self.settings.max_concurrent_requests})"
             )
@@ -233,7 +291,7 @@ class SpeechService:
         self.counters["requests"] += 1
         gen = job.gen
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
-        tokens: list[int] = []
+        tokens = job.tokens
         changed = asyncio.Event()
         state: dict[str, object] = {"finished": False, "error": None}
 
@@ -285,6 +343,7 @@ class SpeechService:
         finally:
             self._in_flight -= 1
             self.counters[outcome] += 1
+            self._store_context(job, completed=outcome == "completed")
             for _, decoding in in_flight:
                 decoding.cancel()  # the worker drops cancelled jobs instead of decoding them
                 if decoding.done() and not decoding.cancelled():
@@ -310,6 +369,15 @@ class SpeechService:
                 stitcher.decoded_tokens / max(1, stitcher.emitted_tokens),
                 job.stats.finish_reason,
             )
+
+    def _store_context(self, job: SynthesisJob, *, completed: bool) -> None:
+        """A finished `/v1/audio/speech` job with a context id becomes that id's context (a failed one clears it)."""
+        if job.context_claim is None:
+            return
+        key, claim = job.context_claim
+        job.context_claim = None
+        value = job.as_context(self.settings.stream_context_max_tokens) if completed else None
+        self.contexts.resolve(key, claim, value)
 
     def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
         self._debug_audio.write(request_id, index, audio)
