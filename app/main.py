@@ -22,6 +22,17 @@ from app.env import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
+# response headers a browser page on another origin may read
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-Sample-Rate",
+    "X-Channels",
+    "X-Bit-Depth",
+    "X-Audio-Sample-Rate",
+    "X-Audio-Channels",
+    "X-Audio-Bit-Depth",
+]
+
 
 @dataclass
 class Components:
@@ -155,6 +166,17 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.components = components or Components()
     app.state.service = None
     install_error_handlers(app)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],  # OpenAI SDKs send their own x-stainless-* headers
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.include_router(public)
     app.include_router(v1)
     return app

@@ -97,10 +97,12 @@ class SpeechService:
 
     # -- requests -> jobs --------------------------------------------------------------------------
     async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
-        voice = req.voice_name or self.settings.default_speaker
-        if voice not in self.settings.speakers:
+        asked = req.voice_name or self.settings.default_speaker
+        voice = self.settings.resolve_voice(asked)
+        if voice is None:
+            aliases = f" (or an alias: {', '.join(self.settings.voice_aliases)})" if self.settings.voice_aliases else ""
             raise InvalidRequestError(
-                f"unknown voice {voice!r}; available: {', '.join(self.settings.speakers)}",
+                f"unknown voice {asked!r}; available: {', '.join(self.settings.speakers)}{aliases}",
                 param="voice",
                 code="invalid_voice",
             )
@@ -111,7 +113,8 @@ class SpeechService:
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         job = await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
-        self._log_job(job, kind="speech", model=req.model, voice=voice, chars=len(text))
+        voice_log = voice if asked == voice else f"{asked}->{voice}"
+        self._log_job(job, kind="speech", model=req.model, voice=voice_log, chars=len(text))
         return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:

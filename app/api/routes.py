@@ -93,8 +93,11 @@ async def speakers(request: Request) -> list[str]:
 
 @v1.get("/audio/voices")
 async def voices(request: Request) -> dict:
-    """Voice discovery for OpenAI-style clients (Open WebUI)."""
-    return {"voices": [{"id": s, "name": s} for s in request.app.state.settings.speakers]}
+    """Voice discovery for OpenAI-style clients (Open WebUI); aliases (OpenAI's names) say which voice they are."""
+    settings = request.app.state.settings
+    voices = [{"id": s, "name": s} for s in settings.speakers]
+    voices += [{"id": a, "name": a, "alias_of": v} for a, v in settings.voice_aliases.items()]
+    return {"voices": voices}
 
 
 @v1.get("/models")
