@@ -19,6 +19,7 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.routes import public, v1
 from app.env import Settings, SettingsError, load_settings
+from app.metrics import CodecMetrics, ServiceMetrics
 
 logger = logging.getLogger("app")
 
@@ -90,6 +91,7 @@ async def start_service(app: FastAPI) -> None:
         dynamic_batching=settings.dynamic_batching,
         max_batch_size=settings.max_batch_size,
         microsleep=settings.microsleep,
+        metrics=CodecMetrics(),
     )
     engine.start()
     backend = VLLMClient(
@@ -107,6 +109,7 @@ async def start_service(app: FastAPI) -> None:
         normalizer,
         codec.resample_to_16k,
         has_encoder=bool(getattr(codec, "has_encoder", False)),
+        metrics=app.state.metrics,
     )
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
@@ -165,6 +168,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.settings = settings
     app.state.components = components or Components()
     app.state.service = None
+    app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware

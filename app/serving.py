@@ -22,6 +22,7 @@ from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.engine.worker import CodecEngine
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
+from app.metrics import PlaybackClock, ServiceMetrics
 from app.prompts import speech_prompt, strip_control_tokens, voice_clone_prompt
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 
@@ -45,6 +46,7 @@ class SynthesisJob:
     request_id: str
     prompt: str
     gen: ResolvedGeneration
+    endpoint: str = "speech"  # metrics label: speech or vc
     stats: StreamStats = field(default_factory=StreamStats)
     started: float = field(default_factory=time.perf_counter)
     first_audio_at: float | None = None
@@ -63,6 +65,7 @@ class SpeechService:
         resample_to_16k: Resampler,
         *,
         has_encoder: bool,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -72,7 +75,7 @@ class SpeechService:
         self.has_encoder = has_encoder
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="normalizer")
         self._in_flight = 0
-        self.counters = {"requests": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self.metrics = metrics or ServiceMetrics()
 
     def close(self) -> None:
         self._text_pool.shutdown(wait=False, cancel_futures=True)
@@ -97,6 +100,7 @@ class SpeechService:
 
     # -- requests -> jobs --------------------------------------------------------------------------
     async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+        started = time.perf_counter()
         asked = req.voice_name or self.settings.default_speaker
         voice = self.settings.resolve_voice(asked)
         if voice is None:
@@ -112,12 +116,13 @@ class SpeechService:
             raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
-        job = await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input")
+        job = await self._job(speech_prompt(voice, text), req.resolved(self.settings), param="input", started=started)
         voice_log = voice if asked == voice else f"{asked}->{voice}"
         self._log_job(job, kind="speech", model=req.model, voice=voice_log, chars=len(text))
         return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
+        started = time.perf_counter()
         if not self.has_encoder:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self._check_text(req.generate_text, "generate_text")
@@ -132,7 +137,8 @@ class SpeechService:
             if not value:
                 raise InvalidRequestError(f"{param} has nothing to speak after cleanup", param=param)
         prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
-        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio")
+        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio", started=started)
+        job.endpoint = "vc"
         self._log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
         return job
 
@@ -165,9 +171,9 @@ class SpeechService:
             raise InvalidRequestError("reference_audio contains NaN or infinite samples", param="reference_audio")
         return self.resample_to_16k(audio, rate)
 
-    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str) -> SynthesisJob:
+    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
         gen = gen.model_copy(update={"max_tokens": await self._fit_context(prompt, gen.max_tokens, param)})
-        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen)
+        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen, started=started)
 
     @staticmethod
     def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
@@ -226,14 +232,16 @@ class SpeechService:
 
         Closing the iterator (a client that went away) cancels the backend request at once.
         """
+        m = self.metrics
         if self._in_flight >= self.settings.max_concurrent_requests:
-            self.counters["rejected"] += 1
+            m.requests.labels(job.endpoint, job.gen.response_format, "rejected").inc()
             raise OverloadedError(
                 f"server busy: {self._in_flight} requests in flight (limit {self.settings.max_concurrent_requests})"
             )
         self._in_flight += 1
-        self.counters["requests"] += 1
+        m.in_flight.inc()
         gen = job.gen
+        clock = PlaybackClock(SAMPLE_RATE * gen.speed)
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
         tokens: list[int] = []
         changed = asyncio.Event()
@@ -276,8 +284,15 @@ class SpeechService:
                 if self.settings.debug_audio:
                     await asyncio.to_thread(self._write_debug, job.request_id, window.index, audio)
                 chunk = stitcher.emit(window, audio)
+                now = time.perf_counter()
                 if job.first_audio_at is None:
-                    job.first_audio_at = time.perf_counter()
+                    job.first_audio_at = now
+                    m.ttfa.labels(job.endpoint).observe(now - job.started)
+                gap, underrun = clock.add(now, len(chunk))
+                if gap is not None:
+                    m.chunk_gap.observe(gap)
+                if underrun:
+                    m.underrun.observe(underrun)
                 job.samples_out += len(chunk)
                 yield chunk
             outcome = "completed"
@@ -286,7 +301,8 @@ class SpeechService:
             raise
         finally:
             self._in_flight -= 1
-            self.counters[outcome] += 1
+            m.in_flight.dec()
+            self._observe_end(job, outcome)
             for _, decoding in in_flight:
                 decoding.cancel()  # the worker drops cancelled jobs instead of decoding them
                 if decoding.done() and not decoding.cancelled():
@@ -312,6 +328,17 @@ class SpeechService:
                 stitcher.decoded_tokens / max(1, stitcher.emitted_tokens),
                 job.stats.finish_reason,
             )
+
+    def _observe_end(self, job: SynthesisJob, outcome: str) -> None:
+        m = self.metrics
+        m.requests.labels(job.endpoint, job.gen.response_format, outcome).inc()
+        audio_seconds = job.samples_out / SAMPLE_RATE / job.gen.speed
+        m.audio_seconds.labels(job.endpoint).inc(audio_seconds)
+        if outcome == "completed":
+            elapsed = time.perf_counter() - job.started
+            m.duration.labels(job.endpoint).observe(elapsed)
+            if audio_seconds > 0:
+                m.rtf.labels(job.endpoint).observe(elapsed / audio_seconds)
 
     def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
         import soundfile as sf

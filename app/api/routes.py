@@ -6,13 +6,15 @@ import secrets
 import time
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.audio_response import speech_response
 from app.api.errors import error_response
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
+from app.metrics import CONTENT_TYPE_LATEST, exposition
 from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.serving import SpeechService
 
@@ -60,29 +62,14 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @public.get("/metrics")
-async def metrics(request: Request) -> PlainTextResponse:
-    """Counters in the Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: every process's values when `PROMETHEUS_MULTIPROC_DIR` is set."""
+    registries = [REGISTRY, request.app.state.metrics.registry]  # REGISTRY: prometheus_client's process metrics
     service: SpeechService | None = getattr(request.app.state, "service", None)
-    lines: list[str] = []
-    if service is not None:
-        st = service.engine.stats
-        for name, value in service.counters.items():
-            lines.append(f'tts_requests_total{{outcome="{name}"}} {value}')
-        lines.append(f"tts_requests_in_flight {service.in_flight}")
-        lines.append(f'tts_codec_queue_depth{{kind="decode"}} {service.engine.queue_depth("decode")}')
-        lines.append(f'tts_codec_queue_depth{{kind="encode"}} {service.engine.queue_depth("encode")}')
-        for kind in ("decode", "encode"):
-            lines.append(f'tts_codec_jobs_total{{kind="{kind}"}} {st.jobs[kind]}')
-            lines.append(f'tts_codec_batches_total{{kind="{kind}"}} {st.batches[kind]}')
-            lines.append(f'tts_codec_busy_seconds_total{{kind="{kind}"}} {st.busy_seconds[kind]:.6f}')
-        for size, count in sorted(st.batch_sizes.items()):
-            lines.append(f'tts_codec_decode_batches_by_size{{size="{size}"}} {count}')
-        lines.append(f"tts_codec_tokens_decoded_total {st.tokens_decoded}")
-        lines.append(f"tts_codec_queue_wait_seconds_total {st.wait_seconds:.6f}")
-        lines.append(f"tts_codec_failures_total {st.failures}")
-        lines.append(f"tts_codec_dropped_jobs_total {st.dropped}")
-        lines.append(f"tts_codec_max_batch_size {st.max_batch}")
-    return PlainTextResponse("\n".join(lines) + "\n")
+    engine_metrics = getattr(service.engine, "metrics", None) if service is not None else None
+    if engine_metrics is not None:
+        registries.append(engine_metrics.registry)
+    return Response(exposition(*registries), media_type=CONTENT_TYPE_LATEST)
 
 
 @v1.get("/audio/speaker")
