@@ -11,9 +11,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.errors import install_error_handlers
@@ -22,6 +24,8 @@ from app.env import Settings, SettingsError, load_settings
 from app.metrics import CodecMetrics, ServiceMetrics
 
 logger = logging.getLogger("app")
+
+PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
 
 # response headers a browser page on another origin may read
 EXPOSED_HEADERS = [
@@ -183,6 +187,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
         )
     app.include_router(public)
     app.include_router(v1)
+    app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app
 
 

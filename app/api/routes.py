@@ -6,7 +6,7 @@ import secrets
 import time
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -40,6 +40,12 @@ async def require_api_key(request: Request) -> None:
 
 public = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+
+
+@public.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """The playground page."""
+    return RedirectResponse("playground/")
 
 
 @public.get("/health")
