@@ -30,16 +30,17 @@ $(VENV)/.installed: pyproject.toml requirements-reference.txt | $(BIN)/python
 install: system-deps $(VENV)/.installed
 
 # Debian packages the tests use: the compose validator, espeak-ng and sox for a real speech clip, libsndfile,
-# kubectl (package kubernetes-client) to render deploy/k8s. Each entry is command:package.
+# kubectl (package kubernetes-client) to render deploy/k8s; chromium for the playground's browser test
+# (Playwright drives it; its own browser download is not used). Each entry is command:package.
 system-deps:
 	@missing=""; \
-	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client; do \
+	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
-	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client)"; exit 1; fi; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium)"; exit 1; fi; \
 	fi
 
 $(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed
@@ -83,4 +84,4 @@ stress:
 	$(BIN)/python -m stress_test
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache test-artifacts

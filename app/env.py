@@ -16,6 +16,23 @@ TOKENS_PER_SECOND = 50
 SAMPLE_RATE = 24_000
 SAMPLES_PER_TOKEN = SAMPLE_RATE // TOKENS_PER_SECOND  # 480
 
+# OpenAI's voice names -> the spec's voices, so clients that only allow OpenAI's names (pipecat) work unchanged
+DEFAULT_VOICE_ALIASES = {
+    "alloy": "jenny",
+    "ash": "husein",
+    "ballad": "husein",
+    "cedar": "husein",
+    "coral": "idayu",
+    "echo": "husein",
+    "fable": "husein",
+    "marin": "jenny",
+    "nova": "idayu",
+    "onyx": "husein",
+    "sage": "jenny",
+    "shimmer": "idayu",
+    "verse": "husein",
+}
+
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable."""
@@ -68,7 +85,7 @@ class Settings(BaseSettings):
     )
     codec_threads: int = Field(0, ge=0, description="torch CPU threads for the codec; 0 keeps torch's default")
 
-    first_chunk_seconds: float = Field(0.4, gt=0.0, le=10.0, description="Audio in the first decoded chunk")
+    first_chunk_seconds: float = Field(0.5, gt=0.0, le=10.0, description="Audio in the first decoded chunk")
     decode_left_context_seconds: float = Field(0.3, ge=0.0, le=10.0, description="Left context per window")
     fade_in_ms: float = Field(5.0, ge=0.0, le=100.0, description="Fade-in at the very start of a stream")
 
@@ -86,6 +103,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
+    voice_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_VOICE_ALIASES), description="alias=voice pairs, e.g. alloy=jenny"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; empty = none"
+    )
 
     # --- streaming text input (WebSocket) and context across segments ------------------------------------
     stream_context: bool = Field(True, description="Prompt each segment with the previous segment's speech")
@@ -115,6 +138,26 @@ class Settings(BaseSettings):
     def _speakers_not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("must name at least one speaker, e.g. 'husein,idayu,jenny'")
+        return value
+
+    @field_validator("voice_aliases", mode="before")
+    @classmethod
+    def _parse_aliases(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = {}
+            for item in filter(None, (p.strip() for p in value.split(","))):
+                alias, sep, voice = (x.strip() for x in item.partition("="))
+                if not sep or not alias or not voice:
+                    raise ValueError(f"must be a comma list of alias=voice pairs like 'alloy=jenny', got {item!r}")
+                pairs[alias] = voice
+            return pairs
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
     @field_validator("cuda_graph_batch", mode="before")
@@ -152,7 +195,23 @@ class Settings(BaseSettings):
             raise ValueError(f"DEFAULT_SPEAKER {self.default_speaker!r} is not one of SPEAKERS {self.speakers}")
         if self.default_playback_overlap_speed >= self.default_playback_speed:
             raise ValueError("DEFAULT_PLAYBACK_OVERLAP_SPEED must be smaller than DEFAULT_PLAYBACK_SPEED")
+        if "voice_aliases" not in self.model_fields_set:  # the default mapping follows a changed SPEAKERS
+            self.voice_aliases = {
+                a: v if v in self.speakers else self.default_speaker
+                for a, v in self.voice_aliases.items()
+                if a not in self.speakers
+            }
+        for alias, voice in self.voice_aliases.items():
+            if alias in self.speakers:
+                raise ValueError(f"VOICE_ALIASES: {alias!r} is already a voice in SPEAKERS")
+            if voice not in self.speakers:
+                raise ValueError(f"VOICE_ALIASES: {alias}={voice} names a voice not in SPEAKERS {self.speakers}")
         return self
+
+    def resolve_voice(self, name: str) -> str | None:
+        """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
+        name = self.voice_aliases.get(name, name)
+        return name if name in self.speakers else None
 
     @cached_property
     def cuda_graph_buckets_tokens(self) -> list[int]:

@@ -11,9 +11,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import elevenlabs, ws
@@ -22,8 +24,22 @@ from app.api.openapi import docs_router, service_openapi
 from app.api.routes import public, require_api_key_if, v1
 from app.env import Settings, SettingsError, load_settings
 from app.logs import configure_logging
+from app.metrics import ServiceMetrics
 
 logger = logging.getLogger("app")
+
+PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
+
+# response headers a browser page on another origin may read
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-Sample-Rate",
+    "X-Channels",
+    "X-Bit-Depth",
+    "X-Audio-Sample-Rate",
+    "X-Audio-Channels",
+    "X-Audio-Bit-Depth",
+]
 
 
 @dataclass
@@ -120,7 +136,7 @@ async def start_service(app: FastAPI) -> None:
     )
     await backend.start()
     app.state.service = SpeechService(
-        settings, backend, engine, normalizer, resample_to_16k, has_encoder=engine.has_encoder
+        settings, backend, engine, normalizer, resample_to_16k, has_encoder=engine.has_encoder, metrics=app.state.metrics
     )
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
@@ -196,12 +212,25 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.components = components or Components()
     app.state.service = None
     app.state.engine_host = None
+    app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],  # OpenAI SDKs send their own x-stainless-* headers
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.include_router(public)
     app.include_router(v1)
     app.include_router(docs_router(require_api_key_if("api_key_protects_docs")))
     app.include_router(ws.router)  # WebSockets check API_KEY themselves (header or first message)
     app.include_router(elevenlabs.router)
+    app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app
 
 

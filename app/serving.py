@@ -22,6 +22,7 @@ from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
 from app.env import SAMPLE_RATE, Settings
 from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
+from app.metrics import PlaybackClock, ServiceMetrics
 from app.prompts import context_prompt, speech_prompt, strip_control_tokens, voice_clone_prompt
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.streaming_input import ContextStore, SpeechContext, trim_context
@@ -46,6 +47,7 @@ class SynthesisJob:
     request_id: str
     prompt: str
     gen: ResolvedGeneration
+    endpoint: str = "speech"  # metrics label: speech or vc
     stats: StreamStats = field(default_factory=StreamStats)
     started: float = field(default_factory=time.perf_counter)
     first_audio_at: float | None = None
@@ -75,6 +77,7 @@ class SpeechService:
         resample_to_16k: Resampler,
         *,
         has_encoder: bool,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -86,7 +89,7 @@ class SpeechService:
         self._debug_audio = DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files)
         self._in_flight = 0
         self.contexts = ContextStore(settings.speech_context_ttl)
-        self.counters = {"requests": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self.metrics = metrics or ServiceMetrics()
 
     def close(self) -> None:
         self._text_pool.shutdown(wait=False, cancel_futures=True)
@@ -111,17 +114,20 @@ class SpeechService:
 
     # -- requests -> jobs --------------------------------------------------------------------------
     def resolve_voice(self, name: str | None, param: str = "voice") -> str:
-        """A request's voice name -> the built-in voice the model is prompted with (the default for None)."""
-        voice = name or self.settings.default_speaker
-        if voice not in self.settings.speakers:
+        """A request's voice name (or an alias) -> the built-in voice the model is prompted with (None: default)."""
+        asked = name or self.settings.default_speaker
+        voice = self.settings.resolve_voice(asked)
+        if voice is None:
+            aliases = f" (or an alias: {', '.join(self.settings.voice_aliases)})" if self.settings.voice_aliases else ""
             raise InvalidRequestError(
-                f"unknown voice {voice!r}; available: {', '.join(self.settings.speakers)}",
+                f"unknown voice {asked!r}; available: {', '.join(self.settings.speakers)}{aliases}",
                 param=param,
                 code="invalid_voice",
             )
         return voice
 
     async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+        started = time.perf_counter()
         voice = self.resolve_voice(req.voice_name)
         self._check_text(req.input, "input")
         text = await self.normalize(req.input, req.normalize_malaysian, req.language)
@@ -132,11 +138,15 @@ class SpeechService:
         context = None
         if req.context is not None and self.settings.stream_context:
             context = await self._stored_context(req, voice)
-        job = await self.prepare_segment(voice, text, req.resolved(self.settings), context=context, param="input")
+        job = await self.prepare_segment(
+            voice, text, req.resolved(self.settings), context=context, param="input", started=started
+        )
         if req.context is not None and self.settings.stream_context:
             job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
+        voice_log = voice if req.voice_name in (None, voice) else f"{req.voice_name}->{voice}"
         self._log_job(
-            job, kind="speech", model=req.model, voice=voice, chars=len(text), context=len(context.tokens) if context else 0
+            job, kind="speech", model=req.model, voice=voice_log, chars=len(text),
+            context=len(context.tokens) if context else 0,
         )
         return job
 
@@ -161,6 +171,7 @@ class SpeechService:
         *,
         context: SpeechContext | None = None,
         param: str = "input",
+        started: float | None = None,
     ) -> SynthesisJob:
         """A job for already-normalized `text` in a built-in voice, prompted after `context` when given."""
         self._check_text(text, param)
@@ -168,11 +179,12 @@ class SpeechService:
             prompt = context_prompt(voice, context.text, context.tokens, text)
         else:
             prompt = speech_prompt(voice, text)
-        job = await self._job(prompt, gen, param=param)
+        job = await self._job(prompt, gen, param=param, started=started or time.perf_counter())
         job.voice, job.text, job.context = voice, text, context
         return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
+        started = time.perf_counter()
         if not self.has_encoder:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self._check_text(req.generate_text, "generate_text")
@@ -187,7 +199,8 @@ class SpeechService:
             if not value:
                 raise InvalidRequestError(f"{param} has nothing to speak after cleanup", param=param)
         prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
-        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio")
+        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio", started=started)
+        job.endpoint = "vc"
         self._log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
         return job
 
@@ -220,9 +233,9 @@ class SpeechService:
             raise InvalidRequestError("reference_audio contains NaN or infinite samples", param="reference_audio")
         return self.resample_to_16k(audio, rate)
 
-    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str) -> SynthesisJob:
+    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
         gen = gen.model_copy(update={"max_tokens": await self._fit_context(prompt, gen.max_tokens, param)})
-        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen)
+        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen, started=started)
 
     @staticmethod
     def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
@@ -281,15 +294,17 @@ class SpeechService:
 
         Closing the iterator (a client that went away) cancels the backend request at once.
         """
+        m = self.metrics
         if self._in_flight >= self.settings.max_concurrent_requests:
-            self.counters["rejected"] += 1
+            m.requests.labels(job.endpoint, job.gen.response_format, "rejected").inc()
             self._store_context(job, completed=False)
             raise OverloadedError(
                 f"server busy: {self._in_flight} requests in flight (limit {self.settings.max_concurrent_requests})"
             )
         self._in_flight += 1
-        self.counters["requests"] += 1
+        m.in_flight.inc()
         gen = job.gen
+        clock = PlaybackClock(SAMPLE_RATE * gen.speed)
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
         tokens = job.tokens
         changed = asyncio.Event()
@@ -332,8 +347,15 @@ class SpeechService:
                 if self.settings.debug_audio:
                     await asyncio.to_thread(self._write_debug, job.request_id, window.index, audio)
                 chunk = stitcher.emit(window, audio)
+                now = time.perf_counter()
                 if job.first_audio_at is None:
-                    job.first_audio_at = time.perf_counter()
+                    job.first_audio_at = now
+                    m.ttfa.labels(job.endpoint).observe(now - job.started)
+                gap, underrun = clock.add(now, len(chunk))
+                if gap is not None:
+                    m.chunk_gap.observe(gap)
+                if underrun:
+                    m.underrun.observe(underrun)
                 job.samples_out += len(chunk)
                 yield chunk
             outcome = "completed"
@@ -342,7 +364,8 @@ class SpeechService:
             raise
         finally:
             self._in_flight -= 1
-            self.counters[outcome] += 1
+            m.in_flight.dec()
+            self._observe_end(job, outcome)
             self._store_context(job, completed=outcome == "completed")
             for _, decoding in in_flight:
                 decoding.cancel()  # the worker drops cancelled jobs instead of decoding them
@@ -378,6 +401,17 @@ class SpeechService:
         job.context_claim = None
         value = job.as_context(self.settings.stream_context_max_tokens) if completed else None
         self.contexts.resolve(key, claim, value)
+
+    def _observe_end(self, job: SynthesisJob, outcome: str) -> None:
+        m = self.metrics
+        m.requests.labels(job.endpoint, job.gen.response_format, outcome).inc()
+        audio_seconds = job.samples_out / SAMPLE_RATE / job.gen.speed
+        m.audio_seconds.labels(job.endpoint).inc(audio_seconds)
+        if outcome == "completed":
+            elapsed = time.perf_counter() - job.started
+            m.duration.labels(job.endpoint).observe(elapsed)
+            if audio_seconds > 0:
+                m.rtf.labels(job.endpoint).observe(elapsed / audio_seconds)
 
     def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
         self._debug_audio.write(request_id, index, audio)

@@ -27,7 +27,9 @@ _INLINE_FORMATS = ("pcm", "wav")  # cheap enough to encode on the event loop
 def audio_headers(job: SynthesisJob) -> dict[str, str]:
     headers = {"X-Request-Id": job.request_id}
     if job.gen.response_format == "pcm":
-        headers |= {"X-Sample-Rate": str(SAMPLE_RATE), "X-Channels": "1", "X-Bit-Depth": "16"}
+        fmt = {"Sample-Rate": str(SAMPLE_RATE), "Channels": "1", "Bit-Depth": "16"}
+        # ours, and the original service's names (its clients read X-Audio-*)
+        headers |= {f"X-{k}": v for k, v in fmt.items()} | {f"X-Audio-{k}": v for k, v in fmt.items()}
     return headers
 
 

@@ -8,7 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -16,6 +17,7 @@ from app.api.audio_response import speech_response
 from app.api.errors import error_response
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
+from app.metrics import CONTENT_TYPE_LATEST, exposition
 from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.serving import SpeechService
 
@@ -61,6 +63,12 @@ public = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
+@public.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """The playground page."""
+    return RedirectResponse("playground/")
+
+
 @public.get("/health")
 async def health() -> dict:
     """Answers while the process lives."""
@@ -87,29 +95,13 @@ async def ready(request: Request) -> JSONResponse:
     dependencies=[Depends(require_api_key_if("api_key_protects_metrics"))],
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request) -> PlainTextResponse:
-    """Counters in the Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: every front-end's values when `PROMETHEUS_MULTIPROC_DIR` is set, and the codec
+    engine's (as its last heartbeat reported them)."""
+    registries = [REGISTRY, request.app.state.metrics.registry]  # REGISTRY: prometheus_client's process metrics
     service: SpeechService | None = getattr(request.app.state, "service", None)
-    lines: list[str] = []
-    if service is not None:
-        st = service.engine.stats
-        for name, value in service.counters.items():
-            lines.append(f'tts_requests_total{{outcome="{name}"}} {value}')
-        lines.append(f"tts_requests_in_flight {service.in_flight}")
-        lines.append(f'tts_codec_queue_depth{{kind="decode"}} {service.engine.queue_depth("decode")}')
-        lines.append(f'tts_codec_queue_depth{{kind="encode"}} {service.engine.queue_depth("encode")}')
-        for kind in ("decode", "encode"):
-            lines.append(f'tts_codec_jobs_total{{kind="{kind}"}} {st.jobs[kind]}')
-            lines.append(f'tts_codec_batches_total{{kind="{kind}"}} {st.batches[kind]}')
-            lines.append(f'tts_codec_busy_seconds_total{{kind="{kind}"}} {st.busy_seconds[kind]:.6f}')
-        for size, count in sorted(st.batch_sizes.items()):
-            lines.append(f'tts_codec_decode_batches_by_size{{size="{size}"}} {count}')
-        lines.append(f"tts_codec_tokens_decoded_total {st.tokens_decoded}")
-        lines.append(f"tts_codec_queue_wait_seconds_total {st.wait_seconds:.6f}")
-        lines.append(f"tts_codec_failures_total {st.failures}")
-        lines.append(f"tts_codec_dropped_jobs_total {st.dropped}")
-        lines.append(f"tts_codec_max_batch_size {st.max_batch}")
-    return PlainTextResponse("\n".join(lines) + "\n")
+    engine = service.engine.metrics_registry if service is not None else None
+    return Response(exposition(*registries, engine=engine), media_type=CONTENT_TYPE_LATEST)
 
 
 @v1.get("/audio/speaker")
@@ -120,8 +112,11 @@ async def speakers(request: Request) -> list[str]:
 
 @v1.get("/audio/voices")
 async def voices(request: Request) -> dict:
-    """Voice discovery for OpenAI-style clients (Open WebUI)."""
-    return {"voices": [{"id": s, "name": s} for s in request.app.state.settings.speakers]}
+    """Voice discovery for OpenAI-style clients (Open WebUI); aliases (OpenAI's names) say which voice they are."""
+    settings = request.app.state.settings
+    voices = [{"id": s, "name": s} for s in settings.speakers]
+    voices += [{"id": a, "name": a, "alias_of": v} for a, v in settings.voice_aliases.items()]
+    return {"voices": voices}
 
 
 @v1.get("/models")

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import zmq
 import zmq.asyncio
+from prometheus_client import CollectorRegistry
 
 from app.engine import messages as m
 from app.engine.worker import EngineStats
 from app.errors import DecodeError, EngineUnavailableError, InvalidRequestError
+from app.metrics import SnapshotCollector
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class EngineClient:
         self._alive = False
         self._first_beat = asyncio.Event()
         self.restarts_seen = 0
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        self.metrics_registry.register(SnapshotCollector(lambda: self._beat.metrics if self._beat else []))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, timeout: float) -> None:

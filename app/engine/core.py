@@ -26,6 +26,7 @@ import zmq
 from app.engine import messages as m
 from app.engine.worker import Codec, CodecEngine
 from app.errors import NotReadyError
+from app.metrics import snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,7 @@ class EngineCore:
             device=str(getattr(self.codec, "device", "cpu")),
             queue_depth={"decode": worker.queue_depth("decode"), "encode": worker.queue_depth("encode")},
             stats=stats_snapshot(worker, self.codec),
+            metrics=snapshot(worker.metrics.registry),
         )
 
     # -- worker thread ------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
     device: str
     queue_depth: dict[str, int]
     stats: dict[str, object]
+    metrics: list  # `app.metrics.snapshot()` of the engine's Prometheus registry
 
 
 ToEngine = Hello | Submit | Cancel

@@ -52,7 +52,9 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
     from app.logs import configure_logging
+    from app.metrics import in_memory_values
 
+    in_memory_values()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent decides when we stop
     settings = Settings(_env_file=None, **settings_values)
     configure_logging(settings.log_level)

@@ -21,6 +21,7 @@ import numpy as np
 
 from app.engine.batcher import BatchQueue, Job
 from app.errors import DecodeError, NotReadyError
+from app.metrics import CodecMetrics, padding_ratio
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,15 @@ class CodecEngine:
         max_batch_size: int,
         microsleep: float,
         name: str = "codec-worker",
+        metrics: CodecMetrics | None = None,
     ) -> None:
         self.codec = codec
         self.dynamic_batching = dynamic_batching
         self.max_batch_size = max_batch_size if dynamic_batching else 1
         self.microsleep = microsleep if dynamic_batching else 0.0
         self.stats = EngineStats()
+        self.metrics = metrics or CodecMetrics()
+        self._recompiles_seen = 0
         self._queue = BatchQueue()
         self._cond = threading.Condition()
         self._stopping = False
@@ -129,6 +133,8 @@ class CodecEngine:
                 raise NotReadyError("the codec worker is not running")
             self._queue.append(job)
             self.stats.jobs[kind] += 1
+            self.metrics.jobs.labels(kind).inc()
+            self.metrics.queue_depth.labels(kind).set(self._queue.depth(kind))
             self._cond.notify()
 
     # -- the thread ------------------------------------------------------------------------------
@@ -149,14 +155,23 @@ class CodecEngine:
             with self._cond:
                 batch, dropped = self._queue.next_batch(self.max_batch_size)
                 depth = len(self._queue)
+                for kind in ("decode", "encode"):
+                    self.metrics.queue_depth.labels(kind).set(self._queue.depth(kind))
             self.stats.dropped += len(dropped)
+            self.metrics.dropped.inc(len(dropped))
             if batch:
                 self._process(batch, depth)
 
     def _process(self, batch: list[Job], depth_after: int) -> None:
         kind = batch[0].kind
+        m = self.metrics
         started = time.perf_counter()
         self.stats.wait_seconds += sum(started - j.enqueued_at for j in batch)
+        for j in batch:
+            m.queue_wait.labels(kind).observe(started - j.enqueued_at)
+        codec_stats = getattr(self.codec, "stats", None)
+        valid_before = getattr(codec_stats, "tokens", 0)
+        padded_before = getattr(codec_stats, "padded_tokens", 0)
         try:
             payloads = [j.payload for j in batch]
             results = self.codec.decode(payloads) if kind == "decode" else self.codec.encode(payloads)
@@ -164,6 +179,7 @@ class CodecEngine:
                 raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
         except Exception as exc:
             self.stats.failures += 1
+            m.failures.labels(kind).inc()
             if len(batch) > 1:
                 # one bad input must not fail its neighbours: retry each job alone, so only the culprit fails
                 logger.warning("codec %s batch of %d failed (%s); retrying one by one", kind, len(batch), exc)
@@ -177,9 +193,21 @@ class CodecEngine:
         self.stats.batches[kind] += 1
         self.stats.busy_seconds[kind] += elapsed
         self.stats.max_batch = max(self.stats.max_batch, len(batch))
+        m.batch_size.labels(kind).observe(len(batch))
+        m.batch_seconds.labels(kind).observe(elapsed)
         if kind == "decode":
             self.stats.batch_sizes[len(batch)] += 1
             self.stats.tokens_decoded += sum(len(p) for p in payloads)
+            m.tokens.inc(sum(len(p) for p in payloads))
+            # the runtime's own count includes CUDA-graph bucket padding; a stand-in codec has none
+            valid = getattr(codec_stats, "tokens", 0) - valid_before
+            padded = getattr(codec_stats, "padded_tokens", 0) - padded_before
+            ratio = padded / (valid + padded) if valid + padded > 0 else padding_ratio([len(p) for p in payloads])
+            m.padding.observe(ratio)
+        recompiles = getattr(codec_stats, "recompiles", 0)  # the runtime counts torch.compile recompilations
+        if recompiles > self._recompiles_seen:
+            m.recompiles.inc(recompiles - self._recompiles_seen)
+            self._recompiles_seen = recompiles
         logger.debug(
             "codec %s batch size=%d took %.1f ms, queue depth %d", kind, len(batch), elapsed * 1e3, depth_after
         )

@@ -1,0 +1,396 @@
+// The playground: speak text (streamed pcm played with Web Audio as it arrives, or a whole file for the other
+// formats), preview the normalized text, clone a voice from a file or a microphone recording.
+// No dependencies. `window.playground` exposes counters (for the browser test and the curious).
+"use strict";
+
+const SAMPLE_RATE = 24000;
+const BASE = new URL("../", document.baseURI); // the API root: the page lives at <root>/playground/
+const $ = (id) => document.getElementById(id);
+
+const stats = (window.playground = {
+  requests: 0,
+  chunks: 0,
+  bytesReceived: 0,
+  samplesReceived: 0,
+  samplesScheduled: 0,
+  playedSeconds: 0,
+  ttfaMs: null,
+  rtf: null,
+  audioSeconds: 0,
+  state: "idle",
+  lastError: null,
+  voicesLoaded: false,
+});
+
+let audioCtx = null;
+let current = null; // {abort: AbortController, sources: Set}
+let recordedClip = null; // a WAV Blob from the microphone
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// -- helpers ---------------------------------------------------------------------------------------------
+
+function setState(state) {
+  stats.state = state;
+  $("state").textContent = state;
+}
+
+function showError(message) {
+  stats.lastError = message;
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function headers(extra = {}) {
+  const key = $("api-key").value.trim();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+async function api(path, options = {}) {
+  stats.requests += 1;
+  const resp = await fetch(new URL(path, BASE), { ...options, headers: headers(options.headers) });
+  if (!resp.ok) {
+    let message = `${resp.status} ${resp.statusText}`;
+    try {
+      const body = await resp.json();
+      if (body && body.error && body.error.message) message = body.error.message; // the API's own words
+    } catch (_) {
+      /* not JSON: keep the status line */
+    }
+    throw new ApiError(message, resp.status);
+  }
+  return resp;
+}
+
+function generation() {
+  return {
+    response_format: $("format").value,
+    speed: Number($("speed").value),
+    temperature: Number($("temperature").value),
+    normalize_malaysian: $("normalize-malaysian").checked,
+    stream: true,
+  };
+}
+
+function resetStats() {
+  Object.assign(stats, {
+    chunks: 0,
+    bytesReceived: 0,
+    samplesReceived: 0,
+    samplesScheduled: 0,
+    playedSeconds: 0,
+    ttfaMs: null,
+    rtf: null,
+    audioSeconds: 0,
+  });
+  $("ttfa").textContent = "–";
+  $("rtf").textContent = "–";
+  $("audio-seconds").textContent = "–";
+  showError("");
+  $("player").hidden = true;
+  $("download").hidden = true;
+}
+
+function busy(on) {
+  $("speak").disabled = on;
+  $("clone").disabled = on;
+  $("stop").disabled = !on;
+}
+
+// -- voices and normalization ----------------------------------------------------------------------------
+
+async function loadVoices() {
+  const select = $("voice");
+  try {
+    const { voices } = await (await api("v1/audio/voices")).json();
+    const chosen = select.value;
+    select.replaceChildren(
+      ...voices.map((v) => {
+        const option = document.createElement("option");
+        option.value = v.id;
+        option.textContent = v.alias_of ? `${v.name} (→ ${v.alias_of})` : v.name;
+        return option;
+      }),
+    );
+    if (chosen && voices.some((v) => v.id === chosen)) select.value = chosen;
+    stats.voicesLoaded = true;
+    showError("");
+  } catch (err) {
+    stats.voicesLoaded = false;
+    showError(err.message);
+  }
+}
+
+async function previewNormalization() {
+  try {
+    const resp = await api("v1/audio/normalize", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ input: $("text").value, normalize_malaysian: $("normalize-malaysian").checked }),
+    });
+    const { normalized } = await resp.json();
+    const box = $("normalized");
+    box.textContent = normalized;
+    box.hidden = false;
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// -- playback --------------------------------------------------------------------------------------------
+
+async function context() {
+  if (!audioCtx) audioCtx = new AudioContext({ sampleRate: SAMPLE_RATE });
+  if (audioCtx.state === "suspended") await audioCtx.resume();
+  return audioCtx;
+}
+
+function firstAudio(t0) {
+  if (stats.ttfaMs !== null) return;
+  stats.ttfaMs = performance.now() - t0;
+  $("ttfa").textContent = `${Math.round(stats.ttfaMs)} ms`;
+  setState("playing");
+}
+
+function finish(t0, audioSeconds) {
+  stats.audioSeconds = audioSeconds;
+  $("audio-seconds").textContent = `${audioSeconds.toFixed(2)} s`;
+  if (audioSeconds > 0) {
+    // generation time per second of audio: under 1 means faster than real time
+    stats.rtf = (performance.now() - t0) / 1000 / audioSeconds;
+    $("rtf").textContent = stats.rtf.toFixed(2);
+  }
+}
+
+// 16-bit little-endian mono pcm, scheduled back to back as it arrives
+async function playPcmStream(resp, t0, job) {
+  const ctx = await context();
+  const reader = resp.body.getReader();
+  let next = 0;
+  let carry = null; // an odd byte left from the previous read
+  const ended = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    let bytes = value;
+    if (carry) {
+      bytes = new Uint8Array(carry.length + value.length);
+      bytes.set(carry);
+      bytes.set(value, carry.length);
+      carry = null;
+    }
+    stats.bytesReceived += value.length;
+    const even = bytes.length - (bytes.length % 2);
+    if (even < bytes.length) carry = bytes.slice(even);
+    if (!even) continue;
+    const pcm = new Int16Array(bytes.slice(0, even).buffer);
+    firstAudio(t0);
+    stats.chunks += 1;
+    stats.samplesReceived += pcm.length;
+    const buffer = ctx.createBuffer(1, pcm.length, SAMPLE_RATE);
+    const channel = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
+    const source = ctx.createBufferSource();
+    source.buffer = buffer;
+    source.connect(ctx.destination);
+    const at = Math.max(next, ctx.currentTime + 0.05);
+    source.start(at);
+    next = at + buffer.duration;
+    stats.samplesScheduled += pcm.length;
+    job.sources.add(source);
+    ended.push(
+      new Promise((resolve) => {
+        source.onended = () => {
+          stats.playedSeconds += buffer.duration;
+          job.sources.delete(source);
+          resolve();
+        };
+      }),
+    );
+  }
+  finish(t0, stats.samplesReceived / SAMPLE_RATE);
+  await Promise.all(ended);
+}
+
+// any other format: receive it all, then play it with the <audio> element
+async function playFile(resp, t0, format) {
+  const reader = resp.body.getReader();
+  const parts = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    firstAudio(t0);
+    stats.chunks += 1;
+    stats.bytesReceived += value.length;
+    parts.push(value);
+  }
+  const blob = new Blob(parts, { type: resp.headers.get("content-type") || `audio/${format}` });
+  const url = URL.createObjectURL(blob);
+  const player = $("player");
+  player.src = url;
+  player.hidden = false;
+  const link = $("download");
+  link.href = url;
+  link.download = `speech.${format}`;
+  link.hidden = false;
+  await new Promise((resolve) => player.addEventListener("loadedmetadata", resolve, { once: true }));
+  finish(t0, Number.isFinite(player.duration) ? player.duration : 0);
+  const played = new Promise((resolve) => player.addEventListener("ended", resolve, { once: true }));
+  await player.play();
+  await played;
+  stats.playedSeconds += player.duration;
+}
+
+async function run(request) {
+  stop();
+  resetStats();
+  busy(true);
+  setState("waiting");
+  const job = { abort: new AbortController(), sources: new Set() };
+  current = job;
+  const t0 = performance.now();
+  try {
+    const format = $("format").value;
+    if (format === "pcm") await context(); // inside the click: browsers only start audio on a gesture
+    const resp = await request(job.abort.signal);
+    if (format === "pcm") await playPcmStream(resp, t0, job);
+    else await playFile(resp, t0, format);
+    if (current === job) setState("done");
+  } catch (err) {
+    if (err.name === "AbortError") setState("stopped");
+    else {
+      setState("error");
+      showError(err.message);
+    }
+  } finally {
+    if (current === job) {
+      current = null;
+      busy(false);
+    }
+  }
+}
+
+function stop() {
+  if (!current) return;
+  current.abort.abort();
+  for (const source of current.sources) source.stop();
+  $("player").pause();
+  current = null;
+  busy(false);
+  setState("stopped");
+}
+
+function speak() {
+  return run((signal) =>
+    api("v1/audio/speech", {
+      method: "POST",
+      signal,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ input: $("text").value, voice: $("voice").value, ...generation() }),
+    }),
+  );
+}
+
+function cloneVoice() {
+  const file = $("ref-file").files[0];
+  const clip = file || recordedClip;
+  if (!clip) {
+    showError("choose a reference clip or record one");
+    return Promise.resolve();
+  }
+  return run((signal) => {
+    const form = new FormData();
+    form.append("reference_audio", clip, file ? file.name : "recording.wav");
+    form.append("reference_text", $("ref-text").value);
+    form.append("generate_text", $("text").value);
+    for (const [k, v] of Object.entries(generation())) form.append(k, String(v));
+    return api("v1/audio/vc", { method: "POST", signal, body: form });
+  });
+}
+
+// -- microphone --------------------------------------------------------------------------------------------
+
+function wavBlob(samples, rate) {
+  const view = new DataView(new ArrayBuffer(44 + samples.length * 2));
+  const text = (offset, s) => [...s].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
+  text(0, "RIFF");
+  view.setUint32(4, 36 + samples.length * 2, true);
+  text(8, "WAVEfmt ");
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true); // PCM
+  view.setUint16(22, 1, true); // mono
+  view.setUint32(24, rate, true);
+  view.setUint32(28, rate * 2, true);
+  view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true);
+  text(36, "data");
+  view.setUint32(40, samples.length * 2, true);
+  samples.forEach((x, i) => view.setInt16(44 + i * 2, Math.max(-1, Math.min(1, x)) * 32767, true));
+  return new Blob([view], { type: "audio/wav" });
+}
+
+let recorder = null;
+
+async function toggleRecording() {
+  const button = $("record");
+  if (recorder) {
+    recorder.stop();
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = async () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recorder = null;
+      button.textContent = "Record from microphone";
+      // MediaRecorder gives WebM/Ogg Opus; the API reads WAV, so decode and re-encode here
+      const decoder = new AudioContext();
+      const audio = await decoder.decodeAudioData(await new Blob(chunks).arrayBuffer());
+      await decoder.close();
+      recordedClip = wavBlob(audio.getChannelData(0), audio.sampleRate);
+      $("ref-file").value = "";
+      $("record-state").textContent = `recorded ${audio.duration.toFixed(1)} s`;
+    };
+    recorder.start();
+    button.textContent = "Stop recording";
+    $("record-state").textContent = "recording…";
+    setTimeout(() => recorder && recorder.stop(), 25000); // the API takes up to 30 s
+  } catch (err) {
+    recorder = null;
+    showError(`microphone: ${err.message}`);
+  }
+}
+
+// -- wiring ------------------------------------------------------------------------------------------------
+
+for (const id of ["speed", "temperature"]) {
+  const show = () => ($(`${id}-value`).textContent = Number($(id).value).toFixed(2));
+  $(id).addEventListener("input", show);
+  show();
+}
+const savedKey = localStorage.getItem("tts-api-key");
+if (savedKey) $("api-key").value = savedKey;
+$("api-key").addEventListener("change", () => {
+  localStorage.setItem("tts-api-key", $("api-key").value.trim());
+  loadVoices();
+});
+$("preview").addEventListener("click", previewNormalization);
+$("speak").addEventListener("click", speak);
+$("stop").addEventListener("click", stop);
+$("clone").addEventListener("click", cloneVoice);
+$("record").addEventListener("click", toggleRecording);
+$("ref-file").addEventListener("change", () => {
+  recordedClip = null;
+  $("record-state").textContent = "";
+});
+loadVoices();
