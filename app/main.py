@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -296,11 +298,17 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
         logger.error("start-up failed: %s", exc)
         raise SystemExit(1) from None
     os.environ[_WORKER_SETTINGS] = settings.model_copy(update={"engine_endpoint": engine.endpoint}).model_dump_json()
+    own_metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' /metrics add up all workers through it
+        own_metrics_dir = tempfile.mkdtemp(prefix="tts-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
     logger.info("starting %d API workers on %s:%d", settings.api_workers, settings.host, settings.port)
     try:
         uvicorn.run("app.main:create_worker_app", factory=True, workers=settings.api_workers, **server_options)
     finally:
         engine.stop()
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     if fatal:
         raise SystemExit(1)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
@@ -122,6 +122,8 @@ class CodecMetrics:
         self.failures = Counter("tts_codec_failures", "Codec batches that raised", ["kind"], registry=r)
         self.dropped = Counter("tts_codec_dropped_jobs", "Queued jobs dropped because their client left", registry=r)
         self.recompiles = Counter("tts_codec_recompiles", "torch.compile recompilations seen by the codec", registry=r)
+        # the CPU, memory and file descriptors of the process that runs the codec engine
+        ProcessCollector(namespace="tts_engine", registry=r)
 
 
 class PlaybackClock:

@@ -7,7 +7,14 @@ p50/p99, latency p50/p99, RTF p50, decoded/emitted token ratio, service CPU seco
 ratio of service throughput to the codec's raw throughput measured in the same run (its best batch size for
 the service's window length). That last ratio is the figure of merit on any machine.
 
+CPU is split between the front-end process(es) and the codec engine process (`tts_engine_process_cpu_seconds_total`
+from /metrics; the front-ends are the rest of the service's process tree), per second of audio delivered.
+`--api-workers 1,2` repeats everything per number of front-ends. `--levers` measures the front-end's CPU
+levers one at a time at the first concurrency level (text parsing vs token ids, 1 vs N tokens per SSE event), and
+`--baseline REF` adds the service as it was at git REF (run from a temporary worktree) under the same load.
+
     python -m benchmarks.service_bench [--size tiny|full] [--concurrency 1,4,16,50] [--rate 400]
+    python -m benchmarks.service_bench --size tiny --rate 2000 --concurrency 64,128 --api-workers 1,2 --levers
 """
 
 from __future__ import annotations
@@ -44,10 +51,19 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout} s")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def metric(text: str, name: str) -> float:
@@ -104,6 +120,93 @@ def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int]) -
     return best["audio_s_per_s"], best["batch"]
 
 
+def start_stack(
+    args: argparse.Namespace, codec_dir: Path, *, workers: int, tokens_per_event: int, token_ids: bool,
+    repo: Path = REPO,
+) -> tuple[subprocess.Popen, subprocess.Popen, str]:
+    fake_port, api_port = args.port + 1, args.port
+    fake_args = ["--port", str(fake_port), "--rate", str(args.rate), "--n-tokens", str(args.n_tokens),
+                 "--tokens-per-event", str(tokens_per_event), "--log-level", "warning"]
+    if not token_ids:
+        fake_args.append("--no-token-ids")
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_vllm", *fake_args], cwd=REPO)
+    env = os.environ | SETTINGS_ENV | {
+        "TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port), "HOST": "127.0.0.1",
+        "API_WORKERS": str(workers), "CODEC_MODEL": str(codec_dir), "PYTHONPATH": str(repo),
+    }
+    api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=repo, env=env)
+    url = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_http(f"http://127.0.0.1:{fake_port}/health", 30, fake)
+        wait_http(f"{url}/ready", 300, api)
+    except BaseException:
+        stop_stack(fake, api)
+        raise
+    asyncio.run(run_level(url, 2, 4))  # warm-up
+    return fake, api, url
+
+
+def stop_stack(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def measure(url: str, api: subprocess.Popen, concurrency: int, requests: int, ceiling: float) -> dict:
+    before = httpx.get(f"{url}/metrics").text
+    cpu0 = tree_cpu_seconds(api.pid)
+    results, wall = asyncio.run(run_level(url, concurrency, requests))
+    cpu = tree_cpu_seconds(api.pid) - cpu0
+    after = httpx.get(f"{url}/metrics").text
+    ok = [r for r in results if "error" not in r]
+    audio = sum(r["audio"] for r in ok)
+    decoded = metric(after, "tts_codec_tokens_decoded_total") - metric(before, "tts_codec_tokens_decoded_total")
+    engine_cpu = metric(after, "tts_engine_process_cpu_seconds_total") - metric(
+        before, "tts_engine_process_cpu_seconds_total")
+    return {
+        "concurrency": concurrency,
+        "requests": len(results),
+        "errors": len(results) - len(ok),
+        "throughput": audio / wall,
+        "ttfa_p50": percentile([r["ttfa"] for r in ok], 50),
+        "ttfa_p99": percentile([r["ttfa"] for r in ok], 99),
+        "latency_p50": percentile([r["latency"] for r in ok], 50),
+        "latency_p99": percentile([r["latency"] for r in ok], 99),
+        "rtf_p50": percentile([r["rtf"] for r in ok], 50),
+        "decoded_per_emitted": decoded / (audio * 50) if audio else 0.0,
+        "cpu_per_audio_s": cpu / audio if audio else 0.0,
+        "frontend_cpu_per_audio_s": (cpu - engine_cpu) / audio if audio else 0.0,
+        "engine_cpu_per_audio_s": engine_cpu / audio if audio else 0.0,
+        "vs_ceiling": audio / wall / ceiling,
+    }
+
+
+SETTINGS_ENV = {
+    "CODEC_LOAD_ENCODER": "false",
+    "DYNAMIC_BATCHING": "true",
+    "MAX_BATCH_SIZE": "16",
+    "LOG_LEVEL": "warning",
+}
+
+
+def baseline_checkout(ref: str) -> Path:
+    """A temporary git worktree of `ref` (removed at exit)."""
+    import atexit
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="tts-baseline-")) / "repo"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], cwd=REPO, check=True,
+                   capture_output=True)
+    atexit.register(lambda: subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO,
+                                           capture_output=True))
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
@@ -111,27 +214,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=0, help="per level; default 2 x concurrency (min 4)")
     parser.add_argument("--rate", type=float, default=400.0, help="fake vLLM tokens/s per stream")
     parser.add_argument("--n-tokens", type=int, default=250, help="speech tokens per response (50 = 1 s)")
+    parser.add_argument("--tokens-per-event", type=int, default=5, help="vLLM --stream-interval (the default)")
+    parser.add_argument("--api-workers", default="1", help="front-end processes, e.g. 1,2,4")
+    parser.add_argument("--levers", action="store_true", help="each front-end CPU lever alone, at the first level")
+    parser.add_argument("--baseline", metavar="REF", help="also run the service of git REF (text parsing era)")
     parser.add_argument("--port", type=int, default=9191)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
+    worker_counts = [int(w) for w in args.api_workers.split(",")]
 
     codec_dir = REPO / ".cache/models" / f"bench-codec-{args.size}"
     if not (codec_dir / "pytorch_model.bin").exists():
         from app.codec.checkpoint import make_checkpoint
 
         make_checkpoint(codec_dir, size=args.size)
-    settings_env = {
-        "CODEC_MODEL": str(codec_dir),
-        "CODEC_LOAD_ENCODER": "false",
-        "DYNAMIC_BATCHING": "true",
-        "MAX_BATCH_SIZE": "16",
-        "LOG_LEVEL": "warning",
-    }
     from app.audio.stitch import StitchPlan
     from app.env import Settings
 
-    s = Settings(_env_file=None, **{k.lower(): v for k, v in settings_env.items()})
+    s = Settings(_env_file=None, **{k.lower(): v for k, v in SETTINGS_ENV.items()})
     plan = StitchPlan.from_seconds(
         s.default_playback_speed, s.default_playback_overlap_speed, s.first_chunk_seconds,
         s.decode_left_context_seconds,
@@ -140,70 +241,75 @@ def main(argv: list[str] | None = None) -> None:
     print(f"measuring the codec ceiling ({args.size}, {window}-token windows) ...", flush=True)
     ceiling, ceiling_batch = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16])
 
-    fake_port, api_port = args.port + 1, args.port
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
-         "--n-tokens", str(args.n_tokens), "--log-level", "warning"],
-        cwd=REPO,
-    )
-    env = os.environ | settings_env | {"TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port),
-                                       "HOST": "127.0.0.1"}
-    api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=REPO, env=env)
+    def n_requests(c: int) -> int:
+        return args.requests or max(4, 2 * c)
+
     rows = []
-    try:
-        wait_http(f"http://127.0.0.1:{fake_port}/health", 30, fake)
-        url = f"http://127.0.0.1:{api_port}"
-        wait_http(f"{url}/ready", 300, api)
-        asyncio.run(run_level(url, 2, 4))  # warm-up
-        for c in levels:
-            before = httpx.get(f"{url}/metrics").text
-            cpu0 = cpu_seconds(api.pid)
-            results, wall = asyncio.run(run_level(url, c, args.requests or max(4, 2 * c)))
-            cpu = cpu_seconds(api.pid) - cpu0
-            after = httpx.get(f"{url}/metrics").text
-            ok = [r for r in results if "error" not in r]
-            audio = sum(r["audio"] for r in ok)
-            decoded = metric(after, "tts_codec_tokens_decoded_total") - metric(before, "tts_codec_tokens_decoded_total")
-            row = {
-                "concurrency": c,
-                "requests": len(results),
-                "errors": len(results) - len(ok),
-                "throughput": audio / wall,
-                "ttfa_p50": percentile([r["ttfa"] for r in ok], 50),
-                "ttfa_p99": percentile([r["ttfa"] for r in ok], 99),
-                "latency_p50": percentile([r["latency"] for r in ok], 50),
-                "latency_p99": percentile([r["latency"] for r in ok], 99),
-                "rtf_p50": percentile([r["rtf"] for r in ok], 50),
-                "decoded_per_emitted": decoded / (audio * 50) if audio else 0.0,
-                "cpu_per_audio_s": cpu / audio if audio else 0.0,
-                "vs_ceiling": audio / wall / ceiling,
-            }
-            rows.append(row)
-            print(f"  concurrency {c}: done in {wall:.1f} s", flush=True)
-    finally:
-        for p in (api, fake):
-            p.send_signal(signal.SIGTERM)
-        for p in (api, fake):
+    for workers in worker_counts:
+        fake, api, url = start_stack(args, codec_dir, workers=workers, tokens_per_event=args.tokens_per_event,
+                                     token_ids=True)
+        try:
+            for c in levels:
+                row = measure(url, api, c, n_requests(c), ceiling) | {"api_workers": workers}
+                rows.append(row)
+                print(f"  {workers} worker(s), concurrency {c}: {row['throughput']:.1f} audio-s/s", flush=True)
+        finally:
+            stop_stack(api, fake)
+
+    lever_rows = []
+    if args.levers or args.baseline:
+        c = levels[0]
+        variants = []
+        if args.baseline:
+            variants.append((f"service at {args.baseline} (httpx/h11 + json, text parsing, 1 token/event)",
+                             1, False, baseline_checkout(args.baseline)))
+        if args.levers:
+            variants += [
+                ("now: text parsing, 1 token/event", 1, False, REPO),
+                ("now: token ids, 1 token/event", 1, True, REPO),
+                (f"now: token ids, {args.tokens_per_event} tokens/event (the default)", args.tokens_per_event, True,
+                 REPO),
+            ]
+        for label, per_event, ids, repo in variants:
+            fake, api, url = start_stack(args, codec_dir, workers=1, tokens_per_event=per_event, token_ids=ids,
+                                         repo=repo)
             try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                lever_rows.append(measure(url, api, c, n_requests(c), ceiling) | {"variant": label})
+                print(f"  lever: {label}: done", flush=True)
+            finally:
+                stop_stack(api, fake)
 
     print()
     print(f"# service benchmark: {args.size} random NeuCodec, fake vLLM at {args.rate:g} tokens/s per stream, "
-          f"{args.n_tokens} tokens ({args.n_tokens / 50:g} s) per response, DYNAMIC_BATCHING=true, MAX_BATCH_SIZE=16")
+          f"{args.n_tokens} tokens ({args.n_tokens / 50:g} s) per response, {args.tokens_per_event} tokens per event, "
+          "DYNAMIC_BATCHING=true, MAX_BATCH_SIZE=16")
     print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec ceiling {ceiling:.1f} audio-s/s "
-          f"(batch {ceiling_batch} of {window}-token windows)")
-    header = (f"{'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} {'lat p50':>7} "
-              f"{'lat p99':>7} {'RTF p50':>7} {'dec/emit':>8} {'CPU s/audio-s':>13} {'vs ceiling':>10}")
+          f"(batch {ceiling_batch} of {window}-token windows); CPU = CPU-seconds per audio-second")
+    header = (f"{'wrk':>3} {'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} "
+              f"{'lat p50':>7} {'RTF p50':>7} {'dec/emit':>8} {'CPU total':>9} {'front-end':>9} {'engine':>8} "
+              f"{'vs ceil':>7}")
     print(header)
     for r in rows:
-        print(f"{r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} {r['throughput']:>9.2f} "
-              f"{r['ttfa_p50']:>8.3f} {r['ttfa_p99']:>8.3f} {r['latency_p50']:>7.2f} {r['latency_p99']:>7.2f} "
-              f"{r['rtf_p50']:>7.3f} {r['decoded_per_emitted']:>8.2f} {r['cpu_per_audio_s']:>13.3f} "
-              f"{r['vs_ceiling']:>10.2f}")
+        print(f"{r['api_workers']:>3} {r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} "
+              f"{r['throughput']:>9.2f} {r['ttfa_p50']:>8.3f} {r['ttfa_p99']:>8.3f} {r['latency_p50']:>7.2f} "
+              f"{r['rtf_p50']:>7.3f} {r['decoded_per_emitted']:>8.2f} {r['cpu_per_audio_s']:>9.4f} "
+              f"{r['frontend_cpu_per_audio_s']:>9.4f} {r['engine_cpu_per_audio_s']:>8.4f} {r['vs_ceiling']:>7.2f}")
+    by_workers = {r["api_workers"]: r for r in rows if r["concurrency"] == levels[-1]}
+    if 1 in by_workers and len(by_workers) > 1:
+        for w, r in sorted(by_workers.items()):
+            if w != 1:
+                print(f"# {w} workers vs 1 at C={levels[-1]}: CPU per audio-s x{r['cpu_per_audio_s'] / by_workers[1]['cpu_per_audio_s']:.2f}, "
+                      f"throughput x{r['throughput'] / by_workers[1]['throughput']:.2f}")
+    if lever_rows:
+        print()
+        print(f"# front-end CPU levers, 1 worker, C={levels[0]} (front-end CPU-s per audio-s; ratio to the first row)")
+        first = lever_rows[0]["frontend_cpu_per_audio_s"] or 1.0
+        for r in lever_rows:
+            print(f"  {r['variant']:<72} {r['frontend_cpu_per_audio_s']:.4f}  x{r['frontend_cpu_per_audio_s'] / first:.2f}"
+                  f"  ({r['throughput']:.1f} audio-s/s)")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"ceiling": ceiling, "ceiling_batch": ceiling_batch, "rows": rows}, indent=2))
+        args.json_out.write_text(json.dumps(
+            {"ceiling": ceiling, "ceiling_batch": ceiling_batch, "rows": rows, "levers": lever_rows}, indent=2))
 
 
 if __name__ == "__main__":

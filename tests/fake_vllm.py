@@ -1142,6 +1142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="tokens/s per stream (0 = as fast as possible)")
     parser.add_argument("--n-tokens", type=int, default=100, help="speech tokens per response")
     parser.add_argument("--tokens-per-event", type=int, default=1)
+    parser.add_argument("--no-token-ids", action="store_true", help="act as a backend without return_token_ids")
     parser.add_argument("--noise", type=float, default=0.0, help="probability of non-speech text per event")
     parser.add_argument("--split", type=float, default=0.0, help="probability of splitting a token across events")
     parser.add_argument("--error-style", choices=["nested", "flat"], default="nested")
@@ -1164,6 +1165,7 @@ def main(argv: list[str] | None = None) -> None:
         error_style=args.error_style,
         max_model_len=args.max_model_len,
         api_key=args.api_key,
+        token_ids=not args.no_token_ids,
     )
     if args.mode:
         fake.set_mode(args.mode, **json.loads(args.mode_params))

@@ -54,6 +54,7 @@ SERVED_MODEL_NAME = "TTS-model"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9093
 MAX_MODEL_LEN = 4096
+STREAM_INTERVAL = 5  # vLLM --stream-interval: the default of vllm.yaml and docker-compose-cpu.yaml
 DEFAULT_DTYPE = "bfloat16"
 DEFAULT_KVCACHE_GIB = 1
 START_TIMEOUT_S = 300.0
@@ -303,6 +304,7 @@ def vllm_command(
         "--host", host,
         "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN),
+        "--stream-interval", str(STREAM_INTERVAL),  # tokens per SSE event, as in vllm.yaml
         "--dtype", dtype,
         "--disable-uvicorn-access-log",
         # vLLM 0.32 CPU crashes the engine (EngineDeadError: "CPU Generator does not use offset") when a

@@ -261,11 +261,16 @@ def test_backend_failures_before_audio_map_to_http_errors(
         assert ok.status_code == 200 and len(ok.content) > 0
 
 
-def test_backend_failure_after_audio_started_ends_the_stream(app_url: str, fake: FakeVLLM) -> None:
+def test_backend_failure_after_audio_started_aborts_the_stream(app_url: str, fake: FakeVLLM) -> None:
+    """The client must see an incomplete body, never a clean end that looks like the whole answer."""
     fake.set_mode("early_close", count=1, after=60)
-    resp = post_speech(app_url, stream=True)
-    assert resp.status_code == 200
-    assert 0 < len(resp.content) < 120 * 960
+    got = 0
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):  # noqa: PT012
+        with httpx.stream("POST", f"{app_url}/v1/audio/speech", json={"input": TEXT}, timeout=30) as resp:
+            assert resp.status_code == 200
+            for piece in resp.iter_bytes():
+                got += len(piece)
+    assert 0 < got < 120 * 960
     assert post_speech(app_url).status_code == 200
 
 

@@ -312,8 +312,7 @@ def test_vllm_image_and_stream_interval_match_vllm_yaml(objects: list[Obj]) -> N
     assert container(find(objects, "Deployment", ENGINE))["image"] == default_image
     command = " ".join(service["command"])
     match = re.search(r"--stream-interval[= ]+\"?([^\s\"]+)", command)
-    if match is None:
-        pytest.skip("vllm.yaml passes no --stream-interval yet (issue 10 item 1 adds it)")
+    assert match is not None, "vllm.yaml passes no --stream-interval"
     value = match.group(1)
     if value.startswith("$$"):  # a variable of the container, with a ${VAR:-default} default
         raw = service["environment"][value.strip("${}")]
