@@ -100,7 +100,10 @@ async def metrics(request: Request) -> Response:
     engine's (as its last heartbeat reported them)."""
     registries = [REGISTRY, request.app.state.metrics.registry]  # REGISTRY: prometheus_client's process metrics
     service: SpeechService | None = getattr(request.app.state, "service", None)
-    engine = service.engine.metrics_registry if service is not None else None
+    engine = None
+    if service is not None:
+        await service.engine.refresh()  # the engine's counters as of now, not of its last heartbeat
+        engine = service.engine.metrics_registry
     return Response(exposition(*registries, engine=engine), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -46,6 +46,7 @@ class EngineClient:
         self._last_heard = 0.0
         self._alive = False
         self._first_beat = asyncio.Event()
+        self._beat_event = asyncio.Event()
         self.restarts_seen = 0
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(SnapshotCollector(lambda: self._beat.metrics if self._beat else []))
@@ -203,6 +204,17 @@ class EngineClient:
             logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
         self._alive = True
         self._first_beat.set()
+        self._beat_event.set()
+
+    async def refresh(self, timeout: float = 0.5) -> None:
+        """Ask the engine for a heartbeat now and wait for it (fresh counters for `/metrics`); no-op if down."""
+        if not self._alive or self._sock is None:
+            return
+        self._beat_event.clear()
+        with suppress(zmq.ZMQError):
+            await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._beat_event.wait(), timeout)
 
     async def _watch(self) -> None:
         assert self._sock is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import httpx
@@ -18,9 +19,18 @@ from tests.fake_vllm import FakeVLLM
 from tests.support import PassthroughNormalizer, serve
 
 
+class SluggishRuntime(CodecRuntime):
+    """The real runtime, 50 ms slower per batch: windows of streams at different stages queue up meanwhile, so
+    batches mix window lengths whatever the timing of the machine."""
+
+    def decode(self, windows: list[np.ndarray], **kwargs: object) -> list[np.ndarray]:
+        time.sleep(0.05)
+        return super().decode(windows, **kwargs)
+
+
 def tiny_runtime() -> CodecRuntime:
     torch.manual_seed(0)
-    return CodecRuntime(NeuCodecDecoder(CodecConfig.tiny()), max_batch_size=8)
+    return SluggishRuntime(NeuCodecDecoder(CodecConfig.tiny()), max_batch_size=8)
 
 
 async def run_all(url: str, texts: list[str]) -> list[bytes]:
