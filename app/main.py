@@ -79,6 +79,7 @@ async def start_service(app: FastAPI) -> None:
         dynamic_batching=settings.dynamic_batching,
         max_batch_size=settings.max_batch_size,
         microsleep=settings.microsleep,
+        timeout=settings.codec_timeout_seconds,
     )
     engine.start()
     backend = VLLMClient(
@@ -87,6 +88,7 @@ async def start_service(app: FastAPI) -> None:
         api_key=settings.tts_api_key,
         connect_timeout=settings.backend_connect_timeout,
         read_timeout=settings.backend_read_timeout,
+        stall_timeout=settings.backend_stall_timeout,
         max_connections=settings.backend_max_connections,
     )
     app.state.service = SpeechService(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -102,12 +103,15 @@ class VLLMClient:
         api_key: str = "",
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        stall_timeout: float | None = None,
         max_connections: int = 512,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.model = model
         self.base_url = base_url
+        # once a stream has started, at most this long between two events (never longer than the read timeout)
+        self.stall_timeout = min(stall_timeout or read_timeout, read_timeout)
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
@@ -162,21 +166,44 @@ class VLLMClient:
                         err_body = raw.decode("utf-8", "replace")
                     raise status_error(resp.status_code, err_body)
                 done = False
-                async for line in resp.aiter_lines():
-                    if line.strip() == "data: [DONE]":
-                        done = True
-                        break
-                    event = parse_sse_data(line)
-                    if event is None:
-                        continue
-                    if event.usage and event.usage.get("prompt_tokens") is not None:
-                        stats.prompt_tokens = event.usage["prompt_tokens"]
-                    ids = parser.feed(event.text)
-                    if event.finish_reason:
-                        stats.finish_reason = event.finish_reason
-                    if ids:
-                        stats.speech_tokens += len(ids)
-                        yield ids
+                async with aclosing(self._until_stalled(resp.aiter_lines())) as events:
+                    async for line in events:
+                        if line.strip() == "data: [DONE]":
+                            done = True
+                            break
+                        event = parse_sse_data(line)
+                        if event is None:
+                            continue
+                        if event.usage and event.usage.get("prompt_tokens") is not None:
+                            stats.prompt_tokens = event.usage["prompt_tokens"]
+                        ids = parser.feed(event.text)
+                        if event.finish_reason:
+                            stats.finish_reason = event.finish_reason
+                        if ids:
+                            stats.speech_tokens += len(ids)
+                            yield ids
                 stats.other_chars = parser.other_text
                 if not done:
                     raise BackendError("TTS backend closed the stream before it finished")
+
+    async def _until_stalled(self, lines: AsyncIterator[str]) -> AsyncIterator[str]:
+        """`lines`, but a gap of more than `stall_timeout` after the first one raises `BackendTimeoutError`.
+
+        The first line waits on the client's read timeout (the connect / first-event phase) alone.
+        """
+        first = True
+        while True:
+            try:
+                if first:
+                    line = await anext(lines)
+                else:
+                    async with asyncio.timeout(self.stall_timeout):
+                        line = await anext(lines)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise BackendTimeoutError(
+                    f"TTS backend stalled: no event for {self.stall_timeout:g} s in the middle of a stream"
+                ) from None
+            first = False
+            yield line

@@ -15,10 +15,10 @@ import soundfile as sf
 
 from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
-from tests.fake_vllm import FakeVLLM
 from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello! How can I help you? can I get your passport number sir."
@@ -244,11 +244,20 @@ def test_backend_failures_before_audio_map_to_http_errors(
         assert ok.status_code == 200 and len(ok.content) > 0
 
 
-def test_backend_failure_after_audio_started_ends_the_stream(app_url: str, fake: FakeVLLM) -> None:
+def test_backend_failure_after_audio_started_sends_every_received_token_then_aborts(
+    app_url: str, fake: FakeVLLM
+) -> None:
     fake.set_mode("early_close", count=1, after=60)
-    resp = post_speech(app_url, stream=True)
-    assert resp.status_code == 200
-    assert 0 < len(resp.content) < 120 * 960
+    received = bytearray()
+    with httpx.Client(timeout=30) as client, client.stream(
+        "POST", f"{app_url}/v1/audio/speech", json={"input": TEXT, "voice": "husein", "response_format": "pcm"}
+    ) as resp:
+        assert resp.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):  # no clean end of the chunked body
+            for piece in resp.iter_bytes():
+                received += piece
+    tokens = fake.expected_tokens(speech_prompt("husein", " ".join(TEXT.split())))[:60]
+    assert bytes(received) == float_to_int16(apply_fade_in(LocalCodec().one_shot(tokens), 120)).tobytes()
     assert post_speech(app_url).status_code == 200
 
 
