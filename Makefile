@@ -29,15 +29,16 @@ $(VENV)/.installed: pyproject.toml requirements-reference.txt | $(BIN)/python
 
 install: system-deps $(VENV)/.installed
 
-# Debian packages the tests use: the compose validator, espeak-ng and sox for a real speech clip, libsndfile.
+# Debian packages the tests use: the compose validator, espeak-ng and sox for a real speech clip, libsndfile,
+# curl (the fault suite checks what curl sees of an aborted stream).
 system-deps:
 	@missing=""; \
-	for p in docker-compose espeak-ng sox; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	for p in docker-compose espeak-ng sox curl; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
-	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox)"; exit 1; fi; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox curl)"; exit 1; fi; \
 	fi
 
 $(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed
