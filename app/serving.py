@@ -173,7 +173,7 @@ class SpeechService:
         check_reference_header(info.samplerate, info.frames, self.settings.max_reference_seconds)
         try:
             audio, rate = sf.read(
-                io.BytesIO(data), dtype="float32", always_2d=True, frames=info.frames if info.frames > 0 else -1
+                io.BytesIO(data), dtype="float32", always_2d=True, frames=info.frames  # never past the header
             )
         except Exception as exc:
             raise InvalidRequestError(

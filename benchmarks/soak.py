@@ -65,8 +65,9 @@ async def client(url: str, stop: float, leave: float, counts: dict[str, int], rn
                 counts[key] = counts.get(key, 0) + 1
 
 
-async def sample(url: str, fake_url: str, pid: int, stop: float, every: float, rows: list[dict]) -> None:
-    start = time.monotonic()
+async def sample(
+    url: str, fake_url: str, pid: int, start: float, stop: float, every: float, rows: list[dict]
+) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             metrics = (await http.get(f"{url}/metrics")).text
@@ -94,15 +95,16 @@ async def sample(url: str, fake_url: str, pid: int, stop: float, every: float, r
 async def soak(url: str, fake_url: str, pid: int, args: argparse.Namespace) -> tuple[list[dict], dict[str, int]]:
     rows: list[dict] = []
     counts = {"completed": 0, "left": 0}
-    stop = time.monotonic() + args.minutes * 60
+    start = time.monotonic()
+    stop = start + args.minutes * 60
     print(f"{'t (s)':>7} {'RSS MiB':>8} {'fds':>5} {'in flight':>9} {'backend':>8} {'completed':>9} {'cancelled':>9}")
     rngs = [random.Random(i) for i in range(args.streams)]
     await asyncio.gather(
-        sample(url, fake_url, pid, stop, args.every, rows),
+        sample(url, fake_url, pid, start, stop, args.every, rows),
         *(client(url, stop, args.leave, counts, rngs[i]) for i in range(args.streams)),
     )
     await asyncio.sleep(2)  # the last clients have hung up: give their requests time to end
-    await sample(url, fake_url, pid, 0, 0, rows)
+    await sample(url, fake_url, pid, start, 0, 0, rows)
     return rows, counts
 
 
@@ -153,16 +155,16 @@ def main() -> None:
                 p.kill()
 
     first, last = rows[0], rows[-1]
-    loaded = rows[1:-1] or rows
+    loaded = rows[1:-1] or rows  # under load, after the first requests warmed the process up
     print()
     print(f"# soak: {args.streams} streams for {args.minutes:g} min, fake vLLM at {args.rate:g} tokens/s, "
           f"{args.n_tokens} tokens per response, {args.leave:.0%} of clients hang up after 1 s of audio")
     print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec {args.codec_dir.name}")
     print(f"# clients: {json.dumps(counts)}")
-    print(f"# RSS {first['rss_mib']:.1f} -> {last['rss_mib']:.1f} MiB ({last['rss_mib'] - first['rss_mib']:+.1f}); "
-          f"peak {max(r['rss_mib'] for r in rows):.1f} MiB; growth over the second half of the run "
-          f"{loaded[-1]['rss_mib'] - loaded[len(loaded) // 2]['rss_mib']:+.1f} MiB")
-    print(f"# open fds {first['fds']} -> {last['fds']} ({last['fds'] - first['fds']:+d}); "
+    print(f"# RSS idle {first['rss_mib']:.1f} MiB, first loaded sample {loaded[0]['rss_mib']:.1f}, last loaded "
+          f"{loaded[-1]['rss_mib']:.1f} (growth under load {loaded[-1]['rss_mib'] - loaded[0]['rss_mib']:+.1f} MiB), "
+          f"after {last['rss_mib']:.1f}; peak {max(r['rss_mib'] for r in rows):.1f} MiB")
+    print(f"# open fds idle {first['fds']}, under load {loaded[0]['fds']} -> {loaded[-1]['fds']}, after {last['fds']}; "
           f"after the clients stopped: {last['in_flight']} in flight, {last['backend_open']} backend streams open")
     if args.json_out:
         args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,

@@ -101,6 +101,7 @@ async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: floa
             close()
         else:
             asyncio.get_running_loop().run_in_executor(None, close)
+        await chunks.aclose()  # type: ignore[attr-defined]  # closing the response closes the backend request
 
 
 async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> bytes:
@@ -142,6 +143,8 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
         logger.exception("%s failed after the stream started", job.request_id)
         yield _sse({"type": "error", "error": {"message": "internal error", "type": "server_error", "code": None}})
         return
+    finally:
+        await data.aclose()  # type: ignore[attr-defined]
     input_tokens = job.stats.prompt_tokens or 0
     output_tokens = job.stats.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -161,6 +164,8 @@ async def _abort_on_error(data: AsyncIterator[bytes], job: SynthesisJob) -> Asyn
     except Exception as exc:
         logger.exception("%s aborted after the stream started", job.request_id)
         raise StreamAborted("internal error") from exc
+    finally:
+        await data.aclose()  # type: ignore[attr-defined]
 
 
 async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:
