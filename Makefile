@@ -31,16 +31,17 @@ install: system-deps $(VENV)/.installed
 
 # Debian packages the tests use: the compose validator, espeak-ng and sox for a real speech clip, libsndfile,
 # kubectl (package kubernetes-client) to render deploy/k8s; chromium for the playground's browser test
-# (Playwright drives it; its own browser download is not used). Each entry is command:package.
+# (Playwright drives it; its own browser download is not used); curl (the fault suite checks what curl sees
+# of an aborted stream). Each entry is command:package.
 system-deps:
 	@missing=""; \
-	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium; do \
+	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium curl:curl; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
-	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium)"; exit 1; fi; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium curl)"; exit 1; fi; \
 	fi
 
 $(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed

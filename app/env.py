@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     tts_api_key: str = Field("", description="Bearer token sent to vLLM (its --api-key)")
     backend_connect_timeout: float = Field(5.0, gt=0)
     backend_read_timeout: float = Field(30.0, gt=0, description="Max seconds between two backend stream events")
+    backend_stall_timeout: float = Field(
+        10.0, gt=0, description="Max seconds between two backend events once a stream has started"
+    )
     backend_max_connections: int = Field(512, ge=1)
     max_model_len: int = Field(4096, ge=64, description="Context length of the vLLM model (--max-model-len)")
 
@@ -93,6 +96,11 @@ class Settings(BaseSettings):
     max_reference_seconds: float = Field(30.0, gt=0)
     max_reference_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_concurrent_requests: int = Field(256, ge=1, description="Requests in flight before 429")
+    max_concurrent_references: int = Field(
+        4, ge=1, description="Voice-cloning uploads read, decoded and encoded at once before 429"
+    )
+    max_concurrent_normalize: int = Field(2, ge=1, description="/v1/audio/normalize calls at once before 429")
+    codec_timeout_seconds: float = Field(30.0, gt=0, description="Max seconds for one codec job (then 503)")
     debug_audio_dir: str = "debug_audio"
     debug_audio_max_files: int = Field(1000, ge=1, description="DEBUG_AUDIO keeps the newest this many files")
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")

@@ -49,12 +49,23 @@ class NotFoundError(TTSError):
     default_code = "not_found"
 
 
+class PayloadTooLargeError(InvalidRequestError):
+    """An upload is larger than its limit (refused while it streams in)."""
+
+    status_code = 413
+    default_code = "payload_too_large"
+
+
 class OverloadedError(TTSError):
-    """Too many requests in flight."""
+    """Too many requests in flight; `retry_after` seconds becomes the `Retry-After` header."""
 
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param, code=code)
+        self.retry_after = retry_after
 
 
 class BackendError(TTSError):
@@ -63,6 +74,12 @@ class BackendError(TTSError):
     status_code = 502
     error_type = "api_error"
     default_code = "backend_error"
+
+
+class NoAudioError(BackendError):
+    """The model finished without a single speech token."""
+
+    default_code = "no_audio"
 
 
 class BackendUnavailableError(BackendError):
@@ -99,3 +116,16 @@ class EngineUnavailableError(NotReadyError):
     """The codec engine process is down or restarting."""
 
     default_code = "engine_unavailable"
+
+
+class CodecTimeoutError(DecodeError):
+    """A codec job did not finish within `CODEC_TIMEOUT_SECONDS`."""
+
+    status_code = 503
+    error_type = "api_error"
+    default_code = "codec_timeout"
+
+
+class StreamAborted(Exception):
+    """Raised out of a started response body so that the server drops the connection without ending the
+    chunked body: the client sees an incomplete response instead of a clean, truncated one."""

@@ -96,6 +96,7 @@ async def _start_engine(app: FastAPI) -> Any:
             dynamic_batching=settings.dynamic_batching,
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
+            timeout=settings.codec_timeout_seconds,
         )
         core.start_thread()
         app.state.engine_host = core
@@ -110,7 +111,7 @@ async def _start_engine(app: FastAPI) -> Any:
         app.state.engine_host = proc
         await asyncio.to_thread(proc.start)
         endpoint = proc.endpoint
-    client = EngineClient(endpoint)
+    client = EngineClient(endpoint, job_timeout=settings.codec_timeout_seconds)
     await client.start(timeout=settings.engine_start_timeout)
     return client
 
@@ -134,6 +135,7 @@ async def start_service(app: FastAPI) -> None:
         api_key=settings.tts_api_key,
         connect_timeout=settings.backend_connect_timeout,
         read_timeout=settings.backend_read_timeout,
+        stall_timeout=settings.backend_stall_timeout,
         max_connections=settings.backend_max_connections,
     )
     await backend.start()

@@ -9,27 +9,36 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from app.admission import Admission, Slot
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
 from app.env import SAMPLE_RATE, Settings
-from app.errors import InvalidRequestError, NotReadyError, OverloadedError, PromptTooLongError
+from app.errors import (
+    InvalidRequestError,
+    NoAudioError,
+    NotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
+    PromptTooLongError,
+)
 from app.metrics import PlaybackClock, ServiceMetrics
 from app.prompts import context_prompt, speech_prompt, strip_control_tokens, voice_clone_prompt
 from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.streaming_input import ContextStore, SpeechContext, trim_context
+from app.text.executor import SPEECH, TOOL, PriorityExecutor
 
 logger = logging.getLogger(__name__)
 
 WINDOWS_AHEAD = 2  # decode windows one stream may have queued in the codec worker at once
+MIN_REFERENCE_RATE, MAX_REFERENCE_RATE = 8_000, 192_000  # Hz accepted for reference audio
 
 
 class TextNormalizer(Protocol):
@@ -85,26 +94,46 @@ class SpeechService:
         self.normalizer = normalizer
         self.resample_to_16k = resample_to_16k
         self.has_encoder = has_encoder
-        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="normalizer")
+        self._text_pool = PriorityExecutor("normalizer")
         self._debug_audio = DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files)
-        self._in_flight = 0
+        # admission before any work: every slot is taken at the start of a route and given back when its
+        # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
+        self.admission = Admission(settings.max_concurrent_requests, "requests")
+        self.reference_lane = Admission(settings.max_concurrent_references, "voice-cloning uploads")
+        self.normalize_lane = Admission(settings.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(settings.speech_context_ttl)
         self.metrics = metrics or ServiceMetrics()
 
     def close(self) -> None:
-        self._text_pool.shutdown(wait=False, cancel_futures=True)
+        self._text_pool.shutdown()
 
     @property
     def in_flight(self) -> int:
-        """Requests generating audio now."""
-        return self._in_flight
+        """Admitted speech and voice-cloning requests whose response has not ended."""
+        return self.admission.in_use
+
+    def admit(self, endpoint: str = "speech") -> Slot:
+        """A request slot, or a 429 (`OverloadedError` with `Retry-After`) before any work is done."""
+        try:
+            slot = self.admission.admit()
+        except OverloadedError:
+            self.metrics.requests.labels(endpoint, "-", "rejected").inc()
+            raise
+        self.metrics.in_flight.inc()
+        slot.on_release = self.metrics.in_flight.dec
+        return slot
 
     # -- text ------------------------------------------------------------------------------------
-    async def normalize(self, text: str, malaysian: bool, language: str = "auto") -> str:
+    async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(self._text_pool, self.normalizer.normalize, text, malaysian, language)
+        text = await self._text_pool.run(priority, self.normalizer.normalize, text, malaysian, language)
         return strip_control_tokens(text)
+
+    async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
+        """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
+        with self.normalize_lane.admit():
+            self._check_text(text, "input")
+            return await self.normalize(text, malaysian, language, priority=TOOL)
 
     def _check_text(self, text: str, param: str) -> None:
         if len(text) > self.settings.max_input_chars:
@@ -189,7 +218,7 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self._check_text(req.generate_text, "generate_text")
         self._check_text(req.reference_text, "reference_text")
-        clip = await asyncio.to_thread(self._read_reference, audio_bytes)
+        clip = await asyncio.to_thread(self._read_reference, audio_bytes)  # bounded by `reference_lane`
         ref_tokens = await self.engine.encode(clip)
         ref_text, gen_text = await asyncio.gather(
             self.normalize(req.reference_text, req.normalize_malaysian, req.language),
@@ -211,24 +240,28 @@ class SpeechService:
         if not data:
             raise InvalidRequestError("reference_audio is empty", param="reference_audio")
         if len(data) > self.settings.max_reference_bytes:
-            raise InvalidRequestError(
+            raise PayloadTooLargeError(
                 f"reference_audio is {len(data)} bytes; the limit is {self.settings.max_reference_bytes}",
                 param="reference_audio",
             )
         try:
-            audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+            # the header first: its rate and length are checked before a single sample is decoded
+            info = sf.info(io.BytesIO(data))
         except Exception as exc:  # libsndfile raises its own error types for every unreadable input
             raise InvalidRequestError(
                 f"reference_audio is not readable audio (WAV, FLAC, OGG or MP3): {exc}", param="reference_audio"
             ) from exc
-        seconds = audio.shape[0] / rate if rate else 0.0
-        if audio.shape[0] == 0 or seconds < 0.1:
-            raise InvalidRequestError("reference_audio holds no audio (under 0.1 s)", param="reference_audio")
-        if seconds > self.settings.max_reference_seconds:
-            raise InvalidRequestError(
-                f"reference_audio is {seconds:.1f} s; the limit is {self.settings.max_reference_seconds:g} s",
-                param="reference_audio",
+        check_reference_header(info.samplerate, info.frames, self.settings.max_reference_seconds)
+        try:
+            audio, rate = sf.read(
+                io.BytesIO(data), dtype="float32", always_2d=True, frames=info.frames  # never past the header
             )
+        except Exception as exc:
+            raise InvalidRequestError(
+                f"reference_audio is not readable audio (WAV, FLAC, OGG or MP3): {exc}", param="reference_audio"
+            ) from exc
+        # some containers (MP3, Ogg) only estimate their length in the header: check what was decoded too
+        check_reference_header(rate, audio.shape[0], self.settings.max_reference_seconds)
         if not np.isfinite(audio).all():
             raise InvalidRequestError("reference_audio contains NaN or infinite samples", param="reference_audio")
         return self.resample_to_16k(audio, rate)
@@ -294,16 +327,8 @@ class SpeechService:
 
         Closing the iterator (a client that went away) cancels the backend request at once.
         """
-        m = self.metrics
-        if self._in_flight >= self.settings.max_concurrent_requests:
-            m.requests.labels(job.endpoint, job.gen.response_format, "rejected").inc()
-            self._store_context(job, completed=False)
-            raise OverloadedError(
-                f"server busy: {self._in_flight} requests in flight (limit {self.settings.max_concurrent_requests})"
-            )
-        self._in_flight += 1
-        m.in_flight.inc()
         gen = job.gen
+        m = self.metrics
         clock = PlaybackClock(SAMPLE_RATE * gen.speed)
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
         tokens = job.tokens
@@ -329,15 +354,24 @@ class SpeechService:
         outcome = "failed"
         try:
             while True:
-                finished = bool(state["finished"]) and state["error"] is None
+                error: BaseException | None = state["error"]  # type: ignore[assignment]
+                # once audio has been sent, a failed backend stream still delivers every token it gave us
+                salvage = error is not None and job.first_audio_at is not None
+                if error is not None and not salvage:
+                    raise error  # before the first byte: the client gets an HTTP error instead
+                finished = bool(state["finished"])
+                if finished and error is None and not tokens:
+                    raise NoAudioError(
+                        f"the model finished (finish_reason={job.stats.finish_reason}) without any speech tokens"
+                    )
                 while len(in_flight) < WINDOWS_AHEAD and (w := stitcher.next_window(len(tokens), finished)):
                     ids = np.asarray(tokens[w.start : w.end], dtype=np.int64)
                     in_flight.append((w, asyncio.ensure_future(self.engine.decode(ids))))
                 if not in_flight:
                     if stitcher.done:
+                        if error is not None:
+                            raise error  # after the salvaged audio: the stream is incomplete
                         break
-                    if state["error"] is not None:
-                        raise state["error"]  # type: ignore[misc]
                     changed.clear()  # no await since next_window: no token can have slipped in between
                     await changed.wait()
                     continue
@@ -363,8 +397,6 @@ class SpeechService:
             outcome = "cancelled"
             raise
         finally:
-            self._in_flight -= 1
-            m.in_flight.dec()
             self._observe_end(job, outcome)
             self._store_context(job, completed=outcome == "completed")
             for _, decoding in in_flight:
@@ -415,3 +447,19 @@ class SpeechService:
 
     def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
         self._debug_audio.write(request_id, index, audio)
+
+
+def check_reference_header(rate: int, frames: int, max_seconds: float) -> None:
+    """A 400 unless the clip's sample rate is 8-192 kHz and its length 0.1 s to `max_seconds`."""
+    if not MIN_REFERENCE_RATE <= rate <= MAX_REFERENCE_RATE:
+        raise InvalidRequestError(
+            f"reference_audio has a sample rate of {rate} Hz; accepted: {MIN_REFERENCE_RATE}-{MAX_REFERENCE_RATE} Hz",
+            param="reference_audio",
+        )
+    seconds = frames / rate
+    if seconds < 0.1:
+        raise InvalidRequestError("reference_audio holds no audio (under 0.1 s)", param="reference_audio")
+    if seconds > max_seconds:
+        raise InvalidRequestError(
+            f"reference_audio is {seconds:.1f} s; the limit is {max_seconds:g} s", param="reference_audio"
+        )

@@ -7,19 +7,26 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from typing import TypeVar
 
 import numpy as np
+from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
+from app.admission import Slot
 from app.audio.formats import encode_wav_file, make_encoder
 from app.audio.pcm import CONTENT_TYPES, float_to_int16
 from app.audio.stretch import TimeStretcher
 from app.env import SAMPLE_RATE
-from app.errors import TTSError
+from app.errors import StreamAborted, TTSError
 from app.serving import SpeechService, SynthesisJob
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _INLINE_FORMATS = ("pcm", "wav")  # cheap enough to encode on the event loop
 
@@ -73,12 +80,21 @@ async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: floa
         with lock:
             encoder.close()
 
+    empty = np.zeros(0, np.float32)
     try:
-        async for chunk in chunks:
-            data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
-            if data:
-                yield data
-        empty = np.zeros(0, np.float32)
+        try:
+            async for chunk in chunks:
+                data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
+                if data:
+                    yield data
+        except Exception:
+            # the audio already handed to the encoder (and stretcher) still goes out before the error
+            with suppress(Exception):
+                # flushed with the container's end: harmless, the response is aborted after it
+                held = convert(empty, last=True) if inline else await asyncio.to_thread(convert, empty, True)
+                if held:
+                    yield held
+            raise
         tail = convert(empty, last=True) if inline else await asyncio.to_thread(convert, empty, True)
         if tail:
             yield tail
@@ -87,6 +103,7 @@ async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: floa
             close()
         else:
             asyncio.get_running_loop().run_in_executor(None, close)
+        await chunks.aclose()  # type: ignore[attr-defined]  # closing the response closes the backend request
 
 
 async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> bytes:
@@ -128,24 +145,29 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
         logger.exception("%s failed after the stream started", job.request_id)
         yield _sse({"type": "error", "error": {"message": "internal error", "type": "server_error", "code": None}})
         return
+    finally:
+        await data.aclose()  # type: ignore[attr-defined]
     input_tokens = job.stats.prompt_tokens or 0
     output_tokens = job.stats.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     yield _sse({"type": "speech.audio.done", "usage": usage})
 
 
-async def _log_errors(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
-    """Raw audio streams cannot carry an error once started: log it, then abort the response (re-raise), so the
-    server drops the connection without the chunked body's final chunk and the client sees it is incomplete."""
+async def _abort_on_error(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
+    """Raw audio streams cannot carry an error once started: log it and abort the response, so the chunked
+    body never gets its final chunk and the client sees an incomplete response (curl exit 18, httpx
+    `RemoteProtocolError`) instead of a clean end."""
     try:
         async for piece in data:
             yield piece
     except TTSError as exc:
-        logger.warning("%s ended early after the stream started: %s", job.request_id, exc.message)
-        raise
-    except Exception:
-        logger.exception("%s ended early after the stream started", job.request_id)
-        raise
+        logger.warning("%s aborted after the stream started: %s", job.request_id, exc.message)
+        raise StreamAborted(exc.message) from exc
+    except Exception as exc:
+        logger.exception("%s aborted after the stream started", job.request_id)
+        raise StreamAborted("internal error") from exc
+    finally:
+        await data.aclose()  # type: ignore[attr-defined]
 
 
 async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:
@@ -164,4 +186,85 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
             media_type="text/event-stream",
             headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
         )
-    return StreamingResponse(_log_errors(data, job), media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
+    return StreamingResponse(_abort_on_error(data, job), media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
+
+
+# -- one place for a synthesis request's lifetime ------------------------------------------------------------
+
+
+class ClientGone(Exception):
+    """The client disconnected before its response started."""
+
+
+async def until_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """`work`, cancelled (and awaited, so its cleanup closes the backend request) if the client leaves first.
+
+    Only call this once the request body has been read: it reads `receive` for `http.disconnect`.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise ClientGone
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))  # its `finally` blocks run now, not at some later GC
+            if not task.cancelled():
+                task.exception()  # retrieved: nobody is left to see it
+
+
+class AdmittedResponse(Response):
+    """Sends `inner`, then gives back the request's slot: on completion, abort or disconnect alike."""
+
+    def __init__(self, inner: Response, slot: Slot) -> None:
+        self.inner = inner
+        self.slot = slot
+        self.status_code = inner.status_code
+        self.raw_headers = inner.raw_headers
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            body = getattr(self.inner, "body_iterator", None)
+            try:
+                if body is not None:
+                    await body.aclose()  # a disconnect left it suspended: close the backend request now
+            finally:
+                self.slot.release()
+
+
+async def admitted_response(
+    request: Request,
+    service: SpeechService,
+    prepare: Callable[[], Awaitable[SynthesisJob]],
+    *,
+    body_read: bool = True,
+    endpoint: str = "speech",
+) -> Response:
+    """Admit (or 429) before any work, prepare the job, and answer, all while watching for the client leaving.
+
+    `body_read=False`: `prepare` reads the request body itself (an upload), so the disconnect watch starts
+    only once it is done. The slot is released when the response ends, whichever way it ends.
+    """
+    slot = service.admit(endpoint)
+    try:
+        job = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
+        response = await until_disconnected(request.receive, speech_response(service, job))
+    except (ClientGone, ClientDisconnect):
+        slot.release()
+        return Response(status_code=499)  # nobody reads it: the connection is gone
+    except BaseException:
+        slot.release()
+        raise
+    return AdmittedResponse(response, slot)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import TTSError
+from app.errors import OverloadedError, StreamAborted, TTSError
 from app.protocol import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -20,11 +20,21 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | i
 
 
 def error_response(exc: TTSError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    if isinstance(exc, OverloadedError):
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(
         error_body(exc.message, exc.error_type, exc.param, exc.code),
         status_code=exc.status_code,
-        headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None,
+        headers=headers or None,
     )
+
+
+class _QuietAbortFilter(logging.Filter):
+    """A deliberately aborted stream (`StreamAborted`) was already logged once; uvicorn need not add a trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -40,6 +50,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietAbortFilter) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_QuietAbortFilter())
+
     @app.exception_handler(TTSError)
     async def _tts_error(request: Request, exc: TTSError) -> JSONResponse:
         if exc.status_code >= 500:
@@ -61,5 +75,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        if not isinstance(exc, StreamAborted):  # already logged; the response has started, nothing is sent
+            logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal server error", "server_error", None, "internal_error"), 500)

@@ -13,13 +13,14 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.audio_response import speech_response
+from app.api.audio_response import admitted_response, until_disconnected
 from app.api.errors import error_response
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
+from app.api.uploads import read_limited_form
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
 from app.metrics import CONTENT_TYPE_LATEST, exposition
 from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
-from app.serving import SpeechService
+from app.serving import SpeechService, SynthesisJob
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ async def ready(request: Request) -> JSONResponse:
         return error_response(NotReadyError("models are loading"))
     if not service.engine.alive:
         return error_response(NotReadyError("the codec worker is not running"))
+    if not service.engine.healthy:
+        return error_response(NotReadyError("the codec is failing: its last jobs failed or timed out"))
     if not await service.backend.ready():
         logger.warning("/ready: the TTS backend at %s is not answering", service.backend.base_url)
         return error_response(NotReadyError("the TTS backend is not answering"))
@@ -134,42 +137,42 @@ async def audio_models(request: Request) -> dict:
 
 
 @v1.post("/audio/speech", response_class=Response, responses=AUDIO_RESPONSES)
-async def speech(req: SpeechRequest, service: SpeechService = Depends(get_service)) -> Response:
+async def speech(req: SpeechRequest, request: Request, service: SpeechService = Depends(get_service)) -> Response:
     """Text to speech, streamed as the backend generates (or complete with `stream=false`)."""
     log_ignored_fields(req, "/v1/audio/speech")
-    job = await service.prepare_speech(req)
-    return await speech_response(service, job)
+    return await admitted_response(request, service, lambda: service.prepare_speech(req))
 
 
 @v1.post("/audio/vc", response_class=Response, responses=AUDIO_RESPONSES, openapi_extra=VOICE_CLONE_BODY)
 async def voice_clone(request: Request, service: SpeechService = Depends(get_service)) -> Response:
     """Clone the voice of `reference_audio` (multipart) and speak `generate_text` with it."""
-    limit = service.settings.max_reference_bytes
-    try:
-        form = await request.form(max_files=1, max_fields=64)
-    except Exception as exc:  # malformed multipart bodies raise parser-specific errors
-        raise InvalidRequestError(f"expected multipart/form-data: {exc}") from exc
-    try:
-        upload = form.get("reference_audio")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequestError("reference_audio (a file) is required", param="reference_audio")
-        audio = await upload.read(limit + 1)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    finally:
-        await form.close()
-    try:
-        req = VoiceCloneRequest.model_validate(fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        param = str(err["loc"][0]) if err.get("loc") else None
-        raise InvalidRequestError(f"{param}: {err['msg']}" if param else err["msg"], param=param) from exc
-    log_ignored_fields(req, "/v1/audio/vc")
-    job = await service.prepare_voice_clone(req, audio)
-    return await speech_response(service, job)
+
+    async def prepare() -> SynthesisJob:
+        with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
+            form = await read_limited_form(request, service.settings.max_reference_bytes)
+            try:
+                upload = form.get("reference_audio")
+                if not isinstance(upload, UploadFile):
+                    raise InvalidRequestError("reference_audio (a file) is required", param="reference_audio")
+                audio = await upload.read()
+                fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            finally:
+                await form.close()
+            try:
+                req = VoiceCloneRequest.model_validate(fields)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                param = str(err["loc"][0]) if err.get("loc") else None
+                raise InvalidRequestError(f"{param}: {err['msg']}" if param else err["msg"], param=param) from exc
+            log_ignored_fields(req, "/v1/audio/vc")
+            return await until_disconnected(request.receive, service.prepare_voice_clone(req, audio))
+
+    return await admitted_response(request, service, prepare, body_read=False, endpoint="vc")
 
 
 @v1.post("/audio/normalize", responses=error_responses(400, 503))
 async def normalize(req: NormalizeRequest, service: SpeechService = Depends(get_service)) -> dict:
     """The text exactly as the speech endpoints would prompt it."""
     log_ignored_fields(req, "/v1/audio/normalize")
-    return {"input": req.input, "normalized": await service.normalize(req.input, req.normalize_malaysian, req.language)}
+    normalized = await service.normalize_tool(req.input, req.normalize_malaysian, req.language)
+    return {"input": req.input, "normalized": normalized}

@@ -144,41 +144,50 @@ class SegmentStream:
             self.busy = True
             try:
                 self._pending_chars -= len(raw)
-                text = await service.normalize(raw, self.normalize_malaysian, self.language)
-                if not text:
-                    continue  # punctuation only: nothing to speak
-                try:
-                    job = await service.prepare_segment(
-                        self.voice, text, self.gen, context=previous if self.use_context else None, param="text"
-                    )
+                try:  # each segment takes a request slot, like an HTTP request (429 when the server is full)
+                    slot = service.admit("stream")
                 except TTSError as exc:
                     self.usage.failed_segments += 1
                     previous = None
-                    yield SegmentEvent("error", index, raw, text, error=exc)
+                    yield SegmentEvent("error", index, raw, "", error=exc)
                     index += 1
                     continue
-                yield SegmentEvent("started", index, raw, text, job=job)
-                chunks = service.synthesize(job)
-                try:
-                    async for chunk in chunks:
-                        yield SegmentEvent("audio", index, raw, text, audio=chunk, job=job)
-                except TTSError as exc:
-                    self.usage.failed_segments += 1
-                    previous = None
-                    yield SegmentEvent("error", index, raw, text, job=job, error=exc)
+                with slot:
+                    text = await service.normalize(raw, self.normalize_malaysian, self.language)
+                    if not text:
+                        continue  # punctuation only: nothing to speak
+                    try:
+                        job = await service.prepare_segment(
+                            self.voice, text, self.gen, context=previous if self.use_context else None, param="text"
+                        )
+                    except TTSError as exc:
+                        self.usage.failed_segments += 1
+                        previous = None
+                        yield SegmentEvent("error", index, raw, text, error=exc)
+                        index += 1
+                        continue
+                    yield SegmentEvent("started", index, raw, text, job=job)
+                    chunks = service.synthesize(job)
+                    try:
+                        async for chunk in chunks:
+                            yield SegmentEvent("audio", index, raw, text, audio=chunk, job=job)
+                    except TTSError as exc:
+                        self.usage.failed_segments += 1
+                        previous = None
+                        yield SegmentEvent("error", index, raw, text, job=job, error=exc)
+                        index += 1
+                        continue
+                    finally:
+                        await chunks.aclose()
+                    previous = job.as_context(max_ctx)
+                    u = self.usage
+                    u.segments += 1
+                    u.prompt_tokens += job.stats.prompt_tokens or 0
+                    u.speech_tokens += len(job.tokens)
+                    u.context_tokens += len(job.context.tokens) if job.context else 0
+                    u.samples += job.samples_out
+                    yield SegmentEvent("done", index, raw, text, job=job)
                     index += 1
-                    continue
-                finally:
-                    await chunks.aclose()
-                previous = job.as_context(max_ctx)
-                u = self.usage
-                u.segments += 1
-                u.prompt_tokens += job.stats.prompt_tokens or 0
-                u.speech_tokens += len(job.tokens)
-                u.context_tokens += len(job.context.tokens) if job.context else 0
-                u.samples += job.samples_out
-                yield SegmentEvent("done", index, raw, text, job=job)
-                index += 1
             finally:
                 self.busy = False
 

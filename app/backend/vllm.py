@@ -9,10 +9,11 @@ a backend without token ids falls back to parsing `<|s_N|>` out of the text. Eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -116,6 +117,7 @@ class VLLMClient:
         api_key: str = "",
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        stall_timeout: float | None = None,
         max_connections: int = 512,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -125,6 +127,8 @@ class VLLMClient:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self.speech_id_base: int | None = None  # token id of <|s_0|>, when the backend gives token ids
+        # once a stream has started, at most this long between two events (never longer than the read timeout)
+        self.stall_timeout = min(stall_timeout or read_timeout, read_timeout)
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers=self._headers,
@@ -213,17 +217,40 @@ class VLLMClient:
                     except ValueError:
                         err_body = raw.decode("utf-8", "replace")
                     raise status_error(resp.status, err_body)
-                async for data in resp.content.iter_any():
-                    ids = reader.feed(data, stats)
-                    if ids:
-                        stats.speech_tokens += len(ids)
-                        yield ids
-                    if reader.done:
-                        break
+                async with aclosing(self._until_stalled(resp.content.iter_any())) as chunks:
+                    async for data in chunks:
+                        ids = reader.feed(data, stats)
+                        if ids:
+                            stats.speech_tokens += len(ids)
+                            yield ids
+                        if reader.done:
+                            break
                 stats.other_chars = reader.other_chars
                 if not reader.done:
                     raise BackendError("TTS backend closed the stream before it finished")
 
+
+    async def _until_stalled(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """`chunks`, but a gap of more than `stall_timeout` after the first one raises `BackendTimeoutError`.
+
+        The first chunk waits on the client's read timeout (the connect / first-event phase) alone.
+        """
+        first = True
+        while True:
+            try:
+                if first:
+                    chunk = await anext(chunks)
+                else:
+                    async with asyncio.timeout(self.stall_timeout):
+                        chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise BackendTimeoutError(
+                    f"TTS backend stalled: no event for {self.stall_timeout:g} s in the middle of a stream"
+                ) from None
+            first = False
+            yield chunk
 
 class EventReader:
     """Bytes of vLLM's SSE stream in, speech codes out (pure; one per stream).

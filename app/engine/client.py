@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from app.engine import messages as m
 from app.engine.worker import EngineStats
-from app.errors import DecodeError, EngineUnavailableError, InvalidRequestError
+from app.errors import CodecTimeoutError, DecodeError, EngineUnavailableError, InvalidRequestError
 from app.metrics import SnapshotCollector
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class EngineClient:
             return await (asyncio.wait_for(fut, self.job_timeout) if self.job_timeout else fut)
         except TimeoutError:
             self._cancel(job_id)
-            raise DecodeError(f"the codec did not answer a {kind} job in {self.job_timeout:g} s") from None
+            raise CodecTimeoutError(f"audio {kind} did not finish within {self.job_timeout:g} s") from None
         except asyncio.CancelledError:
             self._cancel(job_id)
             raise

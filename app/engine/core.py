@@ -45,12 +45,17 @@ class EngineCore:
         dynamic_batching: bool,
         max_batch_size: int,
         microsleep: float,
+        timeout: float | None = None,
     ) -> None:
         self.codec = codec
         self.endpoint = endpoint
         self.epoch = uuid.uuid4().hex[:12]
         self.worker = CodecEngine(
-            codec, dynamic_batching=dynamic_batching, max_batch_size=max_batch_size, microsleep=microsleep
+            codec,
+            dynamic_batching=dynamic_batching,
+            max_batch_size=max_batch_size,
+            microsleep=microsleep,
+            timeout=timeout,  # a batch running longer than this makes the engine unhealthy (a hung device)
         )
         self._ctx = zmq.Context()
         self._results_endpoint = f"inproc://engine-results-{self.epoch}"

@@ -66,6 +66,7 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
             dynamic_batching=settings.dynamic_batching,
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
+            timeout=settings.codec_timeout_seconds,
         )
         core.bind()
     except BaseException:

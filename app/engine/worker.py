@@ -1,8 +1,10 @@
-"""The codec worker: one thread owns the codec; requests hand it windows and await the audio.
+"""The codec worker: one thread decodes, another encodes; requests hand them jobs and await the results.
 
 With dynamic batching, jobs that arrive within `MICROSLEEP` of each other (up to `MAX_BATCH_SIZE`) are
 decoded as one batch; without it, one job at a time. Either way the event loop never runs the codec.
-A failing batch fails only its own requests; the thread keeps serving.
+Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows.
+A failing batch fails only its own requests; the threads keep serving, and a run of failures (or jobs that
+time out) makes the engine unhealthy until the next success.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.engine.batcher import BatchQueue, Job
-from app.errors import DecodeError, NotReadyError
+from app.errors import CodecTimeoutError, DecodeError, NotReadyError
 from app.metrics import CodecMetrics, padding_ratio
 
 logger = logging.getLogger(__name__)
@@ -61,22 +63,32 @@ class CodecEngine:
         microsleep: float,
         name: str = "codec-worker",
         metrics: CodecMetrics | None = None,
+        timeout: float | None = None,
+        unhealthy_after: int = 3,
     ) -> None:
         self.codec = codec
         self.dynamic_batching = dynamic_batching
         self.max_batch_size = max_batch_size if dynamic_batching else 1
         self.microsleep = microsleep if dynamic_batching else 0.0
+        self.timeout = timeout  # seconds a job may take, queueing included; None waits forever
+        self.unhealthy_after = unhealthy_after  # consecutive failed jobs (or timeouts) that make it unhealthy
         self.stats = EngineStats()
         self.metrics = metrics or CodecMetrics()
         self._recompiles_seen = 0
-        self._queue = BatchQueue()
+        self._queues = {"decode": BatchQueue(), "encode": BatchQueue()}
+        self._busy_since: dict[str, float | None] = {"decode": None, "encode": None}  # the running batch's start
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._consecutive_failures = 0
+        self._threads = {
+            "decode": threading.Thread(target=self._run, args=("decode",), name=name, daemon=True),
+            "encode": threading.Thread(target=self._run, args=("encode",), name=f"{name}-encode", daemon=True),
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads.values():
+            thread.start()
         logger.info(
             "codec worker started (dynamic_batching=%s, max_batch_size=%d, microsleep=%g s)",
             self.dynamic_batching,
@@ -88,16 +100,41 @@ class CodecEngine:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in self._threads.values():
+            if thread.is_alive():
+                thread.join(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(t.is_alive() for t in self._threads.values())
+
+    @property
+    def healthy(self) -> bool:
+        """Alive, fewer than `unhealthy_after` jobs in a row have failed or timed out (a success resets it), and
+        no batch has been running for longer than `timeout` (a hung device)."""
+        if not self.alive or self._consecutive_failures >= self.unhealthy_after:
+            return False
+        if self.timeout is not None:
+            now = time.perf_counter()
+            return all(t is None or now - t <= self.timeout for t in self._busy_since.values())
+        return True
 
     def queue_depth(self, kind: str | None = None) -> int:
         with self._cond:
-            return len(self._queue) if kind is None else self._queue.depth(kind)
+            if kind is None:
+                return sum(len(q) for q in self._queues.values())
+            return len(self._queues[kind])
+
+    def _record_outcome(self, ok: bool) -> None:
+        with self._cond:
+            was_healthy = self._consecutive_failures < self.unhealthy_after
+            self._consecutive_failures = 0 if ok else self._consecutive_failures + 1
+            now_healthy = self._consecutive_failures < self.unhealthy_after
+        if was_healthy != now_healthy:
+            if now_healthy:
+                logger.warning("codec healthy again after a successful job")
+            else:
+                logger.error("codec unhealthy: %d jobs in a row failed or timed out", self._consecutive_failures)
 
     # -- submission (event loop side) --------------------------------------------------------------
     async def decode(self, tokens: np.ndarray) -> np.ndarray:
@@ -117,7 +154,13 @@ class CodecEngine:
                 loop.call_soon_threadsafe(_resolve, fut, result, exc)
 
         self.submit(kind, payload, deliver, fut.cancelled)
-        return await fut
+        if self.timeout is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(fut, self.timeout)  # cancels fut: a queued job is then dropped
+        except TimeoutError:
+            self._record_outcome(ok=False)
+            raise CodecTimeoutError(f"audio {kind} did not finish within {self.timeout:g} s") from None
 
     def submit(
         self,
@@ -129,34 +172,34 @@ class CodecEngine:
         """Queue one job from any thread; `deliver(result, error)` is called on the worker thread."""
         job = Job(kind, payload, deliver, is_cancelled=is_cancelled)
         with self._cond:
-            if self._stopping or not self._thread.is_alive():
+            if self._stopping or not self._threads[kind].is_alive():
                 raise NotReadyError("the codec worker is not running")
-            self._queue.append(job)
+            self._queues[kind].append(job)
             self.stats.jobs[kind] += 1
             self.metrics.jobs.labels(kind).inc()
-            self.metrics.queue_depth.labels(kind).set(self._queue.depth(kind))
-            self._cond.notify()
+            self.metrics.queue_depth.labels(kind).set(len(self._queues[kind]))
+            self._cond.notify_all()
 
     # -- the thread ------------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, kind: str) -> None:
+        queue = self._queues[kind]
         while True:
             with self._cond:
-                while not len(self._queue) and not self._stopping:
+                while not len(queue) and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
-                    pending, _ = self._queue.next_batch(len(self._queue) or 1)
+                    pending, _ = queue.next_batch(len(queue) or 1)
                     while pending:
                         for job in pending:
                             job.deliver(None, NotReadyError("the service is shutting down"))
-                        pending, _ = self._queue.next_batch(len(self._queue) or 1)
+                        pending, _ = queue.next_batch(len(queue) or 1)
                     return
             if self.microsleep > 0:
                 time.sleep(self.microsleep)  # let concurrent requests join this batch
             with self._cond:
-                batch, dropped = self._queue.next_batch(self.max_batch_size)
-                depth = len(self._queue)
-                for kind in ("decode", "encode"):
-                    self.metrics.queue_depth.labels(kind).set(self._queue.depth(kind))
+                batch, dropped = queue.next_batch(self.max_batch_size)
+                depth = len(queue)
+                self.metrics.queue_depth.labels(kind).set(depth)
             self.stats.dropped += len(dropped)
             self.metrics.dropped.inc(len(dropped))
             if batch:
@@ -172,12 +215,14 @@ class CodecEngine:
         codec_stats = getattr(self.codec, "stats", None)
         valid_before = getattr(codec_stats, "tokens", 0)
         padded_before = getattr(codec_stats, "padded_tokens", 0)
+        self._busy_since[kind] = started
         try:
             payloads = [j.payload for j in batch]
             results = self.codec.decode(payloads) if kind == "decode" else self.codec.encode(payloads)
             if len(results) != len(batch):
                 raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
         except Exception as exc:
+            self._busy_since[kind] = None
             self.stats.failures += 1
             m.failures.labels(kind).inc()
             if len(batch) > 1:
@@ -187,9 +232,12 @@ class CodecEngine:
                     self._process([job], depth_after)
                 return
             logger.exception("codec %s of one job failed", kind)
+            self._record_outcome(ok=False)
             batch[0].deliver(None, DecodeError(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
             return
+        self._busy_since[kind] = None
         elapsed = time.perf_counter() - started
+        self._record_outcome(ok=True)
         self.stats.batches[kind] += 1
         self.stats.busy_seconds[kind] += elapsed
         self.stats.max_batch = max(self.stats.max_batch, len(batch))

@@ -261,16 +261,20 @@ def test_backend_failures_before_audio_map_to_http_errors(
         assert ok.status_code == 200 and len(ok.content) > 0
 
 
-def test_backend_failure_after_audio_started_aborts_the_stream(app_url: str, fake: FakeVLLM) -> None:
-    """The client must see an incomplete body, never a clean end that looks like the whole answer."""
+def test_backend_failure_after_audio_started_sends_every_received_token_then_aborts(
+    app_url: str, fake: FakeVLLM
+) -> None:
     fake.set_mode("early_close", count=1, after=60)
-    got = 0
-    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):  # noqa: PT012
-        with httpx.stream("POST", f"{app_url}/v1/audio/speech", json={"input": TEXT}, timeout=30) as resp:
-            assert resp.status_code == 200
+    received = bytearray()
+    with httpx.Client(timeout=30) as client, client.stream(
+        "POST", f"{app_url}/v1/audio/speech", json={"input": TEXT, "voice": "husein", "response_format": "pcm"}
+    ) as resp:
+        assert resp.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):  # no clean end of the chunked body
             for piece in resp.iter_bytes():
-                got += len(piece)
-    assert 0 < got < 120 * 960
+                received += piece
+    tokens = fake.expected_tokens(speech_prompt("husein", " ".join(TEXT.split())))[:60]
+    assert bytes(received) == float_to_int16(apply_fade_in(LocalCodec().one_shot(tokens), 120)).tobytes()
     assert post_speech(app_url).status_code == 200
 
 

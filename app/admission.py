@@ -1,0 +1,63 @@
+"""Admission: a bounded number of slots, taken before any work and given back exactly once.
+
+A request that finds no free slot gets `OverloadedError` (429 with `Retry-After`) at once, never a queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from app.errors import OverloadedError
+
+
+class Slot:
+    """One admitted request. `release()` is idempotent, so every exit path may call it."""
+
+    __slots__ = ("_gate", "_released", "on_release")
+
+    def __init__(self, gate: Admission) -> None:
+        self._gate = gate
+        self._released = False
+        self.on_release: Callable[[], None] | None = None  # e.g. the in-flight gauge's dec
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate._in_use -= 1
+            if self.on_release is not None:
+                self.on_release()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None):
+        self.release()
+
+
+class Admission:
+    """At most `limit` slots in use (event loop only, so no lock). `what` names them in the 429 message."""
+
+    def __init__(self, limit: int, what: str, *, retry_after: int = 1) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self.limit = limit
+        self.what = what
+        self.retry_after = retry_after
+        self.rejected = 0
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def admit(self) -> Slot:
+        """A slot, or `OverloadedError` when all `limit` are taken."""
+        if self._in_use >= self.limit:
+            self.rejected += 1
+            raise OverloadedError(
+                f"server busy: {self._in_use} {self.what} in flight (limit {self.limit}); retry shortly",
+                retry_after=self.retry_after,
+            )
+        self._in_use += 1
+        return Slot(self)

@@ -1,0 +1,51 @@
+"""Multipart uploads refused while they stream in: by `Content-Length`, then by counting the bytes received."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
+
+from app.errors import InvalidRequestError, PayloadTooLargeError, TTSError
+
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the text fields around the file
+
+
+async def read_limited_form(request: Request, max_file_bytes: int) -> FormData:
+    """The parsed form of a request whose body may hold one file of up to `max_file_bytes`.
+
+    A larger body is a 413 as soon as it is announced or its bytes arrive, never spooled whole.
+    """
+    limit = max_file_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), max_file_bytes)
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(received, max_file_bytes, so_far=True)
+        return message
+
+    try:
+        return await Request(request.scope, counting_receive).form(max_files=1, max_fields=64)
+    except (TTSError, ClientDisconnect):
+        raise
+    except HTTPException as exc:  # starlette's own multipart errors
+        raise InvalidRequestError(f"expected multipart/form-data: {exc.detail}") from exc
+    except Exception as exc:  # malformed multipart bodies raise parser-specific errors
+        raise InvalidRequestError(f"expected multipart/form-data: {exc}") from exc
+
+
+def _too_large(size: int, max_file_bytes: int, *, so_far: bool = False) -> PayloadTooLargeError:
+    what = f"over {size} bytes received so far" if so_far else f"{size} bytes"
+    return PayloadTooLargeError(
+        f"the upload is {what}; reference_audio may be at most {max_file_bytes} bytes (MAX_REFERENCE_BYTES)",
+        param="reference_audio",
+    )

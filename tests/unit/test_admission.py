@@ -1,0 +1,153 @@
+"""Admission slots, the normalizer's priorities, reference header checks, and the codec engine's health."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from app.admission import Admission
+from app.engine.worker import CodecEngine
+from app.errors import CodecTimeoutError, DecodeError, InvalidRequestError, OverloadedError
+from app.serving import check_reference_header
+from app.text.executor import SPEECH, TOOL, PriorityExecutor
+
+
+def test_admission_rejects_when_full_and_a_slot_is_released_once() -> None:
+    gate = Admission(2, "requests", retry_after=3)
+    a, b = gate.admit(), gate.admit()
+    with pytest.raises(OverloadedError) as exc:
+        gate.admit()
+    assert exc.value.retry_after == 3 and "limit 2" in exc.value.message and gate.rejected == 1
+    a.release()
+    a.release()  # idempotent: the second release must not free b's slot
+    assert gate.in_use == 1
+    with gate.admit():
+        assert gate.in_use == 2
+    b.release()
+    assert gate.in_use == 0
+
+
+def test_priority_executor_runs_speech_before_waiting_tool_jobs() -> None:
+    pool = PriorityExecutor("test")
+    gate = threading.Event()
+    order: list[str] = []
+    try:
+        first = pool.submit(TOOL, lambda: (gate.wait(5), order.append("busy")))
+        time.sleep(0.05)  # the worker has taken "busy"
+        later = [pool.submit(TOOL, order.append, "tool-a"), pool.submit(TOOL, order.append, "tool-b")]
+        speech = pool.submit(SPEECH, order.append, "speech")
+        gate.set()
+        for f in [first, *later, speech]:
+            f.result(5)
+    finally:
+        pool.shutdown()
+    assert order == ["busy", "speech", "tool-a", "tool-b"]
+
+
+async def test_priority_executor_drops_a_cancelled_job_that_has_not_started() -> None:
+    pool = PriorityExecutor("test")
+    gate = threading.Event()
+    ran: list[str] = []
+    try:
+        busy = pool.submit(SPEECH, gate.wait, 5)
+        waiting = asyncio.ensure_future(pool.run(SPEECH, ran.append, "dropped"))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        gate.set()
+        busy.result(5)
+        assert await pool.run(SPEECH, lambda: "next") == "next"
+    finally:
+        pool.shutdown()
+    assert ran == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "frames", "message"),
+    [
+        (1_000_003, 1_000_003, "1000003 Hz"),
+        (4_000, 4_000, "4000 Hz"),
+        (16_000, 800, "under 0.1 s"),
+        (8_000, 8_000 * 3600, "3600.0 s"),
+    ],
+)
+def test_reference_header_checks(rate: int, frames: int, message: str) -> None:
+    with pytest.raises(InvalidRequestError) as exc:
+        check_reference_header(rate, frames, max_seconds=30)
+    assert message in exc.value.message and exc.value.param == "reference_audio"
+
+
+def test_reference_header_accepts_the_edges() -> None:
+    check_reference_header(8_000, 8_000, 30)
+    check_reference_header(192_000, 192_000 * 30, 30)
+
+
+class FlakyCodec:
+    def __init__(self) -> None:
+        self.failing = True
+        self.delay = 0.0
+        self.encode_started = threading.Event()
+        self.encode_gate = threading.Event()
+
+    def decode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        time.sleep(self.delay)
+        if self.failing:
+            raise RuntimeError("CUDA error (simulated)")
+        return [np.zeros(len(w) * 480, np.float32) for w in windows]
+
+    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        self.encode_started.set()
+        self.encode_gate.wait(5)
+        return [np.arange(3) for _ in clips]
+
+
+async def test_engine_is_unhealthy_after_a_run_of_failures_and_healthy_after_a_success() -> None:
+    codec = FlakyCodec()
+    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, unhealthy_after=3)
+    engine.start()
+    try:
+        for i in range(3):
+            assert engine.healthy
+            with pytest.raises(DecodeError):
+                await engine.decode(np.array([i]))
+        assert engine.alive and not engine.healthy
+        codec.failing = False
+        await engine.decode(np.array([1]))
+        assert engine.healthy
+    finally:
+        engine.stop()
+
+
+async def test_codec_jobs_time_out_and_count_as_failures() -> None:
+    codec = FlakyCodec()
+    codec.failing, codec.delay = False, 0.5
+    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, timeout=0.1, unhealthy_after=1)
+    engine.start()
+    try:
+        with pytest.raises(CodecTimeoutError):
+            await engine.decode(np.array([1]))
+        assert not engine.healthy
+    finally:
+        engine.stop()
+
+
+async def test_a_running_encode_does_not_delay_decodes() -> None:
+    codec = FlakyCodec()
+    codec.failing = False
+    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0)
+    engine.start()
+    try:
+        encoding = asyncio.ensure_future(engine.encode(np.zeros(16000, np.float32)))
+        assert await asyncio.to_thread(codec.encode_started.wait, 5)
+        audio = await asyncio.wait_for(engine.decode(np.array([1, 2])), 2)  # served while the encode runs
+        assert audio.shape == (960,) and not encoding.done()
+        codec.encode_gate.set()
+        assert len(await encoding) == 3
+    finally:
+        codec.encode_gate.set()
+        engine.stop()
