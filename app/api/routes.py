@@ -82,8 +82,9 @@ async def ready(request: Request) -> JSONResponse:
     service: SpeechService | None = getattr(request.app.state, "service", None)
     if service is None:
         return error_response(NotReadyError("models are loading"))
+    await service.engine.refresh()  # its health as of now, not of its last heartbeat
     if not service.engine.alive:
-        return error_response(NotReadyError("the codec worker is not running"))
+        return error_response(NotReadyError("the codec engine is not running"))
     if not service.engine.healthy:
         return error_response(NotReadyError("the codec is failing: its last jobs failed or timed out"))
     if not await service.backend.ready():

@@ -223,6 +223,8 @@ class VLLMClient:
                         if ids:
                             stats.speech_tokens += len(ids)
                             yield ids
+                        if reader.error is not None:
+                            raise reader.error  # after the tokens of the events before it
                         if reader.done:
                             break
                 stats.other_chars = reader.other_chars
@@ -263,6 +265,7 @@ class EventReader:
     def __init__(self, speech_id_base: int | None) -> None:
         self.base = speech_id_base
         self.done = False
+        self.error: Exception | None = None  # a bad or error event: the stream ends after the ids before it
         self._buf = b""
         self._text = SpeechTokenParser()
 
@@ -275,7 +278,10 @@ class EventReader:
         ids: list[int] = []
         start = 0
         while (end := buf.find(b"\n\n", start)) >= 0:
-            self._event(buf[start:end], ids, stats)
+            try:
+                self._event(buf[start:end], ids, stats)
+            except (BackendStreamError, StreamFormatError) as exc:
+                self.error, self.done = exc, True
             start = end + 2
             if self.done:
                 break

@@ -143,11 +143,11 @@ class GatedNormalizer(PassthroughNormalizer):
         self.entered = threading.Event()
         self.calls: list[str] = []
 
-    def normalize(self, text: str, malaysian: bool = True) -> str:
+    def normalize(self, text: str, malaysian: bool = True, language: str = "auto") -> str:
         self.entered.set()
         self.gate.wait(10)
         self.calls.append(text)
-        return super().normalize(text, malaysian)
+        return super().normalize(text, malaysian, language)
 
 
 class SwitchCodec(LocalCodec):
