@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from app.env import SAMPLE_RATE
-
 logger = logging.getLogger(__name__)
 
 
@@ -28,7 +26,7 @@ class DebugAudioWriter:
         self._files: deque[Path] | None = None  # read from the directory on the first write
         self._cap_logged = False
 
-    def write(self, request_id: str, index: int, audio: np.ndarray) -> None:
+    def write(self, request_id: str, index: int, audio: np.ndarray, sample_rate: int) -> None:
         import soundfile as sf
 
         with self._lock:
@@ -36,7 +34,7 @@ class DebugAudioWriter:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._files = deque(sorted(self.directory.glob("*.wav"), key=lambda p: p.stat().st_mtime))
             path = self.directory / f"{request_id}_{index:04d}.wav"
-            sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+            sf.write(path, audio, sample_rate, subtype="PCM_16")
             self._files.append(path)
             while len(self._files) > self.max_files:
                 if not self._cap_logged:

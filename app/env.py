@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The codec's frame rate, to turn CUDA_GRAPH_BATCH's seconds into tokens; the audio geometry itself (24 kHz, 480
+# samples per token) is what the loaded codec reports (the engine's heartbeat).
 TOKENS_PER_SECOND = 50
-SAMPLE_RATE = 24_000
-SAMPLES_PER_TOKEN = SAMPLE_RATE // TOKENS_PER_SECOND  # 480
 
 # OpenAI's voice names -> the spec's voices, so clients that only allow OpenAI's names (pipecat) work unchanged
 DEFAULT_VOICE_ALIASES = {

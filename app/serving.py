@@ -20,7 +20,7 @@ from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
 from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
-from app.env import SAMPLE_RATE, Settings
+from app.env import Settings
 from app.errors import (
     InvalidRequestError,
     NoAudioError,
@@ -57,6 +57,7 @@ class SynthesisJob:
     prompt: str
     gen: ResolvedGeneration
     endpoint: str = "speech"  # metrics label: speech or vc
+    sample_rate: int = 24_000  # the loaded codec's (set by the service)
     stats: StreamStats = field(default_factory=StreamStats)
     started: float = field(default_factory=time.perf_counter)
     first_audio_at: float | None = None
@@ -268,7 +269,10 @@ class SpeechService:
 
     async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
         gen = gen.model_copy(update={"max_tokens": await self._fit_context(prompt, gen.max_tokens, param)})
-        return SynthesisJob(request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen, started=started)
+        return SynthesisJob(
+            request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen, started=started,
+            sample_rate=self.sample_rate,
+        )
 
     @staticmethod
     def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
@@ -312,13 +316,21 @@ class SpeechService:
         return min(max_tokens, limit - n_prompt)
 
     # -- generation ------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """The loaded codec's output rate (the engine reports its geometry)."""
+        return self.engine.sample_rate
+
     def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
         s = self.settings
+        spt = self.engine.samples_per_token
         return StitchPlan.from_seconds(
             gen.playback_speed,
             gen.playback_overlap_speed,
             s.first_chunk_seconds,
             s.decode_left_context_seconds,
+            tokens_per_second=self.sample_rate // spt,
+            samples_per_token=spt,
             fade_in_ms=s.fade_in_ms,
         )
 
@@ -329,7 +341,7 @@ class SpeechService:
         """
         gen = job.gen
         m = self.metrics
-        clock = PlaybackClock(SAMPLE_RATE * gen.speed)
+        clock = PlaybackClock(job.sample_rate * gen.speed)
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
         tokens = job.tokens
         changed = asyncio.Event()
@@ -379,7 +391,7 @@ class SpeechService:
                 audio = await decoding
                 in_flight.popleft()
                 if self.settings.debug_audio:
-                    await asyncio.to_thread(self._write_debug, job.request_id, window.index, audio)
+                    await asyncio.to_thread(self._debug_audio.write, job.request_id, window.index, audio, job.sample_rate)
                 chunk = stitcher.emit(window, audio)
                 now = time.perf_counter()
                 if job.first_audio_at is None:
@@ -418,7 +430,7 @@ class SpeechService:
                 outcome,
                 job.stats.speech_tokens,
                 job.stats.other_chars,
-                job.samples_out / SAMPLE_RATE,
+                job.samples_out / job.sample_rate,
                 elapsed,
                 f"{ttfa * 1e3:.0f} ms" if ttfa is not None else "-",
                 stitcher.decoded_tokens / max(1, stitcher.emitted_tokens),
@@ -437,16 +449,13 @@ class SpeechService:
     def _observe_end(self, job: SynthesisJob, outcome: str) -> None:
         m = self.metrics
         m.requests.labels(job.endpoint, job.gen.response_format, outcome).inc()
-        audio_seconds = job.samples_out / SAMPLE_RATE / job.gen.speed
+        audio_seconds = job.samples_out / job.sample_rate / job.gen.speed
         m.audio_seconds.labels(job.endpoint).inc(audio_seconds)
         if outcome == "completed":
             elapsed = time.perf_counter() - job.started
             m.duration.labels(job.endpoint).observe(elapsed)
             if audio_seconds > 0:
                 m.rtf.labels(job.endpoint).observe(elapsed / audio_seconds)
-
-    def _write_debug(self, request_id: str, index: int, audio: np.ndarray) -> None:
-        self._debug_audio.write(request_id, index, audio)
 
 
 def check_reference_header(rate: int, frames: int, max_seconds: float) -> None:

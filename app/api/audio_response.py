@@ -21,7 +21,6 @@ from app.admission import Slot
 from app.audio.formats import encode_wav_file, make_encoder
 from app.audio.pcm import CONTENT_TYPES, float_to_int16
 from app.audio.stretch import TimeStretcher
-from app.env import SAMPLE_RATE
 from app.errors import StreamAborted, TTSError
 from app.serving import SpeechService, SynthesisJob
 
@@ -34,7 +33,7 @@ _INLINE_FORMATS = ("pcm", "wav")  # cheap enough to encode on the event loop
 def audio_headers(job: SynthesisJob) -> dict[str, str]:
     headers = {"X-Request-Id": job.request_id}
     if job.gen.response_format == "pcm":
-        fmt = {"Sample-Rate": str(SAMPLE_RATE), "Channels": "1", "Bit-Depth": "16"}
+        fmt = {"Sample-Rate": str(job.sample_rate), "Channels": "1", "Bit-Depth": "16"}
         # ours, and the original service's names (its clients read X-Audio-*)
         headers |= {f"X-{k}": v for k, v in fmt.items()} | {f"X-Audio-{k}": v for k, v in fmt.items()}
     return headers
@@ -61,10 +60,12 @@ async def _with_first(first: np.ndarray | None, chunks: AsyncIterator[np.ndarray
         await chunks.aclose()
 
 
-async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> AsyncIterator[bytes]:
+async def encoded_bytes(
+    chunks: AsyncIterator[np.ndarray], fmt: str, speed: float, sample_rate: int
+) -> AsyncIterator[bytes]:
     """Encoded audio as it is produced; `speed != 1` time-stretches without changing pitch."""
-    encoder = make_encoder(fmt, SAMPLE_RATE, streaming=True)
-    stretcher = TimeStretcher(speed, SAMPLE_RATE) if speed != 1.0 else None
+    encoder = make_encoder(fmt, sample_rate, streaming=True)
+    stretcher = TimeStretcher(speed, sample_rate) if speed != 1.0 else None
     inline = fmt in _INLINE_FORMATS and stretcher is None
 
     lock = threading.Lock()  # a cancelled stream may close the encoder while a worker thread still uses it
@@ -106,7 +107,7 @@ async def encoded_bytes(chunks: AsyncIterator[np.ndarray], fmt: str, speed: floa
         await chunks.aclose()  # type: ignore[attr-defined]  # closing the response closes the backend request
 
 
-async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float) -> bytes:
+async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float, sample_rate: int) -> bytes:
     """The whole response body for `stream=false`: a WAV with correct sizes, raw PCM, or a full encoded file."""
     parts = [c async for c in chunks]
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -114,12 +115,12 @@ async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: flo
     def encode() -> bytes:
         x = audio
         if speed != 1.0:
-            st = TimeStretcher(speed, SAMPLE_RATE)
+            st = TimeStretcher(speed, sample_rate)
             x = np.concatenate([st.process(x), st.flush()])
         pcm = float_to_int16(x)
         if fmt == "wav":
-            return encode_wav_file(pcm, SAMPLE_RATE)
-        enc = make_encoder(fmt, SAMPLE_RATE, streaming=False)
+            return encode_wav_file(pcm, sample_rate)
+        enc = make_encoder(fmt, sample_rate, streaming=False)
         try:
             return enc.encode(pcm) + enc.finish()
         finally:
@@ -176,10 +177,10 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
     fmt = gen.response_format
     chunks = service.synthesize(job)
     if not gen.stream and gen.stream_format != "sse":
-        body = await complete_audio(chunks, fmt, gen.speed)
+        body = await complete_audio(chunks, fmt, gen.speed, job.sample_rate)
         return Response(body, media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
     first = await _prime(chunks)
-    data = encoded_bytes(_with_first(first, chunks), fmt, gen.speed)
+    data = encoded_bytes(_with_first(first, chunks), fmt, gen.speed, job.sample_rate)
     if gen.stream_format == "sse":
         return StreamingResponse(
             sse_events(data, job),

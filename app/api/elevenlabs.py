@@ -264,7 +264,7 @@ class ElevenLabsSession:
         stream = SegmentStream(
             self.service, self.opts.voice, gen, normalize_malaysian=self.opts.normalize, use_context=settings.stream_context
         )
-        ctx = _Context(cid, stream, AudioOut("pcm", gen.speed))
+        ctx = _Context(cid, stream, AudioOut("pcm", gen.speed, self.service.sample_rate))
         ctx.writer = asyncio.create_task(self._write(ctx), name=f"{self.session_id}-{cid}")
         self.writers.add(ctx.writer)
         self.contexts[cid] = ctx

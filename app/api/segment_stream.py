@@ -21,7 +21,6 @@ import numpy as np
 from app.audio.formats import make_encoder
 from app.audio.pcm import float_to_int16
 from app.audio.stretch import TimeStretcher
-from app.env import SAMPLE_RATE
 from app.errors import TTSError
 from app.protocol import ResolvedGeneration
 from app.serving import SpeechService, SynthesisJob
@@ -55,6 +54,7 @@ class StreamUsage:
     speech_tokens: int = 0
     context_tokens: int = 0
     samples: int = 0
+    sample_rate: int = 24_000
 
     def as_dict(self) -> dict:
         return {
@@ -65,7 +65,7 @@ class StreamUsage:
             "segments": self.segments,
             "failed_segments": self.failed_segments,
             "context_tokens": self.context_tokens,
-            "audio_seconds": round(self.samples / SAMPLE_RATE, 3),
+            "audio_seconds": round(self.samples / self.sample_rate, 3),
         }
 
 
@@ -186,6 +186,7 @@ class SegmentStream:
                     u.speech_tokens += len(job.tokens)
                     u.context_tokens += len(job.context.tokens) if job.context else 0
                     u.samples += job.samples_out
+                    u.sample_rate = job.sample_rate
                     yield SegmentEvent("done", index, raw, text, job=job)
                     index += 1
             finally:
@@ -196,10 +197,10 @@ class AudioOut:
     """Float chunks -> the session's audio format (one continuous stream for all segments), time-stretched
     when `speed != 1`."""
 
-    def __init__(self, fmt: str, speed: float) -> None:
+    def __init__(self, fmt: str, speed: float, sample_rate: int) -> None:
         self.fmt = fmt
-        self._encoder = make_encoder(fmt, SAMPLE_RATE, streaming=True)
-        self._stretcher = TimeStretcher(speed, SAMPLE_RATE) if speed != 1.0 else None
+        self._encoder = make_encoder(fmt, sample_rate, streaming=True)
+        self._stretcher = TimeStretcher(speed, sample_rate) if speed != 1.0 else None
         self._inline = fmt in _INLINE_FORMATS and self._stretcher is None
         self._lock = threading.Lock()
         self._closed = False

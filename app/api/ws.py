@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.errors import error_body
 from app.api.segment_stream import AudioOut, SegmentStream
-from app.env import SAMPLE_RATE, Settings
+from app.env import Settings
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.protocol import StreamConfig
 from app.serving import SpeechService
@@ -179,7 +179,7 @@ class SpeechStreamSession:
                     "id": self.session_id,
                     "voice": stream.voice,
                     "response_format": cfg.response_format,
-                    "sample_rate": SAMPLE_RATE,
+                    "sample_rate": self.service.sample_rate,
                     "audio_frames": "binary" if binary else "base64",
                     "context": stream.use_context,
                 }
@@ -279,7 +279,7 @@ class SpeechStreamSession:
             use_context,
             "binary" if binary else "base64",
         )
-        return stream, AudioOut(cfg.response_format, cfg.speed), binary
+        return stream, AudioOut(cfg.response_format, cfg.speed, self.service.sample_rate), binary
 
     async def _handle(self, message: dict, stream: SegmentStream) -> bool:
         """One client message; False when the client disconnected."""
@@ -347,7 +347,7 @@ class SpeechStreamSession:
                             "index": ev.index,
                             "text": ev.text,
                             "speech_tokens": len(job.tokens),
-                            "audio_seconds": round(job.samples_out / SAMPLE_RATE, 3),
+                            "audio_seconds": round(job.samples_out / job.sample_rate, 3),
                         }
                     )
                 elif ev.kind == "error":

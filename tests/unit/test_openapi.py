@@ -221,7 +221,7 @@ def test_debug_audio_keeps_the_newest_files(tmp_path, caplog: pytest.LogCaptureF
     writer = DebugAudioWriter(str(tmp_path), max_files=3)
     caplog.set_level(logging.WARNING, logger="app.debug_audio")
     for i in range(5):
-        writer.write("req", i, np.full(480, 0.1, np.float32))
+        writer.write("req", i, np.full(480, 0.1, np.float32), 24000)
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["req_0002.wav", "req_0003.wav", "req_0004.wav"]
     assert len([r for r in caplog.records if "DEBUG_AUDIO_MAX_FILES=3" in r.getMessage()]) == 1
 
