@@ -58,7 +58,9 @@ def torch_cpu_capability() -> str:
         return ""
 
 
-def resolve_dtype(name: str, device: torch.device, flags: set[str] | None = None, capability: str | None = None) -> torch.dtype:
+def resolve_dtype(
+    name: str, device: torch.device, flags: set[str] | None = None, capability: str | None = None
+) -> torch.dtype:
     """`CODEC_DTYPE` -> torch dtype; "auto" per the module docstring (`flags`/`capability` default to this machine)."""
     if name != "auto":
         if name not in DTYPES:

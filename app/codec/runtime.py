@@ -75,9 +75,7 @@ def service_window_tokens(settings: Settings) -> int:
     """The longest decode window the service plans with its default chunking, with 50 % margin (>= 160 tokens):
     the range torch.compile's warm-up covers."""
     seconds = (
-        settings.default_playback_speed
-        + settings.default_playback_overlap_speed
-        + settings.decode_left_context_seconds
+        settings.default_playback_speed + settings.default_playback_overlap_speed + settings.decode_left_context_seconds
     )
     return max(160, math.ceil(1.5 * seconds * 50))
 
@@ -147,7 +145,9 @@ class CodecRuntime:
             configure_compile_cache(settings.torch_compile_cache_dir)
         device = resolve_device(settings.codec_device)
         dtype = resolve_dtype(settings.codec_dtype, device)
-        logger.info("codec: CODEC_DTYPE=%s -> %s on %s", settings.codec_dtype, str(dtype).removeprefix("torch."), device)
+        logger.info(
+            "codec: CODEC_DTYPE=%s -> %s on %s", settings.codec_dtype, str(dtype).removeprefix("torch."), device
+        )
         decoder, encoder = load_codec(
             settings.codec_model,
             with_encoder=settings.codec_load_encoder,
