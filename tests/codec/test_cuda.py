@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from app.codec.config import CodecConfig
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.graphs import CudaGraphDecoder
 from app.codec.precision import apply_precision
 from app.codec.runtime import CodecRuntime
+from tests.codec.reference import perturb_parameters
 
 pytestmark = [
     pytest.mark.cuda,
@@ -31,8 +33,14 @@ ALONE_ATOL = 2e-3
 
 
 @pytest.fixture(scope="module")
-def gpu_decoder(tiny_decoder: NeuCodecDecoder) -> NeuCodecDecoder:
-    return copy.deepcopy(tiny_decoder).to("cuda").eval()
+def gpu_decoder() -> NeuCodecDecoder:
+    """The tiny decoder, seeded and perturbed, on the GPU. Built without the reference package (the GPU machine
+    has only torch, numpy, httpx, prometheus-client and pytest)."""
+    torch.manual_seed(0)
+    decoder = NeuCodecDecoder(CodecConfig.tiny())
+    with torch.no_grad():
+        perturb_parameters(decoder, scale=0.1, seed=1)
+    return decoder.to("cuda").eval()
 
 
 @pytest.fixture(scope="module")
