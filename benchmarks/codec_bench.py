@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     from app.codec.precision import cpu_bf16_features, torch_cpu_capability
 
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    if thread_counts[0] > 0:
+        torch.set_num_threads(thread_counts[0])  # before compiling: inductor's CPU kernels keep the thread count
     runtimes = []
     if args.baseline != "none":
         runtimes.append(build_runtime(dtype=args.baseline, **common))
@@ -256,9 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         if len(runtimes) > 1:
             header += " " + " ".join(f"{'x ' + labels[0]:>15}" for _ in labels[1:])
         print(header)
-        for threads in (int(t) for t in args.threads.split(",")):
-            if threads > 0:
+        for threads in thread_counts:
+            if threads > 0 and threads != torch.get_num_threads():
                 torch.set_num_threads(threads)
+                if args.compile:  # a new thread count is a new compile: warm a fresh runtime, not a recompile
+                    start = time.perf_counter()
+                    runtimes[-1] = build_runtime(dtype=args.dtype, compile=True, **common)
+                    print(f"# torch.compile warm-up for {threads} threads: {time.perf_counter() - start:.1f} s")
             for window in windows:
                 for batch in batches:
                     rates = compare(runtimes, window, batch, rounds=args.rounds)
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             _padded_table(runtimes[-1], windows, batches, args)
     for label, runtime in zip(labels, runtimes, strict=True):
         print(f"# stats {label}: {runtime.stats}")
+    print(f"# command: codec_bench.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     return 0
 
 
