@@ -26,6 +26,10 @@ Dynamic-shape policy, chosen so steady serving never recompiles and warm-up stay
 - On CUDA the runtime pads batches to the `CUDA_GRAPH_BATCH` buckets (cheap on a GPU), on CPU it does not;
   either way the shapes stay inside the warmed plane.
 - `fullgraph=True`: a graph break would be a silent partial fallback to eager; it fails warm-up instead.
+- On CPU inductor's kernels keep the OpenMP thread count they were compiled with: set `CODEC_THREADS` before
+  warm-up (`CodecRuntime.from_settings` does); a later `torch.set_num_threads` recompiles (and is counted).
+- bfloat16 graphs measured fewer regions than float32 (2 on the full-size codec: batch 1 and batch >= 2), as
+  oneDNN takes every bf16 convolution whatever its size.
 
 Every graph compiled is counted (`compiles`) through a thin backend wrapper around inductor's `compile_fx`;
 the runtime counts those after warm-up as recompilations (`CodecStats.recompiles`, `/metrics`
