@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="float32", help="dtype of the baseline runtime (eager); 'none': skip")
     parser.add_argument("--threads", default="0", help="torch CPU thread counts to try, e.g. 1,2 (0: torch's)")
     parser.add_argument("--compile", action="store_true", help="also measure the new dtype under torch.compile")
+    parser.add_argument("--compile-cache", default="", help="TORCH_COMPILE_CACHE_DIR for --compile (run twice)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per cell")
     parser.add_argument("--padded", action="store_true", help="also print the bucket-padded cost (old table)")
     parser.add_argument("--min-seconds", type=float, default=1.0)
@@ -228,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     from app.codec.precision import cpu_bf16_features, torch_cpu_capability
 
+    if args.compile_cache:
+        from app.codec.compiled import configure_compile_cache
+
+        configure_compile_cache(args.compile_cache)
     thread_counts = [int(t) for t in args.threads.split(",")]
     if thread_counts[0] > 0:
         torch.set_num_threads(thread_counts[0])  # before compiling: inductor's CPU kernels keep the thread count
@@ -238,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         start = time.perf_counter()
         runtimes.append(build_runtime(dtype=args.dtype, compile=True, **common))
-        print(f"# torch.compile warm-up: {time.perf_counter() - start:.1f} s, {runtimes[-1].stats.compiles} graphs")
+        compiled = runtimes[-1].stats
+        print(
+            f"# torch.compile warm-up: {compiled.compile_seconds:.1f} s, {compiled.compiles} graphs (with model build {time.perf_counter() - start:.1f} s)"
+        )
     size = args.model or args.size
     print(f"# NeuCodec decode throughput: {size}, {runtimes[0].device}; audio-s/s (valid audio), higher is better")
     print(
