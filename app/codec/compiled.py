@@ -56,6 +56,7 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 MIN_TOKENS = 2  # shorter windows are padded (dynamo specialises a dim of size 1)
+RECOMPILE_LIMIT = 64
 
 
 def configure_compile_cache(directory: str | Path) -> Path:
@@ -77,6 +78,9 @@ class CompiledDecoder:
         self._on_compile = on_compile
         self.regions: tuple[list[int], list[int]] = ([], [])  # representatives found by warmup()
         self._lock = threading.Lock()
+        # dynamo keeps at most `recompile_limit` (8) graphs per code object, across instances, then runs eager
+        # silently; regions x runtimes in one process (benchmarks, tests) can pass 8.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         self._spectrum = torch.compile(decoder.spectrum, backend=self._backend, dynamic=True, fullgraph=True)
 
     def _backend(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
