@@ -2,13 +2,14 @@
 them; `pytest -m cuda tests/codec/test_cuda.py` or `benchmarks/gpu_check.py` runs them on a GPU machine.
 
 Budgets stated here: the tiny codec's graphs for batch 1..4 x buckets (8, 16, 25) reserve at most 256 MiB; graph
-replay equals the eager decode of the same padded batch within 1e-5 and each window decoded alone within 2e-3
-(cuDNN may use TF32 convolutions, which differ slightly between batch shapes)."""
+replay equals the eager decode of the same padded batch within 1e-5 and each window decoded alone within 5e-4
+(TF32 is switched off for these tests; cuDNN and cuBLAS still pick other kernels for other batch shapes)."""
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -29,7 +30,15 @@ pytestmark = [
 BUCKETS = (8, 16, 25)
 MAX_BATCH = 4
 GRAPH_MEMORY_BUDGET = 256 * 2**20
-ALONE_ATOL = 2e-3
+ALONE_ATOL = 5e-4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_tf32() -> Iterator[None]:
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.fixture(scope="module")
