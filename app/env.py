@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(16, ge=1, le=256)
     cuda_graph_batch: Annotated[list[float], NoDecode] = Field(default_factory=list)
     torch_compile: bool = False
+    torch_compile_cache_dir: str = Field(
+        "", description="Directory of torch.compile's kernel caches; a second start reuses them. Empty: torch's default"
+    )
     debug_audio: bool = False
     sentry_dsn: str = ""
 
@@ -81,7 +84,9 @@ class Settings(BaseSettings):
 
     codec_model: str = Field("neuphonic/neucodec", description="NeuCodec hub id or local directory")
     codec_device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    codec_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    codec_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on a CPU with AVX512_BF16 or AMX, else float32 (app.codec.precision)"
+    )
     codec_load_encoder: bool = Field(True, description="Load the encoder (needed by /v1/audio/vc)")
     semantic_model: str = Field(
         "facebook/w2v-bert-2.0", description="w2v-bert-2.0 hub id or local directory (encoder only)"
@@ -103,6 +108,9 @@ class Settings(BaseSettings):
     codec_timeout_seconds: float = Field(30.0, gt=0, description="Max seconds for one codec job (then 503)")
     debug_audio_dir: str = "debug_audio"
     debug_audio_max_files: int = Field(1000, ge=1, description="DEBUG_AUDIO keeps the newest this many files")
+    text_normalizer: Literal["malaysian", "none"] = Field(
+        "malaysian", description="malaysian (numbers, money, dates... read out) or none (text sent as written)"
+    )
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")
     api_workers: int = Field(1, ge=1, le=64, description="Front-end processes sharing one codec engine process")
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")

@@ -53,6 +53,10 @@ class Components:
 
 
 def _load_normalizer(settings: Settings) -> Any:
+    if settings.text_normalizer == "none":
+        from app.text.plain import PlainNormalizer
+
+        return PlainNormalizer()
     from app.text.normalizer import Normalizer
 
     normalizer = Normalizer(settings.normalizer_overrides_path or None)

@@ -52,17 +52,17 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants."""
-    import psutil
-
-    total = 0.0
-    root = psutil.Process(pid)
-    for proc in [root, *root.children(recursive=True)]:
+    """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
         try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # it ended meanwhile
     return total
 
 
@@ -106,16 +106,12 @@ async def run_level(url: str, concurrency: int, requests: int) -> tuple[list[dic
         return results, time.perf_counter() - t0
 
 
-def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int]) -> tuple[float, int]:
-    """Best raw decode throughput (audio-s per wall-s) and its batch size, for windows of `window_tokens`."""
-    from app.codec.pretrained import load_codec
-    from app.codec.runtime import CodecRuntime, resolve_device
-    from benchmarks.codec_bench import measure_codec_ceiling
+def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int], dtype: str) -> tuple[float, int]:
+    """Best raw decode throughput (audio-s per wall-s) and its batch size, for windows of `window_tokens`, with
+    the codec as the service loads it (its device, `CODEC_DTYPE`)."""
+    from benchmarks.codec_bench import build_runtime, measure_codec_ceiling
 
-    device = resolve_device("auto")  # the device the service will use (cuda when present)
-    decoder, _ = load_codec(str(codec_dir), with_encoder=False, device=device)
-    runtime = CodecRuntime(decoder, device=device, max_batch_size=max(batch_sizes))
-    runtime.warmup()
+    runtime = build_runtime(model=str(codec_dir), dtype=dtype, max_batch_size=max(batch_sizes))
     best = measure_codec_ceiling(runtime, window_tokens, batch_sizes, min_seconds=2.0)["best"]
     return best["audio_s_per_s"], best["batch"]
 
@@ -218,9 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-workers", default="1", help="front-end processes, e.g. 1,2,4")
     parser.add_argument("--levers", action="store_true", help="each front-end CPU lever alone, at the first level")
     parser.add_argument("--baseline", metavar="REF", help="also run the service of git REF (text parsing era)")
+    parser.add_argument("--text-normalizer", choices=["malaysian", "none"], default="malaysian",
+                        help="TEXT_NORMALIZER of the service (none: no malaya needed)")
     parser.add_argument("--port", type=int, default=9191)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
+    SETTINGS_ENV["TEXT_NORMALIZER"] = args.text_normalizer
     levels = [int(c) for c in args.concurrency.split(",")]
     worker_counts = [int(w) for w in args.api_workers.split(",")]
 
@@ -239,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     window = plan.chunk_tokens + plan.overlap_tokens + plan.left_context_tokens
     print(f"measuring the codec ceiling ({args.size}, {window}-token windows) ...", flush=True)
-    ceiling, ceiling_batch = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16])
+    ceiling, ceiling_batch = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16], s.codec_dtype)
 
     def n_requests(c: int) -> int:
         return args.requests or max(4, 2 * c)

@@ -64,9 +64,22 @@ class NeuCodecDecoder(nn.Module):
         Without `lengths` every row is a full-length sequence. With `lengths`, row `b` is valid for its first
         `lengths[b]` tokens (>= 1): its first `lengths[b] * hop` samples equal its unpadded decode, the rest is 0.
         """
+        real, imag = self.spectrum(codes, lengths)
+        return self.synthesize(real, imag, lengths)
+
+    def spectrum(self, codes: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The network part of `forward` (all but the inverse FFT): codes, lengths -> real and imaginary spectra
+        `(B, n_fft // 2 + 1, T)` float32. Real tensors only: this is what `CodecRuntime` hands to torch.compile.
+        """
         mask = None if lengths is None else lengths_to_mask(lengths, codes.shape[1])
-        x = self.fc_post_a(self.generator.quantizer(codes))
-        return self.generator(x, mask)
+        x = self.generator.quantizer(codes)  # in project_out's dtype (float32 under `app.codec.precision`)
+        x = self.fc_post_a(x.to(self.fc_post_a.weight.dtype))
+        return self.generator.head.spectrum(self.generator.backbone(x, mask), mask)
+
+    def synthesize(self, real: Tensor, imag: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Spectra from `spectrum` -> audio `(B, T * hop)` float32: inverse FFT and overlap-add (float32)."""
+        mask = None if lengths is None else lengths_to_mask(lengths, real.shape[-1])
+        return self.generator.head.synthesize(real, imag, mask)
 
     @classmethod
     def from_pretrained(

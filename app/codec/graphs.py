@@ -4,7 +4,8 @@ Capture (per the PyTorch CUDA-graph recipe): static input buffers (codes, length
 a few warmup calls on a side stream (cuBLAS/cuFFT plans, allocator), then capture into one shared memory pool,
 largest shapes first so smaller graphs reuse their blocks. Replay: copy the batch into the static buffers,
 replay, copy the static output out before any other graph runs (graphs share the pool). The decoder masks
-padding, so replaying a bucket longer than the windows changes none of their samples.
+padding, so replaying a bucket longer than the windows changes none of their samples. A lock makes the
+copy-in/replay/copy-out one step: two threads can never interleave on a static buffer.
 
 Nothing here runs without CUDA; `CodecRuntime` falls back to eager on CPU.
 """
@@ -12,6 +13,7 @@ Nothing here runs without CUDA; `CodecRuntime` falls back to eager on CPU.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +51,9 @@ class CudaGraphDecoder:
         self.buckets = sorted(set(buckets), reverse=True)
         self.warmup_iters = warmup_iters
         self._graphs: dict[tuple[int, int], _Graph] = {}
+        self._lock = threading.Lock()
+        self.capture_seconds = 0.0
+        self.pool_bytes = 0  # memory reserved by the capture (all graphs share one pool)
 
     def __contains__(self, shape: tuple[int, int]) -> bool:
         return shape in self._graphs
@@ -60,6 +65,7 @@ class CudaGraphDecoder:
     def capture(self) -> None:
         """Capture every (batch size, bucket) graph. Logs the count, time and pool memory."""
         start = time.perf_counter()
+        reserved = torch.cuda.memory_reserved(self.device)
         pool = torch.cuda.graph_pool_handle()
         side = torch.cuda.Stream(device=self.device)
         current = torch.cuda.current_stream(self.device)
@@ -77,6 +83,8 @@ class CudaGraphDecoder:
                     audio = self.decoder(codes, lengths)
                 self._graphs[(batch, length)] = _Graph(graph, codes, lengths, audio)
         torch.cuda.synchronize(self.device)
+        self.capture_seconds = time.perf_counter() - start
+        self.pool_bytes = torch.cuda.memory_reserved(self.device) - reserved
         logger.info(
             "codec: captured %d CUDA graphs (batch sizes 1..%d x buckets %s tokens) in %.1f s; %.0f MiB reserved",
             len(self._graphs),
@@ -93,7 +101,8 @@ class CudaGraphDecoder:
         `(B, T)` must be a captured shape.
         """
         entry = self._graphs[(codes.shape[0], codes.shape[1])]
-        entry.codes.copy_(codes, non_blocking=True)
-        entry.lengths.copy_(lengths, non_blocking=True)
-        entry.graph.replay()
-        return entry.audio.to("cpu", copy=True)  # synchronises; the next replay may reuse the pool
+        with self._lock:  # graphs share static buffers and one memory pool
+            entry.codes.copy_(codes, non_blocking=True)
+            entry.lengths.copy_(lengths, non_blocking=True)
+            entry.graph.replay()
+            return entry.audio.to("cpu", copy=True)  # synchronises; the next replay may reuse the pool

@@ -60,15 +60,26 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(dim, n_fft + 2)
         self.istft = ISTFT(n_fft, hop_length)
 
+    def spectrum(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """x `(B, T, D)`, mask `(B, T)` bool or None -> real and imaginary parts `(B, n_fft // 2 + 1, T)` float32.
+
+        The projection runs in `out`'s dtype (kept float32 by `app.codec.precision`), the rest in float32;
+        padded frames get zero spectra. Real tensors only, so `torch.compile` can fuse it with the backbone.
+        """
+        pred = self.out(x.to(self.out.weight.dtype)).float().transpose(1, 2)  # (B, n_fft + 2, T)
+        log_mag, phase = pred.chunk(2, dim=1)
+        mag = torch.exp(log_mag).clip(max=1e2)
+        if mask is not None:
+            mag = mag * mask[:, None, :]
+        return mag * torch.cos(phase), mag * torch.sin(phase)
+
+    def synthesize(self, real: Tensor, imag: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The parts of `spectrum` -> audio `(B, T * hop)` float32 (inverse FFT and overlap-add, always eager-safe)."""
+        return self.istft(torch.complex(real.float(), imag.float()), mask)
+
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """x `(B, T, D)`, mask `(B, T)` bool or None -> audio `(B, T * hop)` float32 (not clipped).
 
         The spectrum maths runs in float32 whatever the model dtype.
         """
-        pred = self.out(x).float().transpose(1, 2)  # (B, n_fft + 2, T)
-        log_mag, phase = pred.chunk(2, dim=1)
-        mag = torch.exp(log_mag).clip(max=1e2)
-        if mask is not None:
-            mag = mag * mask[:, None, :]
-        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
-        return self.istft(spec, mask)
+        return self.synthesize(*self.spectrum(x, mask), mask)

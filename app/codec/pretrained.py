@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from app.codec.config import CONFIG_FILE, infer_config, read_config_file
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
+from app.codec.precision import apply_precision
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def load_codec(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> tuple[NeuCodecDecoder, NeuCodecEncoder | None]:
-    """Decoder (parameters in `dtype`) and, when asked, encoder (float32) of `model`, both eval on `device`.
+    """Decoder (parameters in `dtype`, but `app.codec.precision.FLOAT32_MODULES` in float32) and, when asked, encoder (float32) of `model`, both eval on `device`.
 
     `model` is a hub id (default `neuphonic/neucodec`) or a directory with `pytorch_model.bin`; the encoder's
     w2v-bert comes from `semantic_model` (hub id or directory), truncated to the layers NeuCodec reads.
@@ -181,7 +182,7 @@ def load_codec(
     with torch.device("meta"):
         decoder = NeuCodecDecoder(config)
     _fill(decoder, state, groups["decoder"])
-    decoder = _finish(decoder, device, dtype)
+    decoder = apply_precision(_finish(decoder, device, torch.float32), dtype)  # float32 islands stay exact
     params = sum(p.numel() for p in decoder.parameters())
     logger.info(
         "codec: decoder ready: %d tensors, %.1fM parameters, %s on %s, %.1f s (skipped %d encoder, %d semantic,"

@@ -1,8 +1,10 @@
 """`CodecRuntime`: the codec as the service uses it (numpy in, numpy out, one worker thread).
 
 - `decode(windows)`: token windows of any lengths -> 24 kHz float32 audio, batched by `app.codec.batching`
-  (exact: padding is masked); on CUDA, batches that fit a `CUDA_GRAPH_BATCH` bucket replay a captured graph
-  (or run through `torch.compile` with TORCH_COMPILE=true); everything else, and everything on CPU, is eager.
+  (exact: padding is masked). With TORCH_COMPILE=true every batch runs through `torch.compile` on any device
+  (`app.codec.compiled`: its shape policy, mode and cache); otherwise, on CUDA, batches that fit a
+  `CUDA_GRAPH_BATCH` bucket replay a captured graph; everything else is eager. Precision (`CODEC_DTYPE=auto`)
+  is chosen by `app.codec.precision`.
 - `encode(clips)`: 16 kHz mono clips -> FSQ codes, clips of equal length batched together.
 - `resample_to_16k(audio, sample_rate)`: any rate, mono or multi-channel -> 16 kHz mono.
 """
@@ -17,19 +19,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from app.codec.batching import DecodeBatch, plan_batches
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
+from app.codec.precision import DTYPES, resolve_dtype
+
+__all__ = ["DTYPES", "CodecRuntime", "CodecStats", "resolve_device"]
 
 if TYPE_CHECKING:
+    from app.codec.compiled import CompiledDecoder
     from app.codec.graphs import CudaGraphDecoder
     from app.env import Settings
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MIN_CLIP_SAMPLES = 400  # w2v-bert's feature extractor needs one 25 ms frame
 
 
@@ -44,6 +49,9 @@ class CodecStats:
     padded_tokens: int = 0  # padding tokens computed (bucket or batch padding)
     clips: int = 0  # clips encoded
     encode_batches: int = 0
+    compiles: int = 0  # torch.compile graphs compiled since start, warm-up included
+    recompiles: int = 0  # of which after warm-up: each one stalled serving (should stay 0)
+    compile_seconds: float = 0.0  # warm-up time spent compiling (or capturing CUDA graphs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,6 +71,15 @@ def resolve_device(name: str) -> torch.device:
     raise ValueError(f"CODEC_DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
+def service_window_tokens(settings: Settings) -> int:
+    """The longest decode window the service plans with its default chunking, with 50 % margin (>= 160 tokens):
+    the range torch.compile's warm-up covers."""
+    seconds = (
+        settings.default_playback_speed + settings.default_playback_overlap_speed + settings.decode_left_context_seconds
+    )
+    return max(160, math.ceil(1.5 * seconds * 50))
+
+
 class CodecRuntime:
     """NeuCodec decode/encode for the service. Not thread-safe: call it from one worker thread."""
 
@@ -78,6 +95,7 @@ class CodecRuntime:
         graph_buckets: list[int] | tuple[int, ...] = (),
         max_batch_size: int = 16,
         torch_compile: bool = False,
+        max_window_tokens: int = 160,
     ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -88,21 +106,21 @@ class CodecRuntime:
         self.sample_rate = decoder.config.sample_rate
         self.hop_length = decoder.config.hop_length
         self.codebook_size = decoder.config.codebook_size
-        self.dtype = first.dtype
+        self.dtype = decoder.fc_post_a.weight.dtype  # the backbone's (FSQ projection and head may be float32)
         self.max_batch_size = max_batch_size
         self.graph_buckets = sorted({int(b) for b in graph_buckets if b > 0})
         self.torch_compile = torch_compile
+        self.max_window_tokens = max(max_window_tokens, max(self.graph_buckets, default=0))  # compile warm-up range
         self.stats = CodecStats()
         self._graphs: CudaGraphDecoder | None = None  # set by warmup() on CUDA
-        self._compiled: nn.Module | None = None
+        self._compiled: CompiledDecoder | None = None  # set by warmup() with torch_compile
+        self._warm = False
         cuda = self._device.type == "cuda"
-        if not cuda and torch_compile:
-            logger.info("codec: TORCH_COMPILE=true needs CUDA; decoding eagerly on %s", self._device)
         if not cuda and self.graph_buckets:
-            logger.info("codec: CUDA_GRAPH_BATCH needs CUDA; decoding eagerly on %s", self._device)
+            logger.info("codec: CUDA_GRAPH_BATCH needs CUDA; buckets do not pad batches on %s", self._device)
         if cuda and torch_compile and self.graph_buckets:
             logger.info("codec: TORCH_COMPILE=true: torch.compile instead of CUDA graphs; buckets still pad batches")
-        # Buckets shape batches only where they pay: replayed graphs, or a bounded set of compiled shapes.
+        # Buckets pad batches only where padding is cheap (a GPU); on CPU every padded token costs compute.
         self._plan_buckets = self.graph_buckets if cuda else []
 
     @property
@@ -121,8 +139,15 @@ class CodecRuntime:
 
         if settings.codec_threads > 0:
             torch.set_num_threads(settings.codec_threads)
+        if settings.torch_compile and settings.torch_compile_cache_dir:
+            from app.codec.compiled import configure_compile_cache
+
+            configure_compile_cache(settings.torch_compile_cache_dir)
         device = resolve_device(settings.codec_device)
-        dtype = DTYPES[settings.codec_dtype]
+        dtype = resolve_dtype(settings.codec_dtype, device)
+        logger.info(
+            "codec: CODEC_DTYPE=%s -> %s on %s", settings.codec_dtype, str(dtype).removeprefix("torch."), device
+        )
         decoder, encoder = load_codec(
             settings.codec_model,
             with_encoder=settings.codec_load_encoder,
@@ -137,22 +162,34 @@ class CodecRuntime:
             graph_buckets=settings.cuda_graph_buckets_tokens,
             max_batch_size=settings.max_batch_size,
             torch_compile=settings.torch_compile,
+            max_window_tokens=service_window_tokens(settings),
         )
 
     def warmup(self) -> None:
-        """Capture CUDA graphs, or compile, or run one eager pass; logs what it did."""
+        """Compile (TORCH_COMPILE=true, any device), or capture CUDA graphs, or run one eager pass; logs what it
+        did. After it, compilations count as recompiles (`stats.recompiles`)."""
         start = time.perf_counter()
         with torch.inference_mode():
-            if self._device.type == "cuda" and self.torch_compile:
-                self._compiled = torch.compile(self.decoder, dynamic=True)
-                for length in self.graph_buckets or [50]:
-                    for batch in sorted({1, self.max_batch_size}):
-                        codes = torch.zeros((batch, length), dtype=torch.int64, device=self._device)
-                        self._compiled(codes, torch.full((batch,), length, device=self._device))
-                torch.cuda.synchronize(self._device)
-                logger.info("codec: torch.compile warmup done in %.1f s", time.perf_counter() - start)
-                return
-            if self._device.type == "cuda" and self.graph_buckets:
+            if self.torch_compile:
+                from app.codec.compiled import CompiledDecoder
+
+                self._compiled = CompiledDecoder(self.decoder, on_compile=self._count_compile)
+                seconds = self._compiled.warmup(self._device, self.max_batch_size, self.max_window_tokens)
+                self.stats.compile_seconds = seconds
+                batches, lengths = self._compiled.regions
+                logger.info(
+                    "codec: torch.compile warm-up on %s (%s): %d graphs (dynamic batch and time; regions start at"
+                    " batch %s x tokens %s) for batch <= %d x tokens <= %d in %.1f s",
+                    self._device,
+                    str(self.dtype).removeprefix("torch."),
+                    self.stats.compiles,
+                    batches,
+                    lengths,
+                    self.max_batch_size,
+                    self.max_window_tokens,
+                    seconds,
+                )
+            elif self._device.type == "cuda" and self.graph_buckets:
                 from app.codec.graphs import CudaGraphDecoder
 
                 graphs = CudaGraphDecoder(
@@ -160,15 +197,23 @@ class CodecRuntime:
                 )
                 graphs.capture()
                 self._graphs = graphs
-                return
-            codes = torch.zeros((1, 25), dtype=torch.int64, device=self._device)
-            self.decoder(codes)
-        logger.info(
-            "codec: eager warmup on %s (%s) done in %.2f s",
-            self._device,
-            str(self.dtype).removeprefix("torch."),
-            time.perf_counter() - start,
-        )
+                self.stats.compile_seconds = time.perf_counter() - start
+            else:
+                codes = torch.zeros((1, 25), dtype=torch.int64, device=self._device)
+                self.decoder(codes)
+                logger.info(
+                    "codec: eager warmup on %s (%s) done in %.2f s",
+                    self._device,
+                    str(self.dtype).removeprefix("torch."),
+                    time.perf_counter() - start,
+                )
+        self._warm = True
+
+    def _count_compile(self) -> None:
+        self.stats.compiles += 1
+        if self._warm:
+            self.stats.recompiles += 1
+            logger.warning("codec: torch.compile recompiled after warm-up (%d so far)", self.stats.recompiles)
 
     # --- decode ------------------------------------------------------------------------------------
     def _check_window(self, window: np.ndarray) -> np.ndarray:
@@ -187,11 +232,12 @@ class CodecRuntime:
         if self._graphs is not None and batch.bucket is not None and (batch.size, batch.bucket) in self._graphs:
             self.stats.graph_batches += 1
             return self._graphs.run(codes, lengths)
-        model = self._compiled or self.decoder
         codes = codes.to(self._device, non_blocking=True)
+        if self._compiled is not None:
+            return self._compiled(codes, lengths.to(self._device, non_blocking=True)).float().cpu()
         exact = bool((lengths == codes.shape[1]).all())
-        lengths_arg = None if exact and self._compiled is None else lengths.to(self._device, non_blocking=True)
-        return model(codes, lengths_arg).float().cpu()
+        lengths_arg = None if exact else lengths.to(self._device, non_blocking=True)
+        return self.decoder(codes, lengths_arg).float().cpu()
 
     def decode(self, windows: list[np.ndarray], *, pad_to: int | None = None) -> list[np.ndarray]:
         """Token windows `(T_i,)` int ids -> float32 audio `(T_i * 480,)` in [-1, 1], in the same order.
