@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.service_bench import metric, wait_http
+from benchmarks.service_bench import wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,20 @@ def rss_mib(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels` (Prometheus text format)."""
+    value = 0.0
+    for line in text.splitlines():
+        named = line.startswith((name + "{", name + " "))
+        if named and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            value += float(line.rsplit(" ", 1)[1])
+    return value
 
 
 async def client(url: str, stop: float, leave: float, counts: dict[str, int], rng: random.Random) -> None:
@@ -68,6 +82,7 @@ async def client(url: str, stop: float, leave: float, counts: dict[str, int], rn
 async def sample(
     url: str, fake_url: str, pid: int, start: float, stop: float, every: float, rows: list[dict]
 ) -> None:
+    engine = children(pid)[0]  # tts-api (API_WORKERS=1) runs the codec engine as its child process
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             metrics = (await http.get(f"{url}/metrics")).text
@@ -76,14 +91,17 @@ async def sample(
                 "t": time.monotonic() - start,
                 "rss_mib": rss_mib(pid),
                 "fds": open_fds(pid),
-                "in_flight": int(metric(metrics, "tts_requests_in_flight")),
+                "engine_rss_mib": rss_mib(engine),
+                "engine_fds": open_fds(engine),
+                "in_flight": int(total(metrics, "tts_requests_in_flight")),
                 "backend_open": fake["active_streams"],
-                "completed": int(metric(metrics, 'tts_requests_total{outcome="completed"}')),
-                "cancelled": int(metric(metrics, 'tts_requests_total{outcome="cancelled"}')),
+                "completed": int(total(metrics, "tts_requests_total", outcome="completed")),
+                "cancelled": int(total(metrics, "tts_requests_total", outcome="cancelled")),
             }
             rows.append(row)
             print(
-                f"{row['t']:7.0f} {row['rss_mib']:8.1f} {row['fds']:5d} {row['in_flight']:9d} {row['backend_open']:8d}"
+                f"{row['t']:7.0f} {row['rss_mib']:8.1f} {row['fds']:5d} {row['engine_rss_mib']:10.1f} "
+                f"{row['engine_fds']:7d} {row['in_flight']:9d} {row['backend_open']:8d}"
                 f" {row['completed']:9d} {row['cancelled']:9d}",
                 flush=True,
             )
@@ -97,7 +115,7 @@ async def soak(url: str, fake_url: str, pid: int, args: argparse.Namespace) -> t
     counts = {"completed": 0, "left": 0}
     start = time.monotonic()
     stop = start + args.minutes * 60
-    print(f"{'t (s)':>7} {'RSS MiB':>8} {'fds':>5} {'in flight':>9} {'backend':>8} {'completed':>9} {'cancelled':>9}")
+    print(f"{'t (s)':>7} {'RSS MiB':>8} {'fds':>5} {'engine MiB':>10} {'eng fds':>7} {'in flight':>9} {'backend':>8} {'completed':>9} {'cancelled':>9}")
     rngs = [random.Random(i) for i in range(args.streams)]
     await asyncio.gather(
         sample(url, fake_url, pid, start, stop, args.every, rows),
@@ -164,6 +182,9 @@ def main() -> None:
     print(f"# RSS idle {first['rss_mib']:.1f} MiB, first loaded sample {loaded[0]['rss_mib']:.1f}, last loaded "
           f"{loaded[-1]['rss_mib']:.1f} (growth under load {loaded[-1]['rss_mib'] - loaded[0]['rss_mib']:+.1f} MiB), "
           f"after {last['rss_mib']:.1f}; peak {max(r['rss_mib'] for r in rows):.1f} MiB")
+    print(f"# codec engine process: RSS first loaded sample {loaded[0]['engine_rss_mib']:.1f} MiB, last loaded "
+          f"{loaded[-1]['engine_rss_mib']:.1f} ({loaded[-1]['engine_rss_mib'] - loaded[0]['engine_rss_mib']:+.1f} MiB); "
+          f"fds {loaded[0]['engine_fds']} -> {loaded[-1]['engine_fds']}")
     print(f"# open fds idle {first['fds']}, under load {loaded[0]['fds']} -> {loaded[-1]['fds']}, after {last['fds']}; "
           f"after the clients stopped: {last['in_flight']} in flight, {last['backend_open']} backend streams open")
     if args.json_out:

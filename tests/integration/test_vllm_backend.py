@@ -3,7 +3,10 @@
 Pinned facts of vLLM 0.32 that the service's client relies on (see also the dev backend report):
 * one `data: {json}` line per event, a blank line between events, the stream closes with `data: [DONE]`;
 * an event's `choices[0].text` may hold several `<|s_N|>` tokens (the server coalesces when behind);
-* the last choice event has `finish_reason` "stop" (EOS `<|im_end|>`, text "") or "length";
+* the last choice event has `finish_reason` "stop" (EOS `<|im_end|>`, never in the text) or "length"; with
+  `--stream-interval N` (the dev server runs with 5, as vllm.yaml) it also carries the last few tokens;
+* `return_token_ids: true` adds each event's token ids (`choices[0].token_ids`), the EOS id included, and the
+  speech tokens `<|s_0|>`...`<|s_65535|>` are 65,536 consecutive ids (the service maps ids to codes with that);
 * usage comes only with `stream_options.include_usage`, in a separate event with `choices: []`;
 * an over-long prompt is refused before streaming with 400 and
   {"error": {"message", "type": "BadRequestError", "param": "input_tokens", "code": 400}}.
@@ -11,6 +14,7 @@ Pinned facts of vLLM 0.32 that the service's client relies on (see also the dev 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -143,12 +147,36 @@ def test_streams_end_on_im_end(vllm_url: str) -> None:
         if s.finish_reason == "stop":
             stops += 1
             final = [e for e in s.events if e["choices"]][-1]["choices"][0]
-            assert final["text"] == "" and final["stop_reason"] is None  # EOS: no text, no stop string
+            assert "<|im_end|>" not in final["text"] and final["stop_reason"] is None  # EOS: no text, no stop string
             assert s.usage["completion_tokens"] == len(s.tokens) + 1  # the EOS counts, is not shown
         assert "<|im_end|>" not in s.text
     lengths = [len(s.tokens) for s in streams]
     assert stops >= 4, lengths
     assert sum(lengths) / len(lengths) < 1000, lengths
+
+
+def test_token_ids_are_the_speech_tokens_of_the_text(vllm_url: str) -> None:
+    """What the service's reader relies on: `/tokenize` gives the speech tokens consecutive ids, and each
+    event's `token_ids` are exactly the tokens of its text (plus the EOS id at the end)."""
+    from app.backend.vllm import VLLMClient
+
+    async def learn() -> int | None:
+        client = VLLMClient(vllm_url, SERVED_MODEL_NAME)
+        try:
+            await client.start()
+            return client.speech_id_base
+        finally:
+            await client.aclose()
+
+    base = asyncio.run(learn())
+    assert base is not None
+    s = complete(vllm_url, TTS_PROMPT, max_tokens=200, seed=7, return_token_ids=True)
+    assert s.done and s.tokens
+    ids = [t for e in s.events for c in e["choices"] for t in c["token_ids"]]
+    assert [t - base for t in ids if base <= t < base + 65536] == s.tokens
+    if s.finish_reason == "stop":
+        assert not base <= ids[-1] < base + 65536  # the EOS id ends the list, outside the speech range
+    assert max(len(e["choices"][0]["token_ids"]) for e in s.events if e["choices"]) > 1  # --stream-interval 5
 
 
 def test_same_seed_same_stream(vllm_url: str) -> None:
