@@ -82,7 +82,8 @@ async def client(url: str, stop: float, leave: float, counts: dict[str, int], rn
 async def sample(
     url: str, fake_url: str, pid: int, start: float, stop: float, every: float, rows: list[dict]
 ) -> None:
-    engine = children(pid)[0]  # tts-api (API_WORKERS=1) runs the codec engine as its child process
+    # tts-api (API_WORKERS=1) runs the codec engine as its child process (beside multiprocessing's resource tracker)
+    engine = next(c for c in children(pid) if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes())
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
             metrics = (await http.get(f"{url}/metrics")).text
