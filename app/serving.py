@@ -134,7 +134,10 @@ class SpeechService:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
         with self.normalize_lane.admit():
             self._check_text(text, "input")
-            return await self.normalize(text, malaysian, language, priority=TOOL)
+            normalized = await self.normalize(text, malaysian, language, priority=TOOL)
+        if not normalized:  # as the speech endpoints say it
+            raise InvalidRequestError("input has nothing to speak after cleanup", param="input")
+        return normalized
 
     def _check_text(self, text: str, param: str) -> None:
         if len(text) > self.settings.max_input_chars:

@@ -96,12 +96,16 @@ def test_openai_sdk_sends_language_through_extra_body(client: openai.OpenAI, fak
 
 
 @pytest.mark.parametrize("text", ["😀🙏", "<|s_1|><|im_end|>", "?!... —", "<|s_5|> 🎉 !!"])
-def test_nothing_speakable_is_a_400_naming_input(client: openai.OpenAI, fake: FakeVLLM, text: str) -> None:
+def test_nothing_speakable_is_a_400_naming_input(
+    client: openai.OpenAI, url: str, fake: FakeVLLM, text: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         client.audio.speech.create(model="TTS-model", voice="husein", input=text)
     assert err.value.status_code == 400
     assert err.value.body["param"] == "input"
     assert not fake.requests  # nothing reached the model
+    resp = normalize(url, input=text)  # the debugging endpoint says the same
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "input"
 
 
 def test_markers_and_emoji_never_reach_the_prompt(client: openai.OpenAI, fake: FakeVLLM) -> None:
