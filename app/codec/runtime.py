@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from app.audio.resample import resample_to_16k
 from app.codec.batching import DecodeBatch, plan_batches
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
@@ -304,25 +305,5 @@ class CodecRuntime:
         self.stats.clips += len(arrays)
         return results  # type: ignore[return-value]
 
-    @staticmethod
-    def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """`(N,)` or `(N, C)` audio at `sample_rate` -> mono float32 `(M,)` at 16 kHz (polyphase, Kaiser FIR).
-
-        Channels are averaged. A 2-D array with fewer rows than columns and at most 8 rows is taken as
-        channels-first `(C, N)`.
-        """
-        from scipy.signal import resample_poly
-
-        array = np.asarray(audio, dtype=np.float64)
-        if array.ndim == 2:
-            if array.shape[0] <= 8 and array.shape[0] < array.shape[1]:
-                array = array.T
-            array = array.mean(axis=1)
-        if array.ndim != 1:
-            raise ValueError(f"audio must be (N,) or (N, C), got shape {np.shape(audio)}")
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        if sample_rate == 16_000 or array.shape[0] == 0:
-            return array.astype(np.float32)
-        g = math.gcd(sample_rate, 16_000)
-        return resample_poly(array, 16_000 // g, sample_rate // g).astype(np.float32)
+    # any rate, mono or multi-channel -> 16 kHz mono float32 (the encoder's input); see app.audio.resample
+    resample_to_16k = staticmethod(resample_to_16k)

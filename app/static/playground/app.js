@@ -7,8 +7,8 @@ const SAMPLE_RATE = 24000;
 const BASE = new URL("../", document.baseURI); // the API root: the page lives at <root>/playground/
 const $ = (id) => document.getElementById(id);
 
-const stats = (window.playground = {
-  requests: 0,
+// one request's counters, reset when the next one starts
+const FRESH_STATS = {
   chunks: 0,
   bytesReceived: 0,
   samplesReceived: 0,
@@ -17,6 +17,10 @@ const stats = (window.playground = {
   ttfaMs: null,
   rtf: null,
   audioSeconds: 0,
+};
+const stats = (window.playground = {
+  ...FRESH_STATS,
+  requests: 0,
   state: "idle",
   lastError: null,
   voicesLoaded: false,
@@ -79,16 +83,7 @@ function generation() {
 }
 
 function resetStats() {
-  Object.assign(stats, {
-    chunks: 0,
-    bytesReceived: 0,
-    samplesReceived: 0,
-    samplesScheduled: 0,
-    playedSeconds: 0,
-    ttfaMs: null,
-    rtf: null,
-    audioSeconds: 0,
-  });
+  Object.assign(stats, FRESH_STATS);
   $("ttfa").textContent = "–";
   $("rtf").textContent = "–";
   $("audio-seconds").textContent = "–";
