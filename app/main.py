@@ -94,14 +94,7 @@ async def _start_engine(app: FastAPI) -> Any:
     if parts.codec is not None:
         from app.engine.core import EngineCore
 
-        core = EngineCore(
-            parts.codec,
-            new_endpoint(),
-            dynamic_batching=settings.dynamic_batching,
-            max_batch_size=settings.max_batch_size,
-            microsleep=settings.microsleep,
-            timeout=settings.codec_timeout_seconds,
-        )
+        core = EngineCore.from_settings(parts.codec, new_endpoint(), settings)
         core.start_thread()
         app.state.engine_host = core
         endpoint = core.endpoint

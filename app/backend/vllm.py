@@ -127,6 +127,7 @@ class VLLMClient:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self.speech_id_base: int | None = None  # token id of <|s_0|>, when the backend gives token ids
+        self._ids_asked = False  # the backend answered the question (a vLLM that starts after us has not yet)
         # once a stream has started, at most this long between two events (never longer than the read timeout)
         self.stall_timeout = min(stall_timeout or read_timeout, read_timeout)
         self._client = httpx.AsyncClient(
@@ -156,8 +157,13 @@ class VLLMClient:
             resp = await self._client.post(
                 "/tokenize", json={"model": self.model, "prompt": probe, "add_special_tokens": False}, timeout=5.0
             )
+        except httpx.HTTPError:
+            logger.info("the backend is not answering yet; speech token ids will be learned on the first stream")
+            return None
+        self._ids_asked = resp.status_code < 500
+        try:
             ids = resp.json().get("tokens") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except (ValueError, AttributeError):
             ids = None
         if isinstance(ids, list) and len(ids) == 3 and ids[1] == ids[0] + 1 and ids[2] == ids[0] + N_SPEECH_TOKENS - 1:
             self.speech_id_base = int(ids[0])
@@ -198,6 +204,8 @@ class VLLMClient:
         """Yield lists of speech token ids as vLLM streams them. Closing the iterator closes the request."""
         if self._session is None:
             await self.start()
+        elif not self._ids_asked:
+            await self.learn_speech_ids()
         assert self._session is not None
         stats = stats if stats is not None else StreamStats()
         body = {

@@ -25,6 +25,7 @@ import zmq
 
 from app.engine import messages as m
 from app.engine.worker import Codec, CodecEngine
+from app.env import Settings
 from app.errors import NotReadyError
 from app.metrics import snapshot
 
@@ -68,6 +69,17 @@ class EngineCore:
         self._clients: dict[bytes, float] = {}  # identity -> last heard (monotonic)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, codec: Codec, endpoint: str, settings: Settings) -> EngineCore:
+        return cls(
+            codec,
+            endpoint,
+            dynamic_batching=settings.dynamic_batching,
+            max_batch_size=settings.max_batch_size,
+            microsleep=settings.microsleep,
+            timeout=settings.codec_timeout_seconds,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
     def bind(self) -> None:

@@ -60,14 +60,7 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
     configure_logging(settings.log_level)
     try:
         codec = load_codec(settings)
-        core = EngineCore(
-            codec,
-            endpoint,
-            dynamic_batching=settings.dynamic_batching,
-            max_batch_size=settings.max_batch_size,
-            microsleep=settings.microsleep,
-            timeout=settings.codec_timeout_seconds,
-        )
+        core = EngineCore.from_settings(codec, endpoint, settings)
         core.bind()
     except BaseException:
         conn.send(("failed", traceback.format_exc()))

@@ -89,3 +89,21 @@ def test_the_service_gives_the_same_audio_with_or_without_token_ids(
     assert body["return_token_ids"] is True
     tokens = fake.expected_tokens(speech_prompt("husein", "same audio"))
     assert r.content == float_to_int16(apply_fade_in(codec.one_shot(tokens), 120)).tobytes()
+
+
+async def test_a_backend_that_starts_after_us_is_asked_again_on_the_first_stream() -> None:
+    from app.backend.vllm import SamplingParams
+    from tests.support import free_port
+
+    port = free_port()
+    client = VLLMClient(f"http://127.0.0.1:{port}", "TTS-model", connect_timeout=1.0)
+    try:
+        await client.start()  # nobody listens yet
+        assert client.speech_id_base is None
+        with FakeVLLM(port=port, n_tokens=12) as fake:
+            got = [t async for ids in client.stream_speech_tokens("hello", SamplingParams(50, 0.6, 1.15)) for t in ids]
+            assert client.speech_id_base == BASE  # learned on the way
+            assert got == fake.expected_tokens("hello")
+            assert fake.requests[-1].body["return_token_ids"] is True
+    finally:
+        await client.aclose()
