@@ -203,9 +203,16 @@ class StreamConfig(GenerationFields):
 class NormalizeRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    input: str = Field(..., max_length=100_000)
+    input: str = Field(..., max_length=100_000, description="Text to normalize", json_schema_extra=NOT_BLANK)
     normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("input must not be empty")
+        return v
 
 
 class ErrorDetail(BaseModel):

@@ -349,12 +349,14 @@ class SpeechService:
         tokens = job.tokens
         changed = asyncio.Event()
         state: dict[str, object] = {"finished": False, "error": None}
+        wake_at = [0]  # the token count the waiting consumer needs for its next window: fewer do not wake it
 
         async def produce() -> None:
             try:
                 async for ids in self.backend.stream_speech_tokens(job.prompt, params, job.stats):
                     tokens.extend(ids)
-                    changed.set()
+                    if len(tokens) >= wake_at[0]:
+                        changed.set()
             except Exception as exc:  # handed to the consumer, which raises it in the request's context
                 state["error"] = exc
             finally:
@@ -388,6 +390,7 @@ class SpeechService:
                             raise error  # after the salvaged audio: the stream is incomplete
                         break
                     changed.clear()  # no await since next_window: no token can have slipped in between
+                    wake_at[0] = stitcher.tokens_needed()
                     await changed.wait()
                     continue
                 window, decoding = in_flight[0]

@@ -104,13 +104,18 @@ class StreamStitcher:
         """True once the final window has been emitted (or the stream had no tokens at all)."""
         return self._final_planned and self._emitted_windows == self._planned
 
+    def tokens_needed(self) -> int:
+        """How many tokens make the next regular window ready (the end of a stream makes one ready earlier)."""
+        chunk = self.plan.first_chunk_tokens if self._planned == 0 else self.plan.chunk_tokens
+        return self._boundary + chunk + self.plan.overlap_tokens
+
     def next_window(self, available: int, finished: bool) -> Window | None:
         """The next window to decode given ``available`` tokens, or None if more tokens are needed (or done)."""
         if self._final_planned:
             return None
         p = self.plan
         chunk = p.first_chunk_tokens if self._planned == 0 else p.chunk_tokens
-        regular_end = self._boundary + chunk + p.overlap_tokens
+        regular_end = self.tokens_needed()
         if finished and available <= regular_end:
             self._final_planned = True
             if available == self._boundary:  # nothing left (only possible for an empty stream)

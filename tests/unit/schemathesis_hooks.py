@@ -1,8 +1,9 @@
 """Schemathesis hooks for `test_openapi_schemathesis.py` (loaded through `SCHEMATHESIS_HOOKS`).
 
 They only touch *positive* cases (requests the document says are valid), and only where a JSON schema cannot
-say what the service needs: a reference clip that is real audio, and the one rule between two fields
-(`playback_overlap_speed` < `playback_speed`, stated in the field's description).
+say what the service needs: a reference clip that is real audio, the one rule between two fields
+(`playback_overlap_speed` < `playback_speed`, stated in the field's description), and text with something to
+speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import io
 import numpy as np
 import schemathesis
 import soundfile as sf
+
+from app.prompts import strip_control_tokens
 
 
 def _reference_clip() -> bytes:
@@ -35,4 +38,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         body["playback_overlap_speed"] = speed / 2
     if case.operation.path == "/v1/audio/vc":
         body["reference_audio"] = CLIP
+    for name in ("input", "reference_text", "generate_text"):
+        text = body.get(name)
+        if isinstance(text, str) and text.strip() and not strip_control_tokens(text):
+            body[name] = text + " a"  # still schema-valid (the length limits leave room), now speakable
     return case

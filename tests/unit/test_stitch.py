@@ -113,3 +113,16 @@ def test_decoded_to_emitted_ratio_is_below_the_original_scheme() -> None:
 def test_invalid_plans(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         StitchPlan(**kwargs)
+
+
+@pytest.mark.parametrize("plan", [StitchPlan(75, 10, 25, 15), StitchPlan(5, 0, 5, 0), StitchPlan(10, 9, 3, 4)])
+def test_tokens_needed_is_exactly_when_the_next_window_is_ready(plan: StitchPlan) -> None:
+    """The service wakes a waiting stream only at `tokens_needed()`: one token fewer must never be enough."""
+    stitcher = StreamStitcher(plan)
+    for planned in range(6):
+        need = stitcher.tokens_needed()
+        probe = StreamStitcher(plan)
+        for _ in range(planned):  # the same state: regular windows do not depend on how many tokens wait
+            probe.next_window(10**6, False)
+        assert probe.next_window(need - 1, False) is None
+        assert stitcher.next_window(need, False) is not None
