@@ -121,6 +121,13 @@ class ContextRef(BaseModel):
     )
 
 
+def _input_not_blank(cls: type, v: str) -> str:
+    """`input` of the speech and normalize requests: something besides white space."""
+    if not v.strip():
+        raise ValueError("input must not be empty")
+    return v
+
+
 class SpeechRequest(GenerationFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
@@ -131,12 +138,7 @@ class SpeechRequest(GenerationFields):
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
     context: ContextRef | None = None
 
-    @field_validator("input")
-    @classmethod
-    def _input_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("input must not be empty")
-        return v
+    _input_not_blank = field_validator("input")(_input_not_blank)
 
     @property
     def voice_name(self) -> str | None:
@@ -207,12 +209,7 @@ class NormalizeRequest(BaseModel):
     normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
-    @field_validator("input")
-    @classmethod
-    def _input_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("input must not be empty")
-        return v
+    _input_not_blank = field_validator("input")(_input_not_blank)
 
 
 class ErrorDetail(BaseModel):
