@@ -171,8 +171,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Serve `/health` at once; load the models in the background (`/ready` is 503 until they are).
 
     A failed start-up is fatal: it is logged and the process is asked to stop (`tts-api` then exits 1).
+    A front-end worker of several (`API_WORKERS` > 1) loads before it serves instead: its siblings share the
+    listening socket, so a worker that accepted connections while still loading would answer 503 to requests
+    that a ready sibling could serve (the engine, the slow part, is already up in the parent by then).
     """
     _init_sentry(app.state.settings)
+    if getattr(app.state, "load_before_serving", False):
+        try:
+            await start_service(app)
+        except BaseException:
+            logger.exception("start-up failed")
+            await stop_service(app)
+            raise
+        app.state.startup_error = None
+        try:
+            yield
+        finally:
+            await stop_service(app)
+        return
 
     async def load() -> None:
         try:
@@ -316,7 +332,9 @@ def create_worker_app() -> FastAPI:
     """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
     settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    app.state.load_before_serving = True
+    return app
 
 
 if __name__ == "__main__":
