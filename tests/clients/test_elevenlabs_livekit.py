@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import aiohttp
 import numpy as np
 import pytest
 
-from app.env import Settings
-from app.main import Components
 from app.prompts import speech_prompt, speech_tokens_text
 from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
 
 elevenlabs = pytest.importorskip("livekit.plugins.elevenlabs")
 
 SENTENCES = ["Hello there, this is a test.", "The plugin streams text to us.", "And audio comes back."]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeVLLM]:
-    with FakeVLLM(n_tokens=25, rate=0) as server:
-        yield server
-
-
-@pytest.fixture
-def url(fake: FakeVLLM) -> Iterator[str]:
-    settings = Settings(_env_file=None, tts_api=fake.url, api_key="secret", backend_read_timeout=5.0)
-    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as base:
-        yield base
 
 
 async def _stream(url: str, api_key: str, voice: str = "jenny") -> list:

@@ -4,33 +4,16 @@ its URL, against our ElevenLabs-compatible endpoint."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from app.env import Settings
-from app.main import Components
 from app.prompts import speech_prompt
 from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
 
 pytest.importorskip("pipecat.services.elevenlabs.tts")
 
 TEXT = "Hello from pipecat. It speaks the ElevenLabs protocol to us."
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeVLLM]:
-    with FakeVLLM(n_tokens=25, rate=0) as server:
-        yield server
-
-
-@pytest.fixture
-def url(fake: FakeVLLM) -> Iterator[str]:
-    settings = Settings(_env_file=None, tts_api=fake.url, api_key="secret", backend_read_timeout=5.0)
-    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as base:
-        yield base
 
 
 async def speak(url: str, text: str, voice: str) -> tuple[list, list]:
