@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     default_playback_overlap_speed: float = Field(0.2, ge=0.0, le=5.0)
     dynamic_batching: bool = False
     microsleep: float = Field(1e-4, ge=0.0, le=1.0)
+    batch_wait_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="After a batch of several windows, wait up to this fraction of a recent batch's time for as many"
+        " windows before decoding the next (0: start at once)",
+    )
     max_batch_size: int = Field(16, ge=1, le=256)
     cuda_graph_batch: Annotated[list[float], NoDecode] = Field(default_factory=list)
     torch_compile: bool = False
@@ -95,6 +102,13 @@ class Settings(BaseSettings):
 
     first_chunk_seconds: float = Field(0.5, gt=0.0, le=10.0, description="Audio in the first decoded chunk")
     decode_left_context_seconds: float = Field(0.3, ge=0.0, le=10.0, description="Left context per window")
+    max_chunk_seconds: float = Field(
+        3.0,
+        ge=0.0,
+        le=10.0,
+        description="Longest chunk one window may emit once a stream's tokens have piled up (the codec is behind):"
+        " fewer, longer windows under load; at most DEFAULT_PLAYBACK_SPEED turns it off",
+    )
     fade_in_ms: float = Field(5.0, ge=0.0, le=100.0, description="Fade-in at the very start of a stream")
 
     max_input_chars: int = Field(4096, ge=1)

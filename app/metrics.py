@@ -122,6 +122,11 @@ class CodecMetrics:
         self.failures = Counter("tts_codec_failures", "Codec batches that raised", ["kind"], registry=r)
         self.dropped = Counter("tts_codec_dropped_jobs", "Queued jobs dropped because their client left", registry=r)
         self.recompiles = Counter("tts_codec_recompiles", "torch.compile recompilations seen by the codec", registry=r)
+        self.fill_wait = Counter(
+            "tts_codec_fill_wait_seconds",
+            "Time the codec held a batch back for the next windows of the streams it had just served",
+            registry=r,
+        )
         # the CPU, memory and file descriptors of the process that runs the codec engine
         ProcessCollector(namespace="tts_engine", registry=r)
 
@@ -145,6 +150,13 @@ class PlaybackClock:
         self._until += samples / self.rate
         self._last = now
         return gap, underrun
+
+    def slack(self, now: float, started: float, ahead_samples: int = 0) -> float:
+        """Seconds from `now` until the listener runs out of audio, once `ahead_samples` more (windows already on
+        their way) have arrived: negative when it is already starving, or still waiting for its first audio
+        since `started`. The codec engine serves the smallest first (`app.engine.batcher`)."""
+        until = started if self._until is None else self._until
+        return until - now + ahead_samples / self.rate
 
 
 def padding_ratio(lengths: list[int], padded_len: int | None = None) -> float:

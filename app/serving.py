@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import time
 import uuid
@@ -104,6 +105,7 @@ class SpeechService:
         self.normalize_lane = Admission(settings.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(settings.speech_context_ttl)
         self.metrics = metrics or ServiceMetrics()
+        self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
 
     def close(self) -> None:
         self._text_pool.shutdown()
@@ -335,6 +337,9 @@ class SpeechService:
             tokens_per_second=self.sample_rate // spt,
             samples_per_token=spt,
             fade_in_ms=s.fade_in_ms,
+            max_chunk_seconds=s.max_chunk_seconds,
+            # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there
+            max_window_tokens=max(s.cuda_graph_buckets_tokens, default=None),
         )
 
     async def synthesize(self, job: SynthesisJob) -> AsyncIterator[np.ndarray]:
@@ -365,6 +370,8 @@ class SpeechService:
 
         producer = asyncio.create_task(produce(), name=f"{job.request_id}-backend")
         stitcher = StreamStitcher(self.plan_for(gen))
+        stream = next(self._stream_numbers)
+        spt = stitcher.plan.samples_per_token
         # windows already sent to the codec, oldest first: a stream that has fallen behind its tokens gets its
         # next windows decoded (and batched) while the current one is still in the worker
         in_flight: deque[tuple[Window, asyncio.Task]] = deque()
@@ -383,7 +390,10 @@ class SpeechService:
                     )
                 while len(in_flight) < WINDOWS_AHEAD and (w := stitcher.next_window(len(tokens), finished)):
                     ids = np.asarray(tokens[w.start : w.end], dtype=np.int64)
-                    in_flight.append((w, asyncio.ensure_future(self.engine.decode(ids))))
+                    ahead = sum((v.emit_end - v.emit_start) * spt for v, _ in in_flight)
+                    slack = clock.slack(time.perf_counter(), job.started, ahead)
+                    decoding = self.engine.decode(ids, stream=stream, final=w.final, slack=slack)
+                    in_flight.append((w, asyncio.ensure_future(decoding)))
                 if not in_flight:
                     if stitcher.done:
                         if error is not None:

@@ -9,6 +9,12 @@ whose audio the previous window left pending (its *tail*), and the new chunk. Fr
   sides are decodes of the same tokens, so they are strongly correlated and equal-gain keeps the level);
 * the rest of the chunk up to ``end - O``, and keep ``[end - O, end)`` as the next tail.
 
+A stream whose tokens have piled up past its next window (the codec is behind: it is busy, or the tokens came
+in a burst) gets a longer window instead of several regular ones: its chunk grows to what is there, up to
+``max_chunk_tokens``. Fewer windows decode fewer context and overlap tokens, and longer windows batch better,
+so a saturated codec catches up; a stream whose tokens arrive slower than its windows decode never sees it.
+The first window keeps its size (it sets the time to first audio).
+
 The last window of a stream emits everything up to the last token. So every token gets exactly
 ``samples_per_token`` samples, none dropped or repeated, and only the very first samples of a stream get a
 short fade-in.
@@ -31,10 +37,14 @@ class StitchPlan:
     left_context_tokens: int
     samples_per_token: int = 480
     fade_in_samples: int = 120
+    max_chunk_tokens: int = 0  # longest chunk of a window that catches up; below chunk_tokens (0): no growth
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 1 or self.first_chunk_tokens < 1:
             raise ValueError("chunk sizes must be at least one token")
+        if self.max_chunk_tokens < 0:
+            raise ValueError("max_chunk_tokens cannot be negative")
+        object.__setattr__(self, "max_chunk_tokens", max(self.chunk_tokens, self.max_chunk_tokens))
         if not 0 <= self.overlap_tokens < self.chunk_tokens:
             raise ValueError("overlap must be smaller than the chunk")
         if self.left_context_tokens < 0 or self.fade_in_samples < 0:
@@ -51,14 +61,23 @@ class StitchPlan:
         tokens_per_second: int = 50,
         samples_per_token: int = 480,
         fade_in_ms: float = 5.0,
+        max_chunk_seconds: float = 0.0,
+        max_window_tokens: int | None = None,
     ) -> StitchPlan:
-        """The spec's knobs (seconds of audio) in tokens; the first chunk is never longer than the others."""
+        """The spec's knobs (seconds of audio) in tokens; the first chunk is never longer than the others.
+
+        `max_chunk_seconds`: the longest chunk a window that catches up may emit (never below the chunk);
+        `max_window_tokens` caps such a window, context and overlap included (CUDA graphs' largest bucket).
+        """
         chunk = max(1, round(playback_speed * tokens_per_second))
         overlap = min(max(0, round(overlap_speed * tokens_per_second)), chunk - 1)
         first = min(chunk, max(1, round(first_chunk_seconds * tokens_per_second)))
         left = max(0, round(left_context_seconds * tokens_per_second))
         fade = round(fade_in_ms * samples_per_token * tokens_per_second / 1000)
-        return cls(chunk, overlap, first, left, samples_per_token, fade)
+        longest = round(max_chunk_seconds * tokens_per_second)
+        if max_window_tokens is not None:
+            longest = min(longest, max_window_tokens - overlap - left)
+        return cls(chunk, overlap, first, left, samples_per_token, fade, max(0, longest))
 
 
 @dataclass(frozen=True)
@@ -110,19 +129,26 @@ class StreamStitcher:
         return self._boundary + chunk + self.plan.overlap_tokens
 
     def next_window(self, available: int, finished: bool) -> Window | None:
-        """The next window to decode given ``available`` tokens, or None if more tokens are needed (or done)."""
+        """The next window to decode given ``available`` tokens, or None if more tokens are needed (or done).
+
+        With more tokens than the regular window needs, the window takes them, up to ``max_chunk_tokens`` of
+        chunk (not the first window)."""
         if self._final_planned:
             return None
         p = self.plan
-        chunk = p.first_chunk_tokens if self._planned == 0 else p.chunk_tokens
         regular_end = self.tokens_needed()
-        if finished and available <= regular_end:
+        longest = p.first_chunk_tokens if self._planned == 0 else p.max_chunk_tokens
+        longest_end = self._boundary + longest + p.overlap_tokens
+        if finished and available <= longest_end:
             self._final_planned = True
             if available == self._boundary:  # nothing left (only possible for an empty stream)
                 return None
             end, emit_end, final = available, available, True
         elif available >= regular_end:
-            end, emit_end, final = regular_end, self._boundary + chunk, False
+            # all or nothing: a window is regular or as long as it may be, so that the windows of many streams
+            # that catch up together have one length and batch without padding
+            end = longest_end if available >= longest_end else regular_end
+            end, emit_end, final = end, end - p.overlap_tokens, False
         else:
             return None
         start = max(0, self._boundary - p.left_context_tokens)

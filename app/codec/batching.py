@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+MAX_PADDING = 0.25  # on CPU, a window pads into a longer one's pass only if it adds at most this share of padding
+
 
 @dataclass(frozen=True)
 class DecodeBatch:
@@ -34,7 +36,7 @@ def plan_batches(
     lengths: Sequence[int],
     max_batch_size: int,
     buckets: Sequence[int] = (),
-    max_padding: float = 0.25,
+    max_padding: float = MAX_PADDING,
 ) -> list[DecodeBatch]:
     """Group windows of `lengths` tokens into batches of at most `max_batch_size`.
 

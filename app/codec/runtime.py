@@ -73,11 +73,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def service_window_tokens(settings: Settings) -> int:
-    """The longest decode window the service plans with its default chunking, with 50 % margin (>= 160 tokens):
-    the range torch.compile's warm-up covers."""
-    seconds = (
-        settings.default_playback_speed + settings.default_playback_overlap_speed + settings.decode_left_context_seconds
-    )
+    """The longest decode window the service plans with its default chunking (a window that catches up included),
+    with 50 % margin (>= 160 tokens): the range torch.compile's warm-up covers."""
+    chunk = max(settings.default_playback_speed, settings.max_chunk_seconds)
+    seconds = chunk + settings.default_playback_overlap_speed + settings.decode_left_context_seconds
     return max(160, math.ceil(1.5 * seconds * 50))
 
 

@@ -133,15 +133,24 @@ class EngineClient:
         return dict(self._beat.stats.get("codec", {})) if self._beat else {}  # type: ignore[arg-type]
 
     # -- jobs ----------------------------------------------------------------------------------------
-    async def decode(self, tokens: np.ndarray) -> np.ndarray:
-        """Audio (float32, `samples_per_token` per token) for one window of token ids."""
-        return await self._job("decode", np.asarray(tokens, dtype=np.int32))
+    async def decode(
+        self, tokens: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
+    ) -> np.ndarray:
+        """Audio (float32, `samples_per_token` per token) for one window of token ids.
+
+        `stream` (> 0) numbers the stream it belongs to and `final` marks its last window, so the engine can
+        batch a stream's next window with the others (`BATCH_WAIT_FRACTION`); `slack` is the seconds until its
+        listener runs out of audio (`PlaybackClock.slack`): the engine serves the most urgent windows first."""
+        array = np.asarray(tokens, dtype=np.int32)
+        return await self._job("decode", array, stream=stream, final=final, slack=slack)
 
     async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
         """Speech token ids for one 16 kHz mono clip."""
         return await self._job("encode", np.asarray(clip_16k, dtype=np.float32))
 
-    async def _job(self, kind: str, array: np.ndarray) -> np.ndarray:
+    async def _job(
+        self, kind: str, array: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
+    ) -> np.ndarray:
         if not self._alive or self._sock is None:
             raise EngineUnavailableError("the codec engine is not running; try again shortly")
         self._next_id += 1
@@ -150,7 +159,7 @@ class EngineClient:
         self._pending[job_id] = fut
         dtype, buf = m.array_frame(array)
         try:
-            await self._sock.send_multipart([m.encode(m.Submit(job_id, kind, dtype)), buf], copy=False)
+            await self._sock.send_multipart([m.encode(m.Submit(job_id, kind, dtype, stream, final, slack)), buf], copy=False)
             return await (asyncio.wait_for(fut, self.job_timeout) if self.job_timeout else fut)
         except TimeoutError:
             self._cancel(job_id)

@@ -46,6 +46,7 @@ class EngineCore:
         dynamic_batching: bool,
         max_batch_size: int,
         microsleep: float,
+        batch_wait_fraction: float = 0.0,
         timeout: float | None = None,
     ) -> None:
         self.codec = codec
@@ -56,6 +57,7 @@ class EngineCore:
             dynamic_batching=dynamic_batching,
             max_batch_size=max_batch_size,
             microsleep=microsleep,
+            batch_wait_fraction=batch_wait_fraction,
             timeout=timeout,  # a batch running longer than this makes the engine unhealthy (a hung device)
         )
         self._ctx = zmq.Context()
@@ -78,6 +80,7 @@ class EngineCore:
             dynamic_batching=settings.dynamic_batching,
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
+            batch_wait_fraction=settings.batch_wait_fraction,
             timeout=settings.codec_timeout_seconds,
         )
 
@@ -191,10 +194,21 @@ class EngineCore:
             self._push([identity, m.encode(m.Result(msg.id, dtype=dtype)), buf])
 
         try:
-            self.worker.submit(msg.kind, array, deliver, lambda: self._live.get(key, True))
+            self.worker.submit(
+                msg.kind,
+                array,
+                deliver,
+                lambda: self._live.get(key, True),
+                stream=(identity, msg.stream) if msg.stream else None,  # stream numbers are per front-end
+                final=msg.final,
+                slack=msg.slack,
+            )
         except NotReadyError as exc:
             self._live.pop(key, None)
             self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="stopping"))
+        except ValueError as exc:  # a header the worker refuses (a non-finite slack): this job fails, nothing else
+            self._live.pop(key, None)
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="invalid"))
 
     def _drain_results(self) -> None:
         assert self._pull is not None and self._router is not None

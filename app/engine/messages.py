@@ -23,6 +23,9 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     id: int
     kind: str  # "decode" (token ids) or "encode" (16 kHz float32 clip)
     dtype: str
+    stream: int = 0  # decode: the sender's number for the stream the window belongs to (0: none)
+    final: bool = False  # decode: the stream's last window
+    slack: float = 0.0  # seconds until the window's listener runs out of audio (the engine serves the least first)
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):

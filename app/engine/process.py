@@ -51,6 +51,7 @@ def load_codec(settings: Settings) -> Any:
 def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
+    from app.engine.threads import run_on_fresh_thread
     from app.logs import configure_logging
     from app.metrics import in_memory_values
 
@@ -59,7 +60,8 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
     settings = Settings(_env_file=None, **settings_values)
     configure_logging(settings.log_level)
     try:
-        codec = load_codec(settings)
+        # loaded and warmed up on a thread that ends: only the decode thread keeps an OpenMP team (threads.py)
+        codec = run_on_fresh_thread(load_codec, settings, name="codec-load")
         core = EngineCore.from_settings(codec, endpoint, settings)
         core.bind()
     except BaseException:
@@ -170,13 +172,17 @@ class EngineProcess:
         """Stop the engine (SIGTERM, then SIGKILL after `timeout`)."""
         self._stopping.set()
         proc = self._proc
+        # one thread reaps the child: the supervisor, blocked in its join, when it runs (two joins race on
+        # waitpid, and the loser sees a live process that has already gone)
+        watcher = self._watcher
+        if watcher is threading.current_thread() or (watcher is not None and not watcher.is_alive()):
+            watcher = None
         if proc is not None and proc.is_alive():
             proc.terminate()
-            proc.join(timeout)
-            if proc.is_alive():
+            if not _wait_exit(proc, watcher, timeout):
                 logger.warning("codec engine did not stop in %.0f s; killing it", timeout)
                 proc.kill()
-                proc.join(5)
+                _wait_exit(proc, watcher, 5)
         if self._conn is not None:
             self._conn.close()
         if self._watcher is not None and self._watcher is not threading.current_thread():
@@ -186,3 +192,12 @@ class EngineProcess:
             with contextlib.suppress(OSError):
                 os.remove(path)
                 os.rmdir(os.path.dirname(path))
+
+
+def _wait_exit(proc: Any, watcher: threading.Thread | None, timeout: float) -> bool:
+    """Whether the engine process has exited within `timeout`, waiting through its supervisor when it runs."""
+    if watcher is not None:
+        watcher.join(timeout)
+        return not watcher.is_alive()
+    proc.join(timeout)
+    return proc.exitcode is not None

@@ -1,7 +1,11 @@
 """The codec worker: one thread decodes, another encodes; requests hand them jobs and await the results.
 
 With dynamic batching, jobs that arrive within `MICROSLEEP` of each other (up to `MAX_BATCH_SIZE`) are
-decoded as one batch; without it, one job at a time. Either way the event loop never runs the codec.
+decoded as one batch; without it, one job at a time. Before a batch starts, the worker also waits (at most
+`BATCH_WAIT_FRACTION` of a recent batch's time) for the next window of every stream that has just had audio
+back from the previous batch: those streams send it a few milliseconds later, through their front-end, and a
+worker that started at the first window to arrive would split them into small batches round after round (on a
+CPU a batch of 8 windows costs little more than a batch of 3). Either way the event loop never runs the codec.
 Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows.
 A failing batch fails only its own requests; the threads keep serving, and a run of failures (or jobs that
 time out) makes the engine unhealthy until the next success.
@@ -11,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.engine.batcher import BatchQueue, Job
+from app.engine.threads import run_on_fresh_thread
 from app.errors import CodecTimeoutError, DecodeError, NotReadyError
 from app.metrics import CodecMetrics, padding_ratio
 
@@ -46,6 +52,7 @@ class EngineStats:
     tokens_decoded: int = 0
     busy_seconds: Counter = field(default_factory=Counter)  # by kind
     wait_seconds: float = 0.0  # queueing time summed over jobs
+    fill_wait_seconds: float = 0.0  # time the worker held a batch back for more windows (BATCH_WAIT_FRACTION)
     failures: int = 0
     dropped: int = 0
     max_batch: int = 0
@@ -61,6 +68,7 @@ class CodecEngine:
         dynamic_batching: bool,
         max_batch_size: int,
         microsleep: float,
+        batch_wait_fraction: float = 0.0,
         name: str = "codec-worker",
         metrics: CodecMetrics | None = None,
         timeout: float | None = None,
@@ -70,6 +78,9 @@ class CodecEngine:
         self.dynamic_batching = dynamic_batching
         self.max_batch_size = max_batch_size if dynamic_batching else 1
         self.microsleep = microsleep if dynamic_batching else 0.0
+        self.batch_wait_fraction = batch_wait_fraction if dynamic_batching else 0.0
+        self._returning: set = set()  # streams of the last decode batch that will send another window
+        self._batch_seconds = 0.0  # moving average of a decode batch's time: bounds that wait
         self.timeout = timeout  # seconds a job may take, queueing included; None waits forever
         self.unhealthy_after = unhealthy_after  # consecutive failed jobs (or timeouts) that make it unhealthy
         self.stats = EngineStats()
@@ -90,10 +101,11 @@ class CodecEngine:
         for thread in self._threads.values():
             thread.start()
         logger.info(
-            "codec worker started (dynamic_batching=%s, max_batch_size=%d, microsleep=%g s)",
+            "codec worker started (dynamic_batching=%s, max_batch_size=%d, microsleep=%g s, batch_wait_fraction=%g)",
             self.dynamic_batching,
             self.max_batch_size,
             self.microsleep,
+            self.batch_wait_fraction,
         )
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -137,15 +149,17 @@ class CodecEngine:
                 logger.error("codec unhealthy: %d jobs in a row failed or timed out", self._consecutive_failures)
 
     # -- submission (event loop side) --------------------------------------------------------------
-    async def decode(self, tokens: np.ndarray) -> np.ndarray:
+    async def decode(
+        self, tokens: np.ndarray, *, stream: Hashable | None = None, final: bool = False, slack: float = 0.0
+    ) -> np.ndarray:
         """Audio (float32, 480 samples per token) for one window of token ids."""
-        return await self._submit("decode", tokens)
+        return await self._submit("decode", tokens, stream=stream, final=final, slack=slack)
 
     async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
         """Speech token ids for one 16 kHz mono clip."""
         return await self._submit("encode", clip_16k)
 
-    async def _submit(self, kind: str, payload: Any) -> Any:
+    async def _submit(self, kind: str, payload: Any, **job: Any) -> Any:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
 
@@ -153,7 +167,7 @@ class CodecEngine:
             with suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, fut, result, exc)
 
-        self.submit(kind, payload, deliver, fut.cancelled)
+        self.submit(kind, payload, deliver, fut.cancelled, **job)
         if self.timeout is None:
             return await fut
         try:
@@ -168,9 +182,20 @@ class CodecEngine:
         payload: Any,
         deliver: Callable[[Any, BaseException | None], None],
         is_cancelled: Callable[[], bool] = lambda: False,
+        *,
+        stream: Hashable | None = None,
+        final: bool = False,
+        slack: float = 0.0,
     ) -> None:
-        """Queue one job from any thread; `deliver(result, error)` is called on the worker thread."""
-        job = Job(kind, payload, deliver, is_cancelled=is_cancelled)
+        """Queue one job from any thread; `deliver(result, error)` is called on the worker thread.
+
+        `stream` names the stream a decode window belongs to and `final` marks its last window: with them the
+        worker waits for the next windows of the streams it has just served (`BATCH_WAIT_FRACTION`); `slack`
+        (seconds until the window's listener runs out of audio) orders the queue, most urgent first."""
+        if not math.isfinite(slack):
+            raise ValueError(f"slack must be a finite number of seconds, got {slack}")
+        size = len(payload) if kind == "decode" else 0
+        job = Job(kind, payload, deliver, is_cancelled=is_cancelled, stream=stream, final=final, slack=slack, size=size)
         with self._cond:
             if self._stopping or not self._threads[kind].is_alive():
                 raise NotReadyError("the codec worker is not running")
@@ -196,6 +221,8 @@ class CodecEngine:
                     return
             if self.microsleep > 0:
                 time.sleep(self.microsleep)  # let concurrent requests join this batch
+            if kind == "decode":
+                self._fill_wait(queue)
             with self._cond:
                 batch, dropped = queue.next_batch(self.max_batch_size)
                 depth = len(queue)
@@ -204,6 +231,29 @@ class CodecEngine:
             self.metrics.dropped.inc(len(dropped))
             if batch:
                 self._process(batch, depth)
+
+    def _fill_wait(self, queue: BatchQueue) -> None:
+        """Hold the next decode batch until every stream served by the last one has its next window queued (or
+        the batch is full), for at most `batch_wait_fraction` of a recent batch's time."""
+        limit = self.batch_wait_fraction * self._batch_seconds
+        if not self._returning or limit <= 0:
+            return
+
+        def ready() -> bool:
+            return (
+                self._stopping
+                or queue.depth("decode") >= self.max_batch_size
+                or self._returning <= queue.streams("decode")
+            )
+
+        with self._cond:
+            if ready():
+                return
+            start = time.perf_counter()
+            self._cond.wait_for(ready, timeout=limit)
+        waited = time.perf_counter() - start
+        self.stats.fill_wait_seconds += waited
+        self.metrics.fill_wait.inc(waited)
 
     def _process(self, batch: list[Job], depth_after: int) -> None:
         kind = batch[0].kind
@@ -218,7 +268,10 @@ class CodecEngine:
         self._busy_since[kind] = started
         try:
             payloads = [j.payload for j in batch]
-            results = self.codec.decode(payloads) if kind == "decode" else self.codec.encode(payloads)
+            if kind == "decode":
+                results = self.codec.decode(payloads)
+            else:  # on a thread that ends with the batch: a second live OpenMP team slows decoding (threads.py)
+                results = run_on_fresh_thread(self.codec.encode, payloads, name="codec-encode-batch")
             if len(results) != len(batch):
                 raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
         except Exception as exc:
@@ -244,6 +297,8 @@ class CodecEngine:
         m.batch_size.labels(kind).observe(len(batch))
         m.batch_seconds.labels(kind).observe(elapsed)
         if kind == "decode":
+            self._returning = {j.stream for j in batch if j.stream is not None and not j.final}
+            self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
             self.stats.batch_sizes[len(batch)] += 1
             self.stats.tokens_decoded += sum(len(p) for p in payloads)
             m.tokens.inc(sum(len(p) for p in payloads))

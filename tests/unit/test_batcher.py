@@ -40,3 +40,31 @@ def test_put_back_keeps_order() -> None:
     q.put_back(batch)
     assert [j.payload for j in q.next_batch(4)[0]] == [0, 1, 2, 3]
     assert q.depth("decode") == 0
+
+
+def test_the_most_urgent_windows_go_first_and_equals_keep_their_order() -> None:
+    q = BatchQueue()
+    # a stream with 3 s of audio buffered, two streams still waiting for their first audio, one with 0.5 s left
+    for payload, t, slack in [(0, 0.0, 3.0), (1, 0.1, -0.1), (2, 0.2, 0.5), (3, 0.3, -0.3), (4, 0.4, 3.0)]:
+        q.append(Job("decode", payload, deliver=lambda r, e: None, enqueued_at=t, slack=slack))
+    assert [j.payload for j in q.next_batch(2)[0]] == [1, 3]  # deadlines 0.0 and 0.0: arrival order
+    assert [j.payload for j in q.next_batch(2)[0]] == [2, 0]  # 0.7, then 3.0
+    assert [j.payload for j in q.next_batch(2)[0]] == [4]
+
+
+def test_the_lane_with_the_most_urgent_job_is_served() -> None:
+    q = BatchQueue()
+    q.append(Job("encode", "clip", deliver=lambda r, e: None, enqueued_at=0.0))
+    q.append(Job("decode", "window", deliver=lambda r, e: None, enqueued_at=1.0, slack=-2.0))
+    assert [j.payload for j in q.next_batch(4)[0]] == ["window"]
+    assert [j.payload for j in q.next_batch(4)[0]] == ["clip"]
+
+
+def test_windows_of_the_leaders_length_fill_its_batch_first() -> None:
+    q = BatchQueue()
+    # by deadline: a 35-token first window, then 175-, 100-, 35-, 170- and 100-token windows
+    for payload, size in enumerate([35, 175, 100, 35, 170, 100]):
+        q.append(Job("decode", payload, deliver=lambda r, e: None, enqueued_at=float(payload), size=size))
+    assert [j.payload for j in q.next_batch(2)[0]] == [0, 3]  # the leader's length class, then by deadline
+    assert [j.payload for j in q.next_batch(3)[0]] == [1, 4, 2]  # 175 and 170 pad into one pass; then the rest
+    assert [j.payload for j in q.next_batch(3)[0]] == [5]

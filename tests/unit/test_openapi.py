@@ -227,7 +227,9 @@ def test_debug_audio_keeps_the_newest_files(tmp_path, caplog: pytest.LogCaptureF
 
 
 def test_debug_audio_cap_holds_for_a_served_request(settings_for: Callable[..., Settings], tmp_path) -> None:
-    settings = settings_for(debug_audio=True, debug_audio_dir=str(tmp_path), debug_audio_max_files=2)
+    settings = settings_for(
+        debug_audio=True, debug_audio_dir=str(tmp_path), debug_audio_max_files=2, max_chunk_seconds=0  # regular windows
+    )
     with serve(settings, parts()) as url:
         resp = httpx.post(f"{url}/v1/audio/speech", json={"input": TEXT, "stream": False}, timeout=30)
     assert resp.status_code == 200

@@ -47,7 +47,8 @@ async def test_batched_and_unbatched_serving_match(settings_for: Callable[..., S
     texts = [f"sentence number {'x' * i}" for i in range(6)]
     outputs = {}
     for dynamic in (False, True):
-        settings = settings_for(dynamic_batching=dynamic, max_batch_size=8, microsleep=0.01)
+        # regular windows only: windows that catch up depend on how far behind a stream is, so on timing
+        settings = settings_for(dynamic_batching=dynamic, max_batch_size=8, microsleep=0.01, max_chunk_seconds=0)
         runtime = tiny_runtime()
         with serve(settings, Components(codec=runtime, normalizer=PassthroughNormalizer())) as url:
             outputs[dynamic] = await run_all(url, texts)
@@ -61,3 +62,23 @@ async def test_batched_and_unbatched_serving_match(settings_for: Callable[..., S
         # float32 sums in a different batch shape can round differently: at most one LSB, on few samples
         assert np.max(np.abs(a - b)) <= 1
         assert np.mean(a != b) < 0.01
+
+
+async def test_streams_ahead_of_a_slow_codec_decode_fewer_longer_windows(
+    settings_for: Callable[..., Settings], fake: FakeVLLM
+) -> None:
+    """MAX_CHUNK_SECONDS: tokens that pile up while the codec is busy go into one longer window."""
+    fake.n_tokens = 300
+    fake.rate = 3000  # far faster than the sluggish codec: every stream is behind its tokens
+    texts = [f"sentence number {i}" for i in range(4)]
+    decoded, audio = {}, {}
+    for max_chunk in (0.0, 3.0):
+        settings = settings_for(dynamic_batching=True, max_batch_size=8, max_chunk_seconds=max_chunk)
+        runtime = tiny_runtime()
+        with serve(settings, Components(codec=runtime, normalizer=PassthroughNormalizer())) as url:
+            audio[max_chunk] = await run_all(url, texts)
+        decoded[max_chunk] = (runtime.stats.tokens, runtime.stats.windows)
+    for regular, caught_up in zip(audio[0.0], audio[3.0], strict=True):
+        assert len(regular) == len(caught_up) == 300 * 480 * 2  # every token's samples, nothing lost or repeated
+    (tokens_regular, windows_regular), (tokens_caught_up, windows_caught_up) = decoded[0.0], decoded[3.0]
+    assert windows_caught_up < windows_regular and tokens_caught_up < 0.95 * tokens_regular

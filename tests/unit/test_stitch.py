@@ -41,12 +41,17 @@ PLANS = [
     StitchPlan.from_seconds(0.5, 0.1, 0.1, 0.0),
     StitchPlan(5, 0, 1, 0),
     StitchPlan(3, 2, 1, 40, fade_in_samples=0),
+    StitchPlan(75, 10, 20, 15, max_chunk_tokens=150),  # windows catch up when tokens pile up
+    StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0),
+    StitchPlan(5, 2, 1, 3, max_chunk_tokens=12),
 ]
 
 
-@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"c{p.chunk_tokens}o{p.overlap_tokens}f{p.first_chunk_tokens}")
+@pytest.mark.parametrize(
+    "plan", PLANS, ids=lambda p: f"c{p.chunk_tokens}o{p.overlap_tokens}f{p.first_chunk_tokens}m{p.max_chunk_tokens}"
+)
 @pytest.mark.parametrize("n", [0, 1, 5, 19, 20, 29, 30, 31, 100, 107, 331])
-@pytest.mark.parametrize("step", [1, 7])
+@pytest.mark.parametrize("step", [1, 7, 120])
 def test_stitched_stream_equals_one_shot_decode(plan: StitchPlan, n: int, step: int) -> None:
     tokens = rng.integers(0, 1000, n)
     out, st = stitch(plan, tokens, step)
@@ -86,6 +91,44 @@ def test_windows_keep_left_context_and_overlap() -> None:
     assert st2.next_window(104, False) is None  # needs emitted + chunk + overlap = 20 + 75 + 10
     w1 = st2.next_window(105, False)
     assert (w1.start, w1.end, w1.emit_start, w1.emit_end) == (5, 105, 20, 95)
+
+
+def test_a_stream_behind_its_tokens_gets_longer_windows_up_to_the_max_chunk() -> None:
+    plan = StitchPlan(75, 10, 20, 15, max_chunk_tokens=150)
+    st = StreamStitcher(plan)
+    w0 = st.next_window(1000, False)
+    assert (w0.start, w0.end, w0.emit_start, w0.emit_end) == (0, 30, 0, 20)  # the first window never grows
+    assert st.tokens_needed() == 105  # what wakes a waiting stream is still the regular window
+    # short of the longest window, a window stays regular: windows of one length batch without padding
+    w1 = st.next_window(179, False)
+    assert (w1.start, w1.end, w1.emit_start, w1.emit_end) == (5, 105, 20, 95)
+    w2 = st.next_window(1000, False)  # far behind: the longest window, max_chunk_tokens of chunk
+    assert (w2.start, w2.end, w2.emit_start, w2.emit_end) == (80, 255, 95, 245)
+    w3 = st.next_window(400, True)  # the rest fits one window: it is the last
+    assert (w3.start, w3.end, w3.emit_start, w3.emit_end, w3.final) == (230, 400, 245, 400, True)
+    assert st.next_window(400, True) is None
+    regular = StreamStitcher(StitchPlan(75, 10, 20, 15))  # without max_chunk_tokens: the same windows as always
+    regular.next_window(1000, False)
+    w = regular.next_window(1000, False)
+    assert (w.start, w.end, w.emit_start, w.emit_end) == (5, 105, 20, 95)
+
+
+def test_catching_up_decodes_less_per_emitted_token() -> None:
+    regular = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3)
+    catch_up = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0)
+    assert catch_up.max_chunk_tokens == 150 and regular.max_chunk_tokens == regular.chunk_tokens == 75
+    # every token already there (a codec far behind): 1.30 -> 1.18 tokens decoded per token emitted
+    assert decoded_to_emitted_ratio(catch_up, 1000) < decoded_to_emitted_ratio(regular, 1000) - 0.1
+
+
+def test_max_window_caps_catching_up_and_never_shrinks_the_chunk() -> None:
+    # the largest CUDA graph bucket (150 tokens) caps a catching-up window, context and overlap included
+    plan = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=5.0, max_window_tokens=150)
+    assert plan.max_chunk_tokens == 150 - 10 - 15
+    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=1.0).max_chunk_tokens == 75
+    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3, max_window_tokens=50).max_chunk_tokens == 75
+    with pytest.raises(ValueError):
+        StitchPlan(75, 10, 20, 15, max_chunk_tokens=-1)
 
 
 def test_emit_out_of_order_is_refused() -> None:

@@ -25,6 +25,8 @@ class RecordingCodec:
         return [np.full(len(w) * 480, float(w[0]), np.float32) for w in windows]
 
     def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        if any(np.isnan(c).any() for c in clips):
+            raise ValueError("a clip contains NaN")
         return [np.arange(len(c) // 320) for c in clips]
 
 
@@ -94,3 +96,118 @@ async def test_stopped_engine_refuses_work() -> None:
     engine.stop()
     with pytest.raises(NotReadyError):
         await engine.decode(np.array([1]))
+
+
+async def _streams_that_resubmit(engine: CodecEngine, streams: int, rounds: int, stagger: float) -> None:
+    """Like streams of a service: each sends its next window when it gets the last one's audio back, the
+    streams a few milliseconds apart (the trip through the front-ends)."""
+
+    async def stream(i: int) -> None:
+        await asyncio.sleep(i * stagger)
+        for k in range(rounds):
+            await engine.decode(np.array([i]), stream=i, final=k == rounds - 1)
+            await asyncio.sleep(i * stagger)
+
+    await asyncio.gather(*(stream(i) for i in range(streams)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5])
+async def test_after_a_full_batch_the_next_waits_for_the_same_streams(fraction: float) -> None:
+    codec = RecordingCodec(delay=0.06)
+    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=fraction)
+    engine.start()
+    try:
+        await _streams_that_resubmit(engine, streams=4, rounds=4, stagger=0.004)
+    finally:
+        engine.stop()
+    sizes = [len(b) for b in codec.batches]
+    if fraction:
+        # the first batch starts at the first window; after that each batch waits (at most 30 ms) for the
+        # streams it has just served, so all four meet in one batch and stay together
+        assert sizes[0] == 1 and sizes.count(4) >= 3, sizes
+        assert 0 < engine.stats.fill_wait_seconds < 0.03 * len(sizes)
+    else:
+        # starting at the first window that arrives splits the streams into small batches, round after round
+        assert sum(s == 4 for s in sizes) < 3, sizes
+        assert engine.stats.fill_wait_seconds == 0
+
+
+async def test_a_lone_stream_never_waits_for_a_fuller_batch() -> None:
+    codec = RecordingCodec(delay=0.02)
+    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
+    engine.start()
+    try:
+        started = time.perf_counter()
+        await _streams_that_resubmit(engine, streams=1, rounds=5, stagger=0.0)
+        elapsed = time.perf_counter() - started
+    finally:
+        engine.stop()
+    assert [len(b) for b in codec.batches] == [1] * 5
+    assert engine.stats.fill_wait_seconds == 0 and elapsed < 5 * 0.02 + 0.5
+
+
+async def test_the_next_batch_does_not_wait_for_a_stream_that_has_ended() -> None:
+    codec = RecordingCodec(delay=0.05)
+    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
+    engine.start()
+    try:
+        # stream 1 sends its last window; stream 2's windows keep coming: nothing waits for stream 1
+        await asyncio.gather(engine.decode(np.array([1]), stream=1, final=True), engine.decode(np.array([2]), stream=2))
+        waited = engine.stats.fill_wait_seconds
+        await asyncio.gather(engine.decode(np.array([2]), stream=2), engine.decode(np.array([3]), stream=3))
+    finally:
+        engine.stop()
+    assert engine.stats.fill_wait_seconds - waited < 0.02  # stream 2 came back at once, stream 1 was not awaited
+
+
+def test_torch_work_on_a_fresh_thread_returns_its_result_or_raises_its_error() -> None:
+    import threading
+
+    from app.engine.threads import run_on_fresh_thread
+
+    main = threading.get_ident()
+    assert run_on_fresh_thread(lambda x: (x * 2, threading.get_ident() != main), 21) == (42, True)
+    with pytest.raises(ValueError, match="bad clip"):
+        run_on_fresh_thread(lambda: (_ for _ in ()).throw(ValueError("bad clip")))
+
+
+async def test_encodes_run_on_a_thread_of_their_own_that_ends_with_the_batch() -> None:
+    """Only the decode thread may keep an OpenMP team: a second live team slows decoding (app/engine/threads.py)."""
+    import threading
+
+    seen: list[threading.Thread] = []
+
+    class ThreadRecordingCodec(RecordingCodec):
+        def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+            seen.append(threading.current_thread())
+            return super().encode(clips)
+
+    engine = CodecEngine(ThreadRecordingCodec(), dynamic_batching=False, max_batch_size=1, microsleep=0.0)
+    engine.start()
+    try:
+        for _ in range(2):
+            assert len(await engine.encode(np.zeros(3200, np.float32))) == 10
+        with pytest.raises(DecodeError):  # an encode's error still fails its own job, on its own thread
+            await engine.encode(np.zeros(3, np.float32) + np.nan)
+    finally:
+        engine.stop()
+    assert seen[0] is not seen[1] and not any(t.is_alive() for t in seen)  # (an ended thread's ident is reused)
+    assert all(t.name == "codec-encode-batch" for t in seen)
+
+
+async def test_a_stream_waiting_for_its_first_audio_goes_before_one_with_audio_buffered() -> None:
+    codec = RecordingCodec(delay=0.05)
+    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=1, microsleep=0.0)
+    engine.start()
+    try:
+        busy = asyncio.ensure_future(engine.decode(np.array([0])))
+        await asyncio.sleep(0.01)  # the worker is decoding window 0; the next two queue up meanwhile
+        buffered = asyncio.ensure_future(engine.decode(np.array([1]), stream=1, slack=3.0))  # 3 s of audio left
+        await asyncio.sleep(0.005)
+        starting = asyncio.ensure_future(engine.decode(np.array([2]), stream=2, slack=-0.1))  # no audio yet
+        await asyncio.gather(busy, buffered, starting)
+        with pytest.raises(ValueError, match="slack"):
+            engine.submit("decode", np.array([3]), lambda r, e: None, slack=float("nan"))
+    finally:
+        engine.stop()
+    assert codec.batches == [[0], [2], [1]]
