@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -118,7 +119,7 @@ def codec_ceiling(codec_dir: Path, window_tokens: int, batch_sizes: list[int], d
 
 def start_stack(
     args: argparse.Namespace, codec_dir: Path, *, workers: int, tokens_per_event: int, token_ids: bool,
-    repo: Path = REPO,
+    repo: Path = REPO, extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, subprocess.Popen, str]:
     fake_port, api_port = args.port + 1, args.port
     fake_args = ["--port", str(fake_port), "--rate", str(args.rate), "--n-tokens", str(args.n_tokens),
@@ -129,7 +130,7 @@ def start_stack(
     env = os.environ | SETTINGS_ENV | {
         "TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port), "HOST": "127.0.0.1",
         "API_WORKERS": str(workers), "CODEC_MODEL": str(codec_dir), "PYTHONPATH": str(repo),
-    }
+    } | (extra_env or {})
     api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=repo, env=env)
     url = f"http://127.0.0.1:{api_port}"
     try:
@@ -168,6 +169,16 @@ def measure(
     decoded = metric(after, "tts_codec_tokens_decoded_total") - metric(before, "tts_codec_tokens_decoded_total")
     engine_cpu = metric(after, "tts_engine_process_cpu_seconds_total") - metric(
         before, "tts_engine_process_cpu_seconds_total")
+
+    def delta(name: str) -> float:
+        return metric(after, name) - metric(before, name)
+
+    # where the codec's time went: busy share of the wall time, windows per batch, tokens per window, and the
+    # decode rate while busy (audio-s decoded per busy second; the ceiling is the same figure for full batches
+    # of the service's longest windows)
+    busy = delta('tts_codec_batch_seconds_sum{kind="decode"}')
+    batches = delta('tts_codec_batch_size_count{kind="decode"}')
+    windows = delta('tts_codec_batch_size_sum{kind="decode"}')
     return {
         "concurrency": concurrency,
         "requests": len(results),
@@ -183,6 +194,10 @@ def measure(
         "frontend_cpu_per_audio_s": (cpu - engine_cpu) / audio if audio else 0.0,
         "engine_cpu_per_audio_s": engine_cpu / audio if audio else 0.0,
         "vs_ceiling": audio / wall / ceiling,
+        "engine_busy": busy / wall,
+        "windows_per_batch": windows / batches if batches else 0.0,
+        "tokens_per_window": decoded / windows if windows else 0.0,
+        "busy_rate_vs_ceiling": decoded / 50 / busy / ceiling if busy else 0.0,
         "other_cores": others,
         # the ceiling was measured with every core free; here the fake vLLM and the clients use `others` of them
         "vs_ceiling_cores_left": audio / wall / (ceiling * max(0.05, 1 - others / (os.cpu_count() or 1))),
@@ -195,6 +210,14 @@ SETTINGS_ENV = {
     "MAX_BATCH_SIZE": "16",
     "LOG_LEVEL": "warning",
 }
+
+
+def settings_env(variant: str) -> dict[str, str]:
+    """'NAME=VALUE,NAME=VALUE' -> the environment it adds to the service's."""
+    pairs = [item.split("=", 1) for item in variant.split(",") if item.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"--settings: expected NAME=VALUE pairs, got {variant!r}")
+    return {name.strip().upper(): value.strip() for name, value in pairs}
 
 
 def baseline_checkout(ref: str) -> Path:
@@ -223,11 +246,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", metavar="REF", help="also run the service of git REF (text parsing era)")
     parser.add_argument("--text-normalizer", choices=["malaysian", "none"], default="malaysian",
                         help="TEXT_NORMALIZER of the service (none: no malaya needed)")
+    parser.add_argument("--settings", default="",
+                        help="service settings to compare side by side: variants separated by ';', each a comma-"
+                        "separated list of NAME=VALUE, e.g. 'MAX_CHUNK_SECONDS=1.5;MAX_CHUNK_SECONDS=3'")
+    parser.add_argument("--compare-ref", metavar="REF",
+                        help="also run the service of git REF, with the same load, at every level")
+    parser.add_argument("--rounds", type=int, default=1, help="run every variant this many times, interleaved")
     parser.add_argument("--port", type=int, default=9191)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     SETTINGS_ENV["TEXT_NORMALIZER"] = args.text_normalizer
     levels = [int(c) for c in args.concurrency.split(",")]
+    variants = [v.strip() for v in args.settings.split(";")]
     worker_counts = [int(w) for w in args.api_workers.split(",")]
 
     codec_dir = REPO / ".cache/models" / f"bench-codec-{args.size}"
@@ -244,23 +274,54 @@ def main(argv: list[str] | None = None) -> None:
         s.decode_left_context_seconds,
     )
     window = plan.chunk_tokens + plan.overlap_tokens + plan.left_context_tokens
-    print(f"measuring the codec ceiling ({args.size}, {window}-token windows) ...", flush=True)
-    ceiling, ceiling_batch = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16], s.codec_dtype)
+    # (label, extra environment, repository) of every service compared; each CODEC_DTYPE gets its own ceiling
+    stacks = [(v, settings_env(v), REPO) for v in variants]
+    if args.compare_ref:
+        stacks.insert(0, (f"git {args.compare_ref}", {}, baseline_checkout(args.compare_ref)))
+    ceilings: dict[str, tuple[float, int]] = {}
+    for _, env, _ in stacks:
+        dtype = env.get("CODEC_DTYPE", s.codec_dtype)
+        if dtype not in ceilings:
+            print(f"measuring the codec ceiling ({args.size}, {window}-token windows, CODEC_DTYPE={dtype}) ...",
+                  flush=True)
+            ceilings[dtype] = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16], dtype)
+    ceiling, ceiling_batch = ceilings[s.codec_dtype] if s.codec_dtype in ceilings else next(iter(ceilings.values()))
+    ceilings_seen: dict[str, tuple[float, float]] = {}  # dtype -> (before the runs, after them)
 
     def n_requests(c: int) -> int:
         return args.requests or max(4, 2 * c)
 
     rows = []
-    for workers in worker_counts:
-        fake, api, url = start_stack(args, codec_dir, workers=workers, tokens_per_event=args.tokens_per_event,
-                                     token_ids=True)
-        try:
-            for c in levels:
-                row = measure(url, api, fake, c, n_requests(c), ceiling) | {"api_workers": workers}
-                rows.append(row)
-                print(f"  {workers} worker(s), concurrency {c}: {row['throughput']:.1f} audio-s/s", flush=True)
-        finally:
-            stop_stack(api, fake)
+    for _ in range(args.rounds):  # interleaved: a machine that slows down mid-run slows every variant alike
+        for label, env, repo in stacks:
+            stack_ceiling = ceilings[env.get("CODEC_DTYPE", s.codec_dtype)][0]
+            for workers in worker_counts:
+                fake, api, url = start_stack(args, codec_dir, workers=workers, tokens_per_event=args.tokens_per_event,
+                                             token_ids=True, extra_env=env, repo=repo)
+                try:
+                    for c in levels:
+                        row = measure(url, api, fake, c, n_requests(c), stack_ceiling) | {
+                            "api_workers": workers, "settings": label, "ceiling": stack_ceiling}
+                        rows.append(row)
+                        print(f"  {label or 'defaults'}: {workers} worker(s), concurrency {c}: "
+                              f"{row['throughput']:.1f} audio-s/s", flush=True)
+                finally:
+                    stop_stack(api, fake)
+
+    if rows:  # the ceiling again, after the load: the best of the two is the ceiling (a slow moment lowers one)
+        for dtype, (before, batch) in list(ceilings.items()):
+            print(f"measuring the codec ceiling again (CODEC_DTYPE={dtype}) ...", flush=True)
+            after = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16], dtype)
+            ceilings_seen[dtype] = (before, after[0])
+            ceilings[dtype] = max((before, batch), after)
+        for row in rows:
+            dtype = next(d for label, env, _ in stacks if label == row["settings"]
+                         for d in [env.get("CODEC_DTYPE", s.codec_dtype)])
+            scale = row["ceiling"] / ceilings[dtype][0]
+            row["ceiling"] = ceilings[dtype][0]
+            for key in ("vs_ceiling", "busy_rate_vs_ceiling", "vs_ceiling_cores_left"):
+                row[key] *= scale
+        ceiling, ceiling_batch = ceilings.get(s.codec_dtype, next(iter(ceilings.values())))
 
     lever_rows = []
     if args.levers or args.baseline:
@@ -289,21 +350,43 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# service benchmark: {args.size} random NeuCodec, fake vLLM at {args.rate:g} tokens/s per stream, "
           f"{args.n_tokens} tokens ({args.n_tokens / 50:g} s) per response, {args.tokens_per_event} tokens per event, "
           "DYNAMIC_BATCHING=true, MAX_BATCH_SIZE=16")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec ceiling {ceiling:.1f} audio-s/s "
-          f"(batch {ceiling_batch} of {window}-token windows); CPU = CPU-seconds per audio-second; others = cores "
-          "the fake vLLM and the clients used; vs left = vs the ceiling scaled to the cores they left")
+    ceiling_text = ", ".join(
+        f"{dtype} {c:.1f} audio-s/s (batch {b}"
+        + (f"; {ceilings_seen[dtype][0]:.1f} before the runs, {ceilings_seen[dtype][1]:.1f} after" if dtype in
+           ceilings_seen else "") + ")"
+        for dtype, (c, b) in ceilings.items())
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec ceiling of {window}-token windows: "
+          f"{ceiling_text}; CPU = CPU-seconds per audio-second; others = cores the fake vLLM and the clients used; "
+          "vs left = vs the ceiling scaled to the cores they left")
     header = (f"{'wrk':>3} {'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} "
               f"{'lat p50':>7} {'RTF p50':>7} {'dec/emit':>8} {'CPU total':>9} {'front-end':>9} {'engine':>8} "
-              f"{'vs ceil':>7} {'others':>6} {'vs left':>7}")
+              f"{'vs ceil':>7} {'others':>6} {'vs left':>7} {'busy':>5} {'win/b':>5} {'tok/w':>5} {'rate':>5}")
     print(header)
+    labels = [label for label, _, _ in stacks]
+    previous = None if len(labels) > 1 or args.rounds > 1 else ""
     for r in rows:
+        if r["settings"] != previous:
+            previous = r["settings"]
+            print(f"# settings: {previous or 'defaults'}")
         print(f"{r['api_workers']:>3} {r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} "
               f"{r['throughput']:>9.2f} {r['ttfa_p50']:>8.3f} {r['ttfa_p99']:>8.3f} {r['latency_p50']:>7.2f} "
               f"{r['rtf_p50']:>7.3f} {r['decoded_per_emitted']:>8.2f} {r['cpu_per_audio_s']:>9.4f} "
               f"{r['frontend_cpu_per_audio_s']:>9.4f} {r['engine_cpu_per_audio_s']:>8.4f} {r['vs_ceiling']:>7.2f} "
-              f"{r['other_cores']:>6.2f} {r['vs_ceiling_cores_left']:>7.2f}")
+              f"{r['other_cores']:>6.2f} {r['vs_ceiling_cores_left']:>7.2f} {r['engine_busy']:>5.2f} "
+              f"{r['windows_per_batch']:>5.1f} {r['tokens_per_window']:>5.0f} {r['busy_rate_vs_ceiling']:>5.2f}")
+    print("# busy = the decode thread's busy share of the wall time; win/b = windows per batch; tok/w = tokens per "
+          "window; rate = audio-s decoded per busy second, against the ceiling")
+    if len(labels) > 1 or args.rounds > 1:
+        print("# mean over rounds: settings, concurrency -> audio-s/s, vs ceil, dec/emit, rate, TTFA p50")
+        for variant in labels:
+            for c in levels:
+                same = [r for r in rows if r["settings"] == variant and r["concurrency"] == c]
+                mean = {k: statistics.fmean(r[k] for r in same)
+                        for k in ("throughput", "vs_ceiling", "decoded_per_emitted", "busy_rate_vs_ceiling", "ttfa_p50")}
+                print(f"#   {variant or 'defaults':<40} C={c:<4} {mean['throughput']:7.2f} {mean['vs_ceiling']:5.2f} "
+                      f"{mean['decoded_per_emitted']:5.2f} {mean['busy_rate_vs_ceiling']:5.2f} {mean['ttfa_p50']:6.3f}")
     for c in levels:
-        by_workers = {r["api_workers"]: r for r in rows if r["concurrency"] == c}
+        by_workers = {r["api_workers"]: r for r in rows if r["concurrency"] == c and r["settings"] == labels[-1]}
         for w, r in sorted(by_workers.items()):
             if w != 1 and 1 in by_workers and by_workers[1]["cpu_per_audio_s"]:
                 one = by_workers[1]
@@ -319,7 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"  x{r['frontend_cpu_per_audio_s'] / first:.2f}  ({r['throughput']:.1f} audio-s/s)")
     if args.json_out:
         args.json_out.write_text(json.dumps(
-            {"ceiling": ceiling, "ceiling_batch": ceiling_batch, "rows": rows, "levers": lever_rows}, indent=2))
+            {"ceiling": ceiling, "ceiling_batch": ceiling_batch, "ceilings": ceilings, "rows": rows,
+             "levers": lever_rows}, indent=2))
 
 
 if __name__ == "__main__":
