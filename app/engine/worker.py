@@ -194,7 +194,7 @@ class CodecEngine:
         (seconds until the window's listener runs out of audio) orders the queue, most urgent first."""
         if not math.isfinite(slack):
             raise ValueError(f"slack must be a finite number of seconds, got {slack}")
-        size = len(payload) if kind == "decode" else 0
+        size = int(np.size(payload)) if kind == "decode" else 0
         job = Job(kind, payload, deliver, is_cancelled=is_cancelled, stream=stream, final=final, slack=slack, size=size)
         with self._cond:
             if self._stopping or not self._threads[kind].is_alive():
