@@ -32,14 +32,16 @@ def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
 
 
 def run_ours(
-    plan: StitchPlan, tokens: np.ndarray, decode: Callable[[np.ndarray], np.ndarray], rate: float
+    plan: StitchPlan, tokens: np.ndarray, decode: Callable[[np.ndarray], np.ndarray], rate: float, step: int = 1
 ) -> tuple[np.ndarray, float, int]:
-    """Stitched audio, time to first audio (simulated arrival + real decode), tokens decoded."""
+    """Stitched audio, time to first audio (simulated arrival + real decode), tokens decoded. After the first
+    window, tokens come `step` at a time (a codec that is behind finds that many new ones at each window)."""
     st = StreamStitcher(plan)
     out: list[np.ndarray] = []
     ttfa = None
     n = len(tokens)
-    for avail in range(1, n + 1):
+    first = plan.first_chunk_tokens + plan.overlap_tokens
+    for avail in sorted({*range(1, min(first, n) + 1), *range(first, n, step), n}):
         finished = avail == n
         while (w := st.next_window(avail, finished)) is not None:
             t0 = time.perf_counter()
@@ -99,6 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     for name, plan in schemes.items():
         audio, ttfa, decoded = run_ours(plan, tokens, decode, args.rate)
+        ref = apply_fade_in(reference, plan.fade_in_samples)
+        print(f"{name:<46} {ttfa * 1e3:8.0f} {decoded / len(tokens):16.2f} {snr_db(ref, audio):8.1f}")
+    # a codec 3 s behind: 150 new tokens at each window, stitched with regular windows or windows that catch up
+    for name, plan in {
+        "behind, regular windows (MAX_CHUNK_SECONDS off)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3),
+        "behind, windows that catch up (3 s)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, max_chunk_seconds=3.0),
+    }.items():
+        audio, ttfa, decoded = run_ours(plan, tokens, decode, args.rate, step=150)
         ref = apply_fade_in(reference, plan.fade_in_samples)
         print(f"{name:<46} {ttfa * 1e3:8.0f} {decoded / len(tokens):16.2f} {snr_db(ref, audio):8.1f}")
     audio, ttfa, decoded = run_original(tokens, decode, args.rate)
