@@ -9,11 +9,12 @@ whose audio the previous window left pending (its *tail*), and the new chunk. Fr
   sides are decodes of the same tokens, so they are strongly correlated and equal-gain keeps the level);
 * the rest of the chunk up to ``end - O``, and keep ``[end - O, end)`` as the next tail.
 
-A stream whose tokens have piled up past its next window (the codec is behind: it is busy, or the tokens came
-in a burst) gets a longer window instead of several regular ones: its chunk grows to what is there, up to
-``max_chunk_tokens``. Fewer windows decode fewer context and overlap tokens, and longer windows batch better,
-so a saturated codec catches up; a stream whose tokens arrive slower than its windows decode never sees it.
-The first window keeps its size (it sets the time to first audio).
+A stream whose tokens have piled up past the longest window it may have (the codec is behind: it is busy, or
+the tokens came in a burst) gets that window, ``max_chunk_tokens`` of chunk, instead of several regular ones.
+Fewer windows decode fewer context and overlap tokens, and longer windows batch better, so a saturated codec
+catches up; a stream whose tokens arrive slower than its windows decode never sees it. A window is regular or
+the longest, never in between, so that the windows of streams that catch up together have one length. The
+first window keeps its size (it sets the time to first audio).
 
 The last window of a stream emits everything up to the last token. So every token gets exactly
 ``samples_per_token`` samples, none dropped or repeated, and only the very first samples of a stream get a
@@ -131,8 +132,8 @@ class StreamStitcher:
     def next_window(self, available: int, finished: bool) -> Window | None:
         """The next window to decode given ``available`` tokens, or None if more tokens are needed (or done).
 
-        With more tokens than the regular window needs, the window takes them, up to ``max_chunk_tokens`` of
-        chunk (not the first window)."""
+        With at least the tokens the longest window needs (``max_chunk_tokens`` of chunk; not for the first
+        window), the window is the longest; with fewer, it is regular."""
         if self._final_planned:
             return None
         p = self.plan
