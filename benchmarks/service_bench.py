@@ -280,12 +280,11 @@ def main(argv: list[str] | None = None) -> None:
         stacks.insert(0, (f"git {args.compare_ref}", {}, baseline_checkout(args.compare_ref)))
     ceilings: dict[str, tuple[float, int]] = {}
     for _, env, _ in stacks:
-        dtype = env.get("CODEC_DTYPE", s.codec_dtype)
-        if dtype not in ceilings:
+        if (dtype := env.get("CODEC_DTYPE", s.codec_dtype)) not in ceilings:
             print(f"measuring the codec ceiling ({args.size}, {window}-token windows, CODEC_DTYPE={dtype}) ...",
                   flush=True)
             ceilings[dtype] = codec_ceiling(codec_dir, window, [1, 2, 4, 8, 16], dtype)
-    ceiling, ceiling_batch = ceilings[s.codec_dtype] if s.codec_dtype in ceilings else next(iter(ceilings.values()))
+    ceiling, ceiling_batch = ceilings.get(s.codec_dtype, next(iter(ceilings.values())))
     ceilings_seen: dict[str, tuple[float, float]] = {}  # dtype -> (before the runs, after them)
 
     def n_requests(c: int) -> int:
@@ -294,14 +293,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for _ in range(args.rounds):  # interleaved: a machine that slows down mid-run slows every variant alike
         for label, env, repo in stacks:
-            stack_ceiling = ceilings[env.get("CODEC_DTYPE", s.codec_dtype)][0]
+            dtype = env.get("CODEC_DTYPE", s.codec_dtype)
             for workers in worker_counts:
                 fake, api, url = start_stack(args, codec_dir, workers=workers, tokens_per_event=args.tokens_per_event,
                                              token_ids=True, extra_env=env, repo=repo)
                 try:
                     for c in levels:
-                        row = measure(url, api, fake, c, n_requests(c), stack_ceiling) | {
-                            "api_workers": workers, "settings": label, "ceiling": stack_ceiling}
+                        row = measure(url, api, fake, c, n_requests(c), ceilings[dtype][0]) | {
+                            "api_workers": workers, "settings": label, "dtype": dtype, "ceiling": ceilings[dtype][0]}
                         rows.append(row)
                         print(f"  {label or 'defaults'}: {workers} worker(s), concurrency {c}: "
                               f"{row['throughput']:.1f} audio-s/s", flush=True)
@@ -315,10 +314,8 @@ def main(argv: list[str] | None = None) -> None:
             ceilings_seen[dtype] = (before, after[0])
             ceilings[dtype] = max((before, batch), after)
         for row in rows:
-            dtype = next(d for label, env, _ in stacks if label == row["settings"]
-                         for d in [env.get("CODEC_DTYPE", s.codec_dtype)])
-            scale = row["ceiling"] / ceilings[dtype][0]
-            row["ceiling"] = ceilings[dtype][0]
+            scale = row["ceiling"] / ceilings[row["dtype"]][0]
+            row["ceiling"] = ceilings[row["dtype"]][0]
             for key in ("vs_ceiling", "busy_rate_vs_ceiling", "vs_ceiling_cores_left"):
                 row[key] *= scale
         ceiling, ceiling_batch = ceilings.get(s.codec_dtype, next(iter(ceilings.values())))
