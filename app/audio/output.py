@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class AudioWriter:
             self._encoder.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
-    def _run(self, step, *args) -> bytes:  # noqa: ANN001
+    def _run(self, step: Callable[..., bytes], *args: np.ndarray) -> bytes:
         with self._lock:
             if self._closed:
                 return b""
@@ -122,9 +123,7 @@ class AudioWriter:
 
     def _encode_all(self, audio: np.ndarray) -> bytes:
         self._finished = True
-        y = self._samples(audio)
-        y = np.concatenate([y, self._tail()]) if self._stretcher or self._resampler else y
-        return self._encode(y) + self._encoder.finish()
+        return self._encode(np.concatenate([self._samples(audio), self._tail()])) + self._encoder.finish()
 
     def _samples(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)

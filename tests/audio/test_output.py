@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soxr
 
+from app.audio.formats import StreamEncoder
 from app.audio.output import AudioWriter
 from app.audio.pcm import float_to_int16, wav_header
 from app.audio.registry import FORMATS, OPENAI_NAMES, UnsupportedFormat
@@ -170,7 +171,7 @@ def test_finished_and_closed_writers():
 class _Gate:
     """Wraps an encoder so that its next `encode` waits until released, and records `close()`."""
 
-    def __init__(self, encoder) -> None:  # noqa: ANN001
+    def __init__(self, encoder: StreamEncoder) -> None:
         self.encoder = encoder
         self.entered = threading.Event()
         self.release = threading.Event()
