@@ -8,10 +8,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.audio.registry import OPENAI_NAMES
 from app.env import Settings
 
-AudioFormat = Literal["pcm", "wav", "mp3", "opus", "aac", "flac"]
-AUDIO_FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
 
 # Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,

@@ -1,4 +1,4 @@
-"""Stitched float chunks -> (time stretch) -> encoded bytes -> a streamed, SSE or complete HTTP response."""
+"""Stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP response."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 import base64
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -18,16 +18,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.admission import Slot
-from app.audio.formats import encode_wav_file, make_encoder
-from app.audio.pcm import CONTENT_TYPES, float_to_int16
-from app.audio.stretch import TimeStretcher
+from app.audio.output import AudioWriter
+from app.audio.registry import output_format
 from app.errors import StreamAborted, TTSError
 from app.serving import SpeechService, SynthesisJob
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_INLINE_FORMATS = ("pcm", "wav")  # cheap enough to encode on the event loop
 
 
 def audio_headers(job: SynthesisJob) -> dict[str, str]:
@@ -61,72 +58,42 @@ async def _with_first(first: np.ndarray | None, chunks: AsyncIterator[np.ndarray
 
 
 async def encoded_bytes(
-    chunks: AsyncIterator[np.ndarray], fmt: str, speed: float, sample_rate: int
+    chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
 ) -> AsyncIterator[bytes]:
-    """Encoded audio as it is produced; `speed != 1` time-stretches without changing pitch."""
-    encoder = make_encoder(fmt, sample_rate, streaming=True)
-    stretcher = TimeStretcher(speed, sample_rate) if speed != 1.0 else None
-    inline = fmt in _INLINE_FORMATS and stretcher is None
+    """The audio in `new_writer()`'s format as it is produced; closes the writer and `chunks` however it ends.
 
-    lock = threading.Lock()  # a cancelled stream may close the encoder while a worker thread still uses it
-
-    def convert(x: np.ndarray, last: bool = False) -> bytes:
-        with lock:
-            if stretcher is not None:
-                x = stretcher.process(x) if not last else stretcher.flush()
-            data = encoder.encode(float_to_int16(x)) if len(x) else b""
-            return data + encoder.finish() if last else data
-
-    def close() -> None:
-        with lock:
-            encoder.close()
-
-    empty = np.zeros(0, np.float32)
+    The writer is made when the response starts, so a response that is never sent holds no encoder.
+    """
+    writer = None
     try:
+        writer = new_writer()
         try:
             async for chunk in chunks:
-                data = convert(chunk) if inline else await asyncio.to_thread(convert, chunk)
-                if data:
+                if data := await writer.awrite(chunk):
                     yield data
         except Exception:
-            # the audio already handed to the encoder (and stretcher) still goes out before the error
+            # the audio already handed to the writer still goes out before the error
             with suppress(Exception):
                 # flushed with the container's end: harmless, the response is aborted after it
-                held = convert(empty, last=True) if inline else await asyncio.to_thread(convert, empty, True)
-                if held:
+                if held := await writer.afinish():
                     yield held
             raise
-        tail = convert(empty, last=True) if inline else await asyncio.to_thread(convert, empty, True)
-        if tail:
+        if tail := await writer.afinish():
             yield tail
     finally:
-        if inline:
-            close()
-        else:
-            asyncio.get_running_loop().run_in_executor(None, close)
+        if writer is not None:
+            writer.close()
         await chunks.aclose()  # type: ignore[attr-defined]  # closing the response closes the backend request
 
 
-async def complete_audio(chunks: AsyncIterator[np.ndarray], fmt: str, speed: float, sample_rate: int) -> bytes:
+async def complete_audio(chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]) -> bytes:
     """The whole response body for `stream=false`: a WAV with correct sizes, raw PCM, or a full encoded file."""
     parts = [c async for c in chunks]
-    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-    def encode() -> bytes:
-        x = audio
-        if speed != 1.0:
-            st = TimeStretcher(speed, sample_rate)
-            x = np.concatenate([st.process(x), st.flush()])
-        pcm = float_to_int16(x)
-        if fmt == "wav":
-            return encode_wav_file(pcm, sample_rate)
-        enc = make_encoder(fmt, sample_rate, streaming=False)
-        try:
-            return enc.encode(pcm) + enc.finish()
-        finally:
-            enc.close()
-
-    return await asyncio.to_thread(encode)
+    writer = new_writer()
+    try:
+        return await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+    finally:
+        writer.close()
 
 
 def _sse(event: dict) -> bytes:
@@ -174,20 +141,22 @@ async def _abort_on_error(data: AsyncIterator[bytes], job: SynthesisJob) -> Asyn
 async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:
     """The HTTP response for a prepared job, per its `stream`, `stream_format` and `response_format`."""
     gen = job.gen
-    fmt = gen.response_format
+    fmt = output_format(gen.response_format)
+    complete = not gen.stream and gen.stream_format != "sse"
+    new_writer = partial(AudioWriter, fmt, source_rate=job.sample_rate, speed=gen.speed, streaming=not complete)
     chunks = service.synthesize(job)
-    if not gen.stream and gen.stream_format != "sse":
-        body = await complete_audio(chunks, fmt, gen.speed, job.sample_rate)
-        return Response(body, media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
+    if complete:
+        body = await complete_audio(chunks, new_writer)
+        return Response(body, media_type=fmt.content_type, headers=audio_headers(job))
     first = await _prime(chunks)
-    data = encoded_bytes(_with_first(first, chunks), fmt, gen.speed, job.sample_rate)
+    data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
         return StreamingResponse(
             sse_events(data, job),
             media_type="text/event-stream",
             headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
         )
-    return StreamingResponse(_abort_on_error(data, job), media_type=CONTENT_TYPES[fmt], headers=audio_headers(job))
+    return StreamingResponse(_abort_on_error(data, job), media_type=fmt.content_type, headers=audio_headers(job))
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------

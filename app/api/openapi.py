@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from app.audio.pcm import CONTENT_TYPES
+from app.audio.registry import CONTENT_TYPES
 from app.env import Settings
 from app.protocol import ErrorResponse, VoiceCloneRequest
 

@@ -1,6 +1,6 @@
-"""Audio output encoders: int16 mono chunks in, bytes of one `response_format` out, as soon as they exist.
+"""Audio output encoders: int16 mono chunks in, bytes of one container out, as soon as they exist.
 
-`pcm` and `wav` are written here; `mp3`, `opus` (in Ogg), `aac` (ADTS) and `flac` go through FFmpeg's encoders
+Which format uses which encoder is said in app/audio/registry.py. `pcm` and `wav` are written here; `mp3`, `opus` (in Ogg), `aac` (ADTS) and `flac` go through FFmpeg's encoders
 and muxers as bundled in the PyAV wheel. For a stream, the muxer writes into a write-only sink, so FFmpeg
 treats the output as non-seekable: it writes each packet as it comes and never goes back to patch a header.
 For a complete file (`streaming=False`) it writes into a seekable buffer instead, so it can finish the
@@ -28,19 +28,13 @@ from typing import ClassVar
 import av
 import numpy as np
 
-from app.audio.pcm import CONTENT_TYPES, wav_header
+from app.audio.pcm import wav_header
 
 
 def _check_pcm(pcm: np.ndarray) -> np.ndarray:
     if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
         raise ValueError("expected a 1-D int16 array (mono PCM); convert with app.audio.pcm.float_to_int16")
     return pcm
-
-
-def encode_wav_file(pcm: np.ndarray, sample_rate: int = 24000) -> bytes:
-    """A complete WAV file with exact sizes: `(T,) int16 -> bytes`."""
-    data = _check_pcm(pcm).astype("<i2", copy=False).tobytes()
-    return wav_header(sample_rate, data_bytes=len(data)) + data
 
 
 class StreamEncoder:
@@ -50,9 +44,6 @@ class StreamEncoder:
     With `streaming=False` the output is one complete file and may all come from `finish()`. Call `close()`
     when a stream is abandoned before `finish()` (it is a no-op afterwards).
     """
-
-    format: ClassVar[str]
-    content_type: ClassVar[str]
 
     def __init__(self, sample_rate: int = 24000, *, streaming: bool = True) -> None:
         self.sample_rate = sample_rate
@@ -72,18 +63,12 @@ class StreamEncoder:
 class PcmEncoder(StreamEncoder):
     """Raw signed 16-bit little-endian samples, no header."""
 
-    format = "pcm"
-    content_type = CONTENT_TYPES["pcm"]
-
     def encode(self, pcm: np.ndarray) -> bytes:
         return _check_pcm(pcm).astype("<i2", copy=False).tobytes()
 
 
 class WavEncoder(PcmEncoder):
     """Streaming: a header with placeholder sizes, then raw samples. Complete file: exact sizes at `finish()`."""
-
-    format = "wav"
-    content_type = CONTENT_TYPES["wav"]
 
     def __init__(self, sample_rate: int = 24000, *, streaming: bool = True) -> None:
         super().__init__(sample_rate, streaming=streaming)
@@ -181,8 +166,6 @@ class AVEncoder(StreamEncoder):
 class Mp3Encoder(AVEncoder):
     """MPEG-2 Layer III at 24 kHz (LAME), CBR, no ID3 tag: the stream is bare MP3 frames."""
 
-    format = "mp3"
-    content_type = CONTENT_TYPES["mp3"]
     container_format = "mp3"
     codec_name = "libmp3lame"
     bit_rate = 64_000
@@ -196,8 +179,6 @@ class OpusEncoder(AVEncoder):
     sends each packet at once, for about 11 kbit/s of page headers.
     """
 
-    format = "opus"
-    content_type = CONTENT_TYPES["opus"]
     container_format = "ogg"
     codec_name = "libopus"
     bit_rate = 32_000
@@ -207,8 +188,6 @@ class OpusEncoder(AVEncoder):
 class AacEncoder(AVEncoder):
     """AAC-LC (FFmpeg's native encoder) in ADTS frames."""
 
-    format = "aac"
-    content_type = CONTENT_TYPES["aac"]
     container_format = "adts"
     codec_name = "aac"
     bit_rate = 64_000
@@ -217,22 +196,14 @@ class AacEncoder(AVEncoder):
 class FlacEncoder(AVEncoder):
     """FLAC, 16-bit. A stream's STREAMINFO has total samples 0 (\"unknown\") and no MD5."""
 
-    format = "flac"
-    content_type = CONTENT_TYPES["flac"]
     container_format = "flac"
     codec_name = "flac"
     container_options = {"metadata_header_padding": "0"}  # FFmpeg reserves 8 KiB by default
 
 
-ENCODERS: dict[str, type[StreamEncoder]] = {
-    cls.format: cls for cls in (Mp3Encoder, OpusEncoder, AacEncoder, FlacEncoder, WavEncoder, PcmEncoder)
-}
-
-
 def make_encoder(fmt: str, sample_rate: int = 24000, *, streaming: bool = True) -> StreamEncoder:
-    """The encoder for an OpenAI `response_format`; `ValueError` for any other."""
-    try:
-        cls = ENCODERS[fmt]
-    except KeyError:
-        raise ValueError(f"unsupported response_format {fmt!r}; allowed: {', '.join(ENCODERS)}") from None
-    return cls(sample_rate, streaming=streaming)
+    """The encoder for an OpenAI `response_format`. Only `AudioOut` (app/api/segment_stream.py) still calls
+    this; it goes with it, once the WebSocket sessions use `app.audio.output.AudioWriter`."""
+    from app.audio.registry import output_format
+
+    return output_format(fmt).encoder(sample_rate, streaming=streaming)

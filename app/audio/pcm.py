@@ -6,16 +6,6 @@ import struct
 
 import numpy as np
 
-CONTENT_TYPES: dict[str, str] = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-}
-"""`response_format` -> HTTP media type."""
-
 STREAMING_SIZE = 0xFFFFFFFF
 """Placeholder RIFF and data chunk size for a WAV stream whose length is not known yet."""
 

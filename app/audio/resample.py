@@ -28,3 +28,23 @@ def resample_to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         return array.astype(np.float32)
     g = math.gcd(sample_rate, 16_000)
     return resample_poly(array, 16_000 // g, sample_rate // g).astype(np.float32)
+
+
+class StreamResampler:
+    """Chunked resampling with soxr (`HQ`), the same samples as one call on the whole signal: `(T,) float32 in,
+    (T',) float32 out`. Not thread-safe: one per stream."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        import soxr
+
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self._soxr = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        return self._soxr.resample_chunk(np.asarray(x, dtype=np.float32))
+
+    def flush(self) -> np.ndarray:
+        """The samples soxr still holds; the resampler is done after it."""
+        return self._soxr.resample_chunk(np.zeros(0, np.float32), last=True)

@@ -10,11 +10,16 @@ import av
 import numpy as np
 import pytest
 
-from app.audio.formats import StreamEncoder, make_encoder
+from app.audio.formats import StreamEncoder
+from app.audio.registry import CONTENT_TYPES, FORMATS, output_format
 
 SR = 24000
 CHUNK = 4800  # 0.2 s, the service's smallest chunk
 LOSSY = ("mp3", "opus", "aac")
+
+
+def make_encoder(fmt: str, sample_rate: int = SR, *, streaming: bool = True) -> StreamEncoder:
+    return FORMATS[fmt].encoder(sample_rate, streaming=streaming)
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +151,15 @@ def test_flac_stream_reports_unknown_length_file_reports_exact(chirp):
 def test_content_types():
     expected = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac"}
     expected |= {"wav": "audio/wav", "pcm": "audio/pcm"}
+    assert dict(CONTENT_TYPES) == expected
     for fmt, ctype in expected.items():
-        enc = make_encoder(fmt, SR)
-        assert enc.content_type == ctype
-        enc.close()
+        assert output_format(fmt).content_type == ctype
+        make_encoder(fmt, SR).close()
 
 
 def test_unknown_format_lists_the_allowed_ones():
-    with pytest.raises(ValueError, match="mp3, opus, aac, flac, wav, pcm"):
-        make_encoder("ogg")
+    with pytest.raises(ValueError, match="pcm, wav, mp3, opus, aac, flac"):
+        output_format("ogg")
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "pcm"])

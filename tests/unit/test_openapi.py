@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio.pcm import CONTENT_TYPES
+from app.audio.registry import CONTENT_TYPES
 from app.debug_audio import DebugAudioWriter
 from app.env import Settings
 from app.main import Components, create_app

@@ -1,0 +1,147 @@
+"""The one way from decoded audio to delivered bytes, for every caller (streamed HTTP, complete files, SSE, the
+WebSocket protocols).
+
+float32 windows at the source's rate -> time stretch (`speed`) -> resampling to the asked rate -> sample
+encoding -> container -> bytes. Each stage is the identity when it has nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from app.audio.registry import OutputFormat, output_format
+from app.audio.resample import StreamResampler
+from app.audio.stretch import TimeStretcher
+
+_EMPTY = np.zeros(0, np.float32)
+
+
+class AudioWriter:
+    """One response's audio: `write(chunk) -> bytes` as audio arrives, then `finish() -> bytes` (the tail and the
+    container's end); or `encode_all(audio)` for a whole file at once. With `streaming=False` the bytes are one
+    complete file (a WAV with exact sizes, an MP3 with its LAME tag) and may all come from `finish()`.
+
+    The async twins (`awrite`, `afinish`, `aencode_all`) run cheap formats on the event loop and the rest in a
+    worker thread. `close()` may be called at any time, from any thread, as often as wanted: if a thread is
+    encoding, the encoder is released when that thread is done. Writes after `close()` return `b""`.
+    One caller at a time: overlapping writes raise `RuntimeError`.
+    """
+
+    def __init__(
+        self,
+        fmt: str | OutputFormat,
+        *,
+        source_rate: int,
+        speed: float = 1.0,
+        rate: int | None = None,
+        encoding: str | None = None,
+        streaming: bool = True,
+    ) -> None:
+        """`rate=None`: the source's rate; another must be one the format offers (registry)."""
+        self.format = output_format(fmt) if isinstance(fmt, str) else fmt
+        self.source_rate = source_rate
+        self.rate = source_rate if rate is None else self.format.check_rate(rate)
+        self.encoding = self.format.encoding(encoding)
+        self.streaming = streaming
+        self._stretcher = TimeStretcher(speed, source_rate) if speed != 1.0 else None
+        self._resampler = StreamResampler(source_rate, self.rate) if self.rate != source_rate else None
+        self._encoder = self.format.encoder(self.rate, streaming=streaming)
+        self.inline = self.format.inline and self._stretcher is None and self._resampler is None
+        """Whether the async methods encode on the event loop."""
+        self._lock = threading.Lock()  # guards the three flags below, never held while encoding
+        self._busy = False
+        self._finished = False
+        self._closed = False
+
+    @property
+    def content_type(self) -> str:
+        return self.format.content_type
+
+    # -- sync: the audio maths, on whichever thread calls -------------------------------------------------------
+    def write(self, chunk: np.ndarray) -> bytes:
+        """`(T,) float32` at the source rate -> the bytes that are ready (maybe `b""` while stages buffer)."""
+        return self._run(self._write, chunk)
+
+    def finish(self) -> bytes:
+        """What the stages still hold, and the container's end. Allowed after a failed `write()`."""
+        return self._run(self._finish)
+
+    def encode_all(self, audio: np.ndarray) -> bytes:
+        """A whole signal in one go: `write(audio) + finish()`, each stage run once on all of it."""
+        return self._run(self._encode_all, audio)
+
+    # -- async: inline or in a worker thread ---------------------------------------------------------------
+    async def awrite(self, chunk: np.ndarray) -> bytes:
+        return self.write(chunk) if self.inline else await asyncio.to_thread(self.write, chunk)
+
+    async def afinish(self) -> bytes:
+        return self.finish() if self.inline else await asyncio.to_thread(self.finish)
+
+    async def aencode_all(self, audio: np.ndarray) -> bytes:
+        """Always in a worker thread: a whole file is never small enough for the event loop."""
+        return await asyncio.to_thread(self.encode_all, audio)
+
+    def close(self) -> None:
+        """Release the encoder without finishing it (a stream abandoned); idempotent, never blocks."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            busy = self._busy
+        if not busy:  # otherwise the thread that is encoding releases it when it is done (see _run)
+            self._encoder.close()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _run(self, step: Callable[..., bytes], *args: np.ndarray) -> bytes:
+        with self._lock:
+            if self._closed:
+                return b""
+            if self._busy:
+                raise RuntimeError("AudioWriter is already writing: one call at a time")
+            if self._finished:
+                raise RuntimeError("AudioWriter already finished")
+            self._busy = True
+        try:
+            return step(*args)
+        finally:
+            with self._lock:
+                self._busy = False
+                release = self._closed
+            if release:
+                self._encoder.close()
+
+    def _write(self, x: np.ndarray) -> bytes:
+        return self._encode(self._samples(x))
+
+    def _finish(self) -> bytes:
+        self._finished = True
+        return self._encode(self._tail()) + self._encoder.finish()
+
+    def _encode_all(self, audio: np.ndarray) -> bytes:
+        self._finished = True
+        return self._encode(np.concatenate([self._samples(audio), self._tail()])) + self._encoder.finish()
+
+    def _samples(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"expected mono samples of shape (T,), got {x.shape}")
+        if self._stretcher is not None:
+            x = self._stretcher.process(x)
+        if self._resampler is not None:
+            x = self._resampler.process(x)
+        return x
+
+    def _tail(self) -> np.ndarray:
+        x = _EMPTY
+        if self._stretcher is not None:
+            x = self._stretcher.flush()
+        if self._resampler is not None:
+            x = np.concatenate([self._resampler.process(x), self._resampler.flush()])
+        return x
+
+    def _encode(self, x: np.ndarray) -> bytes:
+        return self._encoder.encode(self.encoding.from_float(x)) if len(x) else b""
