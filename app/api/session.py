@@ -1,8 +1,8 @@
 """The WebSocket session loop behind both text-streaming protocols (ours and ElevenLabs').
 
-A `Protocol` adapter turns each client message into commands (`protocol.py`) and each session event into a
-message; `Session` does the rest: the handshake's checks, reading, serialized sends with a time limit, the idle
-timeout, the segmenter's timer, one writer task per context, cancellation, clean-up and the close code.
+A `Protocol` adapter (`app/api/protocols/`) turns each client message into commands and each session event
+into a message; `Session` does the rest: the handshake's checks, reading, serialized sends with a time limit,
+the idle timeout, the segmenter's timer, one writer task per context, cancellation, clean-up and close codes.
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ from app.api.protocols.adapter import (
     Open,
     Protocol,
     Rejected,
-    SegmentDone,
-    SegmentFailed,
-    SegmentStarted,
+    Segment,
     SessionEnded,
     Text,
 )
@@ -310,15 +308,12 @@ class Session:
         try:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, self.service.sample_rate)))
             async for ev in events:
-                if ev.kind == "started":
-                    await send(render(SegmentStarted(ctx.cid, ev)))
-                elif ev.kind == "audio":
+                if ev.kind == "audio":
                     await self._audio(ctx, await ctx.out.encode(ev.audio), ev.index)
-                elif ev.kind == "done":
-                    await send(render(SegmentDone(ctx.cid, ev)))
-                elif ev.kind == "error":
+                    continue
+                if ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
-                    await send(render(SegmentFailed(ctx.cid, ev)))
+                await send(render(Segment(ctx.cid, ev)))
             await self._audio(ctx, await ctx.out.finish(), None)
             await send(render(ContextFinal(ctx.cid, ctx.stream.usage)))
             logger.info("%s %s done: %s", self.session_id, ctx.cid, ctx.stream.usage.as_dict())

@@ -80,7 +80,9 @@ class ContextStarted:
 
 
 @dataclass(frozen=True)
-class SegmentStarted:
+class Segment:
+    """A segment `started`, `done` or failed (`error`: the context goes on with the next one)."""
+
     context: str
     segment: SegmentEvent
 
@@ -92,20 +94,6 @@ class Audio:
     context: str
     data: bytes
     index: int | None
-
-
-@dataclass(frozen=True)
-class SegmentDone:
-    context: str
-    segment: SegmentEvent
-
-
-@dataclass(frozen=True)
-class SegmentFailed:
-    """A segment failed; the context goes on with the next one."""
-
-    context: str
-    segment: SegmentEvent
 
 
 @dataclass(frozen=True)
@@ -131,7 +119,7 @@ class SessionEnded:
     error: TTSError
 
 
-Event = ContextStarted | SegmentStarted | Audio | SegmentDone | SegmentFailed | ContextFinal | Rejected | SessionEnded
+Event = ContextStarted | Segment | Audio | ContextFinal | Rejected | SessionEnded
 
 
 class Protocol(ABC):

@@ -31,7 +31,7 @@ from app.api.protocols.adapter import (
     Open,
     Protocol,
     Rejected,
-    SegmentFailed,
+    Segment,
     SessionEnded,
     Text,
 )
@@ -177,7 +177,7 @@ class ElevenLabsProtocol(Protocol):
             return self._tag(msg, event.context)
         if isinstance(event, ContextFinal):
             return self._tag({"isFinal": True}, event.context)
-        if isinstance(event, SegmentFailed):
+        if isinstance(event, Segment) and event.segment.kind == "error":
             return self._error(event.segment.error, event.context)
         if isinstance(event, Rejected):
             return self._error(event.error, event.context)

@@ -27,12 +27,11 @@ from app.api.protocols.adapter import (
     Open,
     Protocol,
     Rejected,
-    SegmentDone,
-    SegmentFailed,
-    SegmentStarted,
+    Segment,
     SessionEnded,
     Text,
 )
+from app.api.segment_stream import SegmentEvent
 from app.api.session import Session, handshake
 from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
@@ -129,27 +128,8 @@ class SpeechStreamProtocol(Protocol):
             if self.binary:
                 return event.data
             return {"type": "audio", "index": event.index, "audio": base64.b64encode(event.data).decode()}
-        if isinstance(event, SegmentStarted):
-            ev = event.segment
-            ctx = ev.job.context if ev.job else None
-            return {
-                "type": "segment.started",
-                "index": ev.index,
-                "text": ev.text,
-                "normalized": ev.normalized,
-                "context_tokens": len(ctx.tokens) if ctx else 0,
-            }
-        if isinstance(event, SegmentDone):
-            ev = event.segment
-            return {
-                "type": "segment.done",
-                "index": ev.index,
-                "text": ev.text,
-                "speech_tokens": len(ev.job.tokens),
-                "audio_seconds": round(ev.job.samples_out / ev.job.sample_rate, 3),
-            }
-        if isinstance(event, SegmentFailed):
-            return error_event(event.segment.error, index=event.segment.index, text=event.segment.text)
+        if isinstance(event, Segment):
+            return self._segment(event.segment)
         if isinstance(event, ContextStarted):
             return {
                 "type": "session.started",
@@ -167,6 +147,27 @@ class SpeechStreamProtocol(Protocol):
         if isinstance(event, SessionEnded):
             return error_event(event.error)
         raise TypeError(f"unknown event {event!r}")
+
+    @staticmethod
+    def _segment(ev: SegmentEvent) -> dict:
+        if ev.kind == "started":
+            ctx = ev.job.context if ev.job else None
+            return {
+                "type": "segment.started",
+                "index": ev.index,
+                "text": ev.text,
+                "normalized": ev.normalized,
+                "context_tokens": len(ctx.tokens) if ctx else 0,
+            }
+        if ev.kind == "done":
+            return {
+                "type": "segment.done",
+                "index": ev.index,
+                "text": ev.text,
+                "speech_tokens": len(ev.job.tokens),
+                "audio_seconds": round(ev.job.samples_out / ev.job.sample_rate, 3),
+            }
+        return error_event(ev.error, index=ev.index, text=ev.text)
 
 
 @router.websocket("/v1/audio/speech/stream")
