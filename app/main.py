@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import elevenlabs, ws
 from app.api.errors import install_error_handlers
 from app.api.openapi import docs_router, service_openapi
+from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
 from app.env import Settings, SettingsError, load_settings
 from app.logs import configure_logging
@@ -245,7 +245,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(docs_router(require_api_key_if("api_key_protects_docs")))
-    app.include_router(ws.router)  # WebSockets check API_KEY themselves (header or first message)
+    app.include_router(speech_stream.router)  # WebSockets check API_KEY themselves (header or first message)
     app.include_router(elevenlabs.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app

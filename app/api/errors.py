@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import OverloadedError, StreamAborted, TTSError
+from app.errors import InvalidRequestError, OverloadedError, StreamAborted, TTSError
 from app.protocol import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -37,16 +38,18 @@ class _QuietAbortFilter(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def invalid_request(exc: ValidationError | RequestValidationError, prefix: str = "") -> InvalidRequestError:
+    """A validation failure as our 400: every error as `name: message`, the first field named as `param`.
+    `prefix` places the fields inside an object of the message (e.g. `voice_settings.`)."""
     parts = []
     param = None
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
         # pydantic puts the union member tag in the location (e.g. voice.str); keep the field name only
-        name = loc[0] if loc else None
+        name = f"{prefix}{loc[0]}" if loc else None
         param = param or name
         parts.append(f"{name}: {err.get('msg')}" if name else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request", param
+    return InvalidRequestError("; ".join(parts) or "invalid request", param=param, code="invalid_value")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -62,8 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(exc)
-        return JSONResponse(error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400)
+        return error_response(invalid_request(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.audio_response import admitted_response, until_disconnected
-from app.api.errors import error_response
+from app.api.auth import bearer, key_ok
+from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.api.uploads import read_limited_form
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
@@ -36,11 +36,7 @@ def get_service(request: Request) -> SpeechService:
 
 async def require_api_key(request: Request) -> None:
     """When `API_KEY` is set, `/v1/*` needs `Authorization: Bearer <key>`."""
-    expected = request.app.state.settings.api_key
-    if not expected:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), expected):
+    if not key_ok(request.app.state.settings.api_key, bearer(request.headers.get("authorization"))):
         raise AuthenticationError("missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
@@ -162,9 +158,7 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
             try:
                 req = VoiceCloneRequest.model_validate(fields)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                param = str(err["loc"][0]) if err.get("loc") else None
-                raise InvalidRequestError(f"{param}: {err['msg']}" if param else err["msg"], param=param) from exc
+                raise invalid_request(exc) from exc
             log_ignored_fields(req, "/v1/audio/vc")
             return await until_disconnected(request.receive, service.prepare_voice_clone(req, audio))
 

@@ -1,0 +1,153 @@
+"""What a WebSocket protocol adapter speaks with the session loop (`app/api/session.py`).
+
+A client message becomes commands (`Protocol.parse`); a session event becomes a message (`Protocol.render`:
+a JSON object, binary audio, or None for an event the protocol does not send).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+from app.api.segment_stream import SegmentEvent, SegmentStream, StreamUsage
+from app.errors import TTSError
+from app.protocol import ResolvedGeneration
+
+# -- commands: what a client message asks for ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The key a message carries (None: it carries none). Checked until the client is authorized."""
+
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Open:
+    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`."""
+
+    context: str
+    voice: str
+    gen: ResolvedGeneration
+    normalize_malaysian: bool = True
+    language: str = "auto"
+    use_context: bool = True
+
+
+@dataclass(frozen=True)
+class Text:
+    context: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Speak what is buffered now, without waiting for the end of a sentence."""
+
+    context: str
+
+
+@dataclass(frozen=True)
+class EndContext:
+    """No more text for this context: its last segment is what is buffered."""
+
+    context: str
+
+
+@dataclass(frozen=True)
+class CloseSocket:
+    """End every context; the session closes (1000) when the last one has sent its final message."""
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    """Nothing to do (the message only resets the idle timer)."""
+
+
+Command = Auth | Open | Text | Flush | EndContext | CloseSocket | KeepAlive
+
+# -- events: what the session tells the client ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContextStarted:
+    session_id: str
+    context: str
+    stream: SegmentStream
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment `started`, `done` or failed (`error`: the context goes on with the next one)."""
+
+    context: str
+    segment: SegmentEvent
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Encoded audio of segment `index` (None: the encoder's last bytes)."""
+
+    context: str
+    data: bytes
+    index: int | None
+
+
+@dataclass(frozen=True)
+class ContextFinal:
+    """A context's last message: all its audio was sent."""
+
+    context: str
+    usage: StreamUsage
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message was refused; the session goes on. `context`: the one it named, if any."""
+
+    error: TTSError
+    context: str | None
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The error that ends the session (sent before the close frame)."""
+
+    error: TTSError
+
+
+Event = ContextStarted | Segment | Audio | ContextFinal | Rejected | SessionEnded
+
+
+class Protocol(ABC):
+    """One connection's message adapter: parses messages into commands and renders events into messages."""
+
+    id_prefix: str  # of the session id, e.g. tts-ws
+    missing_key: str  # the error when the client's key is missing or wrong
+    idle_timeout: float  # seconds without a message (and no segment in progress) before the session ends
+    pending_text_limit: int | None = None  # characters waiting to be synthesized before the session ends
+    awaiting_config: bool = False  # True while any error ends the session (before a config message is taken)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for the session's first log record."""
+
+    def context_of(self, message: dict) -> str | None:
+        """The context a message names, for its error messages."""
+        return None
+
+    @abstractmethod
+    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
+        """A message's commands, in order (`contexts`: the open ones; `closing`: the socket is closing).
+        Raises InvalidRequestError for a message it refuses; commands already taken stay applied."""
+
+    @abstractmethod
+    def render(self, event: Event) -> dict | bytes | None:
+        """The message for an event, or None when the protocol sends none."""
+
+    def idle_error(self) -> TTSError | None:
+        """The error the idle timeout ends the session with; None closes it normally."""
+        return None

@@ -1,0 +1,181 @@
+"""`/v1/audio/speech/stream`: text in over a WebSocket as an LLM writes it, audio out as soon as a segment is ready.
+
+Client messages are JSON: `config` (first), `text`, `flush`, `close`. The server answers `session.started`,
+then per segment `segment.started`, its audio (binary frames, or `audio` events with base64), `segment.done`;
+`error` events in OpenAI's error shape; `done` with usage last, then it closes the socket (1000).
+One context per socket.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Collection, Iterator
+
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
+
+from app.api.errors import error_body, invalid_request
+from app.api.protocols.adapter import (
+    Audio,
+    Auth,
+    CloseSocket,
+    Command,
+    ContextFinal,
+    ContextStarted,
+    Event,
+    Flush,
+    Open,
+    Protocol,
+    Rejected,
+    Segment,
+    SessionEnded,
+    Text,
+)
+from app.api.segment_stream import SegmentEvent
+from app.api.session import Session, handshake
+from app.env import Settings
+from app.errors import InvalidRequestError, TTSError
+from app.protocol import StreamConfig
+
+router = APIRouter()
+
+CONTEXT = "default"  # the one context of a socket
+
+
+def error_event(exc: TTSError, **extra: object) -> dict:
+    return {"type": "error", **extra, **error_body(exc.message, exc.error_type, exc.param, exc.code)}
+
+
+class SpeechStreamProtocol(Protocol):
+    """Our protocol: a `config` message first, then `text`, `flush` and `close`."""
+
+    id_prefix = "tts-ws"
+    missing_key = "missing or invalid API key: send 'Authorization: Bearer <key>' or api_key in the config message"
+
+    def __init__(self, settings: Settings, resolve_voice: Callable[[str | None], str]) -> None:
+        self.settings = settings
+        self.resolve_voice = resolve_voice
+        self.idle_timeout = settings.stream_idle_timeout
+        self.pending_text_limit = settings.max_input_chars * 4
+        self.awaiting_config = True
+        self.config: StreamConfig | None = None
+        self.closed = False  # `close` received
+
+    def describe(self) -> str:
+        return "speech stream"
+
+    # -- messages -> commands ---------------------------------------------------------------------
+    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
+        kind = message.get("type")
+        if self.awaiting_config:
+            yield from self._configure(message)
+            return
+        if self.closed:
+            raise InvalidRequestError("the stream is closed; no more messages are accepted", code="closed")
+        if kind == "text":
+            text = message.get("text")
+            if not isinstance(text, str):
+                raise InvalidRequestError("text must be a string", param="text")
+            yield Text(CONTEXT, text)
+            if message.get("flush") is True:
+                yield Flush(CONTEXT)
+        elif kind == "flush":
+            yield Flush(CONTEXT)
+        elif kind == "close":
+            self.closed = True
+            yield CloseSocket()
+        elif kind == "config":
+            raise InvalidRequestError("config is only accepted as the first message", param="type")
+        else:
+            raise InvalidRequestError(
+                f"unknown message type {kind!r}; expected text, flush or close", param="type", code="invalid_message"
+            )
+
+    def _configure(self, message: dict) -> Iterator[Command]:
+        if message.get("type") != "config":
+            raise InvalidRequestError('the first message must be {"type": "config", ...}', param="type")
+        try:
+            cfg = StreamConfig.model_validate(message)
+        except ValidationError as exc:
+            raise invalid_request(exc) from None
+        yield Auth(cfg.api_key)
+        voice = self.resolve_voice(cfg.voice_name)
+        use_context = self.settings.stream_context if cfg.context is None else cfg.context
+        self.config = cfg
+        yield Open(
+            CONTEXT,
+            voice,
+            cfg.resolved(self.settings),
+            normalize_malaysian=cfg.normalize_malaysian,
+            language=cfg.language,
+            use_context=use_context,
+        )
+        self.awaiting_config = False
+
+    @property
+    def binary(self) -> bool:
+        """Audio as binary frames (else base64 in `audio` events)."""
+        return self.config is None or (self.config.audio_frames or "binary") == "binary"
+
+    def idle_error(self) -> TTSError:
+        if self.awaiting_config:
+            return InvalidRequestError("no config message received", code="idle_timeout")
+        return InvalidRequestError(f"no message for {self.idle_timeout:g} s; session closed", code="idle_timeout")
+
+    # -- events -> messages -----------------------------------------------------------------------
+    def render(self, event: Event) -> dict | bytes | None:
+        if isinstance(event, Audio):
+            if self.binary:
+                return event.data
+            return {"type": "audio", "index": event.index, "audio": base64.b64encode(event.data).decode()}
+        if isinstance(event, Segment):
+            return self._segment(event.segment)
+        if isinstance(event, ContextStarted):
+            return {
+                "type": "session.started",
+                "id": event.session_id,
+                "voice": event.stream.voice,
+                "response_format": event.stream.gen.response_format,
+                "sample_rate": event.sample_rate,
+                "audio_frames": "binary" if self.binary else "base64",
+                "context": event.stream.use_context,
+            }
+        if isinstance(event, ContextFinal):
+            return {"type": "done", "usage": event.usage.as_dict()}
+        if isinstance(event, Rejected):
+            return error_event(event.error, index=None)
+        if isinstance(event, SessionEnded):
+            return error_event(event.error)
+        raise TypeError(f"unknown event {event!r}")
+
+    @staticmethod
+    def _segment(ev: SegmentEvent) -> dict:
+        if ev.kind == "started":
+            ctx = ev.job.context if ev.job else None
+            return {
+                "type": "segment.started",
+                "index": ev.index,
+                "text": ev.text,
+                "normalized": ev.normalized,
+                "context_tokens": len(ctx.tokens) if ctx else 0,
+            }
+        if ev.kind == "done":
+            return {
+                "type": "segment.done",
+                "index": ev.index,
+                "text": ev.text,
+                "speech_tokens": len(ev.job.tokens),
+                "audio_seconds": round(ev.job.samples_out / ev.job.sample_rate, 3),
+            }
+        return error_event(ev.error, index=ev.index, text=ev.text)
+
+
+@router.websocket("/v1/audio/speech/stream")
+async def speech_stream(ws: WebSocket) -> None:
+    """Streaming text input: see the module docstring and the README's message table."""
+    accepted = await handshake(ws, "invalid API key")
+    if accepted is None:
+        return
+    service, authorized = accepted
+    protocol = SpeechStreamProtocol(service.settings, service.resolve_voice)
+    await Session(ws, service, protocol, authorized=authorized).run()

@@ -1,0 +1,336 @@
+"""The WebSocket session loop behind both text-streaming protocols (ours and ElevenLabs').
+
+A `Protocol` adapter (`app/api/protocols/`) turns each client message into commands and each session event
+into a message; `Session` does the rest: the handshake's checks, reading, serialized sends with a time limit,
+the idle timeout, the segmenter's timer, one writer task per context, cancellation, clean-up and close codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.api.auth import header_key, key_ok
+from app.api.errors import error_body
+from app.api.protocols.adapter import (
+    Audio,
+    Auth,
+    CloseSocket,
+    Command,
+    ContextFinal,
+    ContextStarted,
+    EndContext,
+    Flush,
+    KeepAlive,
+    Open,
+    Protocol,
+    Rejected,
+    Segment,
+    SessionEnded,
+    Text,
+)
+from app.api.segment_stream import AudioOut, SegmentStream
+from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.serving import SpeechService
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # bad auth, bad config, a client that does not read
+CLOSE_ERROR = 1011
+
+
+class SessionEnd(Exception):
+    """Ends a session: the error to report and the close code."""
+
+    def __init__(self, error: TTSError, code: int = CLOSE_POLICY) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.code = code
+
+
+async def deny(ws: WebSocket, exc: TTSError) -> None:
+    """Refuse the handshake with an HTTP error in OpenAI's shape (or, where the server cannot, close at once)."""
+    body = error_body(exc.message, exc.error_type, exc.param, exc.code)
+    try:
+        await ws.send_denial_response(JSONResponse(body, status_code=exc.status_code))
+    except RuntimeError:  # the server lacks the websocket.http.response extension
+        await ws.accept()
+        await ws.send_text(json.dumps({"type": "error", **body}))
+        await ws.close(CLOSE_POLICY)
+
+
+async def handshake(ws: WebSocket, invalid_key: str, *key_headers: str) -> tuple[SpeechService, bool] | None:
+    """The checks before a socket is accepted: a key in the headers must be right, the service must be up.
+    Returns the service and whether the headers already authorized the client; None when refused (answered)."""
+    given = header_key(ws.headers, *key_headers)
+    expected = ws.app.state.settings.api_key
+    if given is not None and not key_ok(expected, given):
+        await deny(ws, AuthenticationError(invalid_key))
+        return None
+    service: SpeechService | None = getattr(ws.app.state, "service", None)
+    if service is None:
+        await deny(ws, NotReadyError("the service is still loading its models"))
+        return None
+    return service, key_ok(expected, given)
+
+
+class Sender:
+    """Serialized sends with a time limit: a client that stops reading ends the session instead of holding
+    its backend requests forever."""
+
+    def __init__(self, ws: WebSocket, timeout: float) -> None:
+        self.ws = ws
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+
+    async def _send(self, op: Callable[[], Awaitable[None]]) -> None:
+        async with self._lock:
+            try:
+                await asyncio.wait_for(op(), self.timeout)
+            except TimeoutError:
+                raise SessionEnd(
+                    InvalidRequestError(
+                        f"the client did not read its audio for {self.timeout:g} s; session ended",
+                        code="backpressure",
+                    )
+                ) from None
+
+    async def send(self, message: dict | bytes | None) -> None:
+        """A JSON object as a text frame, bytes as a binary frame; None sends nothing."""
+        if isinstance(message, bytes):
+            await self._send(lambda: self.ws.send_bytes(message))
+        elif message is not None:
+            text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+            await self._send(lambda: self.ws.send_text(text))
+
+
+def receive_json(message: dict) -> dict | None:
+    """A received WebSocket message as a JSON object; None for a disconnect. Raises InvalidRequestError."""
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is None:
+        raise InvalidRequestError("send JSON text messages, not binary ones", code="invalid_message")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"message is not JSON: {exc}", code="invalid_message") from exc
+    if not isinstance(obj, dict):
+        raise InvalidRequestError("message must be a JSON object", code="invalid_message")
+    return obj
+
+
+async def close_quietly(ws: WebSocket, code: int, reason: str = "") -> None:
+    if ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await ws.close(code, reason[:120])
+
+
+class Context:
+    """One text stream of a session: its segments, its audio encoder and the task that writes them."""
+
+    def __init__(self, cid: str, stream: SegmentStream, out: AudioOut) -> None:
+        self.cid = cid
+        self.stream = stream
+        self.out = out
+        self.writer: asyncio.Task | None = None
+
+
+class Session:
+    """One accepted connection, driven by `protocol`: its contexts, each a `SegmentStream` with its own writer.
+
+    The session ends when the protocol closes the socket and every context has finished, when the client goes
+    away (its contexts' backend requests are closed at once), on a fatal error (`SessionEnd`: an error message,
+    then 1008) or an unexpected one (1011), or when nothing happened for `protocol.idle_timeout` seconds.
+    """
+
+    def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, authorized: bool) -> None:
+        self.ws = ws
+        self.service = service
+        self.protocol = protocol
+        self.authorized = authorized
+        self.sender = Sender(ws, service.settings.stream_send_timeout)
+        self.contexts: dict[str, Context] = {}
+        self.writers: set[asyncio.Task] = set()
+        self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
+        self.session_id = f"{protocol.id_prefix}-{uuid.uuid4().hex[:12]}"
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        logger.info("%s %s", self.session_id, self.protocol.describe())
+        receiving: asyncio.Future | None = None
+        code, reason = CLOSE_NORMAL, ""
+        try:
+            last_message = time.monotonic()
+            while True:
+                for w in [w for w in self.writers if w.done()]:
+                    self.writers.discard(w)
+                    w.result()  # SessionEnd on backpressure, a send to a client that went away
+                if self.closing and not self.contexts:
+                    return
+                if receiving is None:
+                    receiving = asyncio.ensure_future(self.ws.receive())
+                idle_timeout = self.protocol.idle_timeout
+                dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
+                idle_left = idle_timeout - (time.monotonic() - last_message)
+                timeout = max(0.0, min([*dues, idle_left]))
+                done, _ = await asyncio.wait(
+                    {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiving in done:
+                    message, receiving = receiving.result(), None
+                    last_message = time.monotonic()
+                    if not await self._receive(message):
+                        return  # the client went away
+                    continue
+                for c in self.contexts.values():
+                    c.stream.tick()
+                idle = all(c.stream.idle for c in self.contexts.values())
+                if not done and time.monotonic() - last_message >= idle_timeout and idle:
+                    error = self.protocol.idle_error()
+                    if error is not None:
+                        raise SessionEnd(error)
+                    logger.info("%s: inactive for %g s; closing", self.session_id, idle_timeout)
+                    return
+        except SessionEnd as end:
+            code, reason = end.code, end.error.message
+            if end.error.code != "backpressure":  # a client that does not read would not read this either
+                with contextlib.suppress(Exception):
+                    await self.sender.send(self.protocol.render(SessionEnded(end.error)))
+            logger.info("%s ended: %s", self.session_id, end.error.message)
+        except WebSocketDisconnect:
+            logger.info("%s: client disconnected", self.session_id)
+        except Exception:
+            logger.exception("%s failed", self.session_id)
+            code, reason = CLOSE_ERROR, "internal error"
+            with contextlib.suppress(Exception):
+                await self.sender.send(self.protocol.render(SessionEnded(TTSError("internal error"))))
+        finally:
+            if receiving is not None:
+                receiving.cancel()
+            for c in list(self.contexts.values()):
+                await self._drop(c)
+            await close_quietly(self.ws, code, reason)
+
+    # -- client messages --------------------------------------------------------------------------
+    async def _receive(self, message: dict) -> bool:
+        """One client message, its commands applied in order; False when the client disconnected."""
+        context: str | None = None
+        try:
+            obj = receive_json(message)
+            if obj is None:
+                return False
+            context = self.protocol.context_of(obj)
+            for command in self.protocol.parse(obj, self.contexts.keys(), closing=self.closing):
+                self._apply(command)
+        except SessionEnd:
+            raise
+        except TTSError as exc:
+            if self.protocol.awaiting_config or not isinstance(exc, InvalidRequestError):
+                raise SessionEnd(exc) from None
+            await self.sender.send(self.protocol.render(Rejected(exc, context)))
+        return True
+
+    def _apply(self, command: Command) -> None:
+        if isinstance(command, Auth):
+            if not self.authorized and not key_ok(self.service.settings.api_key, command.key):
+                raise SessionEnd(AuthenticationError(self.protocol.missing_key))
+            self.authorized = True
+            return
+        if not self.authorized:
+            raise SessionEnd(AuthenticationError(self.protocol.missing_key))
+        if isinstance(command, Open):
+            self._open(command)
+        elif isinstance(command, Text):
+            stream = self.contexts[command.context].stream
+            stream.push(command.text)
+            limit = self.protocol.pending_text_limit
+            if limit is not None and stream.pending_chars > limit:
+                raise SessionEnd(
+                    InvalidRequestError(
+                        f"{stream.pending_chars} characters wait to be synthesized; the limit is {limit}",
+                        param="text",
+                        code="too_much_pending_text",
+                    )
+                )
+        elif isinstance(command, Flush):
+            self.contexts[command.context].stream.flush()
+        elif isinstance(command, EndContext):
+            if command.context in self.contexts:
+                self.contexts[command.context].stream.end()
+        elif isinstance(command, CloseSocket):
+            self.closing = True
+            for c in self.contexts.values():
+                c.stream.end()
+        elif not isinstance(command, KeepAlive):
+            raise TypeError(f"unknown command {command!r}")
+
+    def _open(self, spec: Open) -> None:
+        stream = SegmentStream(
+            self.service,
+            spec.voice,
+            spec.gen,
+            normalize_malaysian=spec.normalize_malaysian,
+            language=spec.language,
+            use_context=spec.use_context,
+        )
+        ctx = Context(
+            spec.context, stream, AudioOut(spec.gen.response_format, spec.gen.speed, self.service.sample_rate)
+        )
+        self.contexts[ctx.cid] = ctx
+        logger.info(
+            "%s %s voice=%s format=%s speed=%g context=%s",
+            self.session_id,
+            ctx.cid,
+            spec.voice,
+            spec.gen.response_format,
+            spec.gen.speed,
+            spec.use_context,
+        )
+        ctx.writer = asyncio.create_task(self._write(ctx), name=f"{self.session_id}-{ctx.cid}")
+        self.writers.add(ctx.writer)
+
+    # -- output -----------------------------------------------------------------------------------
+    async def _write(self, ctx: Context) -> None:
+        """A context's events as messages, in order, then its final message."""
+        render, send = self.protocol.render, self.sender.send
+        events = ctx.stream.events()
+        try:
+            await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, self.service.sample_rate)))
+            async for ev in events:
+                if ev.kind == "audio":
+                    await self._audio(ctx, await ctx.out.encode(ev.audio), ev.index)
+                    continue
+                if ev.kind == "error":
+                    logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
+                await send(render(Segment(ctx.cid, ev)))
+            await self._audio(ctx, await ctx.out.finish(), None)
+            await send(render(ContextFinal(ctx.cid, ctx.stream.usage)))
+            logger.info("%s %s done: %s", self.session_id, ctx.cid, ctx.stream.usage.as_dict())
+        finally:
+            await events.aclose()
+            ctx.out.close()
+            if self.contexts.get(ctx.cid) is ctx:
+                del self.contexts[ctx.cid]
+
+    async def _audio(self, ctx: Context, data: bytes, index: int | None) -> None:
+        if data:
+            await self.sender.send(self.protocol.render(Audio(ctx.cid, data, index)))
+
+    async def _drop(self, ctx: Context) -> None:
+        """Cancel a context's synthesis (its backend request is closed at once)."""
+        if ctx.writer is not None and not ctx.writer.done():
+            ctx.writer.cancel()
+            with contextlib.suppress(BaseException):
+                await ctx.writer
+        self.contexts.pop(ctx.cid, None)

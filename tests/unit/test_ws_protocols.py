@@ -1,0 +1,252 @@
+"""The WebSocket protocol adapters alone (no server): client messages -> commands, session events -> messages."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+
+import pytest
+
+from app.api.protocols.adapter import (
+    Audio,
+    Auth,
+    CloseSocket,
+    ContextFinal,
+    ContextStarted,
+    EndContext,
+    Flush,
+    KeepAlive,
+    Open,
+    Rejected,
+    Segment,
+    SessionEnded,
+    Text,
+)
+from app.api.protocols.elevenlabs import ElevenLabsProtocol, Options
+from app.api.protocols.speech_stream import SpeechStreamProtocol
+from app.api.segment_stream import SegmentEvent, SegmentStream, StreamUsage
+from app.env import Settings
+from app.errors import AuthenticationError, BackendError, InvalidRequestError
+from app.protocol import GenerationFields
+from app.serving import SynthesisJob
+from app.streaming_input import SpeechContext
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, stream_idle_timeout=7, max_input_chars=100)
+
+
+def resolve(name: str | None) -> str:
+    if name not in (None, "husein"):
+        raise InvalidRequestError(f"unknown voice {name!r}", param="voice", code="invalid_voice")
+    return "husein"
+
+
+def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol:
+    p = SpeechStreamProtocol(settings, resolve)
+    if config is not None:
+        list(p.parse({"type": "config", **config}, (), closing=False))
+    return p
+
+
+def eleven(settings: Settings, *, multi: bool) -> ElevenLabsProtocol:
+    return ElevenLabsProtocol(settings, Options("husein", "eleven_turbo_v2_5", True, 20.0), multi=multi)
+
+
+def parse(p, message: dict, contexts=("default",), closing: bool = False) -> list:
+    return list(p.parse(message, contexts, closing=closing))
+
+
+# -- our protocol: messages -> commands ------------------------------------------------------------
+
+
+def test_ours_config_authorizes_then_opens_the_one_context(settings: Settings) -> None:
+    p = ours(settings)
+    assert p.awaiting_config and p.idle_timeout == 7 and p.pending_text_limit == 400
+    auth, open_ = parse(p, {"type": "config", "api_key": "k", "speed": 1.5, "language": "ms", "context": False}, ())
+    assert auth == Auth("k")
+    assert isinstance(open_, Open) and open_.context == "default" and open_.voice == "husein"
+    assert (open_.gen.speed, open_.language, open_.use_context) == (1.5, "ms", False)
+    assert not p.awaiting_config
+
+
+def test_ours_first_message_must_be_a_valid_config(settings: Settings) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse(ours(settings), {"type": "text", "text": "hi"}, ())
+    assert info.value.param == "type"
+    with pytest.raises(InvalidRequestError) as info:
+        parse(ours(settings), {"type": "config", "speed": 9}, ())
+    assert info.value.param == "speed" and info.value.message.startswith("speed: ")
+    p = ours(settings)
+    commands = p.parse({"type": "config", "voice": "nobody"}, (), closing=False)
+    assert next(commands) == Auth(None)  # the key is checked before the voice is looked up
+    with pytest.raises(InvalidRequestError) as info:
+        next(commands)
+    assert info.value.code == "invalid_voice" and p.awaiting_config
+
+
+def test_ours_text_flush_close(settings: Settings) -> None:
+    p = ours(settings, {})
+    assert parse(p, {"type": "text", "text": "Hi "}) == [Text("default", "Hi ")]
+    assert parse(p, {"type": "text", "text": "there.", "flush": True}) == [Text("default", "there."), Flush("default")]
+    assert parse(p, {"type": "flush"}) == [Flush("default")]
+    assert parse(p, {"type": "close"}) == [CloseSocket()]
+    with pytest.raises(InvalidRequestError) as info:
+        parse(p, {"type": "text", "text": "late"})
+    assert info.value.code == "closed"
+
+
+@pytest.mark.parametrize(
+    ("message", "param", "code"),
+    [
+        ({"type": "text", "text": 3}, "text", None),
+        ({"type": "config"}, "type", None),
+        ({"type": "speak"}, "type", "invalid_message"),
+    ],
+)
+def test_ours_refuses_bad_messages(settings: Settings, message: dict, param: str, code: str | None) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse(ours(settings, {}), message)
+    assert (info.value.param, info.value.code) == (param, code)
+
+
+def test_ours_idle_errors(settings: Settings) -> None:
+    assert ours(settings).idle_error().message == "no config message received"
+    err = ours(settings, {}).idle_error()
+    assert err.code == "idle_timeout" and err.message == "no message for 7 s; session closed"
+
+
+# -- our protocol: events -> messages --------------------------------------------------------------
+
+
+def job(settings: Settings) -> SynthesisJob:
+    gen = GenerationFields().resolved(settings)
+    return SynthesisJob("r", "p", gen, tokens=[1, 2, 3], samples_out=12_000, context=SpeechContext("a", (4, 5)))
+
+
+def test_ours_renders_every_event(settings: Settings) -> None:
+    p = ours(settings, {"response_format": "mp3"})
+    service = SimpleNamespace(settings=settings)  # all a SegmentStream reads before it streams
+    stream = SegmentStream(
+        service, "husein", GenerationFields(response_format="mp3").resolved(settings), use_context=True
+    )
+    assert p.render(ContextStarted("tts-ws-1", "default", stream, 24_000)) == {
+        "type": "session.started",
+        "id": "tts-ws-1",
+        "voice": "husein",
+        "response_format": "mp3",
+        "sample_rate": 24_000,
+        "audio_frames": "binary",
+        "context": True,
+    }
+    j = job(settings)
+    started = p.render(Segment("default", SegmentEvent("started", 0, "Hi.", "hi.", job=j)))
+    assert started == {"type": "segment.started", "index": 0, "text": "Hi.", "normalized": "hi.", "context_tokens": 2}
+    done = p.render(Segment("default", SegmentEvent("done", 0, "Hi.", "hi.", job=j)))
+    assert done == {"type": "segment.done", "index": 0, "text": "Hi.", "speech_tokens": 3, "audio_seconds": 0.5}
+    failed = p.render(Segment("default", SegmentEvent("error", 1, "Oops.", error=BackendError("boom"))))
+    assert failed["type"] == "error" and failed["index"] == 1 and failed["text"] == "Oops."
+    assert failed["error"] == {"message": "boom", "type": "api_error", "param": None, "code": "backend_error"}
+    assert p.render(Audio("default", b"\x01\x02", 0)) == b"\x01\x02"
+    assert p.render(ContextFinal("default", StreamUsage(segments=1)))["type"] == "done"
+    rejected = p.render(Rejected(InvalidRequestError("text must be a string", param="text"), None))
+    assert rejected["index"] is None and rejected["error"]["param"] == "text"
+    ended = p.render(SessionEnded(AuthenticationError("no key")))
+    assert "index" not in ended and ended["error"]["code"] == "invalid_api_key"
+
+
+def test_ours_base64_audio_frames(settings: Settings) -> None:
+    p = ours(settings, {"audio_frames": "base64"})
+    assert p.render(Audio("default", b"\x01\x02", 3)) == {"type": "audio", "index": 3, "audio": "AQI="}
+    assert p.render(Audio("default", b"\x01", None))["index"] is None
+
+
+# -- ElevenLabs: messages -> commands --------------------------------------------------------------
+
+
+def test_eleven_every_message_carries_its_key_first(settings: Settings) -> None:
+    p = eleven(settings, multi=True)
+    assert parse(p, {"text": " ", "xi_api_key": "k"}, ())[0] == Auth("k")
+    assert parse(p, {"text": " ", "authorization": "Bearer k2"}, ())[0] == Auth("k2")
+    assert parse(p, {"text": " "}, ())[0] == Auth(None)
+
+
+def test_eleven_single_context(settings: Settings) -> None:
+    p = eleven(settings, multi=False)
+    assert parse(p, {"text": ""}, ())[1:] == [KeepAlive()]  # no context yet: not an end, nothing to open
+    (open_,) = parse(p, {"text": " "}, ())[1:]  # ElevenLabs' first message opens the context, speaks nothing
+    assert isinstance(open_, Open)
+    _, open_, text, flush = parse(p, {"text": "Hello ", "voice_settings": {"speed": 1.2}, "flush": True}, ())
+    assert isinstance(open_, Open) and open_.context == "default" and open_.gen.speed == 1.2
+    assert open_.gen.response_format == "pcm" and open_.normalize_malaysian is True
+    assert (text, flush) == (Text("default", "Hello "), Flush("default"))
+    assert parse(p, {"text": "world.", "try_trigger_generation": True})[1:] == [
+        Text("default", "world."),
+        Flush("default"),
+    ]
+    assert parse(p, {"text": " "})[1:] == []  # whitespace is not spoken
+    assert parse(p, {"text": ""})[1:] == [CloseSocket()]  # an empty text ends the input
+    assert p.context_of({"context_id": "x"}) == "default"
+
+
+def test_eleven_multi_contexts(settings: Settings) -> None:
+    p = eleven(settings, multi=True)
+    assert p.context_of({"context_id": "a"}) == "a" and p.context_of({"contextId": "b"}) == "b"
+    assert p.context_of({}) == "default"
+    cmds = parse(p, {"text": "Hi.", "context_id": "a"}, ())
+    assert isinstance(cmds[1], Open) and cmds[1].context == "a" and cmds[2] == Text("a", "Hi.")
+    assert parse(p, {"text": "More.", "context_id": "a"}, ("a",))[1:] == [Text("a", "More.")]
+    assert parse(p, {"text": "", "context_id": "a"}, ("a",))[1:] == []  # not an end in multi-stream
+    assert parse(p, {"close_context": True, "context_id": "a"}, ("a",))[1:] == [EndContext("a")]
+    assert parse(p, {"close_socket": True}, ("a",))[1:] == [CloseSocket()]
+    assert parse(p, {"text": "Late.", "context_id": "b"}, ("a",), closing=True)[1:] == [KeepAlive()]
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"text": 5}, "text"),
+        ({"text": "Hi", "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "d"}]}, None),
+        ({"text": "Hi", "voice_settings": "fast"}, "voice_settings"),
+        ({"text": "Hi", "voice_settings": {"speed": 9}}, "voice_settings.speed"),
+    ],
+)
+def test_eleven_refuses_what_it_does_not_support(settings: Settings, message: dict, param: str | None) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        parse(eleven(settings, multi=True), message, ())
+    assert info.value.param == (param or "pronunciation_dictionary_locators")
+    assert info.value.message.startswith(info.value.param)
+
+
+# -- ElevenLabs: events -> messages ----------------------------------------------------------------
+
+
+def test_eleven_renders_audio_finals_and_errors(settings: Settings) -> None:
+    multi, single = eleven(settings, multi=True), eleven(settings, multi=False)
+    audio = multi.render(Audio("a", b"\x01\x02", 0))
+    assert audio == {
+        "audio": "AQI=",
+        "isFinal": False,
+        "normalizedAlignment": None,
+        "alignment": None,
+        "contextId": "a",
+    }
+    assert base64.b64decode(single.render(Audio("default", b"\x01\x02", 0))["audio"]) == b"\x01\x02"
+    assert "contextId" not in single.render(Audio("default", b"\x01", 0))
+    assert multi.render(ContextFinal("a", StreamUsage())) == {"isFinal": True, "contextId": "a"}
+    assert single.render(ContextFinal("default", StreamUsage())) == {"isFinal": True}
+    err = multi.render(Segment("a", SegmentEvent("error", 0, "x", error=BackendError("boom"))))
+    assert err == {"error": "boom", "message": "boom", "code": "backend_error", "contextId": "a"}
+    rejected = multi.render(Rejected(InvalidRequestError("bad", param="text"), "b"))
+    assert rejected == {"error": "bad", "message": "bad", "code": "invalid_request_error", "contextId": "b"}
+    ended = multi.render(SessionEnded(AuthenticationError("no key")))
+    assert ended == {"error": "no key", "message": "no key", "code": "invalid_api_key"}
+    assert multi.idle_error() is None  # inactivity closes the socket normally
+
+
+def test_eleven_sends_nothing_for_segment_starts_and_ends(settings: Settings) -> None:
+    p = eleven(settings, multi=True)
+    j = job(settings)
+    assert p.render(Segment("a", SegmentEvent("started", 0, "Hi.", job=j))) is None
+    assert p.render(Segment("a", SegmentEvent("done", 0, "Hi.", job=j))) is None
