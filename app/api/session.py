@@ -38,7 +38,8 @@ from app.api.protocols.adapter import (
     SessionEnded,
     Text,
 )
-from app.api.segment_stream import AudioOut, SegmentStream
+from app.api.segment_stream import SegmentStream
+from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.serving import SpeechService
 
@@ -139,7 +140,7 @@ async def close_quietly(ws: WebSocket, code: int, reason: str = "") -> None:
 class Context:
     """One text stream of a session: its segments, its audio encoder and the task that writes them."""
 
-    def __init__(self, cid: str, stream: SegmentStream, out: AudioOut) -> None:
+    def __init__(self, cid: str, stream: SegmentStream, out: AudioWriter) -> None:
         self.cid = cid
         self.stream = stream
         self.out = out
@@ -284,9 +285,14 @@ class Session:
             language=spec.language,
             use_context=spec.use_context,
         )
-        ctx = Context(
-            spec.context, stream, AudioOut(spec.gen.response_format, spec.gen.speed, self.service.sample_rate)
+        out = AudioWriter(
+            spec.gen.response_format,
+            source_rate=self.service.sample_rate,
+            speed=spec.gen.speed,
+            rate=spec.rate,
+            encoding=spec.encoding,
         )
+        ctx = Context(spec.context, stream, out)
         self.contexts[ctx.cid] = ctx
         logger.info(
             "%s %s voice=%s format=%s speed=%g context=%s",
@@ -309,12 +315,12 @@ class Session:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, self.service.sample_rate)))
             async for ev in events:
                 if ev.kind == "audio":
-                    await self._audio(ctx, await ctx.out.encode(ev.audio), ev.index)
+                    await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)
                     continue
                 if ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
                 await send(render(Segment(ctx.cid, ev)))
-            await self._audio(ctx, await ctx.out.finish(), None)
+            await self._audio(ctx, await ctx.out.afinish(), None)
             await send(render(ContextFinal(ctx.cid, ctx.stream.usage)))
             logger.info("%s %s done: %s", self.session_id, ctx.cid, ctx.stream.usage.as_dict())
         finally:

@@ -25,6 +25,7 @@ from app.api.protocols.adapter import (
 from app.api.protocols.elevenlabs import ElevenLabsProtocol, Options
 from app.api.protocols.speech_stream import SpeechStreamProtocol
 from app.api.segment_stream import SegmentEvent, SegmentStream, StreamUsage
+from app.audio.registry import elevenlabs_format
 from app.env import Settings
 from app.errors import AuthenticationError, BackendError, InvalidRequestError
 from app.protocol import GenerationFields
@@ -51,7 +52,9 @@ def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol
 
 
 def eleven(settings: Settings, *, multi: bool) -> ElevenLabsProtocol:
-    return ElevenLabsProtocol(settings, Options("husein", "eleven_turbo_v2_5", True, 20.0), multi=multi)
+    return ElevenLabsProtocol(
+        settings, Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format("pcm_24000")), multi=multi
+    )
 
 
 def parse(p, message: dict, contexts=("default",), closing: bool = False) -> list:

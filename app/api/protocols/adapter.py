@@ -26,7 +26,8 @@ class Auth:
 
 @dataclass(frozen=True)
 class Open:
-    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`."""
+    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`, at `rate` Hz
+    in the sample `encoding` (None: the codec's rate, the format's default encoding)."""
 
     context: str
     voice: str
@@ -34,6 +35,8 @@ class Open:
     normalize_malaysian: bool = True
     language: str = "auto"
     use_context: bool = True
+    rate: int | None = None
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)

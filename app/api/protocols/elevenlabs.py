@@ -36,6 +36,7 @@ from app.api.protocols.adapter import (
     Text,
 )
 from app.api.session import Session, deny, handshake
+from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
 from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
 from app.protocol import GenerationFields
@@ -43,7 +44,6 @@ from app.serving import SpeechService
 
 router = APIRouter()
 
-OUTPUT_FORMAT = "pcm_24000"
 DEFAULT_CONTEXT = "default"  # multi-stream messages without a context_id
 _BOOL = {"true": True, "false": False, "1": True, "0": False}
 
@@ -56,6 +56,7 @@ class Options:
     model_id: str
     normalize: bool
     inactivity_timeout: float
+    output: ElevenLabsFormat
 
 
 def _bool_param(ws: WebSocket, name: str) -> bool | None:
@@ -70,14 +71,10 @@ def _bool_param(ws: WebSocket, name: str) -> bool | None:
 def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
     """The handshake's voice and query parameters, or an InvalidRequestError naming what is unsupported."""
     q = ws.query_params
-    fmt = q.get("output_format")
-    if fmt != OUTPUT_FORMAT:
-        raise InvalidRequestError(
-            f"output_format {fmt!r} is not supported; this server streams {OUTPUT_FORMAT} only "
-            f"(16-bit mono PCM at 24 kHz): add output_format={OUTPUT_FORMAT}",
-            param="output_format",
-            code="unsupported_output_format",
-        )
+    try:
+        output = elevenlabs_format(q.get("output_format"))
+    except UnsupportedFormat as exc:
+        raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
     if _bool_param(ws, "enable_ssml_parsing"):
         raise InvalidRequestError("enable_ssml_parsing=true is not supported", param="enable_ssml_parsing")
     normalization = q.get("apply_text_normalization", "auto")
@@ -95,7 +92,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.settings.stream_idle_timeout)
     voice = service.resolve_voice(voice_id, param="voice_id")
-    return Options(voice, q.get("model_id", ""), normalization != "off", timeout)
+    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output)
 
 
 class ElevenLabsProtocol(Protocol):
@@ -154,11 +151,20 @@ class ElevenLabsProtocol(Protocol):
         if not isinstance(vs, dict):
             raise InvalidRequestError("voice_settings must be an object", param="voice_settings")
         try:
-            gen = GenerationFields(response_format="pcm", speed=vs.get("speed", 1.0)).resolved(self.settings)
+            gen = GenerationFields(response_format=self.opts.output.format.name, speed=vs.get("speed", 1.0)).resolved(
+                self.settings
+            )
         except ValidationError as exc:
             raise invalid_request(exc, prefix="voice_settings.") from None
+        out = self.opts.output
         return Open(
-            cid, self.opts.voice, gen, normalize_malaysian=self.opts.normalize, use_context=self.settings.stream_context
+            cid,
+            self.opts.voice,
+            gen,
+            normalize_malaysian=self.opts.normalize,
+            use_context=self.settings.stream_context,
+            rate=out.rate,
+            encoding=out.encoding.name,
         )
 
     # -- events -> messages -----------------------------------------------------------------------
