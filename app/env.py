@@ -44,7 +44,8 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    """Every variable of the service. Names are the environment variable names (case-insensitive)."""
+    """Every variable of the service. Names are the environment variable names (case-insensitive; `env_names()`
+    adds the old names still read)."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
