@@ -323,3 +323,12 @@ def test_failed_start_up_exits_1(tmp_path: Path) -> None:
     proc = run_tts_api(env, tmp_path, timeout=180)
     assert proc.returncode == 1
     assert "start-up failed" in proc.stderr and "no-such-codec" in proc.stderr
+
+
+@pytest.mark.parametrize("values", [{}, {"max_chunk_seconds": 0}, {"default_playback_speed": 4.0}])
+def test_engine_warmup_window_is_the_runtimes(values: dict) -> None:
+    """The engine group's compile warm-up range is what `CodecRuntime.from_settings` covers today."""
+    from app.codec.runtime import service_window_tokens
+
+    s = Settings(_env_file=None, **values)
+    assert s.engine.warmup_window_tokens == service_window_tokens(s)
