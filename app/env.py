@@ -1,4 +1,5 @@
-"""Service settings: one pydantic-settings class, read from the environment and `.env`.
+"""Service settings: one pydantic-settings class reads and checks the environment and `.env`; typed, frozen
+groups built from it (`settings.backend`, `settings.engine`, ...) are what each part of the service receives.
 
 Nothing here imports torch; the settings object is built once in `create_app()` and passed down.
 """
@@ -6,10 +7,14 @@ Nothing here imports torch; the settings object is built once in `create_app()` 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The codec's frame rate, to turn CUDA_GRAPH_BATCH's seconds into tokens; the audio geometry itself (24 kHz, 480
@@ -39,7 +44,8 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    """Every variable of the service. Names are the environment variable names (case-insensitive)."""
+    """Every variable of the service. Names are the environment variable names (case-insensitive; `env_names()`
+    adds the old names still read)."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -55,7 +61,7 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(3072, ge=1)
     default_playback_speed: float = Field(1.5, gt=0.0, le=10.0)
     default_playback_overlap_speed: float = Field(0.2, ge=0.0, le=5.0)
-    dynamic_batching: bool = False
+    dynamic_batching: bool = Field(False, description="Off: MAX_BATCH_SIZE 1, MICROSLEEP 0, BATCH_WAIT_FRACTION 0")
     microsleep: float = Field(1e-4, ge=0.0, le=1.0)
     batch_wait_fraction: float = Field(
         0.1,
@@ -119,7 +125,13 @@ class Settings(BaseSettings):
         4, ge=1, description="Voice-cloning uploads read, decoded and encoded at once before 429"
     )
     max_concurrent_normalize: int = Field(2, ge=1, description="/v1/audio/normalize calls at once before 429")
-    codec_timeout_seconds: float = Field(30.0, gt=0, description="Max seconds for one codec job (then 503)")
+    codec_job_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices("codec_job_timeout_seconds", "codec_timeout_seconds"),
+        description="Max seconds a front-end waits for one codec job, queueing included (then 503);"
+        " CODEC_TIMEOUT_SECONDS, its old name, is read too",
+    )
     debug_audio_dir: str = "debug_audio"
     debug_audio_max_files: int = Field(1000, ge=1, description="DEBUG_AUDIO keeps the newest this many files")
     text_normalizer: Literal["malaysian", "none"] = Field(
@@ -130,6 +142,12 @@ class Settings(BaseSettings):
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")
     engine_start_timeout: float = Field(600.0, gt=0, description="Seconds the codec engine may take to load")
     engine_max_restarts: int = Field(5, ge=0, description="Engine deaths tolerated in 5 minutes before exiting")
+    engine_batch_hang_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds one codec batch may run before the engine reports itself unhealthy (a hung device);"
+        " empty: CODEC_JOB_TIMEOUT_SECONDS",
+    )
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
@@ -212,6 +230,11 @@ class Settings(BaseSettings):
             raise ValueError("every bucket must be a positive number of seconds")
         return sorted(set(value))
 
+    @field_validator("engine_batch_hang_seconds", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("tts_api")
     @classmethod
     def _strip_url(cls, value: str) -> str:
@@ -240,13 +263,142 @@ class Settings(BaseSettings):
 
     def resolve_voice(self, name: str) -> str | None:
         """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
-        name = self.voice_aliases.get(name, name)
-        return name if name in self.speakers else None
+        return self.generation.resolve_voice(name)
 
-    @cached_property
+    @property
     def cuda_graph_buckets_tokens(self) -> list[int]:
         """`CUDA_GRAPH_BATCH` in tokens (seconds x 50), ascending."""
-        return sorted({max(1, round(s * TOKENS_PER_SECOND)) for s in self.cuda_graph_batch})
+        return list(self.engine.cuda_graph_buckets)
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Every environment variable read (upper case, old names included) -> its field."""
+        names = {}
+        for field, info in cls.model_fields.items():
+            alias = info.validation_alias
+            for name in alias.choices if isinstance(alias, AliasChoices) else [field]:
+                names[str(name).upper()] = field
+        return names
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
+        """A copy with `update` (field names) applied and validated again, so that its groups follow it."""
+        return type(self).model_validate({**self.model_dump(), **(update or {})})
+
+    # --- the groups: each part of the service receives its own -------------------------------------
+    @cached_property
+    def backend(self) -> BackendSettings:
+        return BackendSettings(
+            url=self.tts_api,
+            model_name=self.model_name,
+            api_key=self.tts_api_key,
+            connect_timeout=self.backend_connect_timeout,
+            read_timeout=self.backend_read_timeout,
+            stall_timeout=min(self.backend_stall_timeout, self.backend_read_timeout),
+            max_connections=self.backend_max_connections,
+            max_model_len=self.max_model_len,
+        )
+
+    @cached_property
+    def engine(self) -> EngineSettings:
+        batching = self.dynamic_batching
+        longest_chunk = max(self.default_playback_speed, self.max_chunk_seconds)
+        window_seconds = longest_chunk + self.default_playback_overlap_speed + self.decode_left_context_seconds
+        return EngineSettings(
+            codec_model=self.codec_model,
+            semantic_model=self.semantic_model,
+            load_encoder=self.codec_load_encoder,
+            device=self.codec_device,
+            dtype=self.codec_dtype,
+            threads=self.codec_threads,
+            cuda_graph_buckets=tuple(sorted({max(1, round(s * TOKENS_PER_SECOND)) for s in self.cuda_graph_batch})),
+            torch_compile=self.torch_compile,
+            compile_cache_dir=self.torch_compile_cache_dir,
+            warmup_window_tokens=max(160, math.ceil(1.5 * window_seconds * TOKENS_PER_SECOND)),
+            dynamic_batching=batching,
+            max_batch_size=self.max_batch_size if batching else 1,
+            microsleep=self.microsleep if batching else 0.0,
+            batch_wait_fraction=self.batch_wait_fraction if batching else 0.0,
+            batch_hang_seconds=self.engine_batch_hang_seconds or self.codec_job_timeout_seconds,
+            endpoint=self.engine_endpoint,
+            start_timeout=self.engine_start_timeout,
+            max_restarts=self.engine_max_restarts,
+            job_timeout=self.codec_job_timeout_seconds,
+        )
+
+    @cached_property
+    def streaming(self) -> StreamingSettings:
+        return StreamingSettings(
+            chunk_seconds=self.default_playback_speed,
+            crossfade_seconds=self.default_playback_overlap_speed,
+            first_chunk_seconds=self.first_chunk_seconds,
+            left_context_seconds=self.decode_left_context_seconds,
+            max_chunk_seconds=self.max_chunk_seconds,
+            fade_in_ms=self.fade_in_ms,
+            max_window_tokens=max(self.engine.cuda_graph_buckets, default=None),
+            context=self.stream_context,
+            context_max_tokens=self.stream_context_max_tokens,
+            context_ttl=self.speech_context_ttl,
+            segment_max_chars=min(self.stream_segment_max_chars, self.max_input_chars),
+            first_segment_chars=min(self.stream_first_segment_chars, self.max_input_chars),
+            segment_max_wait=self.stream_segment_max_wait,
+            send_timeout=self.stream_send_timeout,
+            idle_timeout=self.stream_idle_timeout,
+        )
+
+    @cached_property
+    def generation(self) -> GenerationSettings:
+        return GenerationSettings(
+            default_speaker=self.default_speaker,
+            speakers=tuple(self.speakers),
+            voice_aliases=MappingProxyType(dict(self.voice_aliases)),
+            temperature=self.default_temperature,
+            repetition_penalty=self.default_repetition_penalty,
+            max_tokens=self.default_max_tokens,
+            text_normalizer=self.text_normalizer,
+            normalizer_overrides_path=self.normalizer_overrides_path,
+        )
+
+    @cached_property
+    def limits(self) -> LimitsSettings:
+        return LimitsSettings(
+            max_input_chars=self.max_input_chars,
+            max_reference_seconds=self.max_reference_seconds,
+            max_reference_bytes=self.max_reference_bytes,
+            max_concurrent_requests=self.max_concurrent_requests,
+            max_concurrent_references=self.max_concurrent_references,
+            max_concurrent_normalize=self.max_concurrent_normalize,
+        )
+
+    @cached_property
+    def security(self) -> SecuritySettings:
+        keyed = bool(self.api_key)
+        return SecuritySettings(
+            api_key=self.api_key,
+            docs_need_key=keyed and self.api_key_protects_docs,
+            metrics_need_key=keyed and self.api_key_protects_metrics,
+            cors_origins=tuple(self.cors_origins),
+        )
+
+    @cached_property
+    def observability(self) -> ObservabilitySettings:
+        return ObservabilitySettings(
+            log_level=self.log_level,
+            sentry_dsn=self.sentry_dsn.strip(),
+            sentry_traces_sample_rate=self.sentry_traces_sample_rate,
+            sentry_send_default_pii=self.sentry_send_default_pii,
+            debug_audio=self.debug_audio,
+            debug_audio_dir=self.debug_audio_dir,
+            debug_audio_max_files=self.debug_audio_max_files,
+        )
+
+    @cached_property
+    def server(self) -> ServerSettings:
+        return ServerSettings(
+            host=self.host,
+            port=self.port,
+            workers=self.api_workers,
+            shutdown_grace_seconds=self.shutdown_grace_seconds,
+        )
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -254,8 +406,141 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
+        fields = Settings.env_names()
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            if name in fields:  # a field read under several names: name them all
+                name = " / ".join(n for n, f in fields.items() if f == fields[name])
             problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+# --- the groups -------------------------------------------------------------------------------------
+# Built once from `Settings` (its cached properties); the comment after a field names its variable when the
+# two differ, or how the field is derived.
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSettings:
+    """The vLLM backend, and the front-ends' connections to it."""
+
+    url: str  # TTS_API
+    model_name: str
+    api_key: str  # TTS_API_KEY
+    connect_timeout: float
+    read_timeout: float
+    stall_timeout: float  # BACKEND_STALL_TIMEOUT, never above BACKEND_READ_TIMEOUT
+    max_connections: int
+    max_model_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The codec engine: its models and device, batching and compilation (the engine process), and how a
+    front-end finds it, waits for it and supervises it."""
+
+    codec_model: str
+    semantic_model: str
+    load_encoder: bool  # CODEC_LOAD_ENCODER
+    device: str  # CODEC_DEVICE
+    dtype: str  # CODEC_DTYPE
+    threads: int  # CODEC_THREADS
+    cuda_graph_buckets: tuple[int, ...]  # CUDA_GRAPH_BATCH in tokens (seconds x 50), ascending
+    torch_compile: bool
+    compile_cache_dir: str  # TORCH_COMPILE_CACHE_DIR
+    warmup_window_tokens: int  # the longest window of the default chunking, +50 % (>= 160): compile's warm-up
+    dynamic_batching: bool
+    max_batch_size: int  # 1 without DYNAMIC_BATCHING
+    microsleep: float  # 0 without DYNAMIC_BATCHING
+    batch_wait_fraction: float  # 0 without DYNAMIC_BATCHING
+    batch_hang_seconds: float  # ENGINE_BATCH_HANG_SECONDS, else CODEC_JOB_TIMEOUT_SECONDS
+    endpoint: str  # ENGINE_ENDPOINT
+    start_timeout: float  # ENGINE_START_TIMEOUT
+    max_restarts: int  # ENGINE_MAX_RESTARTS
+    job_timeout: float  # CODEC_JOB_TIMEOUT_SECONDS (a front-end's wait for one job)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingSettings:
+    """How audio is cut into chunks and stitched, and how streamed text is cut into segments (WebSocket)."""
+
+    chunk_seconds: float  # DEFAULT_PLAYBACK_SPEED (a request's default playback_speed)
+    crossfade_seconds: float  # DEFAULT_PLAYBACK_OVERLAP_SPEED (a request's default playback_overlap_speed)
+    first_chunk_seconds: float
+    left_context_seconds: float  # DECODE_LEFT_CONTEXT_SECONDS
+    max_chunk_seconds: float
+    fade_in_ms: float
+    max_window_tokens: int | None  # the largest CUDA graph: a window that catches up stops there; None: no graphs
+    context: bool  # STREAM_CONTEXT
+    context_max_tokens: int  # STREAM_CONTEXT_MAX_TOKENS
+    context_ttl: float  # SPEECH_CONTEXT_TTL
+    segment_max_chars: int  # STREAM_SEGMENT_MAX_CHARS, never above MAX_INPUT_CHARS
+    first_segment_chars: int  # STREAM_FIRST_SEGMENT_CHARS, never above MAX_INPUT_CHARS
+    segment_max_wait: float  # STREAM_SEGMENT_MAX_WAIT
+    send_timeout: float  # STREAM_SEND_TIMEOUT
+    idle_timeout: float  # STREAM_IDLE_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    """What a request gets when it names nothing: voice, sampling, length, text normalization."""
+
+    default_speaker: str
+    speakers: tuple[str, ...]
+    voice_aliases: Mapping[str, str]  # read-only
+    temperature: float  # DEFAULT_TEMPERATURE
+    repetition_penalty: float  # DEFAULT_REPETITION_PENALTY
+    max_tokens: int  # DEFAULT_MAX_TOKENS
+    text_normalizer: str
+    normalizer_overrides_path: str
+
+    def resolve_voice(self, name: str) -> str | None:
+        """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
+        name = self.voice_aliases.get(name, name)
+        return name if name in self.speakers else None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Request sizes and the admission lanes (429 beyond them)."""
+
+    max_input_chars: int
+    max_reference_seconds: float
+    max_reference_bytes: int
+    max_concurrent_requests: int
+    max_concurrent_references: int
+    max_concurrent_normalize: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """The API key, what it protects, and CORS."""
+
+    api_key: str  # empty: no key asked
+    docs_need_key: bool  # API_KEY set and API_KEY_PROTECTS_DOCS
+    metrics_need_key: bool  # API_KEY set and API_KEY_PROTECTS_METRICS
+    cors_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Logs, Sentry and the debug audio files."""
+
+    log_level: str
+    sentry_dsn: str  # stripped; empty: Sentry off
+    sentry_traces_sample_rate: float
+    sentry_send_default_pii: bool
+    debug_audio: bool
+    debug_audio_dir: str
+    debug_audio_max_files: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The `tts-api` command: where it listens, its front-end workers, its drain on SIGTERM."""
+
+    host: str
+    port: int
+    workers: int  # API_WORKERS
+    shutdown_grace_seconds: float

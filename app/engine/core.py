@@ -81,7 +81,7 @@ class EngineCore:
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
             batch_wait_fraction=settings.batch_wait_fraction,
-            timeout=settings.codec_timeout_seconds,
+            timeout=settings.engine.batch_hang_seconds,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ ENV_FILES = (
 )
 NETWORK = "tts-network"
 DEFAULT_MODEL = "Scicom-intl/Multilingual-TTS-1.7B-Base"
-# The API's variables that the compose files pass through: all of app/env.py but HOST and PORT, which the
+# The API's variables that the compose files pass through: every name app/env.py reads but HOST and PORT, which the
 # image fixes (0.0.0.0:9091), plus the Hugging Face token.
 FIXED_IN_IMAGE = {"HOST", "PORT"}
-PASSED_THROUGH = {name.upper() for name in Settings.model_fields} - FIXED_IN_IMAGE | {"HF_TOKEN"}
+PASSED_THROUGH = set(Settings.env_names()) - FIXED_IN_IMAGE | {"HF_TOKEN"}
 INSTALL_HINT = "install it with `apt-get install docker-compose` (the Makefile's deps target does)"
 
 Compose = tuple[str, tuple[str, ...]]  # (label, argv prefix)
