@@ -17,12 +17,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from app.admission import Slot
 from app.audio.formats import encode_wav_file, make_encoder
 from app.audio.pcm import CONTENT_TYPES, float_to_int16
 from app.audio.stretch import TimeStretcher
 from app.errors import StreamAborted, TTSError
-from app.serving import SpeechService, SynthesisJob
+from app.service.admission import Slot
+from app.service.speech import SpeechService
+from app.service.synthesis import SynthesisJob
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

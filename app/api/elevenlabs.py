@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.segment_stream import AudioOut, SegmentStream
+from app.api.segment_stream import AudioOut
 from app.api.ws import (
     CLOSE_ERROR,
     CLOSE_NORMAL,
@@ -36,7 +36,8 @@ from app.api.ws import (
 from app.env import Settings
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.protocol import GenerationFields
-from app.serving import SpeechService
+from app.service.segments import SegmentStream
+from app.service.speech import SpeechService
 
 logger = logging.getLogger(__name__)
 

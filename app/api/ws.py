@@ -23,11 +23,12 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.errors import error_body
-from app.api.segment_stream import AudioOut, SegmentStream
+from app.api.segment_stream import AudioOut
 from app.env import Settings
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.protocol import StreamConfig
-from app.serving import SpeechService
+from app.service.segments import SegmentStream
+from app.service.speech import SpeechService
 
 logger = logging.getLogger(__name__)
 
