@@ -1,9 +1,10 @@
-"""The speech service's pure pieces, each alone: admission counted in the metrics, text input, reference intake,
-prompts fitted into the model's context, and the token spellings of app/prompts.py."""
+"""The speech service's pieces, each alone: admission counted in the metrics, text input, reference intake,
+prompts fitted into the model's context, segment streams over a stand-in service, and the token spellings."""
 
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,10 +23,13 @@ from app.prompts import (
     speech_token,
     speech_tokens_text,
 )
-from app.service.admission import MeteredAdmission
+from app.protocol import ResolvedGeneration
+from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import SpeechContext
 from app.service.prompting import fit_context, segment_prompt
 from app.service.references import read_reference
+from app.service.segments import SegmentStream, TextSegmenter
+from app.service.synthesis import SynthesisJob
 from app.service.text_input import TextInput, require_speech
 
 
@@ -183,3 +187,83 @@ def test_every_control_token_is_a_marker() -> None:
     for token in (*CONTROL_TOKENS, speech_token(3)):
         assert CONTROL_MARKER_RE.fullmatch(token)
     assert CONTROL_MARKER_RE.search("a < b | c > d") is None
+
+
+# -- segment streams ---------------------------------------------------------------------------------------------
+
+
+class StandInService:
+    """What `SegmentStream` uses of `SpeechService`: each segment's speech is the tokens 1, 2, 3."""
+
+    settings = SimpleNamespace(stream_context_max_tokens=100)
+
+    def __init__(self) -> None:
+        self.lane = Admission(1, "requests")
+        self.full = False  # every admit a 429
+        self.contexts: list[SpeechContext | None] = []
+        self.closed: list[str] = []
+
+    def admit(self, endpoint: str) -> Slot:
+        if self.full:
+            raise OverloadedError("server busy", retry_after=1)
+        return self.lane.admit()
+
+    async def normalize(self, text: str, malaysian: bool, language: str) -> str:
+        return "".join(c for c in text if c.isalnum() or c == " ").strip()
+
+    async def prepare_segment(self, voice, text, gen, *, context=None, param="input") -> SynthesisJob:
+        self.contexts.append(context)
+        return SynthesisJob(request_id=f"tts-{text}", prompt=text, gen=gen, voice=voice, text=text, context=context)
+
+    async def synthesize(self, job: SynthesisJob):
+        try:
+            job.tokens.extend([1, 2, 3])
+            job.samples_out += 4
+            yield np.zeros(4, np.float32)
+        finally:
+            self.closed.append(job.text)
+
+
+def segment_stream(service: StandInService, *texts: str) -> SegmentStream:
+    gen = ResolvedGeneration(
+        response_format="pcm", temperature=0.6, repetition_penalty=1.1, max_tokens=100, stream=True,
+        playback_speed=1.0, playback_overlap_speed=1.0, speed=1.0, stream_format="audio", seed=None,
+    )
+    stream = SegmentStream(service, "anwar", gen, segmenter=TextSegmenter(max_wait=None))
+    for text in texts:
+        stream.push(text)
+        stream.flush()
+    return stream
+
+
+async def test_a_segment_stream_speaks_in_order_each_segment_after_the_previous_one() -> None:
+    service = StandInService()
+    stream = segment_stream(service, "one", "two", "!!", "three", "four")
+    stream.end()
+    events = []
+    async for event in stream.events():
+        events.append((event.kind, event.index, event.text, event.normalized))
+        service.full = event.kind == "done" and event.normalized == "one"  # "two" gets a 429
+    assert events == [
+        ("started", 0, "one", "one"), ("audio", 0, "one", "one"), ("done", 0, "one", "one"),
+        ("error", 1, "two", ""),  # a 429, before its text was normalized
+        # "!!": nothing to speak, so no event and no number
+        ("started", 2, "three", "three"), ("audio", 2, "three", "three"), ("done", 2, "three", "three"),
+        ("started", 3, "four", "four"), ("audio", 3, "four", "four"), ("done", 3, "four", "four"),
+    ]
+    # a failed segment breaks the chain of contexts; a spoken one is the next one's
+    assert service.contexts == [None, None, SpeechContext("three", (1, 2, 3), "anwar")]
+    u = stream.usage
+    assert (u.segments, u.failed_segments, u.speech_tokens, u.context_tokens, u.samples) == (3, 1, 9, 3, 12)
+    assert service.lane.in_use == 0 and stream.idle
+
+
+async def test_closing_a_segment_stream_closes_the_segment_being_spoken() -> None:
+    service = StandInService()
+    stream = segment_stream(service, "one", "two")
+    events = stream.events()
+    async for event in events:
+        if event.kind == "audio":
+            break
+    await events.aclose()
+    assert service.closed == ["one"] and service.lane.in_use == 0
