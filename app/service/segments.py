@@ -204,6 +204,8 @@ class SegmentStream:
         self._pending_chars = 0
         self.ended = False
         self.busy = False  # a segment is being synthesized
+        self._index = 0  # the next segment's number
+        self._previous: SpeechContext | None = None  # the last segment spoken, the next one's context
 
     # -- input ------------------------------------------------------------------------------------
     def push(self, text: str) -> None:
@@ -244,60 +246,57 @@ class SegmentStream:
     async def events(self) -> AsyncIterator[SegmentEvent]:
         """Segment events in order until `end()`'s last segment is done."""
         service = self.service
-        max_ctx = service.settings.stream_context_max_tokens
-        previous: SpeechContext | None = None
-        index = 0
-        while True:
-            raw = await self._queue.get()
-            if raw is None:
-                return
+        while (raw := await self._queue.get()) is not None:
             self.busy = True
             try:
                 self._pending_chars -= len(raw)
                 try:  # each segment takes a request slot, like an HTTP request (429 when the server is full)
                     slot = service.admit("stream")
                 except TTSError as exc:
-                    self.usage.failed_segments += 1
-                    previous = None
-                    yield SegmentEvent("error", index, raw, "", error=exc)
-                    index += 1
+                    yield self._failed(raw, "", exc)
                     continue
                 with slot:
                     text = await service.normalize(raw, self.normalize_malaysian, self.language)
                     if not text:
                         continue  # punctuation only: nothing to speak
+                    context = self._previous if self.use_context else None
                     try:
-                        job = await service.prepare_segment(
-                            self.voice, text, self.gen, context=previous if self.use_context else None, param="text"
-                        )
+                        job = await service.prepare_segment(self.voice, text, self.gen, context=context, param="text")
                     except TTSError as exc:
-                        self.usage.failed_segments += 1
-                        previous = None
-                        yield SegmentEvent("error", index, raw, text, error=exc)
-                        index += 1
+                        yield self._failed(raw, text, exc)
                         continue
-                    yield SegmentEvent("started", index, raw, text, job=job)
+                    yield SegmentEvent("started", self._index, raw, text, job=job)
                     chunks = service.synthesize(job)
                     try:
                         async for chunk in chunks:
-                            yield SegmentEvent("audio", index, raw, text, audio=chunk, job=job)
+                            yield SegmentEvent("audio", self._index, raw, text, audio=chunk, job=job)
                     except TTSError as exc:
-                        self.usage.failed_segments += 1
-                        previous = None
-                        yield SegmentEvent("error", index, raw, text, job=job, error=exc)
-                        index += 1
+                        yield self._failed(raw, text, exc, job)
                         continue
                     finally:
                         await chunks.aclose()
-                    previous = job.as_context(max_ctx)
-                    u = self.usage
-                    u.segments += 1
-                    u.prompt_tokens += job.stats.prompt_tokens or 0
-                    u.speech_tokens += len(job.tokens)
-                    u.context_tokens += len(job.context.tokens) if job.context else 0
-                    u.samples += job.samples_out
-                    u.sample_rate = job.sample_rate
-                    yield SegmentEvent("done", index, raw, text, job=job)
-                    index += 1
+                    yield self._done(raw, text, job)
             finally:
                 self.busy = False
+
+    def _failed(self, raw: str, text: str, exc: TTSError, job: SynthesisJob | None = None) -> SegmentEvent:
+        """A segment that failed: counted, and the next one starts without context."""
+        self.usage.failed_segments += 1
+        self._previous = None
+        event = SegmentEvent("error", self._index, raw, text, job=job, error=exc)
+        self._index += 1
+        return event
+
+    def _done(self, raw: str, text: str, job: SynthesisJob) -> SegmentEvent:
+        """A segment spoken: its usage counted, its speech the next one's context."""
+        self._previous = job.as_context(self.service.settings.stream_context_max_tokens)
+        u = self.usage
+        u.segments += 1
+        u.prompt_tokens += job.stats.prompt_tokens or 0
+        u.speech_tokens += len(job.tokens)
+        u.context_tokens += len(job.context.tokens) if job.context else 0
+        u.samples += job.samples_out
+        u.sample_rate = job.sample_rate
+        event = SegmentEvent("done", self._index, raw, text, job=job)
+        self._index += 1
+        return event
