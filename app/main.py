@@ -117,7 +117,7 @@ async def start_service(app: FastAPI) -> None:
     """Start (or reach) the codec engine, load the normalizer, open the backend client; publish the service."""
     from app.audio.resample import resample_to_16k
     from app.backend.vllm import VLLMClient
-    from app.serving import SpeechService
+    from app.service.speech import SpeechService
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components

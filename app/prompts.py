@@ -10,33 +10,44 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+TURN_START = "<|im_start|>"
+SPEECH_START = "<|speech_start|>"
+END_OF_TURN = "<|im_end|>"
+CONTROL_TOKENS = (TURN_START, END_OF_TURN, SPEECH_START)  # in the order the tokenizer adds them
 SPEECH_TOKEN_FORMAT = "<|s_{}|>"
 N_SPEECH_TOKENS = 65_536
-END_OF_TURN = "<|im_end|>"
 
-_CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,40}\|>")
+SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")  # one speech token in generated text; group 1: its id
+# an unfinished speech token at the end of a text piece: "<", "<|", "<|s", "<|s_12", "<|s_12|"
+PARTIAL_SPEECH_TOKEN_RE = re.compile(r"<(?:\|(?:s(?:_\d*(?:\|)?)?)?)?$")
+CONTROL_MARKER_RE = re.compile(r"<\|[^<>|]{0,40}\|>")  # any `<|...|>` marker: never user text
+
+
+def speech_token(n: int) -> str:
+    """Speech token `n` as the model writes it: `<|s_N|>`."""
+    return SPEECH_TOKEN_FORMAT.format(int(n))
 
 
 def strip_control_tokens(text: str) -> str:
     """User text without `<|...|>` markers, so it cannot inject speech tokens or end its own turn."""
-    return " ".join(_CONTROL_TOKEN.sub(" ", text).split())
+    return " ".join(CONTROL_MARKER_RE.sub(" ", text).split())
 
 
 def speech_tokens_text(tokens: Iterable[int]) -> str:
     """Speech token ids as the model writes them: `<|s_1|><|s_2|>...`."""
-    return "".join(SPEECH_TOKEN_FORMAT.format(int(t)) for t in tokens)
+    return "".join(speech_token(t) for t in tokens)
 
 
 def speech_prompt(voice: str, text: str) -> str:
     """A built-in voice speaking `text`."""
-    return f"<|im_start|>{voice}: {text}<|speech_start|>"
+    return f"{TURN_START}{voice}: {text}{SPEECH_START}"
 
 
 def voice_clone_prompt(reference_text: str, reference_tokens: Iterable[int], generate_text: str) -> str:
     """`generate_text` in the voice of a reference clip (its transcript and its speech tokens)."""
     return (
-        f"<|im_start|>{reference_text}<|speech_start|>{speech_tokens_text(reference_tokens)}{END_OF_TURN}"
-        f"<|im_start|>{generate_text}<|speech_start|>"
+        f"{TURN_START}{reference_text}{SPEECH_START}{speech_tokens_text(reference_tokens)}{END_OF_TURN}"
+        f"{TURN_START}{generate_text}{SPEECH_START}"
     )
 
 
@@ -47,6 +58,6 @@ def context_prompt(voice: str, previous_text: str, previous_tokens: Iterable[int
     continue from the previous segment instead of starting afresh.
     """
     return (
-        f"<|im_start|>{voice}: {previous_text}<|speech_start|>{speech_tokens_text(previous_tokens)}{END_OF_TURN}"
+        f"{TURN_START}{voice}: {previous_text}{SPEECH_START}{speech_tokens_text(previous_tokens)}{END_OF_TURN}"
         f"{speech_prompt(voice, text)}"
     )

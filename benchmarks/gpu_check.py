@@ -46,7 +46,7 @@ GPU_BOX = ("torch", "numpy", "httpx", "prometheus-client", "pytest")  # what the
 SERVICE_MODULES = (  # what the service part imports (the service process, the fake vLLM, the benchmark)
     "app.main",
     "app.api.routes",
-    "app.serving",
+    "app.service.speech",
     "app.engine.worker",
     "app.backend.vllm",
     "app.codec.runtime",

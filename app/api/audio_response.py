@@ -17,11 +17,12 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from app.admission import Slot
 from app.audio.output import AudioWriter
 from app.audio.registry import output_format
 from app.errors import StreamAborted, TTSError
-from app.serving import SpeechService, SynthesisJob
+from app.service.admission import Slot
+from app.service.speech import SpeechService
+from app.service.synthesis import SynthesisJob
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

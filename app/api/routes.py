@@ -20,7 +20,8 @@ from app.api.uploads import read_limited_form
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
 from app.metrics import CONTENT_TYPE_LATEST, exposition
 from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
-from app.serving import SpeechService, SynthesisJob
+from app.service.speech import SpeechService
+from app.service.synthesis import SynthesisJob
 
 logger = logging.getLogger(__name__)
 

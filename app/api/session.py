@@ -38,10 +38,10 @@ from app.api.protocols.adapter import (
     SessionEnded,
     Text,
 )
-from app.api.segment_stream import SegmentStream
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
-from app.serving import SpeechService
+from app.service.segments import SegmentStream
+from app.service.speech import SpeechService
 
 logger = logging.getLogger(__name__)
 

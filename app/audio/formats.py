@@ -199,11 +199,3 @@ class FlacEncoder(AVEncoder):
     container_format = "flac"
     codec_name = "flac"
     container_options = {"metadata_header_padding": "0"}  # FFmpeg reserves 8 KiB by default
-
-
-def make_encoder(fmt: str, sample_rate: int = 24000, *, streaming: bool = True) -> StreamEncoder:
-    """The encoder for an OpenAI `response_format`. Only `AudioOut` (app/api/segment_stream.py) still calls
-    this; it goes with it, once the WebSocket sessions use `app.audio.output.AudioWriter`."""
-    from app.audio.registry import output_format
-
-    return output_format(fmt).encoder(sample_rate, streaming=streaming)

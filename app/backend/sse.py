@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from app.prompts import N_SPEECH_TOKENS
-
-SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")
-# an unfinished speech token at the end of a text piece: "<", "<|", "<|s", "<|s_12", "<|s_12|"
-_PARTIAL_TAIL_RE = re.compile(r"<(?:\|(?:s(?:_\d*(?:\|)?)?)?)?$")
+from app.prompts import N_SPEECH_TOKENS, PARTIAL_SPEECH_TOKEN_RE, SPEECH_TOKEN_RE
 
 
 class StreamFormatError(ValueError):
@@ -52,7 +46,7 @@ class SpeechTokenParser:
                 ids.append(n)
             last = m.end()
         rest = buf[last:]
-        tail = _PARTIAL_TAIL_RE.search(rest)
+        tail = PARTIAL_SPEECH_TOKEN_RE.search(rest)
         if tail:
             self.other_text += tail.start()
             self._pending = rest[tail.start() :]

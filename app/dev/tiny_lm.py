@@ -30,15 +30,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from app.prompts import CONTROL_TOKENS, END_OF_TURN, N_SPEECH_TOKENS, speech_token
+
 BUILD_VERSION = 2
 MARKER = "tiny_tts_lm.json"
 SEED = 20240611
-
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
-SPEECH_START = "<|speech_start|>"
-NUM_SPEECH_TOKENS = 65536
-CONTROL_TOKENS = (IM_START, IM_END, SPEECH_START)
 
 HIDDEN = 256
 LAYERS = 2
@@ -55,10 +51,6 @@ EOS_MARGIN = 9.1  # mean speech logit is -EOS_MARGIN; <|im_end|> is 0
 OTHER_LOGIT = -30.0
 EMBED_CONST = 16.0  # dimension-0 value of every embedding
 EMBED_NOISE_NORM = 16.0  # norm of the remaining dimensions of every embedding
-
-
-def speech_token(i: int) -> str:
-    return f"<|s_{i}|>"
 
 
 def is_built(out: Path | str) -> bool:
@@ -81,10 +73,10 @@ def build_tokenizer():
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    added = [*CONTROL_TOKENS, *(speech_token(i) for i in range(NUM_SPEECH_TOKENS))]
+    added = [*CONTROL_TOKENS, *(speech_token(i) for i in range(N_SPEECH_TOKENS))]
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in added])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token=IM_END, pad_token=IM_END, model_max_length=MAX_POSITIONS
+        tokenizer_object=tok, eos_token=END_OF_TURN, pad_token=END_OF_TURN, model_max_length=MAX_POSITIONS
     )
 
 
@@ -109,14 +101,14 @@ def _shape_weights(model, tokenizer) -> None:
         h_rest = hidden[..., 1:].norm(dim=-1).mean().item()
 
         first_speech = tokenizer.convert_tokens_to_ids(speech_token(0))
-        last_speech = tokenizer.convert_tokens_to_ids(speech_token(NUM_SPEECH_TOKENS - 1))
-        assert last_speech - first_speech == NUM_SPEECH_TOKENS - 1, "speech tokens must be contiguous"
+        last_speech = tokenizer.convert_tokens_to_ids(speech_token(N_SPEECH_TOKENS - 1))
+        assert last_speech - first_speech == N_SPEECH_TOKENS - 1, "speech tokens must be contiguous"
         speech = slice(first_speech, last_speech + 1)
         head.zero_()
         head[:, 0] = OTHER_LOGIT / h0
         head[speech, 0] = -EOS_MARGIN / h0
-        head[speech, 1:] = torch.randn(NUM_SPEECH_TOKENS, HIDDEN - 1, generator=gen) * (SPEECH_LOGIT_STD / h_rest)
-        head[tokenizer.convert_tokens_to_ids(IM_END)] = 0.0
+        head[speech, 1:] = torch.randn(N_SPEECH_TOKENS, HIDDEN - 1, generator=gen) * (SPEECH_LOGIT_STD / h_rest)
+        head[tokenizer.convert_tokens_to_ids(END_OF_TURN)] = 0.0
 
 
 def build(out: Path | str, force: bool = False) -> Path:
@@ -131,7 +123,7 @@ def build(out: Path | str, force: bool = False) -> Path:
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     tokenizer = build_tokenizer()
-    eos = tokenizer.convert_tokens_to_ids(IM_END)
+    eos = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     config = Qwen3Config(
         vocab_size=vocab,

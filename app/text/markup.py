@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import re
 
+from app.prompts import CONTROL_MARKER_RE
+
 _TERMINAL = ".!?:;,。！？…"
 
 _HTML_DROP = re.compile(r"<(script|style|head)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -47,8 +49,6 @@ _STRAY = re.compile(r"\*+|(?<!\w)_{2,}|_{2,}(?!\w)|~~")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None) | dict.fromkeys(
     map(ord, "\u00a0\u2007\u202f\t\f\v"), " "
 )
-# `<|...|>` model control markers (speech tokens, turn ends): never user text.
-_CONTROL_MARKER = re.compile(r"<\|[^<>|]{0,40}\|>")
 # Emoji and pictographs, their joiners, variation selectors, skin tones and keycaps: nothing to speak.
 _EMOJI = re.compile(
     "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U00002B00-\U00002BFF\U0001F1E6-\U0001F1FF"
@@ -142,7 +142,7 @@ def _blocks(text: str) -> list[list]:
 def strip_unspeakable(text: str) -> str:
     """Control markers and emoji removed (each leaves a space). Pure."""
     if "<|" in text:
-        text = _CONTROL_MARKER.sub(" ", text)
+        text = CONTROL_MARKER_RE.sub(" ", text)
     return _EMOJI.sub(" ", text)
 
 

@@ -214,7 +214,7 @@ def test_close_while_a_thread_encodes(chirp):
 
 @pytest.mark.parametrize(("fmt", "speed"), [("pcm", 1.0), ("wav", 1.0), ("opus", 1.0), ("mp3", 1.5)])
 def test_driven_like_a_websocket_session(fmt, speed, chirp):
-    """What the WebSocket sessions do (today's `AudioOut`): several segments' chunks into one continuous
+    """What the WebSocket sessions do: several segments' chunks into one continuous
     stream, then `finish`, then `close`; the result is the stream of all the segments' audio."""
     segments = [chirp[:9000], chirp[9000:20000], np.zeros(0, np.float32), chirp[20000:]]
 

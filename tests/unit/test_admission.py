@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from app.admission import Admission
 from app.engine.worker import CodecEngine
 from app.errors import CodecTimeoutError, DecodeError, InvalidRequestError, OverloadedError
-from app.serving import check_reference_header
+from app.service.admission import Admission
+from app.service.references import check_reference_header
 from app.text.executor import SPEECH, TOOL, PriorityExecutor
 
 

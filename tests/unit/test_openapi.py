@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from app.audio.registry import CONTENT_TYPES
-from app.debug_audio import DebugAudioWriter
 from app.env import Settings
 from app.main import Components, create_app
 from app.protocol import NOT_BLANK
+from app.service.debug_audio import DebugAudioWriter
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello there, how are you today?"
@@ -219,7 +219,7 @@ def test_debug_audio_keeps_the_newest_files(tmp_path, caplog: pytest.LogCaptureF
     sf.write(old, np.zeros(480, np.float32), 24000)
     os.utime(old, (time.time() - 60, time.time() - 60))
     writer = DebugAudioWriter(str(tmp_path), max_files=3)
-    caplog.set_level(logging.WARNING, logger="app.debug_audio")
+    caplog.set_level(logging.WARNING, logger="app.service.debug_audio")
     for i in range(5):
         writer.write("req", i, np.full(480, 0.1, np.float32), 24000)
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["req_0002.wav", "req_0003.wav", "req_0004.wav"]

@@ -24,13 +24,13 @@ from app.api.protocols.adapter import (
 )
 from app.api.protocols.elevenlabs import ElevenLabsProtocol, Options
 from app.api.protocols.speech_stream import SpeechStreamProtocol
-from app.api.segment_stream import SegmentEvent, SegmentStream, StreamUsage
 from app.audio.registry import elevenlabs_format
 from app.env import Settings
 from app.errors import AuthenticationError, BackendError, InvalidRequestError
 from app.protocol import GenerationFields
-from app.serving import SynthesisJob
-from app.streaming_input import SpeechContext
+from app.service.context import SpeechContext
+from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
+from app.service.synthesis import SynthesisJob
 
 
 @pytest.fixture

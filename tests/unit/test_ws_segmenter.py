@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from app.streaming_input import ContextStore, SpeechContext, TextSegmenter, trim_context
+from app.service.context import ContextStore, SpeechContext, trim_context
+from app.service.segments import TextSegmenter
 
 
 def feed(seg: TextSegmenter, text: str, now: float = 0.0) -> list[str]:

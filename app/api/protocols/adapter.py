@@ -10,9 +10,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from app.api.segment_stream import SegmentEvent, SegmentStream, StreamUsage
 from app.errors import TTSError
 from app.protocol import ResolvedGeneration
+from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 
 # -- commands: what a client message asks for ----------------------------------------------------
 

@@ -40,7 +40,7 @@ from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_f
 from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
 from app.protocol import GenerationFields
-from app.serving import SpeechService
+from app.service.speech import SpeechService
 
 router = APIRouter()
 

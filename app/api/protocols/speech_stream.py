@@ -31,11 +31,11 @@ from app.api.protocols.adapter import (
     SessionEnded,
     Text,
 )
-from app.api.segment_stream import SegmentEvent
 from app.api.session import Session, handshake
 from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
 from app.protocol import StreamConfig
+from app.service.segments import SegmentEvent
 
 router = APIRouter()
 

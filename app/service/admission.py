@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from app.errors import OverloadedError
+
+if TYPE_CHECKING:
+    from app.metrics import ServiceMetrics
 
 
 class Slot:
@@ -61,3 +65,22 @@ class Admission:
             )
         self._in_use += 1
         return Slot(self)
+
+
+class MeteredAdmission(Admission):
+    """The speech lane: its slots counted in the in-flight gauge, its 429s in the requests counter."""
+
+    def __init__(self, limit: int, what: str, metrics: ServiceMetrics, *, retry_after: int = 1) -> None:
+        super().__init__(limit, what, retry_after=retry_after)
+        self.metrics = metrics
+
+    def admit(self, endpoint: str = "speech") -> Slot:
+        """A slot, or `OverloadedError` (429 with `Retry-After`) counted as `endpoint`'s rejection."""
+        try:
+            slot = super().admit()
+        except OverloadedError:
+            self.metrics.requests.labels(endpoint, "-", "rejected").inc()
+            raise
+        self.metrics.in_flight.inc()
+        slot.on_release = self.metrics.in_flight.dec
+        return slot

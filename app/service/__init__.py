@@ -1,0 +1,1 @@
+"""The speech service: text -> prompt -> backend speech tokens -> stitched audio, each step its own module."""

@@ -1,0 +1,248 @@
+"""Text -> prompt -> backend speech tokens -> stitched audio chunks: the service the routes call.
+
+`SpeechService` wires the pieces of `app.service`: admission lanes, text input, voices, reference intake,
+prompts fitted into the model's context, the context store, and one `Synthesis` per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator
+
+import numpy as np
+
+from app.audio.stitch import StitchPlan
+from app.backend.vllm import VLLMClient
+from app.engine.client import EngineClient
+from app.env import Settings
+from app.errors import InvalidRequestError, NotReadyError
+from app.metrics import ServiceMetrics
+from app.prompts import voice_clone_prompt
+from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
+from app.service.admission import Admission, MeteredAdmission, Slot
+from app.service.context import ContextStore, SpeechContext
+from app.service.debug_audio import DebugAudioWriter
+from app.service.prompting import fit_context, segment_prompt
+from app.service.references import Resampler, read_reference
+from app.service.synthesis import Synthesis, SynthesisJob
+from app.service.text_input import TextInput, TextNormalizer, require_speech
+from app.text.executor import SPEECH, TOOL
+
+logger = logging.getLogger(__name__)
+
+
+class SpeechService:
+    """Turns requests into audio chunks. One instance per app, built in the lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: VLLMClient,
+        engine: EngineClient,
+        normalizer: TextNormalizer,
+        resample_to_16k: Resampler,
+        *,
+        has_encoder: bool,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.engine = engine
+        self.resample_to_16k = resample_to_16k
+        self.has_encoder = has_encoder
+        self.metrics = metrics or ServiceMetrics()
+        self.text_input = TextInput(normalizer, settings.max_input_chars)
+        # admission before any work: every slot is taken at the start of a route and given back when its
+        # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
+        self.admission = MeteredAdmission(settings.max_concurrent_requests, "requests", self.metrics)
+        self.reference_lane = Admission(settings.max_concurrent_references, "voice-cloning uploads")
+        self.normalize_lane = Admission(settings.max_concurrent_normalize, "normalize calls")
+        self.contexts = ContextStore(settings.speech_context_ttl)
+        self._debug_audio = (
+            DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files) if settings.debug_audio else None
+        )
+        self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
+
+    def close(self) -> None:
+        self.text_input.close()
+
+    def admit(self, endpoint: str = "speech") -> Slot:
+        """A request slot, or a 429 (`OverloadedError` with `Retry-After`) before any work is done."""
+        return self.admission.admit(endpoint)
+
+    # -- text ------------------------------------------------------------------------------------
+    async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
+        """The text as it will be prompted: normalized, without control markers."""
+        return await self.text_input.normalize(text, malaysian, language, priority=priority)
+
+    async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
+        """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
+        with self.normalize_lane.admit():
+            self.text_input.check(text, "input")
+            normalized = await self.normalize(text, malaysian, language, priority=TOOL)
+        return require_speech(normalized, "input")  # as the speech endpoints say it
+
+    # -- requests -> jobs --------------------------------------------------------------------------
+    def resolve_voice(self, name: str | None, param: str = "voice") -> str:
+        """A request's voice name (or an alias) -> the built-in voice the model is prompted with (None: default)."""
+        asked = name or self.settings.default_speaker
+        voice = self.settings.resolve_voice(asked)
+        if voice is None:
+            aliases = f" (or an alias: {', '.join(self.settings.voice_aliases)})" if self.settings.voice_aliases else ""
+            raise InvalidRequestError(
+                f"unknown voice {asked!r}; available: {', '.join(self.settings.speakers)}{aliases}",
+                param=param,
+                code="invalid_voice",
+            )
+        return voice
+
+    async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+        started = time.perf_counter()
+        voice = self.resolve_voice(req.voice_name)
+        self.text_input.check(req.input, "input")
+        text = require_speech(await self.normalize(req.input, req.normalize_malaysian, req.language), "input")
+        if req.instructions:
+            logger.info("instructions given but not used by this model: %.80r", req.instructions)
+        context = None
+        if req.context is not None and self.settings.stream_context:
+            context = await self._stored_context(req, voice)
+        job = await self.prepare_segment(
+            voice, text, req.resolved(self.settings), context=context, param="input", started=started
+        )
+        if req.context is not None and self.settings.stream_context:
+            job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
+        voice_log = voice if req.voice_name in (None, voice) else f"{req.voice_name}->{voice}"
+        _log_job(
+            job, kind="speech", model=req.model, voice=voice_log, chars=len(text),
+            context=len(context.tokens) if context else 0,
+        )
+        return job
+
+    async def _stored_context(self, req: SpeechRequest, voice: str) -> SpeechContext | None:
+        """The previous segment stored under `req.context.id`, if it still fits this request."""
+        assert req.context is not None
+        previous = await self.contexts.previous(req.context.id, timeout=self.settings.backend_read_timeout)
+        if previous is None or previous.voice != voice:
+            return None
+        if req.context.previous_text is not None:
+            given = await self.normalize(req.context.previous_text, req.normalize_malaysian, req.language)
+            if not previous.text.endswith(given) and not given.endswith(previous.text):
+                logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
+                return None
+        return previous
+
+    async def prepare_segment(
+        self,
+        voice: str,
+        text: str,
+        gen: ResolvedGeneration,
+        *,
+        context: SpeechContext | None = None,
+        param: str = "input",
+        started: float | None = None,
+    ) -> SynthesisJob:
+        """A job for already-normalized `text` in a built-in voice, prompted after `context` when given."""
+        self.text_input.check(text, param)
+        prompt = segment_prompt(voice, text, context)
+        job = await self._job(prompt, gen, param=param, started=started or time.perf_counter())
+        job.voice, job.text, job.context = voice, text, context
+        return job
+
+    async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
+        started = time.perf_counter()
+        if not self.has_encoder:
+            raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
+        self.text_input.check(req.generate_text, "generate_text")
+        self.text_input.check(req.reference_text, "reference_text")
+        clip = await asyncio.to_thread(self._read_reference, audio_bytes)  # bounded by `reference_lane`
+        ref_tokens = await self.engine.encode(clip)
+        ref_text, gen_text = await asyncio.gather(
+            self.normalize(req.reference_text, req.normalize_malaysian, req.language),
+            self.normalize(req.generate_text, req.normalize_malaysian, req.language),
+        )
+        ref_text, gen_text = require_speech(ref_text, "reference_text"), require_speech(gen_text, "generate_text")
+        prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
+        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio", started=started)
+        job.endpoint = "vc"
+        _log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
+        return job
+
+    def _read_reference(self, data: bytes) -> np.ndarray:
+        s = self.settings
+        return read_reference(
+            data, max_bytes=s.max_reference_bytes, max_seconds=s.max_reference_seconds,
+            resample_to_16k=self.resample_to_16k,
+        )
+
+    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
+        max_tokens = await fit_context(
+            prompt, gen.max_tokens, param=param, max_model_len=self.settings.max_model_len, counter=self.backend
+        )
+        return SynthesisJob(
+            request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
+            started=started, sample_rate=self.sample_rate,
+        )
+
+    # -- generation ------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """The loaded codec's output rate (the engine reports its geometry)."""
+        return self.engine.sample_rate
+
+    def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
+        s = self.settings
+        spt = self.engine.samples_per_token
+        return StitchPlan.from_seconds(
+            gen.playback_speed,
+            gen.playback_overlap_speed,
+            s.first_chunk_seconds,
+            s.decode_left_context_seconds,
+            tokens_per_second=self.sample_rate // spt,
+            samples_per_token=spt,
+            fade_in_ms=s.fade_in_ms,
+            max_chunk_seconds=s.max_chunk_seconds,
+            # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there
+            max_window_tokens=max(s.cuda_graph_buckets_tokens, default=None),
+        )
+
+    def synthesize(self, job: SynthesisJob) -> AsyncGenerator[np.ndarray, None]:
+        """Stitched float32 audio chunks at the codec's rate, as the backend's tokens arrive.
+
+        Closing the iterator (a client that went away) cancels the backend request at once.
+        """
+        synthesis = Synthesis(
+            job, self.plan_for(job.gen), backend=self.backend, engine=self.engine, stream=next(self._stream_numbers),
+            metrics=self.metrics, debug_audio=self._debug_audio, on_end=self._store_context,
+        )
+        return synthesis.chunks()
+
+    def _store_context(self, job: SynthesisJob, outcome: str) -> None:
+        """A finished `/v1/audio/speech` job with a context id becomes that id's context (a failed one clears it)."""
+        if job.context_claim is None:
+            return
+        key, claim = job.context_claim
+        job.context_claim = None
+        value = job.as_context(self.settings.stream_context_max_tokens) if outcome == "completed" else None
+        self.contexts.resolve(key, claim, value)
+
+
+def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
+    gen = job.gen
+    details = " ".join(f"{k}={v}" for k, v in extra.items())
+    logger.info(
+        "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d %s",
+        job.request_id,
+        kind,
+        model or "-",
+        voice,
+        chars,
+        gen.response_format,
+        gen.stream,
+        "/sse" if gen.stream_format == "sse" else "",
+        gen.max_tokens,
+        details,
+    )
