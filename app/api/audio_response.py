@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.admission import Slot
+from app.api.errors import describe
 from app.audio.formats import encode_wav_file, make_encoder
 from app.audio.pcm import CONTENT_TYPES, float_to_int16
 from app.audio.stretch import TimeStretcher
@@ -140,7 +141,8 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     except TTSError as exc:
         logger.warning("%s failed after the stream started: %s", job.request_id, exc.message)
-        yield _sse({"type": "error", "error": {"message": exc.message, "type": exc.error_type, "code": exc.code}})
+        info = describe(exc)
+        yield _sse({"type": "error", "error": {"message": info.message, "type": info.type, "code": info.code}})
         return
     except Exception:
         logger.exception("%s failed after the stream started", job.request_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from app.api.errors import describe
 from app.api.segment_stream import AudioOut, SegmentStream
 from app.api.ws import (
     CLOSE_ERROR,
@@ -277,9 +278,8 @@ class ElevenLabsSession:
         return obj
 
     async def _error(self, exc: TTSError, cid: str | None) -> None:
-        await self.sender.json(
-            self._tag({"error": exc.message, "message": exc.message, "code": exc.code or exc.error_type}, cid)
-        )
+        info = describe(exc)
+        await self.sender.json(self._tag({"error": info.message, "message": info.message, "code": info.code or info.type}, cid))
 
     async def _audio(self, ctx: _Context, data: bytes) -> None:
         if data:

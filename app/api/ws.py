@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from app.api.errors import error_body
+from app.api.errors import describe
 from app.api.segment_stream import AudioOut, SegmentStream
 from app.env import Settings
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
@@ -48,7 +48,7 @@ class SessionEnd(Exception):
 
 
 def error_event(exc: TTSError, **extra: object) -> dict:
-    return {"type": "error", **extra, **error_body(exc.message, exc.error_type, exc.param, exc.code)}
+    return {"type": "error", **extra, **describe(exc).body()}
 
 
 def header_key(ws: WebSocket, *names: str) -> str | None:
@@ -68,9 +68,10 @@ def key_ok(settings: Settings, given: str | None) -> bool:
 
 async def deny(ws: WebSocket, exc: TTSError) -> None:
     """Refuse the handshake with an HTTP error in OpenAI's shape (or, where the server cannot, close at once)."""
-    body = error_body(exc.message, exc.error_type, exc.param, exc.code)
+    info = describe(exc)
+    body = info.body()
     try:
-        await ws.send_denial_response(JSONResponse(body, status_code=exc.status_code))
+        await ws.send_denial_response(JSONResponse(body, status_code=info.status))
     except RuntimeError:  # the server lacks the websocket.http.response extension
         await ws.accept()
         await ws.send_text(json.dumps({"type": "error", **body}))
