@@ -19,6 +19,7 @@ import numpy as np
 from app.admission import Admission, Slot
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats, VLLMClient
+from app.codec.interface import TOKEN_DTYPE
 from app.debug_audio import DebugAudioWriter
 from app.engine.client import EngineClient
 from app.env import Settings
@@ -324,18 +325,16 @@ class SpeechService:
     @property
     def sample_rate(self) -> int:
         """The loaded codec's output rate (the engine reports its geometry)."""
-        return self.engine.sample_rate
+        return self.engine.geometry.sample_rate
 
     def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
         s = self.settings
-        spt = self.engine.samples_per_token
         return StitchPlan.from_seconds(
             gen.playback_speed,
             gen.playback_overlap_speed,
             s.first_chunk_seconds,
             s.decode_left_context_seconds,
-            tokens_per_second=self.sample_rate // spt,
-            samples_per_token=spt,
+            geometry=self.engine.geometry,
             fade_in_ms=s.fade_in_ms,
             max_chunk_seconds=s.max_chunk_seconds,
             # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there
@@ -389,7 +388,7 @@ class SpeechService:
                         f"the model finished (finish_reason={job.stats.finish_reason}) without any speech tokens"
                     )
                 while len(in_flight) < WINDOWS_AHEAD and (w := stitcher.next_window(len(tokens), finished)):
-                    ids = np.asarray(tokens[w.start : w.end], dtype=np.int64)
+                    ids = np.asarray(tokens[w.start : w.end], dtype=TOKEN_DTYPE)
                     ahead = sum((v.emit_end - v.emit_start) * spt for v, _ in in_flight)
                     slack = clock.slack(time.perf_counter(), job.started, ahead)
                     decoding = self.engine.decode(ids, stream=stream, final=w.final, slack=slack)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
+from app.codec.interface import TOKEN_DTYPE
 from app.engine import messages as m
 from app.engine.core import EngineCore
 from tests.support import LocalCodec
@@ -41,11 +42,12 @@ def test_a_window_with_a_non_finite_slack_fails_alone(engine: str, slack: float)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(engine)
     try:
-        tokens = np.arange(10, dtype=np.int32)
-        sock.send_multipart([m.encode(m.Submit(1, "decode", tokens.dtype.str, 7, False, slack)), tokens.tobytes()])
+        tokens = np.arange(10, dtype=TOKEN_DTYPE)
+        decode = m.JobKind.DECODE
+        sock.send_multipart([m.encode(m.Submit(1, decode, tokens.dtype.str, 7, False, slack)), tokens.tobytes()])
         bad, payload = result(sock)
-        assert (bad.id, bad.error_kind, payload) == (1, "invalid", []) and "slack" in bad.error
-        sock.send_multipart([m.encode(m.Submit(2, "decode", tokens.dtype.str, 7, True, -0.5)), tokens.tobytes()])
+        assert (bad.id, bad.error_kind, payload) == (1, m.ErrorKind.INVALID, []) and "slack" in bad.error
+        sock.send_multipart([m.encode(m.Submit(2, decode, tokens.dtype.str, 7, True, -0.5)), tokens.tobytes()])
         good, payload = result(sock)
         assert good.id == 2 and good.error is None
         assert m.frame_array(good.dtype, payload[0]).shape == (10 * 480,)
