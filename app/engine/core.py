@@ -241,7 +241,7 @@ class EngineCore:
             has_encoder=self.codec.has_encoder,
             device=self.codec.device,
             queue_depth={kind: worker.queue_depth(kind) for kind in JobKind},
-            worker=worker.stats,  # encoded at once, under the GIL: the worker threads cannot change it meanwhile
+            worker=worker.stats,  # the live counters: `_send_heartbeat` encodes them at once, holding the GIL
             codec=self.codec.stats,
             metrics=snapshot(worker.metrics.registry),
         )

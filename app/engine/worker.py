@@ -1,11 +1,11 @@
-"""The codec worker: one thread decodes, another encodes; requests hand them jobs and await the results.
+"""The codec worker: one thread decodes, another encodes; `submit` queues a job, `deliver` hands back its result.
 
 With dynamic batching, jobs that arrive within `MICROSLEEP` of each other (up to `MAX_BATCH_SIZE`) are
 decoded as one batch; without it, one job at a time. Before a batch starts, the worker also waits (at most
 `BATCH_WAIT_FRACTION` of a recent batch's time) for the next window of every stream that has just had audio
 back from the previous batch: those streams send it a few milliseconds later, through their front-end, and a
 worker that started at the first window to arrive would split them into small batches round after round (on a
-CPU a batch of 8 windows costs little more than a batch of 3). Either way the event loop never runs the codec.
+CPU a batch of 8 windows costs little more than a batch of 3). Either way the I/O thread never runs the codec.
 Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows.
 A failing batch fails only its own requests; the threads keep serving, and a run of failures makes the engine
 unhealthy until the next success (so does a batch that runs past `timeout`: a hung device).
