@@ -7,7 +7,6 @@ Nothing here imports torch; the settings object is built once in `create_app()` 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -313,7 +312,7 @@ class Settings(BaseSettings):
             cuda_graph_buckets=tuple(sorted({max(1, round(s * TOKENS_PER_SECOND)) for s in self.cuda_graph_batch})),
             torch_compile=self.torch_compile,
             compile_cache_dir=self.torch_compile_cache_dir,
-            warmup_window_tokens=max(160, math.ceil(1.5 * window_seconds * TOKENS_PER_SECOND)),
+            warmup_window_seconds=window_seconds,
             dynamic_batching=batching,
             max_batch_size=self.max_batch_size if batching else 1,
             microsleep=self.microsleep if batching else 0.0,
@@ -449,7 +448,7 @@ class EngineSettings:
     cuda_graph_buckets: tuple[int, ...]  # CUDA_GRAPH_BATCH in tokens (seconds x 50), ascending
     torch_compile: bool
     compile_cache_dir: str  # TORCH_COMPILE_CACHE_DIR
-    warmup_window_tokens: int  # the longest window of the default chunking, +50 % (>= 160): compile's warm-up
+    warmup_window_seconds: float  # the longest window of the default chunking (catching up included)
     dynamic_batching: bool
     max_batch_size: int  # 1 without DYNAMIC_BATCHING
     microsleep: float  # 0 without DYNAMIC_BATCHING

@@ -48,7 +48,7 @@ EXPOSED_HEADERS = [
 class Components:
     """Pre-built parts, for tests and benchmarks; anything left None is loaded from the settings."""
 
-    codec: Any = None  # app.codec.runtime.CodecRuntime or a stand-in with decode/encode/resample_to_16k
+    codec: Any = None  # app.codec.runtime.CodecRuntime or a stand-in (app.codec.interface.Codec)
     normalizer: Any = None  # app.text.normalizer.Normalizer or a stand-in with normalize()
 
 

@@ -266,12 +266,13 @@ def main(argv: list[str] | None = None) -> None:
 
         make_checkpoint(codec_dir, size=args.size)
     from app.audio.stitch import StitchPlan
+    from app.codec.config import CodecConfig
     from app.env import Settings
 
     s = Settings(_env_file=None, **{k.lower(): v for k, v in SETTINGS_ENV.items()})
     plan = StitchPlan.from_seconds(
         s.default_playback_speed, s.default_playback_overlap_speed, s.first_chunk_seconds,
-        s.decode_left_context_seconds,
+        s.decode_left_context_seconds, geometry=CodecConfig.named(args.size).geometry,
     )
     window = plan.chunk_tokens + plan.overlap_tokens + plan.left_context_tokens
     # (label, extra environment, repository) of every service compared; each CODEC_DTYPE gets its own ceiling

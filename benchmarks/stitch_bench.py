@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> None:
           f"device {runtime.device}")
     print(f"{'scheme':<46} {'TTFA ms':>8} {'decoded/emitted':>16} {'SNR dB':>8}")
     schemes = {
-        "ours (1.5 s chunks, 0.2 s xfade, 0.3 s ctx)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3),
-        "ours, 0.6 s left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.6),
-        "ours, 1.0 s left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 1.0),
-        "ours, no left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.0),
-        "ours (0.5 s chunks, 0.1 s xfade, 0.3 s ctx)": StitchPlan.from_seconds(0.5, 0.1, 0.2, 0.3),
+        "ours (1.5 s chunks, 0.2 s xfade, 0.3 s ctx)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, geometry=runtime.geometry),
+        "ours, 0.6 s left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.6, geometry=runtime.geometry),
+        "ours, 1.0 s left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 1.0, geometry=runtime.geometry),
+        "ours, no left context": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.0, geometry=runtime.geometry),
+        "ours (0.5 s chunks, 0.1 s xfade, 0.3 s ctx)": StitchPlan.from_seconds(0.5, 0.1, 0.2, 0.3, geometry=runtime.geometry),
     }
     for name, plan in schemes.items():
         audio, ttfa, decoded = run_ours(plan, tokens, decode, args.rate)
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<46} {ttfa * 1e3:8.0f} {decoded / len(tokens):16.2f} {snr_db(ref, audio):8.1f}")
     # a codec 3 s behind: 150 new tokens at each window, stitched with regular windows or windows that catch up
     for name, plan in {
-        "behind, regular windows (MAX_CHUNK_SECONDS off)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3),
-        "behind, windows that catch up (3 s)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, max_chunk_seconds=3.0),
+        "behind, regular windows (MAX_CHUNK_SECONDS off)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, geometry=runtime.geometry),
+        "behind, windows that catch up (3 s)": StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, max_chunk_seconds=3.0, geometry=runtime.geometry),
     }.items():
         audio, ttfa, decoded = run_ours(plan, tokens, decode, args.rate, step=150)
         ref = apply_fade_in(reference, plan.fade_in_samples)

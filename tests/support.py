@@ -12,6 +12,7 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
+from app.codec.interface import CodecStats, Geometry
 from app.env import Settings
 from app.main import Components, create_app
 
@@ -24,9 +25,12 @@ class LocalCodec:
     With it, a stitched stream must equal the one-shot decode of all tokens exactly.
     """
 
+    geometry = Geometry(24_000, SPT)
+    device = "cpu"
     has_encoder = True
 
     def __init__(self, decode_delay: float = 0.0) -> None:
+        self.stats = CodecStats()  # counts nothing
         self.decode_delay = decode_delay
         self.batch_sizes: list[int] = []
         t = np.arange(SPT) / 24000

@@ -17,6 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from app.api.errors import describe
 from app.audio.output import AudioWriter
 from app.audio.registry import output_format
 from app.errors import StreamAborted, TTSError
@@ -108,7 +109,8 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     except TTSError as exc:
         logger.warning("%s failed after the stream started: %s", job.request_id, exc.message)
-        yield _sse({"type": "error", "error": {"message": exc.message, "type": exc.error_type, "code": exc.code}})
+        info = describe(exc)
+        yield _sse({"type": "error", "error": {"message": info.message, "type": info.type, "code": info.code}})
         return
     except Exception:
         logger.exception("%s failed after the stream started", job.request_id)

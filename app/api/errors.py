@@ -1,8 +1,12 @@
-"""Every error leaves as OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`; handlers live here."""
+"""Every error leaves as OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`; handlers live here.
+
+`describe(exc)` is the one place where a service or engine error gets its HTTP status, type and code.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,10 +14,63 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import InvalidRequestError, OverloadedError, StreamAborted, TTSError
+from app.engine.errors import CodecFailed, EngineUnavailable, InvalidInput, JobTimedOut
+from app.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    InvalidRequestError,
+    NoAudioError,
+    NotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
+    PromptTooLongError,
+    StreamAborted,
+    TTSError,
+)
 from app.protocol import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
+
+# class -> (HTTP status, OpenAI error type, default code); a subclass not listed takes its nearest listed base's
+HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {
+    TTSError: (500, "server_error", None),
+    InvalidRequestError: (400, "invalid_request_error", None),
+    PromptTooLongError: (400, "invalid_request_error", "context_length_exceeded"),
+    PayloadTooLargeError: (413, "invalid_request_error", "payload_too_large"),
+    AuthenticationError: (401, "invalid_request_error", "invalid_api_key"),
+    OverloadedError: (429, "rate_limit_error", "overloaded"),
+    BackendError: (502, "api_error", "backend_error"),
+    NoAudioError: (502, "api_error", "no_audio"),
+    BackendUnavailableError: (503, "api_error", "backend_unavailable"),
+    BackendTimeoutError: (504, "api_error", "backend_timeout"),
+    NotReadyError: (503, "api_error", "not_ready"),
+    EngineUnavailable: (503, "api_error", "engine_unavailable"),  # EngineStopping too
+    JobTimedOut: (503, "api_error", "codec_timeout"),
+    CodecFailed: (500, "server_error", "decode_failed"),
+    InvalidInput: (400, "invalid_request_error", None),
+}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What a client is told about an error: HTTP status and OpenAI's error fields."""
+
+    status: int
+    type: str
+    message: str
+    param: str | None
+    code: str | None
+
+    def body(self) -> dict:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def describe(exc: TTSError) -> ErrorInfo:
+    """The status, type and code of `exc` (its own `code` wins over its class's default)."""
+    status, type_, code = next(HTTP_ERRORS[c] for c in type(exc).__mro__ if c in HTTP_ERRORS)
+    return ErrorInfo(status, type_, exc.message, exc.param, exc.code or code)
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | int | None = None) -> dict:
@@ -21,14 +78,11 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | i
 
 
 def error_response(exc: TTSError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    info = describe(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if info.status == 401 else {}
     if isinstance(exc, OverloadedError):
         headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse(
-        error_body(exc.message, exc.error_type, exc.param, exc.code),
-        status_code=exc.status_code,
-        headers=headers or None,
-    )
+    return JSONResponse(info.body(), status_code=info.status, headers=headers or None)
 
 
 class _QuietAbortFilter(logging.Filter):
@@ -59,8 +113,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TTSError)
     async def _tts_error(request: Request, exc: TTSError) -> JSONResponse:
-        if exc.status_code >= 500:
-            logger.warning("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.message)
+        status = describe(exc).status
+        if status >= 500:
+            logger.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.message)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.auth import header_key, key_ok
-from app.api.errors import error_body
+from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
     Auth,
@@ -61,9 +61,10 @@ class SessionEnd(Exception):
 
 async def deny(ws: WebSocket, exc: TTSError) -> None:
     """Refuse the handshake with an HTTP error in OpenAI's shape (or, where the server cannot, close at once)."""
-    body = error_body(exc.message, exc.error_type, exc.param, exc.code)
+    info = describe(exc)
+    body = info.body()
     try:
-        await ws.send_denial_response(JSONResponse(body, status_code=exc.status_code))
+        await ws.send_denial_response(JSONResponse(body, status_code=info.status))
     except RuntimeError:  # the server lacks the websocket.http.response extension
         await ws.accept()
         await ws.send_text(json.dumps({"type": "error", **body}))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.codec.interface import Geometry
+
 
 @dataclass(frozen=True)
 class StitchPlan:
@@ -59,17 +61,18 @@ class StitchPlan:
         first_chunk_seconds: float,
         left_context_seconds: float,
         *,
-        tokens_per_second: int = 50,
-        samples_per_token: int = 480,
+        geometry: Geometry,
         fade_in_ms: float = 5.0,
         max_chunk_seconds: float = 0.0,
         max_window_tokens: int | None = None,
     ) -> StitchPlan:
-        """The spec's knobs (seconds of audio) in tokens; the first chunk is never longer than the others.
+        """The spec's knobs (seconds of audio) in tokens of the codec's `geometry`; the first chunk is never longer
+        than the others.
 
         `max_chunk_seconds`: the longest chunk a window that catches up may emit (never below the chunk);
         `max_window_tokens` caps such a window, context and overlap included (CUDA graphs' largest bucket).
         """
+        tokens_per_second, samples_per_token = geometry.tokens_per_second, geometry.samples_per_token
         chunk = max(1, round(playback_speed * tokens_per_second))
         overlap = min(max(0, round(overlap_speed * tokens_per_second)), chunk - 1)
         first = min(chunk, max(1, round(first_chunk_seconds * tokens_per_second)))

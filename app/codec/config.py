@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.codec.interface import Geometry
+
 CONFIG_FILE = "config.json"
 
 
@@ -67,8 +69,8 @@ class CodecConfig:
         return size
 
     @property
-    def tokens_per_second(self) -> float:
-        return self.sample_rate / self.hop_length
+    def geometry(self) -> Geometry:
+        return Geometry(self.sample_rate, self.hop_length)
 
     @property
     def encoder_hop(self) -> int:

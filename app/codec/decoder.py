@@ -7,9 +7,6 @@ loads into it unchanged. No `transformers`, no semantic model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 from torch import Tensor, nn
 
 from app.codec.config import CodecConfig
@@ -80,13 +77,3 @@ class NeuCodecDecoder(nn.Module):
         """Spectra from `spectrum` -> audio `(B, T * hop)` float32: inverse FFT and overlap-add (float32)."""
         mask = None if lengths is None else lengths_to_mask(lengths, real.shape[-1])
         return self.generator.head.synthesize(real, imag, mask)
-
-    @classmethod
-    def from_pretrained(
-        cls, model: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-    ) -> NeuCodecDecoder:
-        """Decoder of a hub id or local directory holding `pytorch_model.bin`, in eval mode (see `app.codec.pretrained`)."""
-        from app.codec.pretrained import load_codec
-
-        decoder, _ = load_codec(str(model), with_encoder=False, device=device, dtype=dtype)
-        return decoder

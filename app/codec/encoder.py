@@ -12,7 +12,6 @@ normalisation would make padding inexact), which `CodecRuntime.encode` does.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,14 +85,3 @@ class NeuCodecEncoder(nn.Module):
         audio = self.pad(torch.from_numpy(np.stack([np.asarray(c, dtype=np.float32) for c in clips])))
         features = semantic_features(self.feature_extractor, list(audio.numpy()))
         return self(audio.to(device), features.to(device))
-
-    @classmethod
-    def from_pretrained(
-        cls, model: str | Path, semantic_model: str = "facebook/w2v-bert-2.0", *, device: str | torch.device = "cpu"
-    ) -> NeuCodecEncoder:
-        """Encoder of a hub id or local directory (with w2v-bert from `semantic_model`), in eval mode."""
-        from app.codec.pretrained import load_codec
-
-        _, encoder = load_codec(str(model), with_encoder=True, semantic_model=semantic_model, device=device)
-        assert encoder is not None
-        return encoder

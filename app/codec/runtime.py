@@ -6,7 +6,8 @@
   `CUDA_GRAPH_BATCH` bucket replay a captured graph; everything else is eager. Precision (`CODEC_DTYPE=auto`)
   is chosen by `app.codec.precision`.
 - `encode(clips)`: 16 kHz mono clips -> FSQ codes, clips of equal length batched together.
-- `resample_to_16k(audio, sample_rate)`: any rate, mono or multi-channel -> 16 kHz mono.
+
+It implements `app.codec.interface.Codec`, which is all the engine reads of it.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from app.audio.resample import resample_to_16k
 from app.codec.batching import DecodeBatch, plan_batches
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
+from app.codec.interface import TOKEN_DTYPE, CodecStats, Geometry
 from app.codec.precision import DTYPES, resolve_dtype
 
-__all__ = ["DTYPES", "CodecRuntime", "CodecStats", "resolve_device"]
+__all__ = ["DTYPES", "CodecRuntime", "resolve_device"]
 
 if TYPE_CHECKING:
     from app.codec.compiled import CompiledDecoder
@@ -37,22 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_CLIP_SAMPLES = 400  # w2v-bert's feature extractor needs one 25 ms frame
-
-
-@dataclass
-class CodecStats:
-    """Counters since start (cheap; read them for logs or /metrics)."""
-
-    windows: int = 0  # windows decoded
-    batches: int = 0  # decode batches run
-    graph_batches: int = 0  # of which CUDA-graph replays
-    tokens: int = 0  # valid tokens decoded
-    padded_tokens: int = 0  # padding tokens computed (bucket or batch padding)
-    clips: int = 0  # clips encoded
-    encode_batches: int = 0
-    compiles: int = 0  # torch.compile graphs compiled since start, warm-up included
-    recompiles: int = 0  # of which after warm-up: each one stalled serving (should stay 0)
-    compile_seconds: float = 0.0  # warm-up time spent compiling (or capturing CUDA graphs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,19 +56,14 @@ def resolve_device(name: str) -> torch.device:
     raise ValueError(f"CODEC_DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
-def service_window_tokens(settings: Settings) -> int:
+def service_window_tokens(settings: Settings, tokens_per_second: int) -> int:
     """The longest decode window the service plans with its default chunking (a window that catches up included),
     with 50 % margin (>= 160 tokens): the range torch.compile's warm-up covers."""
-    chunk = max(settings.default_playback_speed, settings.max_chunk_seconds)
-    seconds = chunk + settings.default_playback_overlap_speed + settings.decode_left_context_seconds
-    return max(160, math.ceil(1.5 * seconds * 50))
+    return max(160, math.ceil(1.5 * settings.engine.warmup_window_seconds * tokens_per_second))
 
 
 class CodecRuntime:
     """NeuCodec decode/encode for the service. Not thread-safe: call it from one worker thread."""
-
-    sample_rate: int = 24_000
-    hop_length: int = 480
 
     def __init__(
         self,
@@ -103,8 +82,7 @@ class CodecRuntime:
         self._device = torch.device(device) if device is not None else first.device
         self.decoder = decoder.to(self._device).eval()
         self.encoder = encoder.to(self._device).eval() if encoder is not None else None
-        self.sample_rate = decoder.config.sample_rate
-        self.hop_length = decoder.config.hop_length
+        self.geometry: Geometry = decoder.config.geometry
         self.codebook_size = decoder.config.codebook_size
         self.dtype = decoder.fc_post_a.weight.dtype  # the backbone's (FSQ projection and head may be float32)
         self.max_batch_size = max_batch_size
@@ -162,7 +140,7 @@ class CodecRuntime:
             graph_buckets=settings.cuda_graph_buckets_tokens,
             max_batch_size=settings.max_batch_size,
             torch_compile=settings.torch_compile,
-            max_window_tokens=service_window_tokens(settings),
+            max_window_tokens=service_window_tokens(settings, decoder.config.geometry.tokens_per_second),
         )
 
     def warmup(self) -> None:
@@ -225,7 +203,7 @@ class CodecRuntime:
         low, high = int(array.min()), int(array.max())
         if low < 0 or high >= self.codebook_size:
             raise ValueError(f"token ids must be in [0, {self.codebook_size}), got [{low}, {high}]")
-        return array.astype(np.int64, copy=False)
+        return array.astype(TOKEN_DTYPE, copy=False)
 
     def _run_batch(self, codes: Tensor, lengths: Tensor, batch: DecodeBatch) -> Tensor:
         """codes `(B, T)`, lengths `(B,)` on the CPU -> audio `(B, T * hop)` float32 on the CPU."""
@@ -240,7 +218,7 @@ class CodecRuntime:
         return self.decoder(codes, lengths_arg).float().cpu()
 
     def decode(self, windows: list[np.ndarray], *, pad_to: int | None = None) -> list[np.ndarray]:
-        """Token windows `(T_i,)` int ids -> float32 audio `(T_i * 480,)` in [-1, 1], in the same order.
+        """Token windows `(T_i,)` int ids -> float32 audio `(T_i * samples_per_token,)` in [-1, 1], in order.
 
         `pad_to` (benchmarks) pads every batch to that many tokens instead of the planned length.
         Raises ValueError for empty windows or ids outside the codebook.
@@ -258,13 +236,13 @@ class CodecRuntime:
                 padded_len = pad_to or batch.padded_len
                 if pad_to is not None and pad_to != batch.padded_len:
                     batch = DecodeBatch(batch.indices, pad_to, pad_to if pad_to in self._plan_buckets else None)
-                codes = np.zeros((batch.size, padded_len), dtype=np.int64)
+                codes = np.zeros((batch.size, padded_len), dtype=TOKEN_DTYPE)
                 for row, i in enumerate(batch.indices):
                     codes[row, : lengths[i]] = arrays[i]
                 batch_lengths = torch.tensor([lengths[i] for i in batch.indices], dtype=torch.int64)
                 audio = self._run_batch(torch.from_numpy(codes), batch_lengths, batch).clamp_(-1.0, 1.0)
                 for row, i in enumerate(batch.indices):
-                    results[i] = audio[row, : lengths[i] * self.hop_length].numpy().copy()
+                    results[i] = audio[row, : lengths[i] * self.geometry.samples_per_token].numpy().copy()
                 valid = sum(lengths[i] for i in batch.indices)
                 self.stats.batches += 1
                 self.stats.tokens += valid
@@ -274,7 +252,7 @@ class CodecRuntime:
 
     # --- encode ------------------------------------------------------------------------------------
     def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        """16 kHz mono float32 clips `(N_i,)` -> int64 FSQ codes (about N_i / 320 each), in the same order.
+        """16 kHz mono float32 clips `(N_i,)` -> FSQ codes of `TOKEN_DTYPE` (about N_i / 320 each), in order.
 
         Clips of equal length are encoded as one batch (exactly what each gets alone); different lengths are
         separate batches. Raises RuntimeError without an encoder, ValueError for a bad clip.
@@ -299,10 +277,7 @@ class CodecRuntime:
                     chunk = members[start : start + self.max_batch_size]
                     codes = self.encoder.encode([arrays[i] for i in chunk]).cpu().numpy()
                     for row, i in enumerate(chunk):
-                        results[i] = codes[row].astype(np.int64)
+                        results[i] = codes[row].astype(TOKEN_DTYPE)
                     self.stats.encode_batches += 1
         self.stats.clips += len(arrays)
         return results  # type: ignore[return-value]
-
-    # any rate, mono or multi-channel -> 16 kHz mono float32 (the encoder's input); see app.audio.resample
-    resample_to_16k = staticmethod(resample_to_16k)

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.codec.batching import MAX_PADDING
+from app.engine.messages import JobKind
 
 
 @dataclass
 class Job:
     """One unit of work: its input, a way to deliver the result, and when it was queued."""
 
-    kind: str  # "decode" or "encode"
+    kind: JobKind
     payload: Any
     deliver: Callable[[Any, BaseException | None], None]
     is_cancelled: Callable[[], bool] = lambda: False
@@ -46,25 +47,20 @@ class BatchQueue:
     """Jobs, one lane per kind; `next_batch` serves the lane with the most urgent job, most urgent first."""
 
     def __init__(self) -> None:
-        self._lanes: dict[str, deque[Job]] = {}
+        self._lanes: dict[JobKind, deque[Job]] = {}
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._lanes.values())
 
-    def depth(self, kind: str) -> int:
+    def depth(self, kind: JobKind) -> int:
         return len(self._lanes.get(kind, ()))
 
-    def streams(self, kind: str) -> set[Hashable]:
+    def streams(self, kind: JobKind) -> set[Hashable]:
         """The streams that have a job of `kind` waiting."""
         return {job.stream for job in self._lanes.get(kind, ()) if job.stream is not None}
 
     def append(self, job: Job) -> None:
         self._lanes.setdefault(job.kind, deque()).append(job)
-
-    def put_back(self, jobs: list[Job]) -> None:
-        """Return unprocessed jobs to the front, keeping their order."""
-        for job in reversed(jobs):
-            self._lanes.setdefault(job.kind, deque()).appendleft(job)
 
     def next_batch(self, max_size: int) -> tuple[list[Job], list[Job]]:
         """Up to ``max_size`` live jobs of one kind, earliest deadline first (arrival order among equals), from

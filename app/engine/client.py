@@ -2,8 +2,8 @@
 
 `await decode(tokens)` / `await encode(clip)` send a job and await its result; cancelling the awaiting task
 tells the engine to drop the job. The engine's heartbeats say it is alive and healthy; when none has come for
-`heartbeat_timeout` seconds the engine is taken for dead: every waiting job fails at once with a 503
-(`EngineUnavailableError`), `alive` turns False (so `/ready` is 503), and new jobs are refused until heartbeats
+`heartbeat_timeout` seconds the engine is taken for dead: every waiting job fails at once (`EngineUnavailable`,
+a 503 to clients), `alive` turns False (so `/ready` is 503), and new jobs are refused until heartbeats
 come back (a restarted engine binds the same endpoint; ZMQ reconnects by itself).
 """
 
@@ -13,18 +13,17 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
 from contextlib import suppress
-from typing import Any
 
 import numpy as np
 import zmq
 import zmq.asyncio
 from prometheus_client import CollectorRegistry
 
+from app.codec.interface import TOKEN_DTYPE, Geometry
 from app.engine import messages as m
-from app.engine.worker import EngineStats
-from app.errors import CodecTimeoutError, DecodeError, EngineUnavailableError, InvalidRequestError
+from app.engine.errors import CodecFailed, EngineStopping, EngineUnavailable, InvalidInput, JobTimedOut
+from app.engine.messages import ErrorKind, JobKind
 from app.metrics import SnapshotCollector
 
 logger = logging.getLogger(__name__)
@@ -47,13 +46,12 @@ class EngineClient:
         self._alive = False
         self._first_beat = asyncio.Event()
         self._beat_event = asyncio.Event()
-        self.restarts_seen = 0
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(SnapshotCollector(lambda: self._beat.metrics if self._beat else []))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, timeout: float) -> None:
-        """Connect and wait for the engine's first heartbeat (NotReady after `timeout` seconds)."""
+        """Connect and wait for the engine's first heartbeat (`EngineUnavailable` after `timeout` seconds)."""
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
@@ -68,7 +66,7 @@ class EngineClient:
             await asyncio.wait_for(self._first_beat.wait(), timeout)
         except TimeoutError:
             await self.close()
-            raise EngineUnavailableError(f"the codec engine at {self.endpoint} did not answer in {timeout:g} s") from None
+            raise EngineUnavailable(f"the codec engine at {self.endpoint} did not answer in {timeout:g} s") from None
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -77,7 +75,7 @@ class EngineClient:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        self._fail_pending(EngineUnavailableError("the service is shutting down"))
+        self._fail_pending(EngineUnavailable("the service is shutting down"))
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
@@ -97,62 +95,33 @@ class EngineClient:
         return self._beat is not None and self._beat.has_encoder
 
     @property
-    def sample_rate(self) -> int:
-        return self._beat.sample_rate if self._beat else 24_000
-
-    @property
-    def samples_per_token(self) -> int:
-        return self._beat.samples_per_token if self._beat else 480
-
-    @property
-    def device(self) -> str:
-        return self._beat.device if self._beat else "?"
-
-    def queue_depth(self, kind: str | None = None) -> int:
-        depths = self._beat.queue_depth if self._beat else {}
-        return sum(depths.values()) if kind is None else depths.get(kind, 0)
-
-    @property
-    def stats(self) -> EngineStats:
-        """The engine's counters as of its last heartbeat."""
-        snap: dict[str, Any] = dict(self._beat.stats) if self._beat else {}
-        return EngineStats(
-            jobs=Counter(snap.get("jobs", {})),
-            batches=Counter(snap.get("batches", {})),
-            batch_sizes=Counter({int(k): v for k, v in snap.get("batch_sizes", {}).items()}),
-            tokens_decoded=int(snap.get("tokens_decoded", 0)),
-            busy_seconds=Counter(snap.get("busy_seconds", {})),
-            wait_seconds=float(snap.get("wait_seconds", 0.0)),
-            failures=int(snap.get("failures", 0)),
-            dropped=int(snap.get("dropped", 0)),
-            max_batch=int(snap.get("max_batch", 0)),
-        )
-
-    @property
-    def codec_stats(self) -> dict[str, Any]:
-        return dict(self._beat.stats.get("codec", {})) if self._beat else {}  # type: ignore[arg-type]
+    def geometry(self) -> Geometry:
+        """The loaded codec's sample rate and samples per token, as its engine reports them."""
+        if self._beat is None:
+            raise EngineUnavailable("the codec engine has not answered yet")
+        return self._beat.geometry
 
     # -- jobs ----------------------------------------------------------------------------------------
     async def decode(
         self, tokens: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
     ) -> np.ndarray:
-        """Audio (float32, `samples_per_token` per token) for one window of token ids.
+        """Audio (float32, `geometry.samples_per_token` per token) for one window of token ids (`TOKEN_DTYPE`).
 
         `stream` (> 0) numbers the stream it belongs to and `final` marks its last window, so the engine can
         batch a stream's next window with the others (`BATCH_WAIT_FRACTION`); `slack` is the seconds until its
         listener runs out of audio (`PlaybackClock.slack`): the engine serves the most urgent windows first."""
-        array = np.asarray(tokens, dtype=np.int32)
-        return await self._job("decode", array, stream=stream, final=final, slack=slack)
+        array = np.asarray(tokens, dtype=TOKEN_DTYPE)
+        return await self._job(JobKind.DECODE, array, stream=stream, final=final, slack=slack)
 
     async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
         """Speech token ids for one 16 kHz mono clip."""
-        return await self._job("encode", np.asarray(clip_16k, dtype=np.float32))
+        return await self._job(JobKind.ENCODE, np.asarray(clip_16k, dtype=np.float32))
 
     async def _job(
-        self, kind: str, array: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
+        self, kind: JobKind, array: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
     ) -> np.ndarray:
         if not self._alive or self._sock is None:
-            raise EngineUnavailableError("the codec engine is not running; try again shortly")
+            raise EngineUnavailable("the codec engine is not running; try again shortly")
         self._next_id += 1
         job_id = self._next_id
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -163,7 +132,7 @@ class EngineClient:
             return await (asyncio.wait_for(fut, self.job_timeout) if self.job_timeout else fut)
         except TimeoutError:
             self._cancel(job_id)
-            raise CodecTimeoutError(f"audio {kind} did not finish within {self.job_timeout:g} s") from None
+            raise JobTimedOut(f"audio {kind} did not finish within {self.job_timeout:g} s") from None
         except asyncio.CancelledError:
             self._cancel(job_id)
             raise
@@ -194,21 +163,20 @@ class EngineClient:
                 continue  # cancelled or timed out meanwhile
             if msg.error is None:
                 fut.set_result(m.frame_array(msg.dtype, frames[1].buffer))
-            elif msg.error_kind == "invalid":
-                fut.set_exception(InvalidRequestError(f"the codec rejected the input: {msg.error}"))
-            elif msg.error_kind == "stopping":
-                fut.set_exception(EngineUnavailableError(msg.error))
+            elif msg.error_kind is ErrorKind.INVALID:
+                fut.set_exception(InvalidInput(f"the codec rejected the input: {msg.error}"))
+            elif msg.error_kind is ErrorKind.STOPPING:
+                fut.set_exception(EngineStopping(msg.error))
             else:
-                fut.set_exception(DecodeError(msg.error))
+                fut.set_exception(CodecFailed(msg.error))
 
     def _on_heartbeat(self, beat: m.Heartbeat) -> None:
         previous = self._beat
         self._beat = beat
         if previous is not None and previous.epoch != beat.epoch:
-            self.restarts_seen += 1
             logger.warning("codec engine restarted (epoch %s -> %s)", previous.epoch, beat.epoch)
             # jobs sent to the old engine will never be answered
-            self._fail_pending(EngineUnavailableError("the codec engine restarted; the request was lost"))
+            self._fail_pending(EngineUnavailable("the codec engine restarted; the request was lost"))
         if not self._alive:
             logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
         self._alive = True
@@ -235,7 +203,7 @@ class EngineClient:
                 self._alive = False
                 logger.error("codec engine: no heartbeat for %.1f s; failing %d jobs", now - self._last_heard,
                              len(self._pending))
-                self._fail_pending(EngineUnavailableError("the codec engine stopped answering"))
+                self._fail_pending(EngineUnavailable("the codec engine stopped answering"))
             if now - last_hello >= HELLO_INTERVAL:
                 with suppress(zmq.ZMQError):
                     await self._sock.send_multipart([hello])

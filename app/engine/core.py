@@ -13,7 +13,6 @@ test or benchmark hands the app a ready codec object: the same code either way.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -23,10 +22,12 @@ from typing import Any
 import numpy as np
 import zmq
 
+from app.codec.interface import TOKEN_DTYPE, Codec
 from app.engine import messages as m
-from app.engine.worker import Codec, CodecEngine
+from app.engine.errors import EngineStopping
+from app.engine.messages import ErrorKind, JobKind
+from app.engine.worker import CodecEngine
 from app.env import Settings
-from app.errors import NotReadyError
 from app.metrics import snapshot
 
 logger = logging.getLogger(__name__)
@@ -173,21 +174,18 @@ class EngineCore:
         key = (identity, msg.id)
         try:
             array = m.frame_array(msg.dtype, payload)
-            if msg.kind == "decode":
-                array = array.astype(np.int64)
-            elif msg.kind == "encode":
-                array = array.astype(np.float32)
-            else:
-                raise ValueError(f"unknown job kind {msg.kind!r}")
+            expected = TOKEN_DTYPE if msg.kind is JobKind.DECODE else np.dtype(np.float32)
+            if array.dtype != expected:
+                raise ValueError(f"a {msg.kind} job takes {expected} values, got {array.dtype}")
         except (ValueError, TypeError) as exc:
-            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="invalid"))
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.INVALID))
             return
         self._live[key] = False
 
         def deliver(result: Any, exc: BaseException | None) -> None:
             self._live.pop(key, None)
             if exc is not None:
-                kind = "stopping" if isinstance(exc, NotReadyError) else "failed"
+                kind = ErrorKind.STOPPING if isinstance(exc, EngineStopping) else ErrorKind.FAILED
                 self._push([identity, m.encode(m.Result(msg.id, error=str(exc), error_kind=kind))])
                 return
             dtype, buf = m.array_frame(np.asarray(result))
@@ -203,12 +201,12 @@ class EngineCore:
                 final=msg.final,
                 slack=msg.slack,
             )
-        except NotReadyError as exc:
+        except EngineStopping as exc:
             self._live.pop(key, None)
-            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="stopping"))
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.STOPPING))
         except ValueError as exc:  # a header the worker refuses (a non-finite slack): this job fails, nothing else
             self._live.pop(key, None)
-            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind="invalid"))
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.INVALID))
 
     def _drain_results(self) -> None:
         assert self._pull is not None and self._router is not None
@@ -238,13 +236,13 @@ class EngineCore:
         worker = self.worker
         return m.Heartbeat(
             epoch=self.epoch,
-            healthy=bool(getattr(worker, "healthy", worker.alive)),
-            sample_rate=int(getattr(self.codec, "sample_rate", 24_000)),
-            samples_per_token=int(getattr(self.codec, "hop_length", 480)),
-            has_encoder=bool(getattr(self.codec, "has_encoder", False)),
-            device=str(getattr(self.codec, "device", "cpu")),
-            queue_depth={"decode": worker.queue_depth("decode"), "encode": worker.queue_depth("encode")},
-            stats=stats_snapshot(worker, self.codec),
+            healthy=worker.healthy,
+            geometry=self.codec.geometry,
+            has_encoder=self.codec.has_encoder,
+            device=self.codec.device,
+            queue_depth={kind: worker.queue_depth(kind) for kind in JobKind},
+            worker=worker.stats,  # the live counters: `_send_heartbeat` encodes them at once, holding the GIL
+            codec=self.codec.stats,
             metrics=snapshot(worker.metrics.registry),
         )
 
@@ -261,25 +259,3 @@ class EngineCore:
             with self._pushers_lock:
                 self._pushers.append(sock)
         sock.send_multipart(frames, copy=False)
-
-
-def stats_snapshot(worker: CodecEngine, codec: Any) -> dict[str, object]:
-    """The worker's and the codec's counters as plain msgpack-able values."""
-    st = worker.stats
-    snap: dict[str, object] = {
-        "jobs": dict(st.jobs),
-        "batches": dict(st.batches),
-        "batch_sizes": {str(k): v for k, v in st.batch_sizes.items()},
-        "tokens_decoded": st.tokens_decoded,
-        "busy_seconds": dict(st.busy_seconds),
-        "wait_seconds": st.wait_seconds,
-        "failures": st.failures,
-        "dropped": st.dropped,
-        "max_batch": st.max_batch,
-    }
-    codec_stats = getattr(codec, "stats", None)
-    if dataclasses.is_dataclass(codec_stats):
-        snap["codec"] = {
-            k: v for k, v in dataclasses.asdict(codec_stats).items() if isinstance(v, int | float | str | bool)
-        }
-    return snap

@@ -7,8 +7,23 @@ sender's identity; the DEALER sockets of the front-ends never see it.
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 import numpy as np
+
+from app.codec.interface import CodecStats, Geometry
+
+
+class JobKind(enum.StrEnum):
+    DECODE = "decode"  # token ids -> audio
+    ENCODE = "encode"  # a 16 kHz float32 clip -> token ids
+
+
+class ErrorKind(enum.StrEnum):
+    INVALID = "invalid"  # the engine refused the job's input
+    FAILED = "failed"  # the codec failed on it
+    STOPPING = "stopping"  # the engine is shutting down
 
 
 class Hello(msgspec.Struct, tag="hello", array_like=True):
@@ -21,7 +36,7 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     """Front-end -> engine: a job; the payload frame holds the array (`dtype`, 1-D)."""
 
     id: int
-    kind: str  # "decode" (token ids) or "encode" (16 kHz float32 clip)
+    kind: JobKind
     dtype: str
     stream: int = 0  # decode: the sender's number for the stream the window belongs to (0: none)
     final: bool = False  # decode: the stream's last window
@@ -40,7 +55,22 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     id: int
     dtype: str = ""
     error: str | None = None
-    error_kind: str | None = None  # "invalid" (the input), "failed" (the codec), "stopping"
+    error_kind: ErrorKind | None = None
+
+
+class WorkerStats(msgspec.Struct):
+    """The batching worker's counters since start (`app.engine.worker.CodecEngine.stats`)."""
+
+    jobs: dict[JobKind, int] = {}
+    batches: dict[JobKind, int] = {}
+    batch_sizes: dict[int, int] = {}  # decode batch size -> batches
+    tokens_decoded: int = 0
+    busy_seconds: dict[JobKind, float] = {}
+    wait_seconds: float = 0.0  # queueing time summed over jobs
+    fill_wait_seconds: float = 0.0  # time the worker held a batch back for more windows (BATCH_WAIT_FRACTION)
+    failures: int = 0
+    dropped: int = 0
+    max_batch: int = 0
 
 
 class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
@@ -48,12 +78,12 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
 
     epoch: str  # changes when the engine restarts
     healthy: bool
-    sample_rate: int
-    samples_per_token: int
+    geometry: Geometry
     has_encoder: bool
     device: str
-    queue_depth: dict[str, int]
-    stats: dict[str, object]
+    queue_depth: dict[JobKind, int]
+    worker: WorkerStats
+    codec: CodecStats
     metrics: list  # `app.metrics.snapshot()` of the engine's Prometheus registry
 
 

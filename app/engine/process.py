@@ -26,6 +26,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from app.codec.interface import Codec
 from app.env import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def new_endpoint() -> str:
     return f"ipc://{tempfile.mkdtemp(prefix='tts-engine-')}/engine.sock"
 
 
-def load_codec(settings: Settings) -> Any:
+def load_codec(settings: Settings) -> Codec:
     from app.codec.runtime import CodecRuntime
 
     codec = CodecRuntime.from_settings(settings)
@@ -68,7 +69,7 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
         conn.send(("failed", traceback.format_exc()))
         raise SystemExit(1) from None
     signal.signal(signal.SIGTERM, lambda *_: core.stop(timeout=0))
-    conn.send(("ready", {"pid": os.getpid(), "device": str(getattr(codec, "device", "cpu")), "epoch": core.epoch}))
+    conn.send(("ready", {"pid": os.getpid(), "device": codec.device, "epoch": core.epoch}))
     logger.info("codec engine %s serving on %s (pid %d)", core.epoch, endpoint, os.getpid())
     core.serve(watch_fd=conn.fileno())
     logger.info("codec engine stopped")

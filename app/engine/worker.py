@@ -1,65 +1,41 @@
-"""The codec worker: one thread decodes, another encodes; requests hand them jobs and await the results.
+"""The codec worker: one thread decodes, another encodes; `submit` queues a job, `deliver` hands back its result.
 
 With dynamic batching, jobs that arrive within `MICROSLEEP` of each other (up to `MAX_BATCH_SIZE`) are
 decoded as one batch; without it, one job at a time. Before a batch starts, the worker also waits (at most
 `BATCH_WAIT_FRACTION` of a recent batch's time) for the next window of every stream that has just had audio
 back from the previous batch: those streams send it a few milliseconds later, through their front-end, and a
 worker that started at the first window to arrive would split them into small batches round after round (on a
-CPU a batch of 8 windows costs little more than a batch of 3). Either way the event loop never runs the codec.
+CPU a batch of 8 windows costs little more than a batch of 3). Either way the I/O thread never runs the codec.
 Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows.
-A failing batch fails only its own requests; the threads keep serving, and a run of failures (or jobs that
-time out) makes the engine unhealthy until the next success.
+A failing batch fails only its own requests; the threads keep serving, and a run of failures makes the engine
+unhealthy until the next success (so does a batch that runs past `timeout`: a hung device).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Hashable
-from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 import numpy as np
 
+from app.codec.interface import Codec
 from app.engine.batcher import BatchQueue, Job
+from app.engine.errors import CodecFailed, EngineStopping
+from app.engine.messages import JobKind, WorkerStats
 from app.engine.threads import run_on_fresh_thread
-from app.errors import CodecTimeoutError, DecodeError, NotReadyError
 from app.metrics import CodecMetrics, padding_ratio
 
 logger = logging.getLogger(__name__)
 
-
-class Codec(Protocol):
-    """What the worker needs from the codec runtime (see `app.codec.runtime.CodecRuntime`)."""
-
-    def decode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
-
-    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]: ...
-
-
-@dataclass
-class EngineStats:
-    """Counters for logs and `/metrics`."""
-
-    jobs: Counter = field(default_factory=Counter)  # by kind
-    batches: Counter = field(default_factory=Counter)  # by kind
-    batch_sizes: Counter = field(default_factory=Counter)  # decode batch size -> count
-    tokens_decoded: int = 0
-    busy_seconds: Counter = field(default_factory=Counter)  # by kind
-    wait_seconds: float = 0.0  # queueing time summed over jobs
-    fill_wait_seconds: float = 0.0  # time the worker held a batch back for more windows (BATCH_WAIT_FRACTION)
-    failures: int = 0
-    dropped: int = 0
-    max_batch: int = 0
+K = TypeVar("K")
 
 
 class CodecEngine:
-    """Runs codec jobs on a dedicated thread and returns their results to asyncio futures."""
+    """Runs codec jobs on a decode thread and an encode thread; `submit` queues a job from any thread."""
 
     def __init__(
         self,
@@ -81,19 +57,21 @@ class CodecEngine:
         self.batch_wait_fraction = batch_wait_fraction if dynamic_batching else 0.0
         self._returning: set = set()  # streams of the last decode batch that will send another window
         self._batch_seconds = 0.0  # moving average of a decode batch's time: bounds that wait
-        self.timeout = timeout  # seconds a job may take, queueing included; None waits forever
-        self.unhealthy_after = unhealthy_after  # consecutive failed jobs (or timeouts) that make it unhealthy
-        self.stats = EngineStats()
+        self.timeout = timeout  # seconds a batch may run before the engine counts as hung; None: no limit
+        self.unhealthy_after = unhealthy_after  # consecutive failed jobs that make it unhealthy
+        self.stats = WorkerStats()
         self.metrics = metrics or CodecMetrics()
         self._recompiles_seen = 0
-        self._queues = {"decode": BatchQueue(), "encode": BatchQueue()}
-        self._busy_since: dict[str, float | None] = {"decode": None, "encode": None}  # the running batch's start
+        self._queues = {kind: BatchQueue() for kind in JobKind}
+        self._busy_since: dict[JobKind, float | None] = dict.fromkeys(JobKind)  # the running batch's start
         self._cond = threading.Condition()
         self._stopping = False
         self._consecutive_failures = 0
         self._threads = {
-            "decode": threading.Thread(target=self._run, args=("decode",), name=name, daemon=True),
-            "encode": threading.Thread(target=self._run, args=("encode",), name=f"{name}-encode", daemon=True),
+            JobKind.DECODE: threading.Thread(target=self._run, args=(JobKind.DECODE,), name=name, daemon=True),
+            JobKind.ENCODE: threading.Thread(
+                target=self._run, args=(JobKind.ENCODE,), name=f"{name}-encode", daemon=True
+            ),
         }
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -122,8 +100,8 @@ class CodecEngine:
 
     @property
     def healthy(self) -> bool:
-        """Alive, fewer than `unhealthy_after` jobs in a row have failed or timed out (a success resets it), and
-        no batch has been running for longer than `timeout` (a hung device)."""
+        """Alive, fewer than `unhealthy_after` jobs in a row have failed (a success resets it), and no batch has
+        been running for longer than `timeout` (a hung device)."""
         if not self.alive or self._consecutive_failures >= self.unhealthy_after:
             return False
         if self.timeout is not None:
@@ -131,10 +109,8 @@ class CodecEngine:
             return all(t is None or now - t <= self.timeout for t in self._busy_since.values())
         return True
 
-    def queue_depth(self, kind: str | None = None) -> int:
+    def queue_depth(self, kind: JobKind) -> int:
         with self._cond:
-            if kind is None:
-                return sum(len(q) for q in self._queues.values())
             return len(self._queues[kind])
 
     def _record_outcome(self, ok: bool) -> None:
@@ -146,39 +122,12 @@ class CodecEngine:
             if now_healthy:
                 logger.warning("codec healthy again after a successful job")
             else:
-                logger.error("codec unhealthy: %d jobs in a row failed or timed out", self._consecutive_failures)
+                logger.error("codec unhealthy: %d jobs in a row failed", self._consecutive_failures)
 
-    # -- submission (event loop side) --------------------------------------------------------------
-    async def decode(
-        self, tokens: np.ndarray, *, stream: Hashable | None = None, final: bool = False, slack: float = 0.0
-    ) -> np.ndarray:
-        """Audio (float32, 480 samples per token) for one window of token ids."""
-        return await self._submit("decode", tokens, stream=stream, final=final, slack=slack)
-
-    async def encode(self, clip_16k: np.ndarray) -> np.ndarray:
-        """Speech token ids for one 16 kHz mono clip."""
-        return await self._submit("encode", clip_16k)
-
-    async def _submit(self, kind: str, payload: Any, **job: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future = loop.create_future()
-
-        def deliver(result: Any, exc: BaseException | None) -> None:
-            with suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_resolve, fut, result, exc)
-
-        self.submit(kind, payload, deliver, fut.cancelled, **job)
-        if self.timeout is None:
-            return await fut
-        try:
-            return await asyncio.wait_for(fut, self.timeout)  # cancels fut: a queued job is then dropped
-        except TimeoutError:
-            self._record_outcome(ok=False)
-            raise CodecTimeoutError(f"audio {kind} did not finish within {self.timeout:g} s") from None
-
+    # -- submission ---------------------------------------------------------------------------------
     def submit(
         self,
-        kind: str,
+        kind: JobKind,
         payload: Any,
         deliver: Callable[[Any, BaseException | None], None],
         is_cancelled: Callable[[], bool] = lambda: False,
@@ -191,22 +140,23 @@ class CodecEngine:
 
         `stream` names the stream a decode window belongs to and `final` marks its last window: with them the
         worker waits for the next windows of the streams it has just served (`BATCH_WAIT_FRACTION`); `slack`
-        (seconds until the window's listener runs out of audio) orders the queue, most urgent first."""
+        (seconds until the window's listener runs out of audio) orders the queue, most urgent first.
+        Raises `EngineStopping` once the worker stops, ValueError for a non-finite slack."""
         if not math.isfinite(slack):
             raise ValueError(f"slack must be a finite number of seconds, got {slack}")
-        size = int(np.size(payload)) if kind == "decode" else 0
+        size = int(np.size(payload)) if kind is JobKind.DECODE else 0
         job = Job(kind, payload, deliver, is_cancelled=is_cancelled, stream=stream, final=final, slack=slack, size=size)
         with self._cond:
             if self._stopping or not self._threads[kind].is_alive():
-                raise NotReadyError("the codec worker is not running")
+                raise EngineStopping("the codec worker is not running")
             self._queues[kind].append(job)
-            self.stats.jobs[kind] += 1
+            _add(self.stats.jobs, kind, 1)
             self.metrics.jobs.labels(kind).inc()
             self.metrics.queue_depth.labels(kind).set(len(self._queues[kind]))
             self._cond.notify_all()
 
     # -- the thread ------------------------------------------------------------------------------
-    def _run(self, kind: str) -> None:
+    def _run(self, kind: JobKind) -> None:
         queue = self._queues[kind]
         while True:
             with self._cond:
@@ -216,12 +166,12 @@ class CodecEngine:
                     pending, _ = queue.next_batch(len(queue) or 1)
                     while pending:
                         for job in pending:
-                            job.deliver(None, NotReadyError("the service is shutting down"))
+                            job.deliver(None, EngineStopping("the service is shutting down"))
                         pending, _ = queue.next_batch(len(queue) or 1)
                     return
             if self.microsleep > 0:
                 time.sleep(self.microsleep)  # let concurrent requests join this batch
-            if kind == "decode":
+            if kind is JobKind.DECODE:
                 self._fill_wait(queue)
             with self._cond:
                 batch, dropped = queue.next_batch(self.max_batch_size)
@@ -242,8 +192,8 @@ class CodecEngine:
         def ready() -> bool:
             return (
                 self._stopping
-                or queue.depth("decode") >= self.max_batch_size
-                or self._returning <= queue.streams("decode")
+                or queue.depth(JobKind.DECODE) >= self.max_batch_size
+                or self._returning <= queue.streams(JobKind.DECODE)
             )
 
         with self._cond:
@@ -262,13 +212,12 @@ class CodecEngine:
         self.stats.wait_seconds += sum(started - j.enqueued_at for j in batch)
         for j in batch:
             m.queue_wait.labels(kind).observe(started - j.enqueued_at)
-        codec_stats = getattr(self.codec, "stats", None)
-        valid_before = getattr(codec_stats, "tokens", 0)
-        padded_before = getattr(codec_stats, "padded_tokens", 0)
+        codec_stats = self.codec.stats
+        valid_before, padded_before = codec_stats.tokens, codec_stats.padded_tokens
         self._busy_since[kind] = started
         try:
             payloads = [j.payload for j in batch]
-            if kind == "decode":
+            if kind is JobKind.DECODE:
                 results = self.codec.decode(payloads)
             else:  # on a thread that ends with the batch: a second live OpenMP team slows decoding (threads.py)
                 results = run_on_fresh_thread(self.codec.encode, payloads, name="codec-encode-batch")
@@ -286,28 +235,28 @@ class CodecEngine:
                 return
             logger.exception("codec %s of one job failed", kind)
             self._record_outcome(ok=False)
-            batch[0].deliver(None, DecodeError(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
+            batch[0].deliver(None, CodecFailed(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
             return
         self._busy_since[kind] = None
         elapsed = time.perf_counter() - started
         self._record_outcome(ok=True)
-        self.stats.batches[kind] += 1
-        self.stats.busy_seconds[kind] += elapsed
+        _add(self.stats.batches, kind, 1)
+        _add(self.stats.busy_seconds, kind, elapsed)
         self.stats.max_batch = max(self.stats.max_batch, len(batch))
         m.batch_size.labels(kind).observe(len(batch))
         m.batch_seconds.labels(kind).observe(elapsed)
-        if kind == "decode":
+        if kind is JobKind.DECODE:
             self._returning = {j.stream for j in batch if j.stream is not None and not j.final}
             self._batch_seconds = elapsed if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * elapsed
-            self.stats.batch_sizes[len(batch)] += 1
+            _add(self.stats.batch_sizes, len(batch), 1)
             self.stats.tokens_decoded += sum(len(p) for p in payloads)
             m.tokens.inc(sum(len(p) for p in payloads))
-            # the runtime's own count includes CUDA-graph bucket padding; a stand-in codec has none
-            valid = getattr(codec_stats, "tokens", 0) - valid_before
-            padded = getattr(codec_stats, "padded_tokens", 0) - padded_before
+            # the runtime's own count includes CUDA-graph bucket padding; a stand-in codec counts nothing
+            valid = codec_stats.tokens - valid_before
+            padded = codec_stats.padded_tokens - padded_before
             ratio = padded / (valid + padded) if valid + padded > 0 else padding_ratio([len(p) for p in payloads])
             m.padding.observe(ratio)
-        recompiles = getattr(codec_stats, "recompiles", 0)  # the runtime counts torch.compile recompilations
+        recompiles = codec_stats.recompiles  # the runtime counts torch.compile recompilations
         if recompiles > self._recompiles_seen:
             m.recompiles.inc(recompiles - self._recompiles_seen)
             self._recompiles_seen = recompiles
@@ -318,10 +267,6 @@ class CodecEngine:
             job.deliver(result, None)
 
 
-def _resolve(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
+
+def _add(counts: dict[K, Any], key: K, amount: float) -> None:
+    counts[key] = counts.get(key, 0) + amount

@@ -191,18 +191,16 @@ class SpeechService:
     @property
     def sample_rate(self) -> int:
         """The loaded codec's output rate (the engine reports its geometry)."""
-        return self.engine.sample_rate
+        return self.engine.geometry.sample_rate
 
     def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
         s = self.settings
-        spt = self.engine.samples_per_token
         return StitchPlan.from_seconds(
             gen.playback_speed,
             gen.playback_overlap_speed,
             s.first_chunk_seconds,
             s.decode_left_context_seconds,
-            tokens_per_second=self.sample_rate // spt,
-            samples_per_token=spt,
+            geometry=self.engine.geometry,
             fade_in_ms=s.fade_in_ms,
             max_chunk_seconds=s.max_chunk_seconds,
             # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there

@@ -15,6 +15,7 @@ import numpy as np
 
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats
+from app.codec.interface import TOKEN_DTYPE
 from app.errors import NoAudioError
 from app.metrics import PlaybackClock, ServiceMetrics
 from app.protocol import ResolvedGeneration
@@ -164,7 +165,7 @@ class Synthesis:
         tokens = self.job.tokens
         spt = self.stitcher.plan.samples_per_token
         while len(self._in_flight) < WINDOWS_AHEAD and (w := self.stitcher.next_window(len(tokens), self._finished)):
-            ids = np.asarray(tokens[w.start : w.end], dtype=np.int64)
+            ids = np.asarray(tokens[w.start : w.end], dtype=TOKEN_DTYPE)
             ahead = sum((v.emit_end - v.emit_start) * spt for v, _ in self._in_flight)
             slack = self.clock.slack(time.perf_counter(), self.job.started, ahead)
             decoding = self.engine.decode(ids, stream=self.stream, final=w.final, slack=slack)

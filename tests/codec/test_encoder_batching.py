@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.audio.resample import resample_to_16k
 from app.codec.config import CodecConfig
 from app.codec.encoder import NeuCodecEncoder
 from app.codec.runtime import CodecRuntime
@@ -55,9 +56,9 @@ def test_encode_respects_max_batch_size(runtime: CodecRuntime) -> None:
 def test_encode_any_rate_and_stereo(runtime: CodecRuntime) -> None:
     rng = np.random.default_rng(2)
     stereo = (0.1 * rng.standard_normal((44_100 // 5, 2))).astype(np.float32)
-    mono16 = CodecRuntime.resample_to_16k(stereo, 44_100)
+    mono16 = resample_to_16k(stereo, 44_100)
     assert mono16.dtype == np.float32 and mono16.shape == (3_200,)
-    np.testing.assert_allclose(mono16, CodecRuntime.resample_to_16k(stereo.mean(axis=1), 44_100), atol=1e-6)
+    np.testing.assert_allclose(mono16, resample_to_16k(stereo.mean(axis=1), 44_100), atol=1e-6)
     codes = runtime.encode([mono16])[0]
     assert abs(codes.shape[0] - 10) <= 1
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from app.audio.resample import resample_to_16k
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.graphs import CudaGraphDecoder
+from app.codec.interface import CodecStats, Geometry
 from app.codec.runtime import CodecRuntime, resolve_device
 
 
@@ -101,8 +103,9 @@ def test_resolve_device() -> None:
 
 
 def test_interface_attributes(runtime: CodecRuntime) -> None:
-    assert runtime.sample_rate == 24_000 and runtime.hop_length == 480
+    assert runtime.geometry == Geometry(24_000, 480) and runtime.geometry.tokens_per_second == 50
     assert runtime.has_encoder is False and runtime.device == "cpu"
+    assert isinstance(runtime.stats, CodecStats)
 
 
 @pytest.mark.parametrize("rate", [8_000, 22_050, 24_000, 44_100, 48_000])
@@ -110,7 +113,7 @@ def test_resample_to_16k_keeps_frequency(rate: int) -> None:
     seconds, freq = 0.5, 1_000.0
     t = np.arange(int(rate * seconds)) / rate
     tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-    out = CodecRuntime.resample_to_16k(tone, rate)
+    out = resample_to_16k(tone, rate)
     assert out.dtype == np.float32 and abs(out.shape[0] - 8_000) <= 1
     spectrum = np.abs(np.fft.rfft(out * np.hanning(out.shape[0])))
     assert abs(np.argmax(spectrum) * 16_000 / out.shape[0] - freq) < 5
@@ -120,11 +123,11 @@ def test_resample_to_16k_keeps_frequency(rate: int) -> None:
 def test_resample_stereo_layouts() -> None:
     left = np.linspace(-1, 1, 4_800, dtype=np.float32)
     stereo = np.stack([left, -left * 0.5], axis=1)  # (N, C)
-    mono = CodecRuntime.resample_to_16k(stereo, 16_000)
+    mono = resample_to_16k(stereo, 16_000)
     np.testing.assert_allclose(mono, left * 0.25, atol=1e-6)
-    np.testing.assert_allclose(CodecRuntime.resample_to_16k(stereo.T, 16_000), mono)  # (C, N)
+    np.testing.assert_allclose(resample_to_16k(stereo.T, 16_000), mono)  # (C, N)
     with pytest.raises(ValueError):
-        CodecRuntime.resample_to_16k(np.zeros((2, 2, 2)), 16_000)
+        resample_to_16k(np.zeros((2, 2, 2)), 16_000)
 
 
 class _FakeGraphs:

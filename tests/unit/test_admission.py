@@ -1,4 +1,4 @@
-"""Admission slots, the normalizer's priorities, reference header checks, and the codec engine's health."""
+"""Admission slots, the normalizer's priorities and reference header checks."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import asyncio
 import threading
 import time
 
-import numpy as np
 import pytest
 
-from app.engine.worker import CodecEngine
-from app.errors import CodecTimeoutError, DecodeError, InvalidRequestError, OverloadedError
+from app.errors import InvalidRequestError, OverloadedError
 from app.service.admission import Admission
 from app.service.references import check_reference_header
 from app.text.executor import SPEECH, TOOL, PriorityExecutor
@@ -85,69 +83,3 @@ def test_reference_header_checks(rate: int, frames: int, message: str) -> None:
 def test_reference_header_accepts_the_edges() -> None:
     check_reference_header(8_000, 8_000, 30)
     check_reference_header(192_000, 192_000 * 30, 30)
-
-
-class FlakyCodec:
-    def __init__(self) -> None:
-        self.failing = True
-        self.delay = 0.0
-        self.encode_started = threading.Event()
-        self.encode_gate = threading.Event()
-
-    def decode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        time.sleep(self.delay)
-        if self.failing:
-            raise RuntimeError("CUDA error (simulated)")
-        return [np.zeros(len(w) * 480, np.float32) for w in windows]
-
-    def encode(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        self.encode_started.set()
-        self.encode_gate.wait(5)
-        return [np.arange(3) for _ in clips]
-
-
-async def test_engine_is_unhealthy_after_a_run_of_failures_and_healthy_after_a_success() -> None:
-    codec = FlakyCodec()
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, unhealthy_after=3)
-    engine.start()
-    try:
-        for i in range(3):
-            assert engine.healthy
-            with pytest.raises(DecodeError):
-                await engine.decode(np.array([i]))
-        assert engine.alive and not engine.healthy
-        codec.failing = False
-        await engine.decode(np.array([1]))
-        assert engine.healthy
-    finally:
-        engine.stop()
-
-
-async def test_codec_jobs_time_out_and_count_as_failures() -> None:
-    codec = FlakyCodec()
-    codec.failing, codec.delay = False, 0.5
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, timeout=0.1, unhealthy_after=1)
-    engine.start()
-    try:
-        with pytest.raises(CodecTimeoutError):
-            await engine.decode(np.array([1]))
-        assert not engine.healthy
-    finally:
-        engine.stop()
-
-
-async def test_a_running_encode_does_not_delay_decodes() -> None:
-    codec = FlakyCodec()
-    codec.failing = False
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0)
-    engine.start()
-    try:
-        encoding = asyncio.ensure_future(engine.encode(np.zeros(16000, np.float32)))
-        assert await asyncio.to_thread(codec.encode_started.wait, 5)
-        audio = await asyncio.wait_for(engine.decode(np.array([1, 2])), 2)  # served while the encode runs
-        assert audio.shape == (960,) and not encoding.done()
-        codec.encode_gate.set()
-        assert len(await encoding) == 3
-    finally:
-        codec.encode_gate.set()
-        engine.stop()

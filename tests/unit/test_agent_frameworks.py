@@ -98,7 +98,7 @@ async def test_pipecat_plays_our_first_chunk_before_the_second_exists(defaults_u
     chunk cannot exist: pipecat's first frame must still come."""
     s = Settings(_env_file=None)
     plan = StitchPlan.from_seconds(
-        s.default_playback_speed, s.default_playback_overlap_speed, s.first_chunk_seconds, s.decode_left_context_seconds
+        s.default_playback_speed, s.default_playback_overlap_speed, s.first_chunk_seconds, s.decode_left_context_seconds, geometry=LocalCodec.geometry
     )
     fake.set_mode("stall", count=1, after=plan.first_chunk_tokens + plan.overlap_tokens)
     run = PipecatRun(defaults_url, "alloy")

@@ -72,7 +72,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "FIRST_CHUNK_SECONDS": ("0.25", {"streaming.first_chunk_seconds": 0.25}),
     "DECODE_LEFT_CONTEXT_SECONDS": ("0.5", {"streaming.left_context_seconds": 0.5}),
     # 1.5 x (5 s chunk + 0.2 s crossfade + 0.3 s left context) x 50 tokens per second
-    "MAX_CHUNK_SECONDS": ("5", {"streaming.max_chunk_seconds": 5.0, "engine.warmup_window_tokens": 413}),
+    "MAX_CHUNK_SECONDS": ("5", {"streaming.max_chunk_seconds": 5.0, "engine.warmup_window_seconds": 5.5}),
     "FADE_IN_MS": ("10", {"streaming.fade_in_ms": 10.0}),
     "STREAM_CONTEXT": ("false", {"streaming.context": False}),
     "STREAM_CONTEXT_MAX_TOKENS": ("100", {"streaming.context_max_tokens": 100}),
@@ -327,8 +327,8 @@ def test_failed_start_up_exits_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("values", [{}, {"max_chunk_seconds": 0}, {"default_playback_speed": 4.0}])
 def test_engine_warmup_window_is_the_runtimes(values: dict) -> None:
-    """The engine group's compile warm-up range is what `CodecRuntime.from_settings` covers today."""
-    from app.codec.runtime import service_window_tokens
-
+    """The engine group's compile warm-up window is the longest window the default chunking plans."""
     s = Settings(_env_file=None, **values)
-    assert s.engine.warmup_window_tokens == service_window_tokens(s)
+    chunk = max(s.default_playback_speed, s.max_chunk_seconds)
+    seconds = chunk + s.default_playback_overlap_speed + s.decode_left_context_seconds
+    assert s.engine.warmup_window_seconds == pytest.approx(seconds)

@@ -11,8 +11,10 @@ from app.audio.stitch import (
     decoded_to_emitted_ratio,
     fade_gains,
 )
+from app.codec.interface import Geometry
 
 SPT = 480
+GEOMETRY = Geometry(24_000, SPT)
 rng = np.random.default_rng(0)
 TABLE = (rng.standard_normal((1000, SPT)) * 0.1).astype(np.float32)
 
@@ -37,12 +39,12 @@ def stitch(plan: StitchPlan, tokens: np.ndarray, arrival_step: int = 1) -> tuple
 
 PLANS = [
     StitchPlan(75, 10, 20, 15),
-    StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3),
-    StitchPlan.from_seconds(0.5, 0.1, 0.1, 0.0),
+    StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, geometry=GEOMETRY),
+    StitchPlan.from_seconds(0.5, 0.1, 0.1, 0.0, geometry=GEOMETRY),
     StitchPlan(5, 0, 1, 0),
     StitchPlan(3, 2, 1, 40, fade_in_samples=0),
     StitchPlan(75, 10, 20, 15, max_chunk_tokens=150),  # windows catch up when tokens pile up
-    StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0),
+    StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0, geometry=GEOMETRY),
     StitchPlan(5, 2, 1, 3, max_chunk_tokens=12),
 ]
 
@@ -114,8 +116,8 @@ def test_a_stream_behind_its_tokens_gets_longer_windows_up_to_the_max_chunk() ->
 
 
 def test_catching_up_decodes_less_per_emitted_token() -> None:
-    regular = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3)
-    catch_up = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0)
+    regular = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, geometry=GEOMETRY)
+    catch_up = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3.0, geometry=GEOMETRY)
     assert catch_up.max_chunk_tokens == 150 and regular.max_chunk_tokens == regular.chunk_tokens == 75
     # every token already there (a codec far behind): 1.30 -> 1.18 tokens decoded per token emitted
     assert decoded_to_emitted_ratio(catch_up, 1000) < decoded_to_emitted_ratio(regular, 1000) - 0.1
@@ -123,10 +125,10 @@ def test_catching_up_decodes_less_per_emitted_token() -> None:
 
 def test_max_window_caps_catching_up_and_never_shrinks_the_chunk() -> None:
     # the largest CUDA graph bucket (150 tokens) caps a catching-up window, context and overlap included
-    plan = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=5.0, max_window_tokens=150)
+    plan = StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=5.0, max_window_tokens=150, geometry=GEOMETRY)
     assert plan.max_chunk_tokens == 150 - 10 - 15
-    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=1.0).max_chunk_tokens == 75
-    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3, max_window_tokens=50).max_chunk_tokens == 75
+    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=1.0, geometry=GEOMETRY).max_chunk_tokens == 75
+    assert StitchPlan.from_seconds(1.5, 0.2, 0.5, 0.3, max_chunk_seconds=3, max_window_tokens=50, geometry=GEOMETRY).max_chunk_tokens == 75
     with pytest.raises(ValueError):
         StitchPlan(75, 10, 20, 15, max_chunk_tokens=-1)
 
@@ -142,7 +144,7 @@ def test_emit_out_of_order_is_refused() -> None:
 
 
 def test_decoded_to_emitted_ratio_is_below_the_original_scheme() -> None:
-    plan = StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3)
+    plan = StitchPlan.from_seconds(1.5, 0.2, 0.4, 0.3, geometry=GEOMETRY)
     ratio = decoded_to_emitted_ratio(plan, 1000)
     assert 1.0 < ratio < 2.0
 

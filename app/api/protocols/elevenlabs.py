@@ -17,7 +17,7 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from app.api.auth import message_key
-from app.api.errors import invalid_request
+from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
     Auth,
@@ -174,7 +174,8 @@ class ElevenLabsProtocol(Protocol):
         return obj
 
     def _error(self, exc: TTSError, cid: str | None) -> dict:
-        return self._tag({"error": exc.message, "message": exc.message, "code": exc.code or exc.error_type}, cid)
+        info = describe(exc)
+        return self._tag({"error": info.message, "message": info.message, "code": info.code or info.type}, cid)
 
     def render(self, event: Event) -> dict | None:
         if isinstance(event, Audio):

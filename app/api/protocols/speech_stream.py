@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
-from app.api.errors import error_body, invalid_request
+from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
     Auth,
@@ -43,7 +43,7 @@ CONTEXT = "default"  # the one context of a socket
 
 
 def error_event(exc: TTSError, **extra: object) -> dict:
-    return {"type": "error", **extra, **error_body(exc.message, exc.error_type, exc.param, exc.code)}
+    return {"type": "error", **extra, **describe(exc).body()}
 
 
 class SpeechStreamProtocol(Protocol):
