@@ -50,7 +50,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 COPY README.md ./
 COPY app ./app
-RUN pip install --no-deps . && python -c "import app.env"
+RUN pip install --no-deps . && python -c "import app.settings"
 
 USER app
 WORKDIR /home/app

@@ -24,9 +24,9 @@ from app.api.errors import install_error_handlers
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
-from app.env import Settings, SettingsError, load_settings
-from app.logs import configure_logging
-from app.metrics import ServiceMetrics
+from app.observability.logs import configure_logging
+from app.observability.metrics import ServiceMetrics
+from app.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 

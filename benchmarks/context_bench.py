@@ -21,8 +21,8 @@ import time
 
 import websockets
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM, count_prompt_tokens
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

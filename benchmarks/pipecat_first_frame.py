@@ -19,8 +19,8 @@ import time
 
 import httpx
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         make_checkpoint(codec_dir, size=args.size)
     from app.audio.stitch import StitchPlan
     from app.codec.config import CodecConfig
-    from app.env import Settings
+    from app.settings import Settings
 
     s = Settings(_env_file=None, **{k.lower(): v for k, v in SETTINGS_ENV.items()})
     plan = StitchPlan.from_seconds(

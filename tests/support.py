@@ -13,8 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.codec.interface import CodecStats, Geometry
-from app.env import Settings
 from app.main import Components, create_app
+from app.settings import Settings
 
 SPT = 480
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.engine.errors import CodecFailed, EngineUnavailable, InvalidInput, JobTimedOut
@@ -29,9 +29,19 @@ from app.errors import (
     StreamAborted,
     TTSError,
 )
-from app.protocol import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
 
 # class -> (HTTP status, OpenAI error type, default code); a subclass not listed takes its nearest listed base's
 HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {

@@ -14,9 +14,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from app.api.errors import ErrorResponse
 from app.audio.registry import CONTENT_TYPES
-from app.env import Settings
-from app.protocol import ErrorResponse, VoiceCloneRequest
+from app.service.requests import VoiceCloneRequest
+from app.settings import Settings
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid request: a field is missing, of the wrong type or out of range (`param` names it)",

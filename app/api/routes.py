@@ -18,8 +18,8 @@ from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.api.uploads import read_limited_form
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
-from app.metrics import CONTENT_TYPE_LATEST, exposition
-from app.protocol import NormalizeRequest, SpeechRequest, VoiceCloneRequest
+from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
+from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.service.speech import SpeechService
 from app.service.synthesis import SynthesisJob
 

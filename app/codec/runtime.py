@@ -32,7 +32,7 @@ __all__ = ["DTYPES", "CodecRuntime", "resolve_device"]
 if TYPE_CHECKING:
     from app.codec.compiled import CompiledDecoder
     from app.codec.graphs import CudaGraphDecoder
-    from app.env import Settings
+    from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 

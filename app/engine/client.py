@@ -24,7 +24,7 @@ from app.codec.interface import TOKEN_DTYPE, Geometry
 from app.engine import messages as m
 from app.engine.errors import CodecFailed, EngineStopping, EngineUnavailable, InvalidInput, JobTimedOut
 from app.engine.messages import ErrorKind, JobKind
-from app.metrics import SnapshotCollector
+from app.observability.metrics import SnapshotCollector
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from app.engine import messages as m
 from app.engine.errors import EngineStopping
 from app.engine.messages import ErrorKind, JobKind
 from app.engine.worker import CodecEngine
-from app.env import Settings
-from app.metrics import snapshot
+from app.observability.metrics import snapshot
+from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 

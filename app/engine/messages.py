@@ -84,7 +84,7 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
     queue_depth: dict[JobKind, int]
     worker: WorkerStats
     codec: CodecStats
-    metrics: list  # `app.metrics.snapshot()` of the engine's Prometheus registry
+    metrics: list  # `app.observability.metrics.snapshot()` of the engine's Prometheus registry
 
 
 ToEngine = Hello | Submit | Cancel

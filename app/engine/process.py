@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from app.codec.interface import Codec
-from app.env import Settings
+from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
     from app.engine.threads import run_on_fresh_thread
-    from app.logs import configure_logging
-    from app.metrics import in_memory_values
+    from app.observability.logs import configure_logging
+    from app.observability.metrics import in_memory_values
 
     in_memory_values()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent decides when we stop

@@ -27,7 +27,7 @@ from app.engine.batcher import BatchQueue, Job
 from app.engine.errors import CodecFailed, EngineStopping
 from app.engine.messages import JobKind, WorkerStats
 from app.engine.threads import run_on_fresh_thread
-from app.metrics import CodecMetrics, padding_ratio
+from app.observability.metrics import CodecMetrics, padding_ratio
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from app.errors import OverloadedError
 
 if TYPE_CHECKING:
-    from app.metrics import ServiceMetrics
+    from app.observability.metrics import ServiceMetrics
 
 
 class Slot:

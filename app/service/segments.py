@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 
 from app.errors import TTSError
-from app.protocol import ResolvedGeneration
 from app.service.context import SpeechContext
+from app.service.requests import ResolvedGeneration
 from app.service.speech import SpeechService
 from app.service.synthesis import SynthesisJob
 from app.text.sentences import SentenceSplitter

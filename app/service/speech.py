@@ -18,18 +18,18 @@ import numpy as np
 from app.audio.stitch import StitchPlan
 from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
-from app.env import Settings
 from app.errors import InvalidRequestError, NotReadyError
-from app.metrics import ServiceMetrics
+from app.observability.metrics import ServiceMetrics
 from app.prompts import voice_clone_prompt
-from app.protocol import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
 from app.service.prompting import fit_context, segment_prompt
 from app.service.references import Resampler, read_reference
+from app.service.requests import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
+from app.settings import Settings
 from app.text.executor import SPEECH, TOOL
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats
 from app.codec.interface import TOKEN_DTYPE
 from app.errors import NoAudioError
-from app.metrics import PlaybackClock, ServiceMetrics
-from app.protocol import ResolvedGeneration
+from app.observability.metrics import PlaybackClock, ServiceMetrics
 from app.service.context import SpeechContext, trim_context
 from app.service.debug_audio import DebugAudioWriter
+from app.service.requests import ResolvedGeneration
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from app.audio.registry import (
     elevenlabs_format,
     output_format,
 )
-from app.protocol import AudioFormat, SpeechRequest, StreamConfig
+from app.service.requests import AudioFormat, SpeechRequest, StreamConfig
 
 
 def test_openai_names_in_documented_order():

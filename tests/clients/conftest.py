@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

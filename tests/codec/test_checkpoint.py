@@ -18,7 +18,7 @@ from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
 from app.codec.pretrained import CHECKPOINT_FILE, load_codec, resolve_checkpoint
 from app.codec.runtime import CodecRuntime
-from app.env import load_settings
+from app.settings import load_settings
 
 
 def test_layout_and_keys(tiny_checkpoint: Path, tiny_config: CodecConfig) -> None:
@@ -170,7 +170,7 @@ def test_decode_path_imports_neither_transformers_nor_hub(tiny_checkpoint: Path)
     code = (
         "import sys, numpy as np\n"
         "from app.codec.runtime import CodecRuntime\n"
-        "from app.env import load_settings\n"
+        "from app.settings import load_settings\n"
         f"s = load_settings(codec_model={str(tiny_checkpoint)!r}, codec_load_encoder=False, codec_device='cpu',"
         " _env_file=None)\n"
         "rt = CodecRuntime.from_settings(s)\n"

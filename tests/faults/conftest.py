@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

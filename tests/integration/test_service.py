@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.env import Settings
+from app.settings import Settings
 from tests.support import serve
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from app.audio.stitch import StitchPlan
-from app.env import DEFAULT_VOICE_ALIASES, Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from app.settings import DEFAULT_VOICE_ALIASES, Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

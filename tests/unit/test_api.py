@@ -15,9 +15,9 @@ import soundfile as sf
 
 from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
-from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from app.api.auth import bearer, header_key, key_ok, message_key
 from app.api.errors import invalid_request
-from app.protocol import StreamConfig, VoiceCloneRequest
+from app.service.requests import StreamConfig, VoiceCloneRequest
 
 
 @pytest.mark.parametrize(

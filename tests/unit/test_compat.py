@@ -7,9 +7,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from app.env import DEFAULT_VOICE_ALIASES, Settings, SettingsError, load_settings
 from app.main import Components
 from app.prompts import speech_prompt
+from app.settings import DEFAULT_VOICE_ALIASES, Settings, SettingsError, load_settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.env import Settings
+from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = ("docker-compose.yaml", "docker-compose-cpu.yaml", "vllm.yaml", "stress-test.yaml")
@@ -30,7 +30,7 @@ ENV_FILES = (
 )
 NETWORK = "tts-network"
 DEFAULT_MODEL = "Scicom-intl/Multilingual-TTS-1.7B-Base"
-# The API's variables that the compose files pass through: every name app/env.py reads but HOST and PORT, which the
+# The API's variables that the compose files pass through: every name app/settings.py reads but HOST and PORT, which the
 # image fixes (0.0.0.0:9091), plus the Hugging Face token.
 FIXED_IN_IMAGE = {"HOST", "PORT"}
 PASSED_THROUGH = set(Settings.env_names()) - FIXED_IN_IMAGE | {"HF_TOKEN"}
@@ -234,7 +234,7 @@ def test_stress_test_targets_the_api_container(implementations: list[Compose], p
 def test_dotenv_reaches_the_api_container_and_parses(
     implementations: list[Compose], project: Path, env_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Compose's own .env parser must hand the API values that app/env.py accepts."""
+    """Compose's own .env parser must hand the API values that app/settings.py accepts."""
     shutil.copy2(project / env_file, project / ".env")
     expected = Settings(_env_file=str(REPO / env_file))  # type: ignore[call-arg]
     for name in Settings.model_fields:

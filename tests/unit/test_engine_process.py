@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import PassthroughNormalizer, free_port, serve_app
 

@@ -12,9 +12,9 @@ from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
 from app.backend.sse import BackendStreamError, StreamFormatError
 from app.backend.vllm import EventReader, StreamStats, VLLMClient
-from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import EOS_TOKEN_ID, SPEECH_TOKEN_ID_BASE, FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

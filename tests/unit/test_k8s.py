@@ -5,7 +5,7 @@ target installs Debian's kubernetes-client); kubernetes-validate checks every ob
 schemas of the oldest and the newest Kubernetes it knows, strictly (unknown fields fail). The rest are the
 promises of the README's "Kubernetes" section: probes that the real service answers, a grace period that
 covers the drain, PDBs and Services that select real pods, an HPA on the metric the service exports, and a
-ConfigMap that holds valid settings of app/env.py, mirrors .env_example and agrees with vLLM's arguments.
+ConfigMap that holds valid settings of app/settings.py, mirrors .env_example and agrees with vLLM's arguments.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from app.dev.vllm_server import default_venv
-from app.env import Settings, load_settings
+from app.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -37,8 +37,8 @@ ENGINE_CONFIG = "tts-engine-config"
 SECRET = "tts-secrets"
 SECRET_KEYS = {"API_KEY", "TTS_API_KEY", "SENTRY_DSN"}  # in .env_example, but kept in the Secret
 HPA_METRIC = "tts_requests_in_flight"
-# Settings that issue 10 adds to app/env.py beside this deployment: accepted in the ConfigMap only while
-# app/env.py lacks them; once there, they are checked like every other setting.
+# Settings that issue 10 adds to app/settings.py beside this deployment: accepted in the ConfigMap only while
+# app/settings.py lacks them; once there, they are checked like every other setting.
 COMING_SETTINGS = {"API_WORKERS", "SHUTDOWN_GRACE_SECONDS"}
 NO_KUBECTL = "kubectl is not installed: `apt-get install kubernetes-client` (the Makefile's system-deps target does)"
 
@@ -396,7 +396,7 @@ def test_the_adapter_rule_serves_the_hpa_metric_per_pod() -> None:
     assert "<<.Series>>" in rule["metricsQuery"] and "<<.LabelMatchers>>" in rule["metricsQuery"]
 
 
-# --- the ConfigMap and app/env.py ------------------------------------------------------------------
+# --- the ConfigMap and app/settings.py ------------------------------------------------------------------
 
 
 def test_every_configmap_key_is_a_setting_with_a_valid_value(objects: list[Obj]) -> None:
@@ -404,7 +404,7 @@ def test_every_configmap_key_is_a_setting_with_a_valid_value(objects: list[Obj])
     fields = {name.upper() for name in Settings.model_fields}
     coming = {name for name in COMING_SETTINGS if name not in fields}
     unknown = set(config) - fields - coming
-    assert not unknown, f"the ConfigMap sets variables that app/env.py does not read: {sorted(unknown)}"
+    assert not unknown, f"the ConfigMap sets variables that app/settings.py does not read: {sorted(unknown)}"
     settings = load_settings(_env_file=None, **{k.lower(): v for k, v in config.items() if k in fields})
     assert settings.tts_api == config["TTS_API"]
 

@@ -11,8 +11,8 @@ import openai
 import pytest
 import soundfile as sf
 
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from app.text.normalizer import Normalizer
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, serve

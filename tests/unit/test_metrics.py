@@ -15,10 +15,10 @@ import pytest
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.env import Settings
 from app.main import Components
-from app.metrics import PlaybackClock, padding_ratio
+from app.observability.metrics import PlaybackClock, padding_ratio
 from app.prompts import speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 
@@ -153,7 +153,7 @@ def test_rejected_and_failed_requests_are_counted(settings_for: Callable[..., Se
 
 MULTIPROC_SCRIPT = """
 import multiprocessing as mp
-from app.metrics import CodecMetrics, ServiceMetrics, exposition
+from app.observability.metrics import CodecMetrics, ServiceMetrics, exposition
 
 def child():
     m = ServiceMetrics()

@@ -13,9 +13,9 @@ import numpy as np
 import openai
 import pytest
 
-from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

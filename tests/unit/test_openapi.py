@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from app.audio.registry import CONTENT_TYPES
-from app.env import Settings
 from app.main import Components, create_app
-from app.protocol import NOT_BLANK
 from app.service.debug_audio import DebugAudioWriter
+from app.service.requests import NOT_BLANK
+from app.settings import Settings
 from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello there, how are you today?"

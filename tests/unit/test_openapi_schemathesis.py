@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.env import Settings
 from app.main import Components
 from app.prompts import END_OF_TURN
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.env import Settings
 from app.prompts import speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import serve
 

@@ -13,8 +13,8 @@ import torch
 from app.codec.config import CodecConfig
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.runtime import CodecRuntime
-from app.env import Settings
 from app.main import Components
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import PassthroughNormalizer, serve
 

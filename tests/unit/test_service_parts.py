@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from app.errors import InvalidRequestError, OverloadedError, PayloadTooLargeError, PromptTooLongError
-from app.metrics import ServiceMetrics
+from app.observability.metrics import ServiceMetrics
 from app.prompts import (
     CONTROL_MARKER_RE,
     CONTROL_TOKENS,
@@ -23,11 +23,11 @@ from app.prompts import (
     speech_token,
     speech_tokens_text,
 )
-from app.protocol import ResolvedGeneration
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import SpeechContext
 from app.service.prompting import fit_context, segment_prompt
 from app.service.references import read_reference
+from app.service.requests import ResolvedGeneration
 from app.service.segments import SegmentStream, TextSegmenter
 from app.service.synthesis import SynthesisJob
 from app.service.text_input import TextInput, require_speech

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.env import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings
 from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,7 +222,7 @@ def test_every_documented_variable_reaches_its_group_field(monkeypatch: pytest.M
     documented = documented_variables()
     unwired = sorted(documented - set(WIRING))
     assert not unwired, f"documented, but WIRING does not say which group field they reach: {unwired}"
-    assert set(WIRING) == set(Settings.env_names()), "WIRING names a variable that app/env.py does not read"
+    assert set(WIRING) == set(Settings.env_names()), "WIRING names a variable that app/settings.py does not read"
     default = load_settings(_env_file=None)
     for name, (value, targets) in WIRING.items():
         base = load_settings(_env_file=None, **{k.lower(): v for k, v in CONTEXT.get(name, {}).items()})
@@ -307,7 +307,7 @@ def test_copies_and_the_worker_json_keep_every_group(monkeypatch: pytest.MonkeyP
 
 
 def test_import_is_light() -> None:
-    code = "import sys, app.main, app.env; print('torch' in sys.modules, 'malaya' in sys.modules)"
+    code = "import sys, app.main, app.settings; print('torch' in sys.modules, 'malaya' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
 

@@ -9,9 +9,9 @@ import pytest
 
 from app.audio.stitch import StitchPlan
 from app.errors import NoAudioError
-from app.metrics import ServiceMetrics
-from app.protocol import ResolvedGeneration
+from app.observability.metrics import ServiceMetrics
 from app.service.debug_audio import DebugAudioWriter
+from app.service.requests import ResolvedGeneration
 from app.service.synthesis import WINDOWS_AHEAD, Synthesis, SynthesisJob
 
 SPT = 4  # samples per token

@@ -25,12 +25,12 @@ from app.api.protocols.adapter import (
 from app.api.protocols.elevenlabs import ElevenLabsProtocol, Options
 from app.api.protocols.speech_stream import SpeechStreamProtocol
 from app.audio.registry import elevenlabs_format
-from app.env import Settings
 from app.errors import AuthenticationError, BackendError, InvalidRequestError
-from app.protocol import GenerationFields
 from app.service.context import SpeechContext
+from app.service.requests import GenerationFields
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 from app.service.synthesis import SynthesisJob
+from app.settings import Settings
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
-from app.env import Settings
 from app.main import Components
 from app.prompts import context_prompt, speech_prompt
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

@@ -14,9 +14,9 @@ import websockets
 
 from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
-from app.env import Settings
 from app.main import Components
 from app.prompts import context_prompt, speech_prompt, speech_tokens_text
+from app.settings import Settings
 from tests.fake_vllm import FakeVLLM
 from tests.support import LocalCodec, PassthroughNormalizer, serve
 

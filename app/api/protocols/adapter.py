@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from app.errors import TTSError
-from app.protocol import ResolvedGeneration
+from app.service.requests import ResolvedGeneration
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 
 # -- commands: what a client message asks for ----------------------------------------------------

@@ -37,10 +37,10 @@ from app.api.protocols.adapter import (
 )
 from app.api.session import Session, deny, handshake
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
-from app.protocol import GenerationFields
+from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
+from app.settings import Settings
 
 router = APIRouter()
 

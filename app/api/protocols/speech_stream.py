@@ -32,10 +32,10 @@ from app.api.protocols.adapter import (
     Text,
 )
 from app.api.session import Session, handshake
-from app.env import Settings
 from app.errors import InvalidRequestError, TTSError
-from app.protocol import StreamConfig
+from app.service.requests import StreamConfig
 from app.service.segments import SegmentEvent
+from app.settings import Settings
 
 router = APIRouter()
 

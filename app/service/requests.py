@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.audio.registry import OPENAI_NAMES
-from app.env import Settings
+from app.settings import Settings
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
@@ -210,14 +210,3 @@ class NormalizeRequest(BaseModel):
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
     _input_not_blank = field_validator("input")(_input_not_blank)
-
-
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | int | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
