@@ -6,8 +6,8 @@ import pytest
 
 from app.env import Settings
 from app.main import Components
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 
 @pytest.fixture

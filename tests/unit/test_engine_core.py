@@ -11,7 +11,7 @@ import zmq
 
 from app.engine import messages as m
 from app.engine.core import EngineCore
-from tests.support import LocalCodec
+from tools.harness import LocalCodec
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 
 from app.env import Settings
 from app.main import Components
-from tests.fake_vllm import FakeVLLM
-from tests.support import PassthroughNormalizer, free_port, serve_app
+from tools.fake_vllm import FakeVLLM
+from tools.harness import PassthroughNormalizer, free_port, serve_app
 
 REPO = Path(__file__).resolve().parents[2]
 CODEC_DIR = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny")).resolve()

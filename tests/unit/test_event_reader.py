@@ -15,8 +15,8 @@ from app.backend.vllm import EventReader, StreamStats, VLLMClient
 from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
-from tests.fake_vllm import EOS_TOKEN_ID, SPEECH_TOKEN_ID_BASE, FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import EOS_TOKEN_ID, SPEECH_TOKEN_ID_BASE, FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 BASE = SPEECH_TOKEN_ID_BASE
 
@@ -93,7 +93,7 @@ def test_the_service_gives_the_same_audio_with_or_without_token_ids(
 
 async def test_a_backend_that_starts_after_us_is_asked_again_on_the_first_stream() -> None:
     from app.backend.vllm import SamplingParams
-    from tests.support import free_port
+    from tools.harness import free_port
 
     port = free_port()
     client = VLLMClient(f"http://127.0.0.1:{port}", "TTS-model", connect_timeout=1.0)

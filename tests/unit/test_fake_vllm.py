@@ -1,4 +1,4 @@
-"""Tests of the fake vLLM server (tests/fake_vllm.py), over real sockets with httpx."""
+"""Tests of the fake vLLM server (tools/fake_vllm.py), over real sockets with httpx."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fake_vllm import MODES, FakeVLLM, expected_text, expected_tokens, speech_tokens
+from tools.fake_vllm import MODES, FakeVLLM, expected_text, expected_tokens, speech_tokens
 
 N_TOKENS = 20
 DEFAULTS = {
@@ -482,7 +482,7 @@ def test_cli_serves(tmp_path: Path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     args = ["--port", str(port), "--rate", "0", "--n-tokens", "7", "--log-level", "warning"]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_vllm", *args], cwd=tmp_path, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "tools.fake_vllm", *args], cwd=tmp_path, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 10

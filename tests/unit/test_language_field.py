@@ -14,8 +14,8 @@ import soundfile as sf
 from app.env import Settings
 from app.main import Components
 from app.text.normalizer import Normalizer
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, serve
 
 MIXED = "Harga RM5.50 pada 12/03/2024 pukul 3pm, berat 2.5kg."
 

@@ -19,8 +19,8 @@ from app.env import Settings
 from app.main import Components
 from app.metrics import PlaybackClock, padding_ratio
 from app.prompts import speech_prompt
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "tts-dashboard.json"

@@ -16,8 +16,8 @@ import pytest
 from app.env import Settings
 from app.main import Components
 from app.prompts import speech_prompt
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Selamat pagi, the meeting is at three."
 

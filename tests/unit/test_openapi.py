@@ -21,7 +21,7 @@ from app.debug_audio import DebugAudioWriter
 from app.env import Settings
 from app.main import Components, create_app
 from app.protocol import NOT_BLANK
-from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
+from tools.harness import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello there, how are you today?"
 

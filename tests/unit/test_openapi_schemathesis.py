@@ -15,8 +15,8 @@ from pathlib import Path
 from app.env import Settings
 from app.main import Components
 from app.prompts import END_OF_TURN
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 MAX_EXAMPLES = 50  # per operation and phase; with the seed, CI sends the same requests every run
 SEED = 13

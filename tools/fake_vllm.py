@@ -15,7 +15,7 @@ In-process use (real sockets, uvicorn in a background thread on a free port)::
 
 ``fake.hold()`` / ``fake.release()`` park every request before its next token, to get N in flight at once.
 
-Standalone: ``python -m tests.fake_vllm --port 9093 --rate 400 --n-tokens 300``.
+Standalone: ``python -m tools.fake_vllm --port 9093 --rate 400 --n-tokens 300``.
 A running server can be steered over HTTP: ``POST /_fake/mode`` with
 ``{"mode": "stall", "count": 1, "match": null, "params": {"after": 10}}``, ``GET /_fake/stats``,
 ``POST /_fake/reset``.
@@ -1134,7 +1134,7 @@ async def _send_json(send: Callable, status: int, obj: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_vllm", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.fake_vllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9093)
     parser.add_argument("--model-name", default="TTS-model")
