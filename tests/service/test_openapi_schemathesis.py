@@ -40,7 +40,7 @@ def run_schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str
         "--output-truncate", "true",
     ]  # fmt: skip
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.unit.schemathesis_hooks", "NO_COLOR": "1"}
+    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks", "NO_COLOR": "1"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
 
 
