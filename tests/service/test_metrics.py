@@ -1,11 +1,9 @@
-"""`/metrics` through prometheus_client: histograms after real requests, multiprocess mode, the Grafana dashboard."""
+"""`/metrics` through prometheus_client after real requests, and the Grafana dashboard against them."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.env import Settings
 from app.main import Components
-from app.metrics import PlaybackClock, padding_ratio
 from app.prompts import speech_prompt
 from tools.fake_vllm import FakeVLLM
 from tools.harness import LocalCodec, PassthroughNormalizer, serve
@@ -56,35 +53,6 @@ def wav_clip(seconds: float = 1.0) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, format="WAV")
     return buf.getvalue()
-
-
-# -- pure helpers -------------------------------------------------------------------------------------------
-
-
-def test_playback_clock_counts_the_silence_a_player_hears() -> None:
-    clock = PlaybackClock(100)  # 100 samples per second
-    assert clock.add(10.0, 50) == (None, 0.0)  # plays 10.0 .. 10.5
-    assert clock.add(10.2, 100) == (pytest.approx(0.2), 0.0)  # queued: plays until 11.5
-    gap, underrun = clock.add(12.0, 100)  # 0.5 s after the audio ran out
-    assert gap == pytest.approx(1.8) and underrun == pytest.approx(0.5)
-    assert clock.add(12.5, 100)[1] == 0.0  # plays 12.0 .. 13.0, so 12.5 is in time
-
-
-def test_playback_clock_slack_is_the_time_until_the_listener_runs_out() -> None:
-    clock = PlaybackClock(100)
-    assert clock.slack(10.5, started=10.0) == pytest.approx(-0.5)  # waiting 0.5 s for its first audio
-    assert clock.slack(10.5, started=10.0, ahead_samples=50) == pytest.approx(0.0)  # a first window on its way
-    clock.add(11.0, 300)  # plays 11.0 .. 14.0
-    assert clock.slack(12.0, started=10.0) == pytest.approx(2.0)
-    assert clock.slack(12.0, started=10.0, ahead_samples=100) == pytest.approx(3.0)
-    assert clock.slack(15.0, started=10.0) == pytest.approx(-1.0)  # starving for a second: more urgent still
-
-
-def test_padding_ratio() -> None:
-    assert padding_ratio([10, 10]) == 0.0
-    assert padding_ratio([10, 5]) == pytest.approx(0.25)
-    assert padding_ratio([10, 5], padded_len=20) == pytest.approx(0.625)
-    assert padding_ratio([]) == 0.0
 
 
 # -- after real requests -------------------------------------------------------------------------------------
@@ -147,48 +115,6 @@ def test_rejected_and_failed_requests_are_counted(settings_for: Callable[..., Se
         values, _ = scrape(url)
     assert total(values, "tts_requests_total", outcome="failed") == 1
     assert total(values, "tts_requests_total", outcome="completed") == 0
-
-
-# -- several processes ------------------------------------------------------------------------------------------
-
-MULTIPROC_SCRIPT = """
-import multiprocessing as mp
-from app.metrics import CodecMetrics, ServiceMetrics, exposition
-
-def child():
-    m = ServiceMetrics()
-    m.requests.labels("speech", "pcm", "completed").inc()
-    m.ttfa.labels("speech").observe(0.3)
-    m.in_flight.inc()
-    CodecMetrics().batch_size.labels("decode").observe(4)
-
-if __name__ == "__main__":
-    mine = ServiceMetrics()
-    mine.requests.labels("speech", "pcm", "completed").inc(2)
-    mine.in_flight.inc()
-    p = mp.get_context("spawn").Process(target=child)
-    p.start()
-    p.join()
-    assert p.exitcode == 0
-    print(exposition(mine.registry).decode())
-"""
-
-
-def test_multiprocess_mode_aggregates_every_process(tmp_path: Path) -> None:
-    script = tmp_path / "two_processes.py"
-    script.write_text(MULTIPROC_SCRIPT)
-    data = tmp_path / "metrics"
-    data.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "PROMETHEUS_MULTIPROC_DIR": str(data)}
-    out = subprocess.run([sys.executable, str(script)], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    values, types = parse(out.stdout)
-    assert total(values, "tts_requests_total", outcome="completed") == 3  # 2 here + 1 in the child
-    assert total(values, "tts_time_to_first_audio_seconds_count") == 1
-    assert total(values, "tts_codec_batch_size_sum", kind="decode") == 4  # written by the other process
-    assert types["tts_requests_in_flight"] == "gauge"
-    assert total(values, "tts_requests_in_flight") == 2  # livesum: the child's file stays until marked dead
-    assert list(data.glob("*.db"))
 
 
 # -- the Grafana dashboard ------------------------------------------------------------------------------------
