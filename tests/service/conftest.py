@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,9 +27,18 @@ def fake(shared_fake: FakeVLLM) -> FakeVLLM:
 
 
 @pytest.fixture(scope="module")
-def shared_app_url(shared_fake: FakeVLLM) -> Iterator[str]:
-    settings = Settings(_env_file=None, tts_api=shared_fake.url, **SETTINGS)
-    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+def module_settings_for(shared_fake: FakeVLLM) -> Callable[..., Settings]:
+    """`settings_for` for a module-scoped server: the test settings against the module's fake."""
+
+    def build(**overrides: object) -> Settings:
+        return Settings(_env_file=None, **({"tts_api": shared_fake.url} | SETTINGS | overrides))
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def shared_app_url(module_settings_for: Callable[..., Settings]) -> Iterator[str]:
+    with serve(module_settings_for(), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
         yield url
 
 

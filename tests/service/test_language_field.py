@@ -25,10 +25,15 @@ def normalizer() -> Normalizer:
     return Normalizer()  # malaya and the language model load once for the module (seconds)
 
 
-@pytest.fixture
-def url(settings_for: Callable[..., Settings], normalizer: Normalizer) -> Iterator[str]:
-    with serve(settings_for(api_key="sk-test"), Components(codec=LocalCodec(), normalizer=normalizer)) as u:
+@pytest.fixture(scope="module")
+def shared_url(module_settings_for: Callable[..., Settings], normalizer: Normalizer) -> Iterator[str]:
+    with serve(module_settings_for(api_key="sk-test"), Components(codec=LocalCodec(), normalizer=normalizer)) as u:
         yield u
+
+
+@pytest.fixture
+def url(shared_url: str, fake: FakeVLLM) -> str:
+    return shared_url
 
 
 @pytest.fixture
