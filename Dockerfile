@@ -50,6 +50,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 COPY README.md ./
 COPY app ./app
+# tools/: the `tts-dev-backend` command (the dev vLLM) and the fake vLLM
+COPY tools ./tools
 RUN pip install --no-deps . && python -c "import app.settings"
 
 USER app

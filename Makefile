@@ -66,7 +66,7 @@ stop-dev:
 	$(BIN)/tts-dev-backend stop
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check app tests stress_test benchmarks
+	$(BIN)/ruff check app tools tests stress_test benchmarks
 
 test: install models vllm lint
 	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(BIN)/python -m pytest -ra

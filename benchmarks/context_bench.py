@@ -23,8 +23,8 @@ import websockets
 
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM, count_prompt_tokens
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM, count_prompt_tokens
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 REPLY = (
     "Thanks for calling, this is the billing desk. I can see your last invoice from March. "

@@ -52,7 +52,7 @@ SERVICE_MODULES = (  # what the service part imports (the service process, the f
     "app.codec.runtime",
     "app.codec.pretrained",
     "app.codec.checkpoint",
-    "tests.fake_vllm",
+    "tools.fake_vllm",
     "benchmarks.service_bench",
     "uvicorn",
     "uvloop",  # tts-api runs uvicorn with loop="uvloop", http="httptools"
@@ -160,14 +160,14 @@ def declared_dependencies() -> set[str]:
 
 def imported_distributions(modules: tuple[str, ...]) -> set[str]:
     """Distributions whose top-level packages a fresh interpreter holds after importing `modules` (the
-    repository's own packages excluded: other distributions may also ship a top-level `tests`; a virtual
-    environment inside the repository is not "own")."""
+    repository's own packages excluded: other distributions may also ship a top-level `tests` or `tools`; a
+    virtual environment inside the repository is not "own")."""
     code = (
         "import importlib, importlib.metadata as md, json, sys\n"
         f"for m in {list(modules)!r}:\n"
         "    importlib.import_module(m)\n"
         "dists = md.packages_distributions()\n"
-        f"own = {[str(REPO / d) for d in ('app', 'tests', 'benchmarks', 'stress_test')]!r}\n"
+        f"own = {[str(REPO / d) for d in ('app', 'tools', 'tests', 'benchmarks', 'stress_test')]!r}\n"
         "local = {m.split('.')[0] for m, mod in list(sys.modules.items())\n"
         "         if (getattr(mod, '__file__', None) or '').startswith(tuple(own))}\n"
         "tops = {m.split('.')[0] for m in list(sys.modules)} - local\n"

@@ -21,8 +21,9 @@ import httpx
 
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.agents import PipecatRun
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Hello there, the meeting is at three, and the room is on the second floor."
 
@@ -38,8 +39,6 @@ async def our_ttfa(url: str) -> float:
 
 
 async def pipecat_first_frame(url: str) -> float:
-    from tests.unit.test_agent_frameworks import PipecatRun
-
     run = PipecatRun(url, "alloy")
     t0 = time.perf_counter()
     await run.run(TEXT)

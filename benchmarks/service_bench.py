@@ -126,7 +126,7 @@ def start_stack(
                  "--tokens-per-event", str(tokens_per_event), "--log-level", "warning"]
     if not token_ids:
         fake_args.append("--no-token-ids")
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_vllm", *fake_args], cwd=REPO)
+    fake = subprocess.Popen([sys.executable, "-m", "tools.fake_vllm", *fake_args], cwd=REPO)
     env = os.environ | SETTINGS_ENV | {
         "TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port), "HOST": "127.0.0.1",
         "API_WORKERS": str(workers), "CODEC_MODEL": str(codec_dir), "PYTHONPATH": str(repo),

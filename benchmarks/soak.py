@@ -144,7 +144,7 @@ def main() -> None:
 
     api_port, fake_port = args.port, args.port + 1
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
+        [sys.executable, "-m", "tools.fake_vllm", "--port", str(fake_port), "--rate", str(args.rate),
          "--n-tokens", str(args.n_tokens), "--log-level", "warning"],
         cwd=REPO,
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.prompts import speech_prompt, speech_tokens_text
-from tests.fake_vllm import FakeVLLM
+from tools.fake_vllm import FakeVLLM
 
 elevenlabs = pytest.importorskip("livekit.plugins.elevenlabs")
 

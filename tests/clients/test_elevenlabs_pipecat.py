@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.prompts import speech_prompt
-from tests.fake_vllm import FakeVLLM
+from tools.fake_vllm import FakeVLLM
 
 pytest.importorskip("pipecat.services.elevenlabs.tts")
 

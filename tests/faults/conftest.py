@@ -19,8 +19,8 @@ import pytest
 
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Hello! How can I help you? can I get your passport number sir."
 RELEASE_SECONDS = 1.0  # the bound: a disconnect frees its slot and closes the backend request by then

@@ -14,7 +14,7 @@ from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
 from app.prompts import speech_prompt
 from tests.faults.conftest import TEXT, open_json, read_all, speech
-from tests.support import LocalCodec
+from tools.harness import LocalCodec
 
 AFTER = 60  # speech tokens the backend sends before it fails
 

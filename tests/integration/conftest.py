@@ -1,4 +1,4 @@
-"""Integration tests against the real vLLM dev backend (app.dev.vllm_server).
+"""Integration tests against the real vLLM dev backend (tools.vllm_server).
 
 `vllm_url` (session scope) reuses a server that already serves the tiny model, else starts one
 (building the model and installing .venv-vllm first if needed; minutes the first time) and stops it
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.dev import vllm_server as dev
+from tools import vllm_server as dev
 
 HERE = Path(__file__).resolve().parent
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

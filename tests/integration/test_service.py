@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from app.settings import Settings
-from tests.support import serve
+from tools.harness import serve
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from app.dev.vllm_server import MAX_MODEL_LEN, SERVED_MODEL_NAME
+from tools.vllm_server import MAX_MODEL_LEN, SERVED_MODEL_NAME
 
 SPEECH = re.compile(r"<\|s_(\d+)\|>")
 TTS_PROMPT = "<|im_start|>husein: Hello, this is a short test of the speech system.<|speech_start|>"

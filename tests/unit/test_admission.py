@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -31,11 +30,11 @@ def test_admission_rejects_when_full_and_a_slot_is_released_once() -> None:
 
 def test_priority_executor_runs_speech_before_waiting_tool_jobs() -> None:
     pool = PriorityExecutor("test")
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     order: list[str] = []
     try:
-        first = pool.submit(TOOL, lambda: (gate.wait(5), order.append("busy")))
-        time.sleep(0.05)  # the worker has taken "busy"
+        first = pool.submit(TOOL, lambda: (started.set(), gate.wait(5), order.append("busy")))
+        assert started.wait(5)  # the worker has taken "busy"
         later = [pool.submit(TOOL, order.append, "tool-a"), pool.submit(TOOL, order.append, "tool-b")]
         speech = pool.submit(SPEECH, order.append, "speech")
         gate.set()
@@ -53,7 +52,7 @@ async def test_priority_executor_drops_a_cancelled_job_that_has_not_started() ->
     try:
         busy = pool.submit(SPEECH, gate.wait, 5)
         waiting = asyncio.ensure_future(pool.run(SPEECH, ran.append, "dropped"))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the task runs up to its first await: the job is queued behind "busy"
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

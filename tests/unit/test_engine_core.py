@@ -15,7 +15,7 @@ from app.engine import messages as m
 from app.engine.client import EngineClient
 from app.engine.core import EngineCore
 from app.engine.errors import CodecFailed, InvalidInput
-from tests.support import LocalCodec
+from tools.harness import LocalCodec
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings, SettingsError, load_settings
-from tests.support import free_port
+from tools.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,26 +1,17 @@
-"""The stress test without a TTS server: its maths, its report, and a run against a tiny stub."""
+"""The stress test without a TTS server: its maths, its report, and a run against an in-process stub."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 
 from stress_test.config import ConfigError, StressConfig, is_loopback, load_config
 from stress_test.runner import run, wait_ready
@@ -369,48 +360,3 @@ async def test_wait_ready_uses_ready_then_falls_back_to_health() -> None:
         assert await wait_ready(client, 0.0)
     async with httpx.AsyncClient(base_url="http://127.0.0.1:1", transport=server(503, 200)) as client:
         assert not await wait_ready(client, 0.1)
-
-
-@contextmanager
-def serve_stub() -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(stub_app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "stub server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def test_cli_smoke_run_against_a_loopback_stub(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    with serve_stub() as url:
-        env = {k: v for k, v in os.environ.items() if k not in {"LOCAL_TTS_API", "CONCURRENCY", "ALLOW_REMOTE"}}
-        env.update(
-            {"LOCAL_TTS_API": url, "CONCURRENCY": "1,4", "TOTAL_REQUESTS": "8", "WARMUP_COUNT": "1", "WAIT_READY": "10"}
-        )
-        proc = subprocess.run(
-            [sys.executable, "-m", "stress_test", "--json-out", str(out)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines.count("=== SLO LATENCY REPORT ===") == 2 and lines.count("Total Requests: 8") == 2
-    assert lines.count("Avg Audio Duration: 0.500s") == 2 and "Failed: 0 (timeouts: 0)" in lines
-    assert "=== CONCURRENCY SWEEP ===" in lines
-    doc = json.loads(out.read_text())
-    assert [level["summary"]["concurrency"] for level in doc["levels"]] == [1, 4]
-    assert all(r["ok"] and r["ttfa"] is not None for level in doc["levels"] for r in level["requests"])

@@ -15,6 +15,7 @@ from app.codec.interface import CodecStats, Geometry
 from app.engine.errors import CodecFailed, EngineStopping
 from app.engine.messages import JobKind
 from app.engine.worker import CodecEngine
+from tools.harness import until
 
 
 def submit(engine: CodecEngine, kind: JobKind, payload: np.ndarray, **job: Any) -> asyncio.Future:
@@ -114,12 +115,12 @@ async def test_cancelled_jobs_are_not_decoded() -> None:
     engine.start()
     try:
         first = asyncio.ensure_future(decode(engine, np.array([1])))
-        await asyncio.sleep(0.02)  # the worker is busy with the first job
+        await until(lambda: codec.batches == [[1]], what="the worker to be busy with the first job")
         second = asyncio.ensure_future(decode(engine, np.array([2])))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the task runs up to its first await: the second job is queued
         second.cancel()
         await first
-        await asyncio.sleep(0.15)
+        await until(lambda: engine.stats.dropped == 1, what="the worker to drop the cancelled job")
     finally:
         engine.stop()
     assert [1] in codec.batches and [2] not in codec.batches
@@ -233,9 +234,9 @@ async def test_a_stream_waiting_for_its_first_audio_goes_before_one_with_audio_b
     engine.start()
     try:
         busy = asyncio.ensure_future(decode(engine, np.array([0])))
-        await asyncio.sleep(0.01)  # the worker is decoding window 0; the next two queue up meanwhile
+        await until(lambda: codec.batches == [[0]], what="the worker to decode window 0")  # the next two queue up
         buffered = asyncio.ensure_future(decode(engine, np.array([1]), stream=1, slack=3.0))  # 3 s of audio left
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0)  # the task runs up to its first await: window 1 is queued first
         starting = asyncio.ensure_future(decode(engine, np.array([2]), stream=2, slack=-0.1))  # no audio yet
         await asyncio.gather(busy, buffered, starting)
         with pytest.raises(ValueError, match="slack"):

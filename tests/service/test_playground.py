@@ -19,8 +19,8 @@ import soundfile as sf
 
 from app.prompts import speech_prompt
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import serve
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

@@ -15,8 +15,8 @@ from app.codec.decoder import NeuCodecDecoder
 from app.codec.runtime import CodecRuntime
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import PassthroughNormalizer, serve
 
 
 class SluggishRuntime(CodecRuntime):

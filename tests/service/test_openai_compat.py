@@ -16,8 +16,8 @@ import pytest
 from app.main import Components
 from app.prompts import speech_prompt
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Selamat pagi, the meeting is at three."
 
@@ -41,10 +41,16 @@ def decode(data: bytes, fmt: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-@pytest.fixture
-def url(settings_for: Callable[..., Settings]) -> Iterator[str]:
-    with serve(settings_for(api_key="sk-test"), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as u:
+@pytest.fixture(scope="module")
+def shared_url(module_settings_for: Callable[..., Settings]) -> Iterator[str]:
+    parts = Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())
+    with serve(module_settings_for(api_key="sk-test"), parts) as u:
         yield u
+
+
+@pytest.fixture
+def url(shared_url: str, fake: FakeVLLM) -> str:
+    return shared_url
 
 
 @pytest.fixture

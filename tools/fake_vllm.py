@@ -1,9 +1,10 @@
-"""A fake vLLM OpenAI-compatible server for unit tests and benchmarks.
+"""A fake vLLM OpenAI-compatible server for the tests and benchmarks.
 
-It speaks vLLM's `/v1/completions` (streaming SSE and non-streaming), `/v1/models`, `/health` and `/version`,
-emits deterministic speech tokens `<|s_N|>`, paces them at a configurable rate, and can misbehave on demand
-(HTTP errors, garbage events, stalls, dropped connections, mid-stream error events, slow first token).
-Every completions request is recorded (body, timing, tokens sent, finished / cancelled by the client).
+It speaks what the service asks of vLLM: streaming `/v1/completions` (SSE, `stream_options.include_usage`,
+`return_token_ids`), `/v1/models`, `/tokenize` and `/health`; it emits deterministic speech tokens `<|s_N|>`,
+paces them at a configurable rate, and can misbehave on demand (HTTP errors, garbage events, stalls, dropped
+connections, mid-stream error events, a slow first token). Every completions request is recorded (body,
+headers, tokens sent, cancelled by the client).
 
 In-process use (real sockets, uvicorn in a background thread on a free port)::
 
@@ -15,18 +16,15 @@ In-process use (real sockets, uvicorn in a background thread on a free port)::
 
 ``fake.hold()`` / ``fake.release()`` park every request before its next token, to get N in flight at once.
 
-Standalone: ``python -m tests.fake_vllm --port 9093 --rate 400 --n-tokens 300``.
-A running server can be steered over HTTP: ``POST /_fake/mode`` with
-``{"mode": "stall", "count": 1, "match": null, "params": {"after": 10}}``, ``GET /_fake/stats``,
-``POST /_fake/reset``.
+Standalone (the benchmarks): ``python -m tools.fake_vllm --port 9093 --rate 400 --n-tokens 300``;
+``GET /_fake/stats`` gives the request count and the streams open.
 
-Token semantics: a request generates ``n_tokens`` speech tokens then the EOS token ``<|im_end|>``. The speech
-tokens are ``expected_tokens(prompt, n_tokens, seed=server_seed, request_seed=body["seed"])``. When
-``max_tokens <= n_tokens`` only ``max_tokens`` speech tokens are sent and the last event has finish_reason
-"length"; otherwise the last event has finish_reason "stop" and, like vLLM, the EOS text is not included
-(``text: ""``) unless the request sets ``include_stop_str_in_output``. ``usage.completion_tokens`` counts the
-EOS token. Noise text never counts as a token and costs no time. ``temperature``, ``repetition_penalty``,
-``stop`` and ``skip_special_tokens`` are validated or accepted but do not change the output.
+Token semantics: a request generates ``n_tokens`` speech tokens then the EOS token. The speech tokens are
+``expected_tokens(prompt, n_tokens, request_seed=body["seed"])``. When ``max_tokens <= n_tokens`` only
+``max_tokens`` speech tokens are sent and the last event has finish_reason "length"; otherwise the last event
+has finish_reason "stop" and, like vLLM, the EOS text is not included (``text: ""``).
+``usage.completion_tokens`` counts the EOS token. ``temperature``, ``repetition_penalty`` and ``seed`` are
+validated; ``temperature`` and ``repetition_penalty`` do not change the output.
 """
 
 from __future__ import annotations
@@ -43,60 +41,36 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-__all__ = [
-    "EOS_TEXT",
-    "MODES",
-    "FakeVLLM",
-    "RequestRecord",
-    "error_body",
-    "expected_text",
-    "expected_tokens",
-    "speech_tokens",
-]
-
-EOS_TEXT = "<|im_end|>"
+MODEL_NAME = "TTS-model"
 # Token ids as in a Qwen3 vocabulary extended with the speech tokens: `<|s_N|>` is SPEECH_TOKEN_ID_BASE + N.
 SPEECH_TOKEN_ID_BASE = 151_669
 EOS_TOKEN_ID = 151_645
 SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")
 N_CODES = 65536
 DONE_EVENT = b"data: [DONE]\n\n"
-NOISE_PIECES = ("<|speech_start|>", " the", "\n", "<|text_end|>", " hello", "<|speech_end|>", "s_12", " <|im_start|>")
+GARBAGE = "this is not json {"
 ENGINE_ERROR_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 
 # Failure modes and their parameters with defaults. `after` = speech tokens sent before the failure fires: it
 # fires as soon as that many are out (after=0: right after the headers; after=n_tokens: before the EOS/"stop"
-# event), or just before `[DONE]` when the response has fewer. Non-stream requests: garbage -> a non-JSON 200 body,
-# stall/slow_first -> a delay, early_close -> half the body then a dropped socket (abrupt=False: an empty 200),
-# error_event -> an HTTP error with that status.
+# event), or just before `[DONE]` when the response has fewer.
 MODES: dict[str, dict[str, Any]] = {
-    # Reply with an HTTP error and a vLLM error body. message/type default from the status
-    # (400 -> the vLLM "maximum context length" message). `delay` seconds before replying.
-    "http_error": {"status": 500, "message": None, "type": None, "delay": 0.0},
-    # Send `lines` non-JSON `data: <text>` events after `after` tokens, then continue normally.
-    "garbage": {"after": 0, "text": "this is not json {", "lines": 1},
-    # Stop sending after `after` tokens but keep the connection open; `duration` None = until the client
-    # disconnects or the server stops, else resume normally after `duration` s. `before_headers` stalls
-    # before the response headers are sent.
-    "stall": {"after": 0, "duration": None, "before_headers": False},
-    # Drop the connection after `after` tokens without `[DONE]`. abrupt=True closes the socket mid-response
-    # (the client sees an incomplete chunked body); abrupt=False ends the HTTP response cleanly, no `[DONE]`.
-    "early_close": {"after": 0, "abrupt": True},
-    # After `after` tokens send `data: {"error": {...}}` (vLLM's streaming error), then `[DONE]` if `done`.
-    "error_event": {
-        "after": 0,
-        "message": ENGINE_ERROR_MESSAGE,
-        "type": "BadRequestError",
-        "status": 400,
-        "done": True,
-    },
-    # Wait `delay` seconds before the first token (headers are sent at once for streams, like vLLM).
+    # Reply with an HTTP error and a vLLM error body (400: vLLM's "maximum context length" message).
+    "http_error": {"status": 500},
+    # Send one non-JSON `data:` event after `after` tokens, then continue normally.
+    "garbage": {"after": 0},
+    # Stop sending after `after` tokens but keep the connection open until the client leaves or the server stops.
+    "stall": {"after": 0},
+    # Close the socket after `after` tokens, mid-response, without `[DONE]` (the client sees an incomplete body).
+    "early_close": {"after": 0},
+    # After `after` tokens send `data: {"error": {...}}` (vLLM's streaming error, a 400), then `[DONE]`.
+    "error_event": {"after": 0},
+    # Wait `delay` seconds before the first token (the headers are sent at once, like vLLM).
     "slow_first": {"delay": 1.0},
 }
 
@@ -114,8 +88,8 @@ _ERROR_TYPES = {
 # Deterministic tokens
 
 
-def _rng(seed: int, prompt: str, request_seed: int | None, salt: str) -> random.Random:
-    key = json.dumps([seed, request_seed, prompt, salt], ensure_ascii=False).encode()
+def _rng(prompt: str, request_seed: int | None, salt: str) -> random.Random:
+    key = json.dumps([0, request_seed, prompt, salt], ensure_ascii=False).encode()
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
 
 
@@ -123,14 +97,13 @@ def expected_tokens(
     prompt: str,
     n_tokens: int,
     *,
-    seed: int = 0,
     request_seed: int | None = None,
     max_tokens: int | None = None,
 ) -> list[int]:
     """Speech token ids the fake sends for `prompt`: the first min(n_tokens, max_tokens) of a sequence that is a
-    pure function of (server seed, prompt, request seed). Prefixes are stable: a longer n_tokens extends it."""
+    pure function of (prompt, request seed). Prefixes are stable: a longer n_tokens extends it."""
     n = n_tokens if max_tokens is None else min(n_tokens, max_tokens)
-    rng = _rng(seed, prompt, request_seed, "tokens")
+    rng = _rng(prompt, request_seed, "tokens")
     return [rng.randrange(N_CODES) for _ in range(max(0, n))]
 
 
@@ -148,10 +121,8 @@ def count_prompt_tokens(prompt: str) -> int:
     return max(1, len(re.findall(r"<\|[^|]*\|>|\w+|[^\w\s]", prompt)))
 
 
-def error_body(message: str, err_type: str = "BadRequestError", code: int = 400, style: str = "nested") -> dict:
-    """vLLM error body. style "nested" (newer vLLM): {"error": {...}}; "flat" (older): {"object": "error", ...}."""
-    if style == "flat":
-        return {"object": "error", "message": message, "type": err_type, "param": None, "code": code}
+def error_body(message: str, err_type: str = "BadRequestError", code: int = 400) -> dict:
+    """vLLM's error body."""
     return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
 
 
@@ -189,19 +160,9 @@ class RequestRecord:
     start: float
     body: dict | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    stream: bool = False
-    mode: str | None = None
-    mode_params: dict[str, Any] = field(default_factory=dict)
-    status: int | None = None  # HTTP status sent (None if headers never went out)
-    first_token_at: float | None = None
     end: float | None = None
     tokens_sent: int = 0  # speech tokens in the events sent so far
-    events_sent: int = 0  # `data:` events sent, [DONE] excluded
-    finish_reason: str | None = None  # the finish_reason that was sent, if any
-    done_sent: bool = False  # `data: [DONE]` sent
-    finished: bool = False  # the response was completed as planned (also true for a planned error reply)
     cancelled: bool = False  # the client went away before the response was complete
-    error: str | None = None  # what went wrong: a validation message, a failure mode, "server stopped"
 
     @property
     def prompt(self) -> str | None:
@@ -210,13 +171,6 @@ class RequestRecord:
     @property
     def active(self) -> bool:
         return self.end is None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.end is None else self.end - self.start
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _single_prompt(prompt: Any) -> str | None:
@@ -253,15 +207,12 @@ class _Ctx:
     prompt: str
     prompt_tokens: int
     max_tokens: int
-    stream: bool
     include_usage: bool
-    continuous_usage: bool
     rate: float
     mode: str | None
     params: dict[str, Any]
     events: list[_Event]
     completion_tokens: int
-    finish_reason: str
     return_token_ids: bool = False
 
 
@@ -297,65 +248,50 @@ def _resolve_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
     return {**MODES[mode], **params}
 
 
-def _prob(value: bool | float, default: float) -> float:
-    if value is True:
-        return default
-    return float(value or 0.0)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The server
 
 
+# What `restore()` puts back: the constructor's values that tests change while the server runs.
+_TUNABLE = ("rate", "n_tokens", "tokens_per_event", "split_tokens", "max_model_len", "api_key", "token_ids")
+
+
 class FakeVLLM:
-    """Fake vLLM server. All constructor arguments are also plain attributes, read at the start of each request,
-    so they can be changed while the server runs (e.g. `fake.rate = 0`)."""
+    """Fake vLLM server. The constructor arguments (but the port) are also plain attributes, read at the start of
+    each request, so they can be changed while the server runs (e.g. `fake.rate = 0`); `restore()` puts them back."""
 
     def __init__(
         self,
         *,
-        model_name: str = "TTS-model",
-        seed: int = 0,
         rate: float = 0.0,
         n_tokens: int | Callable[[str], int] = 100,
         tokens_per_event: int = 1,
-        host: str = "127.0.0.1",
         port: int = 0,
-        noise: bool | float = False,
-        split_tokens: bool | float = False,
-        error_style: str = "nested",
+        split_tokens: bool = False,
         max_model_len: int | None = None,
         api_key: str | None = None,
-        max_records: int = 100_000,
         token_ids: bool = True,
     ) -> None:
-        if error_style not in ("nested", "flat"):
-            raise ValueError("error_style must be 'nested' or 'flat'")
         if tokens_per_event < 1:
             raise ValueError("tokens_per_event must be >= 1")
-        self.model_name = model_name
-        self.seed = seed
+        self.host = "127.0.0.1"
+        self.port = port
         self.rate = rate  # tokens/s per stream; 0 = as fast as possible
         self.n_tokens = n_tokens  # speech tokens per response (int, or a function of the prompt)
         self.tokens_per_event = tokens_per_event
-        self.host = host
-        self.port = port
-        self.noise = noise  # True / probability per event of inserting non-speech text (+ a leading <|speech_start|>)
-        self.split_tokens = split_tokens  # True / probability per event of cutting its last token across two events
-        self.error_style = error_style
+        self.split_tokens = split_tokens  # True: half the events cut their last token across two events
         self.max_model_len = max_model_len  # None: no context-length check
         self.api_key = api_key  # when set, /v1/* need `Authorization: Bearer <key>` (401 {"error": "Unauthorized"})
-        self.healthy = True  # False: GET /health answers 503
         # True: like vLLM >= 0.11, `return_token_ids` adds each event's token ids, and `/tokenize` gives speech
         # tokens their real ids; False: an older backend (no token ids, crude `/tokenize` ids)
         self.token_ids = token_ids
+        self._defaults = {name: getattr(self, name) for name in _TUNABLE}
 
         self._cond = threading.Condition(threading.RLock())
-        self._records: deque[RequestRecord] = deque(maxlen=max_records)
-        self._rules: list[_Rule] = []
+        self._records: list[RequestRecord] = []
+        self._rule: _Rule | None = None
         self._active = 0
         self._max_active = 0
-        self.hits: Counter[str] = Counter()  # requests per path, all endpoints
 
         self._sock: socket.socket | None = None
         self._server: Any = None
@@ -496,31 +432,22 @@ class FakeVLLM:
     # --- failure modes -----------------------------------------------------------------------------------------
 
     def set_mode(self, mode: str | None, *, count: int | None = None, match: str | None = None, **params: Any) -> None:
-        """Replace all failure rules: `mode` applies to the next `count` completions requests (None = every one)
-        whose prompt contains `match` (None = any). `set_mode(None)` = behave normally. See MODES for params."""
+        """`mode` applies to the next `count` completions requests (None = every one) whose prompt contains
+        `match` (None = any). `set_mode(None)` = behave normally. See MODES for params."""
+        rule = None if mode is None else _Rule(mode, _resolve_params(mode, params), count, match)
         with self._cond:
-            self._rules.clear()
-            if mode is not None:
-                self.add_mode(mode, count=count, match=match, **params)
-
-    def add_mode(self, mode: str, *, count: int | None = None, match: str | None = None, **params: Any) -> None:
-        """Add a failure rule after the existing ones; the first rule that matches a request (and has count left)
-        is applied and consumed."""
-        resolved = _resolve_params(mode, params)
-        with self._cond:
-            self._rules.append(_Rule(mode, resolved, count, match))
+            self._rule = rule
 
     def _take_mode(self, prompt: str) -> tuple[str | None, dict[str, Any]]:
         with self._cond:
-            for rule in self._rules:
-                if rule.count is not None and rule.count <= 0:
-                    continue
-                if rule.match is not None and rule.match not in prompt:
-                    continue
-                if rule.count is not None:
-                    rule.count -= 1
-                return rule.mode, dict(rule.params)
-        return None, {}
+            rule = self._rule
+            if rule is None or (rule.count is not None and rule.count <= 0):
+                return None, {}
+            if rule.match is not None and rule.match not in prompt:
+                return None, {}
+            if rule.count is not None:
+                rule.count -= 1
+            return rule.mode, dict(rule.params)
 
     # --- observability -----------------------------------------------------------------------------------------
 
@@ -531,13 +458,8 @@ class FakeVLLM:
             return list(self._records)
 
     @property
-    def last_request(self) -> RequestRecord | None:
-        with self._cond:
-            return self._records[-1] if self._records else None
-
-    @property
     def active_streams(self) -> int:
-        """Completions requests (streaming or not) in flight now."""
+        """Completions requests in flight now."""
         return self._active
 
     @property
@@ -545,12 +467,20 @@ class FakeVLLM:
         return self._max_active
 
     def reset(self) -> None:
-        """Forget records, hit counts and max_concurrent (keeps the in-flight count) and clear the failure rules."""
+        """Forget records and max_concurrent (keeps the in-flight count) and clear the failure mode."""
         with self._cond:
             self._records.clear()
-            self._rules.clear()
-            self.hits.clear()
+            self._rule = None
             self._max_active = self._active
+
+    def restore(self, timeout: float = 5.0) -> None:
+        """Back to the state of a new server, for the next test: wait (up to `timeout`) until no request is in
+        flight, release held requests, put the constructor's values back and `reset()`."""
+        self.release()
+        self.wait_for(lambda: self._active == 0, timeout)
+        for name, value in self._defaults.items():
+            setattr(self, name, value)
+        self.reset()
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
         """Block until `predicate()` is true (re-checked whenever a request record changes). Returns its final
@@ -570,20 +500,14 @@ class FakeVLLM:
     def expected_tokens(
         self, prompt: str, *, max_tokens: int | None = None, request_seed: int | None = None
     ) -> list[int]:
-        """The speech tokens this server sends for `prompt` (with its seed and n_tokens)."""
+        """The speech tokens this server sends for `prompt` (with its n_tokens)."""
         return expected_tokens(
-            prompt, self._n_tokens_for(prompt), seed=self.seed, request_seed=request_seed, max_tokens=max_tokens
+            prompt, self._n_tokens_for(prompt), request_seed=request_seed, max_tokens=max_tokens
         )
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
-            return {
-                "requests": len(self._records),
-                "active_streams": self._active,
-                "max_concurrent": self._max_active,
-                "hits": dict(self.hits),
-                "records": [r.to_dict() for r in self._records],
-            }
+            return {"requests": len(self._records), "active_streams": self._active, "max_concurrent": self._max_active}
 
     def _notify(self) -> None:
         with self._cond:
@@ -600,18 +524,12 @@ class FakeVLLM:
             return
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        with self._cond:
-            self.hits[path] += 1
         routes: dict[str, tuple[str, Callable]] = {
             "/health": ("GET", self._health),
-            "/ping": ("GET", self._health),
-            "/version": ("GET", self._version),
             "/v1/models": ("GET", self._models),
             "/v1/completions": ("POST", self._completions),
             "/tokenize": ("POST", self._tokenize),
-            "/_fake/mode": ("POST", self._ctl_mode),
             "/_fake/stats": ("GET", self._ctl_stats),
-            "/_fake/reset": ("POST", self._ctl_reset),
         }
         if path not in routes:
             await _send_json(send, 404, {"detail": "Not Found"})
@@ -626,40 +544,18 @@ class FakeVLLM:
         await handler(scope, receive, send, headers)
 
     async def _health(self, scope, receive, send, headers) -> None:
-        if self.healthy:
-            await _send_bytes(send, 200, b"", b"application/json")
-        else:
-            await _send_json(send, 503, error_body("Engine is dead", "ServiceUnavailableError", 503, self.error_style))
-
-    async def _version(self, scope, receive, send, headers) -> None:
-        await _send_json(send, 200, {"version": "0.0.0-fake"})
+        await _send_bytes(send, 200, b"", b"application/json")
 
     async def _models(self, scope, receive, send, headers) -> None:
         created = int(time.time())
         card = {
-            "id": self.model_name,
+            "id": MODEL_NAME,
             "object": "model",
             "created": created,
             "owned_by": "vllm",
-            "root": self.model_name,
+            "root": MODEL_NAME,
             "parent": None,
             "max_model_len": self.max_model_len or 4096,
-            "permission": [
-                {
-                    "id": f"modelperm-{uuid.uuid4().hex}",
-                    "object": "model_permission",
-                    "created": created,
-                    "allow_create_engine": False,
-                    "allow_sampling": True,
-                    "allow_logprobs": True,
-                    "allow_search_indices": False,
-                    "allow_view": True,
-                    "allow_fine_tuning": False,
-                    "organization": "*",
-                    "group": None,
-                    "is_blocking": False,
-                }
-            ],
         }
         await _send_json(send, 200, {"object": "list", "data": [card]})
 
@@ -671,7 +567,7 @@ class FakeVLLM:
             if not isinstance(prompt, str):
                 raise TypeError("prompt must be a string")
         except (ValueError, TypeError, KeyError) as exc:
-            await _send_json(send, 400, error_body(f"invalid tokenize request: {exc}", style=self.error_style))
+            await _send_json(send, 400, error_body(f"invalid tokenize request: {exc}"))
             return
         n = count_prompt_tokens(prompt)
         max_len = self.max_model_len or 4096
@@ -682,21 +578,8 @@ class FakeVLLM:
                       for i, p in enumerate(pieces)] or tokens
         await _send_json(send, 200, {"count": n, "max_model_len": max_len, "tokens": tokens})
 
-    async def _ctl_mode(self, scope, receive, send, headers) -> None:
-        try:
-            body = json.loads(await _read_body(receive) or b"{}")
-            self.set_mode(body.get("mode"), count=body.get("count"), match=body.get("match"), **body.get("params", {}))
-        except (ValueError, TypeError, AttributeError) as exc:
-            await _send_json(send, 400, error_body(str(exc), style=self.error_style))
-            return
-        await _send_json(send, 200, {"ok": True})
-
     async def _ctl_stats(self, scope, receive, send, headers) -> None:
         await _send_json(send, 200, self.stats())
-
-    async def _ctl_reset(self, scope, receive, send, headers) -> None:
-        self.reset()
-        await _send_json(send, 200, {"ok": True})
 
     # --- /v1/completions ---------------------------------------------------------------------------------------
 
@@ -737,13 +620,11 @@ class FakeVLLM:
             if not producer.done():
                 rec.end = time.monotonic()
                 rec.cancelled = True
-                rec.error = rec.error or "client disconnected"
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await producer
                 return
             if producer.cancelled():  # stop() cancelled it
-                rec.error = rec.error or "server stopped"
                 raise _Abort("server stopped")
             producer.result()  # re-raises _Abort (early_close) and bugs
         finally:
@@ -754,42 +635,25 @@ class FakeVLLM:
 
     async def _respond(self, raw: bytes, rec: RequestRecord, send, headers) -> None:
         try:
-            ctx = self._prepare(raw, rec, headers)
+            ctx = self._prepare(raw, rec)
         except _BadRequest as exc:
-            rec.error = exc.message
-            rec.status = exc.status
-            rec.finished = True
             rec.end = time.monotonic()
-            await _send_json(send, exc.status, error_body(exc.message, exc.err_type, exc.status, self.error_style))
+            await _send_json(send, exc.status, error_body(exc.message, exc.err_type, exc.status))
             return
-        if not ctx.stream or ctx.mode == "http_error":
-            await self._wait_if_held()
         if ctx.mode == "http_error":
-            p = ctx.params
-            status = int(p["status"])
-            if p["message"]:
-                message = str(p["message"])
-            elif status == 400:  # a plausible context-length overflow
+            await self._wait_if_held()
+            status = int(ctx.params["status"])
+            if status == 400:  # a plausible context-length overflow
                 limit = self.max_model_len or 4096
                 message = _context_message(limit, ctx.prompt_tokens, max(ctx.max_tokens, limit + 1 - ctx.prompt_tokens))
             else:
                 message = f"Fake vLLM error (HTTP {status})"
-            if p["delay"]:
-                await asyncio.sleep(float(p["delay"]))
-            rec.error = f"http_error {status}"
-            rec.status = status
-            rec.finished = True
             rec.end = time.monotonic()
-            await _send_json(
-                send, status, error_body(message, p["type"] or _error_type(status), status, self.error_style)
-            )
+            await _send_json(send, status, error_body(message, _error_type(status), status))
             return
-        if ctx.stream:
-            await self._stream(ctx, send)
-        else:
-            await self._complete(ctx, send)
+        await self._stream(ctx, send)
 
-    def _prepare(self, raw: bytes, rec: RequestRecord, headers: dict[str, str]) -> _Ctx:
+    def _prepare(self, raw: bytes, rec: RequestRecord) -> _Ctx:
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -797,10 +661,9 @@ class FakeVLLM:
         if not isinstance(body, dict):
             raise _BadRequest("Request body must be a JSON object")
         rec.body = body
-        rec.stream = bool(body.get("stream", False))
 
         model = body.get("model")
-        if model is not None and model != self.model_name:
+        if model is not None and model != MODEL_NAME:
             raise _BadRequest(f"The model `{model}` does not exist.", 404, "NotFoundError")
         if "prompt" not in body or body["prompt"] in (None, "", []):
             raise _BadRequest("Either prompt or prompt_embeds must be provided and non-empty.")
@@ -809,6 +672,8 @@ class FakeVLLM:
             raise _BadRequest("fake vLLM supports a single string prompt only")
         if body.get("n", 1) != 1:
             raise _BadRequest("fake vLLM supports n=1 only")
+        if body.get("stream") is not True:
+            raise _BadRequest("fake vLLM streams only (the service always streams)")
         prompt_tokens = count_prompt_tokens(prompt)
 
         max_tokens = body.get("max_tokens")
@@ -831,52 +696,32 @@ class FakeVLLM:
         if not isinstance(stream_options, dict):
             raise _BadRequest("stream_options must be an object")
 
-        # Per-request overrides by header, then the failure rules.
-        try:
-            n_tokens = int(headers["x-fake-n-tokens"]) if "x-fake-n-tokens" in headers else self._n_tokens_for(prompt)
-            rate = float(headers.get("x-fake-rate", self.rate))
-            if "x-fake-mode" in headers:
-                mode: str | None = headers["x-fake-mode"].strip() or None
-                params = json.loads(headers.get("x-fake-params") or "{}")
-                params = _resolve_params(mode, params) if mode and mode != "none" else {}
-                mode = None if mode == "none" else mode
-            else:
-                mode, params = self._take_mode(prompt)
-        except (ValueError, TypeError) as exc:
-            raise _BadRequest(f"bad x-fake-* header: {exc}") from None
-        rec.mode, rec.mode_params = mode, params
-
-        tokens = expected_tokens(prompt, n_tokens, seed=self.seed, request_seed=request_seed, max_tokens=max_tokens)
+        n_tokens = self._n_tokens_for(prompt)
+        mode, params = self._take_mode(prompt)
+        tokens = expected_tokens(prompt, n_tokens, request_seed=request_seed, max_tokens=max_tokens)
         finish_reason = "stop" if max_tokens > n_tokens else "length"
-        eos_text = EOS_TEXT if body.get("include_stop_str_in_output") else ""
-        events = self._plan_events(prompt, request_seed, tokens, finish_reason, eos_text)
         return _Ctx(
             rec=rec,
             cmpl_id=rec.id,
             created=int(time.time()),
-            model=self.model_name,
+            model=MODEL_NAME,
             prompt=prompt,
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
-            stream=rec.stream,
             include_usage=bool(stream_options.get("include_usage")),
-            continuous_usage=bool(stream_options.get("continuous_usage_stats")),
-            rate=max(0.0, rate),
+            rate=max(0.0, self.rate),
             mode=mode,
             params=params,
-            events=events,
+            events=self._plan_events(prompt, request_seed, tokens, finish_reason),
             return_token_ids=bool(body.get("return_token_ids")) and self.token_ids,
             completion_tokens=len(tokens) + (1 if finish_reason == "stop" else 0),
-            finish_reason=finish_reason,
         )
 
-    def _plan_events(
-        self, prompt: str, request_seed: int | None, tokens: list[int], finish_reason: str, eos_text: str
-    ) -> list[_Event]:
+    def _plan_events(self, prompt: str, request_seed: int | None, tokens: list[int], finish_reason: str) -> list[_Event]:
         # One generation step per token (the EOS token included); `tokens_per_event` steps per event.
         steps: list[tuple[str, int, int]] = [(f"<|s_{t}|>", 1, SPEECH_TOKEN_ID_BASE + t) for t in tokens]
         if finish_reason == "stop":
-            steps.append((eos_text, 0, EOS_TOKEN_ID))
+            steps.append(("", 0, EOS_TOKEN_ID))  # like vLLM, the stop string is not in the text
         per = self.tokens_per_event
         events: list[_Event] = []
         for i in range(0, len(steps), per):
@@ -887,49 +732,28 @@ class FakeVLLM:
             )
         if events:
             events[-1].finish_reason = finish_reason
-
-        noise = _prob(self.noise, 0.2)
-        if noise > 0:
-            rng = _rng(self.seed, prompt, request_seed, "noise")
-            noisy: list[_Event] = [_Event("<|speech_start|>", 0, 0)]
-            for ev in events:
-                if rng.random() < noise:
-                    piece = rng.choice(NOISE_PIECES)
-                    if rng.random() < 0.5:
-                        noisy.append(_Event(piece, 0, ev.step))  # its own event, sent with the next one
-                    else:
-                        ev.text = piece + ev.text  # glued in front of the event's tokens
-                noisy.append(ev)
-            events = noisy
-
-        split = _prob(self.split_tokens, 0.5)
-        if split > 0:
-            rng = _rng(self.seed, prompt, request_seed, "split")
+        if self.split_tokens:  # half the events hand the tail of their last token to the next event
+            rng = _rng(prompt, request_seed, "split")
             for ev, nxt in zip(events, events[1:], strict=False):
                 m = re.search(r"<\|s_\d+\|>$", ev.text)
-                if m and rng.random() < split:
+                if m and rng.random() < 0.5:
                     cut = m.start() + rng.randrange(1, len(m.group()))
                     ev.text, nxt.text = ev.text[:cut], ev.text[cut:] + nxt.text
         return events
 
-    def _chunk(
-        self, ctx: _Ctx, text: str, finish_reason: str | None, completion_tokens: int, ids: list[int] | None = None
-    ) -> dict:
-        usage = None
-        if ctx.include_usage and ctx.continuous_usage:
-            usage = _usage(ctx.prompt_tokens, completion_tokens)
+    def _chunk(self, ctx: _Ctx, text: str, finish_reason: str | None, ids: list[int]) -> dict:
         choice: dict[str, Any] = {
             "index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason, "stop_reason": None
         }
         if ctx.return_token_ids:
-            choice["token_ids"] = list(ids or [])
+            choice["token_ids"] = list(ids)
         return {
             "id": ctx.cmpl_id,
             "object": "text_completion",
             "created": ctx.created,
             "model": ctx.model,
             "choices": [choice],
-            "usage": usage,
+            "usage": None,
         }
 
     async def _stream(self, ctx: _Ctx, send: Callable) -> None:
@@ -940,10 +764,6 @@ class FakeVLLM:
         async def body(data: bytes, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": more})
 
-        if mode == "stall" and p["before_headers"]:
-            rec.error = "stall"
-            await _sleep_or_forever(p["duration"])
-        rec.status = 200
         await send(
             {
                 "type": "http.response.start",
@@ -955,41 +775,26 @@ class FakeVLLM:
         if mode == "slow_first":
             await asyncio.sleep(float(p["delay"]))
         t0 = loop.time()
-        point_mode = mode in ("garbage", "stall", "early_close", "error_event") and not (
-            mode == "stall" and p["before_headers"]
-        )
-        triggered = not point_mode
+        triggered = mode not in ("garbage", "stall", "early_close", "error_event")
         sent_tokens = 0
         events: list[_Event | None] = [*ctx.events, None]  # None: the end ([DONE])
         for ev in events:
             # A failure fires once `after` speech tokens are out, or before [DONE] if there are fewer.
             if not triggered and (sent_tokens >= int(p["after"]) or ev is None):
                 triggered = True
-                rec.error = mode
                 if mode == "stall":
-                    t_stall = loop.time()
                     self._notify()
-                    await _sleep_or_forever(p["duration"])
-                    t0 += loop.time() - t_stall
+                    await asyncio.Event().wait()  # until cancelled (client disconnect or server stop)
                 elif mode == "garbage":
-                    for _ in range(int(p["lines"])):
-                        rec.events_sent += 1
-                        await body(f"data: {p['text']}\n\n".encode())
+                    await body(f"data: {GARBAGE}\n\n".encode())
                 elif mode == "early_close":
                     self._notify()
-                    if p["abrupt"]:
-                        raise _Abort("early_close")
-                    await body(b"", more=False)
-                    return
+                    raise _Abort("early_close")
                 elif mode == "error_event":
-                    status = int(p["status"])
-                    err = error_body(str(p["message"]), str(p["type"]), status, self.error_style)
-                    rec.events_sent += 1
-                    rec.done_sent = bool(p["done"])
-                    rec.finished = True
+                    err = error_body(ENGINE_ERROR_MESSAGE, "BadRequestError", 400)
                     rec.end = time.monotonic()
                     self._notify()
-                    await body(_sse(err) + (DONE_EVENT if p["done"] else b""), more=False)
+                    await body(_sse(err) + DONE_EVENT, more=False)
                     return
             if ev is None:
                 break
@@ -999,14 +804,9 @@ class FakeVLLM:
                 t0 += loop.time() - t_hold
             delay = t0 + ev.step / ctx.rate - loop.time() if ctx.rate > 0 else 0.0
             await asyncio.sleep(max(0.0, delay))  # sleep(0) still yields between events
-            chunk = self._chunk(ctx, ev.text, ev.finish_reason, sent_tokens + ev.tokens, ev.ids)
+            chunk = self._chunk(ctx, ev.text, ev.finish_reason, ev.ids)
             sent_tokens += ev.tokens
             rec.tokens_sent = sent_tokens
-            rec.events_sent += 1
-            if ev.tokens and rec.first_token_at is None:
-                rec.first_token_at = time.monotonic()
-            if ev.finish_reason:
-                rec.finish_reason = ev.finish_reason
             self._notify()
             await body(_sse(chunk))
         tail = b""
@@ -1020,68 +820,9 @@ class FakeVLLM:
                 "usage": _usage(ctx.prompt_tokens, ctx.completion_tokens),
             }
             tail = _sse(final)
-            rec.events_sent += 1
-        rec.done_sent = True
-        rec.finished = True
         rec.end = time.monotonic()
         self._notify()
         await body(tail + DONE_EVENT, more=False)
-
-    async def _complete(self, ctx: _Ctx, send: Callable) -> None:
-        rec, mode, p = ctx.rec, ctx.mode, ctx.params
-        if mode:
-            rec.error = mode
-        if mode == "slow_first":
-            await asyncio.sleep(float(p["delay"]))
-        if mode == "stall":
-            await _sleep_or_forever(p["duration"])
-        if ctx.rate > 0 and ctx.events:
-            await asyncio.sleep(ctx.events[-1].step / ctx.rate)
-        text = "".join(ev.text for ev in ctx.events)
-        response = {
-            "id": ctx.cmpl_id,
-            "object": "text_completion",
-            "created": ctx.created,
-            "model": ctx.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": text,
-                    "logprobs": None,
-                    "finish_reason": ctx.finish_reason,
-                    "stop_reason": None,
-                    "prompt_logprobs": None,
-                }
-            ],
-            "usage": _usage(ctx.prompt_tokens, ctx.completion_tokens),
-        }
-        data = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode()
-        if mode == "garbage":
-            data = str(p["text"]).encode()
-        elif mode == "error_event":
-            status = int(p["status"])
-            rec.status = status
-            rec.finished = True
-            rec.end = time.monotonic()
-            await _send_json(send, status, error_body(str(p["message"]), str(p["type"]), status, self.error_style))
-            return
-        elif mode == "early_close":
-            rec.status = 200
-            if not p["abrupt"]:  # a clean but empty 200
-                await _send_bytes(send, 200, b"", b"application/json")
-                return
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True})
-            raise _Abort("early_close")
-        rec.status = 200
-        rec.tokens_sent = sum(ev.tokens for ev in ctx.events)
-        rec.first_token_at = time.monotonic()
-        rec.finish_reason = ctx.finish_reason
-        rec.finished = True
-        rec.end = time.monotonic()
-        self._notify()
-        await _send_bytes(send, 200, data, b"application/json")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1099,13 +840,6 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
 
 def _sse(obj: dict) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
-
-
-async def _sleep_or_forever(duration: float | None) -> None:
-    if duration is None:
-        await asyncio.Event().wait()  # until cancelled (client disconnect or server stop)
-    else:
-        await asyncio.sleep(float(duration))
 
 
 async def _read_body(receive: Callable) -> bytes | None:
@@ -1134,41 +868,21 @@ async def _send_json(send: Callable, status: int, obj: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_vllm", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = argparse.ArgumentParser(prog="python -m tools.fake_vllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=9093)
-    parser.add_argument("--model-name", default="TTS-model")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=0.0, help="tokens/s per stream (0 = as fast as possible)")
     parser.add_argument("--n-tokens", type=int, default=100, help="speech tokens per response")
     parser.add_argument("--tokens-per-event", type=int, default=1)
     parser.add_argument("--no-token-ids", action="store_true", help="act as a backend without return_token_ids")
-    parser.add_argument("--noise", type=float, default=0.0, help="probability of non-speech text per event")
-    parser.add_argument("--split", type=float, default=0.0, help="probability of splitting a token across events")
-    parser.add_argument("--error-style", choices=["nested", "flat"], default="nested")
-    parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--mode", choices=sorted(MODES), default=None, help="failure mode for every request")
-    parser.add_argument("--mode-params", default="{}", help="JSON parameters of --mode, e.g. '{\"after\": 10}'")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     fake = FakeVLLM(
-        model_name=args.model_name,
-        seed=args.seed,
+        port=args.port,
         rate=args.rate,
         n_tokens=args.n_tokens,
         tokens_per_event=args.tokens_per_event,
-        host=args.host,
-        port=args.port,
-        noise=args.noise,
-        split_tokens=args.split,
-        error_style=args.error_style,
-        max_model_len=args.max_model_len,
-        api_key=args.api_key,
         token_ids=not args.no_token_ids,
     )
-    if args.mode:
-        fake.set_mode(args.mode, **json.loads(args.mode_params))
     fake.serve_forever(log_level=args.log_level)
 
 

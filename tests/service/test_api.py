@@ -18,8 +18,8 @@ from app.audio.stitch import apply_fade_in
 from app.main import Components
 from app.prompts import speech_prompt
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello! How can I help you? can I get your passport number sir."
 
@@ -373,7 +373,7 @@ def test_prompt_that_cannot_fit_the_context_is_a_400(app_url: str, fake: FakeVLL
 
 
 def test_max_tokens_is_capped_to_fit_the_context(app_url: str, fake: FakeVLLM) -> None:
-    from tests.fake_vllm import count_prompt_tokens
+    from tools.fake_vllm import count_prompt_tokens
 
     fake.max_model_len = 400
     resp = post_vc(app_url, wav_bytes(3.0), max_tokens="3072")

@@ -15,8 +15,8 @@ from pathlib import Path
 from app.main import Components
 from app.prompts import END_OF_TURN
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 MAX_EXAMPLES = 50  # per operation and phase; with the seed, CI sends the same requests every run
 SEED = 13
@@ -40,7 +40,7 @@ def run_schemathesis(url: str, workdir: Path) -> subprocess.CompletedProcess[str
         "--output-truncate", "true",
     ]  # fmt: skip
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.unit.schemathesis_hooks", "NO_COLOR": "1"}
+    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks", "NO_COLOR": "1"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -17,8 +17,8 @@ from app.audio.stitch import apply_fade_in
 from app.main import Components
 from app.prompts import context_prompt, speech_prompt, speech_tokens_text
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 SENTENCES = ["Hello there, how are you today?", "I am calling about your order.", "It ships tomorrow morning."]
 

@@ -1,3 +1,5 @@
+"""Fixtures for every suite: a fake vLLM, settings against it, and the service on a real port."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -6,8 +8,8 @@ import pytest
 
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 
 @pytest.fixture
@@ -16,19 +18,20 @@ def fake() -> Iterator[FakeVLLM]:
         yield server
 
 
+# The tests' settings: short timeouts and windows, so streams are many chunks of a few tokens.
+SETTINGS: dict = {
+    "backend_read_timeout": 3.0,
+    "default_playback_speed": 0.5,
+    "default_playback_overlap_speed": 0.1,
+    "first_chunk_seconds": 0.2,
+    "decode_left_context_seconds": 0.2,
+}
+
+
 @pytest.fixture
 def settings_for(fake: FakeVLLM) -> Callable[..., Settings]:
     def build(**overrides: object) -> Settings:
-        values: dict = {
-            "tts_api": fake.url,
-            "backend_read_timeout": 3.0,
-            "default_playback_speed": 0.5,
-            "default_playback_overlap_speed": 0.1,
-            "first_chunk_seconds": 0.2,
-            "decode_left_context_seconds": 0.2,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return Settings(_env_file=None, **({"tts_api": fake.url} | SETTINGS | overrides))
 
     return build
 

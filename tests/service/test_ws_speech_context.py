@@ -10,8 +10,8 @@ import httpx
 from app.main import Components
 from app.prompts import context_prompt, speech_prompt
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 
 def say(url: str, text: str, **fields: object) -> httpx.Response:

@@ -14,8 +14,8 @@ import soundfile as sf
 from app.main import Components
 from app.settings import Settings
 from app.text.normalizer import Normalizer
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, serve
 
 MIXED = "Harga RM5.50 pada 12/03/2024 pukul 3pm, berat 2.5kg."
 
@@ -25,10 +25,15 @@ def normalizer() -> Normalizer:
     return Normalizer()  # malaya and the language model load once for the module (seconds)
 
 
-@pytest.fixture
-def url(settings_for: Callable[..., Settings], normalizer: Normalizer) -> Iterator[str]:
-    with serve(settings_for(api_key="sk-test"), Components(codec=LocalCodec(), normalizer=normalizer)) as u:
+@pytest.fixture(scope="module")
+def shared_url(module_settings_for: Callable[..., Settings], normalizer: Normalizer) -> Iterator[str]:
+    with serve(module_settings_for(api_key="sk-test"), Components(codec=LocalCodec(), normalizer=normalizer)) as u:
         yield u
+
+
+@pytest.fixture
+def url(shared_url: str, fake: FakeVLLM) -> str:
+    return shared_url
 
 
 @pytest.fixture

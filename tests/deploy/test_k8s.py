@@ -24,8 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.dev.vllm_server import default_venv
 from app.settings import Settings, load_settings
+from tools.vllm_server import default_venv
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

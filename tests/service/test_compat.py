@@ -10,8 +10,8 @@ import pytest
 from app.main import Components
 from app.prompts import speech_prompt
 from app.settings import DEFAULT_VOICE_ALIASES, Settings, SettingsError, load_settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import LocalCodec, PassthroughNormalizer, serve
+from tools.fake_vllm import FakeVLLM
+from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 TEXT = "Selamat pagi, the meeting is at three."
 ORIGIN = "http://playground.example"

@@ -1,11 +1,12 @@
-"""Shared test helpers: stand-in codec and normalizer, and a real uvicorn server for the app in a thread."""
+"""Test harness: stand-in codec and normalizer, the app on a real loopback port in a thread, and waits on conditions."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -108,3 +109,21 @@ def serve_app(settings: Settings, components: Components | None = None) -> Itera
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Poll `predicate` until it is true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.005)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
+    """`wait_until` for a coroutine: polls without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.005)

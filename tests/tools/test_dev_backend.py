@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from app.dev.vllm_server import vllm_command
+from tools.vllm_server import vllm_command
 
 
 def test_model_path_is_absolute(monkeypatch, tmp_path: Path) -> None:

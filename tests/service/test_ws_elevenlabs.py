@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from app.prompts import speech_prompt
-from tests.fake_vllm import FakeVLLM
+from tools.fake_vllm import FakeVLLM
 
 QUERY = "model_id=eleven_turbo_v2_5&output_format=pcm_24000&sync_alignment=true&inactivity_timeout=60"
 

