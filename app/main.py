@@ -1,15 +1,11 @@
-"""`create_app()` and its lifespan, which owns all heavy start-up and shutdown; `run()` is `tts-api`."""
+"""`create_app()` and its lifespan, which owns all heavy start-up and shutdown (the `tts-api` command is app/cli.py)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
-import shutil
 import signal
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -24,9 +20,9 @@ from app.api.errors import install_error_handlers
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
-from app.observability.logs import configure_logging
 from app.observability.metrics import ServiceMetrics
-from app.settings import Settings, SettingsError, load_settings
+from app.observability.sentry import init_sentry
+from app.settings import GenerationSettings, Settings, load_settings
 
 logger = logging.getLogger("app")
 
@@ -52,7 +48,7 @@ class Components:
     normalizer: Any = None  # app.text.normalizer.Normalizer or a stand-in with normalize()
 
 
-def _load_normalizer(settings: Settings) -> Any:
+def _load_normalizer(settings: GenerationSettings) -> Any:
     if settings.text_normalizer == "none":
         from app.text.plain import PlainNormalizer
 
@@ -64,84 +60,40 @@ def _load_normalizer(settings: Settings) -> Any:
     return normalizer
 
 
-def _init_sentry(settings: Settings) -> None:
-    if not settings.sentry_dsn.strip():
-        return
-    import sentry_sdk
-
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn.strip(),
-        send_default_pii=settings.sentry_send_default_pii,
-        traces_sample_rate=settings.sentry_traces_sample_rate,
-        release=f"streamable-tts-api@{__version__}",
-    )
-    logger.info("Sentry initialised (send_default_pii=%s)", settings.sentry_send_default_pii)
-
-
-async def _start_engine(app: FastAPI) -> Any:
-    """Connect to the codec engine, starting it first where this process owns it. Returns its client.
-
-    - `Components.codec` given (tests, benchmarks): the engine serves that object on a thread of this process.
-    - `ENGINE_ENDPOINT` set (a front-end of `tts-api` with `API_WORKERS` > 1): the parent runs the engine.
-    - otherwise: this process spawns and supervises the engine process.
-    Every front-end talks to the engine through the same ZMQ client either way.
-    """
-    from app.engine.client import EngineClient
-    from app.engine.process import EngineProcess, new_endpoint
-
-    settings: Settings = app.state.settings
-    parts: Components = app.state.components
-    if parts.codec is not None:
-        from app.engine.core import EngineCore
-
-        core = EngineCore.from_settings(parts.codec, new_endpoint(), settings)
-        core.start_thread()
-        app.state.engine_host = core
-        endpoint = core.endpoint
-    elif settings.engine_endpoint:
-        endpoint = settings.engine_endpoint
-    else:
-        logger.info("starting the codec engine process (%s)", settings.codec_model)
-        proc = EngineProcess(
-            settings, on_fatal=lambda: _request_shutdown(app), max_restarts=settings.engine_max_restarts
-        )
-        app.state.engine_host = proc
-        await asyncio.to_thread(proc.start)
-        endpoint = proc.endpoint
-    client = EngineClient(endpoint, job_timeout=settings.codec_job_timeout_seconds)
-    await client.start(timeout=settings.engine_start_timeout)
-    return client
-
-
 async def start_service(app: FastAPI) -> None:
     """Start (or reach) the codec engine, load the normalizer, open the backend client; publish the service."""
     from app.audio.resample import resample_to_16k
     from app.backend.vllm import VLLMClient
+    from app.engine.launch import start_engine
     from app.service.speech import SpeechService
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components
-    logger.info("loading the text normalizer and the codec engine (%s)", settings.codec_model)
+    logger.info("loading the text normalizer and the codec engine (%s)", settings.engine.codec_model)
     engine, normalizer = await asyncio.gather(
-        _start_engine(app),
-        asyncio.to_thread(_load_normalizer, settings) if parts.normalizer is None else _ready(parts.normalizer),
+        start_engine(
+            settings.engine,
+            codec=parts.codec,
+            log_level=settings.observability.log_level,
+            on_fatal=lambda: _request_shutdown(app),
+        ),
+        asyncio.to_thread(_load_normalizer, settings.generation) if parts.normalizer is None else _ready(parts.normalizer),
     )
-    backend = VLLMClient(
-        settings.tts_api,
-        settings.model_name,
-        api_key=settings.tts_api_key,
-        connect_timeout=settings.backend_connect_timeout,
-        read_timeout=settings.backend_read_timeout,
-        stall_timeout=settings.backend_stall_timeout,
-        max_connections=settings.backend_max_connections,
-    )
+    app.state.engine_host = engine.host
+    backend = VLLMClient.from_settings(settings.backend)
     await backend.start()
-    app.state.service = SpeechService(
-        settings, backend, engine, normalizer, resample_to_16k, has_encoder=engine.has_encoder, metrics=app.state.metrics
+    app.state.service = SpeechService.from_settings(
+        settings,
+        backend,
+        engine.client,
+        normalizer,
+        resample_to_16k,
+        has_encoder=engine.client.has_encoder,
+        metrics=app.state.metrics,
     )
     if not await backend.ready():
-        logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.tts_api)
-    logger.info("service ready on model %s via %s", settings.model_name, settings.tts_api)
+        logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
+    logger.info("service ready on model %s via %s", settings.backend.model_name, settings.backend.url)
 
 
 async def stop_service(app: FastAPI) -> None:
@@ -175,7 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     listening socket, so a worker that accepted connections while still loading would answer 503 to requests
     that a ready sibling could serve (the engine, the slow part, is already up in the parent by then).
     """
-    _init_sentry(app.state.settings)
+    init_sentry(app.state.settings.observability)
     if getattr(app.state, "load_before_serving", False):
         try:
             await start_service(app)
@@ -231,12 +183,12 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.engine_host = None
     app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
-    if settings.cors_origins:
+    if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=list(settings.security.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],  # OpenAI SDKs send their own x-stainless-* headers
             expose_headers=EXPOSED_HEADERS,
@@ -244,98 +196,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
         )
     app.include_router(public)
     app.include_router(v1)
-    app.include_router(docs_router(require_api_key_if("api_key_protects_docs")))
+    app.include_router(docs_router(require_api_key_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets check API_KEY themselves (header or first message)
     app.include_router(elevenlabs.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app
-
-
-def run(argv: list[str] | None = None) -> None:
-    """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091)."""
-    parser = argparse.ArgumentParser(prog="tts-api", description=__doc__)
-    parser.add_argument("--host", help="overrides HOST")
-    parser.add_argument("--port", type=int, help="overrides PORT")
-    parser.add_argument("--env-file", default=".env", help="settings file (default .env)")
-    args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"_env_file": args.env_file}
-    if args.host:
-        overrides["host"] = args.host
-    if args.port:
-        overrides["port"] = args.port
-    try:
-        settings = load_settings(**overrides)
-    except SettingsError as exc:
-        print(f"tts-api: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    configure_logging(settings.log_level)
-    import uvicorn
-
-    server_options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
-        "loop": "uvloop",  # libuv event loop
-        "http": "httptools",  # llhttp (C) request parsing
-    }
-    if settings.api_workers > 1:
-        _run_workers(settings, server_options)
-        return
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, **server_options))
-    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
-    server.run()
-    if app.state.startup_error is not None:
-        raise SystemExit(1)
-
-
-_WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings, as JSON, for its front-end workers
-
-
-def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
-    """`API_WORKERS` > 1: this process runs the codec engine; uvicorn runs the front-ends on one shared socket."""
-    import uvicorn
-
-    from app.engine.process import EngineProcess, EngineStartError
-
-    fatal = False
-
-    def give_up() -> None:
-        nonlocal fatal
-        fatal = True
-        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops the workers gracefully
-
-    engine = EngineProcess(settings, on_fatal=give_up, max_restarts=settings.engine_max_restarts)
-    try:
-        engine.start()
-    except EngineStartError as exc:
-        logger.error("start-up failed: %s", exc)
-        raise SystemExit(1) from None
-    os.environ[_WORKER_SETTINGS] = settings.model_copy(update={"engine_endpoint": engine.endpoint}).model_dump_json()
-    own_metrics_dir = None
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' /metrics add up all workers through it
-        own_metrics_dir = tempfile.mkdtemp(prefix="tts-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
-    logger.info("starting %d API workers on %s:%d", settings.api_workers, settings.host, settings.port)
-    try:
-        uvicorn.run("app.main:create_worker_app", factory=True, workers=settings.api_workers, **server_options)
-    finally:
-        engine.stop()
-        if own_metrics_dir is not None:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
-    if fatal:
-        raise SystemExit(1)
-
-
-def create_worker_app() -> FastAPI:
-    """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
-    settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
-    configure_logging(settings.log_level)
-    app = create_app(settings)
-    app.state.load_before_serving = True
-    return app
-
-
-if __name__ == "__main__":
-    run()

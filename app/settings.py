@@ -260,15 +260,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"VOICE_ALIASES: {alias}={voice} names a voice not in SPEAKERS {self.speakers}")
         return self
 
-    def resolve_voice(self, name: str) -> str | None:
-        """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
-        return self.generation.resolve_voice(name)
-
-    @property
-    def cuda_graph_buckets_tokens(self) -> list[int]:
-        """`CUDA_GRAPH_BATCH` in tokens (seconds x 50), ascending."""
-        return list(self.engine.cuda_graph_buckets)
-
     @classmethod
     def env_names(cls) -> dict[str, str]:
         """Every environment variable read (upper case, old names included) -> its field."""

@@ -44,6 +44,7 @@ SITE_DIR = REPO / ".gpu_site"  # where the wheels are unpacked on the GPU machin
 WHEEL_LIMIT_BYTES = 64 * 2**20
 GPU_BOX = ("torch", "numpy", "httpx", "prometheus-client", "pytest")  # what the GPU machine already has
 SERVICE_MODULES = (  # what the service part imports (the service process, the fake vLLM, the benchmark)
+    "app.cli",
     "app.main",
     "app.api.routes",
     "app.service.speech",

@@ -131,7 +131,8 @@ def start_stack(
         "TTS_API": f"http://127.0.0.1:{fake_port}", "PORT": str(api_port), "HOST": "127.0.0.1",
         "API_WORKERS": str(workers), "CODEC_MODEL": str(codec_dir), "PYTHONPATH": str(repo),
     } | (extra_env or {})
-    api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=repo, env=env)
+    cli = "app.cli" if (Path(repo) / "app" / "cli.py").exists() else "app.main"  # --compare-ref: an older layout
+    api = subprocess.Popen([sys.executable, "-m", cli, "--env-file", "/dev/null"], cwd=repo, env=env)
     url = f"http://127.0.0.1:{api_port}"
     try:
         wait_http(f"http://127.0.0.1:{fake_port}/health", 30, fake)

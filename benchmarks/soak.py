@@ -158,7 +158,7 @@ def main() -> None:
         "HOST": "127.0.0.1",
         "PORT": str(api_port),
     }
-    api = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=REPO, env=env)
+    api = subprocess.Popen([sys.executable, "-m", "app.cli", "--env-file", "/dev/null"], cwd=REPO, env=env)
     try:
         wait_http(f"http://127.0.0.1:{fake_port}/health", 30, fake)
         url = f"http://127.0.0.1:{api_port}"

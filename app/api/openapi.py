@@ -151,14 +151,14 @@ def _drop_422(doc: dict[str, Any]) -> None:
 
 def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
-    voices = [*settings.speakers, ""]  # empty: the default speaker
+    voices = [*settings.generation.speakers, ""]  # empty: the default speaker
     if "SpeechRequest" in schemas:
         voice = schemas["SpeechRequest"]["properties"]["voice"]
         for option in voice.get("anyOf", []):
             if option.get("type") == "string":
                 option["enum"] = voices
         voice["description"] = (
-            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.default_speaker}"
+            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.generation.default_speaker}"
         )
     if "VoiceRef" in schemas:
         schemas["VoiceRef"]["properties"]["id"]["enum"] = voices
@@ -170,8 +170,8 @@ def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
         if "$ref" in schema:
             schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
         for field in fields:
-            schema["properties"][field]["maxLength"] = settings.max_input_chars
-    if settings.api_key:
+            schema["properties"][field]["maxLength"] = settings.limits.max_input_chars
+    if settings.security.api_key:
         _require_bearer(doc, settings)
 
 
@@ -182,7 +182,7 @@ def _require_bearer(doc: dict[str, Any], settings: Settings) -> None:
         "scheme": "bearer",
         "description": "`Authorization: Bearer <API_KEY>`",
     }
-    protected = ["/v1/", "/metrics"] if settings.api_key_protects_metrics else ["/v1/"]
+    protected = ["/v1/", "/metrics"] if settings.security.metrics_need_key else ["/v1/"]
     unauthorized = error_responses(401)[401]
     for path, methods in doc.get("paths", {}).items():
         if not path.startswith(tuple(protected)):

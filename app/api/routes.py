@@ -37,15 +37,15 @@ def get_service(request: Request) -> SpeechService:
 
 async def require_api_key(request: Request) -> None:
     """When `API_KEY` is set, `/v1/*` needs `Authorization: Bearer <key>`."""
-    if not key_ok(request.app.state.settings.api_key, bearer(request.headers.get("authorization"))):
+    if not key_ok(request.app.state.settings.security.api_key, bearer(request.headers.get("authorization"))):
         raise AuthenticationError("missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
 def require_api_key_if(setting: str) -> Callable[[Request], Awaitable[None]]:
-    """`require_api_key`, when the boolean setting `setting` (e.g. `api_key_protects_metrics`) is true."""
+    """`require_api_key`, when the boolean setting `setting` (e.g. `metrics_need_key`) is true."""
 
     async def check(request: Request) -> None:
-        if getattr(request.app.state.settings, setting):
+        if getattr(request.app.state.settings.security, setting):
             await require_api_key(request)
 
     return check
@@ -93,7 +93,7 @@ async def ready(request: Request) -> JSONResponse:
 @public.get(
     "/metrics",
     response_class=PlainTextResponse,
-    dependencies=[Depends(require_api_key_if("api_key_protects_metrics"))],
+    dependencies=[Depends(require_api_key_if("metrics_need_key"))],
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
@@ -111,27 +111,27 @@ async def metrics(request: Request) -> Response:
 @v1.get("/audio/speaker")
 async def speakers(request: Request) -> list[str]:
     """The spec's speaker list."""
-    return list(request.app.state.settings.speakers)
+    return list(request.app.state.settings.generation.speakers)
 
 
 @v1.get("/audio/voices")
 async def voices(request: Request) -> dict:
     """Voice discovery for OpenAI-style clients (Open WebUI); aliases (OpenAI's names) say which voice they are."""
-    settings = request.app.state.settings
-    voices = [{"id": s, "name": s} for s in settings.speakers]
-    voices += [{"id": a, "name": a, "alias_of": v} for a, v in settings.voice_aliases.items()]
+    generation = request.app.state.settings.generation
+    voices = [{"id": s, "name": s} for s in generation.speakers]
+    voices += [{"id": a, "name": a, "alias_of": v} for a, v in generation.voice_aliases.items()]
     return {"voices": voices}
 
 
 @v1.get("/models")
 async def models(request: Request) -> dict:
-    name = request.app.state.settings.model_name
+    name = request.app.state.settings.backend.model_name
     return {"object": "list", "data": [{"id": name, "object": "model", "created": _STARTED, "owned_by": "tts"}]}
 
 
 @v1.get("/audio/models")
 async def audio_models(request: Request) -> dict:
-    return {"models": [{"id": request.app.state.settings.model_name}]}
+    return {"models": [{"id": request.app.state.settings.backend.model_name}]}
 
 
 @v1.post("/audio/speech", response_class=Response, responses=AUDIO_RESPONSES)
@@ -147,7 +147,7 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
 
     async def prepare() -> SynthesisJob:
         with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
-            form = await read_limited_form(request, service.settings.max_reference_bytes)
+            form = await read_limited_form(request, service.limits.max_reference_bytes)
             try:
                 upload = form.get("reference_audio")
                 if not isinstance(upload, UploadFile):

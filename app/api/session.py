@@ -75,7 +75,7 @@ async def handshake(ws: WebSocket, invalid_key: str, *key_headers: str) -> tuple
     """The checks before a socket is accepted: a key in the headers must be right, the service must be up.
     Returns the service and whether the headers already authorized the client; None when refused (answered)."""
     given = header_key(ws.headers, *key_headers)
-    expected = ws.app.state.settings.api_key
+    expected = ws.app.state.settings.security.api_key
     if given is not None and not key_ok(expected, given):
         await deny(ws, AuthenticationError(invalid_key))
         return None
@@ -161,7 +161,7 @@ class Session:
         self.service = service
         self.protocol = protocol
         self.authorized = authorized
-        self.sender = Sender(ws, service.settings.stream_send_timeout)
+        self.sender = Sender(ws, service.streaming.send_timeout)
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
         self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
@@ -245,7 +245,7 @@ class Session:
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, Auth):
-            if not self.authorized and not key_ok(self.service.settings.api_key, command.key):
+            if not self.authorized and not key_ok(self.ws.app.state.settings.security.api_key, command.key):
                 raise SessionEnd(AuthenticationError(self.protocol.missing_key))
             self.authorized = True
             return

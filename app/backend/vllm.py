@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 import httpx
@@ -35,6 +36,9 @@ from app.errors import (
     TTSError,
 )
 from app.prompts import N_SPEECH_TOKENS, speech_tokens_text
+
+if TYPE_CHECKING:
+    from app.settings import BackendSettings
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +141,18 @@ class VLLMClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> VLLMClient:
+        return cls(
+            settings.url,
+            settings.model_name,
+            api_key=settings.api_key,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            stall_timeout=settings.stall_timeout,
+            max_connections=settings.max_connections,
+        )
 
     async def start(self) -> None:
         """Open the streaming session and learn the speech tokens' ids (text parsing if that fails)."""

@@ -32,7 +32,7 @@ __all__ = ["DTYPES", "CodecRuntime", "resolve_device"]
 if TYPE_CHECKING:
     from app.codec.compiled import CompiledDecoder
     from app.codec.graphs import CudaGraphDecoder
-    from app.settings import Settings
+    from app.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def resolve_device(name: str) -> torch.device:
     raise ValueError(f"CODEC_DEVICE must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
-def service_window_tokens(settings: Settings, tokens_per_second: int) -> int:
+def service_window_tokens(settings: EngineSettings, tokens_per_second: int) -> int:
     """The longest decode window the service plans with its default chunking (a window that catches up included),
     with 50 % margin (>= 160 tokens): the range torch.compile's warm-up covers."""
-    return max(160, math.ceil(1.5 * settings.engine.warmup_window_seconds * tokens_per_second))
+    return max(160, math.ceil(1.5 * settings.warmup_window_seconds * tokens_per_second))
 
 
 class CodecRuntime:
@@ -111,24 +111,22 @@ class CodecRuntime:
 
     # --- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: Settings) -> CodecRuntime:
+    def from_settings(cls, settings: EngineSettings) -> CodecRuntime:
         """Load the codec named by the settings (CODEC_*, SEMANTIC_MODEL, CUDA_GRAPH_BATCH, ...)."""
         from app.codec.pretrained import load_codec
 
-        if settings.codec_threads > 0:
-            torch.set_num_threads(settings.codec_threads)
-        if settings.torch_compile and settings.torch_compile_cache_dir:
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        if settings.torch_compile and settings.compile_cache_dir:
             from app.codec.compiled import configure_compile_cache
 
-            configure_compile_cache(settings.torch_compile_cache_dir)
-        device = resolve_device(settings.codec_device)
-        dtype = resolve_dtype(settings.codec_dtype, device)
-        logger.info(
-            "codec: CODEC_DTYPE=%s -> %s on %s", settings.codec_dtype, str(dtype).removeprefix("torch."), device
-        )
+            configure_compile_cache(settings.compile_cache_dir)
+        device = resolve_device(settings.device)
+        dtype = resolve_dtype(settings.dtype, device)
+        logger.info("codec: CODEC_DTYPE=%s -> %s on %s", settings.dtype, str(dtype).removeprefix("torch."), device)
         decoder, encoder = load_codec(
             settings.codec_model,
-            with_encoder=settings.codec_load_encoder,
+            with_encoder=settings.load_encoder,
             semantic_model=settings.semantic_model,
             device=device,
             dtype=dtype,
@@ -137,7 +135,7 @@ class CodecRuntime:
             decoder,
             encoder,
             device=device,
-            graph_buckets=settings.cuda_graph_buckets_tokens,
+            graph_buckets=list(settings.cuda_graph_buckets),
             max_batch_size=settings.max_batch_size,
             torch_compile=settings.torch_compile,
             max_window_tokens=service_window_tokens(settings, decoder.config.geometry.tokens_per_second),

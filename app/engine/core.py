@@ -28,7 +28,7 @@ from app.engine.errors import EngineStopping
 from app.engine.messages import ErrorKind, JobKind
 from app.engine.worker import CodecEngine
 from app.observability.metrics import snapshot
-from app.settings import Settings
+from app.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class EngineCore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, codec: Codec, endpoint: str, settings: Settings) -> EngineCore:
+    def from_settings(cls, codec: Codec, endpoint: str, settings: EngineSettings) -> EngineCore:
         return cls(
             codec,
             endpoint,
@@ -82,7 +82,7 @@ class EngineCore:
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
             batch_wait_fraction=settings.batch_wait_fraction,
-            timeout=settings.engine.batch_hang_seconds,
+            timeout=settings.batch_hang_seconds,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from app.codec.interface import Codec
-from app.settings import Settings
+from app.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def new_endpoint() -> str:
     return f"ipc://{tempfile.mkdtemp(prefix='tts-engine-')}/engine.sock"
 
 
-def load_codec(settings: Settings) -> Codec:
+def load_codec(settings: EngineSettings) -> Codec:
     from app.codec.runtime import CodecRuntime
 
     codec = CodecRuntime.from_settings(settings)
@@ -49,7 +49,7 @@ def load_codec(settings: Settings) -> Codec:
     return codec
 
 
-def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
+def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: Connection) -> None:
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
     from app.engine.threads import run_on_fresh_thread
@@ -58,8 +58,7 @@ def engine_main(settings_values: dict, endpoint: str, conn: Connection) -> None:
 
     in_memory_values()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent decides when we stop
-    settings = Settings(_env_file=None, **settings_values)
-    configure_logging(settings.log_level)
+    configure_logging(log_level)
     try:
         # loaded and warmed up on a thread that ends: only the decode thread keeps an OpenMP team (threads.py)
         codec = run_on_fresh_thread(load_codec, settings, name="codec-load")
@@ -80,17 +79,18 @@ class EngineProcess:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: EngineSettings,
         endpoint: str | None = None,
         *,
+        log_level: str = "info",
         on_fatal: Callable[[], None] | None = None,
-        max_restarts: int = 5,
         restart_window: float = 300.0,
     ) -> None:
         self.settings = settings
+        self.log_level = log_level
         self.endpoint = endpoint or new_endpoint()
         self.on_fatal = on_fatal
-        self.max_restarts = max_restarts
+        self.max_restarts = settings.max_restarts
         self.restart_window = restart_window
         self.restarts = 0
         self._ctx = mp.get_context("spawn")
@@ -111,10 +111,10 @@ class EngineProcess:
         self._watcher.start()
 
     def _spawn(self) -> None:
-        timeout = self.settings.engine_start_timeout
+        timeout = self.settings.start_timeout
         parent, child = self._ctx.Pipe(duplex=False)
-        values = self.settings.model_dump()
-        proc = self._ctx.Process(target=engine_main, args=(values, self.endpoint, child), name="tts-engine")
+        args = (self.settings, self.log_level, self.endpoint, child)
+        proc = self._ctx.Process(target=engine_main, args=args, name="tts-engine")
         proc.start()
         child.close()
         deadline = time.monotonic() + timeout

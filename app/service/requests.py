@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.audio.registry import OPENAI_NAMES
-from app.settings import Settings
+from app.settings import GenerationSettings, StreamingSettings
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
@@ -67,23 +67,17 @@ class GenerationFields(BaseModel):
             raise ValueError("playback_overlap_speed must be smaller than playback_speed")
         return self
 
-    def resolved(self, settings: Settings) -> ResolvedGeneration:
-        """These fields with the server's defaults filled in."""
-        speed = self.playback_speed if self.playback_speed is not None else settings.default_playback_speed
-        overlap = (
-            self.playback_overlap_speed
-            if self.playback_overlap_speed is not None
-            else settings.default_playback_overlap_speed
-        )
+    def resolved(self, generation: GenerationSettings, streaming: StreamingSettings) -> ResolvedGeneration:
+        """These fields with the server's defaults filled in (sampling and length; chunk and crossfade seconds)."""
+        speed = self.playback_speed if self.playback_speed is not None else streaming.chunk_seconds
+        overlap = self.playback_overlap_speed if self.playback_overlap_speed is not None else streaming.crossfade_seconds
         return ResolvedGeneration(
             response_format=self.response_format,
-            temperature=self.temperature if self.temperature is not None else settings.default_temperature,
+            temperature=self.temperature if self.temperature is not None else generation.temperature,
             repetition_penalty=(
-                self.repetition_penalty
-                if self.repetition_penalty is not None
-                else settings.default_repetition_penalty
+                self.repetition_penalty if self.repetition_penalty is not None else generation.repetition_penalty
             ),
-            max_tokens=self.max_tokens if self.max_tokens is not None else settings.default_max_tokens,
+            max_tokens=self.max_tokens if self.max_tokens is not None else generation.max_tokens,
             stream=self.stream,
             playback_speed=speed,
             playback_overlap_speed=min(overlap, speed * 0.99),

@@ -193,12 +193,10 @@ class SegmentStream:
     usage: StreamUsage = field(default_factory=StreamUsage)
 
     def __post_init__(self) -> None:
-        s = self.service.settings
+        s = self.service.streaming
         if self.segmenter is None:
             self.segmenter = TextSegmenter(
-                max_chars=min(s.stream_segment_max_chars, s.max_input_chars),
-                first_max_chars=min(s.stream_first_segment_chars, s.max_input_chars),
-                max_wait=s.stream_segment_max_wait,
+                max_chars=s.segment_max_chars, first_max_chars=s.first_segment_chars, max_wait=s.segment_max_wait
             )
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending_chars = 0
@@ -289,7 +287,7 @@ class SegmentStream:
 
     def _done(self, raw: str, text: str, job: SynthesisJob) -> SegmentEvent:
         """A segment spoken: its usage counted, its speech the next one's context."""
-        self._previous = job.as_context(self.service.settings.stream_context_max_tokens)
+        self._previous = job.as_context(self.service.streaming.context_max_tokens)
         u = self.usage
         u.segments += 1
         u.prompt_tokens += job.stats.prompt_tokens or 0

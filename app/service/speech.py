@@ -29,7 +29,7 @@ from app.service.references import Resampler, read_reference
 from app.service.requests import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
-from app.settings import Settings
+from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
 from app.text.executor import SPEECH, TOOL
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,43 @@ class SpeechService:
 
     def __init__(
         self,
+        backend: VLLMClient,
+        engine: EngineClient,
+        normalizer: TextNormalizer,
+        resample_to_16k: Resampler,
+        *,
+        limits: LimitsSettings,
+        generation: GenerationSettings,
+        streaming: StreamingSettings,
+        max_model_len: int,
+        context_wait: float,
+        debug_audio: DebugAudioWriter | None = None,
+        has_encoder: bool,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.backend = backend
+        self.engine = engine
+        self.resample_to_16k = resample_to_16k
+        self.limits = limits
+        self.generation = generation
+        self.streaming = streaming
+        self.max_model_len = max_model_len
+        self.context_wait = context_wait  # how long a request waits for its context id's previous segment
+        self.has_encoder = has_encoder
+        self.metrics = metrics or ServiceMetrics()
+        self.text_input = TextInput(normalizer, limits.max_input_chars)
+        # admission before any work: every slot is taken at the start of a route and given back when its
+        # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
+        self.admission = MeteredAdmission(limits.max_concurrent_requests, "requests", self.metrics)
+        self.reference_lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
+        self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
+        self.contexts = ContextStore(streaming.context_ttl)
+        self._debug_audio = debug_audio
+        self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
+
+    @classmethod
+    def from_settings(
+        cls,
         settings: Settings,
         backend: VLLMClient,
         engine: EngineClient,
@@ -48,24 +85,23 @@ class SpeechService:
         *,
         has_encoder: bool,
         metrics: ServiceMetrics | None = None,
-    ) -> None:
-        self.settings = settings
-        self.backend = backend
-        self.engine = engine
-        self.resample_to_16k = resample_to_16k
-        self.has_encoder = has_encoder
-        self.metrics = metrics or ServiceMetrics()
-        self.text_input = TextInput(normalizer, settings.max_input_chars)
-        # admission before any work: every slot is taken at the start of a route and given back when its
-        # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
-        self.admission = MeteredAdmission(settings.max_concurrent_requests, "requests", self.metrics)
-        self.reference_lane = Admission(settings.max_concurrent_references, "voice-cloning uploads")
-        self.normalize_lane = Admission(settings.max_concurrent_normalize, "normalize calls")
-        self.contexts = ContextStore(settings.speech_context_ttl)
-        self._debug_audio = (
-            DebugAudioWriter(settings.debug_audio_dir, settings.debug_audio_max_files) if settings.debug_audio else None
+    ) -> SpeechService:
+        """The service with its parts' groups of `settings`."""
+        obs = settings.observability
+        return cls(
+            backend,
+            engine,
+            normalizer,
+            resample_to_16k,
+            limits=settings.limits,
+            generation=settings.generation,
+            streaming=settings.streaming,
+            max_model_len=settings.backend.max_model_len,
+            context_wait=settings.backend.read_timeout,
+            debug_audio=DebugAudioWriter(obs.debug_audio_dir, obs.debug_audio_max_files) if obs.debug_audio else None,
+            has_encoder=has_encoder,
+            metrics=metrics,
         )
-        self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
 
     def close(self) -> None:
         self.text_input.close()
@@ -89,12 +125,13 @@ class SpeechService:
     # -- requests -> jobs --------------------------------------------------------------------------
     def resolve_voice(self, name: str | None, param: str = "voice") -> str:
         """A request's voice name (or an alias) -> the built-in voice the model is prompted with (None: default)."""
-        asked = name or self.settings.default_speaker
-        voice = self.settings.resolve_voice(asked)
+        g = self.generation
+        asked = name or g.default_speaker
+        voice = g.resolve_voice(asked)
         if voice is None:
-            aliases = f" (or an alias: {', '.join(self.settings.voice_aliases)})" if self.settings.voice_aliases else ""
+            aliases = f" (or an alias: {', '.join(g.voice_aliases)})" if g.voice_aliases else ""
             raise InvalidRequestError(
-                f"unknown voice {asked!r}; available: {', '.join(self.settings.speakers)}{aliases}",
+                f"unknown voice {asked!r}; available: {', '.join(g.speakers)}{aliases}",
                 param=param,
                 code="invalid_voice",
             )
@@ -108,12 +145,12 @@ class SpeechService:
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
-        if req.context is not None and self.settings.stream_context:
+        if req.context is not None and self.streaming.context:
             context = await self._stored_context(req, voice)
         job = await self.prepare_segment(
-            voice, text, req.resolved(self.settings), context=context, param="input", started=started
+            voice, text, req.resolved(self.generation, self.streaming), context=context, param="input", started=started
         )
-        if req.context is not None and self.settings.stream_context:
+        if req.context is not None and self.streaming.context:
             job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
         voice_log = voice if req.voice_name in (None, voice) else f"{req.voice_name}->{voice}"
         _log_job(
@@ -125,7 +162,7 @@ class SpeechService:
     async def _stored_context(self, req: SpeechRequest, voice: str) -> SpeechContext | None:
         """The previous segment stored under `req.context.id`, if it still fits this request."""
         assert req.context is not None
-        previous = await self.contexts.previous(req.context.id, timeout=self.settings.backend_read_timeout)
+        previous = await self.contexts.previous(req.context.id, timeout=self.context_wait)
         if previous is None or previous.voice != voice:
             return None
         if req.context.previous_text is not None:
@@ -166,21 +203,21 @@ class SpeechService:
         )
         ref_text, gen_text = require_speech(ref_text, "reference_text"), require_speech(gen_text, "generate_text")
         prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
-        job = await self._job(prompt, req.resolved(self.settings), param="reference_audio", started=started)
+        job = await self._job(prompt, req.resolved(self.generation, self.streaming), param="reference_audio", started=started)
         job.endpoint = "vc"
         _log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
         return job
 
     def _read_reference(self, data: bytes) -> np.ndarray:
-        s = self.settings
+        limits = self.limits
         return read_reference(
-            data, max_bytes=s.max_reference_bytes, max_seconds=s.max_reference_seconds,
+            data, max_bytes=limits.max_reference_bytes, max_seconds=limits.max_reference_seconds,
             resample_to_16k=self.resample_to_16k,
         )
 
     async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
         max_tokens = await fit_context(
-            prompt, gen.max_tokens, param=param, max_model_len=self.settings.max_model_len, counter=self.backend
+            prompt, gen.max_tokens, param=param, max_model_len=self.max_model_len, counter=self.backend
         )
         return SynthesisJob(
             request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
@@ -194,17 +231,17 @@ class SpeechService:
         return self.engine.geometry.sample_rate
 
     def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
-        s = self.settings
+        s = self.streaming
         return StitchPlan.from_seconds(
             gen.playback_speed,
             gen.playback_overlap_speed,
             s.first_chunk_seconds,
-            s.decode_left_context_seconds,
+            s.left_context_seconds,
             geometry=self.engine.geometry,
             fade_in_ms=s.fade_in_ms,
             max_chunk_seconds=s.max_chunk_seconds,
             # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there
-            max_window_tokens=max(s.cuda_graph_buckets_tokens, default=None),
+            max_window_tokens=s.max_window_tokens,
         )
 
     def synthesize(self, job: SynthesisJob) -> AsyncGenerator[np.ndarray, None]:
@@ -224,7 +261,7 @@ class SpeechService:
             return
         key, claim = job.context_claim
         job.context_claim = None
-        value = job.as_context(self.settings.stream_context_max_tokens) if outcome == "completed" else None
+        value = job.as_context(self.streaming.context_max_tokens) if outcome == "completed" else None
         self.contexts.resolve(key, claim, value)
 
 

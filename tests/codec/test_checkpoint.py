@@ -50,7 +50,7 @@ def test_from_settings_loads_decoder_and_encoder(tiny_checkpoint: Path) -> None:
         codec_load_encoder=True,
         _env_file=None,
     )
-    runtime = CodecRuntime.from_settings(settings)
+    runtime = CodecRuntime.from_settings(settings.engine)
     assert runtime.has_encoder and runtime.device == "cpu"
     assert not runtime.decoder.training and not runtime.encoder.training
     audio = runtime.decode([np.arange(7, dtype=np.int64)])[0]
@@ -173,7 +173,7 @@ def test_decode_path_imports_neither_transformers_nor_hub(tiny_checkpoint: Path)
         "from app.settings import load_settings\n"
         f"s = load_settings(codec_model={str(tiny_checkpoint)!r}, codec_load_encoder=False, codec_device='cpu',"
         " _env_file=None)\n"
-        "rt = CodecRuntime.from_settings(s)\n"
+        "rt = CodecRuntime.from_settings(s.engine)\n"
         "rt.decode([np.arange(5)])\n"
         "bad = [m for m in ('transformers', 'huggingface_hub') if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -140,7 +140,7 @@ def test_api_workers_share_one_engine(tmp_path: Path, fake: FakeVLLM) -> None:
         "LOG_LEVEL": "warning",
         "SHUTDOWN_GRACE_SECONDS": "5",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=tmp_path, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--env-file", "/dev/null"], cwd=tmp_path, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         def ready() -> bool:

@@ -71,7 +71,8 @@ def test_alias_settings_parse_and_fail_clearly(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("DEFAULT_SPEAKER", "anna")
     s = load_settings(_env_file=None)
     assert s.voice_aliases["onyx"] == "husein" and s.voice_aliases["nova"] == "anna"
-    assert s.resolve_voice("nova") == "anna" and s.resolve_voice("anna") == "anna" and s.resolve_voice("x") is None
+    g = s.generation
+    assert g.resolve_voice("nova") == "anna" and g.resolve_voice("anna") == "anna" and g.resolve_voice("x") is None
 
 
 # -- the original service's headers -----------------------------------------------------------------------

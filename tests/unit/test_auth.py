@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.api.auth import bearer, header_key, key_ok, message_key
-from app.api.errors import invalid_request
+from app.api.errors import describe, invalid_request
 from app.service.requests import StreamConfig, VoiceCloneRequest
 
 
@@ -54,7 +54,8 @@ def test_invalid_request_names_the_first_field_and_every_error() -> None:
     with pytest.raises(ValidationError) as info:
         StreamConfig.model_validate({"type": "config", "speed": 9, "colour": "red"})
     err = invalid_request(info.value)
-    assert err.status_code == 400 and err.error_type == "invalid_request_error" and err.code == "invalid_value"
+    info = describe(err)
+    assert info.status == 400 and info.type == "invalid_request_error" and info.code == "invalid_value"
     assert err.param == "speed"
     assert err.message.startswith("speed: ") and "; colour: " in err.message
 

@@ -195,7 +195,7 @@ def test_every_control_token_is_a_marker() -> None:
 class StandInService:
     """What `SegmentStream` uses of `SpeechService`: each segment's speech is the tokens 1, 2, 3."""
 
-    settings = SimpleNamespace(stream_context_max_tokens=100)
+    streaming = SimpleNamespace(context_max_tokens=100)
 
     def __init__(self) -> None:
         self.lane = Admission(1, "requests")

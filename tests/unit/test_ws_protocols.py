@@ -45,7 +45,7 @@ def resolve(name: str | None) -> str:
 
 
 def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol:
-    p = SpeechStreamProtocol(settings, resolve)
+    p = SpeechStreamProtocol(settings.generation, settings.streaming, settings.max_input_chars, resolve)
     if config is not None:
         list(p.parse({"type": "config", **config}, (), closing=False))
     return p
@@ -53,7 +53,7 @@ def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol
 
 def eleven(settings: Settings, *, multi: bool) -> ElevenLabsProtocol:
     return ElevenLabsProtocol(
-        settings, Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format("pcm_24000")), multi=multi
+        settings.generation, settings.streaming, Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format("pcm_24000")), multi=multi
     )
 
 
@@ -124,15 +124,15 @@ def test_ours_idle_errors(settings: Settings) -> None:
 
 
 def job(settings: Settings) -> SynthesisJob:
-    gen = GenerationFields().resolved(settings)
+    gen = GenerationFields().resolved(settings.generation, settings.streaming)
     return SynthesisJob("r", "p", gen, tokens=[1, 2, 3], samples_out=12_000, context=SpeechContext("a", (4, 5)))
 
 
 def test_ours_renders_every_event(settings: Settings) -> None:
     p = ours(settings, {"response_format": "mp3"})
-    service = SimpleNamespace(settings=settings)  # all a SegmentStream reads before it streams
+    service = SimpleNamespace(streaming=settings.streaming)  # all a SegmentStream reads before it streams
     stream = SegmentStream(
-        service, "husein", GenerationFields(response_format="mp3").resolved(settings), use_context=True
+        service, "husein", GenerationFields(response_format="mp3").resolved(settings.generation, settings.streaming), use_context=True
     )
     assert p.render(ContextStarted("tts-ws-1", "default", stream, 24_000)) == {
         "type": "session.started",

@@ -40,7 +40,7 @@ from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_f
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
-from app.settings import Settings
+from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
 
@@ -82,7 +82,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
         raise InvalidRequestError("apply_text_normalization must be auto, on or off", param="apply_text_normalization")
     for name in ("sync_alignment", "auto_mode", "enable_logging", "apply_language_text_normalization"):
         _bool_param(ws, name)  # validated; alignment is not sent, segmentation is always automatic
-    timeout = service.settings.stream_idle_timeout
+    timeout = service.streaming.idle_timeout
     if "inactivity_timeout" in q:
         try:
             timeout = float(q["inactivity_timeout"])
@@ -90,7 +90,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
             raise InvalidRequestError("inactivity_timeout must be a number of seconds", param="inactivity_timeout") from None
         if not 1 <= timeout <= 180:
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
-        timeout = min(timeout, service.settings.stream_idle_timeout)
+        timeout = min(timeout, service.streaming.idle_timeout)
     voice = service.resolve_voice(voice_id, param="voice_id")
     return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output)
 
@@ -101,8 +101,11 @@ class ElevenLabsProtocol(Protocol):
     id_prefix = "tts-11l"
     missing_key = "missing or invalid API key: send the xi-api-key header"
 
-    def __init__(self, settings: Settings, opts: Options, *, multi: bool) -> None:
-        self.settings = settings
+    def __init__(
+        self, generation: GenerationSettings, streaming: StreamingSettings, opts: Options, *, multi: bool
+    ) -> None:
+        self.generation = generation
+        self.streaming = streaming
         self.opts = opts
         self.multi = multi
         self.idle_timeout = opts.inactivity_timeout
@@ -151,9 +154,8 @@ class ElevenLabsProtocol(Protocol):
         if not isinstance(vs, dict):
             raise InvalidRequestError("voice_settings must be an object", param="voice_settings")
         try:
-            gen = GenerationFields(response_format=self.opts.output.format.name, speed=vs.get("speed", 1.0)).resolved(
-                self.settings
-            )
+            fields = GenerationFields(response_format=self.opts.output.format.name, speed=vs.get("speed", 1.0))
+            gen = fields.resolved(self.generation, self.streaming)
         except ValidationError as exc:
             raise invalid_request(exc, prefix="voice_settings.") from None
         out = self.opts.output
@@ -162,7 +164,7 @@ class ElevenLabsProtocol(Protocol):
             self.opts.voice,
             gen,
             normalize_malaysian=self.opts.normalize,
-            use_context=self.settings.stream_context,
+            use_context=self.streaming.context,
             rate=out.rate,
             encoding=out.encoding.name,
         )
@@ -215,5 +217,5 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
     except TTSError as exc:
         await deny(ws, exc)
         return
-    protocol = ElevenLabsProtocol(service.settings, opts, multi=multi)
+    protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi)
     await Session(ws, service, protocol, authorized=authorized).run()

@@ -35,7 +35,7 @@ from app.api.session import Session, handshake
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import StreamConfig
 from app.service.segments import SegmentEvent
-from app.settings import Settings
+from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
 
@@ -52,11 +52,18 @@ class SpeechStreamProtocol(Protocol):
     id_prefix = "tts-ws"
     missing_key = "missing or invalid API key: send 'Authorization: Bearer <key>' or api_key in the config message"
 
-    def __init__(self, settings: Settings, resolve_voice: Callable[[str | None], str]) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        generation: GenerationSettings,
+        streaming: StreamingSettings,
+        max_input_chars: int,
+        resolve_voice: Callable[[str | None], str],
+    ) -> None:
+        self.generation = generation
+        self.streaming = streaming
         self.resolve_voice = resolve_voice
-        self.idle_timeout = settings.stream_idle_timeout
-        self.pending_text_limit = settings.max_input_chars * 4
+        self.idle_timeout = streaming.idle_timeout
+        self.pending_text_limit = max_input_chars * 4
         self.awaiting_config = True
         self.config: StreamConfig | None = None
         self.closed = False  # `close` received
@@ -100,12 +107,12 @@ class SpeechStreamProtocol(Protocol):
             raise invalid_request(exc) from None
         yield Auth(cfg.api_key)
         voice = self.resolve_voice(cfg.voice_name)
-        use_context = self.settings.stream_context if cfg.context is None else cfg.context
+        use_context = self.streaming.context if cfg.context is None else cfg.context
         self.config = cfg
         yield Open(
             CONTEXT,
             voice,
-            cfg.resolved(self.settings),
+            cfg.resolved(self.generation, self.streaming),
             normalize_malaysian=cfg.normalize_malaysian,
             language=cfg.language,
             use_context=use_context,
@@ -177,5 +184,7 @@ async def speech_stream(ws: WebSocket) -> None:
     if accepted is None:
         return
     service, authorized = accepted
-    protocol = SpeechStreamProtocol(service.settings, service.resolve_voice)
+    protocol = SpeechStreamProtocol(
+        service.generation, service.streaming, service.limits.max_input_chars, service.resolve_voice
+    )
     await Session(ws, service, protocol, authorized=authorized).run()

@@ -1,0 +1,117 @@
+"""`tts-api`: the command that serves the app on HOST:PORT, with `API_WORKERS` front-end processes.
+
+With one worker the app's lifespan starts and supervises the codec engine process. With several, this process
+runs the engine and uvicorn's supervisor runs the front-ends on one shared listening socket; each is a fresh
+interpreter that gets this process's resolved settings (`TTS_WORKER_SETTINGS`) and connects to the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.observability.logs import configure_logging
+from app.settings import Settings, SettingsError, load_settings
+
+logger = logging.getLogger("app")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091)."""
+    parser = argparse.ArgumentParser(prog="tts-api", description=__doc__)
+    parser.add_argument("--host", help="overrides HOST")
+    parser.add_argument("--port", type=int, help="overrides PORT")
+    parser.add_argument("--env-file", default=".env", help="settings file (default .env)")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {"_env_file": args.env_file}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"tts-api: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.observability.log_level)
+    import uvicorn
+
+    server = settings.server
+    server_options: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "log_level": settings.observability.log_level,
+        "timeout_graceful_shutdown": server.shutdown_grace_seconds,
+        "loop": "uvloop",  # libuv event loop
+        "http": "httptools",  # llhttp (C) request parsing
+    }
+    if server.workers > 1:
+        _run_workers(settings, server_options)
+        return
+    app = create_app(settings)
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **server_options))
+    app.state.request_shutdown = lambda: setattr(uvicorn_server, "should_exit", True)
+    uvicorn_server.run()
+    if app.state.startup_error is not None:
+        raise SystemExit(1)
+
+
+_WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings, as JSON, for its front-end workers
+
+
+def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
+    """`API_WORKERS` > 1: this process runs the codec engine; uvicorn runs the front-ends on one shared socket."""
+    import uvicorn
+
+    from app.engine.process import EngineProcess, EngineStartError
+
+    fatal = False
+
+    def give_up() -> None:
+        nonlocal fatal
+        fatal = True
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's supervisor stops the workers gracefully
+
+    engine = EngineProcess(settings.engine, log_level=settings.observability.log_level, on_fatal=give_up)
+    try:
+        engine.start()
+    except EngineStartError as exc:
+        logger.error("start-up failed: %s", exc)
+        raise SystemExit(1) from None
+    os.environ[_WORKER_SETTINGS] = settings.model_copy(update={"engine_endpoint": engine.endpoint}).model_dump_json()
+    own_metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' /metrics add up all workers through it
+        own_metrics_dir = tempfile.mkdtemp(prefix="tts-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+    server = settings.server
+    logger.info("starting %d API workers on %s:%d", server.workers, server.host, server.port)
+    try:
+        uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **server_options)
+    finally:
+        engine.stop()
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    if fatal:
+        raise SystemExit(1)
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
+    settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
+    configure_logging(settings.observability.log_level)
+    app = create_app(settings)
+    app.state.load_before_serving = True
+    return app
+
+
+if __name__ == "__main__":
+    run()
