@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from app.prompts import SPEECH_TOKEN_RE, speech_token, speech_tokens_text
+
 MODEL_NAME = "TTS-model"
 # Token ids as in a Qwen3 vocabulary extended with the speech tokens: `<|s_N|>` is SPEECH_TOKEN_ID_BASE + N.
 SPEECH_TOKEN_ID_BASE = 151_669
 EOS_TOKEN_ID = 151_645
-SPEECH_TOKEN_RE = re.compile(r"<\|s_(\d+)\|>")
 N_CODES = 65536
 DONE_EVENT = b"data: [DONE]\n\n"
 GARBAGE = "this is not json {"
@@ -108,7 +109,7 @@ def expected_tokens(
 
 
 def expected_text(tokens: Iterable[int]) -> str:
-    return "".join(f"<|s_{t}|>" for t in tokens)
+    return speech_tokens_text(tokens)
 
 
 def speech_tokens(text: str) -> list[int]:
@@ -719,7 +720,7 @@ class FakeVLLM:
 
     def _plan_events(self, prompt: str, request_seed: int | None, tokens: list[int], finish_reason: str) -> list[_Event]:
         # One generation step per token (the EOS token included); `tokens_per_event` steps per event.
-        steps: list[tuple[str, int, int]] = [(f"<|s_{t}|>", 1, SPEECH_TOKEN_ID_BASE + t) for t in tokens]
+        steps: list[tuple[str, int, int]] = [(speech_token(t), 1, SPEECH_TOKEN_ID_BASE + t) for t in tokens]
         if finish_reason == "stop":
             steps.append(("", 0, EOS_TOKEN_ID))  # like vLLM, the stop string is not in the text
         per = self.tokens_per_event
@@ -735,7 +736,7 @@ class FakeVLLM:
         if self.split_tokens:  # half the events hand the tail of their last token to the next event
             rng = _rng(prompt, request_seed, "split")
             for ev, nxt in zip(events, events[1:], strict=False):
-                m = re.search(r"<\|s_\d+\|>$", ev.text)
+                m = re.search(SPEECH_TOKEN_RE.pattern + "$", ev.text)
                 if m and rng.random() < 0.5:
                     cut = m.start() + rng.randrange(1, len(m.group()))
                     ev.text, nxt.text = ev.text[:cut], ev.text[cut:] + nxt.text
