@@ -44,7 +44,6 @@ class EngineCore:
         codec: Codec,
         endpoint: str,
         *,
-        dynamic_batching: bool,
         max_batch_size: int,
         microsleep: float,
         batch_wait_fraction: float = 0.0,
@@ -55,7 +54,6 @@ class EngineCore:
         self.epoch = uuid.uuid4().hex[:12]
         self.worker = CodecEngine(
             codec,
-            dynamic_batching=dynamic_batching,
             max_batch_size=max_batch_size,
             microsleep=microsleep,
             batch_wait_fraction=batch_wait_fraction,
@@ -78,7 +76,6 @@ class EngineCore:
         return cls(
             codec,
             endpoint,
-            dynamic_batching=settings.dynamic_batching,
             max_batch_size=settings.max_batch_size,
             microsleep=settings.microsleep,
             batch_wait_fraction=settings.batch_wait_fraction,

@@ -41,7 +41,6 @@ class CodecEngine:
         self,
         codec: Codec,
         *,
-        dynamic_batching: bool,
         max_batch_size: int,
         microsleep: float,
         batch_wait_fraction: float = 0.0,
@@ -51,10 +50,9 @@ class CodecEngine:
         unhealthy_after: int = 3,
     ) -> None:
         self.codec = codec
-        self.dynamic_batching = dynamic_batching
-        self.max_batch_size = max_batch_size if dynamic_batching else 1
-        self.microsleep = microsleep if dynamic_batching else 0.0
-        self.batch_wait_fraction = batch_wait_fraction if dynamic_batching else 0.0
+        self.max_batch_size = max_batch_size  # 1: no dynamic batching (the settings derive it from DYNAMIC_BATCHING)
+        self.microsleep = microsleep
+        self.batch_wait_fraction = batch_wait_fraction
         self._returning: set = set()  # streams of the last decode batch that will send another window
         self._batch_seconds = 0.0  # moving average of a decode batch's time: bounds that wait
         self.timeout = timeout  # seconds a batch may run before the engine counts as hung; None: no limit
@@ -79,8 +77,7 @@ class CodecEngine:
         for thread in self._threads.values():
             thread.start()
         logger.info(
-            "codec worker started (dynamic_batching=%s, max_batch_size=%d, microsleep=%g s, batch_wait_fraction=%g)",
-            self.dynamic_batching,
+            "codec worker started (max_batch_size=%d, microsleep=%g s, batch_wait_fraction=%g)",
             self.max_batch_size,
             self.microsleep,
             self.batch_wait_fraction,

@@ -21,7 +21,7 @@ from tools.harness import LocalCodec
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[str]:
     endpoint = f"ipc://{tmp_path}/engine.sock"
-    core = EngineCore(LocalCodec(), endpoint, dynamic_batching=True, max_batch_size=4, microsleep=0.0)
+    core = EngineCore(LocalCodec(), endpoint, max_batch_size=4, microsleep=0.0)
     core.start_thread()
     try:
         yield endpoint
@@ -73,7 +73,7 @@ def test_a_window_of_another_dtype_fails_alone(engine: str) -> None:
 
 async def test_the_client_raises_the_engine_errors_and_reports_the_geometry(tmp_path: Path) -> None:
     endpoint = f"ipc://{tmp_path}/engine.sock"
-    core = EngineCore(LocalCodec(), endpoint, dynamic_batching=False, max_batch_size=1, microsleep=0.0)
+    core = EngineCore(LocalCodec(), endpoint, max_batch_size=1, microsleep=0.0)
     core.start_thread()
     client = EngineClient(endpoint)
     try:
@@ -90,7 +90,7 @@ async def test_the_client_raises_the_engine_errors_and_reports_the_geometry(tmp_
 
 
 def test_the_heartbeat_carries_the_counters_typed(tmp_path: Path) -> None:
-    core = EngineCore(LocalCodec(), f"ipc://{tmp_path}/engine.sock", dynamic_batching=False, max_batch_size=1,
+    core = EngineCore(LocalCodec(), f"ipc://{tmp_path}/engine.sock", max_batch_size=1,
                       microsleep=0.0)
     core.worker.stats.jobs[m.JobKind.DECODE] = 3
     core.worker.stats.batch_sizes[2] = 1

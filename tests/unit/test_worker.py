@@ -69,7 +69,7 @@ class RecordingCodec:
 
 async def test_concurrent_jobs_are_batched_and_routed_back() -> None:
     codec = RecordingCodec(delay=0.02)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=4, microsleep=0.005)
+    engine = CodecEngine(codec, max_batch_size=4, microsleep=0.005)
     engine.start()
     try:
         results = await asyncio.gather(*(decode(engine, np.array([i, 0])) for i in range(10)))
@@ -84,7 +84,7 @@ async def test_concurrent_jobs_are_batched_and_routed_back() -> None:
 
 async def test_without_dynamic_batching_each_window_is_alone() -> None:
     codec = RecordingCodec(delay=0.005)
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=16, microsleep=0.01)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0.0)
     engine.start()
     try:
         await asyncio.gather(*(decode(engine, np.array([i])) for i in range(6)))
@@ -95,7 +95,7 @@ async def test_without_dynamic_batching_each_window_is_alone() -> None:
 
 async def test_a_poisoned_job_fails_alone_and_the_worker_keeps_running() -> None:
     codec = RecordingCodec(delay=0.01)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.01)
+    engine = CodecEngine(codec, max_batch_size=8, microsleep=0.01)
     engine.start()
     try:
         results = await asyncio.gather(
@@ -111,7 +111,7 @@ async def test_a_poisoned_job_fails_alone_and_the_worker_keeps_running() -> None
 
 async def test_cancelled_jobs_are_not_decoded() -> None:
     codec = RecordingCodec(delay=0.1)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=1, microsleep=0.0)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0.0)
     engine.start()
     try:
         first = asyncio.ensure_future(decode(engine, np.array([1])))
@@ -128,7 +128,7 @@ async def test_cancelled_jobs_are_not_decoded() -> None:
 
 
 async def test_stopped_engine_refuses_work() -> None:
-    engine = CodecEngine(RecordingCodec(), dynamic_batching=False, max_batch_size=1, microsleep=0.0)
+    engine = CodecEngine(RecordingCodec(), max_batch_size=1, microsleep=0.0)
     engine.start()
     engine.stop()
     with pytest.raises(EngineStopping):
@@ -151,7 +151,7 @@ async def _streams_that_resubmit(engine: CodecEngine, streams: int, rounds: int,
 @pytest.mark.parametrize("fraction", [0.0, 0.5])
 async def test_after_a_full_batch_the_next_waits_for_the_same_streams(fraction: float) -> None:
     codec = RecordingCodec(delay=0.06)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=fraction)
+    engine = CodecEngine(codec, max_batch_size=8, microsleep=0.0, batch_wait_fraction=fraction)
     engine.start()
     try:
         await _streams_that_resubmit(engine, streams=4, rounds=4, stagger=0.004)
@@ -171,7 +171,7 @@ async def test_after_a_full_batch_the_next_waits_for_the_same_streams(fraction: 
 
 async def test_a_lone_stream_never_waits_for_a_fuller_batch() -> None:
     codec = RecordingCodec(delay=0.02)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
+    engine = CodecEngine(codec, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
     engine.start()
     try:
         started = time.perf_counter()
@@ -185,7 +185,7 @@ async def test_a_lone_stream_never_waits_for_a_fuller_batch() -> None:
 
 async def test_the_next_batch_does_not_wait_for_a_stream_that_has_ended() -> None:
     codec = RecordingCodec(delay=0.05)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
+    engine = CodecEngine(codec, max_batch_size=8, microsleep=0.0, batch_wait_fraction=1.0)
     engine.start()
     try:
         # stream 1 sends its last window; stream 2's windows keep coming: nothing waits for stream 1
@@ -215,7 +215,7 @@ async def test_encodes_run_on_a_thread_of_their_own_that_ends_with_the_batch() -
             seen.append(threading.current_thread())
             return super().encode(clips)
 
-    engine = CodecEngine(ThreadRecordingCodec(), dynamic_batching=False, max_batch_size=1, microsleep=0.0)
+    engine = CodecEngine(ThreadRecordingCodec(), max_batch_size=1, microsleep=0.0)
     engine.start()
     try:
         for _ in range(2):
@@ -230,7 +230,7 @@ async def test_encodes_run_on_a_thread_of_their_own_that_ends_with_the_batch() -
 
 async def test_a_stream_waiting_for_its_first_audio_goes_before_one_with_audio_buffered() -> None:
     codec = RecordingCodec(delay=0.05)
-    engine = CodecEngine(codec, dynamic_batching=True, max_batch_size=1, microsleep=0.0)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0.0)
     engine.start()
     try:
         busy = asyncio.ensure_future(decode(engine, np.array([0])))
@@ -267,7 +267,7 @@ class FlakyCodec(RecordingCodec):
 
 async def test_engine_is_unhealthy_after_a_run_of_failures_and_healthy_after_a_success() -> None:
     codec = FlakyCodec()
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, unhealthy_after=3)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0, unhealthy_after=3)
     engine.start()
     try:
         for i in range(3):
@@ -285,7 +285,7 @@ async def test_engine_is_unhealthy_after_a_run_of_failures_and_healthy_after_a_s
 async def test_a_batch_running_past_the_timeout_makes_the_engine_unhealthy_until_it_ends() -> None:
     codec = FlakyCodec()
     codec.failing, codec.delay = False, 0.5
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0, timeout=0.1)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0, timeout=0.1)
     engine.start()
     try:
         slow = decode(engine, np.array([1]))
@@ -300,7 +300,7 @@ async def test_a_batch_running_past_the_timeout_makes_the_engine_unhealthy_until
 async def test_a_running_encode_does_not_delay_decodes() -> None:
     codec = FlakyCodec()
     codec.failing = False
-    engine = CodecEngine(codec, dynamic_batching=False, max_batch_size=1, microsleep=0)
+    engine = CodecEngine(codec, max_batch_size=1, microsleep=0)
     engine.start()
     try:
         encoding = encode(engine, np.zeros(16000, np.float32))
