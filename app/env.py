@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")
     engine_start_timeout: float = Field(600.0, gt=0, description="Seconds the codec engine may take to load")
     engine_max_restarts: int = Field(5, ge=0, description="Engine deaths tolerated in 5 minutes before exiting")
+    engine_heartbeat_timeout: float = Field(
+        2.0, gt=0, description="Seconds without a word from the codec engine before /ready is 503 (jobs keep waiting)"
+    )
+    engine_hang_timeout: float = Field(
+        10.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
+    )
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False

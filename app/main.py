@@ -108,7 +108,12 @@ async def _start_engine(app: FastAPI) -> Any:
         app.state.engine_host = proc
         await asyncio.to_thread(proc.start)
         endpoint = proc.endpoint
-    client = EngineClient(endpoint, job_timeout=settings.codec_timeout_seconds)
+    client = EngineClient(
+        endpoint,
+        heartbeat_timeout=settings.engine_heartbeat_timeout,
+        hang_timeout=settings.engine_hang_timeout,
+        job_timeout=settings.codec_timeout_seconds,
+    )
     await client.start(timeout=settings.engine_start_timeout)
     return client
 
