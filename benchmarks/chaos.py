@@ -1,6 +1,9 @@
 """Chaos run: `tts-api` with two front-end workers under load and a CPU hog, while its parts are killed.
 
     python -m benchmarks.chaos [--backend vllm|fake] [--seconds 100] [--clients 4] [--max-requests 600]
+                               [--models .cache/models]
+
+The vLLM backend is the dev backend's (app.dev.vllm_server: its venv is .venv-vllm or TTS_DEV_VLLM_VENV).
 
 Everything runs on loopback, bounded in time and request count. The run starts the backend (the real vLLM dev
 backend on the tiny model, or the fake vLLM), `tts-api` with API_WORKERS=2 on the tiny codec and a CPU hog on
@@ -34,7 +37,6 @@ import psutil
 from websockets.sync.client import connect
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = Path(os.environ.get("TTS_DEV_MODELS", REPO / ".cache/models"))
 KINDS = ("pcm", "wav", "sse", "ws")
 GRACE = 1.0  # a failure this long after a part is back still counts as its fault's
 
@@ -126,8 +128,8 @@ def request_ws(url: str, n: int) -> tuple[str, int]:
 
 
 class Backend:
-    def __init__(self, kind: str, port: int) -> None:
-        self.kind, self.port = kind, port
+    def __init__(self, kind: str, port: int, models: Path) -> None:
+        self.kind, self.port, self.models = kind, port, models
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
@@ -150,7 +152,7 @@ class Backend:
         else:
             from app.dev import vllm_server
 
-            backend = vllm_server.start(MODELS / "tiny-tts-lm", port=self.port)
+            backend = vllm_server.start(self.models / "tiny-tts-lm", port=self.port)
             self.pid = backend.pid
         return time.monotonic() - t0
 
@@ -173,11 +175,11 @@ class Backend:
 class Service:
     """`tts-api` with API_WORKERS=2; the engine's pid is read from its log."""
 
-    def __init__(self, backend_url: str, port: int) -> None:
+    def __init__(self, backend_url: str, port: int, models: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = Path(tempfile.mkstemp(prefix="chaos-tts-api-", suffix=".log")[1])
         env = dict(os.environ, PYTHONPATH=str(REPO), TTS_API=backend_url, PORT=str(port), HOST="127.0.0.1",
-                   API_WORKERS="2", CODEC_MODEL=str(MODELS / "codec-tiny"), CODEC_LOAD_ENCODER="false",
+                   API_WORKERS="2", CODEC_MODEL=str(models / "codec-tiny"), CODEC_LOAD_ENCODER="false",
                    CODEC_THREADS="1", TEXT_NORMALIZER="none", LOG_LEVEL="info", SHUTDOWN_GRACE_SECONDS="5",
                    MODEL_NAME="TTS-model")
         self.proc = subprocess.Popen([sys.executable, "-m", "app.main", "--env-file", "/dev/null"], cwd=REPO, env=env,
@@ -189,10 +191,16 @@ class Service:
 
     def workers(self) -> list[int]:
         engine = self.engine_pid()
-        children = psutil.Process(self.proc.pid).children()
-        return [c.pid for c in children if c.pid != engine and "resource_tracker" not in " ".join(c.cmdline())]
+        pids = []
+        for child in psutil.Process(self.proc.pid).children():
+            with contextlib.suppress(psutil.Error):  # a zombie (just killed, not reaped yet) is no worker
+                if child.pid != engine and "resource_tracker" not in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+        return pids
 
     def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tts-api exited with {self.proc.returncode}; its log: {self.log}")
         try:
             return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -225,11 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--max-requests", type=int, default=600)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--models", type=Path, default=REPO / ".cache/models", help="codec-tiny and tiny-tts-lm")
     args = parser.parse_args(argv)
 
-    backend = Backend(args.backend, free_port())
+    backend = Backend(args.backend, free_port(), args.models.resolve())
     print(f"backend {args.backend} up in {backend.start():.1f} s at {backend.url}", flush=True)
-    service = Service(backend.url, free_port())
+    service = Service(backend.url, free_port(), args.models.resolve())
     hogs: list[subprocess.Popen] = []
     outcomes: list[Outcome] = []
     faults: list[Fault] = []
