@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds without a word from the codec engine before /ready is 503 (jobs keep waiting)"
     )
     engine_hang_timeout: float = Field(
-        10.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
+        15.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
     )
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)

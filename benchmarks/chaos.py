@@ -39,6 +39,10 @@ from websockets.sync.client import connect
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("pcm", "wav", "sse", "ws")
 GRACE = 1.0  # a failure this long after a part is back still counts as its fault's
+# a stream cut mid-body says nothing of its cause: it counts for whichever part was down
+CUT = ("broken: RemoteProtocolError", "broken: ReadError", "broken: ConnectionClosed")
+BACKEND_DOWN = ("backend_unavailable", "backend_error", "backend_timeout", *CUT)
+ENGINE_DOWN = ("engine_unavailable", *CUT)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Outcome:
 class Fault:
     name: str
     start: float
+    causes: tuple[str, ...]  # what a request that failed because of it says (a part of its result)
     recovered: float | None = None  # /ready 200 again and a request completed
     expected: int = 0
     notes: list[str] = field(default_factory=list)
@@ -96,7 +101,9 @@ def request(url: str, kind: str, n: int) -> tuple[str, int]:
     end = events[-1]["type"] if events else "nothing"
     if end == "speech.audio.done":
         return "complete", audio
-    return ("broken: sse error" if end == "error" else f"sse {end}"), audio
+    if end == "error":
+        return f"broken: sse error {events[-1]['error'].get('code')}", audio
+    return f"sse {end}", audio
 
 
 def request_ws(url: str, n: int) -> tuple[str, int]:
@@ -283,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
         time.sleep(15)  # warm, under load
         # 1. vLLM killed under load, restarted 3 s later
-        fault = Fault("vLLM killed, restarted after 3 s", time.monotonic())
+        fault = Fault("vLLM killed, restarted after 3 s", time.monotonic(), BACKEND_DOWN)
         faults.append(fault)
         backend.kill()
         time.sleep(3)
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(10)
         # 2. the codec engine killed
         pid = service.engine_pid()
-        fault = Fault("codec engine killed", time.monotonic())
+        fault = Fault("codec engine killed", time.monotonic(), ENGINE_DOWN)
         faults.append(fault)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
@@ -301,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(10)
         # 3. one of the two front-end workers killed
         workers = service.workers()
-        fault = Fault("one of 2 front-end workers killed", time.monotonic())
+        fault = Fault("one of 2 front-end workers killed", time.monotonic(), ("broken:",))
         faults.append(fault)
         os.kill(workers[0], signal.SIGKILL)
         wait(lambda: len(service.workers()) >= 2 and workers[0] not in service.workers(), 60)
@@ -318,14 +325,18 @@ def main(argv: list[str] | None = None) -> int:
 
     for t in threads:
         t.join(70)
-    return report(outcomes, faults, t_zero, args)
+    silences = [float(x) for x in re.findall(r"no heartbeat for ([\d.]+) s", service.log.read_text(errors="replace"))]
+    code = report(outcomes, faults, t_zero, args)
+    print(f"front-ends saw the engine silent past ENGINE_HEARTBEAT_TIMEOUT {len(silences)} times"
+          + (f", longest {max(silences):.1f} s (its log: {service.log})" if silences else ""))
+    return code
 
 
 def report(outcomes: list[Outcome], faults: list[Fault], t_zero: float, args: argparse.Namespace) -> int:
     def blamed(o: Outcome) -> Fault | None:
         for f in faults:
             until = (f.recovered or float("inf")) + GRACE
-            if o.start <= until and o.end >= f.start:
+            if o.start <= until and o.end >= f.start and any(c in o.result for c in f.causes):
                 return f
         return None
 
@@ -336,7 +347,7 @@ def report(outcomes: list[Outcome], faults: list[Fault], t_zero: float, args: ar
         if o.result == "complete":
             continue
         f = blamed(o)
-        if f is not None and (o.result.startswith(("broken", "5")) or o.result.startswith("empty")):
+        if f is not None and o.result.startswith(("broken", "5")) and any(c in o.result for c in f.causes):
             f.expected += 1
             expected.append(o)
         else:

@@ -49,7 +49,7 @@ class EngineClient:
         endpoint: str,
         *,
         heartbeat_timeout: float = 2.0,
-        hang_timeout: float = 10.0,
+        hang_timeout: float = 15.0,
         job_timeout: float | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -58,6 +58,7 @@ class EngineClient:
         self.job_timeout = job_timeout
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
+        self._monitor_sock: zmq.asyncio.Socket | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task] = []
@@ -81,13 +82,13 @@ class EngineClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
-        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self._monitor_sock = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         self._sock = sock
         self._tasks = [
             asyncio.create_task(self._receive(), name="engine-client-receive"),
             asyncio.create_task(self._watch(), name="engine-client-watch"),
-            asyncio.create_task(self._monitor(monitor), name="engine-client-monitor"),
+            asyncio.create_task(self._monitor(self._monitor_sock), name="engine-client-monitor"),
         ]
         try:
             await asyncio.wait_for(self._first_beat.wait(), timeout)
@@ -104,6 +105,11 @@ class EngineClient:
         self._tasks = []
         self._fail_pending(EngineUnavailableError("the service is shutting down"))
         if self._sock is not None:
+            with suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
+            if self._monitor_sock is not None:
+                self._monitor_sock.close(0)
+                self._monitor_sock = None
             self._sock.close(0)
             self._sock = None
         self._ctx.term()
@@ -299,19 +305,14 @@ class EngineClient:
     async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
         """The connection's events: closed is the engine process gone (SIGSTOP keeps it open), so death."""
         assert self._sock is not None
-        try:
-            while True:
-                event = parse_monitor_message(await monitor.recv_multipart())["event"]
-                if event == zmq.EVENT_DISCONNECTED:
-                    self._on_disconnect()
-                elif event == zmq.EVENT_CONNECTED and self._down == "dead":
-                    self._reconnected = True
-                    with suppress(zmq.ZMQError):  # the new engine learns us now, not at the next hello
-                        await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
-        finally:
-            with suppress(zmq.ZMQError):
-                self._sock.disable_monitor()
-            monitor.close(0)
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._on_disconnect()
+            elif event == zmq.EVENT_CONNECTED and self._down == "dead":
+                self._reconnected = True
+                with suppress(zmq.ZMQError):  # the new engine learns us now, not at the next hello
+                    await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
 
     def _on_disconnect(self) -> None:
         if self._beat is None or self._down == "dead":
