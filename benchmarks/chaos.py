@@ -1,6 +1,6 @@
 """Chaos run: `tts-api` with two front-end workers under load and a CPU hog, while its parts are killed.
 
-    python -m benchmarks.chaos [--backend vllm|fake] [--seconds 130] [--clients 4] [--max-requests 1000]
+    python -m benchmarks.chaos [--backend vllm|fake] [--recovery-timeout 150] [--clients 4] [--max-requests 1000]
                                [--models .cache/models]
 
 The vLLM backend is the dev backend's (app.dev.vllm_server: its venv is .venv-vllm or TTS_DEV_VLLM_VENV).
@@ -236,7 +236,7 @@ def wait(predicate, timeout: float) -> bool:  # noqa: ANN001
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chaos", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--backend", choices=("vllm", "fake"), default="vllm")
-    parser.add_argument("--seconds", type=float, default=130.0, help="bound on the whole run after start-up")
+    parser.add_argument("--recovery-timeout", type=float, default=150.0, help="longest wait for a part to come back")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--max-requests", type=int, default=1000)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tts-api did not get ready; its log: {service.log}")
             return 2
         t_zero = time.monotonic()
-        end_by = t_zero + args.seconds
-        code = f"import time\nend = time.monotonic() + {args.seconds + 60}\nwhile time.monotonic() < end: pass"
+        limit = args.recovery_timeout
+        code = f"import time\nend = time.monotonic() + {60 + 3 * limit}\nwhile time.monotonic() < end: pass"
         hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(args.hogs)]
 
         def client(i: int) -> None:
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         backend.kill()
         time.sleep(3)
         fault.notes.append(f"vLLM start {backend.start():.1f} s")
-        recovered_after(fault, max(10.0, end_by - time.monotonic()))
+        recovered_after(fault, limit)
         time.sleep(10)
         # 2. the codec engine killed
         pid = service.engine_pid()
@@ -303,18 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         faults.append(fault)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-            wait(lambda: service.engine_pid() not in (None, pid), 60)
-        recovered_after(fault, max(10.0, end_by - time.monotonic()))
+            wait(lambda: service.engine_pid() not in (None, pid), limit)
+        recovered_after(fault, limit)
         time.sleep(10)
         # 3. one of the two front-end workers killed
         workers = service.workers()
         fault = Fault("one of 2 front-end workers killed", time.monotonic(), ("broken:",))
         faults.append(fault)
         os.kill(workers[0], signal.SIGKILL)
-        wait(lambda: len(service.workers()) >= 2 and workers[0] not in service.workers(), 60)
-        recovered_after(fault, max(10.0, end_by - time.monotonic()))
+        wait(lambda: len(service.workers()) >= 2 and workers[0] not in service.workers(), limit)
+        recovered_after(fault, limit)
         fault.notes.append(f"workers {workers} -> {service.workers()}")
-        time.sleep(min(5.0, max(0.0, end_by - time.monotonic())))
+        time.sleep(5)
     finally:
         stop.set()
         for proc in hogs:
