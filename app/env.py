@@ -81,10 +81,10 @@ class Settings(BaseSettings):
     api_key_protects_docs: bool = Field(True, description="With API_KEY: /docs and /openapi.json need the key too")
     api_key_protects_metrics: bool = Field(True, description="With API_KEY: /metrics needs the key too")
     tts_api_key: str = Field("", description="Bearer token sent to vLLM (its --api-key)")
-    backend_connect_timeout: float = Field(5.0, gt=0)
+    backend_connect_timeout: float = Field(15.0, gt=0, description="Seconds to connect to vLLM (a dead one refuses at once)")
     backend_read_timeout: float = Field(30.0, gt=0, description="Max seconds between two backend stream events")
     backend_stall_timeout: float = Field(
-        10.0, gt=0, description="Max seconds between two backend events once a stream has started"
+        15.0, gt=0, description="Max seconds between two backend events once a stream has started"
     )
     backend_max_connections: int = Field(512, ge=1)
     max_model_len: int = Field(4096, ge=64, description="Context length of the vLLM model (--max-model-len)")
