@@ -86,10 +86,10 @@ class Settings(BaseSettings):
     api_key_protects_docs: bool = Field(True, description="With API_KEY: /docs and /openapi.json need the key too")
     api_key_protects_metrics: bool = Field(True, description="With API_KEY: /metrics needs the key too")
     tts_api_key: str = Field("", description="Bearer token sent to vLLM (its --api-key)")
-    backend_connect_timeout: float = Field(5.0, gt=0)
+    backend_connect_timeout: float = Field(15.0, gt=0, description="Seconds to connect to vLLM (a dead one refuses at once)")
     backend_read_timeout: float = Field(30.0, gt=0, description="Max seconds between two backend stream events")
     backend_stall_timeout: float = Field(
-        10.0, gt=0, description="Max seconds between two backend events once a stream has started"
+        15.0, gt=0, description="Max seconds between two backend events once a stream has started"
     )
     backend_max_connections: int = Field(512, ge=1)
     max_model_len: int = Field(4096, ge=64, description="Context length of the vLLM model (--max-model-len)")
@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds one codec batch may run before the engine reports itself unhealthy (a hung device);"
         " empty: CODEC_JOB_TIMEOUT_SECONDS",
+    )
+    engine_heartbeat_timeout: float = Field(
+        2.0, gt=0, description="Seconds without a word from the codec engine before /ready is 503 (jobs keep waiting)"
+    )
+    engine_hang_timeout: float = Field(
+        15.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
     )
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -313,6 +319,8 @@ class Settings(BaseSettings):
             start_timeout=self.engine_start_timeout,
             max_restarts=self.engine_max_restarts,
             job_timeout=self.codec_job_timeout_seconds,
+            heartbeat_timeout=self.engine_heartbeat_timeout,
+            hang_timeout=self.engine_hang_timeout,
         )
 
     @cached_property
@@ -449,6 +457,8 @@ class EngineSettings:
     start_timeout: float  # ENGINE_START_TIMEOUT
     max_restarts: int  # ENGINE_MAX_RESTARTS
     job_timeout: float  # CODEC_JOB_TIMEOUT_SECONDS (a front-end's wait for one job)
+    heartbeat_timeout: float  # ENGINE_HEARTBEAT_TIMEOUT: silence after which /ready is 503
+    hang_timeout: float  # ENGINE_HANG_TIMEOUT: silence after which waiting jobs fail (a hung engine)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,20 @@
 """`EngineClient`: a front-end's handle on the codec engine (asyncio, one ZMQ DEALER socket).
 
 `await decode(tokens)` / `await encode(clip)` send a job and await its result; cancelling the awaiting task
-tells the engine to drop the job. The engine's heartbeats say it is alive and healthy; when none has come for
-`heartbeat_timeout` seconds the engine is taken for dead: every waiting job fails at once (`EngineUnavailable`,
-a 503 to clients), `alive` turns False (so `/ready` is 503), and new jobs are refused until heartbeats
-come back (a restarted engine binds the same endpoint; ZMQ reconnects by itself).
+tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
+failure"):
+
+- **dead**: the connection to the engine closed (a socket monitor sees it: the engine process exited). Every
+  waiting job fails at once with a 503 (`EngineUnavailable`) and new jobs are refused until a restarted
+  engine (same endpoint; ZMQ reconnects by itself) sends its first heartbeat.
+- **late**: no message from the engine for `heartbeat_timeout` seconds. `alive` turns False (`/ready` is 503)
+  and a new request's first job waits up to `heartbeat_timeout` more for the engine, then is refused; jobs of
+  streams already running keep waiting, so a pause of a few seconds fails nothing.
+- **hung**: no message for `hang_timeout` seconds: waiting jobs fail with a 503 and new jobs are refused until
+  the engine answers again.
+
+Messages already queued on the socket count as heard: a front-end whose own event loop is late to read them
+does not take the engine for late.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import numpy as np
 import zmq
 import zmq.asyncio
 from prometheus_client import CollectorRegistry
+from zmq.utils.monitor import parse_monitor_message
 
 from app.codec.interface import TOKEN_DTYPE, Geometry
 from app.engine import messages as m
@@ -29,21 +40,35 @@ from app.observability.metrics import SnapshotCollector
 logger = logging.getLogger(__name__)
 
 HELLO_INTERVAL = 1.0
+STREAM_TTL = 60.0  # a stream with no job for this long counts as new again (its end was never seen)
 
 
 class EngineClient:
-    def __init__(self, endpoint: str, *, heartbeat_timeout: float = 2.0, job_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        heartbeat_timeout: float = 2.0,
+        hang_timeout: float = 15.0,
+        job_timeout: float | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.heartbeat_timeout = heartbeat_timeout
+        self.hang_timeout = max(hang_timeout, heartbeat_timeout)
         self.job_timeout = job_timeout
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
+        self._monitor_sock: zmq.asyncio.Socket | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task] = []
         self._beat: m.Heartbeat | None = None
         self._last_heard = 0.0
         self._alive = False
+        self._up = asyncio.Event()  # set while `alive`
+        self._down: str | None = None  # "dead" (connection closed) or "hung" (silent past hang_timeout)
+        self._reconnected = False  # dead, then connected again: the next heartbeat is the new engine's
+        self._streams: dict[int, float] = {}  # streams with a job sent -> when their last one was sent
         self._first_beat = asyncio.Event()
         self._beat_event = asyncio.Event()
         self.metrics_registry = CollectorRegistry(auto_describe=False)
@@ -56,11 +81,13 @@ class EngineClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        self._monitor_sock = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         sock.connect(self.endpoint)
         self._sock = sock
         self._tasks = [
             asyncio.create_task(self._receive(), name="engine-client-receive"),
             asyncio.create_task(self._watch(), name="engine-client-watch"),
+            asyncio.create_task(self._monitor(self._monitor_sock), name="engine-client-monitor"),
         ]
         try:
             await asyncio.wait_for(self._first_beat.wait(), timeout)
@@ -77,6 +104,11 @@ class EngineClient:
         self._tasks = []
         self._fail_pending(EngineUnavailable("the service is shutting down"))
         if self._sock is not None:
+            with suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
+            if self._monitor_sock is not None:
+                self._monitor_sock.close(0)
+                self._monitor_sock = None
             self._sock.close(0)
             self._sock = None
         self._ctx.term()
@@ -120,8 +152,16 @@ class EngineClient:
     async def _job(
         self, kind: JobKind, array: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
     ) -> np.ndarray:
-        if not self._alive or self._sock is None:
+        if self._down is not None or self._sock is None or not self._first_beat.is_set():
             raise EngineUnavailable("the codec engine is not running; try again shortly")
+        if not self._alive and (kind is not JobKind.DECODE or stream not in self._streams):
+            # the engine is late: a new request waits a moment for it; a running stream's next window just waits
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), self.heartbeat_timeout)
+            if not self._alive or self._down is not None:
+                raise EngineUnavailable("the codec engine is not answering; try again shortly")
+        if kind is JobKind.DECODE and stream:
+            self._note_stream(stream, final)
         self._next_id += 1
         job_id = self._next_id
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -139,8 +179,17 @@ class EngineClient:
         finally:
             self._pending.pop(job_id, None)
 
+    def _note_stream(self, stream: int, final: bool) -> None:
+        now = time.monotonic()
+        if final:
+            self._streams.pop(stream, None)
+            return
+        if stream not in self._streams and len(self._streams) >= 256:
+            self._streams = {k: t for k, t in self._streams.items() if now - t < STREAM_TTL}
+        self._streams[stream] = now
+
     def _cancel(self, job_id: int) -> None:
-        if self._sock is not None and self._alive:
+        if self._sock is not None and self._down != "dead":
             with suppress(zmq.ZMQError):
                 self._sock.send_multipart([m.encode(m.Cancel(job_id))], flags=zmq.NOBLOCK)
 
@@ -171,6 +220,8 @@ class EngineClient:
                 fut.set_exception(CodecFailed(msg.error))
 
     def _on_heartbeat(self, beat: m.Heartbeat) -> None:
+        if self._down == "dead" and not self._reconnected:
+            return  # queued before the old engine died
         previous = self._beat
         self._beat = beat
         if previous is not None and previous.epoch != beat.epoch:
@@ -180,6 +231,9 @@ class EngineClient:
         if not self._alive:
             logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
         self._alive = True
+        self._down = None
+        self._reconnected = False
+        self._up.set()
         self._first_beat.set()
         self._beat_event.set()
 
@@ -199,9 +253,16 @@ class EngineClient:
         last_hello = 0.0
         while True:
             now = time.monotonic()
-            if self._alive and now - self._last_heard > self.heartbeat_timeout:
+            if self._sock.get(zmq.EVENTS) & zmq.POLLIN:
+                self._last_heard = now  # the engine has spoken; this event loop is late to read it
+            silent = now - self._last_heard
+            if self._alive and silent > self.heartbeat_timeout:
                 self._alive = False
-                logger.error("codec engine: no heartbeat for %.1f s; failing %d jobs", now - self._last_heard,
+                self._up.clear()
+                logger.warning("codec engine: no heartbeat for %.1f s; not ready, new requests wait for it", silent)
+            if self._down is None and self._beat is not None and silent > self.hang_timeout:
+                self._down = "hung"
+                logger.error("codec engine: no answer for %.1f s; taken for hung, failing %d jobs", silent,
                              len(self._pending))
                 self._fail_pending(EngineUnavailable("the codec engine stopped answering"))
             if now - last_hello >= HELLO_INTERVAL:
@@ -209,6 +270,28 @@ class EngineClient:
                     await self._sock.send_multipart([hello])
                 last_hello = now
             await asyncio.sleep(min(0.1, self.heartbeat_timeout / 4))
+
+    async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
+        """The connection's events: closed is the engine process gone (SIGSTOP keeps it open), so death."""
+        assert self._sock is not None
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._on_disconnect()
+            elif event == zmq.EVENT_CONNECTED and self._down == "dead":
+                self._reconnected = True
+                with suppress(zmq.ZMQError):  # the new engine learns us now, not at the next hello
+                    await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
+
+    def _on_disconnect(self) -> None:
+        if self._beat is None or self._down == "dead":
+            return
+        self._alive = False
+        self._up.clear()
+        self._down = "dead"
+        self._reconnected = False
+        logger.error("codec engine: its connection closed (the process exited); failing %d jobs", len(self._pending))
+        self._fail_pending(EngineUnavailable("the codec engine died; the request was lost"))
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in list(self._pending.values()):

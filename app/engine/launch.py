@@ -54,7 +54,12 @@ async def start_engine(
         proc = EngineProcess(settings, log_level=log_level, on_fatal=on_fatal)
         await asyncio.to_thread(proc.start)
         host, endpoint = proc, proc.endpoint
-    client = EngineClient(endpoint, job_timeout=settings.job_timeout)
+    client = EngineClient(
+        endpoint,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        hang_timeout=settings.hang_timeout,
+        job_timeout=settings.job_timeout,
+    )
     try:
         await client.start(timeout=settings.start_timeout)
     except BaseException:

@@ -3,8 +3,8 @@
 `EngineProcess` (in `tts-api`'s parent process, or in the lifespan of a single-process server) spawns
 `engine_main` in a fresh interpreter (spawn: no forked CUDA or torch state), waits for it to say it is ready (or
 why it failed: the error is re-raised, never a silent hang), and watches it. When the engine dies it is restarted
-at once; front-ends see no heartbeat meanwhile, fail their in-flight jobs with 503 and report not ready until the
-new engine answers. More than `max_restarts` deaths within `restart_window` seconds, or a restart that fails,
+at once; front-ends see their connection to it close, fail their in-flight jobs with 503 and report not ready
+until the new engine answers. More than `max_restarts` deaths within `restart_window` seconds, or a restart that fails,
 call `on_fatal` (tts-api then exits 1, so the orchestrator restarts the whole pod).
 
 The engine exits by itself when its parent goes away (it watches its end of the handshake pipe).

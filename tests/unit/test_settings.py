@@ -67,6 +67,8 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "ENGINE_ENDPOINT": ("tcp://engine:5555", {"engine.endpoint": "tcp://engine:5555"}),
     "ENGINE_START_TIMEOUT": ("60", {"engine.start_timeout": 60.0}),
     "ENGINE_MAX_RESTARTS": ("2", {"engine.max_restarts": 2}),
+    "ENGINE_HEARTBEAT_TIMEOUT": ("4", {"engine.heartbeat_timeout": 4.0}),
+    "ENGINE_HANG_TIMEOUT": ("30", {"engine.hang_timeout": 30.0}),
     "DEFAULT_PLAYBACK_SPEED": ("2.0", {"streaming.chunk_seconds": 2.0}),
     "DEFAULT_PLAYBACK_OVERLAP_SPEED": ("0.3", {"streaming.crossfade_seconds": 0.3}),
     "FIRST_CHUNK_SECONDS": ("0.25", {"streaming.first_chunk_seconds": 0.25}),
