@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.api.errors import ErrorResponse
-from app.audio.registry import CONTENT_TYPES
+from app.audio.registry import CONTENT_TYPES, ENCODING_NAMES, FORMATS, RATES
 from app.service.requests import VoiceCloneRequest
 from app.settings import Settings
 
@@ -81,8 +81,10 @@ _SSE_EVENT = {
 AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": (
-            "Audio in `response_format` (pcm: raw 16-bit little-endian mono at 24 kHz, with `X-Sample-Rate`, "
-            "`X-Channels` and `X-Bit-Depth` headers), streamed as generated unless `stream=false`; or, with "
+            "Audio in `response_format` at `sample_rate` (default 24000) in the sample `encoding` (pcm: raw "
+            "16-bit little-endian mono, or one G.711 byte a sample for mulaw/alaw; pcm and wav come with "
+            "`X-Sample-Rate`, `X-Channels`, `X-Bit-Depth` and `X-Encoding` headers), streamed as generated unless "
+            "`stream=false`; or, with "
             "`stream_format=sse`, server-sent events: `speech.audio.delta` (base64 `audio`), then "
             "`speech.audio.done` (`usage`), or `error`."
         ),
@@ -94,6 +96,24 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
     **error_responses(400, 429, "5XX"),
 }
 """The responses of `/v1/audio/speech` and `/v1/audio/vc`."""
+
+
+def format_constraints(*, nullable: bool) -> list[dict[str, Any]]:
+    """The registry's rates and encodings per format, as `if`/`then` schemas: a format that carries fewer than
+    the fields' enums allow (opus' rates; s16le only) narrows them."""
+    every_rate, every_encoding = set(RATES), set(ENCODING_NAMES)
+    null = [None] if nullable else []
+    out = []
+    for fmt in FORMATS.values():
+        narrowed: dict[str, Any] = {}
+        if set(fmt.rates) != every_rate:
+            narrowed["sample_rate"] = {"enum": [*fmt.rates, *null]}
+        if {e.name for e in fmt.encodings} != every_encoding:
+            narrowed["encoding"] = {"enum": [*(e.name for e in fmt.encodings), *null]}
+        if narrowed:
+            condition = {"properties": {"response_format": {"const": fmt.name}}, "required": ["response_format"]}
+            out.append({"if": condition, "then": {"properties": narrowed}})
+    return out
 
 
 def _voice_clone_form() -> dict[str, Any]:
@@ -108,6 +128,7 @@ def _voice_clone_form() -> dict[str, Any]:
         **schema["properties"],
     }
     schema["required"] = ["reference_audio", *schema.get("required", [])]
+    schema["allOf"] = format_constraints(nullable=False)
     return schema
 
 
@@ -160,6 +181,7 @@ def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
         voice["description"] = (
             f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.generation.default_speaker}"
         )
+        schemas["SpeechRequest"]["allOf"] = format_constraints(nullable=True)
     if "VoiceRef" in schemas:
         schemas["VoiceRef"]["properties"]["id"]["enum"] = voices
     for path, (media_type, fields) in _BLANK_TEXT_FIELDS.items():
