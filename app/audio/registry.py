@@ -44,7 +44,7 @@ class OutputFormat:
     container: str
     encoder: type[formats.StreamEncoder]
     inline: bool
-    """Cheap enough to encode on the event loop (when no time stretch or resampling runs before it)."""
+    """Cheap enough to encode on the event loop (when no time stretch runs before it)."""
     encodings: tuple[SampleEncoding, ...] = (S16LE,)
     rates: tuple[int, ...] = RATES
     """Rates a client may ask for by name; the source's own rate is what a request without one gets."""

@@ -134,7 +134,8 @@ def test_other_rates_only_where_the_registry_offers_them(chirp):
         AudioWriter("flac", source_rate=SR, encoding="alaw")
     assert AudioWriter("pcm", source_rate=SR, rate=SR).inline  # asking for the source rate: no resampling
     writer = AudioWriter("pcm", source_rate=SR, rate=16_000)
-    assert writer.rate == 16_000 and not writer.inline
+    assert writer.rate == 16_000 and writer.inline  # resampling is cheap enough for the event loop
+    assert not AudioWriter("pcm", source_rate=SR, rate=16_000, speed=1.5).inline  # a stretch is not
     got = np.frombuffer(streamed(writer, chirp), "<i2").astype(np.int32)
     want = float_to_int16(soxr.resample(chirp, SR, 16_000)).astype(np.int32)
     assert len(got) == len(want) and np.abs(got - want).max() <= 4  # 1e-4 of full scale
