@@ -37,6 +37,7 @@ EXPOSED_HEADERS = [
     "X-Audio-Sample-Rate",
     "X-Audio-Channels",
     "X-Audio-Bit-Depth",
+    "X-Encoding",
 ]
 
 

@@ -12,9 +12,13 @@ from /metrics; the front-ends are the rest of the service's process tree), per s
 `--api-workers 1,2` repeats everything per number of front-ends. `--levers` measures the front-end's CPU
 levers one at a time at the first concurrency level (text parsing vs token ids, 1 vs N tokens per SSE event), and
 `--baseline REF` adds the service as it was at git REF (run from a temporary worktree) under the same load.
+`--formats pcm@24000,pcm/mulaw@8000,pcm@16000,opus@48000` measures each output format (`FORMAT[/ENCODING][@RATE]`:
+`response_format`, `encoding`, `sample_rate`) at every level on the same service, and adds a table of the
+front-end's CPU per audio-second side by side.
 
     python -m benchmarks.service_bench [--size tiny|full] [--concurrency 1,4,16,50] [--rate 400]
     python -m benchmarks.service_bench --size tiny --rate 2000 --concurrency 64,128 --api-workers 1,2 --levers
+    python -m benchmarks.service_bench --concurrency 64 --formats pcm@24000,pcm/mulaw@8000,pcm@16000,opus@48000
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,12 +79,42 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, text: str) -> dict:
+@dataclass(frozen=True)
+class OutputSpec:
+    """One `--formats` entry: `FORMAT[/ENCODING][@RATE]`, e.g. `pcm/mulaw@8000`."""
+
+    format: str = "pcm"
+    encoding: str | None = None
+    rate: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> OutputSpec:
+        head, _, rate = text.strip().partition("@")
+        fmt, _, encoding = head.partition("/")
+        return cls(fmt or "pcm", encoding or None, int(rate) if rate else None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.format}{'/' + self.encoding if self.encoding else ''}@{self.rate or 24000}"
+
+    def body(self) -> dict:
+        extra = {"encoding": self.encoding} if self.encoding else {}
+        return {"response_format": self.format} | extra | ({"sample_rate": self.rate} if self.rate else {})
+
+    def seconds(self, n_bytes: int, n_tokens: int) -> float:
+        """Audio-seconds in a complete response: from its size for raw samples, else the tokens sent (50/s)."""
+        if self.format != "pcm":
+            return n_tokens / 50 if n_bytes else 0.0
+        width = 2 if self.encoding in (None, "s16le") else 1
+        return n_bytes / (width * (self.rate or 24000))
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, text: str, out: OutputSpec, n_tokens: int) -> dict:
     t0 = time.perf_counter()
     ttfa = None
     n = 0
     try:
-        async with client.stream("POST", f"{url}/v1/audio/speech", json={"input": text, "response_format": "pcm"}) as r:
+        async with client.stream("POST", f"{url}/v1/audio/speech", json={"input": text, **out.body()}) as r:
             if r.status_code != 200:
                 await r.aread()
                 return {"error": f"HTTP {r.status_code}"}
@@ -90,17 +125,20 @@ async def one_stream(client: httpx.AsyncClient, url: str, text: str) -> dict:
     except httpx.HTTPError as exc:
         return {"error": type(exc).__name__}
     latency = time.perf_counter() - t0
-    audio = n / 48000
+    audio = out.seconds(n, n_tokens)
     return {"ttfa": ttfa or latency, "latency": latency, "audio": audio, "rtf": latency / audio if audio else None}
 
 
-async def run_level(url: str, concurrency: int, requests: int) -> tuple[list[dict], float]:
+async def run_level(
+    url: str, concurrency: int, requests: int, out: OutputSpec = OutputSpec(), n_tokens: int = 0
+) -> tuple[list[dict], float]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
         sem = asyncio.Semaphore(concurrency)
 
         async def guarded(i: int) -> dict:
             async with sem:
-                return await one_stream(client, url, f"Benchmark sentence number {i}, please read it aloud.")
+                text = f"Benchmark sentence number {i}, please read it aloud."
+                return await one_stream(client, url, text, out, n_tokens)
 
         t0 = time.perf_counter()
         results = await asyncio.gather(*(guarded(i) for i in range(requests)))
@@ -156,11 +194,12 @@ def stop_stack(*procs: subprocess.Popen) -> None:
 
 
 def measure(
-    url: str, api: subprocess.Popen, fake: subprocess.Popen, concurrency: int, requests: int, ceiling: float
+    url: str, api: subprocess.Popen, fake: subprocess.Popen, concurrency: int, requests: int, ceiling: float,
+    out: OutputSpec = OutputSpec(), n_tokens: int = 0,
 ) -> dict:
     before = httpx.get(f"{url}/metrics").text
     cpu0, fake0, client0 = tree_cpu_seconds(api.pid), tree_cpu_seconds(fake.pid), time.process_time()
-    results, wall = asyncio.run(run_level(url, concurrency, requests))
+    results, wall = asyncio.run(run_level(url, concurrency, requests, out, n_tokens))
     cpu = tree_cpu_seconds(api.pid) - cpu0
     # the load generator (this process) and the fake vLLM share the machine's cores with the service
     others = (tree_cpu_seconds(fake.pid) - fake0 + time.process_time() - client0) / wall
@@ -182,6 +221,7 @@ def measure(
     windows = delta('tts_codec_batch_size_sum{kind="decode"}')
     return {
         "concurrency": concurrency,
+        "format": out.label,
         "requests": len(results),
         "errors": len(results) - len(ok),
         "throughput": audio / wall,
@@ -254,12 +294,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run the service of git REF, with the same load, at every level")
     parser.add_argument("--rounds", type=int, default=1, help="run every variant this many times, interleaved")
     parser.add_argument("--port", type=int, default=9191)
+    parser.add_argument("--formats", default="pcm",
+                        help="output formats measured at every level, FORMAT[/ENCODING][@RATE], comma-separated")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     SETTINGS_ENV["TEXT_NORMALIZER"] = args.text_normalizer
     levels = [int(c) for c in args.concurrency.split(",")]
     variants = [v.strip() for v in args.settings.split(";")]
     worker_counts = [int(w) for w in args.api_workers.split(",")]
+    outputs = [OutputSpec.parse(f) for f in args.formats.split(",") if f.strip()]
 
     codec_dir = REPO / ".cache/models" / f"bench-codec-{args.size}"
     if not (codec_dir / "pytorch_model.bin").exists():
@@ -301,11 +344,13 @@ def main(argv: list[str] | None = None) -> None:
                                              token_ids=True, extra_env=env, repo=repo)
                 try:
                     for c in levels:
-                        row = measure(url, api, fake, c, n_requests(c), ceilings[dtype][0]) | {
-                            "api_workers": workers, "settings": label, "dtype": dtype, "ceiling": ceilings[dtype][0]}
-                        rows.append(row)
-                        print(f"  {label or 'defaults'}: {workers} worker(s), concurrency {c}: "
-                              f"{row['throughput']:.1f} audio-s/s", flush=True)
+                        for out in outputs:
+                            row = measure(url, api, fake, c, n_requests(c), ceilings[dtype][0], out, args.n_tokens) | {
+                                "api_workers": workers, "settings": label, "dtype": dtype,
+                                "ceiling": ceilings[dtype][0]}
+                            rows.append(row)
+                            print(f"  {label or 'defaults'}: {workers} worker(s), concurrency {c}, {out.label}: "
+                                  f"{row['throughput']:.1f} audio-s/s", flush=True)
                 finally:
                     stop_stack(api, fake)
 
@@ -357,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs; codec ceiling of {window}-token windows: "
           f"{ceiling_text}; CPU = CPU-seconds per audio-second; others = cores the fake vLLM and the clients used; "
           "vs left = vs the ceiling scaled to the cores they left")
-    header = (f"{'wrk':>3} {'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} "
+    header = (f"{'format':<14} {'wrk':>3} {'conc':>4} {'reqs':>4} {'err':>3} {'audio-s/s':>9} {'TTFA p50':>8} {'TTFA p99':>8} "
               f"{'lat p50':>7} {'RTF p50':>7} {'dec/emit':>8} {'CPU total':>9} {'front-end':>9} {'engine':>8} "
               f"{'vs ceil':>7} {'others':>6} {'vs left':>7} {'busy':>5} {'win/b':>5} {'tok/w':>5} {'rate':>5}")
     print(header)
@@ -367,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         if r["settings"] != previous:
             previous = r["settings"]
             print(f"# settings: {previous or 'defaults'}")
-        print(f"{r['api_workers']:>3} {r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} "
+        print(f"{r['format']:<14} {r['api_workers']:>3} {r['concurrency']:>4} {r['requests']:>4} {r['errors']:>3} "
               f"{r['throughput']:>9.2f} {r['ttfa_p50']:>8.3f} {r['ttfa_p99']:>8.3f} {r['latency_p50']:>7.2f} "
               f"{r['rtf_p50']:>7.3f} {r['decoded_per_emitted']:>8.2f} {r['cpu_per_audio_s']:>9.4f} "
               f"{r['frontend_cpu_per_audio_s']:>9.4f} {r['engine_cpu_per_audio_s']:>8.4f} {r['vs_ceiling']:>7.2f} "
@@ -384,8 +429,19 @@ def main(argv: list[str] | None = None) -> None:
                         for k in ("throughput", "vs_ceiling", "decoded_per_emitted", "busy_rate_vs_ceiling", "ttfa_p50")}
                 print(f"#   {variant or 'defaults':<40} C={c:<4} {mean['throughput']:7.2f} {mean['vs_ceiling']:5.2f} "
                       f"{mean['decoded_per_emitted']:5.2f} {mean['busy_rate_vs_ceiling']:5.2f} {mean['ttfa_p50']:6.3f}")
+    if len(outputs) > 1:
+        print("# front-end CPU-s per audio-second by output format (side by side, same service and load)")
+        print(f"#   {'wrk':>3} {'conc':>4} " + " ".join(f"{o.label:>15}" for o in outputs))
+        for workers in worker_counts:
+            for c in levels:
+                same = {r["format"]: r for r in rows if r["api_workers"] == workers and r["concurrency"] == c
+                        and r["settings"] == labels[-1]}
+                print(f"#   {workers:>3} {c:>4} " + " ".join(
+                    f"{same[o.label]['frontend_cpu_per_audio_s']:>15.4f}" if o.label in same else f"{'-':>15}"
+                    for o in outputs))
     for c in levels:
-        by_workers = {r["api_workers"]: r for r in rows if r["concurrency"] == c and r["settings"] == labels[-1]}
+        by_workers = {r["api_workers"]: r for r in rows if r["concurrency"] == c and r["settings"] == labels[-1]
+                      and r["format"] == outputs[0].label}
         for w, r in sorted(by_workers.items()):
             if w != 1 and 1 in by_workers and by_workers[1]["cpu_per_audio_s"]:
                 one = by_workers[1]

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.errors import describe
 from app.audio.output import AudioWriter
+from app.audio.pcm import SampleEncoding
 from app.audio.registry import output_format
 from app.errors import StreamAborted, TTSError
 from app.service.admission import Slot
@@ -29,12 +30,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def audio_headers(job: SynthesisJob) -> dict[str, str]:
+def audio_headers(job: SynthesisJob, rate: int, encoding: SampleEncoding) -> dict[str, str]:
+    """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding."""
     headers = {"X-Request-Id": job.request_id}
-    if job.gen.response_format == "pcm":
-        fmt = {"Sample-Rate": str(job.sample_rate), "Channels": "1", "Bit-Depth": "16"}
+    if job.gen.response_format in ("pcm", "wav"):
+        fmt = {"Sample-Rate": str(rate), "Channels": "1", "Bit-Depth": str(encoding.bits)}
         # ours, and the original service's names (its clients read X-Audio-*)
         headers |= {f"X-{k}": v for k, v in fmt.items()} | {f"X-Audio-{k}": v for k, v in fmt.items()}
+        headers["X-Encoding"] = encoding.name
     return headers
 
 
@@ -146,11 +149,21 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
     gen = job.gen
     fmt = output_format(gen.response_format)
     complete = not gen.stream and gen.stream_format != "sse"
-    new_writer = partial(AudioWriter, fmt, source_rate=job.sample_rate, speed=gen.speed, streaming=not complete)
+    rate = gen.sample_rate or job.sample_rate
+    encoding = fmt.encoding(gen.encoding)
+    new_writer = partial(
+        AudioWriter,
+        fmt,
+        source_rate=job.sample_rate,
+        speed=gen.speed,
+        rate=rate,
+        encoding=encoding.name,
+        streaming=not complete,
+    )
     chunks = service.synthesize(job)
     if complete:
         body = await complete_audio(chunks, new_writer)
-        return Response(body, media_type=fmt.content_type, headers=audio_headers(job))
+        return Response(body, media_type=fmt.content_type, headers=audio_headers(job, rate, encoding))
     first = await _prime(chunks)
     data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
@@ -159,7 +172,7 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
             media_type="text/event-stream",
             headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
         )
-    return StreamingResponse(_abort_on_error(data, job), media_type=fmt.content_type, headers=audio_headers(job))
+    return StreamingResponse(_abort_on_error(data, job), media_type=fmt.content_type, headers=audio_headers(job, rate, encoding))
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------

@@ -290,17 +290,20 @@ class Session:
             spec.gen.response_format,
             source_rate=self.service.sample_rate,
             speed=spec.gen.speed,
-            rate=spec.rate,
-            encoding=spec.encoding,
+            rate=spec.gen.sample_rate,
+            encoding=spec.gen.encoding,
+            bit_rate=spec.bit_rate,
         )
         ctx = Context(spec.context, stream, out)
         self.contexts[ctx.cid] = ctx
         logger.info(
-            "%s %s voice=%s format=%s speed=%g context=%s",
+            "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
             self.session_id,
             ctx.cid,
             spec.voice,
             spec.gen.response_format,
+            out.rate,
+            out.encoding.name,
             spec.gen.speed,
             spec.use_context,
         )
@@ -313,7 +316,7 @@ class Session:
         render, send = self.protocol.render, self.sender.send
         events = ctx.stream.events()
         try:
-            await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, self.service.sample_rate)))
+            await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for ev in events:
                 if ev.kind == "audio":
                     await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)

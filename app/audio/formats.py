@@ -1,4 +1,5 @@
-"""Audio output encoders: int16 mono chunks in, bytes of one container out, as soon as they exist.
+"""Audio output encoders: mono integer chunks in (int16; for `pcm` and `wav` also G.711 bytes), bytes of one
+container out, as soon as they exist.
 
 Which format uses which encoder is said in app/audio/registry.py. `pcm` and `wav` are written here; `mp3`, `opus` (in Ogg), `aac` (ADTS) and `flac` go through FFmpeg's encoders
 and muxers as bundled in the PyAV wheel. For a stream, the muxer writes into a write-only sink, so FFmpeg
@@ -28,29 +29,42 @@ from typing import ClassVar
 import av
 import numpy as np
 
-from app.audio.pcm import wav_header
+from app.audio.pcm import S16LE, SampleEncoding, wav_header
 
 
-def _check_pcm(pcm: np.ndarray) -> np.ndarray:
-    if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-        raise ValueError("expected a 1-D int16 array (mono PCM); convert with app.audio.pcm.float_to_int16")
+def _check_pcm(pcm: np.ndarray, encoding: SampleEncoding = S16LE) -> np.ndarray:
+    if not isinstance(pcm, np.ndarray) or pcm.dtype != encoding.dtype or pcm.ndim != 1:
+        raise ValueError(
+            f"expected a 1-D {encoding.dtype} array (mono {encoding.name}); convert with its `from_float`"
+        )
     return pcm
 
 
 class StreamEncoder:
-    """Turns int16 mono chunks into bytes of one format. Not thread-safe: one encoder per response.
+    """Turns mono chunks of `encoding`'s samples into bytes of one format. Not thread-safe: one encoder per
+    response.
 
     `encode()` returns the bytes that are ready (possibly `b""` while the codec buffers), `finish()` the tail.
     With `streaming=False` the output is one complete file and may all come from `finish()`. Call `close()`
-    when a stream is abandoned before `finish()` (it is a no-op afterwards).
+    when a stream is abandoned before `finish()` (it is a no-op afterwards). `bit_rate`: bits per second for
+    the lossy codecs (None: the encoder's default); the others ignore it.
     """
 
-    def __init__(self, sample_rate: int = 24000, *, streaming: bool = True) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        *,
+        streaming: bool = True,
+        encoding: SampleEncoding = S16LE,
+        bit_rate: int | None = None,
+    ) -> None:
         self.sample_rate = sample_rate
         self.streaming = streaming
+        self.encoding = encoding
+        self.bit_rate = bit_rate
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        """`(T,) int16 -> bytes`."""
+        """`(T,) samples -> bytes`."""
         raise NotImplementedError
 
     def finish(self) -> bytes:
@@ -61,17 +75,24 @@ class StreamEncoder:
 
 
 class PcmEncoder(StreamEncoder):
-    """Raw signed 16-bit little-endian samples, no header."""
+    """Raw samples, no header: signed 16-bit little-endian, or one G.711 byte each."""
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        return _check_pcm(pcm).astype("<i2", copy=False).tobytes()
+        return _check_pcm(pcm, self.encoding).tobytes()
 
 
 class WavEncoder(PcmEncoder):
     """Streaming: a header with placeholder sizes, then raw samples. Complete file: exact sizes at `finish()`."""
 
-    def __init__(self, sample_rate: int = 24000, *, streaming: bool = True) -> None:
-        super().__init__(sample_rate, streaming=streaming)
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        *,
+        streaming: bool = True,
+        encoding: SampleEncoding = S16LE,
+        bit_rate: int | None = None,
+    ) -> None:
+        super().__init__(sample_rate, streaming=streaming, encoding=encoding, bit_rate=bit_rate)
         self._header_sent = False
         self._parts: list[bytes] = []
 
@@ -82,17 +103,21 @@ class WavEncoder(PcmEncoder):
             return b""
         if not self._header_sent:
             self._header_sent = True
-            return wav_header(self.sample_rate) + data
+            return self._header() + data
         return data
 
     def finish(self) -> bytes:
         if not self.streaming:
             data, self._parts = b"".join(self._parts), []
-            return wav_header(self.sample_rate, data_bytes=len(data)) + data
+            return self._header(len(data)) + data
         if not self._header_sent:  # an empty stream is still a valid WAV
             self._header_sent = True
-            return wav_header(self.sample_rate)
+            return self._header()
         return b""
+
+    def _header(self, data_bytes: int | None = None) -> bytes:
+        e = self.encoding
+        return wav_header(self.sample_rate, bits=e.bits, data_bytes=data_bytes, format_tag=e.wav_tag)
 
 
 class _Sink:
@@ -116,11 +141,20 @@ class AVEncoder(StreamEncoder):
 
     container_format: ClassVar[str]
     codec_name: ClassVar[str]
-    bit_rate: ClassVar[int | None] = None
+    default_bit_rate: ClassVar[int | None] = None
     container_options: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, sample_rate: int = 24000, *, streaming: bool = True) -> None:
-        super().__init__(sample_rate, streaming=streaming)
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        *,
+        streaming: bool = True,
+        encoding: SampleEncoding = S16LE,
+        bit_rate: int | None = None,
+    ) -> None:
+        if encoding is not S16LE:
+            raise ValueError(f"{type(self).__name__} takes s16le samples, not {encoding.name}")
+        super().__init__(sample_rate, streaming=streaming, encoding=encoding, bit_rate=bit_rate)
         self._sink = _Sink() if streaming else io.BytesIO()
         self._container = av.open(
             self._sink, mode="w", format=self.container_format, options=dict(self.container_options)
@@ -128,8 +162,8 @@ class AVEncoder(StreamEncoder):
         self._closed = False
         try:
             self._stream = self._container.add_stream(self.codec_name, rate=sample_rate, layout="mono")
-            if self.bit_rate is not None:
-                self._stream.bit_rate = self.bit_rate
+            if (rate := self.bit_rate or self.default_bit_rate) is not None:
+                self._stream.bit_rate = rate
             # Open the codec and write the container header now, so a bad setting fails before the stream starts.
             self._container.start_encoding()
         except BaseException:
@@ -164,16 +198,17 @@ class AVEncoder(StreamEncoder):
 
 
 class Mp3Encoder(AVEncoder):
-    """MPEG-2 Layer III at 24 kHz (LAME), CBR, no ID3 tag: the stream is bare MP3 frames."""
+    """MPEG Layer III (LAME), CBR, no ID3 tag: the stream is bare MP3 frames (MPEG-2 at 16-24 kHz, MPEG-2.5 at
+    8 kHz, MPEG-1 at 32-48 kHz)."""
 
     container_format = "mp3"
     codec_name = "libmp3lame"
-    bit_rate = 64_000
+    default_bit_rate = 64_000
     container_options = {"id3v2_version": "0"}
 
 
 class OpusEncoder(AVEncoder):
-    """Opus (libopus takes 24 kHz input natively; decoders output 48 kHz) in Ogg.
+    """Opus (libopus takes 8, 12, 16, 24 or 48 kHz input natively; decoders output 48 kHz) in Ogg.
 
     The Ogg muxer holds packets until a page's duration is reached (default 1 s). One 20 ms packet per page
     sends each packet at once, for about 11 kbit/s of page headers.
@@ -181,7 +216,7 @@ class OpusEncoder(AVEncoder):
 
     container_format = "ogg"
     codec_name = "libopus"
-    bit_rate = 32_000
+    default_bit_rate = 32_000
     container_options = {"page_duration": "20000"}  # microseconds
 
 
@@ -190,7 +225,7 @@ class AacEncoder(AVEncoder):
 
     container_format = "adts"
     codec_name = "aac"
-    bit_rate = 64_000
+    default_bit_rate = 64_000
 
 
 class FlacEncoder(AVEncoder):

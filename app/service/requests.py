@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from app.audio.registry import OPENAI_NAMES
+from app.audio.registry import ENCODING_NAMES, FORMATS, OPENAI_NAMES, RATES
 from app.settings import GenerationSettings, StreamingSettings
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
+SampleEncodingName = Literal[ENCODING_NAMES]  # type: ignore[valid-type]  # s16le, mulaw, alaw
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
 
 # Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
@@ -29,6 +30,20 @@ class GenerationFields(BaseModel):
 
     model: str | None = Field(None, max_length=256, description="Logged; the backend's served model is used")
     response_format: AudioFormat = "pcm"
+    sample_rate: Annotated[int, Field(strict=True, json_schema_extra={"enum": list(RATES)})] | None = Field(
+        None,
+        description=(
+            "Output sample rate in Hz, resampled from the model's 24000 (None: 24000). One of "
+            f"{', '.join(map(str, RATES))}; opus takes {', '.join(map(str, FORMATS['opus'].rates))}"
+        ),
+    )
+    encoding: SampleEncodingName | None = Field(
+        None,
+        description=(
+            "Sample encoding of pcm and wav: s16le (the default), mulaw or alaw (G.711, 8 bits a sample; "
+            "raw bytes for pcm, WAV format 7 or 6 for wav). The other formats carry s16le only"
+        ),
+    )
     temperature: float | None = Field(None, ge=0.0, le=2.0, strict=True)
     repetition_penalty: float | None = Field(None, gt=0.0, le=2.0, strict=True)
     max_tokens: int | None = Field(None, ge=1, le=32768, strict=True)
@@ -57,6 +72,28 @@ class GenerationFields(BaseModel):
     def _lower_format(cls, v: Any) -> Any:
         return v.lower().strip() if isinstance(v, str) else v
 
+    @field_validator("sample_rate", mode="before")
+    @classmethod
+    def _json_rate(cls, v: Any) -> Any:
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+    # The registry says which rates and encodings each format carries; its message lists them.
+    @field_validator("sample_rate")
+    @classmethod
+    def _offered_rate(cls, v: int | None, info: ValidationInfo) -> int | None:
+        fmt = FORMATS.get(info.data.get("response_format", ""))
+        if v is not None and fmt is not None:
+            fmt.check_rate(v)
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _offered_encoding(cls, v: str | None, info: ValidationInfo) -> str | None:
+        fmt = FORMATS.get(info.data.get("response_format", ""))
+        if v is not None and fmt is not None:
+            fmt.encoding(v)
+        return v
+
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> GenerationFields:
         if (
@@ -73,6 +110,8 @@ class GenerationFields(BaseModel):
         overlap = self.playback_overlap_speed if self.playback_overlap_speed is not None else streaming.crossfade_seconds
         return ResolvedGeneration(
             response_format=self.response_format,
+            sample_rate=self.sample_rate,
+            encoding=self.encoding,
             temperature=self.temperature if self.temperature is not None else generation.temperature,
             repetition_penalty=(
                 self.repetition_penalty if self.repetition_penalty is not None else generation.repetition_penalty
@@ -89,6 +128,10 @@ class GenerationFields(BaseModel):
 
 class ResolvedGeneration(BaseModel):
     response_format: str
+    sample_rate: int | None = None
+    """None: the codec's rate."""
+    encoding: str | None = None
+    """None: the format's default sample encoding."""
     temperature: float
     repetition_penalty: float
     max_tokens: int
@@ -173,6 +216,7 @@ class VoiceCloneRequest(GenerationFields):
 
 def _is_number_or_bool(annotation: Any) -> bool:
     types = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    types = [get_args(t)[0] if get_origin(t) is Annotated else t for t in types]
     return bool(types) and all(t in (int, float, bool) for t in types)
 
 

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from app.audio.formats import WavEncoder
-from app.audio.pcm import STREAMING_SIZE, float_to_int16, wav_header
+from app.audio.pcm import STREAMING_SIZE, WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW, float_to_int16, wav_header
 
 
 def test_float_to_int16_clips_rounds_and_is_symmetric():
@@ -44,3 +44,18 @@ def test_complete_wav_file_has_exact_sizes_and_reads_back():
 def test_wav_header_rejects_partial_frames():
     with pytest.raises(ValueError):
         wav_header(data_bytes=3)
+
+
+def test_g711_wav_header_has_its_format_tag_cbsize_and_fact_chunk():
+    h = wav_header(8000, bits=8, data_bytes=16000, format_tag=WAVE_FORMAT_MULAW)
+    assert len(h) == 58
+    assert struct.unpack("<4sI4s", h[:12]) == (b"RIFF", 50 + 16000, b"WAVE")
+    assert struct.unpack("<4sIHHIIHHH", h[12:38]) == (b"fmt ", 18, 7, 1, 8000, 8000, 1, 8, 0)
+    assert struct.unpack("<4sII4sI", h[38:58]) == (b"fact", 4, 16000, b"data", 16000)
+    stream = wav_header(8000, bits=8, format_tag=WAVE_FORMAT_ALAW)
+    assert struct.unpack("<H", stream[20:22])[0] == 6
+    assert struct.unpack("<I", stream[4:8])[0] == struct.unpack("<I", stream[54:58])[0] == STREAMING_SIZE
+    with pytest.raises(ValueError, match="8 bits"):
+        wav_header(8000, bits=16, format_tag=WAVE_FORMAT_MULAW)
+    with pytest.raises(ValueError, match="format_tag"):
+        wav_header(8000, format_tag=3)

@@ -16,11 +16,10 @@ elevenlabs = pytest.importorskip("livekit.plugins.elevenlabs")
 SENTENCES = ["Hello there, this is a test.", "The plugin streams text to us.", "And audio comes back."]
 
 
-async def _stream(url: str, api_key: str, voice: str = "jenny") -> list:
+async def _stream(url: str, api_key: str, voice: str = "jenny", **options: str) -> list:
+    """`options`: the plugin's own (none: its defaults, `encoding="mp3_22050_32"`)."""
     async with aiohttp.ClientSession() as session:
-        tts = elevenlabs.TTS(
-            voice_id=voice, api_key=api_key, base_url=f"{url}/v1", encoding="pcm_24000", http_session=session
-        )
+        tts = elevenlabs.TTS(voice_id=voice, api_key=api_key, base_url=f"{url}/v1", http_session=session, **options)
         stream = tts.stream()
         for sentence in SENTENCES:  # an LLM's output, word by word
             for word in sentence.split():
@@ -34,7 +33,7 @@ async def _stream(url: str, api_key: str, voice: str = "jenny") -> list:
 
 
 async def test_livekit_plugin_receives_24khz_audio_with_context(url: str, fake: FakeVLLM) -> None:
-    frames = await asyncio.wait_for(_stream(url, "secret"), 60)
+    frames = await asyncio.wait_for(_stream(url, "secret", encoding="pcm_24000"), 60)
     assert frames and all(f.sample_rate == 24000 and f.num_channels == 1 for f in frames)
     pcm = np.concatenate([np.frombuffer(bytes(f.data), np.int16) for f in frames])
     prompts = [r.prompt for r in fake.requests]
@@ -54,3 +53,17 @@ async def test_livekit_plugin_with_a_wrong_key_gets_an_error(url: str) -> None:
 
     with pytest.raises(APIError):
         await asyncio.wait_for(_stream(url, "wrong"), 60)
+
+
+async def test_livekit_plugin_with_its_default_encoding_gets_22khz_mp3(url: str, fake: FakeVLLM) -> None:
+    """The plugin as it comes: `mp3_22050_32`, which it decodes to 22.05 kHz frames."""
+    frames = await asyncio.wait_for(_stream(url, "secret"), 60)
+    assert frames and all(f.sample_rate == 22050 and f.num_channels == 1 for f in frames)
+    pcm = np.concatenate([np.frombuffer(bytes(f.data), np.int16) for f in frames])
+    prompts = [r.prompt for r in fake.requests]
+    assert len(prompts) == len(SENTENCES) and prompts[0] == speech_prompt("jenny", SENTENCES[0])
+    # every token's 480 samples at 24 kHz is 441 at 22.05 kHz; the plugin's decoder hands over every MP3 frame
+    # (576 samples at 22.05 kHz) whole: LAME's 576-sample delay in front, the last frame padded out, nothing dropped
+    n = sum(len(fake.expected_tokens(p)) for p in prompts) * 441
+    assert len(pcm) % 576 == 0 and n + 576 <= len(pcm) < n + 2 * 576
+    assert np.abs(pcm).max() > 1000

@@ -1,9 +1,9 @@
 """Schemathesis hooks for `test_openapi_schemathesis.py` (loaded through `SCHEMATHESIS_HOOKS`).
 
 They only touch *positive* cases (requests the document says are valid), and only where a JSON schema cannot
-say what the service needs: a reference clip that is real audio, the one rule between two fields
-(`playback_overlap_speed` < `playback_speed`, stated in the field's description), and text with something to
-speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express).
+say what the service needs: a reference clip that is real audio, the rules between two fields
+(`playback_overlap_speed` < `playback_speed`; in the `/v1/audio/vc` form, the rates and encodings each format
+carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import schemathesis
 import soundfile as sf
 
+from app.audio.registry import FORMATS
 from app.prompts import strip_control_tokens
 
 
@@ -38,6 +39,11 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         body["playback_overlap_speed"] = speed / 2
     if case.operation.path == "/v1/audio/vc":
         body["reference_audio"] = CLIP
+        fmt = FORMATS.get(body.get("response_format", "pcm"))
+        if fmt is not None and body.get("sample_rate") not in (None, *fmt.rates):
+            del body["sample_rate"]
+        if fmt is not None and body.get("encoding") not in (None, *(e.name for e in fmt.encodings)):
+            del body["encoding"]
     for name in ("input", "reference_text", "generate_text"):
         text = body.get(name)
         if isinstance(text, str) and text.strip() and not strip_control_tokens(text):

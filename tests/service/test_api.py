@@ -121,6 +121,83 @@ def test_wav_headers(app_url: str) -> None:
     assert struct.unpack("<I", complete[40:44])[0] == len(complete) - 44 == audio.size * 2
 
 
+def g711(pcm: bytes, subtype: str) -> bytes:
+    """libsndfile's G.711 (`ULAW`, `ALAW`) of 16-bit samples."""
+    buf = io.BytesIO()
+    sf.write(buf, np.frombuffer(pcm, np.int16), 8000, format="RAW", subtype=subtype)
+    return buf.getvalue()
+
+
+def expected_at(fake: FakeVLLM, rate: int) -> np.ndarray:
+    """The one-shot decode resampled once, as float samples at `rate`."""
+    import soxr
+
+    tokens = fake.expected_tokens(speech_prompt("husein", " ".join(TEXT.split())))
+    one_shot = apply_fade_in(LocalCodec().one_shot(tokens), round(5.0 * 24))  # what `expected_pcm` quantizes
+    return soxr.resample(one_shot, 24000, rate) if rate != 24000 else one_shot
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(("encoding", "subtype"), [("mulaw", "ULAW"), ("alaw", "ALAW")])
+def test_8khz_g711_pcm_is_libsndfiles_encoding_of_the_resampled_decode(
+    app_url: str, fake: FakeVLLM, stream: bool, encoding: str, subtype: str
+) -> None:
+    resp = post_speech(app_url, response_format="pcm", sample_rate=8000, encoding=encoding, stream=stream)
+    assert resp.status_code == 200, resp.text
+    h = resp.headers
+    assert (h["x-sample-rate"], h["x-bit-depth"], h["x-channels"], h["x-encoding"]) == ("8000", "8", "1", encoding)
+    assert h["x-audio-sample-rate"] == "8000" and h["content-type"] == "audio/pcm"
+    assert resp.content == g711(float_to_int16(expected_at(fake, 8000)).tobytes(), subtype)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+def test_every_rate_is_the_decode_resampled_once(app_url: str, fake: FakeVLLM, rate: int) -> None:
+    resp = post_speech(app_url, response_format="pcm", sample_rate=rate)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-sample-rate"] == str(rate) and resp.headers["x-encoding"] == "s16le"
+    got = np.frombuffer(resp.content, np.int16).astype(np.int32)
+    want = float_to_int16(expected_at(fake, rate)).astype(np.int32)
+    assert len(got) == len(want) and np.abs(got - want).max() <= 4  # 1e-4 of full scale
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_8khz_alaw_wav_reads_back(app_url: str, fake: FakeVLLM, stream: bool) -> None:
+    resp = post_speech(app_url, response_format="wav", sample_rate=8000, encoding="alaw", stream=stream)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-sample-rate"] == "8000" and resp.headers["x-encoding"] == "alaw"
+    assert struct.unpack("<H", resp.content[20:22])[0] == 6  # WAVE_FORMAT_ALAW
+    info = sf.info(io.BytesIO(resp.content))
+    assert (info.samplerate, info.subtype) == (8000, "ALAW")
+    assert resp.content.endswith(g711(float_to_int16(expected_at(fake, 8000)).tobytes(), "ALAW"))
+
+
+def test_other_formats_at_other_rates(app_url: str) -> None:
+    resp = post_speech(app_url, response_format="opus", sample_rate=48000, stream=False)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "audio/ogg"
+    assert "x-sample-rate" not in resp.headers
+    audio, rate = sf.read(io.BytesIO(resp.content))
+    assert rate == 48000 and len(audio) > 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "message"),
+    [
+        ({"response_format": "opus", "sample_rate": 22050}, "sample_rate", "opus is offered at 8000, 16000, 24000, 48000 Hz, not 22050"),
+        ({"sample_rate": 11025}, "sample_rate", "8000, 16000, 22050, 24000, 32000, 44100, 48000 Hz, not 11025"),
+        ({"sample_rate": "8000"}, "sample_rate", "valid integer"),
+        ({"response_format": "mp3", "encoding": "mulaw"}, "encoding", "mp3 carries the encodings s16le, not 'mulaw'"),
+        ({"encoding": "ulaw"}, "encoding", "'s16le', 'mulaw' or 'alaw'"),
+    ],
+)
+def test_unsupported_rates_and_encodings_are_400s_that_list_the_accepted_ones(
+    app_url: str, fake: FakeVLLM, fields: dict, param: str, message: str
+) -> None:
+    before = len(fake.requests)
+    err = assert_error(post_speech(app_url, **fields), 400, param=param)
+    assert message in err["message"]
+    assert len(fake.requests) == before  # refused before any work
+
+
 def test_every_field_is_passed_to_the_backend(app_url: str, fake: FakeVLLM) -> None:
     resp = post_speech(
         app_url,
@@ -342,6 +419,17 @@ def test_voice_clone_puts_reference_tokens_in_the_prompt(app_url: str, fake: Fak
     assert prompt.startswith("<|im_start|>I wonder if I shall ever be happy.<|speech_start|><|s_")
     assert prompt.endswith("<|im_end|><|im_start|>Ye encik, apa yang boleh saya tolong?<|speech_start|>")
     assert 95 <= prompt.count("<|s_") <= 101  # 2 s of reference at 50 tokens/s
+
+
+def test_voice_clone_at_8khz_mulaw(app_url: str) -> None:
+    resp = post_vc(
+        app_url, wav_bytes(2.0), response_format="wav", sample_rate="8000", encoding="mulaw", stream="false", max_tokens="80"
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-sample-rate"] == "8000" and resp.headers["x-encoding"] == "mulaw"
+    audio, rate = sf.read(io.BytesIO(resp.content), dtype="float32")
+    assert rate == 8000 and len(audio) == 80 * 160 and sf.info(io.BytesIO(resp.content)).subtype == "ULAW"
+    assert_error(post_vc(app_url, wav_bytes(1.0), response_format="aac", encoding="alaw"), 400, param="encoding")
 
 
 @pytest.mark.parametrize(

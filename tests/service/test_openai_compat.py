@@ -12,6 +12,8 @@ import httpx
 import numpy as np
 import openai
 import pytest
+import soundfile as sf
+import soxr
 
 from app.main import Components
 from app.prompts import speech_prompt
@@ -107,6 +109,30 @@ def test_sse_like_livekit(url: str, fake: FakeVLLM) -> None:
                 done = event
     assert bytes(pcm) == raw and len(raw) == n_samples(fake) * 2
     assert done is not None and done["usage"]["output_tokens"] == n_samples(fake) // 480
+
+
+def test_sdk_gets_8khz_mulaw_through_extra_body(client: openai.OpenAI, fake: FakeVLLM) -> None:
+    """A phone line's audio straight from the SDK: raw G.711 mu-law at 8 kHz, one byte a sample."""
+    ask = {"sample_rate": 8000, "encoding": "mulaw"}
+    resp = client.audio.speech.create(model="tts-1", voice="husein", input=TEXT, response_format="pcm", extra_body=ask)
+    assert resp.response.headers["x-sample-rate"] == "8000" and resp.response.headers["x-encoding"] == "mulaw"
+    assert len(resp.content) == n_samples(fake) // 3
+    plain = client.audio.speech.create(model="tts-1", voice="husein", input=TEXT, response_format="pcm")
+    linear = decode(plain.content, "pcm")
+    mulaw = sf.read(io.BytesIO(resp.content), samplerate=8000, channels=1, format="RAW", subtype="ULAW")[0]
+    ref = soxr.resample(linear, 24000, 8000)
+    assert np.corrcoef(mulaw, ref)[0, 1] > 0.999
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="husein", input=TEXT, response_format="wav", extra_body=ask
+    ) as streamed:
+        wav = streamed.read()
+    info = sf.info(io.BytesIO(wav))
+    assert (info.samplerate, info.subtype) == (8000, "ULAW") and wav.endswith(resp.content)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.speech.create(
+            model="tts-1", voice="husein", input=TEXT, response_format="mp3", extra_body={"encoding": "mulaw"}
+        )
+    assert refused.value.body["param"] == "encoding" and "s16le" in refused.value.body["message"]
 
 
 def test_speed_two_halves_the_duration(client: openai.OpenAI, fake: FakeVLLM) -> None:

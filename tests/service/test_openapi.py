@@ -79,6 +79,37 @@ def test_voice_clone_documents_its_multipart_body() -> None:
     assert schema["properties"]["stream"]["type"] == "boolean"
 
 
+def test_rates_and_encodings_in_the_schema_are_what_the_service_accepts() -> None:
+    """Every response_format x sample_rate x encoding: the schema (fields and `if`/`then` per format) says valid
+    exactly when the request model takes it."""
+    import jsonschema
+    from pydantic import ValidationError
+
+    from app.audio.registry import ENCODING_NAMES, OPENAI_NAMES, RATES
+    from app.service.requests import SpeechRequest
+
+    doc = document()
+    speech = doc["components"]["schemas"]["SpeechRequest"]
+    form = doc["paths"]["/v1/audio/vc"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    fields = ("response_format", "sample_rate", "encoding")
+    assert [o.get("enum") for o in speech["properties"]["sample_rate"]["anyOf"]] == [list(RATES), None]
+    assert form["properties"]["sample_rate"]["enum"] == list(RATES)
+    assert "allOf" not in form  # the form states the per-format rules in the descriptions (see _voice_clone_form)
+    assert "opus takes 8000, 16000, 24000, 48000" in form["properties"]["sample_rate"]["description"]
+    for schema in (speech,):
+        subset = {"type": "object", "properties": {k: schema["properties"][k] for k in fields}, "allOf": schema["allOf"]}
+        for fmt in OPENAI_NAMES:
+            for rate in [*RATES, 11025, None]:
+                for encoding in [*ENCODING_NAMES, "ulaw", None]:
+                    body = {"response_format": fmt, "sample_rate": rate, "encoding": encoding}
+                    try:
+                        SpeechRequest(input="x", **body)
+                        accepted = True
+                    except ValidationError:
+                        accepted = False
+                    assert jsonschema.Draft202012Validator(subset).is_valid(body) == accepted, body
+
+
 def test_document_carries_the_settings_limits_and_voices() -> None:
     doc = document(max_input_chars=123, speakers="anna,ben", default_speaker="ben")
     speech = doc["components"]["schemas"]["SpeechRequest"]["properties"]

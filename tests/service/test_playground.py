@@ -147,6 +147,51 @@ def test_speak_streams_and_plays_every_sample(page: object, fake_backend: FakeVL
     assert not console_errors(page, allowed=("status of 401",)), page.console_messages
 
 
+@pytest.mark.parametrize(("rate", "encoding"), [(8000, "mulaw"), (16000, "s16le"), (8000, "alaw")])
+def test_speak_at_another_rate_and_encoding(page: object, url: str, rate: int, encoding: str) -> None:
+    """The page asks for the rate and encoding chosen, reads them from the headers, and plays every sample."""
+    import httpx
+
+    enter_key(page)
+    page.fill("#text", TEXT)
+    page.select_option("#voice", "jenny")
+    page.select_option("#format", "pcm")
+    page.select_option("#sample-rate", str(rate))
+    page.select_option("#encoding", encoding)
+    page.click("#speak")
+    s = wait_done(page)
+    assert s["state"] == "done", s["lastError"]
+    expected = N_TOKENS * 480 * rate // 24000
+    width = 2 if encoding == "s16le" else 1
+    assert (s["sampleRate"], s["encoding"]) == (rate, encoding)
+    assert s["samplesReceived"] == s["samplesScheduled"] == expected and s["bytesReceived"] == width * expected
+    assert page.inner_text("#audio-seconds") == f"{N_TOKENS / 50:.2f} s"
+    assert s["playedSeconds"] >= N_TOKENS / 50 - 1e-6
+    # the page's G.711 expansion is libsndfile's: the same loudest sample as the same request decoded here
+    body = {"input": TEXT, "voice": "jenny", "response_format": "pcm", "sample_rate": rate, "encoding": encoding}
+    data = httpx.post(f"{url}/v1/audio/speech", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60).content
+    if encoding == "s16le":
+        ours = np.frombuffer(data, np.int16) / 32768
+    else:
+        subtype = {"mulaw": "ULAW", "alaw": "ALAW"}[encoding]
+        ours = sf.read(io.BytesIO(data), samplerate=rate, channels=1, format="RAW", subtype=subtype, dtype="int16")[0]
+        ours = ours / 32768
+    assert len(ours) == expected and s["peak"] == pytest.approx(np.abs(ours).max(), abs=1e-6)
+    assert not console_errors(page, allowed=("status of 401",)), page.console_messages
+
+
+def test_a_combination_a_format_lacks_is_the_apis_400(page: object) -> None:
+    enter_key(page)
+    page.fill("#text", TEXT)
+    page.select_option("#format", "opus")
+    page.select_option("#sample-rate", "44100")
+    page.click("#speak")
+    s = wait_done(page)
+    assert s["state"] == "error" and s["samplesReceived"] == 0
+    assert "opus is offered at 8000, 16000, 24000, 48000 Hz, not 44100" in page.inner_text("#error")
+    assert not console_errors(page, allowed=("status of 401", "status of 400")), page.console_messages
+
+
 def test_a_whole_file_format_plays_in_the_audio_element(page: object) -> None:
     enter_key(page)
     page.fill("#text", TEXT)

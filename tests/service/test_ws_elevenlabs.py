@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from collections.abc import Iterator
 
+import av
 import pytest
 import websockets
 
@@ -40,6 +42,41 @@ async def test_stream_input_single_context(base: str, fake: FakeVLLM) -> None:
     tokens = fake.expected_tokens(speech_prompt("jenny", "Hello from the old protocol."))
     assert len(audio) == len(tokens) * 960
     assert all("contextId" not in m for m in messages)
+
+
+async def speak_as(base: str, output_format: str, text: str = "Hello from the old protocol. ") -> bytes:
+    query = f"model_id=eleven_turbo_v2_5&output_format={output_format}"
+    async with websockets.connect(url_for(base, "stream-input", query), additional_headers={"xi-api-key": "k"}) as ws:
+        await ws.send(json.dumps({"text": " "}))
+        await ws.send(json.dumps({"text": text, "flush": True}))
+        await ws.send(json.dumps({"text": ""}))
+        messages = await asyncio.wait_for(collect(ws), 20)
+    assert messages[-1] == {"isFinal": True} and not [m for m in messages if "error" in m]
+    return b"".join(base64.b64decode(m["audio"]) for m in messages if m.get("audio"))
+
+
+@pytest.mark.parametrize(
+    ("output_format", "bytes_per_token"),
+    [("pcm_8000", 320), ("pcm_16000", 640), ("pcm_22050", 882), ("pcm_44100", 1764), ("pcm_48000", 1920),
+     ("ulaw_8000", 160), ("alaw_8000", 160)],
+)  # fmt: skip
+async def test_every_pcm_and_g711_output_format(base: str, fake: FakeVLLM, output_format: str, bytes_per_token: int) -> None:
+    audio = await speak_as(base, output_format)
+    tokens = fake.expected_tokens(speech_prompt("jenny", "Hello from the old protocol."))
+    assert len(audio) == len(tokens) * bytes_per_token  # every token, resampled; nothing dropped
+
+
+@pytest.mark.parametrize(("output_format", "rate", "kbps"), [("mp3_22050_32", 22050, 32), ("mp3_44100_128", 44100, 128), ("opus_48000_64", 48000, 64)])
+async def test_mp3_and_opus_output_formats(base: str, fake: FakeVLLM, output_format: str, rate: int, kbps: int) -> None:
+    audio = await speak_as(base, output_format)
+    with av.open(io.BytesIO(audio)) as container:
+        stream = container.streams.audio[0]
+        decoded = sum(f.samples for f in container.decode(audio=0))
+        assert stream.rate == rate and stream.codec_context.name.startswith(output_format.split("_")[0])
+        if output_format.startswith("mp3"):
+            assert stream.bit_rate == kbps * 1000
+    n = len(fake.expected_tokens(speech_prompt("jenny", "Hello from the old protocol."))) * 480 * rate // 24000
+    assert n <= decoded <= n + 1105 + 1152  # mp3: the encoder's delay and the last frame's padding
 
 
 async def test_multi_stream_contexts_are_tagged_and_closed(base: str, fake: FakeVLLM) -> None:
@@ -78,7 +115,7 @@ async def test_closing_the_socket_mid_speech_cancels_the_backend(base: str, fake
 @pytest.mark.parametrize(
     ("voice", "query", "param"),
     [
-        ("jenny", "model_id=m&output_format=mp3_44100_128", "output_format"),
+        ("jenny", "model_id=m&output_format=mp3_44100_320", "output_format"),
         ("jenny", "model_id=m", "output_format"),
         ("jenny", "output_format=pcm_24000&enable_ssml_parsing=true", "enable_ssml_parsing"),
         ("jenny", "output_format=pcm_24000&inactivity_timeout=999", "inactivity_timeout"),

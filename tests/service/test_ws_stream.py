@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import numpy as np
 import pytest
+import soundfile as sf
+import soxr
 import websockets
 
 from app.audio.pcm import float_to_int16
@@ -109,6 +112,26 @@ async def test_llm_deltas_stream_in_and_ordered_audio_comes_out_before_the_text_
     assert usage["audio_seconds"] == pytest.approx(sum(len(t) for t in tokens) / 50)
 
 
+@pytest.mark.parametrize(("config", "rate", "width"), [({"sample_rate": 16000}, 16000, 2), ({"sample_rate": 8000, "encoding": "mulaw"}, 8000, 1)])
+async def test_the_stream_at_another_rate_and_encoding(url: str, fake: FakeVLLM, config: dict, rate: int, width: int) -> None:
+    """One resampler across the segments: the stream is the decoded segments, joined, resampled once."""
+    words = " ".join(SENTENCES).split()
+    events, audio, info = await run_session(url, {"voice": "idayu", "context": True, **config}, words)
+    assert events[0]["type"] == "session.started" and events[0]["sample_rate"] == rate
+    assert events[-1]["type"] == "done" and info["close_code"] == 1000
+    tokens = [fake.expected_tokens(p) for p in segment_prompts(fake)]
+    assert len(audio) == sum(len(t) for t in tokens) * 480 * rate // 24000 * width  # every token, nothing dropped
+    codec = LocalCodec()
+    joined = np.concatenate([apply_fade_in(codec.one_shot(t), 120) for t in tokens])
+    want = float_to_int16(soxr.resample(joined, 24000, rate))
+    if width == 1:
+        got = sf.read(io.BytesIO(audio), samplerate=8000, channels=1, format="RAW", subtype="ULAW", dtype="int16")[0]
+        assert np.corrcoef(got, want)[0, 1] > 0.999
+    else:
+        got = np.frombuffer(audio, np.int16)
+        assert np.abs(got.astype(np.int32) - want.astype(np.int32)).max() <= 4
+
+
 async def test_with_context_segment_2_is_prompted_with_segment_1s_speech(url: str, fake: FakeVLLM) -> None:
     await run_session(url, {"voice": "husein"}, " ".join(SENTENCES[:2]).split())
     first, second = segment_prompts(fake)
@@ -189,6 +212,8 @@ async def test_bad_messages_get_openai_errors_and_the_session_goes_on(url: str, 
         ({"response_format": "ogg"}, "response_format", None),
         ({"speed": 9}, "speed", None),
         ({"colour": "red"}, "colour", None),
+        ({"response_format": "opus", "sample_rate": 44100}, "sample_rate", None),
+        ({"response_format": "flac", "encoding": "mulaw"}, "encoding", None),
     ],
 )
 async def test_a_bad_config_ends_the_session_with_a_clear_error(url: str, config: dict, param: str, code) -> None:

@@ -51,10 +51,9 @@ def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol
     return p
 
 
-def eleven(settings: Settings, *, multi: bool) -> ElevenLabsProtocol:
-    return ElevenLabsProtocol(
-        settings.generation, settings.streaming, Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format("pcm_24000")), multi=multi
-    )
+def eleven(settings: Settings, *, multi: bool, output_format: str = "pcm_24000") -> ElevenLabsProtocol:
+    opts = Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format(output_format))
+    return ElevenLabsProtocol(settings.generation, settings.streaming, opts, multi=multi)
 
 
 def parse(p, message: dict, contexts=("default",), closing: bool = False) -> list:
@@ -191,6 +190,32 @@ def test_eleven_single_context(settings: Settings) -> None:
     assert parse(p, {"text": " "})[1:] == []  # whitespace is not spoken
     assert parse(p, {"text": ""})[1:] == [CloseSocket()]  # an empty text ends the input
     assert p.context_of({"context_id": "x"}) == "default"
+
+
+@pytest.mark.parametrize(
+    ("output_format", "fmt", "rate", "encoding", "bit_rate"),
+    [
+        ("pcm_24000", "pcm", 24000, "s16le", None),
+        ("pcm_8000", "pcm", 8000, "s16le", None),
+        ("ulaw_8000", "pcm", 8000, "mulaw", None),
+        ("alaw_8000", "pcm", 8000, "alaw", None),
+        ("mp3_22050_32", "mp3", 22050, "s16le", 32_000),
+        ("opus_48000_128", "opus", 48000, "s16le", 128_000),
+    ],
+)
+def test_eleven_opens_contexts_in_the_output_format(
+    settings: Settings, output_format: str, fmt: str, rate: int, encoding: str, bit_rate: int | None
+) -> None:
+    p = eleven(settings, multi=True, output_format=output_format)
+    _, open_, _ = parse(p, {"text": "Hello ", "context_id": "a"}, ())
+    assert (open_.gen.response_format, open_.gen.sample_rate, open_.gen.encoding) == (fmt, rate, encoding)
+    assert open_.bit_rate == bit_rate
+
+
+def test_ours_config_asks_for_a_rate_and_encoding(settings: Settings) -> None:
+    p = ours(settings)
+    _, open_ = parse(p, {"type": "config", "sample_rate": 8000, "encoding": "alaw"}, ())
+    assert (open_.gen.sample_rate, open_.gen.encoding, open_.bit_rate) == (8000, "alaw", None)
 
 
 def test_eleven_multi_contexts(settings: Settings) -> None:

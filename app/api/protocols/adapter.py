@@ -26,8 +26,9 @@ class Auth:
 
 @dataclass(frozen=True)
 class Open:
-    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`, at `rate` Hz
-    in the sample `encoding` (None: the codec's rate, the format's default encoding)."""
+    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`, at
+    `gen.sample_rate` Hz in the sample `gen.encoding` (None: the codec's rate, the format's default encoding),
+    at `bit_rate` bits per second for a lossy codec (None: its default)."""
 
     context: str
     voice: str
@@ -35,8 +36,7 @@ class Open:
     normalize_malaysian: bool = True
     language: str = "auto"
     use_context: bool = True
-    rate: int | None = None
-    encoding: str | None = None
+    bit_rate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 `/v1/text-to-speech/{voice_id}/stream-input` (one context per socket) and `.../multi-stream-input` (many
 `context_id`s on one socket), the endpoints LiveKit's `livekit-plugins-elevenlabs` and pipecat's
 `ElevenLabsTTSService` connect to. Text in (`{"text": ...}`, `flush`, `close_context`, `close_socket`), base64
-`pcm_24000` audio out (`{"audio", "contextId", "isFinal": false}`), then `{"isFinal": true}` per context.
+audio in the `output_format` asked for out (`{"audio", "contextId", "isFinal": false}`; pcm_8000 ... pcm_48000,
+ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context.
 What is not supported is refused with a clear error (the README lists it).
 """
 
@@ -154,19 +155,23 @@ class ElevenLabsProtocol(Protocol):
         if not isinstance(vs, dict):
             raise InvalidRequestError("voice_settings must be an object", param="voice_settings")
         try:
-            fields = GenerationFields(response_format=self.opts.output.format.name, speed=vs.get("speed", 1.0))
+            out = self.opts.output
+            fields = GenerationFields(
+                response_format=out.format.name,
+                sample_rate=out.rate,
+                encoding=out.encoding.name,
+                speed=vs.get("speed", 1.0),
+            )
             gen = fields.resolved(self.generation, self.streaming)
         except ValidationError as exc:
             raise invalid_request(exc, prefix="voice_settings.") from None
-        out = self.opts.output
         return Open(
             cid,
             self.opts.voice,
             gen,
             normalize_malaysian=self.opts.normalize,
             use_context=self.streaming.context,
-            rate=out.rate,
-            encoding=out.encoding.name,
+            bit_rate=out.bit_rate,
         )
 
     # -- events -> messages -----------------------------------------------------------------------

@@ -1,9 +1,10 @@
-// The playground: speak text (streamed pcm played with Web Audio as it arrives, or a whole file for the other
-// formats), preview the normalized text, clone a voice from a file or a microphone recording.
+// The playground: speak text (streamed pcm, 16-bit or G.711, at any rate, played with Web Audio as it arrives, or
+// a whole file for the other formats), preview the normalized text, clone a voice from a file or a microphone
+// recording.
 // No dependencies. `window.playground` exposes counters (for the browser test and the curious).
 "use strict";
 
-const SAMPLE_RATE = 24000;
+const SAMPLE_RATE = 24000; // the model's; the audio context's rate (buffers at other rates are resampled)
 const BASE = new URL("../", document.baseURI); // the API root: the page lives at <root>/playground/
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +18,9 @@ const FRESH_STATS = {
   ttfaMs: null,
   rtf: null,
   audioSeconds: 0,
+  sampleRate: null, // of the last response, from its X-Sample-Rate header
+  encoding: null, // from X-Encoding
+  peak: 0, // the largest decoded sample, |x| in [0, 1]
 };
 const stats = (window.playground = {
   ...FRESH_STATS,
@@ -75,6 +79,8 @@ async function api(path, options = {}) {
 function generation() {
   return {
     response_format: $("format").value,
+    sample_rate: Number($("sample-rate").value),
+    encoding: $("encoding").value,
     speed: Number($("speed").value),
     temperature: Number($("temperature").value),
     normalize_malaysian: $("normalize-malaysian").checked,
@@ -164,9 +170,35 @@ function finish(t0, audioSeconds) {
   }
 }
 
-// 16-bit little-endian mono pcm, scheduled back to back as it arrives
+// G.711 bytes -> 16-bit values (ITU-T G.711 expansion, as in its reference g711.c)
+function mulawToLinear(u) {
+  u = ~u & 0xff;
+  const t = (((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+  return u & 0x80 ? 0x84 - t : t - 0x84;
+}
+
+function alawToLinear(a) {
+  a ^= 0x55;
+  let t = (a & 0x0f) << 4;
+  const segment = (a & 0x70) >> 4;
+  if (segment === 0) t += 8;
+  else if (segment === 1) t += 0x108;
+  else t = (t + 0x108) << (segment - 1);
+  return a & 0x80 ? t : -t;
+}
+
+const G711 = { mulaw: mulawToLinear, alaw: alawToLinear };
+
+// mono pcm (16-bit little-endian, or one G.711 byte a sample) at the response's rate, scheduled back to back as
+// it arrives
 async function playPcmStream(resp, t0, job) {
   const ctx = await context();
+  const rate = Number(resp.headers.get("X-Sample-Rate")) || SAMPLE_RATE;
+  const encoding = resp.headers.get("X-Encoding") || "s16le";
+  const expand = G711[encoding];
+  const width = expand ? 1 : 2;
+  stats.sampleRate = rate;
+  stats.encoding = encoding;
   const reader = resp.body.getReader();
   let next = 0;
   let carry = null; // an odd byte left from the previous read
@@ -182,16 +214,19 @@ async function playPcmStream(resp, t0, job) {
       carry = null;
     }
     stats.bytesReceived += value.length;
-    const even = bytes.length - (bytes.length % 2);
+    const even = bytes.length - (bytes.length % width);
     if (even < bytes.length) carry = bytes.slice(even);
     if (!even) continue;
-    const pcm = new Int16Array(bytes.slice(0, even).buffer);
+    const pcm = expand ? Int16Array.from(bytes.subarray(0, even), expand) : new Int16Array(bytes.slice(0, even).buffer);
     firstAudio(t0);
     stats.chunks += 1;
     stats.samplesReceived += pcm.length;
-    const buffer = ctx.createBuffer(1, pcm.length, SAMPLE_RATE);
+    const buffer = ctx.createBuffer(1, pcm.length, rate);
     const channel = buffer.getChannelData(0);
-    for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
+    for (let i = 0; i < pcm.length; i++) {
+      channel[i] = pcm[i] / 32768;
+      stats.peak = Math.max(stats.peak, Math.abs(channel[i]));
+    }
     const source = ctx.createBufferSource();
     source.buffer = buffer;
     source.connect(ctx.destination);
@@ -210,7 +245,7 @@ async function playPcmStream(resp, t0, job) {
       }),
     );
   }
-  finish(t0, stats.samplesReceived / SAMPLE_RATE);
+  finish(t0, stats.samplesReceived / rate);
   await Promise.all(ended);
 }
 
