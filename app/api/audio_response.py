@@ -31,13 +31,15 @@ T = TypeVar("T")
 
 
 def audio_headers(job: SynthesisJob, rate: int, encoding: SampleEncoding) -> dict[str, str]:
-    """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding."""
+    """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding, and
+    for pcm the original service's names for them too (its clients read X-Audio-* of raw audio only)."""
     headers = {"X-Request-Id": job.request_id}
-    if job.gen.response_format in ("pcm", "wav"):
-        fmt = {"Sample-Rate": str(rate), "Channels": "1", "Bit-Depth": str(encoding.bits)}
-        # ours, and the original service's names (its clients read X-Audio-*)
-        headers |= {f"X-{k}": v for k, v in fmt.items()} | {f"X-Audio-{k}": v for k, v in fmt.items()}
-        headers["X-Encoding"] = encoding.name
+    fmt = job.gen.response_format
+    if fmt in ("pcm", "wav"):
+        values = {"Sample-Rate": str(rate), "Channels": "1", "Bit-Depth": str(encoding.bits)}
+        headers |= {f"X-{k}": v for k, v in values.items()} | {"X-Encoding": encoding.name}
+        if fmt == "pcm":
+            headers |= {f"X-Audio-{k}": v for k, v in values.items()}
     return headers
 
 
