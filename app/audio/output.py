@@ -40,10 +40,12 @@ class AudioWriter:
         rate: int | None = None,
         encoding: str | None = None,
         bit_rate: int | None = None,
+        complexity: int | None = None,
         streaming: bool = True,
     ) -> None:
         """`rate=None`: the source's rate; another must be one the format offers, as must `encoding` (None: the
-        format's default; registry). `bit_rate`: the lossy codecs' bits per second (None: their default).
+        format's default; registry). `bit_rate`: the lossy codecs' bits per second (None: their default);
+        `complexity`: the effort of an encoder that has one (opus 0-10; None: its default).
         A format, rate or encoding not offered raises `UnsupportedFormat`, which lists what is."""
         self.format = output_format(fmt) if isinstance(fmt, str) else fmt
         self.source_rate = source_rate
@@ -53,7 +55,7 @@ class AudioWriter:
         self._stretcher = TimeStretcher(speed, source_rate) if speed != 1.0 else None
         self._resampler = StreamResampler(source_rate, self.rate) if self.rate != source_rate else None
         self._encoder = self.format.encoder(
-            self.rate, streaming=streaming, encoding=self.encoding, bit_rate=bit_rate
+            self.rate, streaming=streaming, encoding=self.encoding, bit_rate=bit_rate, complexity=complexity
         )
         # soxr takes ~0.2 ms of CPU per audio-second: less than a hop to a worker thread costs
         self.inline = self.format.inline and self._stretcher is None
