@@ -178,6 +178,7 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Seconds one WebSocket send may block (a client not reading) before the session ends"
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
+    opus_complexity: int = Field(10, ge=0, le=10, description="libopus' effort for opus output (0-10)")
 
     @field_validator("speakers", mode="before")
     @classmethod
@@ -341,6 +342,7 @@ class Settings(BaseSettings):
             segment_max_wait=self.stream_segment_max_wait,
             send_timeout=self.stream_send_timeout,
             idle_timeout=self.stream_idle_timeout,
+            opus_complexity=self.opus_complexity,
         )
 
     @cached_property
@@ -480,6 +482,7 @@ class StreamingSettings:
     segment_max_wait: float  # STREAM_SEGMENT_MAX_WAIT
     send_timeout: float  # STREAM_SEND_TIMEOUT
     idle_timeout: float  # STREAM_IDLE_TIMEOUT
+    opus_complexity: int  # OPUS_COMPLEXITY: libopus' effort, 0-10
 
 
 @dataclass(frozen=True, slots=True)
