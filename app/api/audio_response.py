@@ -160,6 +160,7 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
         speed=gen.speed,
         rate=rate,
         encoding=encoding.name,
+        complexity=service.streaming.opus_complexity,
         streaming=not complete,
     )
     chunks = service.synthesize(job)

@@ -293,6 +293,7 @@ class Session:
             rate=spec.gen.sample_rate,
             encoding=spec.gen.encoding,
             bit_rate=spec.bit_rate,
+            complexity=self.service.streaming.opus_complexity,
         )
         ctx = Context(spec.context, stream, out)
         self.contexts[ctx.cid] = ctx
