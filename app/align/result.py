@@ -1,0 +1,30 @@
+"""What an alignment gives the service: one sample span per character of the normalized text. No torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class CharSpan:
+    """One character of the normalized text and where it is heard: samples `[start_sample, end_sample)`."""
+
+    char: str
+    start_sample: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    """`spans[i]` is `[start, end)` of `text[i]` in samples at `sample_rate`, in order and not overlapping."""
+
+    text: str
+    sample_rate: int
+    spans: np.ndarray  # (len(text), 2) int64
+    source: Literal["aligned"] = "aligned"
+
+    def chars(self) -> list[CharSpan]:
+        return [CharSpan(c, int(s), int(e)) for c, (s, e) in zip(self.text, self.spans, strict=True)]
