@@ -12,25 +12,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import soxr
 import torch
 
 from app.align.ctc import AlignmentError, forced_align, min_frames, token_frames
+from app.align.result import AlignRequest
 from app.align.text import Transcript, Vocabulary, char_spans, transcribe
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AlignRequest:
-    """One segment: its audio (float32 mono at `sample_rate`) and its normalized text."""
-
-    audio: np.ndarray
-    sample_rate: int
-    text: str
 
 
 class CTCAligner:

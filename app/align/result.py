@@ -1,4 +1,4 @@
-"""What an alignment gives the service: one sample span per character of the normalized text. No torch."""
+"""What the aligner takes (a segment's audio and text) and gives back (a sample span per character). No torch."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class AlignRequest:
+    """One segment: its audio (float32 mono at `sample_rate`) and its normalized text."""
+
+    audio: np.ndarray
+    sample_rate: int
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
