@@ -64,7 +64,7 @@ def forced_align(log_probs: np.ndarray, targets: Sequence[int], blank: int) -> n
     path = np.empty(n_frames, dtype=np.int64)
     for t in range(n_frames - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])
     return path
 
 

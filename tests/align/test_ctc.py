@@ -78,7 +78,7 @@ def test_bad_targets_are_refused() -> None:
 def test_same_boundaries_as_the_reference_on_random_emissions(seed: int) -> None:
     rng = np.random.default_rng(seed)
     vocab = int(rng.integers(3, 32))
-    n_tokens = int(rng.integers(1, 40))
+    n_tokens = int(rng.integers(1, 40)) if seed < 15 else int(rng.integers(100, 300))  # long: > 127 states
     targets = rng.integers(1, vocab, n_tokens)
     if seed % 2:  # runs of repeats, which need blanks between them
         targets = np.repeat(targets[: max(1, n_tokens // 2)], 2)
