@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import soxr
 import torch
 
 from app.align.ctc import AlignmentError, forced_align, min_frames, token_frames
@@ -109,6 +108,8 @@ class CTCAligner:
         audio = np.asarray(request.audio, dtype=np.float32)
         if request.sample_rate == self.sample_rate or not len(audio):
             return audio
+        import soxr
+
         return soxr.resample(audio, request.sample_rate, self.sample_rate).astype(np.float32, copy=False)
 
     def _spans(self, emission: np.ndarray, transcript: Transcript, request: AlignRequest) -> np.ndarray:

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pypinyin import Style, lazy_pinyin
-from unidecode import unidecode
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 APOSTROPHES = "'\u2019\u02bc`"
@@ -69,6 +67,8 @@ def transcribe(text: str, vocab: Vocabulary) -> Transcript:
     while i < len(text):
         han = HAN.match(text, i)
         if han:
+            from pypinyin import Style, lazy_pinyin
+
             run = han.group()
             readings = lazy_pinyin(run, style=Style.NORMAL, v_to_u=True)
             if len(readings) != len(run):  # not one reading per character: read them one by one
@@ -93,6 +93,8 @@ def transcribe(text: str, vocab: Vocabulary) -> Transcript:
 
 def _latin(text: str) -> str:
     """Letters with their accents dropped (é -> e, ü -> u), other scripts transliterated (ø -> o)."""
+    from unidecode import unidecode
+
     stripped = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return stripped if stripped.isascii() else unidecode(stripped)
 
