@@ -52,7 +52,7 @@ def measure(size: str, seconds: float, batches: list[int], device: str, reps: in
             viterbi.append(t2 - t1)
         audio = batch * seconds
         rows.append({
-            "size": size, "params_m": round(params / 1e6, 1), "device": device, "batch": batch,
+            "size": size, "params_m": round(params / 1e6, 2), "device": device, "batch": batch,
             "clip_s": seconds, "letters": len(tokens),
             "forward_s_per_audio_s": min(forward) / audio,
             "viterbi_s_per_audio_s": min(viterbi) / audio,
