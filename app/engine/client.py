@@ -1,7 +1,7 @@
 """`EngineClient`: a front-end's handle on the codec engine (asyncio, one ZMQ DEALER socket).
 
-`await decode(tokens)` / `await encode(clip)` / `await align(audio, rate, text)` send a job and await its result; cancelling the awaiting task
-tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
+`await decode(tokens)` / `await encode(clip)` / `await align(audio, rate, text)` send a job and await its
+result; cancelling the awaiting task tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
 failure"):
 
 - **dead**: the connection to the engine closed (a socket monitor sees it: the engine process exited). Every

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +20,9 @@ from app.align.result import AlignRequest, AlignResult
 from app.engine import messages as m
 from app.engine.client import EngineClient
 from app.engine.core import EngineCore
-from app.engine.errors import AlignerUnavailable, InvalidInput
+from app.engine.errors import AlignerUnavailable, CodecFailed, InvalidInput
 from app.engine.launch import start_engine
+from app.engine.worker import CodecEngine
 from app.main import Components, create_app
 from app.settings import Settings
 from tools.fake_vllm import FakeVLLM
@@ -155,3 +159,35 @@ async def test_the_service_aligns_or_says_none(
         assert all(0 <= s.start_sample <= s.end_sample <= len(req.audio) for s in spans)
         assert all(a.end_sample <= b.start_sample for a, b in zip(spans, spans[1:], strict=False))
         assert await service.align(np.zeros(100, np.float32), "too short for this") is None  # logged, not raised
+
+
+def test_a_slow_or_failing_aligner_never_makes_the_engine_unhealthy() -> None:
+    class BrokenAligner:
+        def __init__(self) -> None:
+            self.started, self.release = threading.Event(), threading.Event()
+
+        def align(self, requests: list) -> list:
+            self.started.set()
+            self.release.wait(10)
+            raise RuntimeError("aligner broke")
+
+    aligner = BrokenAligner()
+    worker = CodecEngine(LocalCodec(), max_batch_size=1, microsleep=0.0, timeout=0.05, unhealthy_after=1,
+                         aligner=aligner)
+    worker.start()
+    try:
+        errors: queue.Queue = queue.Queue()
+        for _ in range(3):
+            worker.submit(m.JobKind.ALIGN, AlignRequest(np.zeros(10, np.float32), 24_000, "a"),
+                          lambda result, exc: errors.put(exc))
+        assert aligner.started.wait(10)
+        time.sleep(0.2)
+        assert worker.healthy  # an align batch running past the hang timeout
+        aligner.release.set()
+        assert all(isinstance(errors.get(timeout=10), CodecFailed) for _ in range(3))
+        assert worker.healthy  # three failures, one more than unhealthy_after
+        worker.submit(m.JobKind.DECODE, np.array([70_000]), lambda result, exc: errors.put(exc))  # a codec failure
+        assert isinstance(errors.get(timeout=10), CodecFailed)
+        assert not worker.healthy  # does count
+    finally:
+        worker.stop()
