@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,3 +38,11 @@ class AlignResult:
 
     def chars(self) -> list[CharSpan]:
         return [CharSpan(c, int(s), int(e)) for c, (s, e) in zip(self.text, self.spans, strict=True)]
+
+    def words(self) -> list[CharSpan]:
+        """The whitespace-separated words of `text`, each from its first character's start to its last's end (a
+        trailing comma has its share of the pause after the word)."""
+        return [
+            CharSpan(m.group(), int(self.spans[m.start(), 0]), int(self.spans[m.end() - 1, 1]))
+            for m in re.finditer(r"\S+", self.text)
+        ]

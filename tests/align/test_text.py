@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.align.checkpoint import MMS_LABELS
+from app.align.result import AlignResult, CharSpan
 from app.align.text import Transcript, Vocabulary, char_spans, transcribe
 
 MMS = Vocabulary({label: i for i, label in enumerate(MMS_LABELS)}, blank=0)
@@ -62,3 +63,12 @@ def test_edges_and_a_text_with_nothing_to_align() -> None:
     assert len(nothing.tokens) == 0
     assert char_spans(nothing, np.zeros((0, 2), np.int64), 400).tolist() == [[0, 100], [100, 200], [200, 300],
                                                                               [300, 400]]
+
+
+def test_a_result_reads_as_characters_and_words() -> None:
+    t = transcribe("hi, yo", MMS)
+    spans = char_spans(t, np.array([[100, 200], [200, 300], [500, 600], [650, 700]]), 1000)
+    result = AlignResult("hi, yo", 24_000, spans)
+    assert result.source == "aligned"
+    assert result.chars()[2] == CharSpan(",", 300, 400)
+    assert result.words() == [CharSpan("hi,", 100, 400), CharSpan("yo", 500, 700)]
