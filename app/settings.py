@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     engine_hang_timeout: float = Field(
         15.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
     )
+    aligner_model: str = Field(
+        "", description="CTC wav2vec2 forced aligner (hub id or local directory) run in the codec engine; empty: off"
+    )
+    aligner_max_batch: int = Field(8, ge=1, le=256, description="Segments aligned in one forward pass at most")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
@@ -322,6 +326,8 @@ class Settings(BaseSettings):
             job_timeout=self.codec_job_timeout_seconds,
             heartbeat_timeout=self.engine_heartbeat_timeout,
             hang_timeout=self.engine_hang_timeout,
+            aligner_model=self.aligner_model.strip(),
+            aligner_max_batch=self.aligner_max_batch,
         )
 
     @cached_property
@@ -461,6 +467,8 @@ class EngineSettings:
     job_timeout: float  # CODEC_JOB_TIMEOUT_SECONDS (a front-end's wait for one job)
     heartbeat_timeout: float  # ENGINE_HEARTBEAT_TIMEOUT: silence after which /ready is 503
     hang_timeout: float  # ENGINE_HANG_TIMEOUT: silence after which waiting jobs fail (a hung engine)
+    aligner_model: str = ""  # ALIGNER_MODEL: the forced aligner, on the codec's device; empty: none loaded
+    aligner_max_batch: int = 8  # ALIGNER_MAX_BATCH
 
 
 @dataclass(frozen=True, slots=True)

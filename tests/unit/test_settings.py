@@ -69,6 +69,8 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "ENGINE_MAX_RESTARTS": ("2", {"engine.max_restarts": 2}),
     "ENGINE_HEARTBEAT_TIMEOUT": ("4", {"engine.heartbeat_timeout": 4.0}),
     "ENGINE_HANG_TIMEOUT": ("30", {"engine.hang_timeout": 30.0}),
+    "ALIGNER_MODEL": (" /models/mms-fa ", {"engine.aligner_model": "/models/mms-fa"}),
+    "ALIGNER_MAX_BATCH": ("4", {"engine.aligner_max_batch": 4}),
     "DEFAULT_PLAYBACK_SPEED": ("2.0", {"streaming.chunk_seconds": 2.0}),
     "DEFAULT_PLAYBACK_OVERLAP_SPEED": ("0.3", {"streaming.crossfade_seconds": 0.3}),
     "FIRST_CHUNK_SECONDS": ("0.25", {"streaming.first_chunk_seconds": 0.25}),
