@@ -51,12 +51,29 @@ class RedactQueryFilter(logging.Filter):
         return True
 
 
+class RefusedHandshakeFilter(logging.Filter):
+    """uvicorn's websockets-sansio logs an ERROR after every handshake refused with an HTTP response (it never
+    marks that handshake complete): a refused client is not a server error (nor an error report). INFO instead."""
+
+    MESSAGE = "ASGI callable returned without completing handshake."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.MESSAGE and record.levelno == logging.ERROR:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def install_log_filters() -> None:
-    """Put `RedactQueryFilter` on uvicorn's loggers (once; their dictConfig keeps a logger's filters)."""
-    for name in ("uvicorn.access", "uvicorn.error"):
+    """Put `RedactQueryFilter` (and `RefusedHandshakeFilter`) on uvicorn's loggers, once; uvicorn's dictConfig
+    keeps a logger's filters."""
+    for name, filters in (
+        ("uvicorn.access", [RedactQueryFilter]),
+        ("uvicorn.error", [RedactQueryFilter, RefusedHandshakeFilter]),
+    ):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
-            logger.addFilter(RedactQueryFilter())
+        for kind in filters:
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())
 
 
 def configure_logging(level: str) -> None:
