@@ -40,6 +40,7 @@ from app.api.protocols.adapter import (
 )
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.observability.logs import clip
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 
@@ -153,7 +154,8 @@ class Session:
 
     The session ends when the protocol closes the socket and every context has finished, when the client goes
     away (its contexts' backend requests are closed at once), on a fatal error (`SessionEnd`: an error message,
-    then 1008) or an unexpected one (1011), or when nothing happened for `protocol.idle_timeout` seconds.
+    then 1008) or an unexpected one (1011), when nothing happened for `protocol.idle_timeout` seconds, or when a
+    client not authorized at the handshake sent no valid key within `STREAM_AUTH_TIMEOUT` seconds.
     """
 
     def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, authorized: bool) -> None:
@@ -172,9 +174,14 @@ class Session:
         logger.info("%s %s", self.session_id, self.protocol.describe())
         receiving: asyncio.Future | None = None
         code, reason = CLOSE_NORMAL, ""
+        auth_timeout = self.ws.app.state.settings.security.auth_timeout
+        auth_deadline = time.monotonic() + auth_timeout
         try:
             last_message = time.monotonic()
             while True:
+                if not self.authorized and time.monotonic() >= auth_deadline:
+                    missing = self.protocol.missing_key
+                    raise SessionEnd(AuthenticationError(f"no valid API key within {auth_timeout:g} s; {missing}"))
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
@@ -185,7 +192,8 @@ class Session:
                 idle_timeout = self.protocol.idle_timeout
                 dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
                 idle_left = idle_timeout - (time.monotonic() - last_message)
-                timeout = max(0.0, min([*dues, idle_left]))
+                auth_left = [] if self.authorized else [auth_deadline - time.monotonic()]
+                timeout = max(0.0, min([*dues, idle_left, *auth_left]))
                 done, _ = await asyncio.wait(
                     {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -205,11 +213,11 @@ class Session:
                     logger.info("%s: inactive for %g s; closing", self.session_id, idle_timeout)
                     return
         except SessionEnd as end:
-            code, reason = end.code, end.error.message
+            code, reason = end.code, describe(end.error).message
             if end.error.code != "backpressure":  # a client that does not read would not read this either
                 with contextlib.suppress(Exception):
                     await self.sender.send(self.protocol.render(SessionEnded(end.error)))
-            logger.info("%s ended: %s", self.session_id, end.error.message)
+            logger.info("%s ended: %s", self.session_id, clip(end.error.message, 300))
         except WebSocketDisconnect:
             logger.info("%s: client disconnected", self.session_id)
         except Exception:
@@ -300,8 +308,8 @@ class Session:
         logger.info(
             "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
             self.session_id,
-            ctx.cid,
-            spec.voice,
+            clip(ctx.cid),
+            clip(spec.voice),
             spec.gen.response_format,
             out.rate,
             out.encoding.name,

@@ -21,6 +21,7 @@ from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
 from app.engine.errors import EngineError
 from app.errors import InvalidRequestError, NotReadyError
+from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
 from app.prompts import voice_clone_prompt
 from app.service.admission import Admission, MeteredAdmission, Slot
@@ -289,8 +290,8 @@ def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, cha
         "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d %s",
         job.request_id,
         kind,
-        model or "-",
-        voice,
+        clip(model or "-"),
+        clip(voice),
         chars,
         gen.response_format,
         gen.stream,

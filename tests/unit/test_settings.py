@@ -116,6 +116,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "PORT": ("9000", {"server.port": 9000}),
     "API_WORKERS": ("4", {"server.workers": 4}),
     "SHUTDOWN_GRACE_SECONDS": ("5", {"server.shutdown_grace_seconds": 5.0}),
+    "STREAM_AUTH_TIMEOUT": ("2", {"security.auth_timeout": 2.0}),
 }
 CONTEXT = {
     "MICROSLEEP": {"DYNAMIC_BATCHING": "true"},

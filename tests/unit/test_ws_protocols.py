@@ -149,7 +149,8 @@ def test_ours_renders_every_event(settings: Settings) -> None:
     assert done == {"type": "segment.done", "index": 0, "text": "Hi.", "speech_tokens": 3, "audio_seconds": 0.5}
     failed = p.render(Segment("default", SegmentEvent("error", 1, "Oops.", error=BackendError("boom"))))
     assert failed["type"] == "error" and failed["index"] == 1 and failed["text"] == "Oops."
-    assert failed["error"] == {"message": "boom", "type": "api_error", "param": None, "code": "backend_error"}
+    generic = "the TTS backend failed; see the service's log"  # "boom" is only logged
+    assert failed["error"] == {"message": generic, "type": "api_error", "param": None, "code": "backend_error"}
     assert p.render(Audio("default", b"\x01\x02", 0)) == b"\x01\x02"
     assert p.render(ContextFinal("default", StreamUsage(segments=1)))["type"] == "done"
     rejected = p.render(Rejected(InvalidRequestError("text must be a string", param="text"), None))
@@ -265,7 +266,8 @@ def test_eleven_renders_audio_finals_and_errors(settings: Settings) -> None:
     assert multi.render(ContextFinal("a", StreamUsage())) == {"isFinal": True, "contextId": "a"}
     assert single.render(ContextFinal("default", StreamUsage())) == {"isFinal": True}
     err = multi.render(Segment("a", SegmentEvent("error", 0, "x", error=BackendError("boom"))))
-    assert err == {"error": "boom", "message": "boom", "code": "backend_error", "contextId": "a"}
+    generic = "the TTS backend failed; see the service's log"  # "boom" is only logged
+    assert err == {"error": generic, "message": generic, "code": "backend_error", "contextId": "a"}
     rejected = multi.render(Rejected(InvalidRequestError("bad", param="text"), "b"))
     assert rejected == {"error": "bad", "message": "bad", "code": "invalid_request_error", "contextId": "b"}
     ended = multi.render(SessionEnded(AuthenticationError("no key")))

@@ -39,6 +39,7 @@ from app.api.protocols.adapter import (
 from app.api.session import Session, deny, handshake
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
 from app.errors import InvalidRequestError, TTSError
+from app.observability.logs import clip
 from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
 from app.settings import GenerationSettings, StreamingSettings
@@ -113,7 +114,7 @@ class ElevenLabsProtocol(Protocol):
 
     def describe(self) -> str:
         endpoint = "multi-stream-input" if self.multi else "stream-input"
-        return f"elevenlabs {endpoint} voice={self.opts.voice} model_id={self.opts.model_id or '-'}"
+        return f"elevenlabs {endpoint} voice={clip(self.opts.voice)} model_id={clip(self.opts.model_id or '-')}"
 
     # -- messages -> commands ---------------------------------------------------------------------
     def context_of(self, message: dict) -> str:

@@ -408,10 +408,10 @@ for (const id of ["speed", "temperature"]) {
   $(id).addEventListener("input", show);
   show();
 }
-const savedKey = localStorage.getItem("tts-api-key");
+const savedKey = sessionStorage.getItem("tts-api-key");
 if (savedKey) $("api-key").value = savedKey;
 $("api-key").addEventListener("change", () => {
-  localStorage.setItem("tts-api-key", $("api-key").value.trim());
+  sessionStorage.setItem("tts-api-key", $("api-key").value.trim());
   loadVoices();
 });
 $("preview").addEventListener("click", previewNormalization);
