@@ -22,6 +22,7 @@ from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     Command,
     ContextFinal,
@@ -35,12 +36,14 @@ from app.api.protocols.adapter import (
     Segment,
     SessionEnded,
     Text,
+    Timings,
 )
 from app.api.session import Session, deny, handshake
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
+from app.service.timing import elevenlabs_alignment, estimated
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -58,6 +61,7 @@ class Options:
     normalize: bool
     inactivity_timeout: float
     output: ElevenLabsFormat
+    sync_alignment: bool = False
 
 
 def _bool_param(ws: WebSocket, name: str) -> bool | None:
@@ -81,8 +85,9 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
     normalization = q.get("apply_text_normalization", "auto")
     if normalization not in ("auto", "on", "off"):
         raise InvalidRequestError("apply_text_normalization must be auto, on or off", param="apply_text_normalization")
-    for name in ("sync_alignment", "auto_mode", "enable_logging", "apply_language_text_normalization"):
-        _bool_param(ws, name)  # validated; alignment is not sent, segmentation is always automatic
+    sync_alignment = bool(_bool_param(ws, "sync_alignment"))
+    for name in ("auto_mode", "enable_logging", "apply_language_text_normalization"):
+        _bool_param(ws, name)  # validated; segmentation is always automatic
     timeout = service.streaming.idle_timeout
     if "inactivity_timeout" in q:
         try:
@@ -93,7 +98,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
     voice = service.resolve_voice(voice_id, param="voice_id")
-    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output)
+    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output, sync_alignment)
 
 
 class ElevenLabsProtocol(Protocol):
@@ -101,6 +106,7 @@ class ElevenLabsProtocol(Protocol):
 
     id_prefix = "tts-11l"
     missing_key = "missing or invalid API key: send the xi-api-key header"
+    timings = True  # ElevenLabs sends alignment unasked
 
     def __init__(
         self, generation: GenerationSettings, streaming: StreamingSettings, opts: Options, *, multi: bool
@@ -110,6 +116,8 @@ class ElevenLabsProtocol(Protocol):
         self.opts = opts
         self.multi = multi
         self.idle_timeout = opts.inactivity_timeout
+        self._unflushed: set[str] = set()  # contexts with text sent after their last flush
+        self._closing: set[str] = set()  # contexts whose close_context was taken
 
     def describe(self) -> str:
         endpoint = "multi-stream-input" if self.multi else "stream-input"
@@ -131,8 +139,16 @@ class ElevenLabsProtocol(Protocol):
         if self.multi and message.get("close_socket"):
             yield CloseSocket()
             return
+        self._unflushed &= set(contexts)
+        self._closing &= set(contexts)
         if self.multi and message.get("close_context"):
-            yield EndContext(cid)
+            # ElevenLabs: a flushed context goes on flushing, then ends; one with unflushed text (an interrupted
+            # reply) closes now. A second close_context (an interruption after the reply's end) stops it too.
+            if cid in self._unflushed or cid in self._closing:
+                yield CancelContext(cid)
+            else:
+                yield EndContext(cid)
+            self._closing.add(cid)
             return
         text = message.get("text")
         if text is not None and not isinstance(text, str):
@@ -146,8 +162,10 @@ class ElevenLabsProtocol(Protocol):
             yield CloseSocket()  # stream-input: an empty text ends the input
             return
         if text and text.strip():
+            self._unflushed.add(cid)
             yield Text(cid, text)
         if message.get("flush") or message.get("try_trigger_generation") is True:
+            self._unflushed.discard(cid)
             yield Flush(cid)
 
     def _open(self, cid: str, first: dict) -> Open:
@@ -184,11 +202,32 @@ class ElevenLabsProtocol(Protocol):
         info = describe(exc)
         return self._tag({"error": info.message, "message": info.message, "code": info.code or info.type}, cid)
 
+    def _alignment(self, event: Timings) -> dict:
+        """A segment's alignment, once its audio is complete, on a message of its own (`audio` empty).
+
+        `normalizedAlignment` is over the normalized text that was spoken, `alignment` over the text as sent
+        (its characters estimated over the same span: the normalizer may rewrite "RM5" as "lima ringgit").
+        Times are in ms from the start of the message's chunk, as ElevenLabs documents; with
+        `sync_alignment=true` (LiveKit's default) from the start of the context's audio, as LiveKit reads them.
+        Each chunk is one segment, ending exactly where the next begins: summing the chunks' spans (pipecat)
+        gives the context's clock."""
+        t = event.timings
+        base = 0 if self.opts.sync_alignment else t.start
+        original = estimated(event.text, start=t.start, end=t.end, rate=t.rate)
+        return {
+            "audio": "",
+            "isFinal": False,
+            "normalizedAlignment": elevenlabs_alignment(t, base=base),
+            "alignment": elevenlabs_alignment(original, base=base),
+        }
+
     def render(self, event: Event) -> dict | None:
         if isinstance(event, Audio):
             audio = base64.b64encode(event.data).decode()
             msg = {"audio": audio, "isFinal": False, "normalizedAlignment": None, "alignment": None}
             return self._tag(msg, event.context)
+        if isinstance(event, Timings):
+            return self._tag(self._alignment(event), event.context)
         if isinstance(event, ContextFinal):
             return self._tag({"isFinal": True}, event.context)
         if isinstance(event, Segment) and event.segment.kind == "error":
