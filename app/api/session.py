@@ -185,7 +185,7 @@ class Session:
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.closing and not self.contexts:
+                if self.closing and not self.contexts and not self.writers:
                     return
                 if receiving is None:
                     receiving = asyncio.ensure_future(self.ws.receive())

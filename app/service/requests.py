@@ -14,6 +14,11 @@ from app.settings import GenerationSettings, StreamingSettings
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 SampleEncodingName = Literal[ENCODING_NAMES]  # type: ignore[valid-type]  # s16le, mulaw, alaw
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
+Timestamps = Literal["word", "char"]  # what timings a response carries: words, or words and characters
+TIMESTAMPS_DESCRIPTION = (
+    "Word timings (`word`), or word and character timings (`char`), in seconds from the start of the audio; "
+    "estimated within each segment (`source`: estimated), segment boundaries exact"
+)
 
 # Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
 # ECMAScript and Rust (0x1c-0x1f, U+FEFF), and the schema must mean what the validators below do.
@@ -233,6 +238,7 @@ class StreamConfig(GenerationFields):
     audio_frames: Literal["binary", "base64"] | None = Field(
         None, description="Audio as binary frames (the default), or base64 in `audio` events"
     )
+    timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
 
     @property

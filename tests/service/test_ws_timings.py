@@ -141,3 +141,76 @@ async def test_a_flushed_reply_closed_once_is_spoken_to_the_end(app_url: str, fa
     messages = await eleven_messages(eleven_url(app_url), SENTENCES[:1])
     audio = b"".join(base64.b64decode(m["audio"]) for m in messages if m.get("audio"))
     assert len(audio) == len(fake.expected_tokens(speech_prompt("jenny", SENTENCES[0]))) * 960
+
+
+def ours_url(base: str) -> str:
+    return f"{base.replace('http://', 'ws://')}/v1/audio/speech/stream"
+
+
+@pytest.mark.parametrize(("timestamps", "sample_rate", "speed"), [("word", None, 1.0), ("char", 8000, 1.5)])
+async def test_our_protocol_sends_timestamps_per_segment(
+    app_url: str, fake: FakeVLLM, timestamps: str, sample_rate: int | None, speed: float
+) -> None:
+    config = {"type": "config", "voice": "jenny", "timestamps": timestamps, "speed": speed}
+    if sample_rate:
+        config["sample_rate"] = sample_rate
+    rate = sample_rate or 24000
+    async with websockets.connect(ours_url(app_url)) as ws:
+        await ws.send(json.dumps(config))
+        for s in SENTENCES:
+            await ws.send(json.dumps({"type": "text", "text": s + " "}))
+        await ws.send(json.dumps({"type": "close"}))
+        events, samples, at = [], 0, []
+        async for m in ws:
+            if isinstance(m, bytes):
+                samples += len(m) // 2
+                continue
+            ev = json.loads(m)
+            events.append(ev)
+            if ev["type"] == "timestamps":
+                at.append(samples)  # the audio delivered when it came
+    stamps = [e for e in events if e["type"] == "timestamps"]
+    assert [e["index"] for e in stamps] == [0, 1, 2]
+    assert [e["text"] for e in stamps] == SENTENCES
+    kinds = [e["type"] for e in events]
+    assert all(kinds[kinds.index("timestamps", i) + 1] == "segment.done" for i in range(len(kinds)) if kinds[i] == "timestamps")
+    words = [w for e in stamps for w in e["words"]]
+    assert "".join(w["word"] for w in words) == "".join("".join(SENTENCES).split())
+    assert all(e["source"] == "estimated" for e in stamps)
+    assert all(0 <= w["start"] <= w["end"] for w in words)
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    for k, e in enumerate(stamps):
+        assert e["start"] == (stamps[k - 1]["end"] if k else 0)
+        assert all(e["start"] <= w["start"] <= w["end"] <= e["end"] for w in e["words"])
+        assert ("characters" in e) == (timestamps == "char")
+    assert stamps[-1]["end"] == round(samples / rate, 3)  # the last segment ends with the delivered audio
+    if speed == 1.0:  # each segment's end: its tokens' samples, exactly
+        seg = _segment_samples(fake)
+        assert [round(e["end"] * rate) for e in stamps] == [sum(seg[: k + 1]) for k in range(3)]
+        assert at == [sum(seg[: k + 1]) for k in range(3)]  # sent once the segment's audio was all delivered
+
+
+async def test_our_protocol_without_timestamps_sends_none(app_url: str) -> None:
+    async with websockets.connect(ours_url(app_url)) as ws:
+        await ws.send(json.dumps({"type": "config", "voice": "jenny"}))
+        await ws.send(json.dumps({"type": "text", "text": "Hello there. "}))
+        await ws.send(json.dumps({"type": "close"}))
+        kinds = [json.loads(m)["type"] async for m in ws if isinstance(m, str)]
+    assert "timestamps" not in kinds and kinds[-1] == "done"
+
+
+async def test_our_cancel_stops_the_reply_at_once(app_url: str, fake: FakeVLLM) -> None:
+    fake.rate, fake.n_tokens = 25, 400
+    async with websockets.connect(ours_url(app_url)) as ws:
+        await ws.send(json.dumps({"type": "config", "voice": "jenny", "timestamps": "word"}))
+        await ws.send(json.dumps({"type": "text", "text": "A long answer is coming, word by word, ", "flush": True}))
+        while not isinstance(await asyncio.wait_for(ws.recv(), 10), bytes):
+            pass
+        await ws.send(json.dumps({"type": "cancel"}))
+        rest = [m async for m in ws]
+        assert ws.close_code == 1000
+    texts = [json.loads(m) for m in rest if isinstance(m, str)]
+    assert texts[-1]["type"] == "done"
+    assert not [t for t in texts if t["type"] in ("timestamps", "segment.done")]
+    assert sum(len(m) for m in rest if isinstance(m, bytes)) < 400 * 960 // 4
+    assert fake.requests[-1].cancelled
