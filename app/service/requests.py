@@ -146,6 +146,8 @@ class ResolvedGeneration(BaseModel):
     speed: float
     stream_format: str
     seed: int | None
+    timestamps: str | None = None
+    """None: audio only; word or char: the response carries timings (JSON or SSE)."""
 
 
 class VoiceRef(BaseModel):
@@ -179,12 +181,21 @@ class SpeechRequest(GenerationFields):
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
     context: ContextRef | None = None
+    timestamps: Timestamps | None = Field(
+        None,
+        description=TIMESTAMPS_DESCRIPTION
+        + ". The response is then JSON (the complete audio in base64, and its `words`), or with "
+        "`stream_format=sse` a `speech.audio.timestamps` event before `speech.audio.done`",
+    )
 
     _input_not_blank = field_validator("input")(_input_not_blank)
 
     @property
     def voice_name(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
+
+    def resolved(self, generation: GenerationSettings, streaming: StreamingSettings) -> ResolvedGeneration:
+        return super().resolved(generation, streaming).model_copy(update={"timestamps": self.timestamps})
 
 
 class VoiceCloneRequest(GenerationFields):
@@ -238,8 +249,8 @@ class StreamConfig(GenerationFields):
     audio_frames: Literal["binary", "base64"] | None = Field(
         None, description="Audio as binary frames (the default), or base64 in `audio` events"
     )
-    timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
+    timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
 
     @property
     def voice_name(self) -> str | None:
