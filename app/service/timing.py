@@ -159,3 +159,13 @@ def elevenlabs_alignment(t: SegmentTimings, *, base: int) -> dict:
     starts = [ms(s) - b for s in t.starts] + [ms(t.end) - b]
     durations = [ms(e) - ms(s) for s, e in zip(t.starts, t.ends, strict=True)] + [0]
     return {"chars": [*t.text, " "], "charStartTimesMs": starts, "charDurationsMs": durations}
+
+
+def elevenlabs_http_alignment(t: SegmentTimings) -> dict:
+    """ElevenLabs' HTTP alignment object (`characters`, `character_start_times_seconds`,
+    `character_end_times_seconds`), in seconds from the start of the response's audio."""
+    return {
+        "characters": list(t.text),
+        "character_start_times_seconds": [t.seconds(s) for s in t.starts],
+        "character_end_times_seconds": [t.seconds(e) for e in t.ends],
+    }

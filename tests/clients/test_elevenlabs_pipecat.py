@@ -140,3 +140,52 @@ async def test_interrupting_pipecat_mid_sentence_leaves_no_later_frames_of_that_
     assert len(interrupted) == 1
     assert await fake.wait_for_async(lambda: interrupted[0].end is not None, timeout=5)
     assert interrupted[0].cancelled  # its generation stopped on the server, not only in the client
+
+
+async def test_pipecat_http_service_gets_word_timestamps_from_stream_with_timestamps(url: str, fake: FakeVLLM) -> None:
+    """`ElevenLabsHttpTTSService` (`/v1/text-to-speech/{voice}/stream/with-timestamps`), unchanged but for its
+    base URL: audio at the pipeline's rate and a timed frame for every word, inside that audio."""
+    import aiohttp
+    from pipecat.frames.frames import EndFrame, ErrorFrame, Frame, TTSAudioRawFrame, TTSSpeakFrame, TTSTextFrame
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.task import PipelineParams, PipelineTask
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
+    from pipecat.workers.runner import WorkerRunner
+
+    seen: list = []
+
+    class Sink(FrameProcessor):
+        async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+            await super().process_frame(frame, direction)
+            if isinstance(frame, (TTSAudioRawFrame, TTSTextFrame, ErrorFrame)):
+                seen.append(frame)
+            await self.push_frame(frame, direction)
+
+    async with aiohttp.ClientSession() as session:
+        tts = ElevenLabsHttpTTSService(
+            api_key="secret", aiohttp_session=session, base_url=url, settings=ElevenLabsHttpTTSService.Settings(voice="jenny")
+        )
+        task = PipelineTask(Pipeline([tts, Sink()]), params=PipelineParams(audio_out_sample_rate=16000))
+        await task.queue_frames([TTSSpeakFrame(TEXT), EndFrame()])
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(task)
+        await asyncio.wait_for(runner.run(), 60)
+    assert not [f for f in seen if isinstance(f, ErrorFrame)], seen
+    words = [f for f in seen if isinstance(f, TTSTextFrame)]
+    audio = b"".join(f.audio for f in seen if isinstance(f, TTSAudioRawFrame))
+    assert [w.text for w in words] == TEXT.split()
+    assert len(fake.requests) == 1 and fake.requests[0].prompt.endswith(speech_prompt("jenny", TEXT))
+    assert len(audio) // 2 == len(fake.expected_tokens(fake.requests[0].prompt)) * 480 * 16000 // 24000
+    times = [(w.pts - words[0].pts) / 1e9 for w in words]
+    assert times == sorted(times) and times[-1] < len(audio) / 2 / 16000
+
+
+def test_with_timestamps_needs_the_key(url: str) -> None:
+    import httpx
+
+    path = f"{url}/v1/text-to-speech/jenny/with-timestamps?output_format=pcm_16000"
+    for headers in ({}, {"xi-api-key": "wrong"}):
+        resp = httpx.post(path, json={"text": TEXT}, headers=headers, timeout=30)
+        assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.post(path, json={"text": TEXT}, headers={"xi-api-key": "secret"}, timeout=30).status_code == 200

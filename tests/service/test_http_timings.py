@@ -70,3 +70,44 @@ def test_without_timestamps_nothing_changes(app_url: str) -> None:
 def test_a_bad_timestamps_value_is_a_400(app_url: str) -> None:
     resp = post(app_url, timestamps="sentence")
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "timestamps"
+
+
+def eleven(url: str, path: str, body: dict, query: str = "output_format=pcm_24000", **headers: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/text-to-speech/jenny/{path}?{query}", json=body, headers=headers, timeout=30)
+
+
+def _check_eleven_alignment(a: dict, text: str, end: float) -> None:
+    assert "".join(a["characters"]) == text
+    starts, ends = a["character_start_times_seconds"], a["character_end_times_seconds"]
+    assert len(starts) == len(ends) == len(text) and starts[0] == 0 and ends[-1] == end
+    assert all(s <= e for s, e in zip(starts, ends, strict=True)) and starts == sorted(starts)
+
+
+def test_elevenlabs_with_timestamps_is_the_audio_and_its_alignment(app_url: str, fake: FakeVLLM) -> None:
+    resp = eleven(app_url, "with-timestamps", {"text": TEXT, "model_id": "eleven_flash_v2_5"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    audio = base64.b64decode(body["audio_base64"])
+    assert len(audio) == len(fake.expected_tokens(fake.requests[-1].prompt)) * 960
+    end = round(len(audio) / 2 / 24000, 3)
+    _check_eleven_alignment(body["alignment"], TEXT, end)
+    _check_eleven_alignment(body["normalized_alignment"], TEXT, end)  # the dev normalizer keeps this text
+
+
+@pytest.mark.parametrize(("query", "rate"), [("output_format=pcm_16000", 16000), ("output_format=pcm_44100", 44100)])
+def test_elevenlabs_stream_with_timestamps_sends_json_lines(app_url: str, fake: FakeVLLM, query: str, rate: int) -> None:
+    resp = eleven(app_url, "stream/with-timestamps", {"text": TEXT, "voice_settings": {"speed": 1.2}}, query)
+    assert resp.status_code == 200, resp.text
+    lines = [json.loads(line) for line in resp.text.splitlines() if line]
+    assert all(set(m) == {"audio_base64", "alignment", "normalized_alignment"} for m in lines)
+    assert all(m["alignment"] is None for m in lines[:-1]) and lines[-1]["alignment"] is not None
+    samples = sum(len(base64.b64decode(m["audio_base64"])) for m in lines) // 2
+    _check_eleven_alignment(lines[-1]["normalized_alignment"], TEXT, round(samples / rate, 3))
+
+
+def test_elevenlabs_with_timestamps_refuses_what_it_cannot_do(app_url: str) -> None:
+    assert eleven(app_url, "with-timestamps", {"text": TEXT}, "output_format=mp3_44100_320").status_code == 400
+    assert eleven(app_url, "with-timestamps", {"text": "  "}).json()["error"]["param"] == "text"
+    assert eleven(app_url, "with-timestamps", {"model_id": "m"}).status_code == 400
+    resp = httpx.post(f"{app_url}/v1/text-to-speech/nobody/with-timestamps", json={"text": TEXT}, timeout=30)
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "voice_id"

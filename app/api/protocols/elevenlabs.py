@@ -6,18 +6,27 @@
 audio in the `output_format` asked for out (`{"audio", "contextId", "isFinal": false}`; pcm_8000 ... pcm_48000,
 ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context.
 What is not supported is refused with a clear error (the README lists it).
+
+Also ElevenLabs' HTTP `with-timestamps` endpoints (pipecat's `ElevenLabsHttpTTSService`, the ElevenLabs SDKs'
+`convert_with_timestamps`): `POST /v1/text-to-speech/{voice_id}/with-timestamps` (one JSON object) and
+`.../stream/with-timestamps` (JSON lines), the audio in base64 with its alignment once the audio is complete.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Iterator
+import json
+from collections.abc import AsyncIterator, Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import APIRouter, WebSocket
-from pydantic import ValidationError
+import numpy as np
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.auth import message_key
+from app.api.audio_response import AdmittedResponse, _abort_on_error, _prime, _with_first, until_disconnected
+from app.api.auth import header_key, key_ok, message_key
 from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
@@ -39,11 +48,13 @@ from app.api.protocols.adapter import (
     Timings,
 )
 from app.api.session import Session, deny, handshake
+from app.audio.output import AudioWriter
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.errors import InvalidRequestError, TTSError
-from app.service.requests import GenerationFields
+from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.speech import SpeechService
-from app.service.timing import elevenlabs_alignment, estimated
+from app.service.synthesis import SynthesisJob
+from app.service.timing import elevenlabs_alignment, elevenlabs_http_alignment, estimated
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -263,3 +274,124 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
         return
     protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi)
     await Session(ws, service, protocol, authorized=authorized).run()
+
+
+# -- HTTP: with-timestamps ----------------------------------------------------------------------------------------
+
+
+class TimedSpeechBody(BaseModel):
+    """The body of ElevenLabs' text-to-speech requests: `text` and `voice_settings.speed` are used; the rest
+    (`model_id`, `previous_text`, `language_code`, ...) is accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str = Field(..., json_schema_extra=NOT_BLANK)
+    voice_settings: dict[str, Any] | None = None
+    apply_text_normalization: str | None = None
+
+
+async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, SynthesisJob, str, ElevenLabsFormat]:
+    """The key, the body and the query checked; the job prepared (all before any audio)."""
+    service: SpeechService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise NotReadyError("the service is still loading its models")
+    if not key_ok(request.app.state.settings.security.api_key, header_key(request.headers, "xi-api-key")):
+        raise AuthenticationError("missing or invalid API key: send the xi-api-key header")
+    try:
+        output = elevenlabs_format(request.query_params.get("output_format") or "mp3_44100_128")  # ElevenLabs' default
+    except UnsupportedFormat as exc:
+        raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise InvalidRequestError("the body must be JSON", code="invalid_json") from None
+    try:
+        body = TimedSpeechBody.model_validate(raw)
+        if not body.text.strip():
+            raise InvalidRequestError("text must not be empty", param="text")
+        req = SpeechRequest(
+            input=body.text,
+            voice=service.resolve_voice(voice_id, param="voice_id"),
+            response_format=output.format.name,
+            sample_rate=output.rate,
+            encoding=output.encoding.name,
+            speed=(body.voice_settings or {}).get("speed", 1.0),
+            normalize_malaysian=body.apply_text_normalization != "off",
+        )
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    return service, await service.prepare_speech(req), body.text, output
+
+
+def _writer(job: SynthesisJob, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
+    gen = job.gen
+    return AudioWriter(
+        output.format, source_rate=job.sample_rate, speed=gen.speed, rate=output.rate,
+        encoding=output.encoding.name, bit_rate=output.bit_rate, streaming=streaming,
+    )  # fmt: skip
+
+
+def _alignments(job: SynthesisJob, text: str, writer: AudioWriter) -> dict:
+    """`normalized_alignment` over the spoken text, `alignment` over the text as sent, both over all the audio."""
+    spoken = estimated(job.text, start=0, end=writer.samples_out, rate=writer.rate)
+    sent = estimated(text, start=0, end=writer.samples_out, rate=writer.rate)
+    return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
+
+
+def _line(obj: dict) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+async def _timed_lines(
+    chunks: AsyncIterator[np.ndarray], job: SynthesisJob, text: str, output: ElevenLabsFormat
+) -> AsyncIterator[bytes]:
+    """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
+    encoder's tail with both alignments once the audio is complete."""
+    writer = _writer(job, output, streaming=True)
+    try:
+        async for chunk in chunks:
+            if data := await writer.awrite(chunk):
+                yield _line({"audio_base64": base64.b64encode(data).decode(), "alignment": None, "normalized_alignment": None})
+        tail = await writer.afinish()
+        yield _line({"audio_base64": base64.b64encode(tail).decode(), **_alignments(job, text, writer)})
+    finally:
+        writer.close()
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Response:
+    slot = None
+    try:
+        service, job, text, output = await _timed_job(request, voice_id)
+        slot = service.admit("speech")
+        chunks = service.synthesize(job)
+        if not stream:
+            parts = [c async for c in chunks]
+            writer = _writer(job, output, streaming=False)
+            try:
+                audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+                body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(job, text, writer)}
+            finally:
+                writer.close()
+            slot.release()
+            return JSONResponse(body, headers={"X-Request-Id": job.request_id})
+        first = await until_disconnected(request.receive, _prime(chunks))
+        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), job, text, output), job)
+        response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
+        return AdmittedResponse(response, slot)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+
+
+@router.post("/v1/text-to-speech/{voice_id}/with-timestamps", include_in_schema=False)
+async def with_timestamps(request: Request, voice_id: str) -> Response:
+    """ElevenLabs' `convert_with_timestamps`: the whole audio and its alignment in one JSON object."""
+    return await _timed_http(request, voice_id, stream=False)
+
+
+@router.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps", include_in_schema=False)
+async def stream_with_timestamps(request: Request, voice_id: str) -> Response:
+    """ElevenLabs' `stream_with_timestamps`: JSON lines of audio, the alignment once the audio is complete."""
+    return await _timed_http(request, voice_id, stream=True)
