@@ -110,3 +110,11 @@ def test_writer_position_is_the_delivered_sample_count(fmt: str, rate: int, spee
         w.finish()
         assert w.samples_in == n
         assert w.samples_out == w.position(n)
+
+
+def test_aligned_takes_an_aligners_span_array() -> None:
+    """The codec engine's aligner gives `(len(text), 2)` int64 sample spans at the codec's rate."""
+    spans = np.array([[0, 2400], [2400, 4800], [4800, 6000], [7200, 9600], [9600, 12000]], np.int64)
+    t = aligned("ab cd", spans, source_samples=12000, start=24000, end=30000, rate=12000)  # speed 2
+    _check(t, "ab cd")
+    assert [(w.text, w.start, w.end) for w in t.words()] == [("ab", 24000, 26400), ("cd", 27600, 30000)]
