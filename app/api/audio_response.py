@@ -1,4 +1,5 @@
-"""Stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP response."""
+"""Stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP response (with word timings
+when the request asks for `timestamps`: JSON, or an SSE event)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
@@ -25,6 +26,7 @@ from app.errors import StreamAborted, TTSError
 from app.service.admission import Slot
 from app.service.speech import SpeechService
 from app.service.synthesis import SynthesisJob
+from app.service.timing import SegmentTimings, estimated
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,8 +109,51 @@ def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
-    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then `speech.audio.done` with usage."""
+def job_timings(job: SynthesisJob, writer: AudioWriter) -> SegmentTimings:
+    """The job's words over the audio `writer` delivered (all of it: the writer is finished)."""
+    return estimated(job.text, start=0, end=writer.samples_out, rate=writer.rate)
+
+
+def timings_body(t: SegmentTimings, detail: str | None) -> dict:
+    """`source`, the normalized `text`, `words` (and `characters` for `char`), in seconds from the audio's start."""
+    body = {"source": t.source, "text": t.text, "words": t.word_dicts()}
+    if detail == "char":
+        body["characters"] = t.char_dicts()
+    return body
+
+
+def _kept(kept: list[AudioWriter], new_writer: Callable[[], AudioWriter]) -> AudioWriter:
+    kept.append(writer := new_writer())
+    return writer
+
+
+async def timed_json(
+    job: SynthesisJob, chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
+) -> JSONResponse:
+    """`timestamps` without SSE: the whole audio (base64, a complete file) and its words in one JSON body."""
+    parts = [c async for c in chunks]
+    writer = new_writer()
+    try:
+        audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        t = job_timings(job, writer)
+    finally:
+        writer.close()
+    body = {
+        "audio": base64.b64encode(audio).decode(),
+        "content_type": writer.content_type,
+        "sample_rate": writer.rate,
+        "encoding": writer.encoding.name,
+        "audio_seconds": t.seconds(t.end),
+        **timings_body(t, job.gen.timestamps),
+    }
+    return JSONResponse(body, headers={"X-Request-Id": job.request_id})
+
+
+async def sse_events(
+    data: AsyncIterator[bytes], job: SynthesisJob, timings: Callable[[], SegmentTimings] | None = None
+) -> AsyncIterator[bytes]:
+    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then (when `timings` is given: the request asked
+    for `timestamps`) `speech.audio.timestamps`, then `speech.audio.done` with usage."""
     try:
         async for piece in data:
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
@@ -123,6 +168,8 @@ async def sse_events(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIter
         return
     finally:
         await data.aclose()  # type: ignore[attr-defined]
+    if timings is not None:
+        yield _sse({"type": "speech.audio.timestamps", **timings_body(timings(), job.gen.timestamps)})
     input_tokens = job.stats.prompt_tokens or 0
     output_tokens = job.stats.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -150,7 +197,8 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
     """The HTTP response for a prepared job, per its `stream`, `stream_format` and `response_format`."""
     gen = job.gen
     fmt = output_format(gen.response_format)
-    complete = not gen.stream and gen.stream_format != "sse"
+    timed = gen.timestamps is not None  # raw audio cannot carry timings: JSON, or SSE
+    complete = (not gen.stream or timed) and gen.stream_format != "sse"
     rate = gen.sample_rate or job.sample_rate
     encoding = fmt.encoding(gen.encoding)
     new_writer = partial(
@@ -164,14 +212,20 @@ async def speech_response(service: SpeechService, job: SynthesisJob) -> Response
         streaming=not complete,
     )
     chunks = service.synthesize(job)
+    if complete and timed:
+        return await timed_json(job, chunks, new_writer)
+    writers: list[AudioWriter] = []  # SSE with timestamps: the writer whose delivered audio the words span
+    if timed:
+        new_writer = partial(_kept, writers, new_writer)
     if complete:
         body = await complete_audio(chunks, new_writer)
         return Response(body, media_type=fmt.content_type, headers=audio_headers(job, rate, encoding))
     first = await _prime(chunks)
     data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
+        timings = (lambda: job_timings(job, writers[0])) if timed else None
         return StreamingResponse(
-            sse_events(data, job),
+            sse_events(data, job, timings),
             media_type="text/event-stream",
             headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
         )

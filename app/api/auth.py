@@ -18,7 +18,9 @@ from app.errors import AuthenticationError
 from app.settings import SecuritySettings
 
 MAX_KEY_CHARS = 1024  # a longer key is wrong without being compared
+ELEVENLABS_PREFIX = "/v1/text-to-speech/"  # its clients send the key as `xi-api-key`
 MISSING_HTTP_KEY = "missing or invalid API key: send 'Authorization: Bearer <key>'"
+MISSING_ELEVENLABS_KEY = "missing or invalid API key: send the xi-api-key header"
 
 
 def bearer(value: object) -> str | None:
@@ -75,8 +77,17 @@ class KeyGuard:
             scope["type"] == "http"
             and expected
             and (scope["path"] + "/").startswith("/v1/")
-            and not key_ok(expected, bearer(Headers(scope=scope).get("authorization")))
+            and not key_ok(expected, self._presented(scope))
         ):
-            await error_response(AuthenticationError(MISSING_HTTP_KEY))(scope, receive, send)
+            message = MISSING_ELEVENLABS_KEY if scope["path"].startswith(ELEVENLABS_PREFIX) else MISSING_HTTP_KEY
+            await error_response(AuthenticationError(message))(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _presented(scope: Scope) -> str | None:
+        """`Authorization: Bearer`, or ElevenLabs' own `xi-api-key` header on its routes (`/v1/text-to-speech/`)."""
+        headers = Headers(scope=scope)
+        if scope["path"].startswith(ELEVENLABS_PREFIX):
+            return header_key(headers, "xi-api-key")
+        return bearer(headers.get("authorization"))

@@ -24,6 +24,7 @@ from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     Command,
     ContextFinal,
@@ -37,12 +38,14 @@ from app.api.protocols.adapter import (
     Segment,
     SessionEnded,
     Text,
+    Timings,
 )
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.observability.logs import clip
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
+from app.service.timing import estimated
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +99,10 @@ class Sender:
         self.timeout = timeout
         self._lock = asyncio.Lock()
 
-    async def _send(self, op: Callable[[], Awaitable[None]]) -> None:
+    async def _send(self, op: Callable[[], Awaitable[None]], live: Callable[[], bool] | None) -> None:
         async with self._lock:
+            if live is not None and not live():
+                return
             try:
                 await asyncio.wait_for(op(), self.timeout)
             except TimeoutError:
@@ -108,13 +113,14 @@ class Sender:
                     )
                 ) from None
 
-    async def send(self, message: dict | bytes | None) -> None:
-        """A JSON object as a text frame, bytes as a binary frame; None sends nothing."""
+    async def send(self, message: dict | bytes | None, live: Callable[[], bool] | None = None) -> None:
+        """A JSON object as a text frame, bytes as a binary frame; None sends nothing, nor does a message whose
+        `live()` is false once its turn to be sent comes (a context cancelled meanwhile)."""
         if isinstance(message, bytes):
-            await self._send(lambda: self.ws.send_bytes(message))
+            await self._send(lambda: self.ws.send_bytes(message), live)
         elif message is not None:
             text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-            await self._send(lambda: self.ws.send_text(text))
+            await self._send(lambda: self.ws.send_text(text), live)
 
 
 def receive_json(message: dict) -> dict | None:
@@ -147,6 +153,7 @@ class Context:
         self.stream = stream
         self.out = out
         self.writer: asyncio.Task | None = None
+        self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
 
 class Session:
@@ -185,7 +192,7 @@ class Session:
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.closing and not self.contexts:
+                if self.closing and not self.contexts and not self.writers:
                     return
                 if receiving is None:
                     receiving = asyncio.ensure_future(self.ws.receive())
@@ -230,6 +237,8 @@ class Session:
                 receiving.cancel()
             for c in list(self.contexts.values()):
                 await self._drop(c)
+            for w in list(self.writers):  # the final messages of cancelled contexts not yet sent
+                w.cancel()
             await close_quietly(self.ws, code, reason)
 
     # -- client messages --------------------------------------------------------------------------
@@ -278,6 +287,9 @@ class Session:
         elif isinstance(command, EndContext):
             if command.context in self.contexts:
                 self.contexts[command.context].stream.end()
+        elif isinstance(command, CancelContext):
+            if command.context in self.contexts:
+                self._cancel(self.contexts.pop(command.context))
         elif isinstance(command, CloseSocket):
             self.closing = True
             for c in self.contexts.values():
@@ -322,15 +334,28 @@ class Session:
     # -- output -----------------------------------------------------------------------------------
     async def _write(self, ctx: Context) -> None:
         """A context's events as messages, in order, then its final message."""
-        render, send = self.protocol.render, self.sender.send
+        render = self.protocol.render
+
+        async def send(message: dict | bytes | None) -> None:
+            await self.sender.send(message, lambda: not ctx.cancelled)
+
         events = ctx.stream.events()
+        source = 0  # source samples handed to the writer: a segment's place in the delivered audio comes from it
+        segment_start = 0
         try:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for ev in events:
                 if ev.kind == "audio":
+                    source += len(ev.audio)
                     await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)
                     continue
-                if ev.kind == "error":
+                if ev.kind == "started":
+                    segment_start = ctx.out.position(source)
+                elif ev.kind == "done" and self.protocol.timings:
+                    end = ctx.out.position(source)
+                    timings = estimated(ev.normalized, start=segment_start, end=end, rate=ctx.out.rate)
+                    await send(render(Timings(ctx.cid, ev.index, ev.text, timings)))
+                elif ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
                 await send(render(Segment(ctx.cid, ev)))
             await self._audio(ctx, await ctx.out.afinish(), None)
@@ -344,7 +369,26 @@ class Session:
 
     async def _audio(self, ctx: Context, data: bytes, index: int | None) -> None:
         if data:
-            await self.sender.send(self.protocol.render(Audio(ctx.cid, data, index)))
+            await self.sender.send(self.protocol.render(Audio(ctx.cid, data, index)), lambda: not ctx.cancelled)
+
+    def _cancel(self, ctx: Context) -> None:
+        """Stop a context at once (its backend request is closed); its final message follows."""
+        ctx.cancelled = True
+        ctx.stream.end()
+        writer = ctx.writer
+        if writer is not None:
+            self.writers.discard(writer)
+            writer.cancel()
+        logger.info("%s %s cancelled", self.session_id, ctx.cid)
+        final = asyncio.create_task(self._cancelled(ctx, writer), name=f"{self.session_id}-{ctx.cid}-cancelled")
+        self.writers.add(final)
+
+    async def _cancelled(self, ctx: Context, writer: asyncio.Task | None) -> None:
+        if writer is not None:
+            await asyncio.wait((writer,))  # its clean-up (the backend request closed) is done
+            if not writer.cancelled() and writer.exception() is not None:
+                logger.info("%s %s ended before its cancel: %s", self.session_id, ctx.cid, writer.exception())
+        await self.sender.send(self.protocol.render(ContextFinal(ctx.cid, ctx.stream.usage)))
 
     async def _drop(self, ctx: Context) -> None:
         """Cancel a context's synthesis (its backend request is closed at once)."""

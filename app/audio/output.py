@@ -8,6 +8,7 @@ encoding -> container -> bytes. Each stage is the identity when it has nothing t
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable
 
@@ -60,6 +61,8 @@ class AudioWriter:
         # soxr takes ~0.2 ms of CPU per audio-second: less than a hop to a worker thread costs
         self.inline = self.format.inline and self._stretcher is None
         """Whether the async methods encode on the event loop: cheap formats, resampled or not, unstretched."""
+        self.samples_in = 0  # source samples written
+        self.samples_out = 0  # delivered samples (after speed and resampling) handed to the encoder
         self._lock = threading.Lock()  # guards the three flags below, never held while encoding
         self._busy = False
         self._finished = False
@@ -68,6 +71,14 @@ class AudioWriter:
     @property
     def content_type(self) -> str:
         return self.format.content_type
+
+    def position(self, source_samples: int) -> int:
+        """The delivered sample where source sample `source_samples` lands: the stages keep their totals exact
+        (the stretcher gives round(n / speed) samples, soxr floor(n / (source_rate / rate) + 0.5), its own double
+        arithmetic), so the end of the stream is exact to the sample and a position inside it is where that
+        source sample's audio is."""
+        n = round(source_samples / self._stretcher.speed) if self._stretcher is not None else source_samples
+        return math.floor(n / (self.source_rate / self.rate) + 0.5) if self._resampler is not None else n
 
     # -- sync: the audio maths, on whichever thread calls -------------------------------------------------------
     def write(self, chunk: np.ndarray) -> bytes:
@@ -137,6 +148,7 @@ class AudioWriter:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"expected mono samples of shape (T,), got {x.shape}")
+        self.samples_in += len(x)
         if self._stretcher is not None:
             x = self._stretcher.process(x)
         if self._resampler is not None:
@@ -152,4 +164,5 @@ class AudioWriter:
         return x
 
     def _encode(self, x: np.ndarray) -> bytes:
+        self.samples_out += len(x)
         return self._encoder.encode(self.encoding.from_float(x)) if len(x) else b""

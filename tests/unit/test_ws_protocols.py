@@ -10,6 +10,7 @@ import pytest
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     ContextFinal,
     ContextStarted,
@@ -227,7 +228,13 @@ def test_eleven_multi_contexts(settings: Settings) -> None:
     assert isinstance(cmds[1], Open) and cmds[1].context == "a" and cmds[2] == Text("a", "Hi.")
     assert parse(p, {"text": "More.", "context_id": "a"}, ("a",))[1:] == [Text("a", "More.")]
     assert parse(p, {"text": "", "context_id": "a"}, ("a",))[1:] == []  # not an end in multi-stream
-    assert parse(p, {"close_context": True, "context_id": "a"}, ("a",))[1:] == [EndContext("a")]
+    # text after the last flush: an interrupted reply, stopped now (ElevenLabs: only a flushed context goes on)
+    assert parse(p, {"close_context": True, "context_id": "a"}, ("a",))[1:] == [CancelContext("a")]
+    assert parse(p, {"text": "Next.", "context_id": "c"}, ())[2:] == [Text("c", "Next.")]
+    assert parse(p, {"text": "", "context_id": "c", "flush": True}, ("c",))[1:] == [Flush("c")]
+    assert parse(p, {"close_context": True, "context_id": "c"}, ("c",))[1:] == [EndContext("c")]
+    # a second close_context (an interruption after the reply's end) stops it too
+    assert parse(p, {"close_context": True, "context_id": "c"}, ("c",))[1:] == [CancelContext("c")]
     assert parse(p, {"close_socket": True}, ("a",))[1:] == [CloseSocket()]
     assert parse(p, {"text": "Late.", "context_id": "b"}, ("a",), closing=True)[1:] == [KeepAlive()]
 
