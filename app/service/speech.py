@@ -32,6 +32,7 @@ from app.service.references import Resampler, read_reference
 from app.service.requests import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
+from app.service.timing import SegmentTimings, aligned, estimated
 from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
 from app.text.executor import SPEECH, TOOL
 
@@ -241,6 +242,24 @@ class SpeechService:
             logger.warning("alignment of a %d-character segment failed: %s", len(text), exc)
             return None
         return result.chars()
+
+    @property
+    def has_aligner(self) -> bool:
+        return self.engine.has_aligner
+
+    async def segment_timings(
+        self, text: str, audio: np.ndarray | None, *, start: int, end: int, rate: int
+    ) -> SegmentTimings:
+        """A segment's character timings over [start, end) of the delivered audio (samples at `rate`): the forced
+        aligner's over the segment's own `audio` (the codec's output) when it has one and it succeeds, else the
+        estimate. `source` says which."""
+        spans = await self.align(audio, text) if audio is not None and len(audio) and text else None
+        if spans:
+            return aligned(
+                text, [(c.start_sample, c.end_sample) for c in spans], source_samples=len(audio), start=start,
+                end=end, rate=rate,
+            )
+        return estimated(text, start=start, end=end, rate=rate)
 
     # -- generation ------------------------------------------------------------------------------
     @property

@@ -191,3 +191,39 @@ def test_a_slow_or_failing_aligner_never_makes_the_engine_unhealthy() -> None:
         assert not worker.healthy  # does count
     finally:
         worker.stop()
+
+
+async def test_websocket_timestamps_come_from_the_aligner_when_it_is_on(
+    settings_for: Callable[..., Settings], fake: FakeVLLM, tiny_aligner_dir: Path
+) -> None:
+    """Our WebSocket's `timestamps` events: `source` "aligned" with ALIGNER_MODEL set, each segment still tiling
+    the delivered audio to the sample, every word once and in order inside it."""
+    import json
+
+    import websockets
+
+    from tools.harness import serve
+
+    sentences = ["selamat pagi semua.", "good morning, everyone."]
+    settings = settings_for(aligner_model=str(tiny_aligner_dir))
+    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        async with websockets.connect(url.replace("http://", "ws://") + "/v1/audio/speech/stream") as ws:
+            await ws.send(json.dumps({"type": "config", "voice": "jenny", "timestamps": "word"}))
+            for s in sentences:
+                await ws.send(json.dumps({"type": "text", "text": s + " "}))
+            await ws.send(json.dumps({"type": "close"}))
+            stamps, samples = [], 0
+            async for message in ws:
+                if isinstance(message, bytes):
+                    samples += len(message) // 2
+                elif (ev := json.loads(message))["type"] == "timestamps":
+                    stamps.append(ev)
+    seg = [len(fake.expected_tokens(r.prompt)) * 480 for r in fake.requests]  # one backend request per segment
+    assert stamps and [e["source"] for e in stamps] == ["aligned"] * len(seg)
+    assert [round(e["end"] * 24000) for e in stamps] == [sum(seg[: k + 1]) for k in range(len(seg))]
+    assert stamps[-1]["end"] == round(samples / 24000, 3)
+    words = [w["word"] for e in stamps for w in e["words"]]
+    assert words == " ".join(sentences).split()
+    for e in stamps:
+        assert all(e["start"] <= w["start"] <= w["end"] <= e["end"] for w in e["words"])
+        assert [w["start"] for w in e["words"]] == sorted(w["start"] for w in e["words"])
