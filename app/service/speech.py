@@ -166,7 +166,8 @@ class SpeechService:
         if previous is None or previous.voice != voice:
             return None
         if req.context.previous_text is not None:
-            given = await self.normalize(req.context.previous_text, req.normalize_malaysian, req.language)
+            tail = self.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
+            given = await self.normalize(tail, req.normalize_malaysian, req.language)
             if not previous.text.endswith(given) and not given.endswith(previous.text):
                 logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
                 return None
@@ -212,7 +213,8 @@ class SpeechService:
         limits = self.limits
         return read_reference(
             data, max_bytes=limits.max_reference_bytes, max_seconds=limits.max_reference_seconds,
-            resample_to_16k=self.resample_to_16k,
+            resample_to_16k=self.resample_to_16k, max_channels=limits.max_reference_channels,
+            max_decoded_bytes=limits.max_reference_decoded_bytes,
         )
 
     async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
