@@ -17,9 +17,12 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.errors import install_error_handlers
+from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
+from app.api.session import ClientSockets
+from app.api.uploads import FORM_OVERHEAD
 from app.observability.metrics import ServiceMetrics
 from app.observability.sentry import init_sentry
 from app.settings import GenerationSettings, Settings, load_settings
@@ -183,7 +186,14 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.metrics = ServiceMetrics()
+    app.state.client_sockets = ClientSockets(settings.limits.max_sockets_per_client)
     install_error_handlers(app)
+    limits = settings.limits
+    app.add_middleware(  # before CORS is added, so that CORS wraps its 413s too
+        BodySizeLimit,
+        max_bytes=limits.max_body_bytes,
+        max_multipart_bytes=limits.max_reference_bytes + FORM_OVERHEAD + MULTIPART_SLACK,
+    )
     if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
