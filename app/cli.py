@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.api.limits import GuardedHttpToolsProtocol
 from app.main import create_app
 from app.observability.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
@@ -46,23 +47,35 @@ def run(argv: list[str] | None = None) -> None:
     import uvicorn
 
     server = settings.server
-    server_options: dict[str, Any] = {
+    options = server_options(settings)
+    if server.workers > 1:
+        _run_workers(settings, options)
+        return
+    app = create_app(settings)
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **options))
+    app.state.request_shutdown = lambda: setattr(uvicorn_server, "should_exit", True)
+    uvicorn_server.run()
+    if app.state.startup_error is not None:
+        raise SystemExit(1)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for `tts-api`: where it listens, and the limits that keep slow or greedy clients from
+    holding it (head read time and size, keep-alive, connections, WebSocket message size)."""
+    server = settings.server
+    GuardedHttpToolsProtocol.configure(server)
+    return {
         "host": server.host,
         "port": server.port,
         "log_level": settings.observability.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_seconds,
         "loop": "uvloop",  # libuv event loop
-        "http": "httptools",  # llhttp (C) request parsing
+        "http": GuardedHttpToolsProtocol,  # llhttp (C) request parsing, with a head deadline and size cap
+        "h11_max_incomplete_event_size": server.max_header_bytes,  # the same cap, were h11 chosen
+        "timeout_keep_alive": server.keep_alive_timeout,
+        "limit_concurrency": server.max_connections,
+        "ws_max_size": server.ws_max_message_bytes,
     }
-    if server.workers > 1:
-        _run_workers(settings, server_options)
-        return
-    app = create_app(settings)
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **server_options))
-    app.state.request_shutdown = lambda: setattr(uvicorn_server, "should_exit", True)
-    uvicorn_server.run()
-    if app.state.startup_error is not None:
-        raise SystemExit(1)
 
 
 _WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings, as JSON, for its front-end workers
@@ -108,6 +121,7 @@ def create_worker_app() -> FastAPI:
     """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
     settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
     configure_logging(settings.observability.log_level)
+    GuardedHttpToolsProtocol.configure(settings.server)  # this worker's connections are made after this
     app = create_app(settings)
     app.state.load_before_serving = True
     return app
