@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +19,8 @@ class Resampler(Protocol):
 
 
 DECODE_BLOCK_FRAMES = 65_536  # frames decoded at a time (mixed to mono as they come)
+RESAMPLE_PIECE_FRAMES = 1 << 20  # a longer clip is resampled a piece at a time (app/audio/resample.py's FIR
+RESAMPLE_MARGIN_FRAMES = 4096  # polyphase filter reaches a few hundred frames at most: margins this wide suffice)
 
 
 def read_reference(
@@ -68,7 +71,28 @@ def read_reference(
         raise InvalidRequestError(_UNREADABLE.format(exc), param="reference_audio") from exc
     # some containers (MP3, Ogg) only estimate their length in the header: check what was decoded too
     check_reference_header(rate, n, max_seconds)
-    return resample_to_16k(mono[:n, None], rate)
+    return _resample_in_pieces(mono[:n], rate, resample_to_16k)
+
+
+def _resample_in_pieces(mono: np.ndarray, rate: int, resample: Resampler) -> np.ndarray:
+    """`resample(mono, rate)` of a polyphase FIR resampler, a piece at a time so that its float64 work arrays
+    stay small: each piece starts on a multiple of the decimation factor and carries margins of context, so its
+    output is the whole signal's output there."""
+    g = math.gcd(rate, 16_000)
+    up, down = 16_000 // g, rate // g
+    margin = RESAMPLE_MARGIN_FRAMES - RESAMPLE_MARGIN_FRAMES % down
+    n = len(mono)
+    if n <= 2 * RESAMPLE_PIECE_FRAMES or margin < RESAMPLE_MARGIN_FRAMES // 2:
+        return resample(mono[:, None], rate)
+    step = RESAMPLE_PIECE_FRAMES - RESAMPLE_PIECE_FRAMES % down
+    out = np.empty(-(-n * up // down), dtype=np.float32)
+    for start in range(0, n, step):
+        lo, hi = max(0, start - margin), min(n, start + step + margin)
+        piece = resample(mono[lo:hi, None], rate)
+        first, skip = start * up // down, (start - lo) * up // down
+        count = min(step * up // down, len(out) - first)
+        out[first : first + count] = piece[skip : skip + count]
+    return out
 
 
 def check_reference_size(channels: int, frames: int, max_channels: int, max_decoded_bytes: int) -> None:
