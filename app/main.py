@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.errors import install_error_handlers
-from app.api.limits import MULTIPART_SLACK, BodySizeLimit
+from app.api.limits import MULTIPART_SLACK, BodySizeLimit, ClientIdentity
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
@@ -194,6 +194,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
         max_bytes=limits.max_body_bytes,
         max_multipart_bytes=limits.max_reference_bytes + FORM_OVERHEAD + MULTIPART_SLACK,
     )
+    app.add_middleware(ClientIdentity)
     if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -185,7 +185,10 @@ class Settings(BaseSettings):
         16384, ge=100, description="Characters one WebSocket context may have waiting to be synthesized"
     )
     stream_max_contexts: int = Field(16, ge=1, description="Contexts open at once on one multi-stream WebSocket")
-    max_sockets_per_client: int = Field(128, ge=0, description="WebSockets open at once per client address; 0: off")
+    max_sockets_per_client: int = Field(256, ge=0, description="WebSockets open at once per client address; 0: off")
+    max_requests_per_client: int = Field(
+        0, ge=0, description="Request slots one client address may hold at once (429 beyond); 0: no share"
+    )
     max_reference_channels: int = Field(2, ge=1, le=64, description="Most channels of a reference clip")
     max_reference_decoded_bytes: int = Field(
         48 * 1024 * 1024, ge=1024 * 1024, description="Most bytes a reference clip may decode to (float32)"
@@ -386,6 +389,7 @@ class Settings(BaseSettings):
             stream_max_pending_chars=self.stream_max_pending_chars,
             stream_max_contexts=self.stream_max_contexts,
             max_sockets_per_client=self.max_sockets_per_client,
+            max_requests_per_client=self.max_requests_per_client,
             max_reference_channels=self.max_reference_channels,
             max_reference_decoded_bytes=self.max_reference_decoded_bytes,
         )
@@ -544,6 +548,7 @@ class LimitsSettings:
     stream_max_pending_chars: int
     stream_max_contexts: int
     max_sockets_per_client: int  # 0: no limit
+    max_requests_per_client: int  # 0: no share
     max_reference_channels: int
     max_reference_decoded_bytes: int
 

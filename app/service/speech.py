@@ -67,7 +67,9 @@ class SpeechService:
         self.text_input = TextInput(normalizer, limits.max_input_chars)
         # admission before any work: every slot is taken at the start of a route and given back when its
         # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
-        self.admission = MeteredAdmission(limits.max_concurrent_requests, "requests", self.metrics)
+        self.admission = MeteredAdmission(
+            limits.max_concurrent_requests, "requests", self.metrics, per_client=limits.max_requests_per_client
+        )
         self.reference_lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
         self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(streaming.context_ttl)

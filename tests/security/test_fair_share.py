@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import websockets
 
@@ -15,11 +16,21 @@ from tools.fake_vllm import FakeVLLM
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with FakeVLLM(n_tokens=40, rate=0) as fake:
-        settings = limits_settings(fake.url, stream_max_contexts=4, max_sockets_per_client=3)
-        with serve_like_tts_api(settings) as (base, _):
-            yield base.replace("http://", "ws://")
+def fake() -> Iterator[FakeVLLM]:
+    with FakeVLLM(n_tokens=40, rate=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http_url(fake: FakeVLLM) -> Iterator[str]:
+    settings = limits_settings(fake.url, stream_max_contexts=4, max_sockets_per_client=3, max_requests_per_client=2)
+    with serve_like_tts_api(settings) as (base, _):
+        yield base
+
+
+@pytest.fixture
+def url(http_url: str) -> str:
+    return http_url.replace("http://", "ws://")
 
 
 def multi(url: str) -> str:
@@ -61,3 +72,25 @@ async def test_a_client_address_opens_at_most_its_share_of_sockets(url: str) -> 
     finally:
         for ws in held:
             await ws.close()
+
+
+async def test_a_client_address_holds_at_most_its_share_of_request_slots(http_url: str, fake: FakeVLLM) -> None:
+    body = {"input": "Hello there.", "voice": "jenny", "stream": False}
+    here = httpx.AsyncClient(base_url=http_url, timeout=30)  # from 127.0.0.1
+    there = httpx.AsyncClient(base_url=http_url, timeout=30, transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2"))
+    before = len(fake.requests)
+    fake.hold()  # requests stay in flight until released
+    try:
+        held = [asyncio.ensure_future(here.post("/v1/audio/speech", json=body)) for _ in range(2)]
+        assert await fake.wait_for_async(lambda: len(fake.requests) >= before + 2)
+        refused = await here.post("/v1/audio/speech", json=body)
+        assert refused.status_code == 429 and "per client" in refused.json()["error"]["message"]
+        other = asyncio.ensure_future(there.post("/v1/audio/speech", json=body))  # another address: its own share
+        assert await fake.wait_for_async(lambda: len(fake.requests) >= before + 3)
+        fake.release()
+        assert [r.status_code for r in await asyncio.gather(*held, other)] == [200, 200, 200]
+        assert (await here.post("/v1/audio/speech", json=body)).status_code == 200  # the slots came back
+    finally:
+        fake.release()
+        await here.aclose()
+        await there.aclose()

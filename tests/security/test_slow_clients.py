@@ -21,9 +21,11 @@ HEADER_TIMEOUT = 1.0
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with FakeVLLM(n_tokens=40, rate=0) as fake:
-        with serve_like_tts_api(limits_settings(fake.url, header_timeout=HEADER_TIMEOUT)) as (base, _):
-            yield base
+    with (
+        FakeVLLM(n_tokens=40, rate=0) as fake,
+        serve_like_tts_api(limits_settings(fake.url, header_timeout=HEADER_TIMEOUT)) as (base, _),
+    ):
+        yield base
 
 
 def host_port(url: str) -> tuple[str, int]:
