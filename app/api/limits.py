@@ -46,7 +46,8 @@ class BodySizeLimit:
     (`Content-Length`) or as soon as its bytes arrive: never buffered whole, never parsed.
 
     Multipart bodies (uploads) may be `max_multipart_bytes`; every other body `max_bytes`. Once over, the app
-    sees the client as gone (`http.disconnect`) and whatever it then sends is dropped.
+    sees the client as gone (`http.disconnect`) and whatever it then sends is dropped; an upload's app sees the
+    message that went over first, so that its own limit answers.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, max_multipart_bytes: int) -> None:
@@ -66,16 +67,18 @@ class BodySizeLimit:
             await error_response(_too_large(f"{int(declared)} bytes", limit))(scope, receive, send)
             return
         received = 0
-        started = refused = False
+        started = refused = over = False
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, over
             if refused:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > limit and multipart and not over:
+                    over = True  # the upload's own, lower limit sees this message and answers (app/api/uploads.py)
+                elif received > limit:
                     if not started:
                         await error_response(_too_large(f"over {received} bytes", limit))(scope, receive, send)
                     refused = True

@@ -161,3 +161,36 @@ def test_the_tail_of_a_long_text_starts_at_a_word() -> None:
         assert len(tail) <= 20 and "one two three four five six seven".endswith(tail) and tail.startswith("four")
     finally:
         text_input.close()
+
+
+@pytest.mark.parametrize(("content_type", "app_may_see"), [("application/json", 2500), ("multipart/form-data", 6000)])
+async def test_the_body_limit_stops_what_an_app_reads_at_its_limit(content_type: str, app_may_see: int) -> None:
+    """An app that never checks sizes reads no more than the limit (an upload: one message more, for its own
+    check); the client gets the middleware's 413."""
+    from app.api.limits import BodySizeLimit
+
+    seen: list[int] = []
+
+    async def app(scope, receive, send) -> None:  # reads the whole body, then answers 200
+        while (message := await receive())["type"] == "http.request":
+            seen.append(len(message["body"]))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    incoming = [{"type": "http.request", "body": b"x" * 1000, "more_body": i < 19} for i in range(20)]
+
+    async def receive() -> dict:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-type", content_type.encode())]}
+    await BodySizeLimit(app, max_bytes=2500, max_multipart_bytes=5000)(scope, receive, send)
+    assert sum(seen) <= app_may_see
+    assert sent[0]["status"] == 413 and len([m for m in sent if m["type"] == "http.response.start"]) == 1
+    assert b"payload_too_large" in sent[1]["body"]
