@@ -63,14 +63,13 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for `tts-api`: where it listens, and the limits that keep slow or greedy clients from
     holding it (head read time and size, keep-alive, connections, WebSocket message size)."""
     server = settings.server
-    GuardedHttpToolsProtocol.configure(server)
     return {
         "host": server.host,
         "port": server.port,
         "log_level": settings.observability.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_seconds,
         "loop": "uvloop",  # libuv event loop
-        "http": GuardedHttpToolsProtocol,  # llhttp (C) request parsing, with a head deadline and size cap
+        "http": GuardedHttpToolsProtocol.configured(server),  # llhttp (C) parsing, with a head deadline and cap
         "h11_max_incomplete_event_size": server.max_header_bytes,  # the same cap, were h11 chosen
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
@@ -107,8 +106,9 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
     server = settings.server
     logger.info("starting %d API workers on %s:%d", server.workers, server.host, server.port)
+    options = server_options | {"http": GuardedHttpToolsProtocol}  # by name: each worker configures it
     try:
-        uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **server_options)
+        uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **options)
     finally:
         engine.stop()
         if own_metrics_dir is not None:

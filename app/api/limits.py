@@ -104,11 +104,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     The deadline runs from the connection's start, and from the first byte of each next request on a
     keep-alive connection, to the end of the headers; idle keep-alive time is uvicorn's `timeout_keep_alive`.
-    Configured once per process (`configure`), so that uvicorn's worker processes can import it by name.
+    `configured(server)` is a subclass with a server's limits; uvicorn's worker processes import this class by
+    name instead, and `configure` it with their settings.
     """
 
     header_timeout = 10.0
     max_head_bytes = 64 * 1024
+
+    @classmethod
+    def configured(cls, server: ServerSettings) -> type[GuardedHttpToolsProtocol]:
+        limits = {"header_timeout": server.header_timeout, "max_head_bytes": server.max_header_bytes}
+        return type(cls.__name__, (cls,), limits)
 
     @classmethod
     def configure(cls, server: ServerSettings) -> None:

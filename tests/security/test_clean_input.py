@@ -93,3 +93,18 @@ async def test_websocket_text_with_a_surrogate_is_refused_and_the_session_goes_o
     assert ws.close_code == 1000
     prompt = fake.requests[-1].prompt or ""
     assert "Good Pay 0001 now[2J, dear customer." in prompt and not set(INVISIBLE) & set(prompt)
+
+
+def test_every_text_field_of_the_request_models_is_cleaned() -> None:
+    from pydantic import ValidationError
+
+    from app.service.requests import StreamConfig, VoiceCloneRequest
+
+    vc = VoiceCloneRequest.model_validate({"reference_text": f"ref {DIRTY}", "generate_text": f"gen {DIRTY}"})
+    assert not set(INVISIBLE) & set(vc.reference_text + vc.generate_text)
+    assert StreamConfig.model_validate({"type": "config", "voice": "jen\u202eny"}).voice == "jenny"
+    for fields in ({"reference_text": "\ud800", "generate_text": "hi"}, {"reference_text": "hi", "generate_text": "\udc00"}):
+        with pytest.raises(ValidationError, match="surrogate"):
+            VoiceCloneRequest.model_validate(fields)
+    with pytest.raises(ValidationError, match="surrogate"):
+        StreamConfig.model_validate({"type": "config", "voice": "\ud800"})

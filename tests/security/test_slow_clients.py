@@ -98,3 +98,19 @@ def test_normal_requests_and_keep_alive_still_work(url: str) -> None:
             time.sleep(HEADER_TIMEOUT * 0.6)  # idle between requests is keep-alive time, not head time
         big = {"x-fine": "b" * 30_000}  # under MAX_HEADER_BYTES
         assert client.get("/health", headers=big).status_code == 200
+
+
+def test_tts_api_serves_with_every_limit_of_its_settings() -> None:
+    from app.api.limits import GuardedHttpToolsProtocol
+    from app.cli import server_options
+
+    settings = limits_settings(
+        "http://127.0.0.1:1", header_timeout=3.0, max_header_bytes=8192, keep_alive_timeout=7.0,
+        max_connections=99, ws_max_message_bytes=4096,
+    )
+    options = server_options(settings)
+    protocol = options["http"]
+    assert issubclass(protocol, GuardedHttpToolsProtocol)
+    assert (protocol.header_timeout, protocol.max_head_bytes) == (3.0, 8192)
+    assert options["timeout_keep_alive"] == 7.0 and options["limit_concurrency"] == 99
+    assert options["ws_max_size"] == 4096 and options["h11_max_incomplete_event_size"] == 8192
