@@ -111,3 +111,44 @@ def test_resampling_a_long_clip_in_pieces_gives_the_whole_clips_samples(rate: in
 
     x = (np.random.default_rng(rate).standard_normal(rate * 25) * 0.1).astype(np.float32)
     np.testing.assert_array_equal(_resample_in_pieces(x, rate, resample_to_16k), resample_to_16k(x[:, None], rate))
+
+
+RSS_PROBE = """
+import sys
+from pathlib import Path
+
+import scipy.signal  # noqa: F401  (imported before the baseline: module code is not what decoding costs)
+import soundfile  # noqa: F401
+
+from app.audio.resample import resample_to_16k
+from app.service.references import read_reference
+
+
+def kib(name):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+
+
+data = Path(sys.argv[1]).read_bytes()
+
+base = kib("VmRSS")
+read_reference(data, max_bytes=20 << 20, max_seconds=30.0, resample_to_16k=resample_to_16k)
+print((kib("VmHWM") - base) / 1024)
+"""
+
+
+def test_the_whole_process_peaks_under_150_mib_decoding_the_largest_clip(tmp_path) -> None:
+    """The same, watched from outside: a fresh process's resident high-water mark (libsndfile included)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip = tmp_path / "clip.flac"
+    clip.write_bytes(flac(2, 192_000, 29, tone=True))
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, str(clip)], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2], check=True,
+    )
+    grew = float(out.stdout.strip().splitlines()[-1])
+    assert grew < 150, f"the process grew by {grew:.0f} MiB"
