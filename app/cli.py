@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.api.limits import GuardedHttpToolsProtocol
 from app.main import create_app
 from app.observability.logs import configure_logging
 from app.settings import SECRET_FIELDS, Settings, SettingsError, load_settings
@@ -53,23 +54,34 @@ def run(argv: list[str] | None = None) -> None:
     import uvicorn
 
     server = settings.server
-    server_options: dict[str, Any] = {
+    options = server_options(settings)
+    if server.workers > 1:
+        _run_workers(settings, options)
+        return
+    app = create_app(settings)
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **options))
+    app.state.request_shutdown = lambda: setattr(uvicorn_server, "should_exit", True)
+    uvicorn_server.run()
+    if app.state.startup_error is not None:
+        raise SystemExit(1)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for `tts-api`: where it listens, and the limits that keep slow or greedy clients from
+    holding it (head read time and size, keep-alive, connections, WebSocket message size)."""
+    server = settings.server
+    return {
         "host": server.host,
         "port": server.port,
         "log_level": settings.observability.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_seconds,
         "loop": "uvloop",  # libuv event loop
-        "http": "httptools",  # llhttp (C) request parsing
+        "http": GuardedHttpToolsProtocol.configured(server),  # llhttp (C) parsing, with a head deadline and cap
+        "h11_max_incomplete_event_size": server.max_header_bytes,  # the same cap, were h11 chosen
+        "timeout_keep_alive": server.keep_alive_timeout,
+        "limit_concurrency": server.max_connections,
+        "ws_max_size": server.ws_max_message_bytes,
     }
-    if server.workers > 1:
-        _run_workers(settings, server_options)
-        return
-    app = create_app(settings)
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, **server_options))
-    app.state.request_shutdown = lambda: setattr(uvicorn_server, "should_exit", True)
-    uvicorn_server.run()
-    if app.state.startup_error is not None:
-        raise SystemExit(1)
 
 
 _WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings but its secrets, as JSON, for its workers
@@ -142,8 +154,9 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
     server = settings.server
     logger.info("starting %d API workers on %s:%d", server.workers, server.host, server.port)
+    options = server_options | {"http": GuardedHttpToolsProtocol}  # by name: each worker configures it
     try:
-        uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **server_options)
+        uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **options)
     finally:
         engine.stop()
         shutil.rmtree(os.path.dirname(secrets_path), ignore_errors=True)
@@ -159,6 +172,7 @@ def create_worker_app() -> FastAPI:
         secrets = json.load(f)
     settings = Settings.model_validate({**json.loads(os.environ[_WORKER_SETTINGS]), **secrets})
     configure_logging(settings.observability.log_level)
+    GuardedHttpToolsProtocol.configure(settings.server)  # this worker's connections are made after this
     app = create_app(settings)
     app.state.load_before_serving = True
     return app

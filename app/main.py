@@ -18,10 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api.auth import KeyGuard
 from app.api.errors import describe, install_error_handlers
+from app.api.limits import MULTIPART_SLACK, BodySizeLimit, ClientIdentity
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
 from app.api.security import SecurityHeaders
+from app.api.session import ClientSockets
+from app.api.uploads import FORM_OVERHEAD
 from app.errors import TTSError
 from app.observability.logs import install_log_filters
 from app.observability.metrics import ServiceMetrics
@@ -192,9 +195,17 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.metrics = ServiceMetrics()
+    app.state.client_sockets = ClientSockets(settings.limits.max_sockets_per_client)
     install_error_handlers(app)
     install_log_filters()
-    app.add_middleware(KeyGuard, security=settings.security)  # before a body is read; inside CORS (preflights)
+    limits = settings.limits
+    app.add_middleware(  # before CORS is added, so that CORS wraps its 413s too
+        BodySizeLimit,
+        max_bytes=limits.max_body_bytes,
+        max_multipart_bytes=limits.max_reference_bytes + FORM_OVERHEAD + MULTIPART_SLACK,
+    )
+    app.add_middleware(ClientIdentity)
+    app.add_middleware(KeyGuard, security=settings.security)  # outside the body limit: a wrong key is never read
     app.add_middleware(SecurityHeaders)
     if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware

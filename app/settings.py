@@ -202,6 +202,25 @@ class Settings(BaseSettings):
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
     opus_complexity: int = Field(10, ge=0, le=10, description="libopus' effort for opus output (0-10)")
+    # --- limits that keep one client from holding the event loop, the normalizer or the pod ------------
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body (413 beyond)")
+    ws_max_message_bytes: int = Field(256 * 1024, ge=1024, description="Largest WebSocket message from a client")
+    stream_max_pending_chars: int = Field(
+        16384, ge=100, description="Characters one WebSocket context may have waiting to be synthesized"
+    )
+    stream_max_contexts: int = Field(16, ge=1, description="Contexts open at once on one multi-stream WebSocket")
+    max_sockets_per_client: int = Field(256, ge=0, description="WebSockets open at once per client address; 0: off")
+    max_requests_per_client: int = Field(
+        0, ge=0, description="Request slots one client address may hold at once (429 beyond); 0: no share"
+    )
+    max_reference_channels: int = Field(2, ge=1, le=64, description="Most channels of a reference clip")
+    max_reference_decoded_bytes: int = Field(
+        48 * 1024 * 1024, ge=1024 * 1024, description="Most bytes a reference clip may decode to (float32)"
+    )
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client may take to send a request's headers")
+    max_header_bytes: int = Field(64 * 1024, ge=4096, description="Largest request line plus headers (431 beyond)")
+    keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open")
+    max_connections: int = Field(2048, ge=16, description="Connections and tasks at once before uvicorn answers 503")
 
     @field_validator("speakers", mode="before")
     @classmethod
@@ -392,6 +411,14 @@ class Settings(BaseSettings):
             max_concurrent_requests=self.max_concurrent_requests,
             max_concurrent_references=self.max_concurrent_references,
             max_concurrent_normalize=self.max_concurrent_normalize,
+            max_body_bytes=self.max_body_bytes,
+            ws_max_message_bytes=self.ws_max_message_bytes,
+            stream_max_pending_chars=self.stream_max_pending_chars,
+            stream_max_contexts=self.stream_max_contexts,
+            max_sockets_per_client=self.max_sockets_per_client,
+            max_requests_per_client=self.max_requests_per_client,
+            max_reference_channels=self.max_reference_channels,
+            max_reference_decoded_bytes=self.max_reference_decoded_bytes,
         )
 
     @cached_property
@@ -425,6 +452,11 @@ class Settings(BaseSettings):
             port=self.port,
             workers=self.api_workers,
             shutdown_grace_seconds=self.shutdown_grace_seconds,
+            header_timeout=self.header_timeout,
+            max_header_bytes=self.max_header_bytes,
+            keep_alive_timeout=self.keep_alive_timeout,
+            max_connections=self.max_connections,
+            ws_max_message_bytes=self.ws_max_message_bytes,
         )
 
 
@@ -545,6 +577,14 @@ class LimitsSettings:
     max_concurrent_requests: int
     max_concurrent_references: int
     max_concurrent_normalize: int
+    max_body_bytes: int  # JSON bodies; multipart ones: MAX_REFERENCE_BYTES and the form around it
+    ws_max_message_bytes: int
+    stream_max_pending_chars: int
+    stream_max_contexts: int
+    max_sockets_per_client: int  # 0: no limit
+    max_requests_per_client: int  # 0: no share
+    max_reference_channels: int
+    max_reference_decoded_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,3 +619,8 @@ class ServerSettings:
     port: int
     workers: int  # API_WORKERS
     shutdown_grace_seconds: float
+    header_timeout: float
+    max_header_bytes: int
+    keep_alive_timeout: float
+    max_connections: int  # uvicorn's limit_concurrency
+    ws_max_message_bytes: int  # uvicorn's ws_max_size

@@ -42,15 +42,17 @@ from app.api.protocols.adapter import (
     Timings,
 )
 from app.audio.output import AudioWriter
-from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, OverloadedError, TTSError
 from app.observability.logs import clip
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
+from app.service.text_input import clean_text
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # bad auth, bad config, a client that does not read
+CLOSE_TOO_BIG = 1009  # a message over WS_MAX_MESSAGE_BYTES
 CLOSE_ERROR = 1011
 
 
@@ -123,6 +125,13 @@ class Sender:
             await self._send(lambda: self.ws.send_text(text), live)
 
 
+def _message_bytes(message: dict) -> int:
+    data, text = message.get("bytes"), message.get("text")
+    if data is not None:
+        return len(data)
+    return len(text.encode("utf-8", "surrogatepass")) if text else 0
+
+
 def receive_json(message: dict) -> dict | None:
     """A received WebSocket message as a JSON object; None for a disconnect. Raises InvalidRequestError."""
     if message["type"] == "websocket.disconnect":
@@ -156,6 +165,27 @@ class Context:
         self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
 
+class ClientSockets:
+    """Open WebSockets per client address, at most `limit` each (0: no limit); event loop only, so no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    def take(self, client: str) -> bool:
+        if self.limit and self.open.get(client, 0) >= self.limit:
+            return False
+        self.open[client] = self.open.get(client, 0) + 1
+        return True
+
+    def give_back(self, client: str) -> None:
+        left = self.open.get(client, 0) - 1
+        if left > 0:
+            self.open[client] = left
+        else:
+            self.open.pop(client, None)
+
+
 class Session:
     """One accepted connection, driven by `protocol`: its contexts, each a `SegmentStream` with its own writer.
 
@@ -175,8 +205,27 @@ class Session:
         self.writers: set[asyncio.Task] = set()
         self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
         self.session_id = f"{protocol.id_prefix}-{uuid.uuid4().hex[:12]}"
+        limits = service.limits
+        self.max_message_bytes = limits.ws_max_message_bytes
+        self.max_contexts = limits.stream_max_contexts
+        pending = [n for n in (protocol.pending_text_limit, limits.stream_max_pending_chars) if n is not None]
+        self.pending_text_limit = min(pending)
 
     async def run(self) -> None:
+        client = self.ws.client.host if self.ws.client else "-"
+        sockets: ClientSockets = self.ws.app.state.client_sockets
+        if not sockets.take(client):
+            await deny(
+                self.ws,
+                OverloadedError(f"too many WebSockets open from this client (limit {sockets.limit}); retry later"),
+            )
+            return
+        try:
+            await self._run()
+        finally:
+            sockets.give_back(client)
+
+    async def _run(self) -> None:
         await self.ws.accept()
         logger.info("%s %s", self.session_id, self.protocol.describe())
         receiving: asyncio.Future | None = None
@@ -245,6 +294,14 @@ class Session:
     async def _receive(self, message: dict) -> bool:
         """One client message, its commands applied in order; False when the client disconnected."""
         context: str | None = None
+        if _message_bytes(message) > self.max_message_bytes:  # uvicorn's ws_max_size stops it first, in tts-api
+            raise SessionEnd(
+                InvalidRequestError(
+                    f"a message may be at most {self.max_message_bytes} bytes (WS_MAX_MESSAGE_BYTES)",
+                    code="message_too_big",
+                ),
+                CLOSE_TOO_BIG,
+            )
         try:
             obj = receive_json(message)
             if obj is None:
@@ -272,16 +329,17 @@ class Session:
             self._open(command)
         elif isinstance(command, Text):
             stream = self.contexts[command.context].stream
-            stream.push(command.text)
-            limit = self.protocol.pending_text_limit
-            if limit is not None and stream.pending_chars > limit:
+            limit = self.pending_text_limit
+            pending = stream.pending_chars + len(command.text)
+            if pending > limit:  # checked before the text is taken: nothing over the limit is segmented
                 raise SessionEnd(
                     InvalidRequestError(
-                        f"{stream.pending_chars} characters wait to be synthesized; the limit is {limit}",
+                        f"{pending} characters wait to be synthesized; the limit is {limit}",
                         param="text",
                         code="too_much_pending_text",
                     )
                 )
+            stream.push(clean_text(command.text, "text"))
         elif isinstance(command, Flush):
             self.contexts[command.context].stream.flush()
         elif isinstance(command, EndContext):
@@ -298,6 +356,12 @@ class Session:
             raise TypeError(f"unknown command {command!r}")
 
     def _open(self, spec: Open) -> None:
+        if len(self.contexts) >= self.max_contexts:
+            raise InvalidRequestError(
+                f"{len(self.contexts)} contexts are open on this socket; the limit is {self.max_contexts}",
+                param="context_id",
+                code="too_many_contexts",
+            )
         stream = SegmentStream(
             self.service,
             spec.voice,

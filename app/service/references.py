@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Protocol
 
 import numpy as np
@@ -17,8 +18,25 @@ class Resampler(Protocol):
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
 
 
-def read_reference(data: bytes, *, max_bytes: int, max_seconds: float, resample_to_16k: Resampler) -> np.ndarray:
-    """Uploaded clip bytes -> mono float32 at 16 kHz (blocking: run it in a thread)."""
+DECODE_BLOCK_FRAMES = 65_536  # frames decoded at a time (mixed to mono as they come)
+RESAMPLE_PIECE_FRAMES = 1 << 20  # a longer clip is resampled a piece at a time (app/audio/resample.py's FIR
+RESAMPLE_MARGIN_FRAMES = 4096  # polyphase filter reaches a few hundred frames at most: margins this wide suffice)
+
+
+def read_reference(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    resample_to_16k: Resampler,
+    max_channels: int = 2,
+    max_decoded_bytes: int = 48 * 1024 * 1024,
+) -> np.ndarray:
+    """Uploaded clip bytes -> mono float32 at 16 kHz (blocking: run it in a thread).
+
+    What the clip decodes to is bounded from its header before a sample is decoded: rate, length, channels, and
+    frames x channels x 4 bytes. Decoding then goes block by block into one mono float32 array.
+    """
     import soundfile as sf
 
     if not data:
@@ -28,22 +46,67 @@ def read_reference(data: bytes, *, max_bytes: int, max_seconds: float, resample_
             f"reference_audio is {len(data)} bytes; the limit is {max_bytes}", param="reference_audio"
         )
     try:
-        # the header first: its rate and length are checked before a single sample is decoded
+        # the header first: its rate, length and channels are checked before a single sample is decoded
         info = sf.info(io.BytesIO(data))
     except Exception as exc:  # libsndfile raises its own error types for every unreadable input
         raise InvalidRequestError(_UNREADABLE.format(exc), param="reference_audio") from exc
     check_reference_header(info.samplerate, info.frames, max_seconds)
+    check_reference_size(info.channels, info.frames, max_channels, max_decoded_bytes)
+    mono = np.empty(info.frames, dtype=np.float32)
+    n = 0
     try:
-        audio, rate = sf.read(
-            io.BytesIO(data), dtype="float32", always_2d=True, frames=info.frames  # never past the header
-        )
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate = f.samplerate
+            for block in f.blocks(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True, frames=info.frames):
+                if not np.isfinite(block).all():
+                    raise InvalidRequestError(
+                        "reference_audio contains NaN or infinite samples", param="reference_audio"
+                    )
+                k = min(len(block), len(mono) - n)  # never past the header
+                mono[n : n + k] = block[:k, 0] if block.shape[1] == 1 else block[:k].mean(axis=1)
+                n += k
+    except InvalidRequestError:
+        raise
     except Exception as exc:
         raise InvalidRequestError(_UNREADABLE.format(exc), param="reference_audio") from exc
     # some containers (MP3, Ogg) only estimate their length in the header: check what was decoded too
-    check_reference_header(rate, audio.shape[0], max_seconds)
-    if not np.isfinite(audio).all():
-        raise InvalidRequestError("reference_audio contains NaN or infinite samples", param="reference_audio")
-    return resample_to_16k(audio, rate)
+    check_reference_header(rate, n, max_seconds)
+    return _resample_in_pieces(mono[:n], rate, resample_to_16k)
+
+
+def _resample_in_pieces(mono: np.ndarray, rate: int, resample: Resampler) -> np.ndarray:
+    """`resample(mono, rate)` of a polyphase FIR resampler, a piece at a time so that its float64 work arrays
+    stay small: each piece starts on a multiple of the decimation factor and carries margins of context, so its
+    output is the whole signal's output there."""
+    g = math.gcd(rate, 16_000)
+    up, down = 16_000 // g, rate // g
+    margin = RESAMPLE_MARGIN_FRAMES - RESAMPLE_MARGIN_FRAMES % down
+    n = len(mono)
+    if n <= 2 * RESAMPLE_PIECE_FRAMES or margin < RESAMPLE_MARGIN_FRAMES // 2:
+        return resample(mono[:, None], rate)
+    step = RESAMPLE_PIECE_FRAMES - RESAMPLE_PIECE_FRAMES % down
+    out = np.empty(-(-n * up // down), dtype=np.float32)
+    for start in range(0, n, step):
+        lo, hi = max(0, start - margin), min(n, start + step + margin)
+        piece = resample(mono[lo:hi, None], rate)
+        first, skip = start * up // down, (start - lo) * up // down
+        count = min(step * up // down, len(out) - first)
+        out[first : first + count] = piece[skip : skip + count]
+    return out
+
+
+def check_reference_size(channels: int, frames: int, max_channels: int, max_decoded_bytes: int) -> None:
+    """A 400 for a clip of more than `max_channels` channels, a 413 for one that decodes to over
+    `max_decoded_bytes` (float32 samples), both told by the header."""
+    if not 1 <= channels <= max_channels:
+        raise InvalidRequestError(
+            f"reference_audio has {channels} channels; at most {max_channels} are accepted", param="reference_audio"
+        )
+    decoded = frames * channels * 4
+    if decoded > max_decoded_bytes:
+        raise PayloadTooLargeError(
+            f"reference_audio decodes to {decoded} bytes; the limit is {max_decoded_bytes}", param="reference_audio"
+        )
 
 
 def check_reference_header(rate: int, frames: int, max_seconds: float) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.audio.registry import ENCODING_NAMES, FORMATS, OPENAI_NAMES, RATES
+from app.service.text_input import unpaired_surrogate, without_invisible
 from app.settings import GenerationSettings, StreamingSettings
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
@@ -25,6 +26,15 @@ TIMESTAMPS_DESCRIPTION = (
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": f"[^{WHITESPACE}]"}
 """The schema of a text that must hold something besides whitespace."""
+
+
+def _clean_text(cls: type, v: Any) -> Any:
+    """A text field as the service takes it: unpaired surrogates refused, control and bidi characters removed."""
+    if isinstance(v, str):
+        if unpaired_surrogate(v):
+            raise ValueError("must be valid Unicode text: it holds an unpaired surrogate (U+D800-U+DFFF)")
+        return without_invisible(v)
+    return v
 
 
 class GenerationFields(BaseModel):
@@ -64,6 +74,8 @@ class GenerationFields(BaseModel):
     )
     stream_format: Literal["audio", "sse"] = "audio"
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True)
+
+    _clean_model = field_validator("model", mode="before")(_clean_text)
 
     # Numbers and booleans are strict fields: `temperature: true` or `stream: 0` are 400s, as the schema says.
     @field_validator("max_tokens", "seed", mode="before")
@@ -153,6 +165,8 @@ class ResolvedGeneration(BaseModel):
 class VoiceRef(BaseModel):
     id: str
 
+    _clean = field_validator("id", mode="before")(_clean_text)
+
 
 class ContextRef(BaseModel):
     """`/v1/audio/speech` `context`: continue the voice of the previous request made with the same `id`."""
@@ -163,6 +177,8 @@ class ContextRef(BaseModel):
     previous_text: str | None = Field(
         None, max_length=100_000, description="The previous request's input; the context is used only if it matches"
     )
+
+    _clean = field_validator("id", "previous_text", mode="before")(_clean_text)
 
 
 def _input_not_blank(cls: type, v: str) -> str:
@@ -189,6 +205,7 @@ class SpeechRequest(GenerationFields):
     )
 
     _input_not_blank = field_validator("input")(_input_not_blank)
+    _clean = field_validator("input", "voice", "instructions", mode="before")(_clean_text)
 
     @property
     def voice_name(self) -> str | None:
@@ -222,6 +239,8 @@ class VoiceCloneRequest(GenerationFields):
                 values[name] = json.loads(text.lower() if text.lower() in ("true", "false") else text)
         return values
 
+    _clean = field_validator("reference_text", "generate_text", mode="before")(_clean_text)
+
     @field_validator("reference_text", "generate_text")
     @classmethod
     def _not_blank(cls, v: str) -> str:
@@ -252,6 +271,8 @@ class StreamConfig(GenerationFields):
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
     timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
 
+    _clean = field_validator("voice", mode="before")(_clean_text)
+
     @property
     def voice_name(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
@@ -265,3 +286,4 @@ class NormalizeRequest(BaseModel):
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
     _input_not_blank = field_validator("input")(_input_not_blank)
+    _clean = field_validator("input", mode="before")(_clean_text)

@@ -25,6 +25,7 @@ from app.service.synthesis import SynthesisJob
 from app.text.sentences import SentenceSplitter
 
 _CLAUSE_END = re.compile(r"[,;:\u2014\u2013]\s+|\s+[\u2014\u2013-]\s+")
+_SPACES = re.compile(r"\s+")
 
 
 class TextSegmenter:
@@ -33,10 +34,14 @@ class TextSegmenter:
     - A sentence (the normalizer's splitter) is ready once the text after it has begun: the splitter needs the
       next character to tell "Dr. Tan" from a sentence end.
     - A buffer longer than `max_chars` (`first_max_chars` for the first segment, so the first audio does not
-      wait for a long sentence) is cut at its last clause break (`,;:` or a dash), else its last space.
+      wait for a long sentence) is cut at its last clause break (`,;:` or a dash), else its last space; so is
+      a sentence longer than that.
     - Text that waited `max_wait` seconds since its first character is cut after its last complete word
       (`due_in` says when; `tick` applies it): an LLM that pauses mid-sentence does not hold the audio back.
     - `flush()` returns everything buffered.
+
+    Work is linear in the text: runs of white space are kept as one space, the splitter only sees a window of
+    `max_chars` past the segment start (resuming where its last look ended), and cut text is not copied again.
     """
 
     def __init__(
@@ -53,27 +58,36 @@ class TextSegmenter:
         self.first_max_chars = first_max_chars or max_chars
         self.max_wait = max_wait
         self._splitter = splitter or SentenceSplitter()
-        self._buffer = ""
+        self._text = ""  # received text; what is before `_pos` has been cut off
+        self._pos = 0
+        self._scanned = 0  # the splitter found no sentence in `_text[_pos:_scanned]`
         self._since: float | None = None  # when the oldest buffered non-space character arrived
         self.segments_out = 0
 
     @property
     def buffered(self) -> str:
-        return self._buffer
+        return self._text[self._pos :]
 
     def push(self, text: str, now: float) -> list[str]:
         """Add a text delta; returns the segments it completes."""
         if not text:
             return []
-        if self._since is None and text.strip():
+        if self._since is None and not text.isspace():
             self._since = now
-        self._buffer += text
+        text = _SPACES.sub(" ", text)
+        if text.startswith(" ") and self._pos < len(self._text) and self._text.endswith(" "):
+            text = text[1:]
+        self._text += text
         out: list[str] = []
         while True:
-            piece = self._next_sentence() or self._cut_long()
-            if not piece:
+            limit = self.first_max_chars if self.segments_out + len(out) == 0 else self.max_chars
+            piece = self._next_sentence(limit)
+            if piece is None:
+                piece = self._cut_long(limit)
+            if piece is None:
                 break
-            out.append(piece)
+            if piece:
+                out.append(piece)
         return self._emitted(out, now)
 
     def due_in(self, now: float) -> float | None:
@@ -88,57 +102,78 @@ class TextSegmenter:
         if due is None or due > 0:
             return []
         end = self._last_word_end()
-        return self._emitted([self._take(end)], now)
+        return self._emitted([self._take(self._pos + end)], now)
 
     def flush(self) -> list[str]:
         """Everything buffered, as one segment (none if only spaces)."""
-        piece = self._take(len(self._buffer))
+        piece = self._take(len(self._text))
         return self._emitted([piece], None)
 
     # -- rules ------------------------------------------------------------------------------------
-    def _next_sentence(self) -> str | None:
-        pieces = self._splitter.split(self._buffer)
-        if len(pieces) < 2:
-            return None
-        end = self._buffer.index(pieces[0]) + len(pieces[0])
+    def _next_sentence(self, limit: int) -> str | None:
+        """The first sentence, when it is complete and at most `limit` characters."""
+        text, pos = self._text, self._pos
+        stop = min(len(text), pos + limit + 4)  # a space, the sentence, a space and the next character
+        start = pos
+        if self._scanned - 2 > pos:  # resume at the start of the last word looked at: only a stop there, with
+            space = text.rfind(" ", pos, self._scanned - 2)  # its space and next character, may end a sentence now
+            start = space + 1 if space >= 0 else pos
+        size = 32
+        while True:  # a window that grows, so that a short sentence costs a short split
+            end = min(stop, start + size)
+            window = text[start:end]
+            pieces = self._splitter.split(window)
+            if len(pieces) >= 2:
+                break
+            if end == stop:
+                self._scanned = stop
+                return None
+            size *= 2
+        end = start + window.index(pieces[0]) + len(pieces[0])
+        if len(text[pos:end].strip()) > limit:
+            return None  # a long sentence: the length rule cuts it
         return self._take(end)
 
-    def _cut_long(self) -> str | None:
-        limit = self.first_max_chars if self.segments_out == 0 else self.max_chars
-        text = self._buffer.lstrip()
-        if len(text.rstrip()) <= limit:
-            return None
-        offset = len(self._buffer) - len(text)
-        head = text[: limit + 1]
+    def _cut_long(self, limit: int) -> str | None:
+        text = self._text
+        start = self._pos + 1 if text.startswith(" ", self._pos) else self._pos  # white space is one space
+        if text[start + limit : start + limit + 2].isspace() or start + limit >= len(text):
+            return None  # at most `limit` characters before the trailing space
+        head = text[start : start + limit + 1]
         clauses = [m.end() for m in _CLAUSE_END.finditer(head)]
         if clauses:
-            return self._take(offset + clauses[-1])
+            return self._take(start + clauses[-1])
         space = head.rfind(" ")
         if space > 0:
-            return self._take(offset + space)
-        return self._take(offset + limit)  # one very long "word": cut it rather than buffer without end
+            return self._take(start + space)
+        return self._take(start + limit)  # one very long "word": cut it rather than buffer without end
 
     def _last_word_end(self) -> int:
         """Where the buffer's last complete word ends (0: none). The last word is complete when a space follows."""
-        stripped = self._buffer.rstrip()
+        buffer = self.buffered
+        stripped = buffer.rstrip()
         if not stripped:
             return 0
-        if len(stripped) < len(self._buffer):
+        if len(stripped) < len(buffer):
             return len(stripped)
         space = stripped.rfind(" ")
         return len(stripped[:space].rstrip()) if space > 0 else 0
 
     def _take(self, end: int) -> str:
-        piece, self._buffer = self._buffer[:end], self._buffer[end:]
+        piece = self._text[self._pos : end]
+        self._pos = end
         return " ".join(piece.split())
 
     def _emitted(self, pieces: list[str], now: float | None) -> list[str]:
         pieces = [p for p in pieces if p]
         self.segments_out += len(pieces)
+        if self._pos:  # what was cut off is dropped, so the text kept is never longer than the buffer
+            self._text = self._text[self._pos :]
+            self._scanned = max(0, self._scanned - self._pos)
+            self._pos = 0
         if pieces:
-            self._since = now if (now is not None and self._buffer.strip()) else None
+            self._since = now if (now is not None and self._text.strip()) else None
         return pieces
-
 
 
 @dataclass

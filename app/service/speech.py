@@ -71,7 +71,9 @@ class SpeechService:
         self.text_input = TextInput(normalizer, limits.max_input_chars)
         # admission before any work: every slot is taken at the start of a route and given back when its
         # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
-        self.admission = MeteredAdmission(limits.max_concurrent_requests, "requests", self.metrics)
+        self.admission = MeteredAdmission(
+            limits.max_concurrent_requests, "requests", self.metrics, per_client=limits.max_requests_per_client
+        )
         self.reference_lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
         self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(streaming.context_ttl)
@@ -170,7 +172,8 @@ class SpeechService:
         if previous is None or previous.voice != voice:
             return None
         if req.context.previous_text is not None:
-            given = await self.normalize(req.context.previous_text, req.normalize_malaysian, req.language)
+            tail = self.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
+            given = await self.normalize(tail, req.normalize_malaysian, req.language)
             if not previous.text.endswith(given) and not given.endswith(previous.text):
                 logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
                 return None
@@ -216,7 +219,8 @@ class SpeechService:
         limits = self.limits
         return read_reference(
             data, max_bytes=limits.max_reference_bytes, max_seconds=limits.max_reference_seconds,
-            resample_to_16k=self.resample_to_16k,
+            resample_to_16k=self.resample_to_16k, max_channels=limits.max_reference_channels,
+            max_decoded_bytes=limits.max_reference_decoded_bytes,
         )
 
     async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:

@@ -1,12 +1,42 @@
-"""User text -> the text prompted: the length limit, the normalizer on its priority pool, control markers out."""
+"""User text -> the text prompted: clean input, the length limit, the normalizer on its priority pool, control
+markers out.
+
+Every text that reaches the shared normalizer thread is at most the input limit (`MAX_INPUT_CHARS`), so one
+request holds it for a bounded time; a longer text is refused (400) before it is queued.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from app.errors import InvalidRequestError
 from app.prompts import strip_control_tokens
 from app.text.executor import SPEECH, PriorityExecutor
+
+# A str holding a code point of U+D800-U+DFFF is not Unicode text (JSON's "\ud800" alone, or a broken pair).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 and C1 control characters other than white space, and the bidi marks, embeddings, overrides and isolates
+# (a "Trojan Source" reordering of what is read versus what is shown in logs and transcripts).
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def unpaired_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
+
+
+def without_invisible(text: str) -> str:
+    """`text` without control characters (white space kept) and bidi controls."""
+    return _INVISIBLE.sub("", text)
+
+
+def clean_text(text: str, param: str) -> str:
+    """`text` without control characters and bidi controls; a 400 when it holds an unpaired surrogate."""
+    if unpaired_surrogate(text):
+        raise InvalidRequestError(
+            f"{param} holds an unpaired surrogate (U+D800-U+DFFF); send valid Unicode text", param=param
+        )
+    return without_invisible(text)
 
 
 class TextNormalizer(Protocol):
@@ -29,8 +59,21 @@ class TextInput:
         if len(text) > self.max_chars:
             raise InvalidRequestError(f"{param} is {len(text)} characters; the limit is {self.max_chars}", param=param)
 
-    async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
-        """The text as it will be prompted: normalized, without control markers."""
+    def tail(self, text: str) -> str:
+        """The end of `text` that fits the input limit, from a word start (all of it when it fits)."""
+        if len(text) <= self.max_chars:
+            return text
+        end = text[-self.max_chars :]
+        space = end.find(" ")
+        return end[space + 1 :] if 0 <= space < len(end) - 1 else end
+
+    async def normalize(
+        self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH, param: str = "input"
+    ) -> str:
+        """The text as it will be prompted: clean, normalized, without control markers. A 400 when it is longer
+        than the input limit (checked before it is queued for the normalizer thread)."""
+        self.check(text, param)
+        text = without_invisible(_SURROGATE.sub("", text))  # the request models refuse surrogates; never prompted
         text = await self._pool.run(priority, self.normalizer.normalize, text, malaysian, language)
         return strip_control_tokens(text)
 

@@ -117,6 +117,18 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "API_WORKERS": ("4", {"server.workers": 4}),
     "SHUTDOWN_GRACE_SECONDS": ("5", {"server.shutdown_grace_seconds": 5.0}),
     "STREAM_AUTH_TIMEOUT": ("2", {"security.auth_timeout": 2.0}),
+    "MAX_BODY_BYTES": ("4096", {"limits.max_body_bytes": 4096}),
+    "WS_MAX_MESSAGE_BYTES": ("4096", {"limits.ws_max_message_bytes": 4096, "server.ws_max_message_bytes": 4096}),
+    "STREAM_MAX_PENDING_CHARS": ("500", {"limits.stream_max_pending_chars": 500}),
+    "STREAM_MAX_CONTEXTS": ("3", {"limits.stream_max_contexts": 3}),
+    "MAX_SOCKETS_PER_CLIENT": ("0", {"limits.max_sockets_per_client": 0}),
+    "MAX_REQUESTS_PER_CLIENT": ("16", {"limits.max_requests_per_client": 16}),
+    "MAX_REFERENCE_CHANNELS": ("8", {"limits.max_reference_channels": 8}),
+    "MAX_REFERENCE_DECODED_BYTES": ("2097152", {"limits.max_reference_decoded_bytes": 2097152}),
+    "HEADER_TIMEOUT": ("2.5", {"server.header_timeout": 2.5}),
+    "MAX_HEADER_BYTES": ("8192", {"server.max_header_bytes": 8192}),
+    "KEEP_ALIVE_TIMEOUT": ("30", {"server.keep_alive_timeout": 30.0}),
+    "MAX_CONNECTIONS": ("100", {"server.max_connections": 100}),
 }
 CONTEXT = {
     "MICROSLEEP": {"DYNAMIC_BATCHING": "true"},
