@@ -179,6 +179,16 @@ class Settings(BaseSettings):
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
 
+    # --- saved voices and reference encodings -----------------------------------------------------
+    voice_store_url: str = Field(
+        "sqlite:///data/voices.db",
+        description="Where saved voices live: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory,"
+        " lost on restart) or postgresql://user:password@host:5432/db (several API replicas sharing voices)",
+    )
+    reference_cache_size: int = Field(
+        64, ge=0, description="Reference encodings /v1/audio/vc keeps (same clip and transcript: no encoder); 0: off"
+    )
+
     @field_validator("speakers", mode="before")
     @classmethod
     def _split_speakers(cls, value: object) -> object:
@@ -239,6 +249,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("voice_store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(f"must be a sqlite:// or postgresql:// URL, got {value!r}")
+        return value
 
     @field_validator("tts_api")
     @classmethod
@@ -354,6 +372,7 @@ class Settings(BaseSettings):
             max_tokens=self.default_max_tokens,
             text_normalizer=self.text_normalizer,
             normalizer_overrides_path=self.normalizer_overrides_path,
+            voice_store_url=self.voice_store_url,
         )
 
     @cached_property
@@ -365,6 +384,7 @@ class Settings(BaseSettings):
             max_concurrent_requests=self.max_concurrent_requests,
             max_concurrent_references=self.max_concurrent_references,
             max_concurrent_normalize=self.max_concurrent_normalize,
+            reference_cache_size=self.reference_cache_size,
         )
 
     @cached_property
@@ -494,6 +514,7 @@ class GenerationSettings:
     max_tokens: int  # DEFAULT_MAX_TOKENS
     text_normalizer: str
     normalizer_overrides_path: str
+    voice_store_url: str  # where saved voices live (sqlite:// or postgresql:// URL)
 
     def resolve_voice(self, name: str) -> str | None:
         """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
@@ -511,6 +532,7 @@ class LimitsSettings:
     max_concurrent_requests: int
     max_concurrent_references: int
     max_concurrent_normalize: int
+    reference_cache_size: int  # reference encodings kept (same clip + transcript: no encoder); 0: off
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,15 @@ from app.errors import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    ConflictError,
     InvalidRequestError,
     NoAudioError,
+    NotFoundError,
     NotReadyError,
     OverloadedError,
     PayloadTooLargeError,
     PromptTooLongError,
+    StoreUnavailableError,
     StreamAborted,
     TTSError,
 )
@@ -60,6 +63,9 @@ HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {
     JobTimedOut: (503, "api_error", "codec_timeout"),
     CodecFailed: (500, "server_error", "decode_failed"),
     InvalidInput: (400, "invalid_request_error", None),
+    NotFoundError: (404, "invalid_request_error", "not_found"),
+    ConflictError: (409, "invalid_request_error", "conflict"),
+    StoreUnavailableError: (503, "api_error", "store_unavailable"),
 }
 
 

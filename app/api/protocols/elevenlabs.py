@@ -11,7 +11,7 @@ What is not supported is refused with a clear error (the README lists it).
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Iterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket
@@ -41,6 +41,7 @@ from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_f
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
+from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -53,7 +54,7 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False}
 class Options:
     """The query parameters we use; the rest are accepted and ignored (see the README)."""
 
-    voice: str
+    voice: Voice
     model_id: str
     normalize: bool
     inactivity_timeout: float
@@ -69,7 +70,7 @@ def _bool_param(ws: WebSocket, name: str) -> bool | None:
     return _BOOL[value.lower()]
 
 
-def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
+async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
     """The handshake's voice and query parameters, or an InvalidRequestError naming what is unsupported."""
     q = ws.query_params
     try:
@@ -92,7 +93,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
         if not 1 <= timeout <= 180:
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
-    voice = service.resolve_voice(voice_id, param="voice_id")
+    voice = await service.voice(voice_id, param="voice_id")
     return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output)
 
 
@@ -121,7 +122,7 @@ class ElevenLabsProtocol(Protocol):
             return DEFAULT_CONTEXT
         return message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
 
-    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
+    async def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
         yield Auth(message_key(message, "xi_api_key"))  # until authorized, every message carries the key
         cid = self.context_of(message)
         if message.get("pronunciation_dictionary_locators"):
@@ -218,7 +219,7 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
         return
     service, authorized = accepted
     try:
-        opts = parse_options(ws, service, voice_id)
+        opts = await parse_options(ws, service, voice_id)
     except TTSError as exc:
         await deny(ws, exc)
         return
