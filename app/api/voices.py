@@ -18,7 +18,7 @@ from app.service.speech import SpeechService
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
-@router.get("/audio/voices", responses=error_responses(503))
+@router.get("/audio/voices", operation_id="list_voices", responses=error_responses(503))
 async def list_voices(service: SpeechService = Depends(get_service)) -> dict:
     """Every voice a request may name: built-in voices, aliases (OpenAI's names, with the voice they are) and
     saved voices (`type: saved`)."""
@@ -28,7 +28,16 @@ async def list_voices(service: SpeechService = Depends(get_service)) -> dict:
 @router.post(
     "/audio/voices",
     status_code=201,
-    responses={201: {"description": "The saved voice's metadata"}, **error_responses(400, 409, 413, 429, 503)},
+    operation_id="save_voice",
+    responses={
+        201: {
+            "description": "The saved voice's metadata",
+            "links": {
+                op: {"operationId": op, "parameters": {"name": "$response.body#/id"}} for op in ("get_voice", "delete_voice")
+            },
+        },
+        **error_responses(400, 409, 413, 429, 503),
+    },
     openapi_extra=SAVE_VOICE_BODY,
 )
 async def save_voice(request: Request, service: SpeechService = Depends(get_service)) -> JSONResponse:
@@ -61,13 +70,15 @@ async def save_voice(request: Request, service: SpeechService = Depends(get_serv
     return JSONResponse(voice.metadata(), status_code=201)
 
 
-@router.get("/audio/voices/{name}", responses=error_responses(404, 503))
+@router.get("/audio/voices/{name}", operation_id="get_voice", responses=error_responses(404, 503))
 async def get_voice(name: str, service: SpeechService = Depends(get_service)) -> dict:
     """A saved voice's metadata (transcript, consent record, length; not its tokens)."""
     return (await service.voices.saved(name)).metadata()
 
 
-@router.delete("/audio/voices/{name}", status_code=204, responses=error_responses(404, 503))
+@router.delete(
+    "/audio/voices/{name}", status_code=204, operation_id="delete_voice", responses=error_responses(404, 503)
+)
 async def delete_voice(name: str, service: SpeechService = Depends(get_service)) -> Response:
     """Delete a saved voice; requests naming it get 400 `invalid_voice` from then on."""
     await service.voices.delete(name)

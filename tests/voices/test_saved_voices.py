@@ -270,3 +270,18 @@ def test_a_clone_prompt_is_what_voice_clone_prompt_spells(url: str, fake: FakeVL
     _, prompt = speak_with_sdk(url, fake, "my-voice")
     tokens = speech_tokens(prompt.split(TEXT)[0])
     assert prompt == voice_clone_prompt(TRANSCRIPT, tokens, TEXT)
+
+
+def test_the_openapi_document_describes_the_routes(url: str) -> None:
+    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    assert set(paths["/v1/audio/voices"]) == {"get", "post"}
+    assert set(paths["/v1/audio/voices/{name}"]) == {"get", "delete"}
+    post = paths["/v1/audio/voices"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["audio", "name", "text", "consent"]
+    assert form["properties"]["consent"]["enum"] == ["true", "yes"]
+    assert {"201", "400", "409", "413", "429"} <= set(post["responses"])
+    assert "404" in paths["/v1/audio/voices/{name}"]["delete"]["responses"]
+    # a 405 names every method of the path
+    assert httpx.request("OPTIONS", f"{url}/v1/audio/voices").headers["allow"] == "GET, POST"
+    assert httpx.put(f"{url}/v1/audio/voices/x").headers["allow"] == "DELETE, GET"
