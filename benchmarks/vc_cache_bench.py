@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, cache_size: int, fake: FakeVLLM, audio: bytes)
     settings = Settings(
         _env_file=None, tts_api=fake.url, codec_model=str(args.codec), semantic_model=str(args.semantic),
         codec_load_encoder=True, codec_threads=args.threads, reference_cache_size=cache_size,
-        voice_store_url="sqlite://", text_normalizer="none",
+        voice_store_url="sqlite://", text_normalizer="none", log_level="warning",
     )
     with serve(settings, Components(normalizer=PassthroughNormalizer())) as url:
         ttfa(url, clip(1.0))  # warm-up: the first encode and decode of the process
