@@ -228,8 +228,7 @@ class SpeechService:
         """`POST /v1/audio/voices`: the clip encoded once, its transcript normalized, both stored under `req.name`."""
         if not self.has_encoder:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
-        self.voices.check_new_name(req.name)
-        self.voices.require_store()
+        await self.voices.check_free(req.name)  # before the encoder: a taken name is a 409 at once
         self.text_input.check(req.text, "text")
         tokens = await self.encode_reference(audio_bytes, req.text)
         text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")

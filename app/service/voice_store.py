@@ -143,9 +143,7 @@ class VoiceStore:
         try:
             await self._run(insert)
         except IntegrityError:
-            raise ConflictError(
-                f"a saved voice named {voice.name!r} already exists; DELETE it first", param="name", code="voice_exists"
-            ) from None
+            raise taken(voice.name) from None
 
     async def get(self, name: str) -> SavedVoice | None:
         def select() -> SavedVoice | None:
@@ -184,3 +182,7 @@ class VoiceStore:
 
 def not_found(name: str) -> NotFoundError:
     return NotFoundError(f"no saved voice named {name[:80]!r}", param="name", code="voice_not_found")
+
+
+def taken(name: str) -> ConflictError:
+    return ConflictError(f"a saved voice named {name!r} already exists; DELETE it first", param="name", code="voice_exists")

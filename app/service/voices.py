@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from app.errors import ConflictError, InvalidRequestError, NotReadyError
 from app.service.voice import Voice
-from app.service.voice_store import SavedVoice, VoiceStore, check_name, not_found
+from app.service.voice_store import SavedVoice, VoiceStore, check_name, not_found, taken
 from app.settings import GenerationSettings
 
 
@@ -50,6 +50,12 @@ class Voices:
                 code="voice_name_reserved",
             )
         return name
+
+    async def check_free(self, name: str) -> None:
+        """A 409 unless `name` may name a new saved voice and no saved voice has it yet (the insert checks again)."""
+        self.check_new_name(name)
+        if await self.require_store().get(name) is not None:
+            raise taken(name)
 
     def require_store(self) -> VoiceStore:
         if self.store is None:

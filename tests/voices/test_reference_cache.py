@@ -62,6 +62,9 @@ def test_the_same_clip_again_skips_the_encoder(settings_for: Callable[..., Setti
         # saving a voice from a clip already encoded runs no encoder either
         assert save(url, audio=clip).status_code == 201
         assert codec.encoded == 3 and cache_counts(url) == {"hit": 2, "miss": 3}
+        # a taken name is refused before the encoder runs
+        assert save(url, audio=wav_bytes(freq=700)).status_code == 409
+        assert codec.encoded == 3
 
 
 def test_size_zero_turns_the_cache_off(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
