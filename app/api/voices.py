@@ -14,15 +14,18 @@ from app.api.uploads import read_limited_form
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import SaveVoiceRequest
 from app.service.speech import SpeechService
+from app.service.voices import Voices
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
 @router.get("/audio/voices", operation_id="list_voices", responses=error_responses(503))
-async def list_voices(service: SpeechService = Depends(get_service)) -> dict:
+async def list_voices(request: Request) -> dict:
     """Every voice a request may name: built-in voices, aliases (OpenAI's names, with the voice they are) and
-    saved voices (`type: saved`)."""
-    return {"voices": await service.voices.catalogue()}
+    saved voices (`type: saved`; while the service is still loading, the built-in ones only)."""
+    service: SpeechService | None = getattr(request.app.state, "service", None)
+    voices = service.voices if service is not None else Voices(request.app.state.settings.generation, None)
+    return {"voices": await voices.catalogue()}
 
 
 @router.post(

@@ -73,3 +73,20 @@ async def test_an_unreachable_server_is_a_503() -> None:
     with pytest.raises(StoreUnavailableError):
         await store.open()
     await store.close()
+
+
+async def test_built_in_voices_and_aliases_win_over_a_saved_voice_of_the_same_name(tmp_path) -> None:
+    """A saved voice named `narrator`, then VOICE_ALIASES gains `narrator`: the alias is what requests get."""
+    from app.service.voices import Voices
+    from app.settings import Settings
+
+    store = VoiceStore(f"sqlite:///{tmp_path / 'v.db'}")
+    await store.open()
+    await store.add(voice("narrator"))
+    before = Voices(Settings(_env_file=None).generation, store)
+    assert (await before.resolve("narrator")).cloned
+    after = Voices(Settings(_env_file=None, voice_aliases="narrator=idayu").generation, store)
+    resolved = await after.resolve("narrator")
+    assert resolved.speaker == "idayu" and resolved.name == "narrator"
+    assert (await after.resolve(None)).speaker == "husein"
+    await store.close()
