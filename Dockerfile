@@ -34,8 +34,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid "${APP_UID}" --shell /usr/sbin/nologin app \
-    && mkdir -p /home/app/.cache/huggingface \
-    && chown -R app:app /home/app/.cache
+    && mkdir -p /home/app/.cache/huggingface /home/app/data \
+    && chown -R app:app /home/app/.cache /home/app/data
 
 # torch first, from the chosen index: the largest layer, rebuilt only when its version or index changes.
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"

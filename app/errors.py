@@ -27,6 +27,14 @@ class PromptTooLongError(InvalidRequestError):
     """The prompt (text, reference tokens) cannot fit the model's context."""
 
 
+class NotFoundError(InvalidRequestError):
+    """What the request names (a saved voice) does not exist."""
+
+
+class ConflictError(InvalidRequestError):
+    """What the request would create exists already, or would shadow a name that does (a built-in voice)."""
+
+
 class AuthenticationError(TTSError):
     """Missing or wrong API key."""
 
@@ -61,6 +69,10 @@ class BackendTimeoutError(BackendError):
 
 class NotReadyError(TTSError):
     """The service is still loading its models, or a part it needs is off or failing."""
+
+
+class StoreUnavailableError(TTSError):
+    """The voice store (SQLite or PostgreSQL) cannot be reached or failed."""
 
 
 class StreamAborted(Exception):

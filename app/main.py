@@ -25,6 +25,7 @@ from app.api.routes import public, require_api_key_if, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
 from app.api.uploads import FORM_OVERHEAD
+from app.api.voices import router as voices_router
 from app.errors import TTSError
 from app.observability.logs import install_log_filters
 from app.observability.metrics import ServiceMetrics
@@ -74,6 +75,7 @@ async def start_service(app: FastAPI) -> None:
     from app.backend.vllm import VLLMClient
     from app.engine.launch import start_engine
     from app.service.speech import SpeechService
+    from app.service.voice_store import VoiceStore
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components
@@ -88,6 +90,9 @@ async def start_service(app: FastAPI) -> None:
         asyncio.to_thread(_load_normalizer, settings.generation) if parts.normalizer is None else _ready(parts.normalizer),
     )
     app.state.engine_host = engine.host
+    store = VoiceStore(settings.generation.voice_store_url)
+    app.state.voice_store = store
+    await store.open()  # the schema, created if missing
     backend = VLLMClient.from_settings(settings.backend)
     await backend.start()
     app.state.service = SpeechService.from_settings(
@@ -98,6 +103,7 @@ async def start_service(app: FastAPI) -> None:
         resample_to_16k,
         has_encoder=engine.client.has_encoder,
         metrics=app.state.metrics,
+        store=store,
     )
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -111,6 +117,10 @@ async def stop_service(app: FastAPI) -> None:
         service.close()
         await service.engine.close()
         await service.backend.aclose()
+    store = getattr(app.state, "voice_store", None)
+    app.state.voice_store = None
+    if store is not None:
+        await store.close()
     host = getattr(app.state, "engine_host", None)
     app.state.engine_host = None
     if host is not None:
@@ -194,6 +204,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.components = components or Components()
     app.state.service = None
     app.state.engine_host = None
+    app.state.voice_store = None
     app.state.metrics = ServiceMetrics()
     app.state.client_sockets = ClientSockets(settings.limits.max_sockets_per_client)
     install_error_handlers(app)
@@ -213,13 +224,14 @@ def create_app(settings: Settings | None = None, components: Components | None =
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.security.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],  # OpenAI SDKs send their own x-stainless-* headers
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
     app.include_router(public)
     app.include_router(v1)
+    app.include_router(voices_router)
     app.include_router(docs_router(require_api_key_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets check API_KEY themselves (header or first message)
     app.include_router(elevenlabs.router)

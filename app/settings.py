@@ -222,6 +222,16 @@ class Settings(BaseSettings):
     keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open")
     max_connections: int = Field(2048, ge=16, description="Connections and tasks at once before uvicorn answers 503")
 
+    # --- saved voices and reference encodings -----------------------------------------------------
+    voice_store_url: str = Field(
+        "sqlite:///data/voices.db",
+        description="Where saved voices live: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory,"
+        " lost on restart) or postgresql://user:password@host:5432/db (several API replicas sharing voices)",
+    )
+    reference_cache_size: int = Field(
+        64, ge=0, description="Reference encodings /v1/audio/vc keeps (same clip and transcript: no encoder); 0: off"
+    )
+
     @field_validator("speakers", mode="before")
     @classmethod
     def _split_speakers(cls, value: object) -> object:
@@ -282,6 +292,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("voice_store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(f"must be a sqlite:// or postgresql:// URL, got {value!r}")
+        return value
 
     @field_validator("tts_api")
     @classmethod
@@ -400,6 +418,7 @@ class Settings(BaseSettings):
             max_tokens=self.default_max_tokens,
             text_normalizer=self.text_normalizer,
             normalizer_overrides_path=self.normalizer_overrides_path,
+            voice_store_url=self.voice_store_url,
         )
 
     @cached_property
@@ -419,6 +438,7 @@ class Settings(BaseSettings):
             max_requests_per_client=self.max_requests_per_client,
             max_reference_channels=self.max_reference_channels,
             max_reference_decoded_bytes=self.max_reference_decoded_bytes,
+            reference_cache_size=self.reference_cache_size,
         )
 
     @cached_property
@@ -560,6 +580,7 @@ class GenerationSettings:
     max_tokens: int  # DEFAULT_MAX_TOKENS
     text_normalizer: str
     normalizer_overrides_path: str
+    voice_store_url: str  # where saved voices live (sqlite:// or postgresql:// URL)
 
     def resolve_voice(self, name: str) -> str | None:
         """A voice or alias name -> the voice in SPEAKERS, or None if it is neither."""
@@ -585,6 +606,7 @@ class LimitsSettings:
     max_requests_per_client: int  # 0: no share
     max_reference_channels: int
     max_reference_decoded_bytes: int
+    reference_cache_size: int  # reference encodings kept (same clip + transcript: no encoder); 0: off
 
 
 @dataclass(frozen=True, slots=True)

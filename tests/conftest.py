@@ -25,6 +25,7 @@ SETTINGS: dict = {
     "default_playback_overlap_speed": 0.1,
     "first_chunk_seconds": 0.2,
     "decode_left_context_seconds": 0.2,
+    "voice_store_url": "sqlite://",  # saved voices in memory: tests that keep them give their own file or server
 }
 
 

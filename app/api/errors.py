@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.engine.errors import CodecFailed, EngineUnavailable, InvalidInput, JobTimedOut
 from app.errors import (
@@ -20,12 +21,15 @@ from app.errors import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    ConflictError,
     InvalidRequestError,
     NoAudioError,
+    NotFoundError,
     NotReadyError,
     OverloadedError,
     PayloadTooLargeError,
     PromptTooLongError,
+    StoreUnavailableError,
     StreamAborted,
     TTSError,
 )
@@ -61,6 +65,9 @@ HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {
     JobTimedOut: (503, "api_error", "codec_timeout"),
     CodecFailed: (500, "server_error", "decode_failed"),
     InvalidInput: (400, "invalid_request_error", None),
+    NotFoundError: (404, "invalid_request_error", "not_found"),
+    ConflictError: (409, "invalid_request_error", "conflict"),
+    StoreUnavailableError: (503, "api_error", "store_unavailable"),
 }
 
 
@@ -130,6 +137,15 @@ def invalid_request(exc: ValidationError | RequestValidationError, prefix: str =
     return InvalidRequestError("; ".join(parts) or "invalid request", param=param, code="invalid_value")
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route serves at this request's path (each one tried against the app's routes)."""
+    routes = request.app.router.routes
+    return [m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietAbortFilter) for f in uvicorn_errors.filters):
@@ -150,9 +166,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return JSONResponse(
-            error_body(str(exc.detail), type_, None, code), status_code=exc.status_code, headers=exc.headers
-        )
+        headers = exc.headers
+        if exc.status_code == 405:  # every method of the path, not only those of the first route that matched it
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse(error_body(str(exc.detail), type_, None, code), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

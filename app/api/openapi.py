@@ -16,12 +16,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.api.errors import ErrorResponse
 from app.audio.registry import CONTENT_TYPES, ENCODING_NAMES, FORMATS, RATES
-from app.service.requests import VoiceCloneRequest
+from app.service.requests import SaveVoiceRequest, VoiceCloneRequest
 from app.settings import Settings
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid request: a field is missing, of the wrong type or out of range (`param` names it)",
     401: "Missing or wrong API key",
+    404: "No saved voice of that name",
+    409: "The name is taken: a saved voice, or a built-in voice or alias (which a saved voice may not shadow)",
+    413: "The upload is larger than MAX_REFERENCE_BYTES",
     429: "Too many requests in flight; retry later",
     503: "The service is still loading its models or the TTS backend is not answering",
     "5XX": "The TTS backend or the codec failed (500 decode, 502 backend, 503 unavailable, 504 timeout)",
@@ -191,9 +194,39 @@ VOICE_CLONE_BODY: dict[str, Any] = {
 }
 """`openapi_extra` for `/v1/audio/vc`, which parses its multipart form itself to bound the upload."""
 
+def _save_voice_form() -> dict[str, Any]:
+    """`SaveVoiceRequest` as form fields, with the clip (`audio`) first."""
+    schema = SaveVoiceRequest.model_json_schema()
+    for prop in schema["properties"].values():
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+    schema["properties"]["consent"]["enum"] = ["true", "yes"]
+    schema["properties"] = {
+        "audio": {**_BINARY, "description": "The voice's clip: WAV, FLAC, OGG or MP3 (as /v1/audio/vc takes)"},
+        **schema["properties"],
+    }
+    schema["required"] = ["audio", *schema.get("required", [])]
+    return schema
+
+
+SAVE_VOICE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": _save_voice_form(),
+                "encoding": {"audio": {"contentType": "application/octet-stream"}},
+            }
+        },
+    }
+}
+"""`openapi_extra` for `POST /v1/audio/voices`, which parses its multipart form itself to bound the upload."""
+
 _BLANK_TEXT_FIELDS = {
     "/v1/audio/speech": ("application/json", ("input",)),
     "/v1/audio/vc": ("multipart/form-data", ("reference_text", "generate_text")),
+    "/v1/audio/voices": ("multipart/form-data", ("text",)),
 }
 
 
@@ -239,7 +272,8 @@ def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
             if option.get("type") == "string":
                 option["enum"] = voices
         voice["description"] = (
-            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.generation.default_speaker}"
+            f"One of the server's speakers (SPEAKERS); left out, null or empty: {settings.generation.default_speaker}."
+            " The server also takes the aliases and saved voices that GET /v1/audio/voices lists"
         )
         schemas["SpeechRequest"]["allOf"] = format_constraints()
     if "VoiceRef" in schemas:

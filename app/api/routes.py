@@ -113,17 +113,8 @@ async def metrics(request: Request) -> Response:
 
 @v1.get("/audio/speaker")
 async def speakers(request: Request) -> list[str]:
-    """The spec's speaker list."""
+    """The spec's speaker list (built-in voices only; `GET /v1/audio/voices` adds aliases and saved voices)."""
     return list(request.app.state.settings.generation.speakers)
-
-
-@v1.get("/audio/voices")
-async def voices(request: Request) -> dict:
-    """Voice discovery for OpenAI-style clients (Open WebUI); aliases (OpenAI's names) say which voice they are."""
-    generation = request.app.state.settings.generation
-    voices = [{"id": s, "name": s} for s in generation.speakers]
-    voices += [{"id": a, "name": a, "alias_of": v} for a, v in generation.voice_aliases.items()]
-    return {"voices": voices}
 
 
 @v1.get("/models")

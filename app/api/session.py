@@ -307,7 +307,7 @@ class Session:
             if obj is None:
                 return False
             context = self.protocol.context_of(obj)
-            for command in self.protocol.parse(obj, self.contexts.keys(), closing=self.closing):
+            async for command in self.protocol.parse(obj, self.contexts.keys(), closing=self.closing):
                 self._apply(command)
         except SessionEnd:
             raise

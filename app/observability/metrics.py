@@ -83,6 +83,12 @@ class ServiceMetrics:
             buckets=UNDERRUN_BUCKETS,
             registry=r,
         )
+        self.reference_cache = Counter(
+            "tts_reference_cache",
+            "Reference clips (voice cloning, saved voices) by cache result: hit (no encoder run) or miss",
+            ["result"],
+            registry=r,
+        )
 
 
 class CodecMetrics:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
@@ -123,3 +125,37 @@ def check_reference_header(rate: int, frames: int, max_seconds: float) -> None:
         raise InvalidRequestError(
             f"reference_audio is {seconds:.1f} s; the limit is {max_seconds:g} s", param="reference_audio"
         )
+
+
+def clip_key(data: bytes, transcript: str) -> str:
+    """The cache key of an uploaded clip and its transcript: a SHA-256 of both."""
+    digest = hashlib.sha256(data)
+    digest.update(b"\0" + transcript.encode())
+    return digest.hexdigest()
+
+
+class EncodingCache:
+    """The codec tokens of the last `size` reference clips (by `clip_key`), least recently used out first.
+
+    A clip uploaded again with the same transcript skips decoding and the encoder; `size` 0 keeps nothing."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[int, ...] | None:
+        tokens = self._entries.get(key)
+        if tokens is not None:
+            self._entries.move_to_end(key)
+        return tokens
+
+    def put(self, key: str, tokens: tuple[int, ...]) -> None:
+        if self.size <= 0:
+            return
+        self._entries[key] = tokens
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

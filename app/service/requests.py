@@ -255,6 +255,57 @@ def _is_number_or_bool(annotation: Any) -> bool:
     return bool(types) and all(t in (int, float, bool) for t in types)
 
 
+CONSENT_VALUES = ("true", "yes")  # `consent` of POST /v1/audio/voices, in any case
+
+
+class SaveVoiceRequest(BaseModel):
+    """`POST /v1/audio/voices` form fields (the clip travels separately as `audio`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(
+        ..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The voice's name: letters, digits, '.', '_' or '-', starting with a letter or digit",
+    )
+    text: str = Field(..., description="What the clip says", json_schema_extra=NOT_BLANK)
+    consent: str = Field(
+        ...,
+        description="`true` or `yes`: the uploader confirms that the person speaking in the clip agreed to this voice"
+        " being saved and used; anything else is refused",
+    )
+    consent_by: str | None = Field(
+        None, max_length=256, description="Who gave that consent (a name, or the id of a consent record); stored"
+    )
+    normalize_malaysian: bool = Field(True, strict=True)
+    language: Language = Field("auto", description="Reading language of `text`: auto, ms, en or zh")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _form_values(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("normalize_malaysian"), str):
+            text = data["normalize_malaysian"].strip().lower()
+            if text in ("true", "false"):
+                data = {**data, "normalize_malaysian": text == "true"}
+        return data
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("consent")
+    @classmethod
+    def _consent_given(cls, v: str) -> str:
+        if v.strip().lower() not in CONSENT_VALUES:
+            raise ValueError(
+                "the speaker's consent must be given explicitly: consent=true (or yes) confirms that the person"
+                " speaking in the clip agreed to this voice being saved and used"
+            )
+        return v
+
+
 class StreamConfig(GenerationFields):
     """The first message of `/v1/audio/speech/stream`: `{"type": "config", ...}`."""
 

@@ -22,6 +22,7 @@ from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
 from app.service.speech import SpeechService
 from app.service.synthesis import SynthesisJob
+from app.service.voice import Voice
 from app.text.sentences import SentenceSplitter
 
 _CLAUSE_END = re.compile(r"[,;:\u2014\u2013]\s+|\s+[\u2014\u2013-]\s+")
@@ -219,7 +220,7 @@ class SegmentStream:
     """One voice's text stream: text deltas in, segment events out (one segment synthesized at a time)."""
 
     service: SpeechService
-    voice: str
+    voice: Voice
     gen: ResolvedGeneration
     normalize_malaysian: bool = True
     language: str = "auto"

@@ -7,6 +7,7 @@ prompts fitted into the model's context, the context store, and one `Synthesis` 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import time
@@ -20,19 +21,22 @@ from app.audio.stitch import StitchPlan
 from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
 from app.engine.errors import EngineError
-from app.errors import InvalidRequestError, NotReadyError
+from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
 from app.prompts import voice_clone_prompt
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
-from app.service.prompting import fit_context, segment_prompt
-from app.service.references import Resampler, read_reference
-from app.service.requests import ResolvedGeneration, SpeechRequest, VoiceCloneRequest
+from app.service.prompting import fit_context
+from app.service.references import EncodingCache, Resampler, clip_key, read_reference
+from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
 from app.service.timing import SegmentTimings, aligned, estimated
+from app.service.voice import Voice
+from app.service.voice_store import SavedVoice, VoiceStore
+from app.service.voices import Voices, utc_now
 from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
 from app.text.executor import SPEECH, TOOL
 
@@ -57,6 +61,8 @@ class SpeechService:
         debug_audio: DebugAudioWriter | None = None,
         has_encoder: bool,
         metrics: ServiceMetrics | None = None,
+        store: VoiceStore | None = None,
+        reference_cache_size: int = 0,
     ) -> None:
         self.backend = backend
         self.engine = engine
@@ -79,6 +85,8 @@ class SpeechService:
         self.contexts = ContextStore(streaming.context_ttl)
         self._debug_audio = debug_audio
         self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
+        self.voices = Voices(generation, store)
+        self.encodings = EncodingCache(reference_cache_size)  # reference clip + transcript -> codec tokens
 
     @classmethod
     def from_settings(
@@ -91,6 +99,7 @@ class SpeechService:
         *,
         has_encoder: bool,
         metrics: ServiceMetrics | None = None,
+        store: VoiceStore | None = None,
     ) -> SpeechService:
         """The service with its parts' groups of `settings`."""
         obs = settings.observability
@@ -107,6 +116,8 @@ class SpeechService:
             debug_audio=DebugAudioWriter(obs.debug_audio_dir, obs.debug_audio_max_files) if obs.debug_audio else None,
             has_encoder=has_encoder,
             metrics=metrics,
+            store=store,
+            reference_cache_size=settings.limits.reference_cache_size,
         )
 
     def close(self) -> None:
@@ -129,36 +140,27 @@ class SpeechService:
         return require_speech(normalized, "input")  # as the speech endpoints say it
 
     # -- requests -> jobs --------------------------------------------------------------------------
-    def resolve_voice(self, name: str | None, param: str = "voice") -> str:
-        """A request's voice name (or an alias) -> the built-in voice the model is prompted with (None: default)."""
-        g = self.generation
-        asked = name or g.default_speaker
-        voice = g.resolve_voice(asked)
-        if voice is None:
-            aliases = f" (or an alias: {', '.join(g.voice_aliases)})" if g.voice_aliases else ""
-            raise InvalidRequestError(
-                f"unknown voice {asked!r}; available: {', '.join(g.speakers)}{aliases}",
-                param=param,
-                code="invalid_voice",
-            )
-        return voice
+    async def voice(self, name: str | None, param: str = "voice") -> Voice:
+        """A request's voice name -> its `Voice`: a built-in voice or alias first, then a saved voice (None or
+        empty: the default speaker; unknown: 400 `invalid_voice`, `param` naming the field)."""
+        return await self.voices.resolve(name, param)
 
     async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
         started = time.perf_counter()
-        voice = self.resolve_voice(req.voice_name)
+        voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, "input")
         text = require_speech(await self.normalize(req.input, req.normalize_malaysian, req.language), "input")
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
-        if req.context is not None and self.streaming.context:
-            context = await self._stored_context(req, voice)
+        if req.context is not None and self.streaming.context and voice.speaker is not None:
+            context = await self._stored_context(req, voice.speaker)
         job = await self.prepare_segment(
             voice, text, req.resolved(self.generation, self.streaming), context=context, param="input", started=started
         )
         if req.context is not None and self.streaming.context:
             job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
-        voice_log = voice if req.voice_name in (None, voice) else f"{req.voice_name}->{voice}"
+        voice_log = voice.name if voice.name == voice.speaker else f"{voice.name}->{voice.speaker or 'saved'}"
         _log_job(
             job, kind="speech", model=req.model, voice=voice_log, chars=len(text),
             context=len(context.tokens) if context else 0,
@@ -181,7 +183,7 @@ class SpeechService:
 
     async def prepare_segment(
         self,
-        voice: str,
+        voice: Voice,
         text: str,
         gen: ResolvedGeneration,
         *,
@@ -189,11 +191,12 @@ class SpeechService:
         param: str = "input",
         started: float | None = None,
     ) -> SynthesisJob:
-        """A job for already-normalized `text` in a built-in voice, prompted after `context` when given."""
+        """A job for already-normalized `text` in `voice`, prompted after `context` when given (a built-in voice)."""
         self.text_input.check(text, param)
-        prompt = segment_prompt(voice, text, context)
+        context = None if voice.cloned else context
+        prompt = voice.prompt_for(text, context)
         job = await self._job(prompt, gen, param=param, started=started or time.perf_counter())
-        job.voice, job.text, job.context = voice, text, context
+        job.voice, job.text, job.context = voice.speaker, text, context
         return job
 
     async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
@@ -202,8 +205,7 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
-        clip = await asyncio.to_thread(self._read_reference, audio_bytes)  # bounded by `reference_lane`
-        ref_tokens = await self.engine.encode(clip)
+        ref_tokens = await self.encode_reference(audio_bytes, req.reference_text)
         ref_text, gen_text = await asyncio.gather(
             self.normalize(req.reference_text, req.normalize_malaysian, req.language),
             self.normalize(req.generate_text, req.normalize_malaysian, req.language),
@@ -214,6 +216,40 @@ class SpeechService:
         job.endpoint = "vc"
         _log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
         return job
+
+    async def encode_reference(self, audio_bytes: bytes, transcript: str) -> tuple[int, ...]:
+        """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
+        else read, checked and encoded (bounded by `reference_lane`)."""
+        key = await asyncio.to_thread(clip_key, audio_bytes, transcript) if self.encodings.size else ""
+        cached = self.encodings.get(key) if key else None
+        self.metrics.reference_cache.labels("hit" if cached is not None else "miss").inc()
+        if cached is not None:
+            return cached
+        clip = await asyncio.to_thread(self._read_reference, audio_bytes)
+        tokens = tuple(int(t) for t in await self.engine.encode(clip))
+        if key:
+            self.encodings.put(key, tokens)
+        return tokens
+
+    async def save_voice(self, req: SaveVoiceRequest, audio_bytes: bytes, *, client: str) -> SavedVoice:
+        """`POST /v1/audio/voices`: the clip encoded once, its transcript normalized, both stored under `req.name`."""
+        if not self.has_encoder:
+            raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
+        await self.voices.check_free(req.name)  # before the encoder: a taken name is a 409 at once
+        self.text_input.check(req.text, "text")
+        tokens = await self.encode_reference(audio_bytes, req.text)
+        text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
+        voice = SavedVoice(
+            name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
+            audio_seconds=len(tokens) / self.engine.geometry.tokens_per_second, audio_sha256=digest,
+            language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
+            created_from=client, created_at=utc_now(),
+        )
+        await self.voices.save(voice)
+        logger.info("saved voice %r: %d reference tokens, consent by %r from %s", voice.name, len(tokens),
+                    voice.consent_by or "-", client)
+        return voice
 
     def _read_reference(self, data: bytes) -> np.ndarray:
         limits = self.limits

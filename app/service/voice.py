@@ -6,7 +6,7 @@ there is one; a cloned voice is prompted with its reference every time (the refe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.prompts import voice_clone_prompt
 from app.service.context import SpeechContext
@@ -22,11 +22,14 @@ class Voice:
     name: str
     speaker: str | None = None
     reference_text: str = ""
-    reference_tokens: tuple[int, ...] = ()
+    reference_tokens: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.speaker is None and not (self.reference_text and self.reference_tokens):
             raise ValueError("a cloned voice needs its reference text and tokens")
+
+    def __str__(self) -> str:  # in logs: the name, never the tokens
+        return self.name
 
     @property
     def cloned(self) -> bool:

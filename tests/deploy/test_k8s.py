@@ -159,6 +159,7 @@ def test_renders_the_whole_deployment(objects: list[Obj]) -> None:
         ("NetworkPolicy", "default-deny-ingress"),
         ("NetworkPolicy", "tts-api-from-ingress"),
         ("NetworkPolicy", "tts-engine-from-api"),
+        ("PersistentVolumeClaim", "tts-api-voices"),
         ("PodDisruptionBudget", API),
         ("PodDisruptionBudget", ENGINE),
         ("Service", API),
@@ -423,3 +424,14 @@ def test_the_configmap_mirrors_env_example_and_secrets_stay_out(objects: list[Ob
     assert not config & SECRET_KEYS, "secrets belong in the Secret tts-secrets, not the ConfigMap"
     sources = container(find(objects, "Deployment", API))["envFrom"]
     assert {"secretRef": {"name": SECRET}} in sources  # required: a missing Secret must not mean "no auth"
+
+
+def test_saved_voices_live_on_the_claim(objects: list[Obj]) -> None:
+    api = find(objects, "Deployment", API)
+    volumes = {v["name"]: v for v in api["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["voices"]["persistentVolumeClaim"]["claimName"] == "tts-api-voices"
+    claim = find(objects, "PersistentVolumeClaim", "tts-api-voices")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica mounts it
+    mounts = {m["name"]: m["mountPath"] for m in container(api)["volumeMounts"]}
+    url = config_data(objects, API_CONFIG)["VOICE_STORE_URL"]
+    assert url == "sqlite:///" + mounts["voices"] + "/voices.db"

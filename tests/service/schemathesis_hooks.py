@@ -1,7 +1,7 @@
 """Schemathesis hooks for `test_openapi_schemathesis.py` (loaded through `SCHEMATHESIS_HOOKS`).
 
 They only touch *positive* cases (requests the document says are valid), and only where a JSON schema cannot
-say what the service needs: a reference clip that is real audio, the rules between two fields
+say what the service needs: a reference clip that is real audio (`/v1/audio/vc`, `POST /v1/audio/voices`), the rules between two fields
 (`playback_overlap_speed` < `playback_speed`; in the `/v1/audio/vc` form, the rates and encodings each format
 carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express).
 """
@@ -37,6 +37,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     speed, overlap = body.get("playback_speed"), body.get("playback_overlap_speed")
     if isinstance(speed, int | float) and isinstance(overlap, int | float) and overlap >= speed:
         body["playback_overlap_speed"] = speed / 2
+    if case.operation.path == "/v1/audio/voices" and case.operation.method.upper() == "POST":
+        body["audio"] = CLIP
     if case.operation.path == "/v1/audio/vc":
         body["reference_audio"] = CLIP
         fmt = FORMATS.get(body.get("response_format", "pcm"))
@@ -44,7 +46,7 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
             del body["sample_rate"]
         if fmt is not None and body.get("encoding") not in (None, *(e.name for e in fmt.encodings)):
             del body["encoding"]
-    for name in ("input", "reference_text", "generate_text"):
+    for name in ("input", "reference_text", "generate_text", "text"):
         text = body.get(name)
         if isinstance(text, str) and text.strip() and not strip_control_tokens(text):
             body[name] = text + " a"  # still schema-valid (the length limits leave room), now speakable

@@ -63,6 +63,7 @@ def test_schemathesis_finds_no_mismatch(tmp_path: Path) -> None:
             default_playback_overlap_speed=0.1,
             first_chunk_seconds=0.2,
             decode_left_context_seconds=0.2,
+            voice_store_url="sqlite://",  # the voices it saves last as long as the run
         )
         with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
             result = run_schemathesis(url, tmp_path)

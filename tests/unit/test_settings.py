@@ -95,12 +95,16 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "DEFAULT_MAX_TOKENS": ("1000", {"generation.max_tokens": 1000}),
     "TEXT_NORMALIZER": ("none", {"generation.text_normalizer": "none"}),
     "NORMALIZER_OVERRIDES_PATH": ("/tmp/overrides.txt", {"generation.normalizer_overrides_path": "/tmp/overrides.txt"}),
+    "VOICE_STORE_URL": (
+        "postgresql://tts:pw@db:5432/tts", {"generation.voice_store_url": "postgresql://tts:pw@db:5432/tts"}
+    ),
     "MAX_INPUT_CHARS": ("60", {"limits.max_input_chars": 60, "streaming.first_segment_chars": 60}),
     "MAX_REFERENCE_SECONDS": ("10", {"limits.max_reference_seconds": 10.0}),
     "MAX_REFERENCE_BYTES": ("2048", {"limits.max_reference_bytes": 2048}),
     "MAX_CONCURRENT_REQUESTS": ("8", {"limits.max_concurrent_requests": 8}),
     "MAX_CONCURRENT_REFERENCES": ("2", {"limits.max_concurrent_references": 2}),
     "MAX_CONCURRENT_NORMALIZE": ("1", {"limits.max_concurrent_normalize": 1}),
+    "REFERENCE_CACHE_SIZE": ("0", {"limits.reference_cache_size": 0}),
     "API_KEY": ("secret", {"security.api_key": "secret", "security.docs_need_key": True}),
     "API_KEY_PROTECTS_DOCS": ("false", {"security.docs_need_key": False}),
     "API_KEY_PROTECTS_METRICS": ("false", {"security.metrics_need_key": False}),

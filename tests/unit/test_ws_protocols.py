@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import pytest
@@ -31,6 +33,7 @@ from app.service.context import SpeechContext
 from app.service.requests import GenerationFields
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 from app.service.synthesis import SynthesisJob
+from app.service.voice import Voice
 from app.settings import Settings
 
 
@@ -39,26 +42,33 @@ def settings() -> Settings:
     return Settings(_env_file=None, stream_idle_timeout=7, max_input_chars=100)
 
 
-def resolve(name: str | None) -> str:
+HUSEIN = Voice.builtin("husein")
+
+
+async def resolve(name: str | None) -> Voice:
     if name not in (None, "husein"):
         raise InvalidRequestError(f"unknown voice {name!r}", param="voice", code="invalid_voice")
-    return "husein"
+    return HUSEIN
+
+
+async def collect(commands: AsyncIterator) -> list:
+    return [c async for c in commands]
 
 
 def ours(settings: Settings, config: dict | None = None) -> SpeechStreamProtocol:
     p = SpeechStreamProtocol(settings.generation, settings.streaming, settings.max_input_chars, resolve)
     if config is not None:
-        list(p.parse({"type": "config", **config}, (), closing=False))
+        asyncio.run(collect(p.parse({"type": "config", **config}, (), closing=False)))
     return p
 
 
 def eleven(settings: Settings, *, multi: bool, output_format: str = "pcm_24000") -> ElevenLabsProtocol:
-    opts = Options("husein", "eleven_turbo_v2_5", True, 20.0, elevenlabs_format(output_format))
+    opts = Options(HUSEIN, "eleven_turbo_v2_5", True, 20.0, elevenlabs_format(output_format))
     return ElevenLabsProtocol(settings.generation, settings.streaming, opts, multi=multi)
 
 
 def parse(p, message: dict, contexts=("default",), closing: bool = False) -> list:
-    return list(p.parse(message, contexts, closing=closing))
+    return asyncio.run(collect(p.parse(message, contexts, closing=closing)))
 
 
 # -- our protocol: messages -> commands ------------------------------------------------------------
@@ -69,7 +79,7 @@ def test_ours_config_authorizes_then_opens_the_one_context(settings: Settings) -
     assert p.awaiting_config and p.idle_timeout == 7 and p.pending_text_limit == 400
     auth, open_ = parse(p, {"type": "config", "api_key": "k", "speed": 1.5, "language": "ms", "context": False}, ())
     assert auth == Auth("k")
-    assert isinstance(open_, Open) and open_.context == "default" and open_.voice == "husein"
+    assert isinstance(open_, Open) and open_.context == "default" and open_.voice == HUSEIN
     assert (open_.gen.speed, open_.language, open_.use_context) == (1.5, "ms", False)
     assert not p.awaiting_config
 
@@ -82,11 +92,17 @@ def test_ours_first_message_must_be_a_valid_config(settings: Settings) -> None:
         parse(ours(settings), {"type": "config", "speed": 9}, ())
     assert info.value.param == "speed" and info.value.message.startswith("speed: ")
     p = ours(settings)
-    commands = p.parse({"type": "config", "voice": "nobody"}, (), closing=False)
-    assert next(commands) == Auth(None)  # the key is checked before the voice is looked up
-    with pytest.raises(InvalidRequestError) as info:
-        next(commands)
-    assert info.value.code == "invalid_voice" and p.awaiting_config
+
+    async def first_then_error() -> tuple[object, InvalidRequestError]:
+        commands = p.parse({"type": "config", "voice": "nobody"}, (), closing=False)
+        first = await anext(commands)
+        with pytest.raises(InvalidRequestError) as info:
+            await anext(commands)
+        return first, info.value
+
+    first, error = asyncio.run(first_then_error())
+    assert first == Auth(None)  # the key is checked before the voice is looked up
+    assert error.code == "invalid_voice" and p.awaiting_config
 
 
 def test_ours_text_flush_close(settings: Settings) -> None:
@@ -132,7 +148,7 @@ def test_ours_renders_every_event(settings: Settings) -> None:
     p = ours(settings, {"response_format": "mp3"})
     service = SimpleNamespace(streaming=settings.streaming)  # all a SegmentStream reads before it streams
     stream = SegmentStream(
-        service, "husein", GenerationFields(response_format="mp3").resolved(settings.generation, settings.streaming), use_context=True
+        service, HUSEIN, GenerationFields(response_format="mp3").resolved(settings.generation, settings.streaming), use_context=True
     )
     assert p.render(ContextStarted("tts-ws-1", "default", stream, 24_000)) == {
         "type": "session.started",

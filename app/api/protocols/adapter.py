@@ -7,13 +7,14 @@ a JSON object, binary audio, or None for an event the protocol does not send).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from app.errors import TTSError
 from app.service.requests import ResolvedGeneration
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 from app.service.timing import SegmentTimings
+from app.service.voice import Voice
 
 # -- commands: what a client message asks for ----------------------------------------------------
 
@@ -32,7 +33,7 @@ class Open:
     at `bit_rate` bits per second for a lossy codec (None: its default)."""
 
     context: str
-    voice: str
+    voice: Voice
     gen: ResolvedGeneration
     normalize_malaysian: bool = True
     language: str = "auto"
@@ -165,8 +166,8 @@ class Protocol(ABC):
         return None
 
     @abstractmethod
-    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
-        """A message's commands, in order (`contexts`: the open ones; `closing`: the socket is closing).
+    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
+        """A message's commands, in order (an async generator: a voice may be looked up in the store) (`contexts`: the open ones; `closing`: the socket is closing).
         Raises InvalidRequestError for a message it refuses; commands already taken stay applied."""
 
     @abstractmethod

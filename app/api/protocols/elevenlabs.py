@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,7 @@ from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.speech import SpeechService
 from app.service.synthesis import SynthesisJob
 from app.service.timing import elevenlabs_alignment, elevenlabs_http_alignment, estimated
+from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -68,7 +69,7 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False}
 class Options:
     """The query parameters we use; the rest are accepted and ignored (see the README)."""
 
-    voice: str
+    voice: Voice
     model_id: str
     normalize: bool
     inactivity_timeout: float
@@ -85,7 +86,7 @@ def _bool_param(ws: WebSocket, name: str) -> bool | None:
     return _BOOL[value.lower()]
 
 
-def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
+async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
     """The handshake's voice and query parameters, or an InvalidRequestError naming what is unsupported."""
     q = ws.query_params
     try:
@@ -109,7 +110,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
         if not 1 <= timeout <= 180:
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
-    voice = service.resolve_voice(voice_id, param="voice_id")
+    voice = await service.voice(voice_id, param="voice_id")
     return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output, sync_alignment)
 
 
@@ -141,7 +142,7 @@ class ElevenLabsProtocol(Protocol):
             return DEFAULT_CONTEXT
         return message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
 
-    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
+    async def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
         yield Auth(message_key(message, "xi_api_key"))  # until authorized, every message carries the key
         cid = self.context_of(message)
         if message.get("pronunciation_dictionary_locators"):
@@ -269,7 +270,7 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
         return
     service, authorized = accepted
     try:
-        opts = parse_options(ws, service, voice_id)
+        opts = await parse_options(ws, service, voice_id)
     except TTSError as exc:
         await deny(ws, exc)
         return
@@ -310,9 +311,10 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Sy
         body = TimedSpeechBody.model_validate(raw)
         if not body.text.strip():
             raise InvalidRequestError("text must not be empty", param="text")
+        await service.voice(voice_id, param="voice_id")  # an unknown voice_id is named as such
         req = SpeechRequest(
             input=body.text,
-            voice=service.resolve_voice(voice_id, param="voice_id"),
+            voice=voice_id,
             response_format=output.format.name,
             sample_rate=output.rate,
             encoding=output.encoding.name,
@@ -324,11 +326,12 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Sy
     return service, await service.prepare_speech(req), body.text, output
 
 
-def _writer(job: SynthesisJob, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
+def _writer(service: SpeechService, job: SynthesisJob, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
     gen = job.gen
     return AudioWriter(
         output.format, source_rate=job.sample_rate, speed=gen.speed, rate=output.rate,
-        encoding=output.encoding.name, bit_rate=output.bit_rate, streaming=streaming,
+        encoding=output.encoding.name, bit_rate=output.bit_rate, complexity=service.streaming.opus_complexity,
+        streaming=streaming,
     )  # fmt: skip
 
 
@@ -344,11 +347,11 @@ def _line(obj: dict) -> bytes:
 
 
 async def _timed_lines(
-    chunks: AsyncIterator[np.ndarray], job: SynthesisJob, text: str, output: ElevenLabsFormat
+    service: SpeechService, chunks: AsyncIterator[np.ndarray], job: SynthesisJob, text: str, output: ElevenLabsFormat
 ) -> AsyncIterator[bytes]:
     """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
     encoder's tail with both alignments once the audio is complete."""
-    writer = _writer(job, output, streaming=True)
+    writer = _writer(service, job, output, streaming=True)
     try:
         async for chunk in chunks:
             if data := await writer.awrite(chunk):
@@ -368,7 +371,7 @@ async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Respo
         chunks = service.synthesize(job)
         if not stream:
             parts = [c async for c in chunks]
-            writer = _writer(job, output, streaming=False)
+            writer = _writer(service, job, output, streaming=False)
             try:
                 audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
                 body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(job, text, writer)}
@@ -377,7 +380,7 @@ async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Respo
             slot.release()
             return JSONResponse(body, headers={"X-Request-Id": job.request_id})
         first = await until_disconnected(request.receive, _prime(chunks))
-        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), job, text, output), job)
+        lines = _abort_on_error(_timed_lines(service, _with_first(first, chunks), job, text, output), job)
         response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
         return AdmittedResponse(response, slot)
     except BaseException:

@@ -10,7 +10,7 @@ socket.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
@@ -38,6 +38,7 @@ from app.api.session import Session, handshake
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import StreamConfig
 from app.service.segments import SegmentEvent
+from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -60,11 +61,11 @@ class SpeechStreamProtocol(Protocol):
         generation: GenerationSettings,
         streaming: StreamingSettings,
         max_input_chars: int,
-        resolve_voice: Callable[[str | None], str],
+        voice: Callable[[str | None], Awaitable[Voice]],
     ) -> None:
         self.generation = generation
         self.streaming = streaming
-        self.resolve_voice = resolve_voice
+        self.voice = voice  # a voice name -> its Voice (SpeechService.voice)
         self.idle_timeout = streaming.idle_timeout
         self.pending_text_limit = max_input_chars * 4
         self.awaiting_config = True
@@ -75,10 +76,11 @@ class SpeechStreamProtocol(Protocol):
         return "speech stream"
 
     # -- messages -> commands ---------------------------------------------------------------------
-    def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> Iterator[Command]:
+    async def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
         kind = message.get("type")
         if self.awaiting_config:
-            yield from self._configure(message)
+            async for command in self._configure(message):
+                yield command
             return
         if self.closed:
             raise InvalidRequestError("the stream is closed; no more messages are accepted", code="closed")
@@ -107,7 +109,7 @@ class SpeechStreamProtocol(Protocol):
                 code="invalid_message",
             )
 
-    def _configure(self, message: dict) -> Iterator[Command]:
+    async def _configure(self, message: dict) -> AsyncIterator[Command]:
         if message.get("type") != "config":
             raise InvalidRequestError('the first message must be {"type": "config", ...}', param="type")
         try:
@@ -115,7 +117,7 @@ class SpeechStreamProtocol(Protocol):
         except ValidationError as exc:
             raise invalid_request(exc) from None
         yield Auth(cfg.api_key)
-        voice = self.resolve_voice(cfg.voice_name)
+        voice = await self.voice(cfg.voice_name)
         use_context = self.streaming.context if cfg.context is None else cfg.context
         self.config = cfg
         yield Open(
@@ -156,7 +158,7 @@ class SpeechStreamProtocol(Protocol):
             return {
                 "type": "session.started",
                 "id": event.session_id,
-                "voice": event.stream.voice,
+                "voice": event.stream.voice.speaker or event.stream.voice.name,
                 "response_format": event.stream.gen.response_format,
                 "sample_rate": event.sample_rate,
                 "audio_frames": "binary" if self.binary else "base64",
@@ -217,6 +219,6 @@ async def speech_stream(ws: WebSocket) -> None:
         return
     service, authorized = accepted
     protocol = SpeechStreamProtocol(
-        service.generation, service.streaming, service.limits.max_input_chars, service.resolve_voice
+        service.generation, service.streaming, service.limits.max_input_chars, service.voice
     )
     await Session(ws, service, protocol, authorized=authorized).run()

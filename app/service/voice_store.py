@@ -1,0 +1,188 @@
+"""Saved voices: each one's reference tokens, normalized transcript and consent record, in SQLite or PostgreSQL.
+
+One code path for both stores (SQLAlchemy Core on a sync engine); every call runs in a worker thread, never on
+the event loop. The schema is created on start, idempotently, and safely when several processes start at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from app.errors import ConflictError, InvalidRequestError, NotFoundError, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX = 64
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+_SCHEMA_LOCK = 0x7474_7376  # PostgreSQL advisory lock held while the schema is created ("ttsv")
+
+metadata = sa.MetaData()
+voices_table = sa.Table(
+    "tts_voices",
+    metadata,
+    sa.Column("name", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("reference_text", sa.Text, nullable=False),  # normalized: what the model is prompted with
+    sa.Column("transcript", sa.Text, nullable=False),  # as uploaded
+    sa.Column("reference_tokens", sa.LargeBinary, nullable=False),  # int32 little-endian codec tokens
+    sa.Column("audio_seconds", sa.Float, nullable=False),
+    sa.Column("audio_sha256", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("consent", sa.Text, nullable=False),  # the value the uploader gave
+    sa.Column("consent_by", sa.Text, nullable=False),  # who consented, as the uploader said ("" if not said)
+    sa.Column("created_from", sa.Text, nullable=False),  # the uploading client's address
+    sa.Column("created_at", sa.String(32), nullable=False),  # UTC, ISO 8601
+)
+
+
+def check_name(name: str, param: str = "name") -> str:
+    """`name` if it may name a saved voice (NAME_RULE), else a 400."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidRequestError(f"invalid voice name {name[:80]!r}: {NAME_RULE}", param=param, code="invalid_name")
+    return name
+
+
+@dataclass(frozen=True)
+class SavedVoice:
+    """One row of the store."""
+
+    name: str
+    reference_text: str
+    transcript: str
+    reference_tokens: tuple[int, ...]
+    audio_seconds: float
+    audio_sha256: str
+    language: str
+    consent: str
+    consent_by: str
+    created_from: str
+    created_at: str
+
+    def metadata(self) -> dict[str, Any]:
+        """What `GET /v1/audio/voices/{name}` shows: everything but the tokens (their count instead)."""
+        return {
+            "id": self.name,
+            "name": self.name,
+            "type": "saved",
+            "reference_text": self.reference_text,
+            "transcript": self.transcript,
+            "reference_tokens": len(self.reference_tokens),
+            "audio_seconds": round(self.audio_seconds, 3),
+            "audio_sha256": self.audio_sha256,
+            "language": self.language,
+            "consent": {"given": self.consent, "by": self.consent_by, "from": self.created_from, "at": self.created_at},
+            "created_at": self.created_at,
+        }
+
+
+def _row(row: Any) -> SavedVoice:
+    m = row._mapping
+    tokens = tuple(int(t) for t in np.frombuffer(m["reference_tokens"], dtype="<i4"))
+    return SavedVoice(**{**dict(m), "reference_tokens": tokens})
+
+
+def open_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine for `url` (`sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite://`
+    for a store in memory, `postgresql://user:pass@host/db`, psycopg 3 driving PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):  # one connection shared by every thread, or each would see its own DB
+            return sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return sa.create_engine(url, connect_args={"timeout": 15})  # waits up to 15 s for another writer
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class VoiceStore:
+    """The saved voices of every front-end sharing `url`. Async methods; the database work runs in threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = open_engine(url)
+
+    @property
+    def kind(self) -> str:
+        return self.engine.dialect.name
+
+    async def open(self) -> None:
+        """Create the schema if it is missing (several processes may do so at once)."""
+        await self._run(self._create_schema)
+        logger.info("voice store: %s", self.engine.url.render_as_string(hide_password=True))
+
+    def _create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.kind == "postgresql":  # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog otherwise
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            conn.execute(sa.schema.CreateTable(voices_table, if_not_exists=True))
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.dispose)
+
+    async def add(self, voice: SavedVoice) -> None:
+        """Save `voice`; ConflictError (409) if its name is taken."""
+        values = {**voice.__dict__, "reference_tokens": np.asarray(voice.reference_tokens, "<i4").tobytes()}
+
+        def insert() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(voices_table.insert().values(**values))
+
+        try:
+            await self._run(insert)
+        except IntegrityError:
+            raise taken(voice.name) from None
+
+    async def get(self, name: str) -> SavedVoice | None:
+        def select() -> SavedVoice | None:
+            with self.engine.connect() as conn:
+                row = conn.execute(voices_table.select().where(voices_table.c.name == name)).first()
+            return None if row is None else _row(row)
+
+        return await self._run(select)
+
+    async def list(self) -> list[SavedVoice]:
+        def select() -> list[SavedVoice]:
+            with self.engine.connect() as conn:
+                return [_row(r) for r in conn.execute(voices_table.select().order_by(voices_table.c.name))]
+
+        return await self._run(select)
+
+    async def delete(self, name: str) -> None:
+        """Remove the voice; NotFoundError (404) if there is none of that name."""
+
+        def remove() -> int:
+            with self.engine.begin() as conn:
+                return conn.execute(voices_table.delete().where(voices_table.c.name == name)).rowcount
+
+        if not await self._run(remove):
+            raise not_found(name)
+
+    async def _run(self, work: Any) -> Any:
+        try:
+            return await asyncio.to_thread(work)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            logger.warning("voice store %s failed: %s", self.kind, exc)
+            raise StoreUnavailableError(f"the voice store is unavailable: {type(exc).__name__}") from exc
+
+
+def not_found(name: str) -> NotFoundError:
+    return NotFoundError(f"no saved voice named {name[:80]!r}", param="name", code="voice_not_found")
+
+
+def taken(name: str) -> ConflictError:
+    return ConflictError(f"a saved voice named {name!r} already exists; DELETE it first", param="name", code="voice_exists")
