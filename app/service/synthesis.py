@@ -45,6 +45,8 @@ class SynthesisJob:
     tokens: list[int] = field(default_factory=list)  # the speech token ids generated so far
     context: SpeechContext | None = None  # the previous segment this job was prompted with
     context_claim: tuple[str, asyncio.Future] | None = None  # a /v1/audio/speech context id to store it under
+    segment: int = 0  # its number in a segment stream
+    metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
 
     def as_context(self, max_tokens: int) -> SpeechContext | None:
         """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
@@ -69,8 +71,11 @@ class Synthesis:
     """Runs one job: a producer task reads the backend's tokens into `job.tokens`; `chunks()` plans windows,
     keeps up to `WINDOWS_AHEAD` of them decoding in the engine, and emits each one's stitched audio.
 
-    A backend error before the first audio is raised; after it, every token already given is still spoken and
-    the error raised at the end. Closing `chunks()` (a client that went away) closes the backend request.
+    `start()` opens the backend request before anyone reads `chunks()` (a segment generated ahead of its turn);
+    `tokens_done()` waits until the backend's stream has ended. A backend error before the first audio is
+    raised; after it, every token already given is still spoken and the error raised at the end. Closing
+    `chunks()` (a client that went away), or `aclose()` on a synthesis whose chunks were never read, closes the
+    backend request.
     """
 
     def __init__(
@@ -104,10 +109,34 @@ class Synthesis:
         # next windows decoded (and batched) while the current one is still in the worker
         self._in_flight: deque[tuple[Window, asyncio.Future[np.ndarray]]] = deque()
         self._producer: asyncio.Task | None = None
+        self._ended = False
+
+    def start(self) -> None:
+        """Open the backend request now (once)."""
+        if self._producer is None:
+            self._producer = asyncio.create_task(self._produce(), name=f"{self.job.request_id}-backend")
+
+    async def tokens_done(self) -> bool:
+        """Wait until the backend's stream has ended; True when it ended without an error."""
+        self.start()
+        assert self._producer is not None
+        await asyncio.wait((self._producer,))
+        return self._error is None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The backend's finish reason (`length`: cut at max_tokens or the context); None while it runs."""
+        return self.job.stats.finish_reason
+
+    async def aclose(self) -> None:
+        """End a synthesis whose `chunks()` were never read (a no-op once they were): the backend request closed."""
+        if not self._ended:
+            self.outcome = "cancelled"
+            await self._end()
 
     async def chunks(self) -> AsyncGenerator[np.ndarray, None]:
         """Stitched float32 audio chunks at the codec's rate."""
-        self._producer = asyncio.create_task(self._produce(), name=f"{self.job.request_id}-backend")
+        self.start()
         try:
             while (decoded := await self._next_decoded()) is not None:
                 yield await self._emit(*decoded)
@@ -185,7 +214,8 @@ class Synthesis:
         now = time.perf_counter()
         if job.first_audio_at is None:
             job.first_audio_at = now
-            self.metrics.ttfa.labels(job.endpoint).observe(now - job.started)
+            if job.metered:
+                self.metrics.ttfa.labels(job.endpoint).observe(now - job.started)
         gap, underrun = self.clock.add(now, len(chunk))
         if gap is not None:
             self.metrics.chunk_gap.observe(gap)
@@ -196,11 +226,17 @@ class Synthesis:
 
     # -- the end ---------------------------------------------------------------------------------
     async def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
         self._observe_end()
         if self.on_end is not None:
             self.on_end(self.job, self.outcome)
         self._drop_windows()
         await self._close_producer()
+        if self._producer is not None:  # every backend request, by how it ended (length: cut short)
+            reason = self.job.stats.finish_reason or ("cancelled" if self.outcome == "cancelled" else "error")
+            self.metrics.generations.labels(self.job.endpoint, reason).inc()
         self._log_end()
 
     def _drop_windows(self) -> None:
@@ -222,6 +258,8 @@ class Synthesis:
 
     def _observe_end(self) -> None:
         job, m = self.job, self.metrics
+        if not job.metered:
+            return  # a segment: its request is counted once, by its segment stream
         m.requests.labels(job.endpoint, job.gen.response_format, self.outcome).inc()
         audio_seconds = job.samples_out / job.sample_rate / job.gen.speed
         m.audio_seconds.labels(job.endpoint).inc(audio_seconds)
