@@ -365,7 +365,8 @@ class SegmentStream:
                 raise error  # a bug in the runner: not hidden behind a clean end
             self.outcome = "completed"
         except (asyncio.CancelledError, GeneratorExit):
-            self.outcome = "cancelled"
+            if self.outcome != "failed-segment":
+                self.outcome = "cancelled"
             raise
         finally:
             runner.cancel()
@@ -376,6 +377,8 @@ class SegmentStream:
                     started.append(seg)
             for seg in started:  # every segment's backend request, the ones started ahead included
                 await self._finish(seg)
+            if self.outcome == "failed-segment":
+                self.outcome = "failed"
             self._end()
 
     async def audio(self) -> AsyncGenerator[np.ndarray, None]:
@@ -387,6 +390,7 @@ class SegmentStream:
                 if event.kind == "audio":
                     yield event.audio
                 elif event.kind == "error":
+                    self.outcome = "failed-segment"  # the request fails with it (not a client gone)
                     raise event.error
             if self.usage.segments == 0:
                 require_speech("", self.param)
