@@ -154,23 +154,36 @@ class TextSegmenter:
 
 
 
+# Chinese stops and commas are not followed by a space; the segmenter's rules need one (as Latin text has)
+_CJK_BREAK = re.compile(r"([。！？；，：、]+[”’」』）》]*)(?=\S)")
+_CJK_SPACE = re.compile(r"([。！？；，：、]+[”’」』）》]*) (?=[\u3400-\u9fff\uf900-\ufaff“‘「『（《])")
+
+
 def whole_text_segments(text: str, *, max_chars: int, first_max_chars: int) -> list[str]:
     """A whole text (an HTTP request's) as segments: one when it fits in `max_chars`; else cut by `TextSegmenter`
     at its sentences and clauses, as if it were streamed word by word, and the pieces packed again up to
-    `first_max_chars` (the first segment: the first audio sooner) and `max_chars` (the others)."""
+    `first_max_chars` (the first segment: the first audio sooner) and `max_chars` (the others). Chinese text is
+    cut after its 。！？ (sentences) and ，；：、 (clauses): a space is put after them for the segmenter, and taken
+    out of its segments again."""
     joined = " ".join(text.split())
     if len(joined) <= max_chars:
         return [joined] if joined else []
+    cjk = _CJK_BREAK.search(text) is not None
+    if cjk:
+        text = _CJK_BREAK.sub(r"\1 ", text)
     segmenter = TextSegmenter(max_chars=max_chars, first_max_chars=first_max_chars, max_wait=None)
     pieces: list[str] = []
     for word in re.findall(r"\S+\s*", text):  # word by word, so a long sentence is cut at its clauses
         pieces += segmenter.push(word, 0.0)
     pieces += segmenter.flush()
+    if cjk:
+        pieces = [_CJK_SPACE.sub(r"\1", p) for p in pieces]
     packed: list[str] = []
     for piece in pieces:
         limit = first_max_chars if len(packed) == 1 else max_chars
-        if packed and len(packed[-1]) + 1 + len(piece) <= limit:
-            packed[-1] += " " + piece
+        sep = "" if packed and cjk and _CJK_SPACE.match(packed[-1][-1:] + " " + piece[:1]) else " "
+        if packed and len(packed[-1]) + len(sep) + len(piece) <= limit:
+            packed[-1] += sep + piece
         else:
             packed.append(piece)
     return packed

@@ -4,7 +4,8 @@
 `context_id`s on one socket), the endpoints LiveKit's `livekit-plugins-elevenlabs` and pipecat's
 `ElevenLabsTTSService` connect to. Text in (`{"text": ...}`, `flush`, `close_context`, `close_socket`), base64
 audio in the `output_format` asked for out (`{"audio", "contextId", "isFinal": false}`; pcm_8000 ... pcm_48000,
-ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context.
+ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context (with
+`finishReason: "length"` and `cutSegments` added when a segment was cut short at max_tokens or the context).
 What is not supported is refused with a clear error (the README lists it).
 """
 
@@ -190,7 +191,10 @@ class ElevenLabsProtocol(Protocol):
             msg = {"audio": audio, "isFinal": False, "normalizedAlignment": None, "alignment": None}
             return self._tag(msg, event.context)
         if isinstance(event, ContextFinal):
-            return self._tag({"isFinal": True}, event.context)
+            final: dict = {"isFinal": True}
+            if event.usage.cut_segments:  # our addition, only when a segment was cut short (max_tokens, context)
+                final |= {"finishReason": "length", "cutSegments": list(event.usage.cut_segments)}
+            return self._tag(final, event.context)
         if isinstance(event, Segment) and event.segment.kind == "error":
             return self._error(event.segment.error, event.context)
         if isinstance(event, Rejected):

@@ -2,7 +2,8 @@
 
 Client messages are JSON: `config` (first), `text`, `flush`, `close`. The server answers `session.started`,
 then per segment `segment.started`, its audio (binary frames, or `audio` events with base64), `segment.done`;
-`error` events in OpenAI's error shape; `done` with usage last, then it closes the socket (1000).
+`error` events in OpenAI's error shape; `done` with usage and `finish_reason` (`length` and `cut_segments` when a
+segment was cut short at max_tokens or the model's context) last, then it closes the socket (1000).
 One context per socket.
 """
 
@@ -148,7 +149,9 @@ class SpeechStreamProtocol(Protocol):
                 "context": event.stream.use_context,
             }
         if isinstance(event, ContextFinal):
-            return {"type": "done", "usage": event.usage.as_dict()}
+            u = event.usage  # finish_reason `length`: a segment was cut short (max_tokens or the model's context)
+            cut = {"cut_segments": list(u.cut_segments)} if u.cut_segments else {}
+            return {"type": "done", "usage": u.as_dict(), "finish_reason": u.finish_reason, **cut}
         if isinstance(event, Rejected):
             return error_event(event.error, index=None)
         if isinstance(event, SessionEnded):
@@ -167,13 +170,16 @@ class SpeechStreamProtocol(Protocol):
                 "context_tokens": len(ctx.tokens) if ctx else 0,
             }
         if ev.kind == "done":
-            return {
+            done = {
                 "type": "segment.done",
                 "index": ev.index,
                 "text": ev.text,
                 "speech_tokens": len(ev.job.tokens),
                 "audio_seconds": round(ev.job.samples_out / ev.job.sample_rate, 3),
             }
+            if ev.finish_reason == "length":  # cut short: said only then
+                done["finish_reason"] = "length"
+            return done
         return error_event(ev.error, index=ev.index, text=ev.text)
 
 
