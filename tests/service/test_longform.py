@@ -177,10 +177,10 @@ def test_voice_cloning_prompts_every_segment_with_the_reference(url: str, fake: 
 
 async def test_a_client_that_leaves_midway_cancels_every_backend_request(url: str, fake: FakeVLLM) -> None:
     fake.rate = 100  # 0.3 s a segment
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream("POST", f"{url}/v1/audio/speech", json={"input": TEXT, "voice": "husein"}) as resp:
-            assert resp.status_code == 200
-            await anext(resp.aiter_bytes())
+    body = {"input": TEXT, "voice": "husein"}
+    async with httpx.AsyncClient(timeout=30) as client, client.stream("POST", f"{url}/v1/audio/speech", json=body) as resp:
+        assert resp.status_code == 200
+        await anext(resp.aiter_bytes())
     assert await fake.wait_for_async(lambda: fake.active_streams == 0 and fake.requests, timeout=5)
     assert 1 <= len(fake.requests) < len(SEGMENTS)
     assert fake.requests[-1].cancelled  # the one generating when the client left
