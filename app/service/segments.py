@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -368,9 +368,11 @@ class SegmentStream:
         self._ready: asyncio.Queue[_Segment | None] = asyncio.Queue()
         runner = asyncio.create_task(self._run_ahead(), name=f"{self.request_id}-segments")
         current: _Segment | None = None
+        delivering: AsyncGenerator[SegmentEvent, None] | None = None
         try:
             while (current := await self._ready.get()) is not None:
-                async for event in self._deliver(current):
+                delivering = self._deliver(current)
+                async for event in delivering:
                     yield event
                 await self._finish(current)
             await asyncio.wait((runner,))
@@ -382,17 +384,30 @@ class SegmentStream:
                 self.outcome = "cancelled"
             raise
         finally:
+            # every segment's backend request, the ones started ahead included: cancelled at once (no await
+            # before, so a second cancellation cannot leave one generating), then closed in order
             runner.cancel()
-            await asyncio.wait((runner,))
             started = [current] if current is not None else []
-            while not self._ready.empty():
-                if (seg := self._ready.get_nowait()) is not None:
-                    started.append(seg)
-            for seg in started:  # every segment's backend request, the ones started ahead included
+            started += self._take_ready()
+            for seg in started:
+                if seg.synthesis is not None:
+                    seg.synthesis.cancel()
+            if delivering is not None:
+                await delivering.aclose()  # the segment being spoken: its chunks closed
+            await asyncio.wait((runner,))
+            started += self._take_ready()
+            for seg in started:
                 await self._finish(seg)
             if self.outcome == "failed-segment":
                 self.outcome = "failed"
             self._end()
+
+    def _take_ready(self) -> list[_Segment]:
+        taken = []
+        while not self._ready.empty():
+            if (seg := self._ready.get_nowait()) is not None:
+                taken.append(seg)
+        return taken
 
     async def audio(self) -> AsyncGenerator[np.ndarray, None]:
         """An HTTP request's audio: every segment's chunks in order. A failed segment's error is raised after
@@ -416,9 +431,9 @@ class SegmentStream:
         previous: _Segment | None = None
         try:
             while (raw := await self._queue.get()) is not None:
-                self._pending_chars -= len(raw)
                 self._active += 1
                 await self._room.acquire()
+                self._pending_chars -= len(raw)  # its synthesis begins
                 context = self.context if previous is None else None
                 if previous is not None and previous.synthesis is not None:
                     ok = await previous.synthesis.tokens_done()
@@ -474,7 +489,7 @@ class SegmentStream:
         self._index += 1
         return seg
 
-    async def _deliver(self, seg: _Segment) -> AsyncIterator[SegmentEvent]:
+    async def _deliver(self, seg: _Segment) -> AsyncGenerator[SegmentEvent, None]:
         if seg.error is not None or seg.synthesis is None or seg.job is None:
             yield self._failed(seg, seg.error or TTSError("segment not started"))
             return

@@ -128,6 +128,11 @@ class Synthesis:
         """The backend's finish reason (`length`: cut at max_tokens or the context); None while it runs."""
         return self.job.stats.finish_reason
 
+    def cancel(self) -> None:
+        """Cancel the backend request now, without waiting (`aclose` or the end of `chunks()` then waits for it)."""
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+
     async def aclose(self) -> None:
         """End a synthesis whose `chunks()` were never read (a no-op once they were): the backend request closed."""
         if not self._ended:

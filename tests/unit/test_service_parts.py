@@ -235,6 +235,9 @@ class StandInSynthesis:
         self.start()
         return True
 
+    def cancel(self) -> None:
+        pass
+
     async def aclose(self) -> None:
         if not self.ended:
             self.ended = True
