@@ -476,7 +476,8 @@ class SegmentStream:
                 job.request_id = f"{self.request_id}-{seg.index}" if seg.index else self.request_id
             seg.job = job
             seg.synthesis = service.synthesis(job)
-            seg.synthesis.start()
+            if self._open:  # a look-ahead: its backend request starts now (else the consumer starts it at once)
+                seg.synthesis.start()
         except TTSError as exc:
             seg.error = exc
             if seg.slot is not None:
@@ -495,6 +496,8 @@ class SegmentStream:
             return
         job = seg.job
         yield SegmentEvent("started", seg.index, seg.raw, seg.text, job=job)
+        # an HTTP request that has sent audio cannot answer an error status any more: speak what was given
+        seg.synthesis.salvage_early_error = self.one_request and self.first_audio_at is not None
         chunks = seg.synthesis.chunks()
         try:
             async for chunk in chunks:

@@ -110,15 +110,21 @@ class Synthesis:
         self._in_flight: deque[tuple[Window, asyncio.Future[np.ndarray]]] = deque()
         self._producer: asyncio.Task | None = None
         self._ended = False
+        self._started = asyncio.Event()
+        # True when the request has already sent audio (a later segment): a backend error before this job's own
+        # first audio no longer turns into an HTTP error, so the tokens given before it are still spoken
+        self.salvage_early_error = False
 
     def start(self) -> None:
         """Open the backend request now (once)."""
         if self._producer is None:
             self._producer = asyncio.create_task(self._produce(), name=f"{self.job.request_id}-backend")
+            self._started.set()
 
     async def tokens_done(self) -> bool:
-        """Wait until the backend's stream has ended; True when it ended without an error."""
-        self.start()
+        """Wait until the backend request was started and its stream has ended; True when it ended without an
+        error."""
+        await self._started.wait()
         assert self._producer is not None
         await asyncio.wait((self._producer,))
         return self._error is None
@@ -187,7 +193,7 @@ class Synthesis:
 
     def _check_backend(self) -> None:
         """Raise the backend's error before the first audio (the client gets an HTTP error instead of bytes)."""
-        if self._error is not None and self.job.first_audio_at is None:
+        if self._error is not None and self.job.first_audio_at is None and not self.salvage_early_error:
             raise self._error
         if self._finished and self._error is None and not self.job.tokens:
             raise NoAudioError(
