@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from app.errors import TTSError
+from app.observability.metrics import PlaybackClock
 from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
 from app.service.synthesis import Synthesis, SynthesisJob
@@ -310,6 +311,7 @@ class SegmentStream:
         self.outcome = "failed"
         self._last: SynthesisJob | None = None  # the last segment spoken
         self.planned_segments = 0  # queued by `speak`
+        self._clock: PlaybackClock | None = None  # an HTTP request's, shared by its segments
 
     # -- input ------------------------------------------------------------------------------------
     def push(self, text: str) -> None:
@@ -496,8 +498,14 @@ class SegmentStream:
             return
         job = seg.job
         yield SegmentEvent("started", seg.index, seg.raw, seg.text, job=job)
-        # an HTTP request that has sent audio cannot answer an error status any more: speak what was given
-        seg.synthesis.salvage_early_error = self.one_request and self.first_audio_at is not None
+        if self.one_request:
+            # one listener for the whole request: its playback clock goes on across the seams (gaps, underruns
+            # and the slack the engine serves the most urgent by count the seams too)
+            if self._clock is None:
+                self._clock = seg.synthesis.clock
+            seg.synthesis.clock = self._clock
+            # a request that has sent audio cannot answer an error status any more: speak what was given
+            seg.synthesis.salvage_early_error = self.first_audio_at is not None
         chunks = seg.synthesis.chunks()
         try:
             async for chunk in chunks:
