@@ -71,6 +71,7 @@ class Call:
     opened_at: float
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    ended_at: float = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,7 @@ def served(vllm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                     yield ids
             finally:
                 call.finish_reason = stats.finish_reason if stats is not None else None
+                call.ended_at = time.perf_counter()
 
         backend.stream_speech_tokens = recorded
         yield url, calls
@@ -160,14 +162,18 @@ def test_a_4000_character_reply_is_spoken_segment_by_segment(
     # every token of every segment, 480 samples each (16-bit pcm: 960 bytes)
     assert len(audio) == sum(len(c.tokens) for c in calls) * 960
 
-    # the first audio came while only the first (short) segment had been asked for
-    assert sum(c.opened_at <= first_audio_at for c in calls) == 1 and len(segments[0]) <= 100
-    # the next segment was asked for once the previous one's tokens were complete, before the end of the request
+    # each segment was asked for once the previous one's tokens were complete (its context), never before
+    assert all(calls[i].opened_at >= calls[i - 1].ended_at for i in range(1, len(calls)))
+    # the first audio waited for the first (short) segment only: at most the look-ahead's one more was asked for
+    # by then (segment 1 may start as soon as segment 0's tokens are complete; segment 2 only once 0 is delivered)
+    assert len(segments[0]) <= 100 and 1 <= sum(c.opened_at <= first_audio_at for c in calls) <= 2
     cut = [i for i, c in enumerate(calls) if c.finish_reason == "length"]
     print(
         f"\n{language}: {len(text)} chars, {len(calls)} segments, {sum(len(c.tokens) for c in calls)} speech tokens, "
         f"{len(audio) / 2 / 24000:.2f} s audio in {elapsed:.2f} s; ttfa {ttfa * 1e3:.0f} ms "
-        f"(one sentence: {one_ttfa * 1e3:.0f} ms); cut at max_tokens: {len(cut)} segments"
+        f"(one sentence: {one_ttfa * 1e3:.0f} ms); requests opened before the first audio: "
+        f"{sum(c.opened_at <= first_audio_at for c in calls)}; cut at max_tokens: {len(cut)} segments; "
+        f"tokens per segment {[len(c.tokens) for c in calls]}"
     )
     assert "x-finish-reason" not in headers  # streamed: its headers were sent before the end
 
