@@ -44,7 +44,6 @@ class SynthesisJob:
     text: str = ""  # the normalized text spoken
     tokens: list[int] = field(default_factory=list)  # the speech token ids generated so far
     context: SpeechContext | None = None  # the previous segment this job was prompted with
-    context_claim: tuple[str, asyncio.Future] | None = None  # a /v1/audio/speech context id to store it under
     segment: int = 0  # its number in a segment stream
     metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
 
