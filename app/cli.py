@@ -2,12 +2,17 @@
 
 With one worker the app's lifespan starts and supervises the codec engine process. With several, this process
 runs the engine and uvicorn's supervisor runs the front-ends on one shared listening socket; each is a fresh
-interpreter that gets this process's resolved settings (`TTS_WORKER_SETTINGS`) and connects to the engine.
+interpreter that gets this process's resolved settings (`TTS_WORKER_SETTINGS`, secrets left out) and connects to
+the engine. Secrets (API keys, the Sentry DSN) never reach another process's environment: they are removed from
+this one's before any child starts, and the workers read them from a 0600 file in a private directory that lives
+as long as the supervisor (`TTS_WORKER_SECRETS` names it).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -20,7 +25,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.observability.logs import configure_logging
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import SECRET_FIELDS, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
@@ -43,6 +48,8 @@ def run(argv: list[str] | None = None) -> None:
         print(f"tts-api: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.observability.log_level)
+    _drop_secrets_from_environment()
+    warn_if_open(settings)
     import uvicorn
 
     server = settings.server
@@ -65,7 +72,46 @@ def run(argv: list[str] | None = None) -> None:
         raise SystemExit(1)
 
 
-_WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings, as JSON, for its front-end workers
+_WORKER_SETTINGS = "TTS_WORKER_SETTINGS"  # the parent's resolved settings but its secrets, as JSON, for its workers
+_WORKER_SECRETS = "TTS_WORKER_SECRETS"  # the path of the file that holds the secrets, as JSON
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_open(settings: Settings) -> None:
+    """A loud warning when the service listens beyond loopback with no API_KEY: anyone who reaches it may use it."""
+    if not settings.security.api_key and not _is_loopback(settings.server.host):
+        logger.warning(
+            "NO API_KEY IS SET and the service listens on %s:%d: anyone who can reach it may use it. "
+            "Set API_KEY, or HOST=127.0.0.1 for local use only.",
+            settings.server.host,
+            settings.server.port,
+        )
+
+
+def _drop_secrets_from_environment() -> None:
+    """Remove the secret variables from this process's environment, so that no child inherits them (they were
+    read into the settings already)."""
+    names = {n for n, f in Settings.env_names().items() if f in SECRET_FIELDS}
+    for name in [n for n in os.environ if n.upper() in names]:
+        del os.environ[name]
+
+
+def _write_worker_secrets(settings: Settings) -> str:
+    """The secrets in a new 0600 file inside a new 0700 directory; returns its path (the caller removes both)."""
+    directory = tempfile.mkdtemp(prefix="tts-secrets-")
+    path = os.path.join(directory, "secrets.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({name: getattr(settings, name).get_secret_value() for name in SECRET_FIELDS}, f)
+    return path
 
 
 def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
@@ -87,7 +133,9 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
     except EngineStartError as exc:
         logger.error("start-up failed: %s", exc)
         raise SystemExit(1) from None
-    os.environ[_WORKER_SETTINGS] = settings.model_copy(update={"engine_endpoint": engine.endpoint}).model_dump_json()
+    worker_settings = settings.model_copy(update={"engine_endpoint": engine.endpoint})
+    os.environ[_WORKER_SETTINGS] = worker_settings.model_dump_json(exclude=set(SECRET_FIELDS))
+    secrets_path = os.environ[_WORKER_SECRETS] = _write_worker_secrets(worker_settings)
     own_metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' /metrics add up all workers through it
         own_metrics_dir = tempfile.mkdtemp(prefix="tts-metrics-")
@@ -98,6 +146,7 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
         uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **server_options)
     finally:
         engine.stop()
+        shutil.rmtree(os.path.dirname(secrets_path), ignore_errors=True)
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
     if fatal:
@@ -106,7 +155,9 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
 
 def create_worker_app() -> FastAPI:
     """The app of one front-end worker of `tts-api` (settings from its parent, engine already running)."""
-    settings = Settings.model_validate_json(os.environ[_WORKER_SETTINGS])
+    with open(os.environ[_WORKER_SECRETS]) as f:
+        secrets = json.load(f)
+    settings = Settings.model_validate({**json.loads(os.environ[_WORKER_SETTINGS]), **secrets})
     configure_logging(settings.observability.log_level)
     app = create_app(settings)
     app.state.load_before_serving = True

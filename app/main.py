@@ -16,10 +16,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api.errors import install_error_handlers
+from app.api.auth import KeyGuard
+from app.api.errors import describe, install_error_handlers
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
 from app.api.routes import public, require_api_key_if, v1
+from app.api.security import SecurityHeaders
+from app.errors import TTSError
+from app.observability.logs import install_log_filters
 from app.observability.metrics import ServiceMetrics
 from app.observability.sentry import init_sentry
 from app.settings import GenerationSettings, Settings, load_settings
@@ -128,7 +132,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     listening socket, so a worker that accepted connections while still loading would answer 503 to requests
     that a ready sibling could serve (the engine, the slow part, is already up in the parent by then).
     """
-    init_sentry(app.state.settings.observability)
+    settings: Settings = app.state.settings
+    init_sentry(
+        settings.observability,
+        secrets=(settings.security.api_key, settings.backend.api_key),
+        is_client_error=lambda exc: isinstance(exc, TTSError) and describe(exc).status < 500,
+    )
     if getattr(app.state, "load_before_serving", False):
         try:
             await start_service(app)
@@ -184,6 +193,9 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.engine_host = None
     app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
+    install_log_filters()
+    app.add_middleware(KeyGuard, security=settings.security)  # before a body is read; inside CORS (preflights)
+    app.add_middleware(SecurityHeaders)
     if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -6,6 +6,7 @@ Nothing here imports torch; the settings object is built once in `create_app()` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The codec's frame rate, to turn CUDA_GRAPH_BATCH's seconds into tokens; the audio geometry itself (24 kHz, 480
@@ -42,12 +43,27 @@ class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable."""
 
 
+class Secret(SecretStr):
+    """A secret setting (API keys, the Sentry DSN): masked in repr, str, dumps and validation errors; equal to the
+    plain text it holds, so that `settings.api_key == ""` reads as before. `get_secret_value()` gives it."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.get_secret_value() == other
+        return super().__eq__(other)
+
+    __hash__ = SecretStr.__hash__
+
+
+SECRET_FIELDS = ("api_key", "tts_api_key", "sentry_dsn")  # every `Secret` field of `Settings`
+
+
 class Settings(BaseSettings):
     """Every variable of the service. Names are the environment variable names (case-insensitive; `env_names()`
     adds the old names still read)."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, hide_input_in_errors=True
     )
 
     # --- the spec's table -------------------------------------------------------------------
@@ -76,16 +92,16 @@ class Settings(BaseSettings):
         "", description="Directory of torch.compile's kernel caches; a second start reuses them. Empty: torch's default"
     )
     debug_audio: bool = False
-    sentry_dsn: str = ""
+    sentry_dsn: Secret = Secret("")
 
     # --- deployment settings the spec lacks ---------------------------------------------------
     host: str = "0.0.0.0"
     port: int = Field(9091, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    api_key: str = Field("", description="When set, requests need `Authorization: Bearer <key>`")
+    api_key: Secret = Field(Secret(""), description="When set, requests need `Authorization: Bearer <key>`")
     api_key_protects_docs: bool = Field(True, description="With API_KEY: /docs and /openapi.json need the key too")
     api_key_protects_metrics: bool = Field(True, description="With API_KEY: /metrics needs the key too")
-    tts_api_key: str = Field("", description="Bearer token sent to vLLM (its --api-key)")
+    tts_api_key: Secret = Field(Secret(""), description="Bearer token sent to vLLM (its --api-key)")
     backend_connect_timeout: float = Field(15.0, gt=0, description="Seconds to connect to vLLM (a dead one refuses at once)")
     backend_read_timeout: float = Field(30.0, gt=0, description="Max seconds between two backend stream events")
     backend_stall_timeout: float = Field(
@@ -153,6 +169,10 @@ class Settings(BaseSettings):
     engine_hang_timeout: float = Field(
         15.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
     )
+    aligner_model: str = Field(
+        "", description="CTC wav2vec2 forced aligner (hub id or local directory) run in the codec engine; empty: off"
+    )
+    aligner_max_batch: int = Field(8, ge=1, le=256, description="Segments aligned in one forward pass at most")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
@@ -161,6 +181,9 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; empty = none"
+    )
+    stream_auth_timeout: float = Field(
+        5.0, gt=0, le=60, description="With API_KEY: seconds a WebSocket may stay open without a valid key"
     )
 
     # --- streaming text input (WebSocket) and context across segments ------------------------------------
@@ -181,6 +204,7 @@ class Settings(BaseSettings):
     stream_lookahead_segments: int = Field(
         1, ge=0, le=8, description="Segments whose generation starts before the one being spoken is delivered"
     )
+    opus_complexity: int = Field(10, ge=0, le=10, description="libopus' effort for opus output (0-10)")
 
     @field_validator("speakers", mode="before")
     @classmethod
@@ -289,7 +313,7 @@ class Settings(BaseSettings):
         return BackendSettings(
             url=self.tts_api,
             model_name=self.model_name,
-            api_key=self.tts_api_key,
+            api_key=self.tts_api_key.get_secret_value(),
             connect_timeout=self.backend_connect_timeout,
             read_timeout=self.backend_read_timeout,
             stall_timeout=min(self.backend_stall_timeout, self.backend_read_timeout),
@@ -324,6 +348,8 @@ class Settings(BaseSettings):
             job_timeout=self.codec_job_timeout_seconds,
             heartbeat_timeout=self.engine_heartbeat_timeout,
             hang_timeout=self.engine_hang_timeout,
+            aligner_model=self.aligner_model.strip(),
+            aligner_max_batch=self.aligner_max_batch,
         )
 
     @cached_property
@@ -345,6 +371,7 @@ class Settings(BaseSettings):
             send_timeout=self.stream_send_timeout,
             idle_timeout=self.stream_idle_timeout,
             lookahead_segments=self.stream_lookahead_segments,
+            opus_complexity=self.opus_complexity,
         )
 
     @cached_property
@@ -373,19 +400,21 @@ class Settings(BaseSettings):
 
     @cached_property
     def security(self) -> SecuritySettings:
-        keyed = bool(self.api_key)
+        api_key = self.api_key.get_secret_value()
+        keyed = bool(api_key)
         return SecuritySettings(
-            api_key=self.api_key,
+            api_key=api_key,
             docs_need_key=keyed and self.api_key_protects_docs,
             metrics_need_key=keyed and self.api_key_protects_metrics,
             cors_origins=tuple(self.cors_origins),
+            auth_timeout=self.stream_auth_timeout,
         )
 
     @cached_property
     def observability(self) -> ObservabilitySettings:
         return ObservabilitySettings(
             log_level=self.log_level,
-            sentry_dsn=self.sentry_dsn.strip(),
+            sentry_dsn=self.sentry_dsn.get_secret_value().strip(),
             sentry_traces_sample_rate=self.sentry_traces_sample_rate,
             sentry_send_default_pii=self.sentry_send_default_pii,
             debug_audio=self.debug_audio,
@@ -404,7 +433,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning pydantic's error into one that names each bad variable."""
+    """Build the settings, turning pydantic's error into one that names each bad variable (and shows the value
+    given, except for a secret, or for a check across settings, whose input is all of them)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -412,9 +442,10 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            shown = bool(err["loc"]) and fields.get(name) not in SECRET_FIELDS
             if name in fields:  # a field read under several names: name them all
                 name = " / ".join(n for n, f in fields.items() if f == fields[name])
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{name}: {err['msg']}" + (f" (got {err.get('input')!r})" if shown else ""))
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
@@ -429,7 +460,7 @@ class BackendSettings:
 
     url: str  # TTS_API
     model_name: str
-    api_key: str  # TTS_API_KEY
+    api_key: str = dataclasses.field(repr=False)  # TTS_API_KEY
     connect_timeout: float
     read_timeout: float
     stall_timeout: float  # BACKEND_STALL_TIMEOUT, never above BACKEND_READ_TIMEOUT
@@ -463,6 +494,8 @@ class EngineSettings:
     job_timeout: float  # CODEC_JOB_TIMEOUT_SECONDS (a front-end's wait for one job)
     heartbeat_timeout: float  # ENGINE_HEARTBEAT_TIMEOUT: silence after which /ready is 503
     hang_timeout: float  # ENGINE_HANG_TIMEOUT: silence after which waiting jobs fail (a hung engine)
+    aligner_model: str = ""  # ALIGNER_MODEL: the forced aligner, on the codec's device; empty: none loaded
+    aligner_max_batch: int = 8  # ALIGNER_MAX_BATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +518,7 @@ class StreamingSettings:
     send_timeout: float  # STREAM_SEND_TIMEOUT
     idle_timeout: float  # STREAM_IDLE_TIMEOUT
     lookahead_segments: int  # STREAM_LOOKAHEAD_SEGMENTS: one request holds at most 1 + this many segments
+    opus_complexity: int  # OPUS_COMPLEXITY: libopus' effort, 0-10
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,10 +556,11 @@ class LimitsSettings:
 class SecuritySettings:
     """The API key, what it protects, and CORS."""
 
-    api_key: str  # empty: no key asked
+    api_key: str = dataclasses.field(repr=False)  # empty: no key asked
     docs_need_key: bool  # API_KEY set and API_KEY_PROTECTS_DOCS
     metrics_need_key: bool  # API_KEY set and API_KEY_PROTECTS_METRICS
     cors_origins: tuple[str, ...]
+    auth_timeout: float  # STREAM_AUTH_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +568,7 @@ class ObservabilitySettings:
     """Logs, Sentry and the debug audio files."""
 
     log_level: str
-    sentry_dsn: str  # stripped; empty: Sentry off
+    sentry_dsn: str = dataclasses.field(repr=False)  # stripped; empty: Sentry off
     sentry_traces_sample_rate: float
     sentry_send_default_pii: bool
     debug_audio: bool

@@ -15,10 +15,13 @@ others' time; the whole run keeps to `--budget-s`, default 470 s):
 4. decode throughput of the full-size random NeuCodec: eager, CUDA graphs and torch.compile x float32 and
    bfloat16 x batch 1, 4, 16, 64 x windows 25, 50, 100, 150 tokens (audio-s/s), with capture/compile time,
    graphs compiled, and GPU memory (peak allocated, reserved, graph pool).
-5. service: `python -m benchmarks.service_bench --size full --concurrency 50,100,200 --api-workers 1,2,4`
+5. aligner: `python -m benchmarks.aligner --size mms-300m --seconds 10 --batches 1,4,16` (the forced
+   aligner's forward and Viterbi per audio-second, random weights of the MMS forced aligner's shape); needs
+   transformers, which the GPU machine lacks unless carried (it is not in `.whl/`): then it says so and skips.
+6. service: `python -m benchmarks.service_bench --size full --concurrency 50,100,200 --api-workers 1,2,4`
    (+ `--service-args`), its output printed as is, with whatever time is left (at least `--service-reserve-s`).
 
-`--dry-run` runs steps 1 to 4 on CPU in miniature (tiny codec, eager and compile, one cell each; the CUDA tests
+`--dry-run` runs steps 1 to 5 on CPU in miniature (tiny codec, eager and compile, one cell each; the CUDA tests
 are collected and skip; CUDA graphs are listed as skipped) and prints the command of step 5, so a GPU session
 only spends device time on measurements.
 """
@@ -409,7 +412,31 @@ def decode_step(args: argparse.Namespace, deadline: float) -> None:
                 say(f"{window:>6} {batch:>5} " + " ".join(cells))
 
 
-# --- step 5: service ---------------------------------------------------------------------------------------
+# --- step 5: aligner ---------------------------------------------------------------------------------------
+def aligner_command(cuda: bool) -> list[str]:
+    size, seconds, batches = ("mms-300m", "10", "1,4,16") if cuda else ("tiny", "2", "1,2")
+    return [sys.executable, "-m", "benchmarks.aligner", "--size", size, "--seconds", seconds, "--batches", batches]
+
+
+def aligner_step(args: argparse.Namespace, deadline: float) -> None:
+    import torch
+
+    if importlib.util.find_spec("transformers") is None:
+        say("aligner: skipped, transformers is not installed here (not in .whl/: carry its wheels to measure it)")
+        return
+    cuda = torch.cuda.is_available()
+    left = deadline - time.monotonic() - args.service_reserve_s
+    if left < 20:
+        say("aligner: skipped, the budget is kept for the service part")
+        return
+    command = aligner_command(cuda)
+    say("$ " + shlex.join(command[1:]) + ("" if cuda else "   (no CUDA: the tiny model on CPU)"))
+    rc = run_child(command, min(left, args.aligner_limit_s))
+    if rc != 0:
+        say(f"aligner: FAILED or timed out (rc {rc})")
+
+
+# --- step 6: service ---------------------------------------------------------------------------------------
 def service_command(extra: str) -> list[str]:
     return [
         sys.executable,
@@ -467,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-reserve-s", type=float, default=150.0, help="kept for the service part")
     parser.add_argument("--step-limit-s", type=float, default=100.0, help="limit of one decode (mode, dtype)")
     parser.add_argument("--tests-limit-s", type=float, default=120.0, help="limit of the cuda tests")
+    parser.add_argument("--aligner-limit-s", type=float, default=60.0, help="limit of the aligner benchmark")
     parser.add_argument("--service-args", default="", help="extra arguments for service_bench")
-    parser.add_argument("--skip", default="", help="steps to skip: wheels,tests,decode,service")
+    parser.add_argument("--skip", default="", help="steps to skip: wheels,tests,decode,aligner,service")
     parser.add_argument("--decode-worker", nargs=6, metavar=("MODE", "DTYPE", "SIZE", "BATCHES", "WINDOWS", "OUT"))
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -496,8 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     if "decode" not in skip:
         header("4. decode throughput", deadline)
         decode_step(args, deadline)
+    if "aligner" not in skip:
+        header("5. aligner", deadline)
+        aligner_step(args, deadline)
     if "service" not in skip:
-        header("5. service", deadline)
+        header("6. service", deadline)
         service_step(args, deadline)
     say(f"\ngpu_check done in {time.monotonic() - start:.0f} s" + ("" if ok else " (wheel list INCOMPLETE)"))
     return 0 if ok else 1

@@ -1,7 +1,8 @@
 """A request's segment stream -> stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP
-response. A segment cut short by the backend (finish_reason `length`) is reported: `X-Finish-Reason` and
-`X-Cut-Segments` on a complete response, `finish_reason` and `cut_segments` in SSE's `speech.audio.done`; a
-streamed raw response has sent its headers by then (the log line and `tts_generations_total` say it)."""
+response (with word timings when the request asks for `timestamps`: JSON, or an SSE event). A segment cut short by
+the backend (finish_reason `length`) is reported: `X-Finish-Reason` and `X-Cut-Segments` on a complete response,
+`finish_reason` and `cut_segments` in SSE's `speech.audio.done`; a streamed raw response has sent its headers by
+then (the log line and `tts_generations_total` say it)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
@@ -28,6 +29,7 @@ from app.errors import StreamAborted, TTSError
 from app.service.admission import Slot
 from app.service.segments import SegmentStream, StreamUsage
 from app.service.speech import SpeechService
+from app.service.timing import SegmentTimings, estimated
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,9 +129,52 @@ def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-async def sse_events(data: AsyncIterator[bytes], req: SegmentStream) -> AsyncIterator[bytes]:
-    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then `speech.audio.done` with usage (and
-    `finish_reason`, `cut_segments`)."""
+def job_timings(req: SegmentStream, writer: AudioWriter) -> SegmentTimings:
+    """The request's words (every segment's) over the audio `writer` delivered (all of it: the writer is finished)."""
+    return estimated(req.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
+
+
+def timings_body(t: SegmentTimings, detail: str | None) -> dict:
+    """`source`, the normalized `text`, `words` (and `characters` for `char`), in seconds from the audio's start."""
+    body = {"source": t.source, "text": t.text, "words": t.word_dicts()}
+    if detail == "char":
+        body["characters"] = t.char_dicts()
+    return body
+
+
+def _kept(kept: list[AudioWriter], new_writer: Callable[[], AudioWriter]) -> AudioWriter:
+    kept.append(writer := new_writer())
+    return writer
+
+
+async def timed_json(
+    req: SegmentStream, chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
+) -> JSONResponse:
+    """`timestamps` without SSE: the whole audio (base64, a complete file) and its words in one JSON body."""
+    parts = [c async for c in chunks]
+    writer = new_writer()
+    try:
+        audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        t = job_timings(req, writer)
+    finally:
+        writer.close()
+    body = {
+        "audio": base64.b64encode(audio).decode(),
+        "content_type": writer.content_type,
+        "sample_rate": writer.rate,
+        "encoding": writer.encoding.name,
+        "audio_seconds": t.seconds(t.end),
+        **timings_body(t, req.gen.timestamps),
+    }
+    return JSONResponse(body, headers={"X-Request-Id": req.request_id} | finish_headers(req.usage))
+
+
+async def sse_events(
+    data: AsyncIterator[bytes], req: SegmentStream, timings: Callable[[], SegmentTimings] | None = None
+) -> AsyncIterator[bytes]:
+    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then (when `timings` is given: the request asked
+    for `timestamps`) `speech.audio.timestamps`, then `speech.audio.done` with usage (and `finish_reason`,
+    `cut_segments`)."""
     try:
         async for piece in data:
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
@@ -144,6 +189,8 @@ async def sse_events(data: AsyncIterator[bytes], req: SegmentStream) -> AsyncIte
         return
     finally:
         await data.aclose()  # type: ignore[attr-defined]
+    if timings is not None:
+        yield _sse({"type": "speech.audio.timestamps", **timings_body(timings(), req.gen.timestamps)})
     input_tokens = req.usage.prompt_tokens
     output_tokens = req.usage.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -172,7 +219,8 @@ async def speech_response(service: SpeechService, req: SegmentStream) -> Respons
     `response_format`."""
     gen = req.gen
     fmt = output_format(gen.response_format)
-    complete = not gen.stream and gen.stream_format != "sse"
+    timed = gen.timestamps is not None  # raw audio cannot carry timings: JSON, or SSE
+    complete = (not gen.stream or timed) and gen.stream_format != "sse"
     rate = gen.sample_rate or service.sample_rate
     encoding = fmt.encoding(gen.encoding)
     new_writer = partial(
@@ -182,9 +230,15 @@ async def speech_response(service: SpeechService, req: SegmentStream) -> Respons
         speed=gen.speed,
         rate=rate,
         encoding=encoding.name,
+        complexity=service.streaming.opus_complexity,
         streaming=not complete,
     )
     chunks = req.audio()
+    if complete and timed:
+        return await timed_json(req, chunks, new_writer)
+    writers: list[AudioWriter] = []  # SSE with timestamps: the writer whose delivered audio the words span
+    if timed:
+        new_writer = partial(_kept, writers, new_writer)
     if complete:
         body = await complete_audio(chunks, new_writer)
         headers = audio_headers(req, rate, encoding) | finish_headers(req.usage)
@@ -192,8 +246,9 @@ async def speech_response(service: SpeechService, req: SegmentStream) -> Respons
     first = await _prime(chunks)
     data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
+        timings = (lambda: job_timings(req, writers[0])) if timed else None
         return StreamingResponse(
-            sse_events(data, req),
+            sse_events(data, req, timings),
             media_type="text/event-stream",
             headers={"X-Request-Id": req.request_id, "Cache-Control": "no-cache"},
         )

@@ -29,6 +29,7 @@ from app.errors import (
     StreamAborted,
     TTSError,
 )
+from app.observability.logs import clip
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {
 }
 
 
+# What a client is told instead of the error's own message, which may name internal addresses or exception text
+# (the message itself is logged); looked up like HTTP_ERRORS, None keeps the error's message.
+PUBLIC_MESSAGES: dict[type[TTSError], str | None] = {
+    TTSError: None,
+    BackendError: "the TTS backend failed; see the service's log",
+    NoAudioError: None,
+    BackendUnavailableError: "the TTS backend is unavailable; try again later",
+    BackendTimeoutError: "the TTS backend did not answer in time",
+    CodecFailed: "the codec failed; see the service's log",
+}
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """What a client is told about an error: HTTP status and OpenAI's error fields."""
@@ -78,9 +91,10 @@ class ErrorInfo:
 
 
 def describe(exc: TTSError) -> ErrorInfo:
-    """The status, type and code of `exc` (its own `code` wins over its class's default)."""
+    """The status, type, code and public message of `exc` (its own `code` wins over its class's default)."""
     status, type_, code = next(HTTP_ERRORS[c] for c in type(exc).__mro__ if c in HTTP_ERRORS)
-    return ErrorInfo(status, type_, exc.message, exc.param, exc.code or code)
+    public = next(PUBLIC_MESSAGES[c] for c in type(exc).__mro__ if c in PUBLIC_MESSAGES)
+    return ErrorInfo(status, type_, public or exc.message, exc.param, exc.code or code)
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | int | None = None) -> dict:
@@ -125,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _tts_error(request: Request, exc: TTSError) -> JSONResponse:
         status = describe(exc).status
         if status >= 500:
-            logger.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.message)
+            logger.warning("%s %s -> %d %s", request.method, clip(request.url.path, 200), status, exc.message)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -143,5 +157,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, StreamAborted):  # already logged; the response has started, nothing is sent
-            logger.exception("unhandled error on %s %s", request.method, request.url.path)
+            logger.exception("unhandled error on %s %s", request.method, clip(request.url.path, 200))
         return JSONResponse(error_body("internal server error", "server_error", None, "internal_error"), 500)

@@ -35,6 +35,42 @@ def error_responses(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
 
 _BINARY = {"type": "string", "format": "binary"}
 
+_SECONDS = {"type": "number", "minimum": 0}
+_TIMINGS: dict[str, Any] = {
+    "source": {"enum": ["estimated", "aligned"], "description": "Where the timings within a segment came from"},
+    "text": {"type": "string", "description": "The normalized text that was spoken"},
+    "words": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["word", "start", "end"],
+            "properties": {"word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS},
+        },
+        "description": "Every word once, in order; seconds from the start of the audio",
+    },
+    "characters": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["char", "start", "end"],
+            "properties": {"char": {"type": "string"}, "start": _SECONDS, "end": _SECONDS},
+        },
+        "description": "With `timestamps=char`: every character of `text`",
+    },
+}
+_TIMED_JSON: dict[str, Any] = {
+    "type": "object",
+    "required": ["audio", "content_type", "sample_rate", "encoding", "audio_seconds", "source", "text", "words"],
+    "properties": {
+        "audio": {"type": "string", "contentEncoding": "base64", "description": "The complete audio file"},
+        "content_type": {"type": "string"},
+        "sample_rate": {"type": "integer"},
+        "encoding": {"type": "string"},
+        "audio_seconds": _SECONDS,
+        **_TIMINGS,
+    },
+}
+
 _SSE_EVENT = {
     "description": "One server-sent event (OpenAPI 3.1: the schema of each event); `data` is a JSON object",
     "type": "object",
@@ -68,6 +104,11 @@ _SSE_EVENT = {
                             "finish_reason": {"enum": ["stop", "length"]},  # length: a segment was cut short
                             "cut_segments": {"type": "array", "items": {"type": "integer"}},
                         },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "source", "text", "words"],
+                        "properties": {"type": {"const": "speech.audio.timestamps"}, **_TIMINGS},
                     },
                     {
                         "type": "object",
@@ -172,6 +213,7 @@ def service_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         _drop_422(doc)
+        _document_timestamps(doc)
         _apply_settings(doc, settings)
         app.openapi_schema = doc
     return app.openapi_schema
@@ -184,6 +226,19 @@ def _drop_422(doc: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+
+
+def _document_timestamps(doc: dict[str, Any]) -> None:
+    """`/v1/audio/speech` with `timestamps`: a JSON body (or the SSE event, in `_SSE_EVENT`)."""
+    op = doc.get("paths", {}).get("/v1/audio/speech", {}).get("post")
+    if op is None:
+        return
+    ok = op["responses"]["200"]
+    ok["description"] += (
+        " With `timestamps` (word or char): JSON, the complete audio in base64 and its `words`; or, with "
+        "`stream_format=sse`, a `speech.audio.timestamps` event before `speech.audio.done`."
+    )
+    ok["content"] = {**ok["content"], "application/json": {"schema": _TIMED_JSON}}
 
 
 def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:

@@ -13,11 +13,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.audio_response import admitted_response, until_disconnected
-from app.api.auth import bearer, key_ok
+from app.api.auth import MISSING_HTTP_KEY, bearer, key_ok
 from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.api.uploads import read_limited_form
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
+from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segments import SegmentStream
@@ -36,9 +37,10 @@ def get_service(request: Request) -> SpeechService:
 
 
 async def require_api_key(request: Request) -> None:
-    """When `API_KEY` is set, `/v1/*` needs `Authorization: Bearer <key>`."""
+    """When `API_KEY` is set, `/v1/*` needs `Authorization: Bearer <key>` (app.api.auth.KeyGuard checks it
+    before a body is read; this dependency states it for every route and guards the docs and /metrics)."""
     if not key_ok(request.app.state.settings.security.api_key, bearer(request.headers.get("authorization"))):
-        raise AuthenticationError("missing or invalid API key: send 'Authorization: Bearer <key>'")
+        raise AuthenticationError(MISSING_HTTP_KEY)
 
 
 def require_api_key_if(setting: str) -> Callable[[Request], Awaitable[None]]:
@@ -54,7 +56,8 @@ def require_api_key_if(setting: str) -> Callable[[Request], Awaitable[None]]:
 def log_ignored_fields(req: BaseModel, path: str) -> None:
     """Unknown request fields are accepted but not used: say so, as vLLM does."""
     if req.model_extra:
-        logger.warning("%s: the request's fields %s are not known and were ignored", path, sorted(req.model_extra))
+        names = [clip(name, 40) for name in sorted(req.model_extra)[:20]]
+        logger.warning("%s: the request's fields %s are not known and were ignored", path, names)
 
 
 public = APIRouter()

@@ -24,6 +24,7 @@ from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     Command,
     ContextFinal,
@@ -37,11 +38,14 @@ from app.api.protocols.adapter import (
     Segment,
     SessionEnded,
     Text,
+    Timings,
 )
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.observability.logs import clip
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
+from app.service.timing import estimated
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +99,10 @@ class Sender:
         self.timeout = timeout
         self._lock = asyncio.Lock()
 
-    async def _send(self, op: Callable[[], Awaitable[None]]) -> None:
+    async def _send(self, op: Callable[[], Awaitable[None]], live: Callable[[], bool] | None) -> None:
         async with self._lock:
+            if live is not None and not live():
+                return
             try:
                 await asyncio.wait_for(op(), self.timeout)
             except TimeoutError:
@@ -107,13 +113,14 @@ class Sender:
                     )
                 ) from None
 
-    async def send(self, message: dict | bytes | None) -> None:
-        """A JSON object as a text frame, bytes as a binary frame; None sends nothing."""
+    async def send(self, message: dict | bytes | None, live: Callable[[], bool] | None = None) -> None:
+        """A JSON object as a text frame, bytes as a binary frame; None sends nothing, nor does a message whose
+        `live()` is false once its turn to be sent comes (a context cancelled meanwhile)."""
         if isinstance(message, bytes):
-            await self._send(lambda: self.ws.send_bytes(message))
+            await self._send(lambda: self.ws.send_bytes(message), live)
         elif message is not None:
             text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-            await self._send(lambda: self.ws.send_text(text))
+            await self._send(lambda: self.ws.send_text(text), live)
 
 
 def receive_json(message: dict) -> dict | None:
@@ -146,6 +153,7 @@ class Context:
         self.stream = stream
         self.out = out
         self.writer: asyncio.Task | None = None
+        self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
 
 class Session:
@@ -153,7 +161,8 @@ class Session:
 
     The session ends when the protocol closes the socket and every context has finished, when the client goes
     away (its contexts' backend requests are closed at once), on a fatal error (`SessionEnd`: an error message,
-    then 1008) or an unexpected one (1011), or when nothing happened for `protocol.idle_timeout` seconds.
+    then 1008) or an unexpected one (1011), when nothing happened for `protocol.idle_timeout` seconds, or when a
+    client not authorized at the handshake sent no valid key within `STREAM_AUTH_TIMEOUT` seconds.
     """
 
     def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, authorized: bool) -> None:
@@ -172,20 +181,26 @@ class Session:
         logger.info("%s %s", self.session_id, self.protocol.describe())
         receiving: asyncio.Future | None = None
         code, reason = CLOSE_NORMAL, ""
+        auth_timeout = self.ws.app.state.settings.security.auth_timeout
+        auth_deadline = time.monotonic() + auth_timeout
         try:
             last_message = time.monotonic()
             while True:
+                if not self.authorized and time.monotonic() >= auth_deadline:
+                    missing = self.protocol.missing_key
+                    raise SessionEnd(AuthenticationError(f"no valid API key within {auth_timeout:g} s; {missing}"))
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.closing and not self.contexts:
+                if self.closing and not self.contexts and not self.writers:
                     return
                 if receiving is None:
                     receiving = asyncio.ensure_future(self.ws.receive())
                 idle_timeout = self.protocol.idle_timeout
                 dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
                 idle_left = idle_timeout - (time.monotonic() - last_message)
-                timeout = max(0.0, min([*dues, idle_left]))
+                auth_left = [] if self.authorized else [auth_deadline - time.monotonic()]
+                timeout = max(0.0, min([*dues, idle_left, *auth_left]))
                 done, _ = await asyncio.wait(
                     {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -205,11 +220,11 @@ class Session:
                     logger.info("%s: inactive for %g s; closing", self.session_id, idle_timeout)
                     return
         except SessionEnd as end:
-            code, reason = end.code, end.error.message
+            code, reason = end.code, describe(end.error).message
             if end.error.code != "backpressure":  # a client that does not read would not read this either
                 with contextlib.suppress(Exception):
                     await self.sender.send(self.protocol.render(SessionEnded(end.error)))
-            logger.info("%s ended: %s", self.session_id, end.error.message)
+            logger.info("%s ended: %s", self.session_id, clip(end.error.message, 300))
         except WebSocketDisconnect:
             logger.info("%s: client disconnected", self.session_id)
         except Exception:
@@ -222,6 +237,8 @@ class Session:
                 receiving.cancel()
             for c in list(self.contexts.values()):
                 await self._drop(c)
+            for w in list(self.writers):  # the final messages of cancelled contexts not yet sent
+                w.cancel()
             await close_quietly(self.ws, code, reason)
 
     # -- client messages --------------------------------------------------------------------------
@@ -270,6 +287,9 @@ class Session:
         elif isinstance(command, EndContext):
             if command.context in self.contexts:
                 self.contexts[command.context].stream.end()
+        elif isinstance(command, CancelContext):
+            if command.context in self.contexts:
+                self._cancel(self.contexts.pop(command.context))
         elif isinstance(command, CloseSocket):
             self.closing = True
             for c in self.contexts.values():
@@ -293,14 +313,15 @@ class Session:
             rate=spec.gen.sample_rate,
             encoding=spec.gen.encoding,
             bit_rate=spec.bit_rate,
+            complexity=self.service.streaming.opus_complexity,
         )
         ctx = Context(spec.context, stream, out)
         self.contexts[ctx.cid] = ctx
         logger.info(
             "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
             self.session_id,
-            ctx.cid,
-            spec.voice,
+            clip(ctx.cid),
+            clip(spec.voice),
             spec.gen.response_format,
             out.rate,
             out.encoding.name,
@@ -313,15 +334,28 @@ class Session:
     # -- output -----------------------------------------------------------------------------------
     async def _write(self, ctx: Context) -> None:
         """A context's events as messages, in order, then its final message."""
-        render, send = self.protocol.render, self.sender.send
+        render = self.protocol.render
+
+        async def send(message: dict | bytes | None) -> None:
+            await self.sender.send(message, lambda: not ctx.cancelled)
+
         events = ctx.stream.events()
+        source = 0  # source samples handed to the writer: a segment's place in the delivered audio comes from it
+        segment_start = 0
         try:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for ev in events:
                 if ev.kind == "audio":
+                    source += len(ev.audio)
                     await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)
                     continue
-                if ev.kind == "error":
+                if ev.kind == "started":
+                    segment_start = ctx.out.position(source)
+                elif ev.kind == "done" and self.protocol.timings:
+                    end = ctx.out.position(source)
+                    timings = estimated(ev.normalized, start=segment_start, end=end, rate=ctx.out.rate)
+                    await send(render(Timings(ctx.cid, ev.index, ev.text, timings)))
+                elif ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
                 await send(render(Segment(ctx.cid, ev)))
             await self._audio(ctx, await ctx.out.afinish(), None)
@@ -335,7 +369,26 @@ class Session:
 
     async def _audio(self, ctx: Context, data: bytes, index: int | None) -> None:
         if data:
-            await self.sender.send(self.protocol.render(Audio(ctx.cid, data, index)))
+            await self.sender.send(self.protocol.render(Audio(ctx.cid, data, index)), lambda: not ctx.cancelled)
+
+    def _cancel(self, ctx: Context) -> None:
+        """Stop a context at once (its backend request is closed); its final message follows."""
+        ctx.cancelled = True
+        ctx.stream.end()
+        writer = ctx.writer
+        if writer is not None:
+            self.writers.discard(writer)
+            writer.cancel()
+        logger.info("%s %s cancelled", self.session_id, ctx.cid)
+        final = asyncio.create_task(self._cancelled(ctx, writer), name=f"{self.session_id}-{ctx.cid}-cancelled")
+        self.writers.add(final)
+
+    async def _cancelled(self, ctx: Context, writer: asyncio.Task | None) -> None:
+        if writer is not None:
+            await asyncio.wait((writer,))  # its clean-up (the backend request closed) is done
+            if not writer.cancelled() and writer.exception() is not None:
+                logger.info("%s %s ended before its cancel: %s", self.session_id, ctx.cid, writer.exception())
+        await self.sender.send(self.protocol.render(ContextFinal(ctx.cid, ctx.stream.usage)))
 
     async def _drop(self, ctx: Context) -> None:
         """Cancel a context's synthesis (its backend request is closed at once)."""

@@ -8,6 +8,7 @@ encoding -> container -> bytes. Each stage is the identity when it has nothing t
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable
 
@@ -40,10 +41,12 @@ class AudioWriter:
         rate: int | None = None,
         encoding: str | None = None,
         bit_rate: int | None = None,
+        complexity: int | None = None,
         streaming: bool = True,
     ) -> None:
         """`rate=None`: the source's rate; another must be one the format offers, as must `encoding` (None: the
-        format's default; registry). `bit_rate`: the lossy codecs' bits per second (None: their default).
+        format's default; registry). `bit_rate`: the lossy codecs' bits per second (None: their default);
+        `complexity`: the effort of an encoder that has one (opus 0-10; None: its default).
         A format, rate or encoding not offered raises `UnsupportedFormat`, which lists what is."""
         self.format = output_format(fmt) if isinstance(fmt, str) else fmt
         self.source_rate = source_rate
@@ -53,11 +56,13 @@ class AudioWriter:
         self._stretcher = TimeStretcher(speed, source_rate) if speed != 1.0 else None
         self._resampler = StreamResampler(source_rate, self.rate) if self.rate != source_rate else None
         self._encoder = self.format.encoder(
-            self.rate, streaming=streaming, encoding=self.encoding, bit_rate=bit_rate
+            self.rate, streaming=streaming, encoding=self.encoding, bit_rate=bit_rate, complexity=complexity
         )
         # soxr takes ~0.2 ms of CPU per audio-second: less than a hop to a worker thread costs
         self.inline = self.format.inline and self._stretcher is None
         """Whether the async methods encode on the event loop: cheap formats, resampled or not, unstretched."""
+        self.samples_in = 0  # source samples written
+        self.samples_out = 0  # delivered samples (after speed and resampling) handed to the encoder
         self._lock = threading.Lock()  # guards the three flags below, never held while encoding
         self._busy = False
         self._finished = False
@@ -66,6 +71,14 @@ class AudioWriter:
     @property
     def content_type(self) -> str:
         return self.format.content_type
+
+    def position(self, source_samples: int) -> int:
+        """The delivered sample where source sample `source_samples` lands: the stages keep their totals exact
+        (the stretcher gives round(n / speed) samples, soxr floor(n / (source_rate / rate) + 0.5), its own double
+        arithmetic), so the end of the stream is exact to the sample and a position inside it is where that
+        source sample's audio is."""
+        n = round(source_samples / self._stretcher.speed) if self._stretcher is not None else source_samples
+        return math.floor(n / (self.source_rate / self.rate) + 0.5) if self._resampler is not None else n
 
     # -- sync: the audio maths, on whichever thread calls -------------------------------------------------------
     def write(self, chunk: np.ndarray) -> bytes:
@@ -135,6 +148,7 @@ class AudioWriter:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"expected mono samples of shape (T,), got {x.shape}")
+        self.samples_in += len(x)
         if self._stretcher is not None:
             x = self._stretcher.process(x)
         if self._resampler is not None:
@@ -150,4 +164,5 @@ class AudioWriter:
         return x
 
     def _encode(self, x: np.ndarray) -> bytes:
+        self.samples_out += len(x)
         return self._encoder.encode(self.encoding.from_float(x)) if len(x) else b""

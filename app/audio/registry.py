@@ -94,7 +94,15 @@ FORMATS: MappingProxyType[str, OutputFormat] = MappingProxyType(
                     alaw_8000=ElevenLabsName(8_000, "alaw"),
                 ),
             ),
-            OutputFormat("wav", "audio/wav", "wav", formats.WavEncoder, inline=True, encodings=_G711),
+            OutputFormat(
+                "wav",
+                "audio/wav",
+                "wav",
+                formats.WavEncoder,
+                inline=True,
+                encodings=_G711,
+                elevenlabs=_el(**{f"wav_{r}": ElevenLabsName(r) for r in RATES}),
+            ),
             OutputFormat(
                 "mp3",
                 "audio/mpeg",

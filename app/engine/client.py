@@ -1,7 +1,7 @@
 """`EngineClient`: a front-end's handle on the codec engine (asyncio, one ZMQ DEALER socket).
 
-`await decode(tokens)` / `await encode(clip)` send a job and await its result; cancelling the awaiting task
-tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
+`await decode(tokens)` / `await encode(clip)` / `await align(audio, rate, text)` send a job and await its
+result; cancelling the awaiting task tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
 failure"):
 
 - **dead**: the connection to the engine closed (a socket monitor sees it: the engine process exited). Every
@@ -31,9 +31,17 @@ import zmq.asyncio
 from prometheus_client import CollectorRegistry
 from zmq.utils.monitor import parse_monitor_message
 
+from app.align.result import AlignResult
 from app.codec.interface import TOKEN_DTYPE, Geometry
 from app.engine import messages as m
-from app.engine.errors import CodecFailed, EngineStopping, EngineUnavailable, InvalidInput, JobTimedOut
+from app.engine.errors import (
+    AlignerUnavailable,
+    CodecFailed,
+    EngineStopping,
+    EngineUnavailable,
+    InvalidInput,
+    JobTimedOut,
+)
 from app.engine.messages import ErrorKind, JobKind
 from app.observability.metrics import SnapshotCollector
 
@@ -127,6 +135,11 @@ class EngineClient:
         return self._beat is not None and self._beat.has_encoder
 
     @property
+    def has_aligner(self) -> bool:
+        """Whether the engine has a forced aligner loaded (ALIGNER_MODEL)."""
+        return self._beat is not None and self._beat.has_aligner
+
+    @property
     def geometry(self) -> Geometry:
         """The loaded codec's sample rate and samples per token, as its engine reports them."""
         if self._beat is None:
@@ -149,8 +162,26 @@ class EngineClient:
         """Speech token ids for one 16 kHz mono clip."""
         return await self._job(JobKind.ENCODE, np.asarray(clip_16k, dtype=np.float32))
 
+    async def align(self, audio: np.ndarray, sample_rate: int, text: str) -> AlignResult:
+        """Where each character of `text` (a segment's normalized text) is heard in `audio` (float32 mono at
+        `sample_rate`): a `[start, end)` sample span per character, at `sample_rate`. Raises `AlignerUnavailable`
+        when the engine has no aligner, `InvalidInput` when the audio is too short for the text."""
+        if self._beat is not None and not self._beat.has_aligner:
+            raise AlignerUnavailable("the codec engine has no aligner (ALIGNER_MODEL is empty)")
+        array = np.asarray(audio, dtype=np.float32).reshape(-1)
+        spans = await self._job(JobKind.ALIGN, array, sample_rate=sample_rate, text=text)
+        return AlignResult(text, sample_rate, spans.reshape(-1, 2))
+
     async def _job(
-        self, kind: JobKind, array: np.ndarray, *, stream: int = 0, final: bool = False, slack: float = 0.0
+        self,
+        kind: JobKind,
+        array: np.ndarray,
+        *,
+        stream: int = 0,
+        final: bool = False,
+        slack: float = 0.0,
+        sample_rate: int = 0,
+        text: str = "",
     ) -> np.ndarray:
         if self._down is not None or self._sock is None or not self._first_beat.is_set():
             raise EngineUnavailable("the codec engine is not running; try again shortly")
@@ -167,8 +198,12 @@ class EngineClient:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[job_id] = fut
         dtype, buf = m.array_frame(array)
+        if kind is JobKind.ALIGN:
+            header = m.Align(job_id, dtype, sample_rate, text)
+        else:
+            header = m.Submit(job_id, kind, dtype, stream, final, slack)
         try:
-            await self._sock.send_multipart([m.encode(m.Submit(job_id, kind, dtype, stream, final, slack)), buf], copy=False)
+            await self._sock.send_multipart([m.encode(header), buf], copy=False)
             return await (asyncio.wait_for(fut, self.job_timeout) if self.job_timeout else fut)
         except TimeoutError:
             self._cancel(job_id)

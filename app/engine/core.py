@@ -5,7 +5,7 @@ windows of every request of every front-end process are batched together. One I/
 it reads jobs from the ROUTER socket and hands them to the worker, forwards the worker's results (pushed over an
 inproc socket, since ZMQ sockets belong to one thread) back to their front-end, and sends every known front-end a
 heartbeat several times a second: liveness, health, queue depths and counters. Audio and token ids travel as raw
-array frames, never serialized.
+array frames, never serialized. With an aligner (ALIGNER_MODEL) it also aligns segments to their text (`Align`).
 
 It runs as the main loop of the engine process (`app.engine.process`), or in a thread of the API process when a
 test or benchmark hands the app a ready codec object: the same code either way.
@@ -22,17 +22,19 @@ from typing import Any
 import numpy as np
 import zmq
 
+from app.align.result import AlignRequest
 from app.codec.interface import TOKEN_DTYPE, Codec
 from app.engine import messages as m
-from app.engine.errors import EngineStopping
+from app.engine.errors import EngineStopping, InvalidInput
 from app.engine.messages import ErrorKind, JobKind
-from app.engine.worker import CodecEngine
+from app.engine.worker import Aligner, CodecEngine
 from app.observability.metrics import snapshot
 from app.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 0.2  # seconds between heartbeats
+MAX_ALIGN_RATE = 192_000  # the highest sample rate an align job may name
 CLIENT_TTL = 30.0  # a front-end not heard from for this long gets no more heartbeats
 
 
@@ -48,6 +50,8 @@ class EngineCore:
         microsleep: float,
         batch_wait_fraction: float = 0.0,
         timeout: float | None = None,
+        aligner: Aligner | None = None,
+        align_batch_size: int = 8,
     ) -> None:
         self.codec = codec
         self.endpoint = endpoint
@@ -58,6 +62,8 @@ class EngineCore:
             microsleep=microsleep,
             batch_wait_fraction=batch_wait_fraction,
             timeout=timeout,  # a batch running longer than this makes the engine unhealthy (a hung device)
+            aligner=aligner,
+            align_batch_size=align_batch_size,
         )
         self._ctx = zmq.Context()
         self._results_endpoint = f"inproc://engine-results-{self.epoch}"
@@ -72,7 +78,9 @@ class EngineCore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, codec: Codec, endpoint: str, settings: EngineSettings) -> EngineCore:
+    def from_settings(
+        cls, codec: Codec, endpoint: str, settings: EngineSettings, *, aligner: Aligner | None = None
+    ) -> EngineCore:
         return cls(
             codec,
             endpoint,
@@ -80,6 +88,8 @@ class EngineCore:
             microsleep=settings.microsleep,
             batch_wait_fraction=settings.batch_wait_fraction,
             timeout=settings.batch_hang_seconds,
+            aligner=aligner,
+            align_batch_size=settings.aligner_max_batch,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -160,6 +170,8 @@ class EngineCore:
                 continue
             if isinstance(msg, m.Submit):
                 self._submit(identity, msg, frames[2].buffer if len(frames) > 2 else b"")
+            elif isinstance(msg, m.Align):
+                self._align(identity, msg, frames[2].buffer if len(frames) > 2 else b"")
             elif isinstance(msg, m.Cancel):
                 key = (identity, msg.id)
                 if key in self._live:
@@ -168,8 +180,9 @@ class EngineCore:
                 self._send_heartbeat(identity)
 
     def _submit(self, identity: bytes, msg: m.Submit, payload: Any) -> None:
-        key = (identity, msg.id)
         try:
+            if msg.kind is JobKind.ALIGN:
+                raise ValueError("an align job is sent as Align (audio and text), not Submit")
             array = m.frame_array(msg.dtype, payload)
             expected = TOKEN_DTYPE if msg.kind is JobKind.DECODE else np.dtype(np.float32)
             if array.dtype != expected:
@@ -177,33 +190,67 @@ class EngineCore:
         except (ValueError, TypeError) as exc:
             self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.INVALID))
             return
+        self._queue(identity, msg.id, msg.kind, array, stream=msg.stream, final=msg.final, slack=msg.slack)
+
+    def _align(self, identity: bytes, msg: m.Align, payload: Any) -> None:
+        try:
+            audio = m.frame_array(msg.dtype, payload)
+            if audio.dtype != np.float32:
+                raise ValueError(f"an align job takes float32 audio, got {audio.dtype}")
+            if not 0 < msg.sample_rate <= MAX_ALIGN_RATE:
+                raise ValueError(f"sample_rate must be 1-{MAX_ALIGN_RATE} Hz, got {msg.sample_rate}")
+            if self.worker.aligner is None:
+                raise ValueError("this engine has no aligner (ALIGNER_MODEL is empty)")
+        except (ValueError, TypeError) as exc:
+            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.INVALID))
+            return
+        request = AlignRequest(audio, msg.sample_rate, msg.text)
+        self._queue(identity, msg.id, JobKind.ALIGN, request, result_dtype=np.int64)
+
+    def _queue(
+        self,
+        identity: bytes,
+        job_id: int,
+        kind: JobKind,
+        payload: Any,
+        *,
+        stream: int = 0,
+        final: bool = False,
+        slack: float = 0.0,
+        result_dtype: Any = None,
+    ) -> None:
+        key = (identity, job_id)
         self._live[key] = False
 
         def deliver(result: Any, exc: BaseException | None) -> None:
             self._live.pop(key, None)
             if exc is not None:
-                kind = ErrorKind.STOPPING if isinstance(exc, EngineStopping) else ErrorKind.FAILED
-                self._push([identity, m.encode(m.Result(msg.id, error=str(exc), error_kind=kind))])
+                error_kind = (
+                    ErrorKind.STOPPING if isinstance(exc, EngineStopping)
+                    else ErrorKind.INVALID if isinstance(exc, InvalidInput)  # an aligner's verdict on its input
+                    else ErrorKind.FAILED
+                )
+                self._push([identity, m.encode(m.Result(job_id, error=str(exc), error_kind=error_kind))])
                 return
-            dtype, buf = m.array_frame(np.asarray(result))
-            self._push([identity, m.encode(m.Result(msg.id, dtype=dtype)), buf])
+            dtype, buf = m.array_frame(np.asarray(result, dtype=result_dtype).reshape(-1))
+            self._push([identity, m.encode(m.Result(job_id, dtype=dtype)), buf])
 
         try:
             self.worker.submit(
-                msg.kind,
-                array,
+                kind,
+                payload,
                 deliver,
                 lambda: self._live.get(key, True),
-                stream=(identity, msg.stream) if msg.stream else None,  # stream numbers are per front-end
-                final=msg.final,
-                slack=msg.slack,
+                stream=(identity, stream) if stream else None,  # stream numbers are per front-end
+                final=final,
+                slack=slack,
             )
         except EngineStopping as exc:
             self._live.pop(key, None)
-            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.STOPPING))
+            self._send_result(identity, m.Result(job_id, error=str(exc), error_kind=ErrorKind.STOPPING))
         except ValueError as exc:  # a header the worker refuses (a non-finite slack): this job fails, nothing else
             self._live.pop(key, None)
-            self._send_result(identity, m.Result(msg.id, error=str(exc), error_kind=ErrorKind.INVALID))
+            self._send_result(identity, m.Result(job_id, error=str(exc), error_kind=ErrorKind.INVALID))
 
     def _drain_results(self) -> None:
         assert self._pull is not None and self._router is not None
@@ -237,10 +284,11 @@ class EngineCore:
             geometry=self.codec.geometry,
             has_encoder=self.codec.has_encoder,
             device=self.codec.device,
-            queue_depth={kind: worker.queue_depth(kind) for kind in JobKind},
+            queue_depth={kind: worker.queue_depth(kind) for kind in worker.kinds},
             worker=worker.stats,  # the live counters: `_send_heartbeat` encodes them at once, holding the GIL
             codec=self.codec.stats,
             metrics=snapshot(worker.metrics.registry),
+            has_aligner=worker.aligner is not None,
         )
 
     # -- worker thread ------------------------------------------------------------------------------

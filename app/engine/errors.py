@@ -30,3 +30,7 @@ class CodecFailed(EngineError):
 
 class InvalidInput(EngineError):
     """The engine refused the job's input (dtype, kind, a non-finite slack)."""
+
+
+class AlignerUnavailable(EngineError):
+    """The engine has no forced aligner loaded (ALIGNER_MODEL is empty)."""

@@ -1,6 +1,7 @@
 """Where a front-end's codec engine comes from, and its client.
 
-- a codec object handed in (tests, benchmarks): `EngineCore` serves it on a thread of this process;
+- a codec object handed in (tests, benchmarks): `EngineCore` serves it on a thread of this process (with the
+  aligner of ALIGNER_MODEL, if set, loaded here);
 - `ENGINE_ENDPOINT` set (a front-end worker of `tts-api` with `API_WORKERS` > 1): the parent runs the engine;
 - otherwise: this process spawns and supervises the engine process.
 
@@ -38,13 +39,14 @@ async def start_engine(
     settings: EngineSettings, *, codec: Codec | None = None, log_level: str = "info", on_fatal: Callable[[], None]
 ) -> Engine:
     """Start (or reach) the codec engine and connect to it; `on_fatal` is called if a supervised engine keeps dying."""
-    from app.engine.process import EngineProcess, new_endpoint
+    from app.engine.process import EngineProcess, load_aligner, new_endpoint
 
     host: EngineHost | None = None
     if codec is not None:
         from app.engine.core import EngineCore
 
-        core = EngineCore.from_settings(codec, new_endpoint(), settings)
+        aligner = await asyncio.to_thread(load_aligner, settings, codec.device)
+        core = EngineCore.from_settings(codec, new_endpoint(), settings, aligner=aligner)
         core.start_thread()
         host, endpoint = core, core.endpoint
     elif settings.endpoint:

@@ -1,7 +1,7 @@
 """What front-ends and the codec engine say to each other over ZMQ (msgpack headers, raw array payloads).
 
-Every message is a multipart ZMQ message: one msgpack header, then (for decode/encode jobs and their results) one
-frame of raw array bytes, so audio never goes through a serializer. A ROUTER socket in the engine prefixes the
+Every message is a multipart ZMQ message: one msgpack header, then (for decode/encode/align jobs and their results)
+one frame of raw array bytes, so audio never goes through a serializer. A ROUTER socket in the engine prefixes the
 sender's identity; the DEALER sockets of the front-ends never see it.
 """
 
@@ -18,6 +18,7 @@ from app.codec.interface import CodecStats, Geometry
 class JobKind(enum.StrEnum):
     DECODE = "decode"  # token ids -> audio
     ENCODE = "encode"  # a 16 kHz float32 clip -> token ids
+    ALIGN = "align"  # a segment's float32 audio and its normalized text -> a sample span per character
 
 
 class ErrorKind(enum.StrEnum):
@@ -41,6 +42,16 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     stream: int = 0  # decode: the sender's number for the stream the window belongs to (0: none)
     final: bool = False  # decode: the stream's last window
     slack: float = 0.0  # seconds until the window's listener runs out of audio (the engine serves the least first)
+
+
+class Align(msgspec.Struct, tag="align", array_like=True):
+    """Front-end -> engine: align `text` to the float32 mono audio at `sample_rate` in the payload frame. Its
+    `Result` holds int64 `[start, end)` sample pairs, one per character of `text` (flattened)."""
+
+    id: int
+    dtype: str
+    sample_rate: int
+    text: str
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -85,9 +96,10 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
     worker: WorkerStats
     codec: CodecStats
     metrics: list  # `app.observability.metrics.snapshot()` of the engine's Prometheus registry
+    has_aligner: bool = False  # ALIGNER_MODEL is loaded: the engine takes `Align` jobs
 
 
-ToEngine = Hello | Submit | Cancel
+ToEngine = Hello | Submit | Align | Cancel
 ToFrontend = Result | Heartbeat
 
 _encoder = msgspec.msgpack.Encoder()

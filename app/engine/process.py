@@ -49,6 +49,15 @@ def load_codec(settings: EngineSettings) -> Codec:
     return codec
 
 
+def load_aligner(settings: EngineSettings, device: str) -> Any:
+    """The forced aligner of ALIGNER_MODEL on the codec's device (`app.align.model.CTCAligner`); None when off."""
+    if not settings.aligner_model:
+        return None
+    from app.align.model import CTCAligner
+
+    return CTCAligner.from_pretrained(settings.aligner_model, device=device)
+
+
 def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: Connection) -> None:
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
@@ -62,7 +71,8 @@ def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: C
     try:
         # loaded and warmed up on a thread that ends: only the decode thread keeps an OpenMP team (threads.py)
         codec = run_on_fresh_thread(load_codec, settings, name="codec-load")
-        core = EngineCore.from_settings(codec, endpoint, settings)
+        aligner = run_on_fresh_thread(load_aligner, settings, codec.device, name="aligner-load")
+        core = EngineCore.from_settings(codec, endpoint, settings, aligner=aligner)
         core.bind()
     except BaseException:
         conn.send(("failed", traceback.format_exc()))

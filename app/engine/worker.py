@@ -6,7 +6,9 @@ decoded as one batch; without it, one job at a time. Before a batch starts, the 
 back from the previous batch: those streams send it a few milliseconds later, through their front-end, and a
 worker that started at the first window to arrive would split them into small batches round after round (on a
 CPU a batch of 8 windows costs little more than a batch of 3). Either way the I/O thread never runs the codec.
-Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows.
+Encodes (voice-cloning references) have their own queue and thread, so they never delay decode windows; so do
+alignments (the opt-in forced aligner, batched up to `align_batch_size` segments of about one length), whose
+failures and long batches never make the engine unhealthy: the aligner is an extra, speech goes on without it.
 A failing batch fails only its own requests; the threads keep serving, and a run of failures makes the engine
 unhealthy until the next success (so does a batch that runs past `timeout`: a hung device).
 """
@@ -18,13 +20,13 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from app.codec.interface import Codec
 from app.engine.batcher import BatchQueue, Job
-from app.engine.errors import CodecFailed, EngineStopping
+from app.engine.errors import CodecFailed, EngineStopping, InvalidInput
 from app.engine.messages import JobKind, WorkerStats
 from app.engine.threads import run_on_fresh_thread
 from app.observability.metrics import CodecMetrics, padding_ratio
@@ -32,6 +34,13 @@ from app.observability.metrics import CodecMetrics, padding_ratio
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
+CODEC_KINDS = (JobKind.DECODE, JobKind.ENCODE)
+
+
+class Aligner(Protocol):
+    """`app.align.model.CTCAligner`: per request, its spans, or the ValueError that request alone met."""
+
+    def align(self, requests: list[Any]) -> list[Any]: ...
 
 
 class CodecEngine:
@@ -48,8 +57,12 @@ class CodecEngine:
         metrics: CodecMetrics | None = None,
         timeout: float | None = None,
         unhealthy_after: int = 3,
+        aligner: Aligner | None = None,
+        align_batch_size: int = 8,
     ) -> None:
         self.codec = codec
+        self.aligner = aligner  # None: no ALIGN thread, ALIGN jobs refused
+        self.align_batch_size = align_batch_size
         self.max_batch_size = max_batch_size  # 1: no dynamic batching (the settings derive it from DYNAMIC_BATCHING)
         self.microsleep = microsleep
         self.batch_wait_fraction = batch_wait_fraction
@@ -71,6 +84,10 @@ class CodecEngine:
                 target=self._run, args=(JobKind.ENCODE,), name=f"{name}-encode", daemon=True
             ),
         }
+        if aligner is not None:
+            self._threads[JobKind.ALIGN] = threading.Thread(
+                target=self._run, args=(JobKind.ALIGN,), name=f"{name}-align", daemon=True
+            )
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -92,6 +109,11 @@ class CodecEngine:
                 thread.join(timeout)
 
     @property
+    def kinds(self) -> list[JobKind]:
+        """The kinds of job this worker runs."""
+        return list(self._threads)
+
+    @property
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads.values())
 
@@ -103,7 +125,7 @@ class CodecEngine:
             return False
         if self.timeout is not None:
             now = time.perf_counter()
-            return all(t is None or now - t <= self.timeout for t in self._busy_since.values())
+            return all(t is None or now - t <= self.timeout for k, t in self._busy_since.items() if k in CODEC_KINDS)
         return True
 
     def queue_depth(self, kind: JobKind) -> int:
@@ -138,10 +160,15 @@ class CodecEngine:
         `stream` names the stream a decode window belongs to and `final` marks its last window: with them the
         worker waits for the next windows of the streams it has just served (`BATCH_WAIT_FRACTION`); `slack`
         (seconds until the window's listener runs out of audio) orders the queue, most urgent first.
-        Raises `EngineStopping` once the worker stops, ValueError for a non-finite slack."""
+        Raises `EngineStopping` once the worker stops, ValueError for a non-finite slack or a kind it does not run
+        (ALIGN without an aligner)."""
         if not math.isfinite(slack):
             raise ValueError(f"slack must be a finite number of seconds, got {slack}")
+        if kind not in self._threads:
+            raise ValueError(f"this engine runs no {kind} jobs")
         size = int(np.size(payload)) if kind is JobKind.DECODE else 0
+        if kind is JobKind.ALIGN:  # segments of about one length share a padded forward pass
+            size = int(np.size(payload.audio))
         job = Job(kind, payload, deliver, is_cancelled=is_cancelled, stream=stream, final=final, slack=slack, size=size)
         with self._cond:
             if self._stopping or not self._threads[kind].is_alive():
@@ -171,7 +198,7 @@ class CodecEngine:
             if kind is JobKind.DECODE:
                 self._fill_wait(queue)
             with self._cond:
-                batch, dropped = queue.next_batch(self.max_batch_size)
+                batch, dropped = queue.next_batch(self.align_batch_size if kind is JobKind.ALIGN else self.max_batch_size)
                 depth = len(queue)
                 self.metrics.queue_depth.labels(kind).set(depth)
             self.stats.dropped += len(dropped)
@@ -216,6 +243,9 @@ class CodecEngine:
             payloads = [j.payload for j in batch]
             if kind is JobKind.DECODE:
                 results = self.codec.decode(payloads)
+            elif kind is JobKind.ALIGN:
+                assert self.aligner is not None
+                results = run_on_fresh_thread(self.aligner.align, payloads, name="aligner-batch")
             else:  # on a thread that ends with the batch: a second live OpenMP team slows decoding (threads.py)
                 results = run_on_fresh_thread(self.codec.encode, payloads, name="codec-encode-batch")
             if len(results) != len(batch):
@@ -231,12 +261,14 @@ class CodecEngine:
                     self._process([job], depth_after)
                 return
             logger.exception("codec %s of one job failed", kind)
-            self._record_outcome(ok=False)
+            if kind in CODEC_KINDS:
+                self._record_outcome(ok=False)
             batch[0].deliver(None, CodecFailed(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
             return
         self._busy_since[kind] = None
         elapsed = time.perf_counter() - started
-        self._record_outcome(ok=True)
+        if kind in CODEC_KINDS:
+            self._record_outcome(ok=True)
         _add(self.stats.batches, kind, 1)
         _add(self.stats.busy_seconds, kind, elapsed)
         self.stats.max_batch = max(self.stats.max_batch, len(batch))
@@ -261,7 +293,10 @@ class CodecEngine:
             "codec %s batch size=%d took %.1f ms, queue depth %d", kind, len(batch), elapsed * 1e3, depth_after
         )
         for job, result in zip(batch, results, strict=True):
-            job.deliver(result, None)
+            if isinstance(result, ValueError):  # an aligner's verdict on this request alone (too short to align)
+                job.deliver(None, InvalidInput(str(result)))
+            else:
+                job.deliver(result, None)
 
 
 

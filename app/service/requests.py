@@ -14,6 +14,11 @@ from app.settings import GenerationSettings, StreamingSettings
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 SampleEncodingName = Literal[ENCODING_NAMES]  # type: ignore[valid-type]  # s16le, mulaw, alaw
 Language = Literal["auto", "ms", "en", "zh"]  # text normalization language; auto = detect per sentence
+Timestamps = Literal["word", "char"]  # what timings a response carries: words, or words and characters
+TIMESTAMPS_DESCRIPTION = (
+    "Word timings (`word`), or word and character timings (`char`), in seconds from the start of the audio; "
+    "estimated within each segment (`source`: estimated), segment boundaries exact"
+)
 
 # Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
 # ECMAScript and Rust (0x1c-0x1f, U+FEFF), and the schema must mean what the validators below do.
@@ -141,6 +146,8 @@ class ResolvedGeneration(BaseModel):
     speed: float
     stream_format: str
     seed: int | None
+    timestamps: str | None = None
+    """None: audio only; word or char: the response carries timings (JSON or SSE)."""
 
 
 class VoiceRef(BaseModel):
@@ -174,12 +181,21 @@ class SpeechRequest(GenerationFields):
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
     instructions: str | None = Field(None, max_length=4096, description="Accepted and logged; not used")
     context: ContextRef | None = None
+    timestamps: Timestamps | None = Field(
+        None,
+        description=TIMESTAMPS_DESCRIPTION
+        + ". The response is then JSON (the complete audio in base64, and its `words`), or with "
+        "`stream_format=sse` a `speech.audio.timestamps` event before `speech.audio.done`",
+    )
 
     _input_not_blank = field_validator("input")(_input_not_blank)
 
     @property
     def voice_name(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
+
+    def resolved(self, generation: GenerationSettings, streaming: StreamingSettings) -> ResolvedGeneration:
+        return super().resolved(generation, streaming).model_copy(update={"timestamps": self.timestamps})
 
 
 class VoiceCloneRequest(GenerationFields):
@@ -234,6 +250,7 @@ class StreamConfig(GenerationFields):
         None, description="Audio as binary frames (the default), or base64 in `audio` events"
     )
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
+    timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
 
     @property
     def voice_name(self) -> str | None:

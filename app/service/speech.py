@@ -16,10 +16,13 @@ from collections.abc import AsyncGenerator
 
 import numpy as np
 
+from app.align.result import CharSpan
 from app.audio.stitch import StitchPlan
 from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
+from app.engine.errors import EngineError
 from app.errors import InvalidRequestError, NotReadyError
+from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
@@ -246,6 +249,21 @@ class SpeechService:
             started=started, sample_rate=self.sample_rate,
         )
 
+    # -- alignment -------------------------------------------------------------------------------
+    async def align(self, audio: np.ndarray, text: str) -> list[CharSpan] | None:
+        """Where each character of `text` (a segment's normalized text) is heard in `audio` (float32 at the
+        codec's rate, as delivered before speed and rate changes): one `[start, end)` sample span per character,
+        `source` "aligned". None when the engine has no aligner (ALIGNER_MODEL empty) or the alignment failed
+        (logged): the caller keeps its estimate then. A segment's audio is aligned once it is complete."""
+        if not self.engine.has_aligner:
+            return None
+        try:
+            result = await self.engine.align(audio, self.sample_rate, text)
+        except EngineError as exc:
+            logger.warning("alignment of a %d-character segment failed: %s", len(text), exc)
+            return None
+        return result.chars()
+
     # -- generation ------------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
@@ -290,8 +308,8 @@ def _log_request(
         "%s %s model=%s voice=%s chars=%d segments=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
         stream.request_id,
         kind,
-        model or "-",
-        voice,
+        clip(model or "-"),
+        clip(voice),
         chars,
         stream.planned_segments,
         gen.response_format,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
 import threading
 
+import av
 import numpy as np
 import pytest
 import soxr
@@ -243,3 +245,23 @@ def test_driven_like_a_websocket_session(fmt, speed, chirp):
     else:
         lead, max_tail = CODEC_PADDING[fmt]
         assert 0 <= len(y) - lead - round(len(chirp) / speed) <= max_tail
+
+
+def test_opus_complexity_is_the_encoders_effort() -> None:
+    rng = np.random.default_rng(3)
+    x = (0.3 * np.sin(np.arange(24_000) / 24_000 * 2 * np.pi * 180) + 0.05 * rng.standard_normal(24_000)).astype(np.float32)
+
+    def opus_samples(complexity: int | None) -> np.ndarray:  # decoded: the Ogg serial number differs per stream
+        w = AudioWriter("opus", source_rate=24_000, rate=48_000, complexity=complexity)
+        data = b"".join(w.write(x[i : i + 2400]) for i in range(0, len(x), 2400)) + w.finish()
+        with av.open(io.BytesIO(data)) as container:
+            return np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+
+    low, high, default = opus_samples(0), opus_samples(10), opus_samples(None)
+    assert len(low) == len(high) == 48_000  # every sample, whatever the effort
+    assert not np.array_equal(low, high)  # the setting reaches libopus
+    assert np.array_equal(default, high)  # None: FFmpeg's default, 10
+    for bad in (-1, 11):
+        with pytest.raises(ValueError, match="complexity must be 0-10"):
+            AudioWriter("opus", source_rate=24_000, complexity=bad)
+    assert AudioWriter("mp3", source_rate=24_000, complexity=3).write(x)  # formats without the knob ignore it

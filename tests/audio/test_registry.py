@@ -58,9 +58,11 @@ def test_unknown_openai_name_lists_the_allowed_ones():
     assert isinstance(exc.value, ValueError)
 
 
-# ElevenLabs' documented output formats (https://elevenlabs.io/docs/api-reference/text-to-speech/convert)
+# ElevenLabs' documented output formats (https://elevenlabs.io/docs/api-reference/text-to-speech/convert; the
+# list its SDKs' `AllowedOutputFormats` carry: pcm and wav at seven rates, G.711, mp3 and opus at listed bit rates)
 ELEVENLABS_DOCUMENTED = {
     **{f"pcm_{r}": ("pcm", r, S16LE, None) for r in (8000, 16000, 22050, 24000, 32000, 44100, 48000)},
+    **{f"wav_{r}": ("wav", r, S16LE, None) for r in (8000, 16000, 22050, 24000, 32000, 44100, 48000)},
     "ulaw_8000": ("pcm", 8000, MULAW, None),
     "alaw_8000": ("pcm", 8000, ALAW, None),
     "mp3_22050_32": ("mp3", 22050, S16LE, 32_000),

@@ -67,3 +67,43 @@ async def test_livekit_plugin_with_its_default_encoding_gets_22khz_mp3(url: str,
     n = sum(len(fake.expected_tokens(p)) for p in prompts) * 441
     assert len(pcm) % 576 == 0 and n + 576 <= len(pcm) < n + 2 * 576
     assert np.abs(pcm).max() > 1000
+
+
+async def _stream_events(url: str, text_words: list[str], **options: str) -> list:
+    async with aiohttp.ClientSession() as session:
+        tts = elevenlabs.TTS(voice_id="jenny", api_key="secret", base_url=f"{url}/v1", http_session=session, **options)
+        stream = tts.stream()
+        for word in text_words:
+            stream.push_text(word + " ")
+            await asyncio.sleep(0.01)
+        stream.end_input()
+        events = [ev async for ev in stream]
+        await stream.aclose()
+        await tts.aclose()
+        return events
+
+
+@pytest.mark.parametrize("encoding", [None, "pcm_24000"])
+async def test_livekit_plugin_gets_timed_words_inside_the_audio_it_received(
+    url: str, fake: FakeVLLM, encoding: str | None
+) -> None:
+    """Default options (mp3_22050_32, sync alignment on): every word of the text comes back timed, in order,
+    inside the audio the plugin received; segment boundaries where each sentence's audio ends."""
+    from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
+
+    words = " ".join(SENTENCES).split()
+    options = {"encoding": encoding} if encoding else {}
+    events = await asyncio.wait_for(_stream_events(url, words, **options), 60)
+    frames = [ev.frame for ev in events]
+    timed = [t for f in frames for t in f.userdata.get(USERDATA_TIMED_TRANSCRIPT, [])]
+    duration = sum(f.duration for f in frames)
+    assert [t.strip() for t in timed] == words
+    starts = [t.start_time for t in timed]
+    assert starts == sorted(starts)
+    assert all(0 <= t.start_time <= t.end_time <= duration + 1e-3 for t in timed)
+    # each sentence's audio ends (tokens x 480 samples at 24 kHz) where the next sentence's first word starts
+    prompts = [r.prompt for r in fake.requests]
+    ends = np.cumsum([len(fake.expected_tokens(p)) * 480 / 24000 for p in prompts])
+    firsts = np.cumsum([len(s.split()) for s in SENTENCES])[:-1]
+    assert [round(timed[i].start_time, 3) for i in firsts] == [round(e, 3) for e in ends[:-1]]
+    assert abs(timed[-1].end_time - ends[-1]) < 0.001

@@ -156,6 +156,9 @@ def test_renders_the_whole_deployment(objects: list[Obj]) -> None:
         ("Deployment", ENGINE),
         ("HorizontalPodAutoscaler", API),
         ("Namespace", "tts"),
+        ("NetworkPolicy", "default-deny-ingress"),
+        ("NetworkPolicy", "tts-api-from-ingress"),
+        ("NetworkPolicy", "tts-engine-from-api"),
         ("PodDisruptionBudget", API),
         ("PodDisruptionBudget", ENGINE),
         ("Service", API),
@@ -419,4 +422,4 @@ def test_the_configmap_mirrors_env_example_and_secrets_stay_out(objects: list[Ob
     assert extra <= COMING_SETTINGS - fields, f"keys in deploy/k8s/api.env but not in .env_example: {sorted(extra)}"
     assert not config & SECRET_KEYS, "secrets belong in the Secret tts-secrets, not the ConfigMap"
     sources = container(find(objects, "Deployment", API))["envFrom"]
-    assert {"secretRef": {"name": SECRET, "optional": True}} in sources
+    assert {"secretRef": {"name": SECRET}} in sources  # required: a missing Secret must not mean "no auth"

@@ -289,3 +289,49 @@ def test_voice_cloning_from_the_microphone(playwright: object, url: str, fake_ba
     assert s["samplesReceived"] == N_TOKENS * 480 and s["playedSeconds"] >= N_TOKENS / 50 - 1e-6
     # the page's first voices request had no key yet: Chromium notes that 401, nothing else may fail
     assert not [m for m in messages if m[0] in ("error", "pageerror") and "status of 401" not in m[1]], messages
+
+
+def test_words_light_up_as_they_are_played_over_the_waveform(page: object) -> None:
+    """Timed words (on by default for pcm): the request goes as SSE with word timings; each word lights up once
+    playback reaches its start, in order, over a waveform of every sample received."""
+    enter_key(page)
+    page.fill("#text", TEXT)
+    page.select_option("#voice", "jenny")
+    page.select_option("#format", "pcm")
+    assert page.is_checked("#timed-words")
+    page.click("#speak")
+    page.wait_for_selector("#words span.current", timeout=60_000)  # a word is lit while audio still plays
+    during = stats(page)
+    assert during["state"] == "playing"
+    s = wait_done(page)
+    assert s["state"] == "done", s["lastError"]
+    words = s["words"]
+    assert [w["word"] for w in words] == TEXT.split()
+    assert words[-1]["end"] <= s["samplesReceived"] / 24000
+    lit = [w["litAt"] for w in words]
+    assert all(t is not None for t in lit) and lit == sorted(lit)
+    assert all(t >= w["start"] - 1e-6 for t, w in zip(lit, words, strict=True))  # never before its time
+    assert page.eval_on_selector_all("#words span", "els => els.map(e => e.className)") == ["spoken"] * len(words)
+    # the waveform holds every sample received, and shows them
+    assert s["waveformSamples"] == s["samplesReceived"] == N_TOKENS * 480
+    inked = page.evaluate(
+        """() => { const c = document.querySelector('#waveform');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+    )
+    assert inked > 800  # at least a column of ink per pixel of width
+    page.screenshot(path=str(ARTIFACTS / "playground-words.png"), full_page=True)
+    assert not console_errors(page, allowed=("status of 401",)), page.console_messages
+
+
+def test_without_timed_words_pcm_streams_raw_and_shows_no_words(page: object) -> None:
+    enter_key(page)
+    page.fill("#text", TEXT)
+    page.select_option("#format", "pcm")
+    page.uncheck("#timed-words")
+    page.click("#speak")
+    s = wait_done(page)
+    assert s["state"] == "done", s["lastError"]
+    assert s["words"] == [] and page.is_hidden("#words")
+    assert s["waveformSamples"] == s["samplesReceived"] == N_TOKENS * 480
+    assert not console_errors(page, allowed=("status of 401",)), page.console_messages

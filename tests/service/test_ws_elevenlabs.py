@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import av
 import pytest
+import soundfile as sf
 import websockets
 
 from app.prompts import speech_prompt
@@ -64,6 +65,14 @@ async def test_every_pcm_and_g711_output_format(base: str, fake: FakeVLLM, outpu
     audio = await speak_as(base, output_format)
     tokens = fake.expected_tokens(speech_prompt("jenny", "Hello from the old protocol."))
     assert len(audio) == len(tokens) * bytes_per_token  # every token, resampled; nothing dropped
+
+
+@pytest.mark.parametrize(("output_format", "rate"), [("wav_8000", 8000), ("wav_24000", 24000), ("wav_44100", 44100)])
+async def test_wav_output_formats(base: str, fake: FakeVLLM, output_format: str, rate: int) -> None:
+    audio = await speak_as(base, output_format)  # a streamed WAV: its header first, then the samples
+    data, got_rate = sf.read(io.BytesIO(audio), dtype="int16")
+    n = len(fake.expected_tokens(speech_prompt("jenny", "Hello from the old protocol."))) * 480 * rate // 24000
+    assert got_rate == rate and len(data) == n and len(audio) == 44 + 2 * n
 
 
 @pytest.mark.parametrize(("output_format", "rate", "kbps"), [("mp3_22050_32", 22050, 32), ("mp3_44100_128", 44100, 128), ("opus_48000_64", 48000, 64)])

@@ -45,14 +45,25 @@ CASES = [
 ]
 
 
+# backend and codec failures: clients get a generic message (the error's own, with addresses and exception
+# text, is only logged)
+GENERIC = {
+    CodecFailed: "the codec failed; see the service's log",
+    BackendError: "the TTS backend failed; see the service's log",
+    BackendUnavailableError: "the TTS backend is unavailable; try again later",
+    BackendTimeoutError: "the TTS backend did not answer in time",
+}
+
+
 @pytest.mark.parametrize(("exc", "status", "type_", "code"), CASES, ids=[type(c[0]).__name__ for c in CASES])
 def test_each_error_has_the_status_type_and_code_clients_get(exc: TTSError, status: int, type_: str, code: str) -> None:
     info = describe(exc)
-    assert (info.status, info.type, info.code, info.message) == (status, type_, code, exc.message)
+    message = GENERIC.get(type(exc), exc.message)
+    assert (info.status, info.type, info.code, info.message) == (status, type_, code, message)
     response = error_response(exc)
     body = json.loads(response.body)
     assert response.status_code == status
-    assert body == {"error": {"message": exc.message, "type": type_, "param": None, "code": code}}
+    assert body == {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
 def test_a_code_or_param_given_with_the_error_wins() -> None:

@@ -16,6 +16,7 @@ RANK = {
     "app.engine": 2,
     "app.backend": 2,
     "app.codec": 1,
+    "app.align": 1,  # the opt-in forced aligner, run by the engine beside the codec
     "app.audio": 1,
     "app.text": 1,
     "app.observability": 0,
@@ -76,7 +77,9 @@ def test_app_holds_the_factory_the_command_settings_and_packages() -> None:
     loose = {p.name for p in APP.glob("*.py")} - TOP_LEVEL
     assert not loose, f"modules at the top of app/ that belong in a package: {sorted(loose)}"
     packages = {p.name for p in APP.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert packages == {"api", "service", "engine", "backend", "codec", "audio", "text", "observability"}
+    assert packages == {
+        "api", "service", "engine", "backend", "codec", "align", "audio", "text", "observability"
+    }
 
 
 def test_the_checker_sees_upward_and_sideways_imports(tmp_path: Path) -> None:

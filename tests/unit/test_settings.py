@@ -69,6 +69,8 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "ENGINE_MAX_RESTARTS": ("2", {"engine.max_restarts": 2}),
     "ENGINE_HEARTBEAT_TIMEOUT": ("4", {"engine.heartbeat_timeout": 4.0}),
     "ENGINE_HANG_TIMEOUT": ("30", {"engine.hang_timeout": 30.0}),
+    "ALIGNER_MODEL": (" /models/mms-fa ", {"engine.aligner_model": "/models/mms-fa"}),
+    "ALIGNER_MAX_BATCH": ("4", {"engine.aligner_max_batch": 4}),
     "DEFAULT_PLAYBACK_SPEED": ("2.0", {"streaming.chunk_seconds": 2.0}),
     "DEFAULT_PLAYBACK_OVERLAP_SPEED": ("0.3", {"streaming.crossfade_seconds": 0.3}),
     "FIRST_CHUNK_SECONDS": ("0.25", {"streaming.first_chunk_seconds": 0.25}),
@@ -85,6 +87,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "STREAM_SEND_TIMEOUT": ("5", {"streaming.send_timeout": 5.0}),
     "STREAM_IDLE_TIMEOUT": ("60", {"streaming.idle_timeout": 60.0}),
     "STREAM_LOOKAHEAD_SEGMENTS": ("2", {"streaming.lookahead_segments": 2}),
+    "OPUS_COMPLEXITY": ("3", {"streaming.opus_complexity": 3}),
     "DEFAULT_SPEAKER": ("idayu", {"generation.default_speaker": "idayu"}),
     "SPEAKERS": ("husein,idayu,jenny,zed", {"generation.speakers": ("husein", "idayu", "jenny", "zed")}),
     "VOICE_ALIASES": ("alloy=idayu", {"generation.voice_aliases": {"alloy": "idayu"}}),
@@ -114,6 +117,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "PORT": ("9000", {"server.port": 9000}),
     "API_WORKERS": ("4", {"server.workers": 4}),
     "SHUTDOWN_GRACE_SECONDS": ("5", {"server.shutdown_grace_seconds": 5.0}),
+    "STREAM_AUTH_TIMEOUT": ("2", {"security.auth_timeout": 2.0}),
 }
 CONTEXT = {
     "MICROSLEEP": {"DYNAMIC_BATCHING": "true"},

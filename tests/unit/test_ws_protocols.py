@@ -10,6 +10,7 @@ import pytest
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     ContextFinal,
     ContextStarted,
@@ -149,7 +150,8 @@ def test_ours_renders_every_event(settings: Settings) -> None:
     assert done == {"type": "segment.done", "index": 0, "text": "Hi.", "speech_tokens": 3, "audio_seconds": 0.5}
     failed = p.render(Segment("default", SegmentEvent("error", 1, "Oops.", error=BackendError("boom"))))
     assert failed["type"] == "error" and failed["index"] == 1 and failed["text"] == "Oops."
-    assert failed["error"] == {"message": "boom", "type": "api_error", "param": None, "code": "backend_error"}
+    generic = "the TTS backend failed; see the service's log"  # "boom" is only logged
+    assert failed["error"] == {"message": generic, "type": "api_error", "param": None, "code": "backend_error"}
     assert p.render(Audio("default", b"\x01\x02", 0)) == b"\x01\x02"
     assert p.render(ContextFinal("default", StreamUsage(segments=1)))["type"] == "done"
     rejected = p.render(Rejected(InvalidRequestError("text must be a string", param="text"), None))
@@ -226,7 +228,13 @@ def test_eleven_multi_contexts(settings: Settings) -> None:
     assert isinstance(cmds[1], Open) and cmds[1].context == "a" and cmds[2] == Text("a", "Hi.")
     assert parse(p, {"text": "More.", "context_id": "a"}, ("a",))[1:] == [Text("a", "More.")]
     assert parse(p, {"text": "", "context_id": "a"}, ("a",))[1:] == []  # not an end in multi-stream
-    assert parse(p, {"close_context": True, "context_id": "a"}, ("a",))[1:] == [EndContext("a")]
+    # text after the last flush: an interrupted reply, stopped now (ElevenLabs: only a flushed context goes on)
+    assert parse(p, {"close_context": True, "context_id": "a"}, ("a",))[1:] == [CancelContext("a")]
+    assert parse(p, {"text": "Next.", "context_id": "c"}, ())[2:] == [Text("c", "Next.")]
+    assert parse(p, {"text": "", "context_id": "c", "flush": True}, ("c",))[1:] == [Flush("c")]
+    assert parse(p, {"close_context": True, "context_id": "c"}, ("c",))[1:] == [EndContext("c")]
+    # a second close_context (an interruption after the reply's end) stops it too
+    assert parse(p, {"close_context": True, "context_id": "c"}, ("c",))[1:] == [CancelContext("c")]
     assert parse(p, {"close_socket": True}, ("a",))[1:] == [CloseSocket()]
     assert parse(p, {"text": "Late.", "context_id": "b"}, ("a",), closing=True)[1:] == [KeepAlive()]
 
@@ -265,7 +273,8 @@ def test_eleven_renders_audio_finals_and_errors(settings: Settings) -> None:
     assert multi.render(ContextFinal("a", StreamUsage())) == {"isFinal": True, "contextId": "a"}
     assert single.render(ContextFinal("default", StreamUsage())) == {"isFinal": True}
     err = multi.render(Segment("a", SegmentEvent("error", 0, "x", error=BackendError("boom"))))
-    assert err == {"error": "boom", "message": "boom", "code": "backend_error", "contextId": "a"}
+    generic = "the TTS backend failed; see the service's log"  # "boom" is only logged
+    assert err == {"error": generic, "message": generic, "code": "backend_error", "contextId": "a"}
     rejected = multi.render(Rejected(InvalidRequestError("bad", param="text"), "b"))
     assert rejected == {"error": "bad", "message": "bad", "code": "invalid_request_error", "contextId": "b"}
     ended = multi.render(SessionEnded(AuthenticationError("no key")))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from app.errors import TTSError
 from app.service.requests import ResolvedGeneration
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
+from app.service.timing import SegmentTimings
 
 # -- commands: what a client message asks for ----------------------------------------------------
 
@@ -60,6 +61,14 @@ class EndContext:
 
 
 @dataclass(frozen=True)
+class CancelContext:
+    """Stop a context now (an interrupted reply): its generation is cancelled, its buffered text dropped, and
+    nothing of it is sent after this but its final message."""
+
+    context: str
+
+
+@dataclass(frozen=True)
 class CloseSocket:
     """End every context; the session closes (1000) when the last one has sent its final message."""
 
@@ -69,7 +78,7 @@ class KeepAlive:
     """Nothing to do (the message only resets the idle timer)."""
 
 
-Command = Auth | Open | Text | Flush | EndContext | CloseSocket | KeepAlive
+Command = Auth | Open | Text | Flush | EndContext | CancelContext | CloseSocket | KeepAlive
 
 # -- events: what the session tells the client ---------------------------------------------------
 
@@ -100,6 +109,18 @@ class Audio:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Where the words and characters of segment `index` lie in the context's audio, sent once the segment's
+    audio is complete (only to a protocol whose `timings` is true). `text`: the segment as the client sent it;
+    `timings`: over the normalized text that was spoken."""
+
+    context: str
+    index: int
+    text: str
+    timings: SegmentTimings
+
+
+@dataclass(frozen=True)
 class ContextFinal:
     """A context's last message: all its audio was sent."""
 
@@ -122,7 +143,7 @@ class SessionEnded:
     error: TTSError
 
 
-Event = ContextStarted | Segment | Audio | ContextFinal | Rejected | SessionEnded
+Event = ContextStarted | Segment | Audio | Timings | ContextFinal | Rejected | SessionEnded
 
 
 class Protocol(ABC):
@@ -133,6 +154,7 @@ class Protocol(ABC):
     idle_timeout: float  # seconds without a message (and no segment in progress) before the session ends
     pending_text_limit: int | None = None  # characters waiting to be synthesized before the session ends
     awaiting_config: bool = False  # True while any error ends the session (before a config message is taken)
+    timings: bool = False  # whether the session computes `Timings` events for this protocol
 
     @abstractmethod
     def describe(self) -> str:

@@ -7,22 +7,39 @@ audio in the `output_format` asked for out (`{"audio", "contextId", "isFinal": f
 ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context (with
 `finishReason: "length"` and `cutSegments` added when a segment was cut short at max_tokens or the context).
 What is not supported is refused with a clear error (the README lists it).
+
+Also ElevenLabs' HTTP `with-timestamps` endpoints (pipecat's `ElevenLabsHttpTTSService`, the ElevenLabs SDKs'
+`convert_with_timestamps`): `POST /v1/text-to-speech/{voice_id}/with-timestamps` (one JSON object) and
+`.../stream/with-timestamps` (JSON lines), the audio in base64 with its alignment once the audio is complete.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Iterator
+import json
+from collections.abc import AsyncIterator, Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import APIRouter, WebSocket
-from pydantic import ValidationError
+import numpy as np
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.auth import message_key
+from app.api.audio_response import (
+    AdmittedResponse,
+    _abort_on_error,
+    _prime,
+    _with_first,
+    finish_headers,
+    until_disconnected,
+)
+from app.api.auth import MISSING_ELEVENLABS_KEY, header_key, key_ok, message_key
 from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     Command,
     ContextFinal,
@@ -36,12 +53,17 @@ from app.api.protocols.adapter import (
     Segment,
     SessionEnded,
     Text,
+    Timings,
 )
 from app.api.session import Session, deny, handshake
+from app.audio.output import AudioWriter
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.errors import InvalidRequestError, TTSError
-from app.service.requests import GenerationFields
+from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.observability.logs import clip
+from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
+from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
+from app.service.timing import elevenlabs_alignment, elevenlabs_http_alignment, estimated
 from app.settings import GenerationSettings, StreamingSettings
 
 router = APIRouter()
@@ -59,6 +81,7 @@ class Options:
     normalize: bool
     inactivity_timeout: float
     output: ElevenLabsFormat
+    sync_alignment: bool = False
 
 
 def _bool_param(ws: WebSocket, name: str) -> bool | None:
@@ -82,8 +105,9 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
     normalization = q.get("apply_text_normalization", "auto")
     if normalization not in ("auto", "on", "off"):
         raise InvalidRequestError("apply_text_normalization must be auto, on or off", param="apply_text_normalization")
-    for name in ("sync_alignment", "auto_mode", "enable_logging", "apply_language_text_normalization"):
-        _bool_param(ws, name)  # validated; alignment is not sent, segmentation is always automatic
+    sync_alignment = bool(_bool_param(ws, "sync_alignment"))
+    for name in ("auto_mode", "enable_logging", "apply_language_text_normalization"):
+        _bool_param(ws, name)  # validated; segmentation is always automatic
     timeout = service.streaming.idle_timeout
     if "inactivity_timeout" in q:
         try:
@@ -94,7 +118,7 @@ def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Optio
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
     voice = service.resolve_voice(voice_id, param="voice_id")
-    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output)
+    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output, sync_alignment)
 
 
 class ElevenLabsProtocol(Protocol):
@@ -102,6 +126,7 @@ class ElevenLabsProtocol(Protocol):
 
     id_prefix = "tts-11l"
     missing_key = "missing or invalid API key: send the xi-api-key header"
+    timings = True  # ElevenLabs sends alignment unasked
 
     def __init__(
         self, generation: GenerationSettings, streaming: StreamingSettings, opts: Options, *, multi: bool
@@ -111,10 +136,12 @@ class ElevenLabsProtocol(Protocol):
         self.opts = opts
         self.multi = multi
         self.idle_timeout = opts.inactivity_timeout
+        self._unflushed: set[str] = set()  # contexts with text sent after their last flush
+        self._closing: set[str] = set()  # contexts whose close_context was taken
 
     def describe(self) -> str:
         endpoint = "multi-stream-input" if self.multi else "stream-input"
-        return f"elevenlabs {endpoint} voice={self.opts.voice} model_id={self.opts.model_id or '-'}"
+        return f"elevenlabs {endpoint} voice={clip(self.opts.voice)} model_id={clip(self.opts.model_id or '-')}"
 
     # -- messages -> commands ---------------------------------------------------------------------
     def context_of(self, message: dict) -> str:
@@ -132,8 +159,16 @@ class ElevenLabsProtocol(Protocol):
         if self.multi and message.get("close_socket"):
             yield CloseSocket()
             return
+        self._unflushed &= set(contexts)
+        self._closing &= set(contexts)
         if self.multi and message.get("close_context"):
-            yield EndContext(cid)
+            # ElevenLabs: a flushed context goes on flushing, then ends; one with unflushed text (an interrupted
+            # reply) closes now. A second close_context (an interruption after the reply's end) stops it too.
+            if cid in self._unflushed or cid in self._closing:
+                yield CancelContext(cid)
+            else:
+                yield EndContext(cid)
+            self._closing.add(cid)
             return
         text = message.get("text")
         if text is not None and not isinstance(text, str):
@@ -147,8 +182,10 @@ class ElevenLabsProtocol(Protocol):
             yield CloseSocket()  # stream-input: an empty text ends the input
             return
         if text and text.strip():
+            self._unflushed.add(cid)
             yield Text(cid, text)
         if message.get("flush") or message.get("try_trigger_generation") is True:
+            self._unflushed.discard(cid)
             yield Flush(cid)
 
     def _open(self, cid: str, first: dict) -> Open:
@@ -185,11 +222,32 @@ class ElevenLabsProtocol(Protocol):
         info = describe(exc)
         return self._tag({"error": info.message, "message": info.message, "code": info.code or info.type}, cid)
 
+    def _alignment(self, event: Timings) -> dict:
+        """A segment's alignment, once its audio is complete, on a message of its own (`audio` empty).
+
+        `normalizedAlignment` is over the normalized text that was spoken, `alignment` over the text as sent
+        (its characters estimated over the same span: the normalizer may rewrite "RM5" as "lima ringgit").
+        Times are in ms from the start of the message's chunk, as ElevenLabs documents; with
+        `sync_alignment=true` (LiveKit's default) from the start of the context's audio, as LiveKit reads them.
+        Each chunk is one segment, ending exactly where the next begins: summing the chunks' spans (pipecat)
+        gives the context's clock."""
+        t = event.timings
+        base = 0 if self.opts.sync_alignment else t.start
+        original = estimated(event.text, start=t.start, end=t.end, rate=t.rate)
+        return {
+            "audio": "",
+            "isFinal": False,
+            "normalizedAlignment": elevenlabs_alignment(t, base=base),
+            "alignment": elevenlabs_alignment(original, base=base),
+        }
+
     def render(self, event: Event) -> dict | None:
         if isinstance(event, Audio):
             audio = base64.b64encode(event.data).decode()
             msg = {"audio": audio, "isFinal": False, "normalizedAlignment": None, "alignment": None}
             return self._tag(msg, event.context)
+        if isinstance(event, Timings):
+            return self._tag(self._alignment(event), event.context)
         if isinstance(event, ContextFinal):
             final: dict = {"isFinal": True}
             if event.usage.cut_segments:  # our addition, only when a segment was cut short (max_tokens, context)
@@ -228,3 +286,124 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
         return
     protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi)
     await Session(ws, service, protocol, authorized=authorized).run()
+
+
+# -- HTTP: with-timestamps ----------------------------------------------------------------------------------------
+
+
+class TimedSpeechBody(BaseModel):
+    """The body of ElevenLabs' text-to-speech requests: `text` and `voice_settings.speed` are used; the rest
+    (`model_id`, `previous_text`, `language_code`, ...) is accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str = Field(..., json_schema_extra=NOT_BLANK)
+    voice_settings: dict[str, Any] | None = None
+    apply_text_normalization: str | None = None
+
+
+async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, SegmentStream, str, ElevenLabsFormat]:
+    """The key, the body and the query checked; the job prepared (all before any audio)."""
+    service: SpeechService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise NotReadyError("the service is still loading its models")
+    if not key_ok(request.app.state.settings.security.api_key, header_key(request.headers, "xi-api-key")):
+        raise AuthenticationError(MISSING_ELEVENLABS_KEY)
+    try:
+        output = elevenlabs_format(request.query_params.get("output_format") or "mp3_44100_128")  # ElevenLabs' default
+    except UnsupportedFormat as exc:
+        raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise InvalidRequestError("the body must be JSON", code="invalid_json") from None
+    try:
+        body = TimedSpeechBody.model_validate(raw)
+        if not body.text.strip():
+            raise InvalidRequestError("text must not be empty", param="text")
+        req = SpeechRequest(
+            input=body.text,
+            voice=service.resolve_voice(voice_id, param="voice_id"),
+            response_format=output.format.name,
+            sample_rate=output.rate,
+            encoding=output.encoding.name,
+            speed=(body.voice_settings or {}).get("speed", 1.0),
+            normalize_malaysian=body.apply_text_normalization != "off",
+        )
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    return service, await service.prepare_speech(req), body.text, output
+
+
+def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
+    gen = job.gen
+    return AudioWriter(
+        output.format, source_rate=job.service.sample_rate, speed=gen.speed, rate=output.rate,
+        encoding=output.encoding.name, bit_rate=output.bit_rate, streaming=streaming,
+    )  # fmt: skip
+
+
+def _alignments(job: SegmentStream, text: str, writer: AudioWriter) -> dict:
+    """`normalized_alignment` over the spoken text, `alignment` over the text as sent, both over all the audio."""
+    spoken = estimated(job.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
+    sent = estimated(text, start=0, end=writer.samples_out, rate=writer.rate)
+    return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
+
+
+def _line(obj: dict) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+async def _timed_lines(
+    chunks: AsyncIterator[np.ndarray], job: SegmentStream, text: str, output: ElevenLabsFormat
+) -> AsyncIterator[bytes]:
+    """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
+    encoder's tail with both alignments once the audio is complete."""
+    writer = _writer(job, output, streaming=True)
+    try:
+        async for chunk in chunks:
+            if data := await writer.awrite(chunk):
+                yield _line({"audio_base64": base64.b64encode(data).decode(), "alignment": None, "normalized_alignment": None})
+        tail = await writer.afinish()
+        yield _line({"audio_base64": base64.b64encode(tail).decode(), **_alignments(job, text, writer)})
+    finally:
+        writer.close()
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Response:
+    slot = None
+    try:
+        service, job, text, output = await _timed_job(request, voice_id)
+        slot = service.admit("speech")
+        chunks = job.audio()
+        if not stream:
+            parts = [c async for c in chunks]
+            writer = _writer(job, output, streaming=False)
+            try:
+                audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+                body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(job, text, writer)}
+            finally:
+                writer.close()
+            slot.release()
+            return JSONResponse(body, headers={"X-Request-Id": job.request_id} | finish_headers(job.usage))
+        first = await until_disconnected(request.receive, _prime(chunks))
+        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), job, text, output), job)
+        response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
+        return AdmittedResponse(response, slot)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+
+
+@router.post("/v1/text-to-speech/{voice_id}/with-timestamps", include_in_schema=False)
+async def with_timestamps(request: Request, voice_id: str) -> Response:
+    """ElevenLabs' `convert_with_timestamps`: the whole audio and its alignment in one JSON object."""
+    return await _timed_http(request, voice_id, stream=False)
+
+
+@router.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps", include_in_schema=False)
+async def stream_with_timestamps(request: Request, voice_id: str) -> Response:
+    """ElevenLabs' `stream_with_timestamps`: JSON lines of audio, the alignment once the audio is complete."""
+    return await _timed_http(request, voice_id, stream=True)

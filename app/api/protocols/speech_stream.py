@@ -1,10 +1,11 @@
 """`/v1/audio/speech/stream`: text in over a WebSocket as an LLM writes it, audio out as soon as a segment is ready.
 
-Client messages are JSON: `config` (first), `text`, `flush`, `close`. The server answers `session.started`,
-then per segment `segment.started`, its audio (binary frames, or `audio` events with base64), `segment.done`;
-`error` events in OpenAI's error shape; `done` with usage and `finish_reason` (`length` and `cut_segments` when a
-segment was cut short at max_tokens or the model's context) last, then it closes the socket (1000).
-One context per socket.
+Client messages are JSON: `config` (first), `text`, `flush`, `close`, `cancel`. The server answers
+`session.started`, then per segment `segment.started`, its audio (binary frames, or `audio` events with base64),
+`timestamps` (when the config asks for them), `segment.done`; `error` events in OpenAI's error shape; `done` with
+usage and `finish_reason` (`length` and `cut_segments` when a segment was cut short at max_tokens or the
+model's context) last, then it closes the socket (1000). `cancel` stops at once: nothing more but `done`. One context per
+socket.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
     Auth,
+    CancelContext,
     CloseSocket,
     Command,
     ContextFinal,
@@ -31,6 +33,7 @@ from app.api.protocols.adapter import (
     Segment,
     SessionEnded,
     Text,
+    Timings,
 )
 from app.api.session import Session, handshake
 from app.errors import InvalidRequestError, TTSError
@@ -92,11 +95,17 @@ class SpeechStreamProtocol(Protocol):
         elif kind == "close":
             self.closed = True
             yield CloseSocket()
+        elif kind == "cancel":  # an interrupted reply: stop now, then `done`
+            self.closed = True
+            yield CancelContext(CONTEXT)
+            yield CloseSocket()
         elif kind == "config":
             raise InvalidRequestError("config is only accepted as the first message", param="type")
         else:
             raise InvalidRequestError(
-                f"unknown message type {kind!r}; expected text, flush or close", param="type", code="invalid_message"
+                f"unknown message type {kind!r}; expected text, flush, close or cancel",
+                param="type",
+                code="invalid_message",
             )
 
     def _configure(self, message: dict) -> Iterator[Command]:
@@ -121,6 +130,10 @@ class SpeechStreamProtocol(Protocol):
         self.awaiting_config = False
 
     @property
+    def timings(self) -> bool:  # type: ignore[override]  # asked for in the config
+        return self.config is not None and self.config.timestamps is not None
+
+    @property
     def binary(self) -> bool:
         """Audio as binary frames (else base64 in `audio` events)."""
         return self.config is None or (self.config.audio_frames or "binary") == "binary"
@@ -138,6 +151,8 @@ class SpeechStreamProtocol(Protocol):
             return {"type": "audio", "index": event.index, "audio": base64.b64encode(event.data).decode()}
         if isinstance(event, Segment):
             return self._segment(event.segment)
+        if isinstance(event, Timings):
+            return self._timestamps(event)
         if isinstance(event, ContextStarted):
             return {
                 "type": "session.started",
@@ -157,6 +172,23 @@ class SpeechStreamProtocol(Protocol):
         if isinstance(event, SessionEnded):
             return error_event(event.error)
         raise TypeError(f"unknown event {event!r}")
+
+    def _timestamps(self, event: Timings) -> dict:
+        """A segment's words (and characters, for `char`), in seconds from the start of the socket's audio."""
+        t = event.timings
+        msg = {
+            "type": "timestamps",
+            "index": event.index,
+            "text": event.text,
+            "normalized": t.text,
+            "source": t.source,
+            "start": t.seconds(t.start),
+            "end": t.seconds(t.end),
+            "words": t.word_dicts(),
+        }
+        if self.config is not None and self.config.timestamps == "char":
+            msg["characters"] = t.char_dicts()
+        return msg
 
     @staticmethod
     def _segment(ev: SegmentEvent) -> dict:

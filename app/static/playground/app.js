@@ -1,6 +1,7 @@
 // The playground: speak text (streamed pcm, 16-bit or G.711, at any rate, played with Web Audio as it arrives, or
 // a whole file for the other formats), preview the normalized text, clone a voice from a file or a microphone
-// recording.
+// recording. Streamed pcm is drawn as a waveform as it arrives; with "Timed words" it comes as SSE with the
+// request's word timings, and each word lights up while it is played.
 // No dependencies. `window.playground` exposes counters (for the browser test and the curious).
 "use strict";
 
@@ -21,6 +22,8 @@ const FRESH_STATS = {
   sampleRate: null, // of the last response, from its X-Sample-Rate header
   encoding: null, // from X-Encoding
   peak: 0, // the largest decoded sample, |x| in [0, 1]
+  waveformSamples: 0, // samples drawn on the waveform
+  words: [], // the timed words: {word, start, end, litAt} (litAt: the playback time it lit up, null before)
 };
 const stats = (window.playground = {
   ...FRESH_STATS,
@@ -89,7 +92,10 @@ function generation() {
 }
 
 function resetStats() {
-  Object.assign(stats, FRESH_STATS);
+  Object.assign(stats, FRESH_STATS, { words: [] });
+  waveform.reset();
+  $("words").replaceChildren();
+  $("words").hidden = true;
   $("ttfa").textContent = "–";
   $("rtf").textContent = "–";
   $("audio-seconds").textContent = "–";
@@ -189,23 +195,140 @@ function alawToLinear(a) {
 
 const G711 = { mulaw: mulawToLinear, alaw: alawToLinear };
 
-// mono pcm (16-bit little-endian, or one G.711 byte a sample) at the response's rate, scheduled back to back as
-// it arrives
-async function playPcmStream(resp, t0, job) {
-  const ctx = await context();
-  const rate = Number(resp.headers.get("X-Sample-Rate")) || SAMPLE_RATE;
-  const encoding = resp.headers.get("X-Encoding") || "s16le";
+// -- the waveform of the audio received so far, the playhead, and the timed words ---------------------------
+
+const waveform = {
+  chunks: [], // Float32Arrays, in order
+  rate: SAMPLE_RATE,
+  reset() {
+    this.chunks = [];
+    $("waveform").hidden = true;
+  },
+  add(samples, rate) {
+    this.rate = rate;
+    this.chunks.push(samples);
+    stats.waveformSamples += samples.length;
+    $("waveform").hidden = false;
+    this.draw(null);
+  },
+  // min and max per pixel column over everything received; `playhead` in seconds (null: none)
+  draw(playhead) {
+    const canvas = $("waveform");
+    const g = canvas.getContext("2d");
+    const { width, height } = canvas;
+    g.clearRect(0, 0, width, height);
+    const total = stats.waveformSamples;
+    if (!total) return;
+    const perColumn = Math.max(1, Math.ceil(total / width));
+    const mid = height / 2;
+    const scale = mid / Math.max(stats.peak, 0.01); // the loudest sample fills the height
+    g.fillStyle = "#7d93c9";
+    let column = 0;
+    let lo = 0;
+    let hi = 0;
+    let n = 0;
+    for (const chunk of this.chunks) {
+      for (let i = 0; i < chunk.length; i++) {
+        lo = Math.min(lo, chunk[i]);
+        hi = Math.max(hi, chunk[i]);
+        if (++n === perColumn) {
+          g.fillRect(column++, mid - hi * scale, 1, Math.max(1, (hi - lo) * scale));
+          lo = hi = n = 0;
+        }
+      }
+    }
+    const x = (seconds) => (seconds * this.rate) / perColumn;
+    g.fillStyle = "#c5cde0";
+    for (const w of stats.words) g.fillRect(Math.round(x(w.start)), 0, 1, height); // where each word starts
+    if (playhead !== null) {
+      g.fillStyle = "#2456d6";
+      g.fillRect(Math.round(x(playhead)), 0, 2, height);
+    }
+  },
+};
+
+function showWords(words) {
+  stats.words = words.map((w) => ({ ...w, litAt: null }));
+  const box = $("words");
+  box.replaceChildren(
+    ...stats.words.flatMap((w, i) => {
+      const span = document.createElement("span");
+      span.textContent = w.word;
+      span.dataset.index = String(i);
+      return [span, document.createTextNode(" ")];
+    }),
+  );
+  box.hidden = false;
+}
+
+// light the words up to playback time `t` (seconds from the start of the audio)
+function lightWords(t) {
+  const spans = $("words").children;
+  stats.words.forEach((w, i) => {
+    const on = t >= w.start;
+    if (on && w.litAt === null) w.litAt = t;
+    spans[i].classList.toggle("spoken", t >= w.end);
+    spans[i].classList.toggle("current", on && t < w.end);
+  });
+}
+
+// mono 16-bit or G.711 pcm at `rate`, scheduled back to back as it arrives; `clock()` is the playback time
+function pcmPlayer(ctx, rate, job) {
+  let next = 0;
+  let startAt = null;
+  const ended = [];
+  const clock = () => (startAt === null ? 0 : ctx.currentTime - startAt);
+  const ticker = setInterval(() => {
+    if (startAt === null) return;
+    lightWords(clock());
+    waveform.draw(clock());
+  }, 40);
+  return {
+    push(pcm) {
+      stats.chunks += 1;
+      stats.samplesReceived += pcm.length;
+      const buffer = ctx.createBuffer(1, pcm.length, rate);
+      const channel = buffer.getChannelData(0);
+      for (let i = 0; i < pcm.length; i++) {
+        channel[i] = pcm[i] / 32768;
+        stats.peak = Math.max(stats.peak, Math.abs(channel[i]));
+      }
+      waveform.add(channel, rate);
+      const source = ctx.createBufferSource();
+      source.buffer = buffer;
+      source.connect(ctx.destination);
+      const at = Math.max(next, ctx.currentTime + 0.05);
+      if (startAt === null) startAt = at;
+      source.start(at);
+      next = at + buffer.duration;
+      stats.samplesScheduled += pcm.length;
+      job.sources.add(source);
+      ended.push(
+        new Promise((resolve) => {
+          source.onended = () => {
+            stats.playedSeconds += buffer.duration;
+            job.sources.delete(source);
+            resolve();
+          };
+        }),
+      );
+    },
+    async done() {
+      await Promise.all(ended);
+      lightWords(clock());
+      waveform.draw(clock());
+    },
+    close() {
+      clearInterval(ticker);
+    },
+  };
+}
+
+function pcmDecoder(encoding) {
   const expand = G711[encoding];
   const width = expand ? 1 : 2;
-  stats.sampleRate = rate;
-  stats.encoding = encoding;
-  const reader = resp.body.getReader();
-  let next = 0;
-  let carry = null; // an odd byte left from the previous read
-  const ended = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
+  let carry = null; // an odd byte left from the previous piece
+  return (value) => {
     let bytes = value;
     if (carry) {
       bytes = new Uint8Array(carry.length + value.length);
@@ -213,40 +336,81 @@ async function playPcmStream(resp, t0, job) {
       bytes.set(value, carry.length);
       carry = null;
     }
-    stats.bytesReceived += value.length;
     const even = bytes.length - (bytes.length % width);
     if (even < bytes.length) carry = bytes.slice(even);
-    if (!even) continue;
-    const pcm = expand ? Int16Array.from(bytes.subarray(0, even), expand) : new Int16Array(bytes.slice(0, even).buffer);
-    firstAudio(t0);
-    stats.chunks += 1;
-    stats.samplesReceived += pcm.length;
-    const buffer = ctx.createBuffer(1, pcm.length, rate);
-    const channel = buffer.getChannelData(0);
-    for (let i = 0; i < pcm.length; i++) {
-      channel[i] = pcm[i] / 32768;
-      stats.peak = Math.max(stats.peak, Math.abs(channel[i]));
+    if (!even) return null;
+    return expand ? Int16Array.from(bytes.subarray(0, even), expand) : new Int16Array(bytes.slice(0, even).buffer);
+  };
+}
+
+// mono pcm (16-bit little-endian, or one G.711 byte a sample) at the response's rate, scheduled back to back as
+// it arrives
+async function playPcmStream(resp, t0, job) {
+  const ctx = await context();
+  const rate = Number(resp.headers.get("X-Sample-Rate")) || SAMPLE_RATE;
+  const encoding = resp.headers.get("X-Encoding") || "s16le";
+  stats.sampleRate = rate;
+  stats.encoding = encoding;
+  const decode = pcmDecoder(encoding);
+  const player = pcmPlayer(ctx, rate, job);
+  try {
+    const reader = resp.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stats.bytesReceived += value.length;
+      const pcm = decode(value);
+      if (!pcm) continue;
+      firstAudio(t0);
+      player.push(pcm);
     }
-    const source = ctx.createBufferSource();
-    source.buffer = buffer;
-    source.connect(ctx.destination);
-    const at = Math.max(next, ctx.currentTime + 0.05);
-    source.start(at);
-    next = at + buffer.duration;
-    stats.samplesScheduled += pcm.length;
-    job.sources.add(source);
-    ended.push(
-      new Promise((resolve) => {
-        source.onended = () => {
-          stats.playedSeconds += buffer.duration;
-          job.sources.delete(source);
-          resolve();
-        };
-      }),
-    );
+    finish(t0, stats.samplesReceived / rate);
+    await player.done();
+  } finally {
+    player.close();
   }
-  finish(t0, stats.samplesReceived / rate);
-  await Promise.all(ended);
+}
+
+// the same pcm as server-sent events (`speech.audio.delta`), with the words (`speech.audio.timestamps`)
+async function playPcmEvents(resp, t0, job, rate, encoding) {
+  const ctx = await context();
+  stats.sampleRate = rate;
+  stats.encoding = encoding;
+  const decode = pcmDecoder(encoding);
+  const player = pcmPlayer(ctx, rate, job);
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const handle = (event) => {
+    if (event.type === "speech.audio.delta") {
+      const bytes = Uint8Array.from(atob(event.audio), (c) => c.charCodeAt(0));
+      stats.bytesReceived += bytes.length;
+      const pcm = decode(bytes);
+      if (!pcm) return;
+      firstAudio(t0);
+      player.push(pcm);
+    } else if (event.type === "speech.audio.timestamps") {
+      showWords(event.words);
+    } else if (event.type === "error") {
+      throw new ApiError(event.error.message, 500);
+    }
+  };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      let end;
+      while ((end = text.indexOf("\n\n")) >= 0) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        for (const line of block.split("\n")) if (line.startsWith("data: ")) handle(JSON.parse(line.slice(6)));
+      }
+    }
+    finish(t0, stats.samplesReceived / rate);
+    await player.done();
+  } finally {
+    player.close();
+  }
 }
 
 // any other format: receive it all, then play it with the <audio> element
@@ -278,7 +442,7 @@ async function playFile(resp, t0, format) {
   stats.playedSeconds += player.duration;
 }
 
-async function run(request) {
+async function run(request, events = false) {
   stop();
   resetStats();
   busy(true);
@@ -290,7 +454,9 @@ async function run(request) {
     const format = $("format").value;
     if (format === "pcm") await context(); // inside the click: browsers only start audio on a gesture
     const resp = await request(job.abort.signal);
-    if (format === "pcm") await playPcmStream(resp, t0, job);
+    const { sample_rate: rate, encoding } = generation();
+    if (format === "pcm" && events) await playPcmEvents(resp, t0, job, rate, encoding);
+    else if (format === "pcm") await playPcmStream(resp, t0, job);
     else await playFile(resp, t0, format);
     if (current === job) setState("done");
   } catch (err) {
@@ -318,13 +484,17 @@ function stop() {
 }
 
 function speak() {
-  return run((signal) =>
-    api("v1/audio/speech", {
-      method: "POST",
-      signal,
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ input: $("text").value, voice: $("voice").value, ...generation() }),
-    }),
+  const timed = $("timed-words").checked && $("format").value === "pcm";
+  const extra = timed ? { stream_format: "sse", timestamps: "word" } : {};
+  return run(
+    (signal) =>
+      api("v1/audio/speech", {
+        method: "POST",
+        signal,
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ input: $("text").value, voice: $("voice").value, ...generation(), ...extra }),
+      }),
+    timed,
   );
 }
 
@@ -408,10 +578,10 @@ for (const id of ["speed", "temperature"]) {
   $(id).addEventListener("input", show);
   show();
 }
-const savedKey = localStorage.getItem("tts-api-key");
+const savedKey = sessionStorage.getItem("tts-api-key");
 if (savedKey) $("api-key").value = savedKey;
 $("api-key").addEventListener("change", () => {
-  localStorage.setItem("tts-api-key", $("api-key").value.trim());
+  sessionStorage.setItem("tts-api-key", $("api-key").value.trim());
   loadVoices();
 });
 $("preview").addEventListener("click", previewNormalization);
