@@ -311,6 +311,7 @@ class SegmentStream:
         self.outcome = "failed"
         self._last: SynthesisJob | None = None  # the last segment spoken
         self.planned_segments = 0  # queued by `speak`
+        self._spoken: list[str] = []  # the normalized text of each segment spoken
         self._clock: PlaybackClock | None = None  # an HTTP request's, shared by its segments
 
     # -- input ------------------------------------------------------------------------------------
@@ -347,6 +348,11 @@ class SegmentStream:
     def pending_chars(self) -> int:
         """Text received but not yet synthesized (buffered or queued)."""
         return self._pending_chars + len(self.segmenter.buffered)
+
+    @property
+    def spoken_text(self) -> str:
+        """The normalized text of every segment spoken so far, joined (what word timings are placed over)."""
+        return " ".join(self._spoken)
 
     @property
     def busy(self) -> bool:
@@ -544,6 +550,7 @@ class SegmentStream:
         job = seg.job
         assert job is not None
         self._last = job
+        self._spoken.append(job.text)
         u = self.usage
         u.segments += 1
         u.prompt_tokens += job.stats.prompt_tokens or 0
