@@ -201,6 +201,9 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Seconds one WebSocket send may block (a client not reading) before the session ends"
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
+    stream_lookahead_segments: int = Field(
+        1, ge=0, le=8, description="Segments whose generation starts before the one being spoken is delivered"
+    )
     opus_complexity: int = Field(10, ge=0, le=10, description="libopus' effort for opus output (0-10)")
     # --- limits that keep one client from holding the event loop, the normalizer or the pod ------------
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body (413 beyond)")
@@ -404,6 +407,7 @@ class Settings(BaseSettings):
             segment_max_wait=self.stream_segment_max_wait,
             send_timeout=self.stream_send_timeout,
             idle_timeout=self.stream_idle_timeout,
+            lookahead_segments=self.stream_lookahead_segments,
             opus_complexity=self.opus_complexity,
         )
 
@@ -565,6 +569,7 @@ class StreamingSettings:
     segment_max_wait: float  # STREAM_SEGMENT_MAX_WAIT
     send_timeout: float  # STREAM_SEND_TIMEOUT
     idle_timeout: float  # STREAM_IDLE_TIMEOUT
+    lookahead_segments: int  # STREAM_LOOKAHEAD_SEGMENTS: one request holds at most 1 + this many segments
     opus_complexity: int  # OPUS_COMPLEXITY: libopus' effort, 0-10
 
 

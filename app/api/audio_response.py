@@ -1,5 +1,8 @@
-"""Stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP response (with word timings
-when the request asks for `timestamps`: JSON, or an SSE event)."""
+"""A request's segment stream -> stitched float chunks -> `AudioWriter` bytes -> a streamed, SSE or complete HTTP
+response (with word timings when the request asks for `timestamps`: JSON, or an SSE event). A segment cut short by
+the backend (finish_reason `length`) is reported: `X-Finish-Reason` and `X-Cut-Segments` on a complete response,
+`finish_reason` and `cut_segments` in SSE's `speech.audio.done`; a streamed raw response has sent its headers by
+then (the log line and `tts_generations_total` say it)."""
 
 from __future__ import annotations
 
@@ -24,25 +27,42 @@ from app.audio.pcm import SampleEncoding
 from app.audio.registry import output_format
 from app.errors import StreamAborted, TTSError
 from app.service.admission import Slot
+from app.service.segments import SegmentStream, StreamUsage
 from app.service.speech import SpeechService
-from app.service.synthesis import SynthesisJob
 from app.service.timing import SegmentTimings, estimated
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def audio_headers(job: SynthesisJob, rate: int, encoding: SampleEncoding) -> dict[str, str]:
+def audio_headers(req: SegmentStream, rate: int, encoding: SampleEncoding) -> dict[str, str]:
     """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding, and
     for pcm the original service's names for them too (its clients read X-Audio-* of raw audio only)."""
-    headers = {"X-Request-Id": job.request_id}
-    fmt = job.gen.response_format
+    headers = {"X-Request-Id": req.request_id}
+    fmt = req.gen.response_format
     if fmt in ("pcm", "wav"):
         values = {"Sample-Rate": str(rate), "Channels": "1", "Bit-Depth": str(encoding.bits)}
         headers |= {f"X-{k}": v for k, v in values.items()} | {"X-Encoding": encoding.name}
         if fmt == "pcm":
             headers |= {f"X-Audio-{k}": v for k, v in values.items()}
     return headers
+
+
+def finish_headers(usage: StreamUsage) -> dict[str, str]:
+    """A complete response's end: `X-Finish-Reason` (`length` when a segment was cut short at max_tokens or the
+    model's context, else `stop`), `X-Cut-Segments` (their numbers, from 0) and `X-Segments`."""
+    headers = {"X-Finish-Reason": usage.finish_reason, "X-Segments": str(usage.segments)}
+    if usage.cut_segments:
+        headers["X-Cut-Segments"] = ",".join(map(str, usage.cut_segments))
+    return headers
+
+
+def finish_fields(usage: StreamUsage) -> dict:
+    """The same, as fields of a final event: `finish_reason`, and `cut_segments` when any was cut."""
+    fields: dict = {"finish_reason": usage.finish_reason}
+    if usage.cut_segments:
+        fields["cut_segments"] = list(usage.cut_segments)
+    return fields
 
 
 async def _prime(chunks: AsyncIterator[np.ndarray]) -> np.ndarray | None:
@@ -109,9 +129,9 @@ def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-def job_timings(job: SynthesisJob, writer: AudioWriter) -> SegmentTimings:
-    """The job's words over the audio `writer` delivered (all of it: the writer is finished)."""
-    return estimated(job.text, start=0, end=writer.samples_out, rate=writer.rate)
+def job_timings(req: SegmentStream, writer: AudioWriter) -> SegmentTimings:
+    """The request's words (every segment's) over the audio `writer` delivered (all of it: the writer is finished)."""
+    return estimated(req.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
 
 
 def timings_body(t: SegmentTimings, detail: str | None) -> dict:
@@ -128,14 +148,14 @@ def _kept(kept: list[AudioWriter], new_writer: Callable[[], AudioWriter]) -> Aud
 
 
 async def timed_json(
-    job: SynthesisJob, chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
+    req: SegmentStream, chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
 ) -> JSONResponse:
     """`timestamps` without SSE: the whole audio (base64, a complete file) and its words in one JSON body."""
     parts = [c async for c in chunks]
     writer = new_writer()
     try:
         audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-        t = job_timings(job, writer)
+        t = job_timings(req, writer)
     finally:
         writer.close()
     body = {
@@ -144,39 +164,40 @@ async def timed_json(
         "sample_rate": writer.rate,
         "encoding": writer.encoding.name,
         "audio_seconds": t.seconds(t.end),
-        **timings_body(t, job.gen.timestamps),
+        **timings_body(t, req.gen.timestamps),
     }
-    return JSONResponse(body, headers={"X-Request-Id": job.request_id})
+    return JSONResponse(body, headers={"X-Request-Id": req.request_id} | finish_headers(req.usage))
 
 
 async def sse_events(
-    data: AsyncIterator[bytes], job: SynthesisJob, timings: Callable[[], SegmentTimings] | None = None
+    data: AsyncIterator[bytes], req: SegmentStream, timings: Callable[[], SegmentTimings] | None = None
 ) -> AsyncIterator[bytes]:
     """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then (when `timings` is given: the request asked
-    for `timestamps`) `speech.audio.timestamps`, then `speech.audio.done` with usage."""
+    for `timestamps`) `speech.audio.timestamps`, then `speech.audio.done` with usage (and `finish_reason`,
+    `cut_segments`)."""
     try:
         async for piece in data:
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     except TTSError as exc:
-        logger.warning("%s failed after the stream started: %s", job.request_id, exc.message)
+        logger.warning("%s failed after the stream started: %s", req.request_id, exc.message)
         info = describe(exc)
         yield _sse({"type": "error", "error": {"message": info.message, "type": info.type, "code": info.code}})
         return
     except Exception:
-        logger.exception("%s failed after the stream started", job.request_id)
+        logger.exception("%s failed after the stream started", req.request_id)
         yield _sse({"type": "error", "error": {"message": "internal error", "type": "server_error", "code": None}})
         return
     finally:
         await data.aclose()  # type: ignore[attr-defined]
     if timings is not None:
-        yield _sse({"type": "speech.audio.timestamps", **timings_body(timings(), job.gen.timestamps)})
-    input_tokens = job.stats.prompt_tokens or 0
-    output_tokens = job.stats.speech_tokens
+        yield _sse({"type": "speech.audio.timestamps", **timings_body(timings(), req.gen.timestamps)})
+    input_tokens = req.usage.prompt_tokens
+    output_tokens = req.usage.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    yield _sse({"type": "speech.audio.done", "usage": usage})
+    yield _sse({"type": "speech.audio.done", "usage": usage, **finish_fields(req.usage)})
 
 
-async def _abort_on_error(data: AsyncIterator[bytes], job: SynthesisJob) -> AsyncIterator[bytes]:
+async def _abort_on_error(data: AsyncIterator[bytes], req: SegmentStream) -> AsyncIterator[bytes]:
     """Raw audio streams cannot carry an error once started: log it and abort the response, so the chunked
     body never gets its final chunk and the client sees an incomplete response (curl exit 18, httpx
     `RemoteProtocolError`) instead of a clean end."""
@@ -184,52 +205,54 @@ async def _abort_on_error(data: AsyncIterator[bytes], job: SynthesisJob) -> Asyn
         async for piece in data:
             yield piece
     except TTSError as exc:
-        logger.warning("%s aborted after the stream started: %s", job.request_id, exc.message)
+        logger.warning("%s aborted after the stream started: %s", req.request_id, exc.message)
         raise StreamAborted(exc.message) from exc
     except Exception as exc:
-        logger.exception("%s aborted after the stream started", job.request_id)
+        logger.exception("%s aborted after the stream started", req.request_id)
         raise StreamAborted("internal error") from exc
     finally:
         await data.aclose()  # type: ignore[attr-defined]
 
 
-async def speech_response(service: SpeechService, job: SynthesisJob) -> Response:
-    """The HTTP response for a prepared job, per its `stream`, `stream_format` and `response_format`."""
-    gen = job.gen
+async def speech_response(service: SpeechService, req: SegmentStream) -> Response:
+    """The HTTP response for a prepared request (its segment stream), per its `stream`, `stream_format` and
+    `response_format`."""
+    gen = req.gen
     fmt = output_format(gen.response_format)
     timed = gen.timestamps is not None  # raw audio cannot carry timings: JSON, or SSE
     complete = (not gen.stream or timed) and gen.stream_format != "sse"
-    rate = gen.sample_rate or job.sample_rate
+    rate = gen.sample_rate or service.sample_rate
     encoding = fmt.encoding(gen.encoding)
     new_writer = partial(
         AudioWriter,
         fmt,
-        source_rate=job.sample_rate,
+        source_rate=service.sample_rate,
         speed=gen.speed,
         rate=rate,
         encoding=encoding.name,
         complexity=service.streaming.opus_complexity,
         streaming=not complete,
     )
-    chunks = service.synthesize(job)
+    chunks = req.audio()
     if complete and timed:
-        return await timed_json(job, chunks, new_writer)
+        return await timed_json(req, chunks, new_writer)
     writers: list[AudioWriter] = []  # SSE with timestamps: the writer whose delivered audio the words span
     if timed:
         new_writer = partial(_kept, writers, new_writer)
     if complete:
         body = await complete_audio(chunks, new_writer)
-        return Response(body, media_type=fmt.content_type, headers=audio_headers(job, rate, encoding))
+        headers = audio_headers(req, rate, encoding) | finish_headers(req.usage)
+        return Response(body, media_type=fmt.content_type, headers=headers)
     first = await _prime(chunks)
     data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
-        timings = (lambda: job_timings(job, writers[0])) if timed else None
+        timings = (lambda: job_timings(req, writers[0])) if timed else None
         return StreamingResponse(
-            sse_events(data, job, timings),
+            sse_events(data, req, timings),
             media_type="text/event-stream",
-            headers={"X-Request-Id": job.request_id, "Cache-Control": "no-cache"},
+            headers={"X-Request-Id": req.request_id, "Cache-Control": "no-cache"},
         )
-    return StreamingResponse(_abort_on_error(data, job), media_type=fmt.content_type, headers=audio_headers(job, rate, encoding))
+    return StreamingResponse(_abort_on_error(data, req), media_type=fmt.content_type, headers=audio_headers(req, rate, encoding))
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------
@@ -290,20 +313,21 @@ class AdmittedResponse(Response):
 async def admitted_response(
     request: Request,
     service: SpeechService,
-    prepare: Callable[[], Awaitable[SynthesisJob]],
+    prepare: Callable[[], Awaitable[SegmentStream]],
     *,
     body_read: bool = True,
     endpoint: str = "speech",
 ) -> Response:
-    """Admit (or 429) before any work, prepare the job, and answer, all while watching for the client leaving.
+    """Admit (or 429) before any work, prepare the request, and answer, all while watching for the client leaving.
 
+    One slot for the whole request, however many segments its text has: a long text is never 429'd midway.
     `body_read=False`: `prepare` reads the request body itself (an upload), so the disconnect watch starts
     only once it is done. The slot is released when the response ends, whichever way it ends.
     """
     slot = service.admit(endpoint)
     try:
-        job = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
-        response = await until_disconnected(request.receive, speech_response(service, job))
+        req = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
+        response = await until_disconnected(request.receive, speech_response(service, req))
     except (ClientGone, ClientDisconnect):
         slot.release()
         return Response(status_code=499)  # nobody reads it: the connection is gone

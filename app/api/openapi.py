@@ -104,6 +104,8 @@ _SSE_EVENT = {
                                     k: {"type": "integer"} for k in ("input_tokens", "output_tokens", "total_tokens")
                                 },
                             },
+                            "finish_reason": {"enum": ["stop", "length"]},  # length: a segment was cut short
+                            "cut_segments": {"type": "array", "items": {"type": "integer"}},
                         },
                     },
                     {
@@ -130,8 +132,17 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
             "`X-Sample-Rate`, `X-Channels`, `X-Bit-Depth` and `X-Encoding` headers), streamed as generated unless "
             "`stream=false`; or, with "
             "`stream_format=sse`, server-sent events: `speech.audio.delta` (base64 `audio`), then "
-            "`speech.audio.done` (`usage`), or `error`."
+            "`speech.audio.done` (`usage`, `finish_reason`, `cut_segments`), or `error`. A complete response "
+            "(`stream=false`) says how its generation ended in `X-Finish-Reason` (`length`: a segment was cut at "
+            "max_tokens or the model's context; `X-Cut-Segments` lists them)."
         ),
+        "headers": {
+            "X-Finish-Reason": {"description": "stream=false: stop or length", "schema": {"enum": ["stop", "length"]}},
+            "X-Cut-Segments": {
+                "description": "stream=false: the segments (from 0) cut short, comma-separated",
+                "schema": {"type": "string"},
+            },
+        },
         "content": {
             **{media_type: {"schema": _BINARY} for media_type in dict.fromkeys(CONTENT_TYPES.values())},
             "text/event-stream": {"schema": _SSE_EVENT},

@@ -21,8 +21,8 @@ from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
+from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
-from app.service.synthesis import SynthesisJob
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def speech(req: SpeechRequest, request: Request, service: SpeechService = 
 async def voice_clone(request: Request, service: SpeechService = Depends(get_service)) -> Response:
     """Clone the voice of `reference_audio` (multipart) and speak `generate_text` with it."""
 
-    async def prepare() -> SynthesisJob:
+    async def prepare() -> SegmentStream:
         with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
             form = await read_limited_form(request, service.limits.max_reference_bytes)
             try:

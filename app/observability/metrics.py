@@ -77,6 +77,13 @@ class ServiceMetrics:
             buckets=GAP_BUCKETS,
             registry=r,
         )
+        self.generations = Counter(
+            "tts_generations",
+            "Backend requests (one per segment) by how they ended: stop, length (cut at max_tokens or the context), "
+            "error or cancelled",
+            ["endpoint", "finish_reason"],
+            registry=r,
+        )
         self.underrun = Histogram(
             "tts_underrun_seconds",
             "Silence a real-time player would hear: a chunk that came later than the audio already sent lasts",

@@ -1,7 +1,8 @@
-"""Text -> prompt -> backend speech tokens -> stitched audio chunks: the service the routes call.
+"""Text -> segments -> prompts -> backend speech tokens -> stitched audio chunks: the service the routes call.
 
 `SpeechService` wires the pieces of `app.service`: admission lanes, text input, voices, reference intake,
-prompts fitted into the model's context, the context store, and one `Synthesis` per job.
+prompts fitted into the model's context, the context store, one `SegmentStream` per request (every text path:
+a long text is spoken segment by segment) and one `Synthesis` per segment.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from app.engine.errors import EngineError
 from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
-from app.prompts import voice_clone_prompt
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
 from app.service.prompting import fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
+from app.service.segments import SegmentStream
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
 from app.service.timing import SegmentTimings, aligned, estimated
@@ -145,27 +146,37 @@ class SpeechService:
         empty: the default speaker; unknown: 400 `invalid_voice`, `param` naming the field)."""
         return await self.voices.resolve(name, param)
 
-    async def prepare_speech(self, req: SpeechRequest) -> SynthesisJob:
+    async def prepare_speech(self, req: SpeechRequest) -> SegmentStream:
+        """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
+        `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, "input")
-        text = require_speech(await self.normalize(req.input, req.normalize_malaysian, req.language), "input")
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
         if req.context is not None and self.streaming.context and voice.speaker is not None:
             context = await self._stored_context(req, voice.speaker)
-        job = await self.prepare_segment(
-            voice, text, req.resolved(self.generation, self.streaming), context=context, param="input", started=started
+        stream = self._whole_text(
+            voice, req.resolved(self.generation, self.streaming), req, param="input", context=context, started=started
         )
         if req.context is not None and self.streaming.context:
-            job.context_claim = (req.context.id, self.contexts.claim(req.context.id))
-        voice_log = voice.name if voice.name == voice.speaker else f"{voice.name}->{voice.speaker or 'saved'}"
-        _log_job(
-            job, kind="speech", model=req.model, voice=voice_log, chars=len(text),
+            stream.context_claim = (req.context.id, self.contexts.claim(req.context.id))
+        voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
+        stream.speak(req.input)
+        _log_request(
+            stream, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
             context=len(context.tokens) if context else 0,
         )
-        return job
+        return stream
+
+    def _whole_text(
+        self, voice: Voice, gen: ResolvedGeneration, req: SpeechRequest | VoiceCloneRequest, **kw: object
+    ) -> SegmentStream:
+        return SegmentStream(
+            self, voice, gen, normalize_malaysian=req.normalize_malaysian, language=req.language,
+            use_context=self.streaming.context, one_request=True, **kw,  # type: ignore[arg-type]
+        )
 
     async def _stored_context(self, req: SpeechRequest, voice: str) -> SpeechContext | None:
         """The previous segment stored under `req.context.id`, if it still fits this request."""
@@ -191,31 +202,36 @@ class SpeechService:
         param: str = "input",
         started: float | None = None,
     ) -> SynthesisJob:
-        """A job for already-normalized `text` in `voice`, prompted after `context` when given (a built-in voice)."""
+        """A job for already-normalized `text` in `voice`: a built-in voice after `context` when given, a cloned
+        one after its reference."""
         self.text_input.check(text, param)
-        context = None if voice.cloned else context
         prompt = voice.prompt_for(text, context)
         job = await self._job(prompt, gen, param=param, started=started or time.perf_counter())
-        job.voice, job.text, job.context = voice.speaker, text, context
+        job.voice, job.text = voice.speaker, text
+        job.context = context if not voice.cloned else None
         return job
 
-    async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SynthesisJob:
+    async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SegmentStream:
+        """`/v1/audio/vc`: the clip encoded once; `generate_text` spoken segment by segment, each segment prompted
+        with the reference."""
         started = time.perf_counter()
         if not self.has_encoder:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
-        ref_tokens = await self.encode_reference(audio_bytes, req.reference_text)
-        ref_text, gen_text = await asyncio.gather(
-            self.normalize(req.reference_text, req.normalize_malaysian, req.language),
-            self.normalize(req.generate_text, req.normalize_malaysian, req.language),
+        ref_tokens = await self.encode_reference(audio_bytes, req.reference_text)  # cached for a clip seen before
+        ref_text = await self.normalize(req.reference_text, req.normalize_malaysian, req.language)
+        voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
+        stream = self._whole_text(
+            voice, req.resolved(self.generation, self.streaming), req, endpoint="vc", param="generate_text",
+            prompt_param="reference_audio", started=started,
         )
-        ref_text, gen_text = require_speech(ref_text, "reference_text"), require_speech(gen_text, "generate_text")
-        prompt = voice_clone_prompt(ref_text, ref_tokens, gen_text)
-        job = await self._job(prompt, req.resolved(self.generation, self.streaming), param="reference_audio", started=started)
-        job.endpoint = "vc"
-        _log_job(job, kind="vc", model=req.model, voice="<cloned>", chars=len(gen_text), ref_tokens=len(ref_tokens))
-        return job
+        stream.speak(req.generate_text)
+        _log_request(
+            stream, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),
+            ref_tokens=len(ref_tokens),
+        )
+        return stream
 
     async def encode_reference(self, audio_bytes: bytes, transcript: str) -> tuple[int, ...]:
         """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
@@ -321,37 +337,34 @@ class SpeechService:
             max_window_tokens=s.max_window_tokens,
         )
 
+    def synthesis(self, job: SynthesisJob) -> Synthesis:
+        """The job's `Synthesis`: `start()` opens its backend request, `chunks()` its stitched audio."""
+        return Synthesis(
+            job, self.plan_for(job.gen), backend=self.backend, engine=self.engine, stream=next(self._stream_numbers),
+            metrics=self.metrics, debug_audio=self._debug_audio,
+        )
+
     def synthesize(self, job: SynthesisJob) -> AsyncGenerator[np.ndarray, None]:
         """Stitched float32 audio chunks at the codec's rate, as the backend's tokens arrive.
 
         Closing the iterator (a client that went away) cancels the backend request at once.
         """
-        synthesis = Synthesis(
-            job, self.plan_for(job.gen), backend=self.backend, engine=self.engine, stream=next(self._stream_numbers),
-            metrics=self.metrics, debug_audio=self._debug_audio, on_end=self._store_context,
-        )
-        return synthesis.chunks()
-
-    def _store_context(self, job: SynthesisJob, outcome: str) -> None:
-        """A finished `/v1/audio/speech` job with a context id becomes that id's context (a failed one clears it)."""
-        if job.context_claim is None:
-            return
-        key, claim = job.context_claim
-        job.context_claim = None
-        value = job.as_context(self.streaming.context_max_tokens) if outcome == "completed" else None
-        self.contexts.resolve(key, claim, value)
+        return self.synthesis(job).chunks()
 
 
-def _log_job(job: SynthesisJob, *, kind: str, model: str | None, voice: str, chars: int, **extra: object) -> None:
-    gen = job.gen
+def _log_request(
+    stream: SegmentStream, *, kind: str, model: str | None, voice: str, chars: int, **extra: object
+) -> None:
+    gen = stream.gen
     details = " ".join(f"{k}={v}" for k, v in extra.items())
     logger.info(
-        "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d %s",
-        job.request_id,
+        "%s %s model=%s voice=%s chars=%d segments=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
+        stream.request_id,
         kind,
         clip(model or "-"),
         clip(voice),
         chars,
+        stream.planned_segments,
         gen.response_format,
         gen.stream,
         "/sse" if gen.stream_format == "sse" else "",

@@ -44,7 +44,8 @@ class SynthesisJob:
     text: str = ""  # the normalized text spoken
     tokens: list[int] = field(default_factory=list)  # the speech token ids generated so far
     context: SpeechContext | None = None  # the previous segment this job was prompted with
-    context_claim: tuple[str, asyncio.Future] | None = None  # a /v1/audio/speech context id to store it under
+    segment: int = 0  # its number in a segment stream
+    metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
 
     def as_context(self, max_tokens: int) -> SpeechContext | None:
         """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
@@ -69,8 +70,11 @@ class Synthesis:
     """Runs one job: a producer task reads the backend's tokens into `job.tokens`; `chunks()` plans windows,
     keeps up to `WINDOWS_AHEAD` of them decoding in the engine, and emits each one's stitched audio.
 
-    A backend error before the first audio is raised; after it, every token already given is still spoken and
-    the error raised at the end. Closing `chunks()` (a client that went away) closes the backend request.
+    `start()` opens the backend request before anyone reads `chunks()` (a segment generated ahead of its turn);
+    `tokens_done()` waits until the backend's stream has ended. A backend error before the first audio is
+    raised; after it, every token already given is still spoken and the error raised at the end. Closing
+    `chunks()` (a client that went away), or `aclose()` on a synthesis whose chunks were never read, closes the
+    backend request.
     """
 
     def __init__(
@@ -104,10 +108,45 @@ class Synthesis:
         # next windows decoded (and batched) while the current one is still in the worker
         self._in_flight: deque[tuple[Window, asyncio.Future[np.ndarray]]] = deque()
         self._producer: asyncio.Task | None = None
+        self._ended = False
+        self._started = asyncio.Event()
+        # True when the request has already sent audio (a later segment): a backend error before this job's own
+        # first audio no longer turns into an HTTP error, so the tokens given before it are still spoken
+        self.salvage_early_error = False
+
+    def start(self) -> None:
+        """Open the backend request now (once)."""
+        if self._producer is None:
+            self._producer = asyncio.create_task(self._produce(), name=f"{self.job.request_id}-backend")
+            self._started.set()
+
+    async def tokens_done(self) -> bool:
+        """Wait until the backend request was started and its stream has ended; True when it ended without an
+        error."""
+        await self._started.wait()
+        assert self._producer is not None
+        await asyncio.wait((self._producer,))
+        return self._error is None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The backend's finish reason (`length`: cut at max_tokens or the context); None while it runs."""
+        return self.job.stats.finish_reason
+
+    def cancel(self) -> None:
+        """Cancel the backend request now, without waiting (`aclose` or the end of `chunks()` then waits for it)."""
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+
+    async def aclose(self) -> None:
+        """End a synthesis whose `chunks()` were never read (a no-op once they were): the backend request closed."""
+        if not self._ended:
+            self.outcome = "cancelled"
+            await self._end()
 
     async def chunks(self) -> AsyncGenerator[np.ndarray, None]:
         """Stitched float32 audio chunks at the codec's rate."""
-        self._producer = asyncio.create_task(self._produce(), name=f"{self.job.request_id}-backend")
+        self.start()
         try:
             while (decoded := await self._next_decoded()) is not None:
                 yield await self._emit(*decoded)
@@ -153,7 +192,7 @@ class Synthesis:
 
     def _check_backend(self) -> None:
         """Raise the backend's error before the first audio (the client gets an HTTP error instead of bytes)."""
-        if self._error is not None and self.job.first_audio_at is None:
+        if self._error is not None and self.job.first_audio_at is None and not self.salvage_early_error:
             raise self._error
         if self._finished and self._error is None and not self.job.tokens:
             raise NoAudioError(
@@ -185,7 +224,8 @@ class Synthesis:
         now = time.perf_counter()
         if job.first_audio_at is None:
             job.first_audio_at = now
-            self.metrics.ttfa.labels(job.endpoint).observe(now - job.started)
+            if job.metered:
+                self.metrics.ttfa.labels(job.endpoint).observe(now - job.started)
         gap, underrun = self.clock.add(now, len(chunk))
         if gap is not None:
             self.metrics.chunk_gap.observe(gap)
@@ -196,11 +236,17 @@ class Synthesis:
 
     # -- the end ---------------------------------------------------------------------------------
     async def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
         self._observe_end()
         if self.on_end is not None:
             self.on_end(self.job, self.outcome)
         self._drop_windows()
         await self._close_producer()
+        if self._producer is not None:  # every backend request, by how it ended (length: cut short)
+            reason = self.job.stats.finish_reason or ("cancelled" if self.outcome == "cancelled" else "error")
+            self.metrics.generations.labels(self.job.endpoint, reason).inc()
         self._log_end()
 
     def _drop_windows(self) -> None:
@@ -222,6 +268,8 @@ class Synthesis:
 
     def _observe_end(self) -> None:
         job, m = self.job, self.metrics
+        if not job.metered:
+            return  # a segment: its request is counted once, by its segment stream
         m.requests.labels(job.endpoint, job.gen.response_format, self.outcome).inc()
         audio_seconds = job.samples_out / job.sample_rate / job.gen.speed
         m.audio_seconds.labels(job.endpoint).inc(audio_seconds)

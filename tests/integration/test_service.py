@@ -33,9 +33,8 @@ def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def service_url(vllm_url: str, codec_dir: Path) -> Iterator[str]:
-    settings = Settings(
+def service_settings(vllm_url: str, codec_dir: Path, **overrides: object) -> Settings:
+    return Settings(
         _env_file=None,
         tts_api=vllm_url,
         codec_model=str(codec_dir),
@@ -44,8 +43,13 @@ def service_url(vllm_url: str, codec_dir: Path) -> Iterator[str]:
         max_batch_size=8,
         codec_threads=1,
         max_input_chars=20000,
+        **overrides,
     )
-    with serve(settings) as url:
+
+
+@pytest.fixture(scope="module")
+def service_url(vllm_url: str, codec_dir: Path) -> Iterator[str]:
+    with serve(service_settings(vllm_url, codec_dir)) as url:
         yield url
 
 
@@ -139,13 +143,17 @@ def test_voice_clone_with_a_real_speech_clip(service_url: str, espeak_clip: byte
     assert n > 0 and n % 480 == 0 and n <= 100 * 480
 
 
-def test_prompt_too_long_for_the_context(service_url: str) -> None:
+def test_prompt_too_long_for_the_context(vllm_url: str, codec_dir: Path) -> None:
+    """A server whose one segment holds the whole input (`STREAM_SEGMENT_MAX_CHARS` as long as it): a prompt over
+    the model's context is a 400. With the default segments a long text is spoken segment by segment instead
+    (tests/integration/test_longform.py)."""
     rng = np.random.default_rng(0)
     letters = rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=(2000, 7))
     text = " ".join("".join(w) for w in letters)  # 16,000 characters of nonsense: far over 4,096 tokens
-    r = httpx.post(
-        f"{service_url}/v1/audio/speech", json=SPEECH | {"input": text, "normalize_malaysian": False}, timeout=60
-    )
+    with serve(service_settings(vllm_url, codec_dir, stream_segment_max_chars=20000)) as service_url:
+        r = httpx.post(
+            f"{service_url}/v1/audio/speech", json=SPEECH | {"input": text, "normalize_malaysian": False}, timeout=60
+        )
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "context_length_exceeded" and "context" in err["message"]

@@ -195,7 +195,7 @@ def test_every_control_token_is_a_marker() -> None:
 class StandInService:
     """What `SegmentStream` uses of `SpeechService`: each segment's speech is the tokens 1, 2, 3."""
 
-    streaming = SimpleNamespace(context_max_tokens=100)
+    streaming = SimpleNamespace(context_max_tokens=100, lookahead_segments=1)
 
     def __init__(self) -> None:
         self.lane = Admission(1, "requests")
@@ -213,15 +213,43 @@ class StandInService:
 
     async def prepare_segment(self, voice, text, gen, *, context=None, param="input") -> SynthesisJob:
         self.contexts.append(context)
-        return SynthesisJob(request_id=f"tts-{text}", prompt=text, gen=gen, voice=voice, text=text, context=context)
+        return SynthesisJob(
+            request_id=f"tts-{text}", prompt=text, gen=gen, voice=voice.speaker, text=text, context=context
+        )
 
-    async def synthesize(self, job: SynthesisJob):
+    def synthesis(self, job: SynthesisJob) -> StandInSynthesis:
+        return StandInSynthesis(self, job)
+
+
+class StandInSynthesis:
+    """What `SegmentStream` uses of a `Synthesis`: the tokens arrive at `start()`, one chunk of audio."""
+
+    def __init__(self, service: StandInService, job: SynthesisJob) -> None:
+        self.service, self.job, self.ended = service, job, False
+
+    def start(self) -> None:
+        if not self.job.tokens:
+            self.job.tokens.extend([1, 2, 3])
+
+    async def tokens_done(self) -> bool:
+        self.start()
+        return True
+
+    def cancel(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.service.closed.append(self.job.text)
+
+    async def chunks(self):
         try:
-            job.tokens.extend([1, 2, 3])
-            job.samples_out += 4
+            self.start()
+            self.job.samples_out += 4
             yield np.zeros(4, np.float32)
         finally:
-            self.closed.append(job.text)
+            await self.aclose()
 
 
 def segment_stream(service: StandInService, *texts: str) -> SegmentStream:

@@ -86,6 +86,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "STREAM_SEGMENT_MAX_WAIT": ("1.0", {"streaming.segment_max_wait": 1.0}),
     "STREAM_SEND_TIMEOUT": ("5", {"streaming.send_timeout": 5.0}),
     "STREAM_IDLE_TIMEOUT": ("60", {"streaming.idle_timeout": 60.0}),
+    "STREAM_LOOKAHEAD_SEGMENTS": ("2", {"streaming.lookahead_segments": 2}),
     "OPUS_COMPLEXITY": ("3", {"streaming.opus_complexity": 3}),
     "DEFAULT_SPEAKER": ("idayu", {"generation.default_speaker": "idayu"}),
     "SPEAKERS": ("husein,idayu,jenny,zed", {"generation.speakers": ("husein", "idayu", "jenny", "zed")}),

@@ -4,7 +4,8 @@
 `context_id`s on one socket), the endpoints LiveKit's `livekit-plugins-elevenlabs` and pipecat's
 `ElevenLabsTTSService` connect to. Text in (`{"text": ...}`, `flush`, `close_context`, `close_socket`), base64
 audio in the `output_format` asked for out (`{"audio", "contextId", "isFinal": false}`; pcm_8000 ... pcm_48000,
-ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context.
+ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal": true}` per context (with
+`finishReason: "length"` and `cutSegments` added when a segment was cut short at max_tokens or the context).
 What is not supported is refused with a clear error (the README lists it).
 
 Also ElevenLabs' HTTP `with-timestamps` endpoints (pipecat's `ElevenLabsHttpTTSService`, the ElevenLabs SDKs'
@@ -25,7 +26,14 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.audio_response import AdmittedResponse, _abort_on_error, _prime, _with_first, until_disconnected
+from app.api.audio_response import (
+    AdmittedResponse,
+    _abort_on_error,
+    _prime,
+    _with_first,
+    finish_headers,
+    until_disconnected,
+)
 from app.api.auth import MISSING_ELEVENLABS_KEY, header_key, key_ok, message_key
 from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
@@ -53,8 +61,8 @@ from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_f
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
 from app.observability.logs import clip
 from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
+from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
-from app.service.synthesis import SynthesisJob
 from app.service.timing import elevenlabs_alignment, elevenlabs_http_alignment, estimated
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
@@ -242,7 +250,10 @@ class ElevenLabsProtocol(Protocol):
         if isinstance(event, Timings):
             return self._tag(self._alignment(event), event.context)
         if isinstance(event, ContextFinal):
-            return self._tag({"isFinal": True}, event.context)
+            final: dict = {"isFinal": True}
+            if event.usage.cut_segments:  # our addition, only when a segment was cut short (max_tokens, context)
+                final |= {"finishReason": "length", "cutSegments": list(event.usage.cut_segments)}
+            return self._tag(final, event.context)
         if isinstance(event, Segment) and event.segment.kind == "error":
             return self._error(event.segment.error, event.context)
         if isinstance(event, Rejected):
@@ -292,7 +303,7 @@ class TimedSpeechBody(BaseModel):
     apply_text_normalization: str | None = None
 
 
-async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, SynthesisJob, str, ElevenLabsFormat]:
+async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, SegmentStream, str, ElevenLabsFormat]:
     """The key, the body and the query checked; the job prepared (all before any audio)."""
     service: SpeechService | None = getattr(request.app.state, "service", None)
     if service is None:
@@ -326,18 +337,18 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Sy
     return service, await service.prepare_speech(req), body.text, output
 
 
-def _writer(service: SpeechService, job: SynthesisJob, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
+def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
     gen = job.gen
     return AudioWriter(
-        output.format, source_rate=job.sample_rate, speed=gen.speed, rate=output.rate,
-        encoding=output.encoding.name, bit_rate=output.bit_rate, complexity=service.streaming.opus_complexity,
-        streaming=streaming,
+        output.format, source_rate=job.service.sample_rate, speed=gen.speed, rate=output.rate,
+        encoding=output.encoding.name, bit_rate=output.bit_rate,
+        complexity=job.service.streaming.opus_complexity, streaming=streaming,
     )  # fmt: skip
 
 
-def _alignments(job: SynthesisJob, text: str, writer: AudioWriter) -> dict:
+def _alignments(job: SegmentStream, text: str, writer: AudioWriter) -> dict:
     """`normalized_alignment` over the spoken text, `alignment` over the text as sent, both over all the audio."""
-    spoken = estimated(job.text, start=0, end=writer.samples_out, rate=writer.rate)
+    spoken = estimated(job.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
     sent = estimated(text, start=0, end=writer.samples_out, rate=writer.rate)
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
@@ -347,11 +358,11 @@ def _line(obj: dict) -> bytes:
 
 
 async def _timed_lines(
-    service: SpeechService, chunks: AsyncIterator[np.ndarray], job: SynthesisJob, text: str, output: ElevenLabsFormat
+    chunks: AsyncIterator[np.ndarray], job: SegmentStream, text: str, output: ElevenLabsFormat
 ) -> AsyncIterator[bytes]:
     """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
     encoder's tail with both alignments once the audio is complete."""
-    writer = _writer(service, job, output, streaming=True)
+    writer = _writer(job, output, streaming=True)
     try:
         async for chunk in chunks:
             if data := await writer.awrite(chunk):
@@ -368,19 +379,19 @@ async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Respo
     try:
         service, job, text, output = await _timed_job(request, voice_id)
         slot = service.admit("speech")
-        chunks = service.synthesize(job)
+        chunks = job.audio()
         if not stream:
             parts = [c async for c in chunks]
-            writer = _writer(service, job, output, streaming=False)
+            writer = _writer(job, output, streaming=False)
             try:
                 audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
                 body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(job, text, writer)}
             finally:
                 writer.close()
             slot.release()
-            return JSONResponse(body, headers={"X-Request-Id": job.request_id})
+            return JSONResponse(body, headers={"X-Request-Id": job.request_id} | finish_headers(job.usage))
         first = await until_disconnected(request.receive, _prime(chunks))
-        lines = _abort_on_error(_timed_lines(service, _with_first(first, chunks), job, text, output), job)
+        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), job, text, output), job)
         response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
         return AdmittedResponse(response, slot)
     except BaseException:

@@ -3,7 +3,8 @@
 Client messages are JSON: `config` (first), `text`, `flush`, `close`, `cancel`. The server answers
 `session.started`, then per segment `segment.started`, its audio (binary frames, or `audio` events with base64),
 `timestamps` (when the config asks for them), `segment.done`; `error` events in OpenAI's error shape; `done` with
-usage last, then it closes the socket (1000). `cancel` stops at once: nothing more but `done`. One context per
+usage and `finish_reason` (`length` and `cut_segments` when a segment was cut short at max_tokens or the
+model's context) last, then it closes the socket (1000). `cancel` stops at once: nothing more but `done`. One context per
 socket.
 """
 
@@ -158,14 +159,16 @@ class SpeechStreamProtocol(Protocol):
             return {
                 "type": "session.started",
                 "id": event.session_id,
-                "voice": event.stream.voice.speaker or event.stream.voice.name,
+                "voice": event.stream.speaker.speaker or event.stream.speaker.name,
                 "response_format": event.stream.gen.response_format,
                 "sample_rate": event.sample_rate,
                 "audio_frames": "binary" if self.binary else "base64",
                 "context": event.stream.use_context,
             }
         if isinstance(event, ContextFinal):
-            return {"type": "done", "usage": event.usage.as_dict()}
+            u = event.usage  # finish_reason `length`: a segment was cut short (max_tokens or the model's context)
+            cut = {"cut_segments": list(u.cut_segments)} if u.cut_segments else {}
+            return {"type": "done", "usage": u.as_dict(), "finish_reason": u.finish_reason, **cut}
         if isinstance(event, Rejected):
             return error_event(event.error, index=None)
         if isinstance(event, SessionEnded):
@@ -201,13 +204,16 @@ class SpeechStreamProtocol(Protocol):
                 "context_tokens": len(ctx.tokens) if ctx else 0,
             }
         if ev.kind == "done":
-            return {
+            done = {
                 "type": "segment.done",
                 "index": ev.index,
                 "text": ev.text,
                 "speech_tokens": len(ev.job.tokens),
                 "audio_seconds": round(ev.job.samples_out / ev.job.sample_rate, 3),
             }
+            if ev.finish_reason == "length":  # cut short: said only then
+                done["finish_reason"] = "length"
+            return done
         return error_event(ev.error, index=ev.index, text=ev.text)
 
 
