@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.audio.registry import ENCODING_NAMES, FORMATS, OPENAI_NAMES, RATES
-from app.service.text_input import unpaired_surrogate, without_invisible
+from app.service.text_input import INVISIBLE, unpaired_surrogate, without_invisible
 from app.settings import GenerationSettings, StreamingSettings
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
@@ -24,8 +24,8 @@ TIMESTAMPS_DESCRIPTION = (
 # Python's whitespace (`str.isspace`, what `strip()` removes), spelled out: regex `\s` differs between Python,
 # ECMAScript and Rust (0x1c-0x1f, U+FEFF), and the schema must mean what the validators below do.
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": f"[^{WHITESPACE}]"}
-"""The schema of a text that must hold something besides whitespace."""
+NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": f"[^{WHITESPACE}{INVISIBLE}]"}
+"""The schema of a text that must hold something besides whitespace and the characters cleanup removes."""
 
 
 def _clean_text(cls: type, v: Any) -> Any:

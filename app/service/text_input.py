@@ -18,7 +18,9 @@ from app.text.executor import SPEECH, PriorityExecutor
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 and C1 control characters other than white space, and the bidi marks, embeddings, overrides and isolates
 # (a "Trojan Source" reordering of what is read versus what is shown in logs and transcripts).
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+INVISIBLE = "\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+"""The characters removed from every text (control characters but white space, bidi controls): a regex class."""
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
 def unpaired_surrogate(text: str) -> bool:

@@ -125,15 +125,18 @@ def test_document_carries_the_settings_limits_and_voices() -> None:
     assert form["properties"]["generate_text"]["maxLength"] == 123
 
 
-def test_not_blank_pattern_means_what_strip_means() -> None:
+def test_not_blank_pattern_means_what_cleanup_and_strip_mean() -> None:
     import jsonschema_rs
+
+    from app.service.text_input import without_invisible
 
     schema = jsonschema_rs.validator_for({"type": "string", **NOT_BLANK})  # the validator schemathesis uses
     spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
-    samples = [*spaces, "\ufeff", "\x1b", "\u200b", "a", " a ", "\x1f\x1c", "\u3000x"]
+    samples = [*spaces, "\ufeff", "\x1b", "\u200b", "a", " a ", "\x1f\x1c", "\u3000x", "\x00", "\x00\u202e ", "\x07b"]
     assert len(spaces) == 29
-    for text in samples:
-        assert schema.is_valid(text) == bool(text.strip()), repr(text)
+    for text in samples:  # valid exactly when something is left once control and bidi characters are removed
+        assert schema.is_valid(text) == bool(without_invisible(text).strip()), repr(text)
+    assert not schema.is_valid("\x00") and schema.is_valid("\x07b")
 
 
 def test_bearer_scheme_and_401s_only_when_an_api_key_is_set() -> None:
