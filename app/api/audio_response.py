@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import suppress
 from functools import partial
 from typing import TypeVar
@@ -29,7 +29,8 @@ from app.errors import StreamAborted, TTSError
 from app.service.admission import Slot
 from app.service.segments import SegmentStream, StreamUsage
 from app.service.speech import SpeechService
-from app.service.timing import SegmentTimings, estimated
+from app.service.timeline import Timeline
+from app.service.timing import SegmentTimings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,11 +130,6 @@ def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-def job_timings(req: SegmentStream, writer: AudioWriter) -> SegmentTimings:
-    """The request's words (every segment's) over the audio `writer` delivered (all of it: the writer is finished)."""
-    return estimated(req.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
-
-
 def timings_body(t: SegmentTimings, detail: str | None) -> dict:
     """`source`, the normalized `text`, `words` (and `characters` for `char`), in seconds from the audio's start."""
     body = {"source": t.source, "text": t.text, "words": t.word_dicts()}
@@ -142,20 +138,19 @@ def timings_body(t: SegmentTimings, detail: str | None) -> dict:
     return body
 
 
-def _kept(kept: list[AudioWriter], new_writer: Callable[[], AudioWriter]) -> AudioWriter:
-    kept.append(writer := new_writer())
-    return writer
+def segment_timings_event(index: int, t: SegmentTimings, detail: str | None) -> dict:
+    """SSE's `speech.audio.timestamps` for one segment, sent once its audio is complete."""
+    return {"type": "speech.audio.timestamps", "index": index, "start": t.seconds(t.start), "end": t.seconds(t.end),
+            **timings_body(t, detail)}  # fmt: skip
 
 
-async def timed_json(
-    req: SegmentStream, chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
-) -> JSONResponse:
+async def timed_json(req: SegmentStream, timeline: Timeline) -> JSONResponse:
     """`timestamps` without SSE: the whole audio (base64, a complete file) and its words in one JSON body."""
-    parts = [c async for c in chunks]
-    writer = new_writer()
+    writer = timeline.writer
     try:
+        parts = [c async for c in req.audio(timeline)]
         audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-        t = job_timings(req, writer)
+        t = SegmentTimings.join(timeline.segments, writer.rate)
     finally:
         writer.close()
     body = {
@@ -170,13 +165,23 @@ async def timed_json(
 
 
 async def sse_events(
-    data: AsyncIterator[bytes], req: SegmentStream, timings: Callable[[], SegmentTimings] | None = None
+    data: AsyncIterator[bytes], req: SegmentStream, timeline: Timeline | None = None
 ) -> AsyncIterator[bytes]:
-    """OpenAI's `stream_format=sse`: `speech.audio.delta` events, then (when `timings` is given: the request asked
-    for `timestamps`) `speech.audio.timestamps`, then `speech.audio.done` with usage (and `finish_reason`,
-    `cut_segments`)."""
+    """OpenAI's `stream_format=sse`: `speech.audio.delta` events (with `timeline`, the request asked for
+    `timestamps`: each segment's `speech.audio.timestamps` as soon as its audio is complete, before the next
+    segment's audio), then `speech.audio.done` with usage (and `finish_reason`, `cut_segments`)."""
+    sent = 0  # segments whose timings went out
+
+    def timings() -> Iterator[bytes]:
+        nonlocal sent
+        while timeline is not None and sent < len(timeline.segments):
+            yield _sse(segment_timings_event(sent, timeline.segments[sent], req.gen.timestamps))
+            sent += 1
+
     try:
         async for piece in data:
+            for event in timings():
+                yield event
             yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     except TTSError as exc:
         logger.warning("%s failed after the stream started: %s", req.request_id, exc.message)
@@ -189,8 +194,8 @@ async def sse_events(
         return
     finally:
         await data.aclose()  # type: ignore[attr-defined]
-    if timings is not None:
-        yield _sse({"type": "speech.audio.timestamps", **timings_body(timings(), req.gen.timestamps)})
+    for event in timings():
+        yield event
     input_tokens = req.usage.prompt_tokens
     output_tokens = req.usage.speech_tokens
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -233,12 +238,15 @@ async def speech_response(service: SpeechService, req: SegmentStream) -> Respons
         complexity=service.streaming.opus_complexity,
         streaming=not complete,
     )
-    chunks = req.audio()
-    if complete and timed:
-        return await timed_json(req, chunks, new_writer)
-    writers: list[AudioWriter] = []  # SSE with timestamps: the writer whose delivered audio the words span
-    if timed:
-        new_writer = partial(_kept, writers, new_writer)
+    timeline = None
+    if timed:  # the writer made now: the timeline places each segment in the audio it delivers
+        timeline = Timeline(service, new_writer())
+
+        def new_writer() -> AudioWriter:
+            return timeline.writer
+        if complete:
+            return await timed_json(req, timeline)
+    chunks = req.audio(timeline)
     if complete:
         body = await complete_audio(chunks, new_writer)
         headers = audio_headers(req, rate, encoding) | finish_headers(req.usage)
@@ -246,9 +254,8 @@ async def speech_response(service: SpeechService, req: SegmentStream) -> Respons
     first = await _prime(chunks)
     data = encoded_bytes(_with_first(first, chunks), new_writer)
     if gen.stream_format == "sse":
-        timings = (lambda: job_timings(req, writers[0])) if timed else None
         return StreamingResponse(
-            sse_events(data, req, timings),
+            sse_events(data, req, timeline),
             media_type="text/event-stream",
             headers={"X-Request-Id": req.request_id, "Cache-Control": "no-cache"},
         )

@@ -110,8 +110,14 @@ _SSE_EVENT = {
                     },
                     {
                         "type": "object",
-                        "required": ["type", "source", "text", "words"],
-                        "properties": {"type": {"const": "speech.audio.timestamps"}, **_TIMINGS},
+                        "required": ["type", "index", "start", "end", "source", "text", "words"],
+                        "properties": {
+                            "type": {"const": "speech.audio.timestamps"},
+                            "index": {"type": "integer", "description": "The segment's number, from 0"},
+                            "start": _SECONDS,
+                            "end": _SECONDS,
+                            **_TIMINGS,
+                        },
                     },
                     {
                         "type": "object",
@@ -269,7 +275,8 @@ def _document_timestamps(doc: dict[str, Any]) -> None:
     ok = op["responses"]["200"]
     ok["description"] += (
         " With `timestamps` (word or char): JSON, the complete audio in base64 and its `words`; or, with "
-        "`stream_format=sse`, a `speech.audio.timestamps` event before `speech.audio.done`."
+        "`stream_format=sse`, a `speech.audio.timestamps` event per segment (`index`, `start`, `end`) as soon as "
+        "its audio is complete, before `speech.audio.done`."
     )
     ok["content"] = {**ok["content"], "application/json": {"schema": _TIMED_JSON}}
 

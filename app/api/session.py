@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-import numpy as np
 from fastapi import WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -47,6 +46,7 @@ from app.observability.logs import clip
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 from app.service.text_input import clean_text
+from app.service.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -404,29 +404,19 @@ class Session:
             await self.sender.send(message, lambda: not ctx.cancelled)
 
         events = ctx.stream.events()
-        source = 0  # source samples handed to the writer: a segment's place in the delivered audio comes from it
-        segment_start = 0
-        keep_audio = self.protocol.timings and self.service.has_aligner  # the aligner needs the segment's audio
-        segment_audio: list[np.ndarray] = []
+        timeline = Timeline(self.service, ctx.out) if self.protocol.timings else None
         try:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for ev in events:
                 if ev.kind == "audio":
-                    source += len(ev.audio)
-                    if keep_audio:
-                        segment_audio.append(ev.audio)
+                    if timeline is not None:
+                        timeline.wrote(ev.audio)
                     await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)
                     continue
-                if ev.kind == "started":
-                    segment_start = ctx.out.position(source)
-                    segment_audio.clear()
-                elif ev.kind == "done" and self.protocol.timings:
-                    end = ctx.out.position(source)
-                    audio = np.concatenate(segment_audio) if segment_audio else None
-                    segment_audio.clear()
-                    timings = await self.service.segment_timings(
-                        ev.normalized, audio, start=segment_start, end=end, rate=ctx.out.rate
-                    )
+                if ev.kind == "started" and timeline is not None:
+                    timeline.started()
+                elif ev.kind == "done" and timeline is not None:
+                    timings = await timeline.done(ev.normalized)
                     await send(render(Timings(ctx.cid, ev.index, ev.text, timings)))
                 elif ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)

@@ -201,7 +201,7 @@ class SpeechRequest(GenerationFields):
         None,
         description=TIMESTAMPS_DESCRIPTION
         + ". The response is then JSON (the complete audio in base64, and its `words`), or with "
-        "`stream_format=sse` a `speech.audio.timestamps` event before `speech.audio.done`",
+        "`stream_format=sse` a `speech.audio.timestamps` event per segment, once its audio is complete",
     )
 
     _input_not_blank = field_validator("input")(_input_not_blank)

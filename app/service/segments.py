@@ -35,6 +35,7 @@ from app.text.sentences import SentenceSplitter
 if TYPE_CHECKING:
     from app.service.admission import Slot
     from app.service.speech import SpeechService
+    from app.service.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -453,14 +454,22 @@ class SegmentStream:
                 taken.append(seg)
         return taken
 
-    async def audio(self) -> AsyncGenerator[np.ndarray, None]:
+    async def audio(self, timeline: Timeline | None = None) -> AsyncGenerator[np.ndarray, None]:
         """An HTTP request's audio: every segment's chunks in order. A failed segment's error is raised after
-        its salvaged audio (the request ends there); a text with nothing to speak is a 400 naming `param`."""
+        its salvaged audio (the request ends there); a text with nothing to speak is a 400 naming `param`.
+        `timeline` (word timings asked for) is told each segment's start, chunks and end as they pass, so each
+        segment's timings are ready (`timeline.segments`) once its audio has been yielded."""
         events = self.events()
         try:
             async for event in events:
                 if event.kind == "audio":
+                    if timeline is not None:
+                        timeline.wrote(event.audio)
                     yield event.audio
+                elif event.kind == "started" and timeline is not None:
+                    timeline.started()
+                elif event.kind == "done" and timeline is not None:
+                    await timeline.done(event.normalized)
                 elif event.kind == "error":
                     self.outcome = "failed-segment"  # the request fails with it (not a client gone)
                     raise event.error

@@ -81,6 +81,20 @@ class SegmentTimings:
     def seconds(self, sample: int) -> float:
         return round(sample / self.rate, 3)
 
+    @classmethod
+    def join(cls, parts: Sequence[SegmentTimings], rate: int) -> SegmentTimings:
+        """Consecutive segments as one: their texts joined by a space that takes no time (at the seam), from the
+        first's start to the last's end. `source` "aligned" only when every part is."""
+        if not parts:
+            return cls("", 0, 0, (), (), rate, "estimated")
+        text, starts, ends = parts[0].text, list(parts[0].starts), list(parts[0].ends)
+        for p in parts[1:]:
+            text += " " + p.text
+            starts += [p.start, *p.starts]
+            ends += [p.start, *p.ends]
+        source: Source = "aligned" if all(p.source == "aligned" for p in parts) else "estimated"
+        return cls(text, parts[0].start, parts[-1].end, tuple(starts), tuple(ends), rate, source)
+
     def word_dicts(self) -> list[dict]:
         return [{"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)} for w in self.words()]
 

@@ -266,3 +266,56 @@ async def test_two_long_requests_at_once_each_get_their_own_segments(url: str, f
     assert len(fake.requests) == 2 * len(SEGMENTS)
     assert len(a.content) == len(b.content) == 30 * len(SEGMENTS) * 960
 
+
+
+# -- word timings of a long reply: each segment placed where its audio is ---------------------------------------
+
+
+def _segment_ends(fake: FakeVLLM) -> list[int]:
+    samples = [len(fake.expected_tokens(r.body["prompt"])) * 480 for r in fake.requests]
+    return [sum(samples[: k + 1]) for k in range(len(samples))]
+
+
+def test_sse_sends_each_segments_timestamps_once_its_audio_is_complete(url: str, fake: FakeVLLM) -> None:
+    events = sse_events(speech(url, response_format="pcm", stream_format="sse", timestamps="word"))
+    stamps = [e for e in events if e["type"] == "speech.audio.timestamps"]
+    ends = _segment_ends(fake)
+    assert len(stamps) == len(SEGMENTS) == len(ends) > 2 and [e["index"] for e in stamps] == list(range(len(ends)))
+    assert [round(e["end"] * 24000) for e in stamps] == ends  # each segment's end: its tokens' samples, exactly
+    assert [e["start"] for e in stamps] == [0, *(e["end"] for e in stamps[:-1])]
+    delivered = 0
+    for e in events:  # a segment's timings come after all of its audio and before any of the next one's
+        if e["type"] == "speech.audio.delta":
+            delivered += len(base64.b64decode(e["audio"])) // 2
+        elif e["type"] == "speech.audio.timestamps":
+            assert delivered == ends[e["index"]]
+            assert all(e["start"] <= w["start"] <= w["end"] <= e["end"] for w in e["words"])
+    assert [w["word"] for e in stamps for w in e["words"]] == TEXT.split()
+    assert events[-1]["type"] == "speech.audio.done"
+
+
+def test_the_json_body_carries_every_segments_words_in_order(url: str, fake: FakeVLLM) -> None:
+    body = speech(url, response_format="pcm", stream=False, timestamps="char").json()
+    ends = _segment_ends(fake)
+    assert len(ends) == len(SEGMENTS) > 2
+    words = body["words"]
+    assert [w["word"] for w in words] == TEXT.split() and body["text"] == " ".join(SEGMENTS)
+    assert len(base64.b64decode(body["audio"])) // 2 == ends[-1] and body["audio_seconds"] == round(ends[-1] / 24000, 3)
+    chars = body["characters"]
+    assert "".join(c["char"] for c in chars) == body["text"]
+    assert all(a["end"] <= b["start"] for a, b in zip(chars, chars[1:], strict=False))
+    seams = [i for i, c in enumerate(chars) if c["char"] == " " and c["start"] == c["end"]]
+    for k, end in enumerate(ends[:-1]):  # a segment's last character ends where its audio does
+        assert any(chars[i]["start"] == round(end / 24000, 3) for i in seams), k
+
+
+def test_elevenlabs_with_timestamps_places_every_segment(url: str, fake: FakeVLLM) -> None:
+    resp = httpx.post(f"{url}/v1/text-to-speech/husein/with-timestamps?output_format=pcm_24000",
+                      json={"text": TEXT}, timeout=60)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    ends = _segment_ends(fake)
+    norm = body["normalized_alignment"]
+    assert len(ends) > 2 and "".join(norm["characters"]) == " ".join(SEGMENTS)
+    last = norm["character_end_times_seconds"][-1]
+    assert last == round(ends[-1] / 24000, 3) == round(len(base64.b64decode(body["audio_base64"])) / 2 / 24000, 3)

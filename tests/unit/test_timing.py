@@ -118,3 +118,17 @@ def test_aligned_takes_an_aligners_span_array() -> None:
     t = aligned("ab cd", spans, source_samples=12000, start=24000, end=30000, rate=12000)  # speed 2
     _check(t, "ab cd")
     assert [(w.text, w.start, w.end) for w in t.words()] == [("ab", 24000, 26400), ("cd", 27600, 30000)]
+
+
+def test_join_keeps_each_segment_in_place_and_the_seams_take_no_time() -> None:
+    from app.service.timing import SegmentTimings, aligned, estimated
+
+    a = estimated("satu dua", start=0, end=4800, rate=24000)
+    b = aligned("tiga", [(0, 100), (100, 200), (200, 300), (300, 400)], source_samples=400, start=4800, end=9600, rate=24000)
+    j = SegmentTimings.join([a, b], 24000)
+    assert j.text == "satu dua tiga" and (j.start, j.end) == (0, 9600)
+    assert j.starts[8] == j.ends[8] == 4800  # the space joining them, at the seam
+    assert j.starts[:8] == a.starts and j.starts[9:] == b.starts
+    assert [w.text for w in j.words()] == ["satu", "dua", "tiga"]
+    assert j.source == "estimated" and SegmentTimings.join([b], 24000).source == "aligned"
+    assert SegmentTimings.join([], 24000).text == ""

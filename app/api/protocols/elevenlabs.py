@@ -63,7 +63,8 @@ from app.observability.logs import clip
 from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
-from app.service.timing import elevenlabs_alignment, elevenlabs_http_alignment, estimated
+from app.service.timeline import Timeline
+from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment, estimated
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
@@ -346,10 +347,12 @@ def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) ->
     )  # fmt: skip
 
 
-def _alignments(job: SegmentStream, text: str, writer: AudioWriter) -> dict:
-    """`normalized_alignment` over the spoken text, `alignment` over the text as sent, both over all the audio."""
-    spoken = estimated(job.spoken_text, start=0, end=writer.samples_out, rate=writer.rate)
-    sent = estimated(text, start=0, end=writer.samples_out, rate=writer.rate)
+def _alignments(timeline: Timeline, text: str) -> dict:
+    """`normalized_alignment` over the spoken text (each segment placed where its audio is: the aligner's or the
+    estimate), `alignment` over the text as sent, spread over all the audio."""
+    rate = timeline.writer.rate
+    spoken = SegmentTimings.join(timeline.segments, rate)
+    sent = estimated(text, start=0, end=spoken.end, rate=rate)
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
 
@@ -357,44 +360,45 @@ def _line(obj: dict) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
-async def _timed_lines(
-    chunks: AsyncIterator[np.ndarray], job: SegmentStream, text: str, output: ElevenLabsFormat
-) -> AsyncIterator[bytes]:
+async def _timed_lines(chunks: AsyncIterator[np.ndarray], timeline: Timeline, text: str) -> AsyncIterator[bytes]:
     """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
     encoder's tail with both alignments once the audio is complete."""
-    writer = _writer(job, output, streaming=True)
+    writer = timeline.writer
     try:
         async for chunk in chunks:
             if data := await writer.awrite(chunk):
                 yield _line({"audio_base64": base64.b64encode(data).decode(), "alignment": None, "normalized_alignment": None})
         tail = await writer.afinish()
-        yield _line({"audio_base64": base64.b64encode(tail).decode(), **_alignments(job, text, writer)})
+        yield _line({"audio_base64": base64.b64encode(tail).decode(), **_alignments(timeline, text)})
     finally:
         writer.close()
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
 async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Response:
-    slot = None
+    slot = timeline = None
     try:
         service, job, text, output = await _timed_job(request, voice_id)
         slot = service.admit("speech")
-        chunks = job.audio()
+        timeline = Timeline(service, _writer(job, output, streaming=stream))
+        chunks = job.audio(timeline)
         if not stream:
-            parts = [c async for c in chunks]
-            writer = _writer(job, output, streaming=False)
+            writer = timeline.writer
             try:
+                parts = [c async for c in chunks]
                 audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-                body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(job, text, writer)}
+                body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(timeline, text)}
             finally:
                 writer.close()
             slot.release()
             return JSONResponse(body, headers={"X-Request-Id": job.request_id} | finish_headers(job.usage))
         first = await until_disconnected(request.receive, _prime(chunks))
-        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), job, text, output), job)
+        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), timeline, text), job)
         response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
         return AdmittedResponse(response, slot)
     except BaseException:
+        if timeline is not None:
+            timeline.writer.close()  # idempotent: a response that never started holds no encoder
         if slot is not None:
             slot.release()
         raise

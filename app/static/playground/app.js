@@ -247,8 +247,10 @@ const waveform = {
   },
 };
 
+// `words` so far (a long reply's segments arrive one by one): the ones already shown keep when they lit up
 function showWords(words) {
-  stats.words = words.map((w) => ({ ...w, litAt: null }));
+  const known = stats.words || [];
+  stats.words = words.map((w, i) => ({ ...w, litAt: i < known.length ? known[i].litAt : null }));
   const box = $("words");
   box.replaceChildren(
     ...stats.words.flatMap((w, i) => {
@@ -380,6 +382,7 @@ async function playPcmEvents(resp, t0, job, rate, encoding) {
   const player = pcmPlayer(ctx, rate, job);
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
+  const words = []; // every segment's, in order: one speech.audio.timestamps event per segment
   const handle = (event) => {
     if (event.type === "speech.audio.delta") {
       const bytes = Uint8Array.from(atob(event.audio), (c) => c.charCodeAt(0));
@@ -389,7 +392,8 @@ async function playPcmEvents(resp, t0, job, rate, encoding) {
       firstAudio(t0);
       player.push(pcm);
     } else if (event.type === "speech.audio.timestamps") {
-      showWords(event.words);
+      words.push(...event.words);
+      showWords(words);
     } else if (event.type === "error") {
       throw new ApiError(event.error.message, 500);
     }
