@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -90,11 +90,15 @@ def serve(settings: Settings, components: Components | None = None) -> Iterator[
 
 
 @contextmanager
-def serve_app(settings: Settings, components: Components | None = None) -> Iterator[tuple[str, FastAPI]]:
-    """Run the app (lifespan included) on a real loopback port; yields its base URL and the app."""
+def serve_app(
+    settings: Settings, components: Components | None = None, *, options: Mapping[str, object] | None = None
+) -> Iterator[tuple[str, FastAPI]]:
+    """Run the app (lifespan included) on a real loopback port; yields its base URL and the app. `options`: more
+    uvicorn options (`app.cli.server_options(settings)`: served exactly as `tts-api` serves it)."""
     port = free_port()
     app = create_app(settings, components)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = {**(options or {}), "host": "127.0.0.1", "port": port, "log_level": "warning", "lifespan": "on"}
+    server = uvicorn.Server(uvicorn.Config(app, **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 300

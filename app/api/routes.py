@@ -10,14 +10,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
 
 from app.api.audio_response import admitted_response, until_disconnected
 from app.api.auth import MISSING_HTTP_KEY, bearer, key_ok
 from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
-from app.api.uploads import read_limited_form
-from app.errors import AuthenticationError, InvalidRequestError, NotReadyError
+from app.api.uploads import read_clip_form
+from app.errors import AuthenticationError, NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
@@ -141,15 +140,7 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
 
     async def prepare() -> SegmentStream:
         with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
-            form = await read_limited_form(request, service.limits.max_reference_bytes)
-            try:
-                upload = form.get("reference_audio")
-                if not isinstance(upload, UploadFile):
-                    raise InvalidRequestError("reference_audio (a file) is required", param="reference_audio")
-                audio = await upload.read()
-                fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            finally:
-                await form.close()
+            audio, fields = await read_clip_form(request, "reference_audio", service.limits.max_reference_bytes)
             try:
                 req = VoiceCloneRequest.model_validate(fields)
             except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
@@ -41,6 +41,19 @@ async def read_limited_form(request: Request, max_file_bytes: int) -> FormData:
         raise InvalidRequestError(f"expected multipart/form-data: {exc.detail}") from exc
     except Exception as exc:  # malformed multipart bodies raise parser-specific errors
         raise InvalidRequestError(f"expected multipart/form-data: {exc}") from exc
+
+
+async def read_clip_form(request: Request, file_field: str, max_file_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """A voice clip's form (`/v1/audio/vc`, `POST /v1/audio/voices`): the file in `file_field` (400 without one)
+    and the text fields, read within `read_limited_form`'s bounds."""
+    form = await read_limited_form(request, max_file_bytes)
+    try:
+        upload = form.get(file_field)
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequestError(f"{file_field} (a file) is required", param=file_field)
+        return await upload.read(), {k: v for k, v in form.items() if isinstance(v, str)}
+    finally:
+        await form.close()
 
 
 def _too_large(size: int, max_file_bytes: int, *, so_far: bool = False) -> PayloadTooLargeError:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from app.api.errors import invalid_request
 from app.api.openapi import SAVE_VOICE_BODY, error_responses
 from app.api.routes import get_service, log_ignored_fields, require_api_key
-from app.api.uploads import read_limited_form
-from app.errors import InvalidRequestError, TTSError
+from app.api.uploads import read_clip_form
+from app.errors import TTSError
 from app.service.requests import SaveVoiceRequest
 from app.service.speech import SpeechService
 from app.service.voices import Voices
@@ -48,15 +47,7 @@ async def save_voice(request: Request, service: SpeechService = Depends(get_serv
     normalized; both are stored under `name`, which `voice` (speech, WebSocket) and ElevenLabs' `voice_id` accept."""
     with service.reference_lane.admit():  # uploads, reference decodes and encodes share one lane
         try:
-            form = await read_limited_form(request, service.limits.max_reference_bytes)
-            try:
-                upload = form.get("audio")
-                if not isinstance(upload, UploadFile):
-                    raise InvalidRequestError("audio (a file) is required", param="audio")
-                audio = await upload.read()
-                fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            finally:
-                await form.close()
+            audio, fields = await read_clip_form(request, "audio", service.limits.max_reference_bytes)
             try:
                 req = SaveVoiceRequest.model_validate(fields)
             except ValidationError as exc:
