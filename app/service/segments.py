@@ -345,6 +345,8 @@ class SegmentStream:
         self._drained = asyncio.Event()  # set while `_open` is 0
         self._drained.set()
         self.first_audio_at: float | None = None
+        # set once the first segment has sent audio (or ended without): no look-ahead competes with the first audio
+        self._first_delivered = asyncio.Event()
         self.outcome = "failed"
         self._last: SynthesisJob | None = None  # the last segment spoken
         self.planned_segments = 0  # queued by `speak`
@@ -492,6 +494,10 @@ class SegmentStream:
                     ok = await previous.synthesis.tokens_done()
                     if ok and previous.error is None and previous.job is not None:
                         context = previous.job.as_context(self.service.streaming.context_max_tokens)
+                if previous is not None:
+                    # a second backend request (its prefill) must not slow the first audio's decode: on a busy
+                    # CPU it did (time to first audio of a long text +50-180 ms, tests/integration)
+                    await self._first_delivered.wait()
                 seg = await self._start(raw, context if self.use_context else None)
                 if seg is None:  # nothing to speak: no event, no number
                     self._room.release()
@@ -545,6 +551,7 @@ class SegmentStream:
 
     async def _deliver(self, seg: _Segment) -> AsyncGenerator[SegmentEvent, None]:
         if seg.error is not None or seg.synthesis is None or seg.job is None:
+            self._first_delivered.set()
             yield self._failed(seg, seg.error or TTSError("segment not started"))
             return
         job = seg.job
@@ -562,6 +569,7 @@ class SegmentStream:
             async for chunk in chunks:
                 if self.first_audio_at is None:
                     self.first_audio_at = time.perf_counter()
+                    self._first_delivered.set()
                     if self.one_request:
                         self.service.metrics.ttfa.labels(self.endpoint).observe(self.first_audio_at - self.started)
                 yield SegmentEvent("audio", seg.index, seg.raw, seg.text, audio=chunk, job=job)
@@ -569,6 +577,7 @@ class SegmentStream:
             yield self._failed(seg, exc)
             return
         finally:
+            self._first_delivered.set()  # a first segment without audio (or failed) holds nothing back
             await chunks.aclose()
         yield self._done(seg)
 

@@ -79,16 +79,20 @@ class Script:
 
 
 class Engine:
-    """Decodes token t into SPT samples of value t; while `gate` is clear, decodes wait."""
+    """Decodes token t into SPT samples of value t; while `gate` is clear, decodes wait (but the first `free`)."""
 
     geometry = Geometry(sample_rate=50 * SPT, samples_per_token=SPT)
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.gate.set()
+        self.free = 0
 
     async def decode(self, tokens, *, stream=0, final=False, slack=0.0):
-        await self.gate.wait()
+        if self.free > 0:
+            self.free -= 1
+        else:
+            await self.gate.wait()
         return np.repeat(tokens.astype(np.float32), SPT)
 
 
@@ -205,17 +209,20 @@ async def test_a_cloned_voice_prompts_every_segment_with_its_reference() -> None
 async def test_the_next_segment_starts_once_the_previous_tokens_are_complete_and_no_further() -> None:
     backend, engine = Script(auto=False), Engine()
     service = service_for(backend, engine)  # STREAM_LOOKAHEAD_SEGMENTS=1
-    engine.gate.clear()  # nothing is decoded: segment 0 is still being spoken
+    engine.gate.clear()  # segment 0's first window is decoded (its first audio), the rest waits: still spoken
+    engine.free = 1
     stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
     reading = asyncio.ensure_future(spoken(stream))
     await until(lambda: len(backend.calls) == 1)
-    backend.send(0, [1, 2, 3, 4, 5, 6])
+    tokens = list(range(1, 41))
+    backend.send(0, tokens)
+    await until(lambda: stream.first_audio_at is not None, what="segment 0's first audio")
     await asyncio.sleep(0.05)
     assert len(backend.calls) == 1  # its context is not known yet
     backend.send(0, None)  # segment 0's tokens are complete
     await until(lambda: len(backend.calls) == 2, what="segment 1 started while segment 0 is still spoken")
     first, second = segments_of(TEXT)[:2]
-    assert backend.calls[1].prompt == context_prompt("husein", first, [1, 2, 3, 4, 5, 6], second)
+    assert backend.calls[1].prompt == context_prompt("husein", first, tokens, second)
     backend.send(1, [7, 8, 9])
     backend.send(1, None)
     await asyncio.sleep(0.05)
@@ -225,6 +232,29 @@ async def test_the_next_segment_starts_once_the_previous_tokens_are_complete_and
     audio = await reading
     assert len(backend.calls) == len(segments_of(TEXT))
     assert len(audio) == sum(len(c.sent) for c in backend.calls) * SPT
+
+
+async def test_no_lookahead_before_the_first_audio() -> None:
+    """A second backend request (its prefill) must not compete with the first audio's decode: segment 1 waits
+    for segment 0's first audio even when segment 0's tokens are complete before it."""
+    backend, engine = Script(auto=False), Engine()
+    service = service_for(backend, engine)
+    engine.gate.clear()  # nothing is decoded yet
+    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    reading = asyncio.ensure_future(spoken(stream))
+    await until(lambda: len(backend.calls) == 1)
+    backend.send(0, [1, 2, 3])
+    backend.send(0, None)  # tokens complete, no audio yet
+    await asyncio.sleep(0.1)
+    assert len(backend.calls) == 1 and stream.first_audio_at is None
+    engine.gate.set()  # the first window decodes
+    await until(lambda: len(backend.calls) == 2, what="segment 1 started once the first audio was out")
+    assert stream.first_audio_at is not None
+    backend.auto = True  # the later segments answer at once
+    backend.send(1, [4, 5])
+    backend.send(1, None)
+    await asyncio.wait_for(reading, 10)
+    assert len(backend.calls) == len(segments_of(TEXT))
 
 
 async def test_without_lookahead_a_segment_starts_only_once_the_previous_one_is_delivered() -> None:
@@ -248,6 +278,7 @@ async def test_closing_a_long_request_midway_closes_every_backend_request() -> N
     backend, engine = Script(auto=False), Engine()
     service = service_for(backend, engine)
     engine.gate.clear()
+    engine.free = 1  # the first audio
     stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
     audio = stream.audio()
     first = asyncio.ensure_future(anext(audio))
