@@ -4,24 +4,19 @@ only the ingress (and Prometheus) reach the API; the compose files lock the cont
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import kubernetes_validate
 import pytest
-import yaml
 
 from tests.deploy.test_compose_files import Compose, config, implementations, project  # noqa: F401 (fixtures)
 from tests.deploy.test_k8s import (
     API,
     ENGINE,
-    K8S,
-    NO_KUBECTL,
     OLDEST_KUBERNETES,
     SECRET,
     Obj,
     container,
     find,
+    objects,  # noqa: F401 (the fixture: the rendered manifests, as test_k8s renders them)
     of_kind,
     pod_spec,
 )
@@ -33,19 +28,9 @@ API_POD = {"app.kubernetes.io/name": API}
 ENGINE_POD = {"app.kubernetes.io/name": ENGINE}
 
 
-@pytest.fixture(scope="module")
-def objects() -> list[Obj]:
-    """`kubectl kustomize deploy/k8s`, parsed."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip(NO_KUBECTL)
-    proc = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-
 
 @pytest.mark.parametrize("name", [API, ENGINE])
-def test_both_deployments_are_locked_down(objects: list[Obj], name: str) -> None:
+def test_both_deployments_are_locked_down(objects: list[Obj], name: str) -> None:  # noqa: F811
     deployment = find(objects, "Deployment", name)
     pod = pod_spec(deployment)
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -61,7 +46,7 @@ def test_both_deployments_are_locked_down(objects: list[Obj], name: str) -> None
 
 
 @pytest.mark.parametrize("name", [API, ENGINE])
-def test_what_must_be_writable_is_a_volume(objects: list[Obj], name: str) -> None:
+def test_what_must_be_writable_is_a_volume(objects: list[Obj], name: str) -> None:  # noqa: F811
     """A read-only root: /tmp and the caches are volumes (the engine socket, workers' files, model caches)."""
     deployment = find(objects, "Deployment", name)
     volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
@@ -76,7 +61,7 @@ def test_what_must_be_writable_is_a_volume(objects: list[Obj], name: str) -> Non
         assert env["HOME"] in mounts and env["HF_HOME"] in mounts
 
 
-def test_the_secret_is_required(objects: list[Obj]) -> None:
+def test_the_secret_is_required(objects: list[Obj]) -> None:  # noqa: F811
     """A missing Secret (or a Secret without API_KEY) keeps the pods from starting: never "no auth"."""
     api = container(find(objects, "Deployment", API))
     assert {"secretRef": {"name": SECRET}} in api["envFrom"]
@@ -113,7 +98,7 @@ def admitted(policies: list[Obj], src_ns: dict, src_pod: dict, dst_pod: dict, po
     return False
 
 
-def test_only_the_api_reaches_vllm_and_only_the_ingress_reaches_the_api(objects: list[Obj]) -> None:
+def test_only_the_api_reaches_vllm_and_only_the_ingress_reaches_the_api(objects: list[Obj]) -> None:  # noqa: F811
     policies = of_kind(objects, "NetworkPolicy")
     assert len(policies) == 3
     for policy in policies:  # raises on an invalid or unknown field
