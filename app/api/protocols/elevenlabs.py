@@ -323,7 +323,6 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Se
         body = TimedSpeechBody.model_validate(raw)
         if not body.text.strip():
             raise InvalidRequestError("text must not be empty", param="text")
-        await service.voice(voice_id, param="voice_id")  # an unknown voice_id is named as such
         req = SpeechRequest(
             input=body.text,
             voice=voice_id,
@@ -335,7 +334,13 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Se
         )
     except ValidationError as exc:
         raise invalid_request(exc) from None
-    return service, await service.prepare_speech(req), body.text, output
+    try:
+        stream = await service.prepare_speech(req)  # resolves the voice once (the store, for a saved one)
+    except InvalidRequestError as exc:
+        if exc.param == "voice":
+            exc.param = "voice_id"  # what this API calls it
+        raise
+    return service, stream, body.text, output
 
 
 def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
