@@ -74,6 +74,7 @@ async def start_service(app: FastAPI) -> None:
     from app.audio.resample import resample_to_16k
     from app.backend.vllm import VLLMClient
     from app.engine.launch import start_engine
+    from app.observability.heap import freeze_startup_heap
     from app.service.speech import SpeechService
     from app.service.voice_store import VoiceStore
 
@@ -105,12 +106,16 @@ async def start_service(app: FastAPI) -> None:
         metrics=app.state.metrics,
         store=store,
     )
+    freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
     logger.info("service ready on model %s via %s", settings.backend.model_name, settings.backend.url)
 
 
 async def stop_service(app: FastAPI) -> None:
+    from app.observability.heap import thaw_heap
+
+    thaw_heap()
     service = app.state.service
     app.state.service = None
     if service is not None:

@@ -1,14 +1,21 @@
-"""Test harness: stand-in codec and normalizer, the app on a real loopback port in a thread, and waits on conditions."""
+"""Test harness: stand-in codec and normalizer, the app on a real loopback port in a thread (or `tts-api` in its own
+process), and waits on conditions."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import numpy as np
 import uvicorn
 from fastapi import FastAPI
@@ -18,6 +25,7 @@ from app.main import Components, create_app
 from app.settings import Settings
 
 SPT = 480
+REPO = Path(__file__).resolve().parents[1]
 
 
 class LocalCodec:
@@ -113,6 +121,59 @@ def serve_app(
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def tts_api_process(
+    env: Mapping[str, str], *, cwd: Path, log: Path | None = None, ready_timeout: float = 240.0, repo: Path = REPO
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`tts-api` as users run it (`python -m app.cli`, no env file) in its own process on a free loopback port,
+    its environment `env` and PATH, PYTHONPATH (`repo`: this checkout, or another one to compare with), HOST and
+    PORT only; yields its URL and the process once `/ready` says 200. At the end: SIGTERM, and (when the body
+    did not fail) its exit status checked, 0 or the re-raised SIGTERM uvicorn ends with once drained; killed if
+    it has not stopped within 60 s. `log`: its stdout and stderr (the tail is shown if it dies before it is
+    ready)."""
+    port = free_port()
+    full = {"PATH": os.environ["PATH"], "PYTHONPATH": str(repo), "HOST": "127.0.0.1", "PORT": str(port), **env}
+    out = open(log, "wb") if log is not None else None  # noqa: SIM115  # closed below, after the process
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "--env-file", "/dev/null"], cwd=cwd, env=full,
+            stdout=out, stderr=subprocess.STDOUT if out else None,
+        )
+    finally:
+        if out is not None:
+            out.close()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log is not None else ""
+            raise AssertionError(f"tts-api exited with {proc.returncode} before it was ready: {tail}")
+        try:
+            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, ready_timeout, "tts-api to be ready")
+        yield url, proc
+    except BaseException:
+        _stop(proc)
+        raise
+    rc = _stop(proc)
+    assert rc in (0, -signal.SIGTERM), f"tts-api exited with {rc} after SIGTERM"
+
+
+def _stop(proc: subprocess.Popen) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:

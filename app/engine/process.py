@@ -62,6 +62,7 @@ def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: C
     """Entry point of the engine process."""
     from app.engine.core import EngineCore
     from app.engine.threads import run_on_fresh_thread
+    from app.observability.heap import freeze_startup_heap, thaw_heap
     from app.observability.logs import configure_logging
     from app.observability.metrics import in_memory_values
 
@@ -74,6 +75,7 @@ def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: C
         aligner = run_on_fresh_thread(load_aligner, settings, codec.device, name="aligner-load")
         core = EngineCore.from_settings(codec, endpoint, settings, aligner=aligner)
         core.bind()
+        freeze_startup_heap("codec engine")  # no full collection stalls the decode thread on the model's objects
     except BaseException:
         conn.send(("failed", traceback.format_exc()))
         raise SystemExit(1) from None
@@ -81,6 +83,7 @@ def engine_main(settings: EngineSettings, log_level: str, endpoint: str, conn: C
     conn.send(("ready", {"pid": os.getpid(), "device": codec.device, "epoch": core.epoch}))
     logger.info("codec engine %s serving on %s (pid %d)", core.epoch, endpoint, os.getpid())
     core.serve(watch_fd=conn.fileno())
+    thaw_heap()  # the interpreter's last collection frees the frozen objects too (extension types check at exit)
     logger.info("codec engine stopped")
 
 

@@ -17,8 +17,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -203,28 +204,44 @@ def whole_text_segments(text: str, *, max_chars: int, first_max_chars: int) -> l
     `first_max_chars` (the first segment: the first audio sooner) and `max_chars` (the others). Chinese text is
     cut after its 。！？ (sentences) and ，；：、 (clauses): a space is put after them for the segmenter, and taken
     out of its segments again."""
+    return list(iter_whole_text_segments(text, max_chars=max_chars, first_max_chars=first_max_chars))
+
+
+def iter_whole_text_segments(text: str, *, max_chars: int, first_max_chars: int) -> Iterator[str]:
+    """`whole_text_segments`, one at a time: the first is cut from the text's first words only (a long text's
+    first audio waits for no cutting of the rest: 2.5 ms for 4,000 characters here)."""
     joined = " ".join(text.split())
     if len(joined) <= max_chars:
-        return [joined] if joined else []
+        if joined:
+            yield joined
+        return
     cjk = _CJK_BREAK.search(text) is not None
     if cjk:
         text = _CJK_BREAK.sub(r"\1 ", text)
     segmenter = TextSegmenter(max_chars=max_chars, first_max_chars=first_max_chars, max_wait=None)
-    pieces: list[str] = []
-    for word in re.findall(r"\S+\s*", text):  # word by word, so a long sentence is cut at its clauses
-        pieces += segmenter.push(word, 0.0)
-    pieces += segmenter.flush()
-    if cjk:
-        pieces = [_CJK_SPACE.sub(r"\1", p) for p in pieces]
-    packed: list[str] = []
-    for piece in pieces:
-        limit = first_max_chars if len(packed) == 1 else max_chars
-        sep = "" if packed and cjk and _CJK_SPACE.match(packed[-1][-1:] + " " + piece[:1]) else " "
-        if packed and len(packed[-1]) + len(sep) + len(piece) <= limit:
-            packed[-1] += sep + piece
+
+    def pieces() -> Iterator[str]:
+        for word in re.finditer(r"\S+\s*", text):  # word by word, so a long sentence is cut at its clauses
+            yield from segmenter.push(word.group(), 0.0)
+        yield from segmenter.flush()
+
+    current: str | None = None
+    first = True
+    for piece in pieces():
+        if cjk:
+            piece = _CJK_SPACE.sub(r"\1", piece)
+        if current is None:
+            current = piece
+            continue
+        limit = first_max_chars if first else max_chars
+        sep = "" if cjk and _CJK_SPACE.match(current[-1:] + " " + piece[:1]) else " "
+        if len(current) + len(sep) + len(piece) <= limit:
+            current += sep + piece
         else:
-            packed.append(piece)
-    return packed
+            yield current
+            current, first = piece, False
+    if current is not None:
+        yield current
 
 
 @dataclass
@@ -345,11 +362,12 @@ class SegmentStream:
         self._drained = asyncio.Event()  # set while `_open` is 0
         self._drained.set()
         self.first_audio_at: float | None = None
-        # set once the first segment has sent audio (or ended without): no look-ahead competes with the first audio
+        # set once the first audio has been taken and the consumer asks for more (its bytes are out), or the first
+        # segment ended without audio: no look-ahead's preparation or prefill competes with the first audio
         self._first_delivered = asyncio.Event()
         self.outcome = "failed"
         self._last: SynthesisJob | None = None  # the last segment spoken
-        self.planned_segments = 0  # queued by `speak`
+        self._rest: Iterator[str] | None = None  # a whole text's segments after its first (`speak`)
         self._spoken: list[str] = []  # the normalized text of each segment spoken
         self._clock: PlaybackClock | None = None  # an HTTP request's, shared by its segments
 
@@ -359,12 +377,13 @@ class SegmentStream:
         self._enqueue(self.segmenter.push(text, time.monotonic()))
 
     def speak(self, text: str) -> None:
-        """A whole text (an HTTP request): its segments (`whole_text_segments`) queued, and the stream ended."""
+        """A whole text (an HTTP request): its first segment (`iter_whole_text_segments`) queued and the stream
+        ended; the rest of the text is cut as the runner reaches it, once the first audio is out."""
         self.usage.input_chars += len(text)
         s = self.service.streaming
-        segments = whole_text_segments(text, max_chars=s.segment_max_chars, first_max_chars=s.first_segment_chars)
-        self.planned_segments += len(segments)
-        self._enqueue(segments)
+        segments = iter_whole_text_segments(text, max_chars=s.segment_max_chars, first_max_chars=s.first_segment_chars)
+        self._enqueue(list(islice(segments, 1)))
+        self._rest = segments
         self.end()
 
     def flush(self) -> None:
@@ -485,7 +504,7 @@ class SegmentStream:
         (`lookahead`) and the previous segment's tokens are complete (its speech is this one's context)."""
         previous: _Segment | None = None
         try:
-            while (raw := await self._queue.get()) is not None:
+            async for raw in self._queued():
                 self._active += 1
                 await self._room.acquire()
                 self._pending_chars -= len(raw)  # its synthesis begins
@@ -495,8 +514,9 @@ class SegmentStream:
                     if ok and previous.error is None and previous.job is not None:
                         context = previous.job.as_context(self.service.streaming.context_max_tokens)
                 if previous is not None:
-                    # a second backend request (its prefill) must not slow the first audio's decode: on a busy
-                    # CPU it did (time to first audio of a long text +50-180 ms, tests/integration)
+                    # a second segment's preparation (normalization holds the GIL) and its backend request (its
+                    # prefill) must not slow the first audio on its way out: on a busy CPU they did (time to first
+                    # audio of a long text +50-260 ms, tests/integration), so they wait until it has been written
                     await self._first_delivered.wait()
                 seg = await self._start(raw, context if self.use_context else None)
                 if seg is None:  # nothing to speak: no event, no number
@@ -509,6 +529,18 @@ class SegmentStream:
                 previous = seg
         finally:
             self._ready.put_nowait(None)
+
+    async def _queued(self) -> AsyncGenerator[str, None]:
+        """The segments in order until `end()`: the queue's, then a whole text's later ones, cut from the text
+        once the first audio is out (nothing of it delays the first audio)."""
+        while (raw := await self._queue.get()) is not None:
+            yield raw
+        if self._rest is not None:
+            if self._index:  # a segment was started: its first audio first (none was: the next one is the first)
+                await self._first_delivered.wait()
+            for raw in self._rest:
+                self._pending_chars += len(raw)  # taken off again as its synthesis begins
+                yield raw
 
     async def _start(self, raw: str, context: SpeechContext | None) -> _Segment | None:
         service = self.service
@@ -567,12 +599,15 @@ class SegmentStream:
         chunks = seg.synthesis.chunks()
         try:
             async for chunk in chunks:
-                if self.first_audio_at is None:
+                first = self.first_audio_at is None
+                if first:
                     self.first_audio_at = time.perf_counter()
-                    self._first_delivered.set()
                     if self.one_request:
                         self.service.metrics.ttfa.labels(self.endpoint).observe(self.first_audio_at - self.started)
                 yield SegmentEvent("audio", seg.index, seg.raw, seg.text, audio=chunk, job=job)
+                if first:
+                    # the consumer is back for more: the first audio has been written out (sent to the socket)
+                    self._first_delivered.set()
         except TTSError as exc:
             yield self._failed(seg, exc)
             return

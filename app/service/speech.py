@@ -358,13 +358,12 @@ def _log_request(
     gen = stream.gen
     details = " ".join(f"{k}={v}" for k, v in extra.items())
     logger.info(
-        "%s %s model=%s voice=%s chars=%d segments=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
+        "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
         stream.request_id,
         kind,
         clip(model or "-"),
         clip(voice),
         chars,
-        stream.planned_segments,
         gen.response_format,
         gen.stream,
         "/sse" if gen.stream_format == "sse" else "",

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from app.main import Components
 from app.observability.logs import SafeFormatter, clip, escape, redact_query
 from app.settings import Settings, SettingsError, load_settings
 from tools.fake_vllm import FakeVLLM
-from tools.harness import LocalCodec, PassthroughNormalizer, free_port, serve, wait_until
+from tools.harness import LocalCodec, PassthroughNormalizer, free_port, serve, tts_api_process
 
 REPO = Path(__file__).resolve().parents[2]
 CODEC_DIR = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny")).resolve()
@@ -128,15 +127,10 @@ def test_a_tts_api_run_keeps_its_secrets(tmp_path: Path) -> None:
     included) holds no secret, no key sent in a query string, no line a client forged."""
     temp = Path(tempfile.mkdtemp(prefix="as-", dir="/tmp"))  # short: the engine's socket lives there too
     with FakeVLLM(n_tokens=40, rate=0, api_key=VLLM_KEY) as fake:
-        port = free_port()
         env = {
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": str(REPO),
             "HOME": str(tmp_path),
             "TMPDIR": str(temp),
             "TTS_API": fake.url,
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
             "API_WORKERS": "2",
             "API_KEY": API_KEY,
             "tts_api_key": VLLM_KEY,  # any case is read, and removed
@@ -149,23 +143,8 @@ def test_a_tts_api_run_keeps_its_secrets(tmp_path: Path) -> None:
             "SHUTDOWN_GRACE_SECONDS": "2",
         }
         log = tmp_path / "tts-api.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "--env-file", "/dev/null"],
-                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )
-        url = f"http://127.0.0.1:{port}"
         keyed = {"authorization": f"Bearer {API_KEY}"}
-        try:
-
-            def ready() -> bool:
-                assert proc.poll() is None, f"tts-api exited with {proc.returncode}: {log.read_text()[-3000:]}"
-                try:
-                    return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_until(ready, 240, "tts-api to be ready")
+        with tts_api_process(env, cwd=tmp_path, log=log) as (url, proc):
             children = descendants(proc.pid)
             assert len(children) >= 3, children  # the engine and two front-ends
             for pid in children:
@@ -186,13 +165,6 @@ def test_a_tts_api_run_keeps_its_secrets(tmp_path: Path) -> None:
             forged = {"input": "hi", "model": "tts-1\n2026-12-02 00:00:00 ERROR FORGED: fake line"}
             assert httpx.post(f"{url}/v1/audio/speech", json=forged, headers=keyed, timeout=60).status_code == 200
             assert asyncio.run(ws_with_query_key(url)) == 1008  # the query key is no key: closed after 1 s
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
         assert not list(temp.glob("tts-secrets-*")), "the secrets directory outlived tts-api"
         shutil.rmtree(temp, ignore_errors=True)
         text = log.read_text()

@@ -8,6 +8,7 @@ tokens were spoken, in which order, and that none was dropped at a seam.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from app.errors import TTSError
 from app.observability.metrics import ServiceMetrics
 from app.prompts import context_prompt, speech_prompt, voice_clone_prompt
 from app.service.requests import SpeechRequest
-from app.service.segments import SegmentStream, whole_text_segments
+from app.service.segments import SegmentStream, TextSegmenter, whole_text_segments
 from app.service.speech import SpeechService
 from app.service.voice import Voice
 from app.settings import Settings
@@ -285,11 +286,18 @@ async def test_closing_a_long_request_midway_closes_every_backend_request() -> N
     await until(lambda: len(backend.calls) == 1)
     backend.send(0, list(range(1, 30)))
     backend.send(0, None)
-    await until(lambda: len(backend.calls) == 2)
-    backend.send(1, [1, 2])  # segment 1 is generating, ahead
     engine.gate.set()
     await first
-    await audio.aclose()  # the client went away
+    await asyncio.sleep(0.05)
+    assert len(backend.calls) == 1  # the first audio is still with the consumer (not yet sent): nothing ahead
+    more = asyncio.ensure_future(anext(audio))  # the consumer is back for more: segment 1 starts
+    await until(lambda: len(backend.calls) == 2)
+    backend.send(1, [1, 2])  # segment 1 is generating, ahead
+    await asyncio.sleep(0.05)
+    more.cancel()  # the client went away, waiting for more
+    with contextlib.suppress(asyncio.CancelledError):
+        await more
+    await audio.aclose()
     assert backend.calls[1].closed and not backend.calls[1].finished
     assert len(backend.calls) == 2
     assert counted(service.metrics, "tts_requests_total", outcome="cancelled") == 1
@@ -333,3 +341,53 @@ async def test_a_text_with_nothing_to_speak_is_a_400_naming_its_field() -> None:
     stream.service.text_input.normalizer = type("N", (), {"normalize": lambda self, t, m=True, lang="auto": ""})()
     with pytest.raises(TTSError, match="input has nothing to speak"):
         await spoken(stream)
+
+
+async def test_a_long_text_is_cut_past_its_first_segment_only_once_the_first_audio_is_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the first audio a long text costs what one sentence costs: only its first words are cut."""
+    text = " ".join([TEXT] * 20)
+    segments = segments_of(text)
+    pushed: list[str] = []
+    push = TextSegmenter.push
+
+    def counted_push(self: TextSegmenter, text: str, now: float) -> list[str]:
+        pushed.append(text)
+        return push(self, text, now)
+
+    monkeypatch.setattr(TextSegmenter, "push", counted_push)
+    backend, engine = Script(auto=False), Engine()
+    service = service_for(backend, engine)
+    engine.gate.clear()
+    stream = await service.prepare_speech(SpeechRequest(input=text, voice="husein"))
+    reading = asyncio.ensure_future(spoken(stream))
+    await until(lambda: len(backend.calls) == 1)
+    first = segments[0]
+    # its words, the next piece's (which showed where it ends) and the word after that piece (which showed
+    # where the piece ends): not the 600 words of the rest
+    assert len(pushed) <= len(" ".join(segments[:2]).split()) + 1 < len(text.split()) // 20
+    backend.auto = True
+    backend.send(0, list(range(1, 13)))
+    backend.send(0, None)
+    engine.gate.set()
+    audio = await asyncio.wait_for(reading, 10)
+    assert "".join(pushed).split() == text.split()  # all of it, in the end
+    assert [c.prompt.rsplit(": ", 1)[-1].removesuffix("<|speech_start|>") for c in backend.calls[:1]] == [first]
+    assert len(backend.calls) == len(segments)
+    assert len(audio) == sum(len(c.sent) for c in backend.calls) * SPT
+
+
+async def test_a_first_segment_with_nothing_to_speak_lets_the_rest_be_spoken() -> None:
+    class SilentStart(PassthroughNormalizer):
+        def normalize(self, text: str, malaysian: bool = True, language: str = "auto") -> str:
+            return "" if text.startswith("Uh") else super().normalize(text, malaysian, language)
+
+    backend = Script()
+    service = service_for(backend)
+    service.text_input.normalizer = SilentStart()
+    text = "Uh uh uh uh uh uh. " + TEXT
+    stream = await service.prepare_speech(SpeechRequest(input=text, voice="husein"))
+    audio = await asyncio.wait_for(spoken(stream), 10)
+    assert len(backend.calls) == len(segments_of(text)) - 1  # the silent one asked nothing of the backend
+    assert len(audio) == sum(len(c.sent) for c in backend.calls) * SPT > 0

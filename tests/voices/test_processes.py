@@ -4,20 +4,16 @@ store: a voice saved through one is spoken through the other by the OpenAI SDK, 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from tests.voices.test_saved_voices import TEXT, save
 from tools.fake_vllm import FakeVLLM, speech_tokens
-from tools.harness import free_port, wait_until
+from tools.harness import tts_api_process
 
 REPO = Path(__file__).resolve().parents[2]
 CODEC_DIR = Path(os.environ.get("DEV_CODEC_DIR", REPO / ".cache/models/codec-tiny")).resolve()
@@ -29,13 +25,8 @@ pytestmark = pytest.mark.skipif(
 
 @contextmanager
 def tts_api(fake: FakeVLLM, store_url: str, cwd: Path) -> Iterator[str]:
-    port = free_port()
     env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(REPO),
         "TTS_API": fake.url,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
         "CODEC_MODEL": str(CODEC_DIR),
         "SEMANTIC_MODEL": str(CODEC_DIR / "semantic"),
         "CODEC_THREADS": "1",
@@ -44,25 +35,8 @@ def tts_api(fake: FakeVLLM, store_url: str, cwd: Path) -> Iterator[str]:
         "SHUTDOWN_GRACE_SECONDS": "2",
         "VOICE_STORE_URL": store_url,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--env-file", "/dev/null"], cwd=cwd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def ready() -> bool:
-            assert proc.poll() is None, f"tts-api exited with {proc.returncode}"
-            try:
-                return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 240, "tts-api to be ready")
+    with tts_api_process(env, cwd=cwd) as (url, _):
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
-        finally:
-            if proc.poll() is None:
-                proc.kill()
 
 
 def speak(url: str, voice: str) -> bytes:
