@@ -500,8 +500,9 @@ class SegmentStream:
             await events.aclose()
 
     async def _run_ahead(self) -> None:
-        """Takes the queued segments in order and starts each one's backend request: when a place is free
-        (`lookahead`) and the previous segment's tokens are complete (its speech is this one's context)."""
+        """Takes the segments in order (`_queued`: none past the first before the first audio is out) and starts
+        each one's backend request: when a place is free (`lookahead`) and the previous segment's tokens are
+        complete (its speech is this one's context)."""
         previous: _Segment | None = None
         try:
             async for raw in self._queued():
@@ -513,11 +514,6 @@ class SegmentStream:
                     ok = await previous.synthesis.tokens_done()
                     if ok and previous.error is None and previous.job is not None:
                         context = previous.job.as_context(self.service.streaming.context_max_tokens)
-                if previous is not None:
-                    # a second segment's preparation (normalization holds the GIL) and its backend request (its
-                    # prefill) must not slow the first audio on its way out: on a busy CPU they did (time to first
-                    # audio of a long text +50-260 ms, tests/integration), so they wait until it has been written
-                    await self._first_delivered.wait()
                 seg = await self._start(raw, context if self.use_context else None)
                 if seg is None:  # nothing to speak: no event, no number
                     self._room.release()
@@ -531,12 +527,19 @@ class SegmentStream:
             self._ready.put_nowait(None)
 
     async def _queued(self) -> AsyncGenerator[str, None]:
-        """The segments in order until `end()`: the queue's, then a whole text's later ones, cut from the text
-        once the first audio is out (nothing of it delays the first audio)."""
-        while (raw := await self._queue.get()) is not None:
+        """The segments in order until `end()`: the queue's, then a whole text's later ones (cut from it only
+        now). None is taken before the first audio is out once a segment has started: a second segment's
+        preparation (malaya's normalization holds the GIL), its cutting and its backend request's prefill must
+        not slow the first audio on its way out (on this CPU they cost a long text 50-260 ms of time to first
+        audio). With no segment started yet (the first had nothing to speak) the next one is the first."""
+        while True:
+            if self._index:
+                await self._first_delivered.wait()
+            if (raw := await self._queue.get()) is None:
+                break
             yield raw
         if self._rest is not None:
-            if self._index:  # a segment was started: its first audio first (none was: the next one is the first)
+            if self._index:
                 await self._first_delivered.wait()
             for raw in self._rest:
                 self._pending_chars += len(raw)  # taken off again as its synthesis begins
