@@ -11,7 +11,7 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -25,7 +25,6 @@ from app.main import Components
 from app.prompts import context_prompt, speech_prompt
 from app.service.segments import whole_text_segments
 from app.settings import Settings
-from tests.conftest import SETTINGS
 from tools.fake_vllm import FakeVLLM
 from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
@@ -38,28 +37,19 @@ SEGMENTS = whole_text_segments(TEXT, max_chars=60, first_max_chars=25)
 
 
 @pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeVLLM]:
+def shared_fake() -> Iterator[FakeVLLM]:  # the conftest's `fake` hands it to each test, restored
     with FakeVLLM(n_tokens=30, rate=0) as server:
         yield server
 
 
-@pytest.fixture
-def fake(shared_fake: FakeVLLM) -> FakeVLLM:
-    shared_fake.restore()
-    return shared_fake
-
-
-def settings(fake: FakeVLLM, **overrides: object) -> Settings:
-    return Settings(_env_file=None, **({"tts_api": fake.url} | SETTINGS | LONG | overrides))
-
-
-def serving(fake: FakeVLLM, **overrides: object):
-    return serve(settings(fake, **overrides), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer()))
+def serving(settings_for: Callable[..., Settings], **overrides: object):
+    """The service with the short segments (`LONG`) and `overrides`, the stand-in codec."""
+    return serve(settings_for(**LONG | overrides), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer()))
 
 
 @pytest.fixture(scope="module")
-def shared_url(shared_fake: FakeVLLM) -> Iterator[str]:
-    with serving(shared_fake) as url:
+def shared_url(module_settings_for: Callable[..., Settings]) -> Iterator[str]:
+    with serving(module_settings_for) as url:
         yield url
 
 
@@ -187,9 +177,11 @@ async def test_a_client_that_leaves_midway_cancels_every_backend_request(url: st
     assert fake.max_concurrent <= 1  # one backend stream at a time: the next starts when its context is known
 
 
-def test_a_long_request_takes_one_slot_and_is_never_refused_midway(fake: FakeVLLM) -> None:
+def test_a_long_request_takes_one_slot_and_is_never_refused_midway(
+    fake: FakeVLLM, module_settings_for: Callable[..., Settings]
+) -> None:
     fake.rate = 300
-    with serving(fake, max_concurrent_requests=1) as base:
+    with serving(module_settings_for, max_concurrent_requests=1) as base:
         with httpx.Client(timeout=30) as client, client.stream(
             "POST", f"{base}/v1/audio/speech", json={"input": TEXT, "voice": "husein", "response_format": "pcm"}
         ) as resp:
@@ -220,8 +212,10 @@ async def test_our_websocket_says_which_segments_were_cut(url: str, fake: FakeVL
     assert messages[-1]["finish_reason"] == "length" and messages[-1]["cut_segments"] == cut
 
 
-async def test_the_elevenlabs_final_message_says_when_a_segment_was_cut(fake: FakeVLLM) -> None:
-    with serving(fake, default_max_tokens=20) as base:  # the fake speaks 30 tokens: every segment is cut
+async def test_the_elevenlabs_final_message_says_when_a_segment_was_cut(
+    fake: FakeVLLM, module_settings_for: Callable[..., Settings]
+) -> None:
+    with serving(module_settings_for, default_max_tokens=20) as base:  # the fake speaks 30 tokens: every segment is cut
         path = "/v1/text-to-speech/jenny/stream-input?model_id=eleven_turbo_v2_5&output_format=pcm_24000"
         async with websockets.connect(base.replace("http://", "ws://") + path) as ws:
             await ws.send(json.dumps({"text": " "}))
@@ -233,7 +227,7 @@ async def test_the_elevenlabs_final_message_says_when_a_segment_was_cut(fake: Fa
     assert n >= 2 and final["isFinal"] is True and final["finishReason"] == "length"
     assert final["cutSegments"] == list(range(n))
     fake.restore()
-    with serving(fake) as base:  # nothing cut: the final message as ElevenLabs sends it
+    with serving(module_settings_for) as base:  # nothing cut: the final message as ElevenLabs sends it
         async with websockets.connect(base.replace("http://", "ws://") + path) as ws:
             await ws.send(json.dumps({"text": "Hello. "}))
             await ws.send(json.dumps({"text": ""}))
