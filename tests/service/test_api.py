@@ -516,7 +516,10 @@ def test_sentry_is_initialised_without_personal_data(settings_for: Callable[...,
     with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())):
         pass
     assert len(calls) == 1
-    assert calls[0]["dsn"] == "https://key@sentry.example/1" and calls[0]["send_default_pii"] is False
+    assert calls[0]["dsn"] == "https://key@sentry.example/1"
+    privacy = calls[0]["data_collection"]  # sentry-sdk 3's replacement of send_default_pii and the scrubber
+    assert privacy["user_info"] is False and privacy["stack_frame_variables"] is False
+    assert privacy["http_bodies"] == [] and privacy["cookies"] == privacy["url_query_params"] == {"mode": "off"}
 
 
 async def test_requests_over_the_limit_get_429(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
