@@ -6,12 +6,15 @@
 # CPU: the CPU wheel of the same torch version.
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t streamable-tts-api:cpu .
 #
+# What it installs is what `make test` ran: torch from requirements/torch.txt (pinned apart: its build differs
+# by target; the CUDA build pins its CUDA libraries itself), then exactly requirements/api.lock, hash-checked and
+# without resolving anything (`make lock` refreshes it; tests/deploy/test_lock.py checks this file against it).
+#
 # Works with the classic builder too (no BuildKit-only syntax), so `docker-compose` v1 can build it.
 
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim
 
-ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://pypi.org/simple
 ARG APP_UID=1000
 
@@ -37,22 +40,22 @@ RUN useradd --create-home --uid "${APP_UID}" --shell /usr/sbin/nologin app \
     && mkdir -p /home/app/.cache/huggingface /home/app/data \
     && chown -R app:app /home/app/.cache /home/app/data
 
-# torch first, from the chosen index: the largest layer, rebuilt only when its version or index changes.
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
-
 WORKDIR /src
+# torch first, from the chosen index: the largest layer, rebuilt only when its version or index changes.
+COPY requirements/torch.txt ./requirements/
+RUN pip install --index-url "${TORCH_INDEX_URL}" -r requirements/torch.txt
+
+# The locked dependencies alone, so that a change to the code does not reinstall them.
+COPY requirements/api.lock ./requirements/
+RUN pip install --no-deps --require-hashes -r requirements/api.lock
+
 COPY pyproject.toml ./
-# The dependencies alone, so that a change to the code does not reinstall them.
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
 
 COPY README.md ./
 COPY app ./app
 # tools/: the `tts-dev-backend` command (the dev vLLM) and the fake vLLM
 COPY tools ./tools
-RUN pip install --no-deps . && python -c "import app.settings"
+RUN pip install --no-deps . && pip check && python -c "import app.settings"
 
 USER app
 WORKDIR /home/app

