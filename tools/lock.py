@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -78,9 +79,11 @@ def public(version: str) -> str:
 
 
 def installed() -> dict[str, str]:
-    """{canonical name: version} of the distributions of the running interpreter's environment."""
+    """{canonical name: version} of the distributions installed in the running interpreter's environment (its
+    site-packages, not all of sys.path: setuptools, once imported, appends its vendored packages there)."""
     found = {}
-    for dist in importlib.metadata.distributions():
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    for dist in importlib.metadata.distributions(path=site):
         name = dist.metadata["Name"]
         if name:
             found[canonical(name)] = dist.version

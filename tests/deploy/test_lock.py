@@ -78,6 +78,13 @@ def test_this_venv_is_exactly_the_lock() -> None:
     assert sys.version_info[:2] == tuple(int(p) for p in lock.PYTHON_VERSION.split("."))
 
 
+def test_what_setuptools_vendors_onto_sys_path_is_not_installed() -> None:
+    import setuptools  # noqa: F401  (appends setuptools/_vendor to sys.path, with its own dist-infos)
+
+    vendored = next(p for p in sys.path if p.endswith("_vendor"))
+    assert lock.canonical("jaraco.text") not in lock.installed() or "jaraco-text" in lock.dev_locks(), vendored
+
+
 def test_differences_name_every_kind_of_drift(monkeypatch: pytest.MonkeyPatch) -> None:
     locked = {"fastapi": "0.165.0", "sympy": "1.14.0", "setuptools": "84.2.1"}
     have = {"fastapi": "0.166.0", "extra": "1.0", "torch": "2.14.1", "pip": "26.3", "setuptools": "65.5.0"}
