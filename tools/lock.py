@@ -147,12 +147,13 @@ def _uv() -> str:
     return found
 
 
-def _compile(sources: list[str], out: Path, *extra: str) -> None:
+def _compile(sources: list[str], out: Path, *extra: str, stdin: str | None = None) -> None:
+    """uv pip compile `sources` (`-`: the requirements in `stdin`) into `out`, for the lock's target."""
     cmd = [
         _uv(), "pip", "compile", *sources, "--generate-hashes", "--no-header", "--quiet",
         "--python-version", PYTHON_VERSION, "--python-platform", PLATFORM, "--output-file", str(out), *extra,
     ]  # fmt: skip
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True)
     if res.returncode != 0:
         raise LockError(f"uv pip compile for {out.name} failed:\n{res.stderr[-4000:]}")
     header = (
@@ -172,14 +173,13 @@ def refresh(upgrade: bool = True) -> None:
         torch_pin.write_text(f"torch=={torch_version()}+cpu\n")
         excluded = Path(tmp, "excluded.txt")
         excluded.write_text("\n".join(BROKEN_EXTRAS) + "\n")
-        vllm_in = Path(tmp, "vllm.in")
-        vllm_in.write_text(f"{VLLM_PACKAGE}=={VLLM_VERSION}\n")
         torch_args = [*_torch_source(), "--constraint", str(torch_pin), "--no-emit-package", "torch"]
         keep = ["--upgrade"] if upgrade else []
         _compile(["pyproject.toml"], TEST_LOCK, "--group", "test", *torch_args, *keep)
         _compile(["pyproject.toml"], API_LOCK, "--constraint", str(TEST_LOCK), *torch_args)
         _compile([str(REFERENCE_IN.relative_to(ROOT))], REFERENCE_LOCK, "--no-deps", *keep)
-        _compile([str(vllm_in)], VLLM_LOCK, "--excludes", str(excluded), *torch_args, *keep)
+        vllm = f"{VLLM_PACKAGE}=={VLLM_VERSION}\n"  # from stdin: no temporary path in the lock's annotations
+        _compile(["-"], VLLM_LOCK, "--excludes", str(excluded), *torch_args, *keep, stdin=vllm)
     for path in (TEST_LOCK, API_LOCK, REFERENCE_LOCK, VLLM_LOCK):
         print(f"{path.relative_to(ROOT)}: {len(read_pins(path))} packages")
 
