@@ -5,7 +5,7 @@ head when a front-end opens the store.
 check-and-upgrade (PostgreSQL: an advisory lock for the transaction; SQLite: BEGIN IMMEDIATE, the file's write
 lock), so every `API_WORKERS` process and every replica may start at once. A database made before migrations
 (the voices table, no `alembic_version`) is stamped at the baseline, then upgraded. No alembic.ini: the
-configuration is made here.
+configuration is made here. `python -m tools.new_migration "what it does"` adds a revision.
 """
 
 from __future__ import annotations
