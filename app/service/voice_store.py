@@ -1,7 +1,8 @@
 """Saved voices: each one's reference tokens, normalized transcript and consent record, in SQLite or PostgreSQL.
 
 One code path for both stores (SQLAlchemy Core on a sync engine); every call runs in a worker thread, never on
-the event loop. The schema is created on start, idempotently, and safely when several processes start at once.
+the event loop. Opening the store brings its schema to head (`app.service.migrations`, Alembic), idempotently,
+and safely when several processes start at once.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.errors import ConflictError, InvalidRequestError, NotFoundError, StoreUnavailableError
+from app.service import migrations
 
 logger = logging.getLogger(__name__)
 
 NAME_MAX = 64
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
-_SCHEMA_LOCK = 0x7474_7376  # PostgreSQL advisory lock held while the schema is created ("ttsv")
 
+# what the code reads and writes; the migrations (app/service/migrations/versions/) make the same in a database,
+# and tests/voices/test_migrations.py checks that they agree: a change here needs a migration there
 metadata = sa.MetaData()
 voices_table = sa.Table(
     "tts_voices",
@@ -119,15 +122,9 @@ class VoiceStore:
         return self.engine.dialect.name
 
     async def open(self) -> None:
-        """Create the schema if it is missing (several processes may do so at once)."""
-        await self._run(self._create_schema)
+        """Bring the schema to head: create it, or migrate it (several processes may do so at once)."""
+        await self._run(lambda: migrations.upgrade(self.engine))
         logger.info("voice store: %s", self.engine.url.render_as_string(hide_password=True))
-
-    def _create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            if self.kind == "postgresql":  # CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog otherwise
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-            conn.execute(sa.schema.CreateTable(voices_table, if_not_exists=True))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.dispose)
