@@ -126,3 +126,19 @@ def test_voice_clone_disconnects(service, fake) -> None:
             s.close()
         assert_released(url, fake)
         assert len(fake.requests) == 4 and all(r.cancelled for r in fake.requests)
+
+
+@pytest.mark.parametrize("route", ["with-timestamps", "stream/with-timestamps"])
+def test_elevenlabs_timestamps_clients_that_leave_stop_the_backend(service, fake, route: str) -> None:
+    """ElevenLabs' `convert_with_timestamps` (one JSON object at the end) and its streamed twin: a client that
+    leaves mid-generation frees its slot and closes its backend request, as on every other route."""
+    fake.rate, fake.n_tokens = 100, 3000
+    body = {"text": speech()["input"], "model_id": "eleven_flash_v2_5"}
+    with service(max_concurrent_requests=4) as url:
+        socks = [open_json(url, f"/v1/text-to-speech/husein/{route}?output_format=pcm_16000", body) for _ in range(4)]
+        assert wait_until(lambda: sum(r.tokens_sent > 30 for r in fake.requests) == 4, 10)
+        for s in socks:
+            s.close()
+        assert_released(url, fake)
+        assert len(fake.requests) == 4 and all(r.cancelled for r in fake.requests)
+        assert all(r.tokens_sent < 3000 for r in fake.requests)

@@ -380,6 +380,18 @@ async def _timed_lines(chunks: AsyncIterator[np.ndarray], timeline: Timeline, te
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
+async def _timed_whole(chunks: AsyncIterator[np.ndarray], timeline: Timeline, text: str) -> dict:
+    """The whole audio, encoded, and both alignments: `convert_with_timestamps`' one JSON object."""
+    writer = timeline.writer
+    try:
+        parts = [c async for c in chunks]
+        audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        return {"audio_base64": base64.b64encode(audio).decode(), **_alignments(timeline, text)}
+    finally:
+        writer.close()
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
 async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Response:
     slot = timeline = None
     try:
@@ -387,14 +399,8 @@ async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Respo
         slot = service.admit("speech")
         timeline = Timeline(service, _writer(job, output, streaming=stream))
         chunks = job.audio(timeline)
-        if not stream:
-            writer = timeline.writer
-            try:
-                parts = [c async for c in chunks]
-                audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-                body = {"audio_base64": base64.b64encode(audio).decode(), **_alignments(timeline, text)}
-            finally:
-                writer.close()
+        if not stream:  # the client may leave while the whole audio is made: watched, the backend stopped
+            body = await until_disconnected(request.receive, _timed_whole(chunks, timeline, text))
             slot.release()
             return JSONResponse(body, headers={"X-Request-Id": job.request_id} | finish_headers(job.usage))
         first = await until_disconnected(request.receive, _prime(chunks))
