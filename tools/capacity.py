@@ -7,7 +7,8 @@ Three bounds, each from numbers someone can check (docs/capacity.md explains eac
   model's config.json). With prefix caching, streams of the same saved voice share their reference's blocks.
 - **Decode rate**: a stream must get 50 tokens/s. From one aggregate throughput (tokens/s at saturation):
   throughput / 50. From a measured curve (concurrency -> aggregate tokens/s): the largest concurrency whose
-  per-stream rate, interpolated linearly, is still >= 50 tokens/s.
+  per-stream rate, interpolated linearly, is still >= 50 tokens/s. Unmeasured (a GPU): a memory-bandwidth model,
+  each step reading the weights and every stream's KV.
 - **Codec**: raw decode throughput in audio-seconds per second over the audio decoded per second of audio
   emitted (windows overlap: 1.35, docs/performance.md section 2).
 
@@ -36,6 +37,7 @@ DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2,
 DEFAULT_DUTY_CYCLE = 0.5  # share of a call the bot speaks: an assumption, not measured
 DEFAULT_DECODED_PER_EMITTED = 1.35  # codec tokens decoded per token emitted (docs/performance.md section 2)
 DEFAULT_OVERHEAD_GIB = 2.0  # activations and CUDA graphs besides weights and KV: a model, not measured
+DEFAULT_BANDWIDTH_EFFICIENCY = 0.6  # share of the GPU's memory bandwidth a decode step achieves: a model
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,20 @@ def parse_curve(text: str) -> list[tuple[float, float]]:
     return sorted(points)
 
 
+def throughput_at(curve: Sequence[tuple[float, float]], concurrency: float) -> float:
+    """Aggregate tokens/s at `concurrency` on a measured curve: linear between points, proportional below the
+    first one (the same per-stream rate), flat beyond the last."""
+    pts = [(c, t) for c, t in curve if c > 0]
+    if not pts:
+        raise ValueError("a decode curve needs concurrency:tokens_per_s points")
+    if concurrency <= pts[0][0]:
+        return pts[0][1] * concurrency / pts[0][0]
+    for (c0, t0), (c1, t1) in zip(pts, pts[1:], strict=False):
+        if concurrency <= c1:
+            return t0 + (t1 - t0) * (concurrency - c0) / (c1 - c0)
+    return pts[-1][1]
+
+
 def streams_by_decode(curve: Sequence[tuple[float, float]], rate: float = TOKENS_PER_AUDIO_SECOND) -> float:
     """Concurrent streams that each still get `rate` tokens/s. One point (0, T): T / rate. A curve: the largest
     concurrency where throughput(c) / c >= rate, throughput linear between points (and flat beyond the last
@@ -162,6 +178,20 @@ def streams_by_decode(curve: Sequence[tuple[float, float]], rate: float = TOKENS
             slope = (t1 - t0) / (c1 - c0)
             return c0 + (t0 - rate * c0) / (rate - slope) if rate != slope else c0
     return pts[-1][1] / rate  # throughput flat beyond the last point
+
+
+def streams_by_bandwidth(
+    bandwidth_bytes_per_s: float,
+    efficiency: float,
+    weight_bytes: float,
+    stream_kv_bytes: float,
+    rate: float = TOKENS_PER_AUDIO_SECOND,
+) -> float:
+    """A decode model for a GPU not yet measured: each decode step reads the weights once and every stream's KV;
+    a stream gets one token a step, so `rate` steps a second leave (bandwidth x efficiency / rate - weights) bytes
+    a step for the streams' KV. `stream_kv_bytes`: a whole call's (conservative: a reply starts with less)."""
+    budget = bandwidth_bytes_per_s * efficiency / rate
+    return max(0.0, (budget - weight_bytes) / stream_kv_bytes)
 
 
 def streams_by_codec(audio_s_per_s: float, decoded_per_emitted: float = DEFAULT_DECODED_PER_EMITTED) -> float:
@@ -188,6 +218,8 @@ class Inputs:
     kv_cache_gib: float | None = None  # the KV pool given directly (vLLM CPU: VLLM_CPU_KVCACHE_SPACE)
     overhead_gib: float = DEFAULT_OVERHEAD_GIB
     decode_curve: tuple[tuple[float, float], ...] = ()
+    mem_bandwidth_gbps: float | None = None  # GB/s (10^9), the decode model when no curve was measured
+    bandwidth_efficiency: float = DEFAULT_BANDWIDTH_EFFICIENCY
     codec_audio_s_per_s: float | None = None
     decoded_per_emitted: float = DEFAULT_DECODED_PER_EMITTED
     reference_tokens: int = 0
@@ -228,7 +260,12 @@ def estimate(shape: ModelShape, inputs: Inputs) -> Estimate:
         if inputs.voices and inputs.reference_tokens
         else None
     )  # fmt: skip
+    stream_bytes = blocks(inputs.tokens_per_call) * BLOCK_TOKENS * per_token
     decode = streams_by_decode(inputs.decode_curve) if inputs.decode_curve else None
+    if decode is None and inputs.mem_bandwidth_gbps:
+        decode = streams_by_bandwidth(
+            inputs.mem_bandwidth_gbps * 1e9, inputs.bandwidth_efficiency, shape.weight_bytes, stream_bytes
+        )
     codec = (
         streams_by_codec(inputs.codec_audio_s_per_s, inputs.decoded_per_emitted)
         if inputs.codec_audio_s_per_s is not None
@@ -241,7 +278,7 @@ def estimate(shape: ModelShape, inputs: Inputs) -> Estimate:
         kv_bytes_per_token=per_token,
         weight_gib=shape.weight_bytes / GIB,
         kv_pool_gib=pool / GIB,
-        stream_kv_mib=blocks(inputs.tokens_per_call) * BLOCK_TOKENS * per_token / MIB,
+        stream_kv_mib=stream_bytes / MIB,
         streams_by_kv=kv,
         streams_by_kv_shared=shared,
         streams_by_decode=decode,
@@ -252,6 +289,21 @@ def estimate(shape: ModelShape, inputs: Inputs) -> Estimate:
         cost_per_call_hour=None if price is None else cost_per_call_hour(price, inputs.gpus, streams,
                                                                          inputs.duty_cycle),
     )  # fmt: skip
+
+
+def decode_source(inputs: Inputs, label: str) -> str:
+    if inputs.decode_curve:
+        return f"{label}: aggregate tokens/s / {TOKENS_PER_AUDIO_SECOND}"
+    if inputs.mem_bandwidth_gbps:
+        return (f"model: ({inputs.mem_bandwidth_gbps:,.0f} GB/s x {inputs.bandwidth_efficiency} / "
+                f"{TOKENS_PER_AUDIO_SECOND} - weights) / KV per stream")  # fmt: skip
+    return "-"
+
+
+def codec_source(inputs: Inputs, label: str) -> str:
+    if inputs.codec_audio_s_per_s is None:
+        return "-"
+    return f"{label}: {inputs.codec_audio_s_per_s:,.1f} audio-s/s / {inputs.decoded_per_emitted} decoded per emitted"
 
 
 def table(shape: ModelShape, inputs: Inputs, est: Estimate, label: str = "model") -> str:
@@ -271,13 +323,11 @@ def table(shape: ModelShape, inputs: Inputs, est: Estimate, label: str = "model"
         ("weights (GiB)", fmt(est.weight_gib, ".2f"), f"{shape.parameters:,} parameters x {shape.dtype_bytes} B"),
         ("KV pool (GiB)", fmt(est.kv_pool_gib, ".2f"), pool_from),
         ("KV per stream (MiB)", fmt(est.stream_kv_mib), f"{inputs.tokens_per_call} tokens in {BLOCK_TOKENS}-token blocks"),
-        ("streams by KV memory", f"{est.streams_by_kv:,}", label),
+        ("streams by KV memory", f"{est.streams_by_kv:,}", "KV pool / KV per stream (arithmetic)"),
         ("  with shared references", fmt(est.streams_by_kv_shared, ",.0f"),
          f"{inputs.voices} voices x {inputs.reference_tokens}-token references cached once" if inputs.voices else "-"),
-        ("streams by decode rate", fmt(est.streams_by_decode),
-         f"{label}: aggregate tokens/s / {TOKENS_PER_AUDIO_SECOND}"),
-        ("streams by codec", fmt(est.streams_by_codec),
-         f"{label}: {fmt(inputs.codec_audio_s_per_s)} audio-s/s / {inputs.decoded_per_emitted} decoded per emitted"),
+        ("streams by decode rate", fmt(est.streams_by_decode), decode_source(inputs, label)),
+        ("streams by codec", fmt(est.streams_by_codec), codec_source(inputs, label)),
         ("streams (binding)", fmt(est.streams), est.limit),
         ("calls", fmt(est.calls), f"streams / duty cycle {inputs.duty_cycle} (assumed)"),
         ("cost per call-hour", fmt(est.cost_per_call_hour, ".4f"),
@@ -304,6 +354,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decode-tokens-per-s", default="", help="aggregate decode tokens/s at saturation (N), or a curve C:N,C:N"
     )
+    p.add_argument("--mem-bandwidth-gbps", type=float, default=None, help="GPU memory GB/s: decode model, no curve")
+    p.add_argument("--bandwidth-efficiency", type=float, default=DEFAULT_BANDWIDTH_EFFICIENCY)
     p.add_argument("--codec-audio-s-per-s", type=float, default=None, help="codec decode throughput")
     p.add_argument(
         "--codec-windows-per-s", type=float, default=None, help="or: windows per second, with --window-tokens"
@@ -336,6 +388,8 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
         kv_cache_gib=args.kv_cache_gib,
         overhead_gib=args.overhead_gib,
         decode_curve=tuple(parse_curve(args.decode_tokens_per_s)) if args.decode_tokens_per_s else (),
+        mem_bandwidth_gbps=args.mem_bandwidth_gbps,
+        bandwidth_efficiency=args.bandwidth_efficiency,
         codec_audio_s_per_s=codec,
         decoded_per_emitted=args.decoded_per_emitted,
         reference_tokens=args.reference_tokens,

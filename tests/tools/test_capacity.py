@@ -120,6 +120,29 @@ def test_decode_bound_from_one_throughput_and_from_a_curve() -> None:
     assert capacity.streams_by_decode([(1, 100), (2, 180)]) == pytest.approx(3.6)
 
 
+def test_throughput_between_and_beyond_the_measured_points() -> None:
+    curve = [(1, 100), (4, 240), (8, 320)]
+    assert capacity.throughput_at(curve, 0.5) == 50  # the first point's per-stream rate
+    assert capacity.throughput_at(curve, 2) == pytest.approx(100 + 140 / 3)
+    assert capacity.throughput_at(curve, 6) == 280
+    assert capacity.throughput_at(curve, 16) == 320
+    # at the decode bound, each stream gets exactly 50 tokens/s
+    bound = capacity.streams_by_decode(curve)
+    assert capacity.throughput_at(curve, bound) / bound == pytest.approx(50)
+
+
+def test_bandwidth_model_of_the_decode_rate(tmp_path: Path) -> None:
+    # 1e12 B/s x 0.5 / 50 steps/s = 10 GB a step; less 2 GB of weights, 8 GB / 0.1 GB a stream = 80 streams
+    assert capacity.streams_by_bandwidth(1e12, 0.5, 2e9, 1e8) == pytest.approx(80)
+    assert capacity.streams_by_bandwidth(1e12, 0.5, 20e9, 1e8) == 0  # the weights alone take longer
+    shape = capacity.read_model_config(write_config(tmp_path, QWEN3_1_7B))
+    inputs = capacity.Inputs(tokens_per_call=3000, mem_bandwidth_gbps=3350, bandwidth_efficiency=0.6)
+    est = capacity.estimate(shape, inputs)
+    # 3.35e12 x 0.6 / 50 = 40,200,000,000 B a step - 3,440,902,144 of weights = 36,759,097,856 / 344,981,504 = 106.55
+    assert est.streams_by_decode == pytest.approx(106.554, abs=1e-3)
+    assert (est.limit, round(est.streams, 2)) == ("decode rate", 106.55)
+
+
 def test_codec_bound_and_cost_per_call_hour() -> None:
     assert capacity.streams_by_codec(135.0, 1.35) == pytest.approx(100)
     # 100 streams at a duty cycle of 0.5 carry 200 calls: $2.50 / 200 = $0.0125 per call-hour
