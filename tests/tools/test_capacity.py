@@ -154,7 +154,8 @@ def test_codec_bound_and_cost_per_call_hour() -> None:
 def test_the_smallest_bound_binds_and_the_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = write_config(tmp_path, QWEN3_1_7B)
     argv = ["--model-config", str(path), "--tokens-per-call", "3000", "--decode-tokens-per-s", "5000",
-            "--codec-windows-per-s", "270", "--window-tokens", "50", "--gpu-price-per-hour", "2.5", "--json"]  # fmt: skip
+            "--codec-windows-per-s", "270", "--window-tokens", "50", "--gpu-price-per-hour", "2.5",
+            "--json"]  # fmt: skip
     assert capacity.main(argv) == 0
     out = json.loads(capsys.readouterr().out)["estimate"]
     # decode 5000 / 50 = 100; codec 270 x 50 / 50 = 270 audio-s/s / 1.35 = 200; KV 158
@@ -168,3 +169,23 @@ def test_the_smallest_bound_binds_and_the_cli_prints_json(tmp_path: Path, capsys
 def test_unknown_dtype_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown dtype"):
         capacity.read_model_config(write_config(tmp_path, {**QWEN3_1_7B, "torch_dtype": "int3"}))
+
+
+def test_the_capacity_check_compares_a_prediction_with_runs_around_it() -> None:
+    from benchmarks.capacity_check import verify
+
+    curve = [(1.0, 100.0), (4.0, 240.0), (8.0, 320.0)]  # predicts 5.33 streams (above)
+    runs = [
+        {"concurrency": 5, "median": 60.0, "min": 58.0},  # 300 tok/s: real time
+        {"concurrency": 6, "median": 45.0, "min": 44.0},  # 270 tok/s: not
+    ]
+    v = verify(curve, capacity.streams_by_decode(curve), runs)
+    # measured: 300 + (270 - 300)(c - 5) = 50 c -> c = 450 / 80 = 5.625; predicted 5.333: -5.2 %
+    assert v["measured_streams"] == pytest.approx(5.625)
+    assert v["streams_diff_pct"] == pytest.approx(100 * (16 / 3 - 5.625) / 5.625)
+    # per stream at 5: predicted 260 / 5 = 52 against 60 measured
+    first = v["rows"][0]
+    assert first["predicted_per_stream"] == pytest.approx(52) and first["per_stream_diff_pct"] == pytest.approx(
+        -100 * 8 / 60
+    )
+    assert [r["real_time"] for r in v["rows"]] == [True, False]
