@@ -99,7 +99,7 @@ def _is_loopback(host: str) -> bool:
 
 def warn_if_open(settings: Settings) -> None:
     """A loud warning when the service listens beyond loopback with no API_KEY: anyone who reaches it may use it."""
-    if not settings.security.api_key and not _is_loopback(settings.server.host):
+    if not settings.security.key_required and not _is_loopback(settings.server.host):
         logger.warning(
             "NO API_KEY IS SET and the service listens on %s:%d: anyone who can reach it may use it. "
             "Set API_KEY, or HOST=127.0.0.1 for local use only.",

@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api.auth import KeyGuard
+from app.api.auth import Authenticator, KeyGuard, caller_if
 from app.api.errors import describe, install_error_handlers
-from app.api.limits import MULTIPART_SLACK, BodySizeLimit, ClientIdentity
+from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, speech_stream
-from app.api.routes import public, require_api_key_if, v1
+from app.api.routes import public, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
 from app.api.uploads import FORM_OVERHEAD
@@ -55,6 +55,7 @@ class Components:
 
     codec: Any = None  # app.codec.runtime.CodecRuntime or a stand-in (app.codec.interface.Codec)
     normalizer: Any = None  # app.text.normalizer.Normalizer or a stand-in with normalize()
+    authenticator: Any = None  # app.api.auth.Authenticator or one with its identify(): key -> Principal
 
 
 def _load_normalizer(settings: GenerationSettings) -> Any:
@@ -211,7 +212,11 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.engine_host = None
     app.state.voice_store = None
     app.state.metrics = ServiceMetrics()
-    app.state.client_sockets = ClientSockets(settings.limits.max_sockets_per_client)
+    # who a key is: the one place a key is compared; KeyGuard (HTTP) and the WebSocket sessions ask it
+    app.state.authenticator = app.state.components.authenticator or Authenticator.from_settings(
+        settings.security, settings.limits
+    )
+    app.state.client_sockets = ClientSockets()
     install_error_handlers(app)
     install_log_filters()
     limits = settings.limits
@@ -220,8 +225,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
         max_bytes=limits.max_body_bytes,
         max_multipart_bytes=limits.max_reference_bytes + FORM_OVERHEAD + MULTIPART_SLACK,
     )
-    app.add_middleware(ClientIdentity)
-    app.add_middleware(KeyGuard, security=settings.security)  # outside the body limit: a wrong key is never read
+    # outside the body limit: a wrong key is never read; it resolves every request's Principal
+    app.add_middleware(KeyGuard, authenticator=app.state.authenticator)
     app.add_middleware(SecurityHeaders)
     if settings.security.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -237,8 +242,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)
-    app.include_router(docs_router(require_api_key_if("docs_need_key")))
-    app.include_router(speech_stream.router)  # WebSockets check API_KEY themselves (header or first message)
+    app.include_router(docs_router(caller_if("docs_need_key")))
+    app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
     app.include_router(elevenlabs.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app

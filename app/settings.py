@@ -624,6 +624,11 @@ class SecuritySettings:
     cors_origins: tuple[str, ...]
     auth_timeout: float  # STREAM_AUTH_TIMEOUT
 
+    @property
+    def key_required(self) -> bool:
+        """Whether `API_KEY` is set: its value is for app.api.auth's `Authenticator` (and Sentry's scrubber) only."""
+        return bool(self.api_key)
+
 
 @dataclass(frozen=True, slots=True)
 class ObservabilitySettings:

@@ -1,21 +1,35 @@
-"""The API key: where clients send it (HTTP headers, WebSocket headers, WebSocket messages) and how it is checked.
+"""The API key: where clients send it (HTTP headers, WebSocket headers, WebSocket messages), and who it says
+the caller is: `Authenticator` turns a presented key into an `app.service.principal.Principal`, the one place
+a key is compared.
 
-On HTTP the key is checked by `KeyGuard`, an ASGI middleware, before a route runs and so before its body is
-read (FastAPI parses a JSON body before the route's dependencies run); WebSockets check it at the handshake
-(app/api/session.py) or, for a key sent in a message, within `STREAM_AUTH_TIMEOUT` seconds of the accept.
+On HTTP the principal is resolved by `KeyGuard`, an ASGI middleware, before a route runs and so before its body
+is read (FastAPI parses a JSON body before the route's dependencies run); it refuses `/v1/` without a valid key
+and puts the principal in `scope["principal"]`, where routes get it through the `caller` dependency. WebSockets
+resolve it at the handshake (app/api/session.py) or, for a key sent in a message, within `STREAM_AUTH_TIMEOUT`
+seconds of the accept.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.errors import AuthenticationError
-from app.settings import SecuritySettings
+from app.service.principal import (
+    ANONYMOUS,
+    CALLER,
+    CONFIGURED_KEY,
+    DEFAULT_TENANT,
+    UNAUTHENTICATED,
+    CallerLimits,
+    Principal,
+)
+from app.settings import LimitsSettings, SecuritySettings
 
 MAX_KEY_CHARS = 1024  # a longer key is wrong without being compared
 ELEVENLABS_PREFIX = "/v1/text-to-speech/"  # its clients send the key as `xi-api-key`
@@ -63,26 +77,61 @@ def key_ok(expected: str, given: object) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
-class KeyGuard:
-    """Answers 401 to an HTTP request under `/v1/` without the key (when one is set) before the app sees the
-    request: its body is never read. (The docs and `/metrics`, bodiless GETs, keep their dependencies.)"""
+def missing_key_message(path: str) -> str:
+    """The 401's message: where the routes under `path` read the key."""
+    return MISSING_ELEVENLABS_KEY if path.startswith(ELEVENLABS_PREFIX) else MISSING_HTTP_KEY
 
-    def __init__(self, app: ASGIApp, security: SecuritySettings) -> None:
+
+class Authenticator:
+    """Who presented a key: one configured `API_KEY` (or none) is one key of one tenant, with the limits of the
+    settings. The tenants issue swaps this for a key table; everything else asks the `Principal` it returns."""
+
+    def __init__(self, api_key: str, limits: CallerLimits, tenant: str = DEFAULT_TENANT) -> None:
+        self._api_key = api_key  # empty: no key asked
+        self.limits = limits
+        self.tenant = tenant
+
+    @classmethod
+    def from_settings(cls, security: SecuritySettings, limits: LimitsSettings) -> Authenticator:
+        return cls(
+            security.api_key,
+            CallerLimits(requests=limits.max_requests_per_client, sockets=limits.max_sockets_per_client),
+        )
+
+    def identify(self, key: object, client: str | None) -> Principal:
+        """The caller presenting `key` (None: no key) from `client`: `anonymous` when no key is configured, the
+        configured key's principal when `key` is it, else an unauthenticated principal. Never raises."""
+        if not self._api_key:
+            return Principal(ANONYMOUS, self.tenant, self.limits, client)
+        if key_ok(self._api_key, key):
+            return Principal(CONFIGURED_KEY, self.tenant, self.limits, client)
+        return Principal(UNAUTHENTICATED, "", self.limits, client, authenticated=False)
+
+
+class KeyGuard:
+    """Resolves the `Principal` of every HTTP request (`scope["principal"]`, and `CALLER` while it is served) and
+    answers 401 to a request under `/v1/` without a valid key before the app sees it: its body is never read.
+    (The docs and `/metrics`, bodiless GETs, ask `caller` through their dependencies.)"""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
-        self.security = security
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        expected = self.security.api_key
-        if (
-            scope["type"] == "http"
-            and expected
-            and (scope["path"] + "/").startswith("/v1/")
-            and not key_ok(expected, self._presented(scope))
-        ):
-            message = MISSING_ELEVENLABS_KEY if scope["path"].startswith(ELEVENLABS_PREFIX) else MISSING_HTTP_KEY
-            await error_response(AuthenticationError(message))(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        peer = scope.get("client")
+        principal = self.authenticator.identify(self._presented(scope), peer[0] if peer else None)
+        if not principal.authenticated and (scope["path"] + "/").startswith("/v1/"):
+            await error_response(AuthenticationError(missing_key_message(scope["path"])))(scope, receive, send)
+            return
+        scope["principal"] = principal
+        token = CALLER.set(principal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CALLER.reset(token)
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
@@ -91,3 +140,25 @@ class KeyGuard:
         if scope["path"].startswith(ELEVENLABS_PREFIX):
             return header_key(headers, "xi-api-key")
         return bearer(headers.get("authorization"))
+
+
+async def caller(request: Request) -> Principal:
+    """The dependency every protected route has: the request's principal, as `KeyGuard` resolved it; 401 when
+    it is unauthenticated (the docs and `/metrics`, which `KeyGuard` lets through)."""
+    principal = request.scope.get("principal")
+    if not isinstance(principal, Principal):
+        raise RuntimeError("no principal in the request's scope: the app lacks its KeyGuard middleware")
+    if not principal.authenticated:
+        raise AuthenticationError(missing_key_message(request.scope["path"]))
+    return principal
+
+
+def caller_if(setting: str) -> Callable[[Request], Awaitable[Principal | None]]:
+    """`caller`, when the boolean security setting `setting` (e.g. `metrics_need_key`) is true."""
+
+    async def check(request: Request) -> Principal | None:
+        if getattr(request.app.state.settings.security, setting):
+            return await caller(request)
+        return None
+
+    return check

@@ -16,29 +16,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.api.errors import error_body, error_response
 from app.errors import PayloadTooLargeError
-from app.service.admission import CLIENT
 from app.settings import ServerSettings
 
 MULTIPART_SLACK = 128 * 1024  # above the upload's own limit (app/api/uploads.py), which answers first
-
-
-class ClientIdentity:
-    """Sets `CLIENT` (the peer's address, as uvicorn reports it) for the request or WebSocket it serves, so that
-    the admission lanes can give each client its share; tasks a WebSocket starts inherit it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        token = CLIENT.set(client[0] if client else None)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            CLIENT.reset(token)
 
 
 class BodySizeLimit:

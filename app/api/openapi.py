@@ -305,7 +305,7 @@ def _apply_settings(doc: dict[str, Any], settings: Settings) -> None:
             schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
         for field in fields:
             schema["properties"][field]["maxLength"] = settings.limits.max_input_chars
-    if settings.security.api_key:
+    if settings.security.key_required:
         _require_bearer(doc, settings)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -12,13 +11,14 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError
 
 from app.api.audio_response import admitted_response, until_disconnected
-from app.api.auth import MISSING_HTTP_KEY, bearer, key_ok
+from app.api.auth import caller, caller_if
 from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.api.uploads import read_clip_form
-from app.errors import AuthenticationError, NotReadyError
+from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
+from app.service.principal import Principal
 from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
@@ -35,23 +35,6 @@ def get_service(request: Request) -> SpeechService:
     return service
 
 
-async def require_api_key(request: Request) -> None:
-    """When `API_KEY` is set, `/v1/*` needs `Authorization: Bearer <key>` (app.api.auth.KeyGuard checks it
-    before a body is read; this dependency states it for every route and guards the docs and /metrics)."""
-    if not key_ok(request.app.state.settings.security.api_key, bearer(request.headers.get("authorization"))):
-        raise AuthenticationError(MISSING_HTTP_KEY)
-
-
-def require_api_key_if(setting: str) -> Callable[[Request], Awaitable[None]]:
-    """`require_api_key`, when the boolean setting `setting` (e.g. `metrics_need_key`) is true."""
-
-    async def check(request: Request) -> None:
-        if getattr(request.app.state.settings.security, setting):
-            await require_api_key(request)
-
-    return check
-
-
 def log_ignored_fields(req: BaseModel, path: str) -> None:
     """Unknown request fields are accepted but not used: say so, as vLLM does."""
     if req.model_extra:
@@ -60,7 +43,7 @@ def log_ignored_fields(req: BaseModel, path: str) -> None:
 
 
 public = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(caller)])  # KeyGuard has refused a request without the key
 
 
 @public.get("/", include_in_schema=False)
@@ -95,7 +78,7 @@ async def ready(request: Request) -> JSONResponse:
 @public.get(
     "/metrics",
     response_class=PlainTextResponse,
-    dependencies=[Depends(require_api_key_if("metrics_need_key"))],
+    dependencies=[Depends(caller_if("metrics_need_key"))],
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
@@ -128,14 +111,21 @@ async def audio_models(request: Request) -> dict:
 
 
 @v1.post("/audio/speech", response_class=Response, responses=AUDIO_RESPONSES)
-async def speech(req: SpeechRequest, request: Request, service: SpeechService = Depends(get_service)) -> Response:
+async def speech(
+    req: SpeechRequest,
+    request: Request,
+    service: SpeechService = Depends(get_service),
+    principal: Principal = Depends(caller),
+) -> Response:
     """Text to speech, streamed as the backend generates (or complete with `stream=false`)."""
     log_ignored_fields(req, "/v1/audio/speech")
-    return await admitted_response(request, service, lambda: service.prepare_speech(req))
+    return await admitted_response(request, service, lambda: service.prepare_speech(req, principal))
 
 
 @v1.post("/audio/vc", response_class=Response, responses=AUDIO_RESPONSES, openapi_extra=VOICE_CLONE_BODY)
-async def voice_clone(request: Request, service: SpeechService = Depends(get_service)) -> Response:
+async def voice_clone(
+    request: Request, service: SpeechService = Depends(get_service), principal: Principal = Depends(caller)
+) -> Response:
     """Clone the voice of `reference_audio` (multipart) and speak `generate_text` with it."""
 
     async def prepare() -> SegmentStream:
@@ -146,7 +136,7 @@ async def voice_clone(request: Request, service: SpeechService = Depends(get_ser
             except ValidationError as exc:
                 raise invalid_request(exc) from exc
             log_ignored_fields(req, "/v1/audio/vc")
-            return await until_disconnected(request.receive, service.prepare_voice_clone(req, audio))
+            return await until_disconnected(request.receive, service.prepare_voice_clone(req, audio, principal))
 
     return await admitted_response(request, service, prepare, body_read=False, endpoint="vc")
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from fastapi import WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from app.api.auth import header_key, key_ok
+from app.api.auth import Authenticator, header_key
 from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
@@ -43,6 +44,7 @@ from app.api.protocols.adapter import (
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, OverloadedError, TTSError
 from app.observability.logs import clip
+from app.service.principal import CALLER, Principal
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 from app.service.text_input import clean_text
@@ -77,19 +79,21 @@ async def deny(ws: WebSocket, exc: TTSError) -> None:
         await ws.close(CLOSE_POLICY)
 
 
-async def handshake(ws: WebSocket, invalid_key: str, *key_headers: str) -> tuple[SpeechService, bool] | None:
+async def handshake(ws: WebSocket, invalid_key: str, *key_headers: str) -> tuple[SpeechService, Principal] | None:
     """The checks before a socket is accepted: a key in the headers must be right, the service must be up.
-    Returns the service and whether the headers already authorized the client; None when refused (answered)."""
+    Returns the service and the socket's principal (unauthenticated when a key is needed and the headers carried
+    none: a message must bring it); None when refused (answered)."""
     given = header_key(ws.headers, *key_headers)
-    expected = ws.app.state.settings.security.api_key
-    if given is not None and not key_ok(expected, given):
+    authenticator: Authenticator = ws.app.state.authenticator
+    principal = authenticator.identify(given, ws.client.host if ws.client else None)
+    if given is not None and not principal.authenticated:
         await deny(ws, AuthenticationError(invalid_key))
         return None
     service: SpeechService | None = getattr(ws.app.state, "service", None)
     if service is None:
         await deny(ws, NotReadyError("the service is still loading its models"))
         return None
-    return service, key_ok(expected, given)
+    return service, principal
 
 
 class Sender:
@@ -166,24 +170,64 @@ class Context:
 
 
 class ClientSockets:
-    """Open WebSockets per client address, at most `limit` each (0: no limit); event loop only, so no lock."""
+    """Open WebSockets per caller (its principal's `share_key`: its address, "-" when unknown), at most its
+    `limits.sockets` each (0: no limit); event loop only, so no lock."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self) -> None:
         self.open: dict[str, int] = {}
 
-    def take(self, client: str) -> bool:
-        if self.limit and self.open.get(client, 0) >= self.limit:
+    def take(self, caller: Principal) -> bool:
+        client, limit = caller.share_key or "-", caller.limits.sockets
+        if limit and self.open.get(client, 0) >= limit:
             return False
         self.open[client] = self.open.get(client, 0) + 1
         return True
 
-    def give_back(self, client: str) -> None:
+    def give_back(self, caller: Principal) -> None:
+        client = caller.share_key or "-"
         left = self.open.get(client, 0) - 1
         if left > 0:
             self.open[client] = left
         else:
             self.open.pop(client, None)
+
+
+class SocketCaller:
+    """Who a socket serves: the handshake's principal, or, when that one is unauthenticated, the principal that
+    a message's key identifies within `timeout` seconds of the accept (`start()`). It is `CALLER` while the
+    session runs, so that the tasks the session starts (its contexts' writers) inherit it."""
+
+    def __init__(self, authenticator: Authenticator, principal: Principal, timeout: float, missing_key: str) -> None:
+        self.authenticator = authenticator
+        self.principal = principal
+        self.timeout = timeout
+        self.missing_key = missing_key
+        self.deadline = math.inf
+
+    @property
+    def authorized(self) -> bool:
+        return self.principal.authenticated
+
+    def start(self) -> None:
+        """The socket is accepted: the key must come within `timeout` seconds from now."""
+        self.deadline = time.monotonic() + self.timeout
+
+    def time_left(self) -> list[float]:
+        """Seconds left to bring a key; none once authorized."""
+        return [] if self.authorized else [self.deadline - time.monotonic()]
+
+    def check_deadline(self) -> None:
+        if not self.authorized and time.monotonic() >= self.deadline:
+            raise SessionEnd(AuthenticationError(f"no valid API key within {self.timeout:g} s; {self.missing_key}"))
+
+    def authenticate(self, key: str | None) -> Principal:
+        """The principal a message's key identifies becomes the socket's (and `CALLER`), or the session ends."""
+        principal = self.authenticator.identify(key, self.principal.client)
+        if not principal.authenticated:
+            raise SessionEnd(AuthenticationError(self.missing_key))
+        self.principal = principal
+        CALLER.set(principal)  # for the contexts opened from now on; Session.run resets it at the end
+        return principal
 
 
 class Session:
@@ -193,13 +237,16 @@ class Session:
     away (its contexts' backend requests are closed at once), on a fatal error (`SessionEnd`: an error message,
     then 1008) or an unexpected one (1011), when nothing happened for `protocol.idle_timeout` seconds, or when a
     client not authorized at the handshake sent no valid key within `STREAM_AUTH_TIMEOUT` seconds.
+
+    `principal` is who the socket serves (`SocketCaller`); no command runs before it is authenticated.
     """
 
-    def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, authorized: bool) -> None:
+    def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, principal: Principal) -> None:
         self.ws = ws
         self.service = service
         self.protocol = protocol
-        self.authorized = authorized
+        timeout = ws.app.state.settings.security.auth_timeout
+        self.caller = SocketCaller(ws.app.state.authenticator, principal, timeout, protocol.missing_key)
         self.sender = Sender(ws, service.streaming.send_timeout)
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
@@ -212,32 +259,30 @@ class Session:
         self.pending_text_limit = min(pending)
 
     async def run(self) -> None:
-        client = self.ws.client.host if self.ws.client else "-"
+        taken = self.caller.principal
         sockets: ClientSockets = self.ws.app.state.client_sockets
-        if not sockets.take(client):
-            await deny(
-                self.ws,
-                OverloadedError(f"too many WebSockets open from this client (limit {sockets.limit}); retry later"),
-            )
+        if not sockets.take(taken):
+            limit = taken.limits.sockets
+            error = OverloadedError(f"too many WebSockets open from this client (limit {limit}); retry later")
+            await deny(self.ws, error)
             return
+        token = CALLER.set(taken)
         try:
             await self._run()
         finally:
-            sockets.give_back(client)
+            CALLER.reset(token)
+            sockets.give_back(taken)
 
     async def _run(self) -> None:
         await self.ws.accept()
-        logger.info("%s %s", self.session_id, self.protocol.describe())
+        logger.info("%s %s key=%s", self.session_id, self.protocol.describe(), self.caller.principal.key_id)
         receiving: asyncio.Future | None = None
         code, reason = CLOSE_NORMAL, ""
-        auth_timeout = self.ws.app.state.settings.security.auth_timeout
-        auth_deadline = time.monotonic() + auth_timeout
+        self.caller.start()
         try:
             last_message = time.monotonic()
             while True:
-                if not self.authorized and time.monotonic() >= auth_deadline:
-                    missing = self.protocol.missing_key
-                    raise SessionEnd(AuthenticationError(f"no valid API key within {auth_timeout:g} s; {missing}"))
+                self.caller.check_deadline()
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
@@ -248,8 +293,7 @@ class Session:
                 idle_timeout = self.protocol.idle_timeout
                 dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
                 idle_left = idle_timeout - (time.monotonic() - last_message)
-                auth_left = [] if self.authorized else [auth_deadline - time.monotonic()]
-                timeout = max(0.0, min([*dues, idle_left, *auth_left]))
+                timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left()]))
                 done, _ = await asyncio.wait(
                     {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -319,11 +363,11 @@ class Session:
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, Auth):
-            if not self.authorized and not key_ok(self.ws.app.state.settings.security.api_key, command.key):
-                raise SessionEnd(AuthenticationError(self.protocol.missing_key))
-            self.authorized = True
+            if not self.caller.authorized:
+                principal = self.caller.authenticate(command.key)
+                logger.info("%s authorized: key=%s", self.session_id, principal.key_id)
             return
-        if not self.authorized:
+        if not self.caller.authorized:
             raise SessionEnd(AuthenticationError(self.protocol.missing_key))
         if isinstance(command, Open):
             self._open(command)

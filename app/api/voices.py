@@ -6,16 +6,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from app.api.auth import caller
 from app.api.errors import invalid_request
 from app.api.openapi import SAVE_VOICE_BODY, error_responses
-from app.api.routes import get_service, log_ignored_fields, require_api_key
+from app.api.routes import get_service, log_ignored_fields
 from app.api.uploads import read_clip_form
 from app.errors import TTSError
+from app.service.principal import Principal
 from app.service.requests import SaveVoiceRequest
 from app.service.speech import SpeechService
 from app.service.voices import Voices
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)])
 
 
 @router.get("/audio/voices", operation_id="list_voices", responses=error_responses(503))
@@ -42,7 +44,9 @@ async def list_voices(request: Request) -> dict:
     },
     openapi_extra=SAVE_VOICE_BODY,
 )
-async def save_voice(request: Request, service: SpeechService = Depends(get_service)) -> JSONResponse:
+async def save_voice(
+    request: Request, service: SpeechService = Depends(get_service), principal: Principal = Depends(caller)
+) -> JSONResponse:
     """Save a voice: `audio` (a clip, checked as `/v1/audio/vc` checks it) is encoded once and its `text`
     normalized; both are stored under `name`, which `voice` (speech, WebSocket) and ElevenLabs' `voice_id` accept."""
     with service.reference_lane.admit():  # uploads, reference decodes and encodes share one lane
@@ -56,8 +60,7 @@ async def save_voice(request: Request, service: SpeechService = Depends(get_serv
                     error.code = "consent_required"
                 raise error from exc
             log_ignored_fields(req, "/v1/audio/voices")
-            client = request.client.host if request.client else ""
-            voice = await service.save_voice(req, audio, client=client)
+            voice = await service.save_voice(req, audio, principal)
         except TTSError as exc:
             _as_audio_field(exc)
             raise

@@ -6,18 +6,14 @@ A request that finds no free slot gets `OverloadedError` (429 with `Retry-After`
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from app.errors import OverloadedError
+from app.service.principal import CALLER
 
 if TYPE_CHECKING:
     from app.observability.metrics import ServiceMetrics
-
-CLIENT: ContextVar[str | None] = ContextVar("tts_client", default=None)
-"""Who the request being served comes from (its address): set per HTTP request and WebSocket by
-app/api/limits.py `ClientIdentity`, read by a lane with a share per client."""
 
 
 class Slot:
@@ -47,16 +43,17 @@ class Slot:
 
 
 class Admission:
-    """At most `limit` slots in use (event loop only, so no lock), and at most `per_client` of them held by one
-    client (`CLIENT`; 0: no share). `what` names them in the 429 message."""
+    """At most `limit` slots in use (event loop only, so no lock); `shared`: at most the caller's
+    `limits.requests` of them held by one caller (`CALLER`, counted by its `share_key`; 0: no share). `what` names
+    them in the 429 message."""
 
-    def __init__(self, limit: int, what: str, *, retry_after: int = 1, per_client: int = 0) -> None:
+    def __init__(self, limit: int, what: str, *, retry_after: int = 1, shared: bool = False) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self.limit = limit
         self.what = what
         self.retry_after = retry_after
-        self.per_client = per_client
+        self.shared = shared
         self.rejected = 0
         self._in_use = 0
         self._by_client: dict[str, int] = {}
@@ -73,12 +70,14 @@ class Admission:
                 f"server busy: {self._in_use} {self.what} in flight (limit {self.limit}); retry shortly",
                 retry_after=self.retry_after,
             )
-        client = CLIENT.get() if self.per_client else None
+        caller = CALLER.get() if self.shared else None
+        share = caller.limits.requests if caller is not None else 0
+        client = caller.share_key if share else None
         held = self._by_client.get(client, 0) if client is not None else 0
-        if client is not None and held >= self.per_client:
+        if client is not None and held >= share:
             self.rejected += 1
             raise OverloadedError(
-                f"this client has {held} {self.what} in flight (limit {self.per_client} per client); retry shortly",
+                f"this client has {held} {self.what} in flight (limit {share} per client); retry shortly",
                 retry_after=self.retry_after,
             )
         self._in_use += 1
@@ -100,9 +99,9 @@ class MeteredAdmission(Admission):
     """The speech lane: its slots counted in the in-flight gauge, its 429s in the requests counter."""
 
     def __init__(
-        self, limit: int, what: str, metrics: ServiceMetrics, *, retry_after: int = 1, per_client: int = 0
+        self, limit: int, what: str, metrics: ServiceMetrics, *, retry_after: int = 1, shared: bool = False
     ) -> None:
-        super().__init__(limit, what, retry_after=retry_after, per_client=per_client)
+        super().__init__(limit, what, retry_after=retry_after, shared=shared)
         self.metrics = metrics
 
     def admit(self, endpoint: str = "speech") -> Slot:

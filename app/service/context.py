@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -43,7 +43,8 @@ def trim_context(
 
 
 class ContextStore:
-    """The last segment of each `/v1/audio/speech` context id, kept `ttl` seconds (at most `max_entries`).
+    """The last segment of each `/v1/audio/speech` context id, kept `ttl` seconds (at most `max_entries`). A key
+    is any hashable value: the service stores `(tenant, context id)`, so that tenants never share a context.
 
     A request `claim`s its context id before it is synthesized and `resolve`s the claim when done, so a next
     request that arrives while the previous one is still generating waits for it (`previous`) instead of
@@ -54,7 +55,7 @@ class ContextStore:
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, asyncio.Future[SpeechContext | None]]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, asyncio.Future[SpeechContext | None]]] = OrderedDict()
 
     def __len__(self) -> int:
         self._expire()
@@ -67,7 +68,7 @@ class ContextStore:
             if not fut.done():
                 fut.set_result(None)
 
-    async def previous(self, key: str, timeout: float) -> SpeechContext | None:
+    async def previous(self, key: Hashable, timeout: float) -> SpeechContext | None:
         """The context stored under `key`, waiting up to `timeout` s for a request still generating it."""
         self._expire()
         entry = self._entries.get(key)
@@ -78,7 +79,7 @@ class ContextStore:
         except TimeoutError:
             return None
 
-    def claim(self, key: str) -> asyncio.Future[SpeechContext | None]:
+    def claim(self, key: Hashable) -> asyncio.Future[SpeechContext | None]:
         """Reserve `key` for a request about to be synthesized; resolve the returned future when it ends."""
         self._expire()
         old = self._entries.pop(key, None)
@@ -92,7 +93,7 @@ class ContextStore:
                 evicted.set_result(None)
         return fut
 
-    def resolve(self, key: str, fut: asyncio.Future[SpeechContext | None], value: SpeechContext | None) -> None:
+    def resolve(self, key: Hashable, fut: asyncio.Future[SpeechContext | None], value: SpeechContext | None) -> None:
         """End a claim; the stored context lives `ttl` seconds from now."""
         if not fut.done():
             fut.set_result(value)

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Hashable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Literal
@@ -339,7 +339,7 @@ class SegmentStream:
     param: str = "text"  # the request field the text came from (its errors name it)
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
-    context_claim: tuple[str, asyncio.Future] | None = None  # a context id to store the last segment under
+    context_claim: tuple[Hashable, asyncio.Future] | None = None  # a context key to store the last segment under
     request_id: str = field(default_factory=lambda: f"tts-{uuid.uuid4().hex[:16]}")
     started: float = field(default_factory=time.perf_counter)
 

@@ -28,6 +28,7 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
+from app.service.principal import DEFAULT_TENANT, Principal
 from app.service.prompting import fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
@@ -78,8 +79,8 @@ class SpeechService:
         self.text_input = TextInput(normalizer, limits.max_input_chars)
         # admission before any work: every slot is taken at the start of a route and given back when its
         # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
-        self.admission = MeteredAdmission(
-            limits.max_concurrent_requests, "requests", self.metrics, per_client=limits.max_requests_per_client
+        self.admission = MeteredAdmission(  # each caller's share: its principal's limits.requests
+            limits.max_concurrent_requests, "requests", self.metrics, shared=True
         )
         self.reference_lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
         self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
@@ -146,9 +147,10 @@ class SpeechService:
         empty: the default speaker; unknown: 400 `invalid_voice`, `param` naming the field)."""
         return await self.voices.resolve(name, param)
 
-    async def prepare_speech(self, req: SpeechRequest) -> SegmentStream:
+    async def prepare_speech(self, req: SpeechRequest, caller: Principal | None = None) -> SegmentStream:
         """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
-        `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`."""
+        `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`. `caller`:
+        whose request it is (its tenant's context ids, its key id in the log line)."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, "input")
@@ -156,16 +158,17 @@ class SpeechService:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
         if req.context is not None and self.streaming.context and voice.speaker is not None:
-            context = await self._stored_context(req, voice.speaker)
+            context = await self._stored_context(req, voice.speaker, caller)
         stream = self._whole_text(
             voice, req.resolved(self.generation, self.streaming), req, param="input", context=context, started=started
         )
         if req.context is not None and self.streaming.context:
-            stream.context_claim = (req.context.id, self.contexts.claim(req.context.id))
+            key = context_key(caller, req.context.id)
+            stream.context_claim = (key, self.contexts.claim(key))
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
         stream.speak(req.input)
         _log_request(
-            stream, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
+            stream, caller, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
             context=len(context.tokens) if context else 0,
         )
         return stream
@@ -178,10 +181,10 @@ class SpeechService:
             use_context=self.streaming.context, one_request=True, **kw,  # type: ignore[arg-type]
         )
 
-    async def _stored_context(self, req: SpeechRequest, voice: str) -> SpeechContext | None:
-        """The previous segment stored under `req.context.id`, if it still fits this request."""
+    async def _stored_context(self, req: SpeechRequest, voice: str, caller: Principal | None) -> SpeechContext | None:
+        """The previous segment stored under `req.context.id` (of the caller's tenant), if it still fits."""
         assert req.context is not None
-        previous = await self.contexts.previous(req.context.id, timeout=self.context_wait)
+        previous = await self.contexts.previous(context_key(caller, req.context.id), timeout=self.context_wait)
         if previous is None or previous.voice != voice:
             return None
         if req.context.previous_text is not None:
@@ -211,7 +214,9 @@ class SpeechService:
         job.context = context if not voice.cloned else None
         return job
 
-    async def prepare_voice_clone(self, req: VoiceCloneRequest, audio_bytes: bytes) -> SegmentStream:
+    async def prepare_voice_clone(
+        self, req: VoiceCloneRequest, audio_bytes: bytes, caller: Principal | None = None
+    ) -> SegmentStream:
         """`/v1/audio/vc`: the clip encoded once; `generate_text` spoken segment by segment, each segment prompted
         with the reference."""
         started = time.perf_counter()
@@ -228,7 +233,7 @@ class SpeechService:
         )
         stream.speak(req.generate_text)
         _log_request(
-            stream, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),
+            stream, caller, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),
             ref_tokens=len(ref_tokens),
         )
         return stream
@@ -247,8 +252,10 @@ class SpeechService:
             self.encodings.put(key, tokens)
         return tokens
 
-    async def save_voice(self, req: SaveVoiceRequest, audio_bytes: bytes, *, client: str) -> SavedVoice:
-        """`POST /v1/audio/voices`: the clip encoded once, its transcript normalized, both stored under `req.name`."""
+    async def save_voice(self, req: SaveVoiceRequest, audio_bytes: bytes, caller: Principal) -> SavedVoice:
+        """`POST /v1/audio/voices`: the clip encoded once, its transcript normalized, both stored under `req.name`
+        (`created_from`: the caller's address)."""
+        client = caller.client or ""
         if not self.has_encoder:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         await self.voices.check_free(req.name)  # before the encoder: a taken name is a 409 at once
@@ -263,8 +270,8 @@ class SpeechService:
             created_from=client, created_at=utc_now(),
         )
         await self.voices.save(voice)
-        logger.info("saved voice %r: %d reference tokens, consent by %r from %s", voice.name, len(tokens),
-                    voice.consent_by or "-", client)
+        logger.info("saved voice %r: %d reference tokens, consent by %r from %s key=%s", voice.name, len(tokens),
+                    voice.consent_by or "-", client, caller.key_id)
         return voice
 
     def _read_reference(self, data: bytes) -> np.ndarray:
@@ -352,15 +359,23 @@ class SpeechService:
         return self.synthesis(job).chunks()
 
 
+def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:
+    """Where a `context.id` is stored: under its caller's tenant, so that tenants never share one."""
+    return (caller.tenant if caller is not None else DEFAULT_TENANT, context_id)
+
+
 def _log_request(
-    stream: SegmentStream, *, kind: str, model: str | None, voice: str, chars: int, **extra: object
+    stream: SegmentStream, caller: Principal | None, *, kind: str, model: str | None, voice: str, chars: int,
+    **extra: object,
 ) -> None:
+    """The request's log line: its id, its caller's key id (never the key), what it asks."""
     gen = stream.gen
     details = " ".join(f"{k}={v}" for k, v in extra.items())
     logger.info(
-        "%s %s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
+        "%s %s key=%s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
         stream.request_id,
         kind,
+        caller.key_id if caller is not None else "-",
         clip(model or "-"),
         clip(voice),
         chars,

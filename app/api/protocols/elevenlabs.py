@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,7 +34,7 @@ from app.api.audio_response import (
     finish_headers,
     until_disconnected,
 )
-from app.api.auth import MISSING_ELEVENLABS_KEY, header_key, key_ok, message_key
+from app.api.auth import caller, message_key
 from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
@@ -58,8 +58,9 @@ from app.api.protocols.adapter import (
 from app.api.session import Session, deny, handshake
 from app.audio.output import AudioWriter
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, TTSError
+from app.errors import InvalidRequestError, NotReadyError, TTSError
 from app.observability.logs import clip
+from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
@@ -280,14 +281,14 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
     accepted = await handshake(ws, "invalid API key (xi-api-key)", "xi-api-key")
     if accepted is None:
         return
-    service, authorized = accepted
+    service, principal = accepted
     try:
         opts = await parse_options(ws, service, voice_id)
     except TTSError as exc:
         await deny(ws, exc)
         return
     protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi)
-    await Session(ws, service, protocol, authorized=authorized).run()
+    await Session(ws, service, protocol, principal=principal).run()
 
 
 # -- HTTP: with-timestamps ----------------------------------------------------------------------------------------
@@ -304,13 +305,13 @@ class TimedSpeechBody(BaseModel):
     apply_text_normalization: str | None = None
 
 
-async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, SegmentStream, str, ElevenLabsFormat]:
-    """The key, the body and the query checked; the job prepared (all before any audio)."""
+async def _timed_job(
+    request: Request, voice_id: str, principal: Principal
+) -> tuple[SpeechService, SegmentStream, str, ElevenLabsFormat]:
+    """The body and the query checked (`KeyGuard` has checked the key); the job prepared (all before any audio)."""
     service: SpeechService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise NotReadyError("the service is still loading its models")
-    if not key_ok(request.app.state.settings.security.api_key, header_key(request.headers, "xi-api-key")):
-        raise AuthenticationError(MISSING_ELEVENLABS_KEY)
     try:
         output = elevenlabs_format(request.query_params.get("output_format") or "mp3_44100_128")  # ElevenLabs' default
     except UnsupportedFormat as exc:
@@ -335,7 +336,7 @@ async def _timed_job(request: Request, voice_id: str) -> tuple[SpeechService, Se
     except ValidationError as exc:
         raise invalid_request(exc) from None
     try:
-        stream = await service.prepare_speech(req)  # resolves the voice once (the store, for a saved one)
+        stream = await service.prepare_speech(req, principal)  # resolves the voice once (the store, for a saved one)
     except InvalidRequestError as exc:
         if exc.param == "voice":
             exc.param = "voice_id"  # what this API calls it
@@ -392,10 +393,10 @@ async def _timed_whole(chunks: AsyncIterator[np.ndarray], timeline: Timeline, te
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Response:
+async def _timed_http(request: Request, voice_id: str, principal: Principal, *, stream: bool) -> Response:
     slot = timeline = None
     try:
-        service, job, text, output = await _timed_job(request, voice_id)
+        service, job, text, output = await _timed_job(request, voice_id, principal)
         slot = service.admit("speech")
         timeline = Timeline(service, _writer(job, output, streaming=stream))
         chunks = job.audio(timeline)
@@ -416,12 +417,12 @@ async def _timed_http(request: Request, voice_id: str, *, stream: bool) -> Respo
 
 
 @router.post("/v1/text-to-speech/{voice_id}/with-timestamps", include_in_schema=False)
-async def with_timestamps(request: Request, voice_id: str) -> Response:
+async def with_timestamps(request: Request, voice_id: str, principal: Principal = Depends(caller)) -> Response:
     """ElevenLabs' `convert_with_timestamps`: the whole audio and its alignment in one JSON object."""
-    return await _timed_http(request, voice_id, stream=False)
+    return await _timed_http(request, voice_id, principal, stream=False)
 
 
 @router.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps", include_in_schema=False)
-async def stream_with_timestamps(request: Request, voice_id: str) -> Response:
+async def stream_with_timestamps(request: Request, voice_id: str, principal: Principal = Depends(caller)) -> Response:
     """ElevenLabs' `stream_with_timestamps`: JSON lines of audio, the alignment once the audio is complete."""
-    return await _timed_http(request, voice_id, stream=True)
+    return await _timed_http(request, voice_id, principal, stream=True)

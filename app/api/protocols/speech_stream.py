@@ -223,8 +223,8 @@ async def speech_stream(ws: WebSocket) -> None:
     accepted = await handshake(ws, "invalid API key")
     if accepted is None:
         return
-    service, authorized = accepted
+    service, principal = accepted
     protocol = SpeechStreamProtocol(
         service.generation, service.streaming, service.limits.max_input_chars, service.voice
     )
-    await Session(ws, service, protocol, authorized=authorized).run()
+    await Session(ws, service, protocol, principal=principal).run()

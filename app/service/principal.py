@@ -1,0 +1,52 @@
+"""Who is asking: the `Principal` every request and WebSocket is served for, resolved once at the edge.
+
+`app.api.auth.Authenticator` makes it (the one place a key is compared); the HTTP middleware puts it in the
+request's `scope["principal"]`, a WebSocket's session holds it, and both set `CALLER` so that the service below
+(admission's shares) asks it. Nothing below reads a key header or the configured key.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+DEFAULT_TENANT = "default"  # one configured API_KEY (or none) is one tenant
+ANONYMOUS = "anonymous"  # the key id of every caller when no API_KEY is configured
+CONFIGURED_KEY = "api-key"  # the key id of the configured API_KEY
+UNAUTHENTICATED = "unauthenticated"  # a key is needed and none valid was presented (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLimits:
+    """What one caller may hold at once (0: no limit): today MAX_REQUESTS_PER_CLIENT and MAX_SOCKETS_PER_CLIENT."""
+
+    requests: int  # request slots of the speech lane
+    sockets: int  # WebSockets open
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: which key vouched for it (a stable, non-secret id, never the key), its tenant, its limits and
+    its address (the peer, as the server reports it; None when unknown).
+
+    `authenticated` is False only where a key is needed and none valid came: such a principal may reach nothing
+    under `/v1/` (the middleware and the `caller` dependency refuse it) and a WebSocket holding it runs no command
+    until a message brings a key (starlette's `UnauthenticatedUser`)."""
+
+    key_id: str
+    tenant: str
+    limits: CallerLimits
+    client: str | None
+    authenticated: bool = True
+
+    @property
+    def share_key(self) -> str | None:
+        """Who a per-caller share counts (admission's slots, the open WebSockets): the client address, as before
+        keys had ids; None when the address is unknown."""
+        return self.client
+
+
+CALLER: ContextVar[Principal | None] = ContextVar("tts_caller", default=None)
+"""The principal of the request or WebSocket being served: set by app/api/auth.py `KeyGuard` per HTTP request and
+by app/api/session.py `Session` per WebSocket (tasks a socket starts inherit it); read by a lane with a share per
+caller (`admission.py`)."""
