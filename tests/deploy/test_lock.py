@@ -164,6 +164,12 @@ def test_the_reference_lock_pins_every_reference() -> None:
     assert set(lock.read_pins(lock.REFERENCE_LOCK)) == wanted
 
 
+def test_the_gpu_machines_wheels_are_the_locked_versions() -> None:
+    """benchmarks/gpu_wheels.txt (carried to a lent GPU machine) pins what the lock pins."""
+    wheels, api = lock.read_pins(REPO / "benchmarks" / "gpu_wheels.txt"), lock.read_pins(lock.API_LOCK)
+    assert wheels and {name: api.get(name) for name in wheels} == wheels
+
+
 # --------------------------------------------------------------------------------------------- the images
 
 
