@@ -168,6 +168,42 @@ class Context:
         self.writer: asyncio.Task | None = None
         self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
+    @classmethod
+    def open(cls, service: SpeechService, spec: Open) -> Context:
+        """The context an `Open` command asks for: its segment stream and its audio writer."""
+        stream = SegmentStream(
+            service,
+            spec.voice,
+            spec.gen,
+            normalize_malaysian=spec.normalize_malaysian,
+            language=spec.language,
+            use_context=spec.use_context,
+        )
+        out = AudioWriter(
+            spec.gen.response_format,
+            source_rate=service.sample_rate,
+            speed=spec.gen.speed,
+            rate=spec.gen.sample_rate,
+            encoding=spec.gen.encoding,
+            bit_rate=spec.bit_rate,
+            complexity=service.streaming.opus_complexity,
+        )
+        return cls(spec.context, stream, out)
+
+    def push(self, text: str, limit: int) -> None:
+        """A text delta taken, unless the characters waiting to be synthesized would then be over `limit`
+        (checked before the text is taken: nothing over the limit is segmented; the session ends)."""
+        pending = self.stream.pending_chars + len(text)
+        if pending > limit:
+            raise SessionEnd(
+                InvalidRequestError(
+                    f"{pending} characters wait to be synthesized; the limit is {limit}",
+                    param="text",
+                    code="too_much_pending_text",
+                )
+            )
+        self.stream.push(clean_text(text, "text"))
+
 
 class ClientSockets:
     """Open WebSockets per caller (its principal's `share_key`: its address, "-" when unknown), at most its
@@ -372,18 +408,7 @@ class Session:
         if isinstance(command, Open):
             self._open(command)
         elif isinstance(command, Text):
-            stream = self.contexts[command.context].stream
-            limit = self.pending_text_limit
-            pending = stream.pending_chars + len(command.text)
-            if pending > limit:  # checked before the text is taken: nothing over the limit is segmented
-                raise SessionEnd(
-                    InvalidRequestError(
-                        f"{pending} characters wait to be synthesized; the limit is {limit}",
-                        param="text",
-                        code="too_much_pending_text",
-                    )
-                )
-            stream.push(clean_text(command.text, "text"))
+            self.contexts[command.context].push(command.text, self.pending_text_limit)
         elif isinstance(command, Flush):
             self.contexts[command.context].stream.flush()
         elif isinstance(command, EndContext):
@@ -406,24 +431,7 @@ class Session:
                 param="context_id",
                 code="too_many_contexts",
             )
-        stream = SegmentStream(
-            self.service,
-            spec.voice,
-            spec.gen,
-            normalize_malaysian=spec.normalize_malaysian,
-            language=spec.language,
-            use_context=spec.use_context,
-        )
-        out = AudioWriter(
-            spec.gen.response_format,
-            source_rate=self.service.sample_rate,
-            speed=spec.gen.speed,
-            rate=spec.gen.sample_rate,
-            encoding=spec.gen.encoding,
-            bit_rate=spec.bit_rate,
-            complexity=self.service.streaming.opus_complexity,
-        )
-        ctx = Context(spec.context, stream, out)
+        ctx = Context.open(self.service, spec)
         self.contexts[ctx.cid] = ctx
         logger.info(
             "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
@@ -431,8 +439,8 @@ class Session:
             clip(ctx.cid),
             clip(spec.voice),
             spec.gen.response_format,
-            out.rate,
-            out.encoding.name,
+            ctx.out.rate,
+            ctx.out.encoding.name,
             spec.gen.speed,
             spec.use_context,
         )
