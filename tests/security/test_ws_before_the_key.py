@@ -1,5 +1,6 @@
-"""WebSockets before their key (issue 35): sockets that never authenticate cannot lock out a keyed client. Real
-sockets against the service served as `tts-api` serves it, with `API_KEY` set."""
+"""WebSockets before their key (issue 35): an unkeyed handshake learns nothing of the voices and costs no store
+query, and sockets that never authenticate cannot lock out a keyed client. Real sockets against the service
+served as `tts-api` serves it, with `API_KEY` set."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def served(fake: FakeVLLM) -> Iterator[tuple[str, FastAPI]]:
 @pytest.fixture
 def url(served: tuple[str, FastAPI]) -> str:
     return served[0]
+
+
+@pytest.fixture
+def store_lookups(served: tuple[str, FastAPI], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names the voice store is asked for while the test runs."""
+    store = served[1].state.service.voices.store
+    asked: list[str] = []
+    real = store.get
+
+    async def counted(name: str) -> object:
+        asked.append(name)
+        return await real(name)
+
+    monkeypatch.setattr(store, "get", counted)
+    return asked
 
 
 def bearer() -> dict[str, str]:
@@ -115,6 +131,47 @@ async def speak(ws: websockets.ClientConnection, context: str = "c1", **first: o
     assert not [m for m in messages if "error" in m], messages
     assert any(m.get("audio") for m in messages)
     return messages
+
+
+# -- nothing looked up before the key ----------------------------------------------------------------------------
+
+
+async def test_an_unkeyed_handshake_gets_the_same_answer_for_every_voice_name(
+    url: str, store_lookups: list[str]
+) -> None:
+    """Saved, built-in, alias and unknown names: the same status, no voice list, no store query (on db0a52d an
+    unknown name was a 400 listing every voice, and each handshake queried the store)."""
+    answers = []
+    for endpoint in ("stream-input", "multi-stream-input"):
+        for voice in (SAVED, "husein", "alloy", "no-such-voice", "Bad%20Name"):
+            status, body, writer = await raw_handshake(url, eleven(voice, endpoint))
+            writer.close()
+            answers.append((endpoint, voice, status, body))
+    assert {status for *_, status, _ in answers} == {101}, answers
+    assert store_lookups == []
+    # the HTTP routes answer before any route runs: the same 401 for a saved and an unknown voice
+    bodies = {
+        httpx.post(f"{url}/v1/text-to-speech/{voice}/with-timestamps", json={"text": "Hi."}, timeout=10).text
+        for voice in (SAVED, "no-such-voice")
+    }
+    assert len(bodies) == 1 and "husein" not in bodies.pop()
+    assert store_lookups == []
+
+
+async def test_the_voice_is_looked_up_once_a_message_brings_the_key(url: str, store_lookups: list[str]) -> None:
+    async with websockets.connect(ws_url(url, eleven("no-such-voice"))) as ws:
+        await ws.send(json.dumps({"text": " ", "xi_api_key": KEY}))
+        messages = await until_closed(ws)
+    assert ws.close_code == 1008 and [m["code"] for m in messages] == ["invalid_voice"], messages
+    assert store_lookups == ["no-such-voice"]  # asked once the key came; the caller may now see the voice list
+    async with websockets.connect(ws_url(url, eleven(SAVED))) as ws:
+        await ws.send(json.dumps({"text": " ", "xi_api_key": KEY}))
+        await speak(ws)
+    with pytest.raises(websockets.InvalidStatus) as refused:  # a key in the headers: the voice checked at once
+        await websockets.connect(ws_url(url, eleven("no-such-voice")), additional_headers=bearer())
+    error = json.loads(refused.value.response.body)["error"]
+    assert refused.value.response.status_code == 400 and error["code"] == "invalid_voice"
+    assert "husein" in error["message"]  # with the key, the voices are listed as before
 
 
 # -- sockets waiting for their key are held apart ------------------------------------------------------------------

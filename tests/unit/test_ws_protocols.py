@@ -271,6 +271,30 @@ def test_eleven_refuses_what_it_does_not_support(settings: Settings, message: di
     assert info.value.message.startswith(info.value.param)
 
 
+def test_eleven_looks_the_voice_up_only_after_the_key(settings: Settings) -> None:
+    asked: list[str] = []
+
+    async def voices(name: str, param: str = "voice") -> Voice:
+        asked.append(name)
+        return await resolve(name)
+
+    opts = Options(None, "m", True, 20.0, elevenlabs_format("pcm_24000"), voice_id="husein")
+    p = ElevenLabsProtocol(settings.generation, settings.streaming, opts, multi=True, voices=voices)
+    assert p.awaiting_config and "voice=husein" in p.describe()
+
+    async def first() -> object:
+        return await anext(p.parse({"text": "Hi", "context_id": "a"}, (), closing=False))
+
+    assert asyncio.run(first()) == Auth(None) and asked == []  # the key is checked before anything is looked up
+    auth, open_, text = parse(p, {"text": "Hi", "context_id": "a"}, ())
+    assert asked == ["husein"] and open_.voice == HUSEIN and not p.awaiting_config
+    parse(p, {"text": "More", "context_id": "a"}, ("a",))
+    assert asked == ["husein"]  # once
+    unresolved = Options(None, "m", True, 20.0, elevenlabs_format("pcm_24000"), voice_id="husein")
+    with pytest.raises(ValueError):  # neither a voice nor how to look it up
+        ElevenLabsProtocol(settings.generation, settings.streaming, unresolved, multi=True)
+
+
 # -- ElevenLabs: events -> messages ----------------------------------------------------------------
 
 
