@@ -472,7 +472,7 @@ class Session:
             "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
             self.session_id,
             clip(ctx.cid),
-            clip(spec.voice),
+            clip(spec.voice.name),
             spec.gen.response_format,
             ctx.out.rate,
             ctx.out.encoding.name,

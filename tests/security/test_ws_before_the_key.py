@@ -1,12 +1,13 @@
 """WebSockets before their key (issue 35): an unkeyed handshake learns nothing of the voices and costs no store
-query, and sockets that never authenticate cannot lock out a keyed client. Real sockets against the service
-served as `tts-api` serves it, with `API_KEY` set."""
+query, sockets that never authenticate cannot lock out a keyed client, and logs name a saved voice but never its
+transcript. Real sockets against the service served as `tts-api` serves it, with `API_KEY` set."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
+import logging
 from collections.abc import Iterator
 
 import httpx
@@ -222,3 +223,29 @@ async def test_a_socket_waits_for_its_key_apart_then_takes_its_keys_share(small:
         await keyed.close()
     finally:
         await waiting.close()
+
+
+# -- a voice's name in the logs, never its transcript -------------------------------------------------------------
+
+
+async def test_logs_name_a_saved_voice_but_never_its_transcript(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="app"):
+        async with websockets.connect(ws_url(url, eleven(SAVED)), additional_headers={"xi-api-key": KEY}) as ws:
+            await speak(ws)
+        async with websockets.connect(ws_url(url, eleven(SAVED, "stream-input"))) as ws:  # the key in a message
+            await ws.send(json.dumps({"text": " ", "xi_api_key": KEY}))
+            await ws.send(json.dumps({"text": "Hello there.", "flush": True}))
+            await ws.send(json.dumps({"text": ""}))
+            await until_closed(ws)
+        async with websockets.connect(ws_url(url, eleven(SAVED))) as ws:  # no key at all
+            await ws.send(json.dumps({"text": " "}))
+            await until_closed(ws)
+        async with websockets.connect(ws_url(url, "/v1/audio/speech/stream")) as ws:
+            await ws.send(json.dumps({"type": "config", "api_key": KEY, "voice": SAVED}))
+            await ws.send(json.dumps({"type": "text", "text": "Hello there.", "flush": True}))
+            await ws.send(json.dumps({"type": "close"}))
+            await until_closed(ws)
+        await asyncio.sleep(0.2)  # the sessions' last lines
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(SAVED in line for line in lines) >= 4, lines  # the voice is named in the sessions' lines
+    assert not [line for line in lines if MARKER in line.lower()]
