@@ -1,6 +1,7 @@
 """WebSockets before their key (issue 35): an unkeyed handshake learns nothing of the voices and costs no store
-query, sockets that never authenticate cannot lock out a keyed client, and logs name a saved voice but never its
-transcript. Real sockets against the service served as `tts-api` serves it, with `API_KEY` set."""
+query, sockets that never authenticate cannot lock out a keyed client, logs name a saved voice but never its
+transcript, and a message field of the wrong type is an error message, never the session's end. Real sockets
+against the service served as `tts-api` serves it, with `API_KEY` set."""
 
 from __future__ import annotations
 
@@ -249,3 +250,53 @@ async def test_logs_name_a_saved_voice_but_never_its_transcript(url: str, caplog
     lines = [r.getMessage() for r in caplog.records]
     assert sum(SAVED in line for line in lines) >= 4, lines  # the voice is named in the sessions' lines
     assert not [line for line in lines if MARKER in line.lower()]
+
+
+# -- a field of the wrong type is an invalid message, the session goes on ---------------------------------------------
+
+BAD_ELEVEN = {
+    "context_id-object": {"context_id": {"a": 1}, "text": "Hi. "},
+    "contextId-array": {"contextId": ["c"], "text": "Hi. "},
+    "text-number": {"text": 5, "context_id": "c0"},
+    "flush-string": {"text": "Hi. ", "context_id": "c0", "flush": "yes"},
+    "try_trigger_generation-string": {"text": "Hi. ", "context_id": "c0", "try_trigger_generation": "yes"},
+    "close_context-object": {"context_id": "c0", "close_context": {"a": 1}},
+    "close_socket-string": {"close_socket": "yes"},
+    "voice_settings-array": {"text": "Hi. ", "context_id": "c0", "voice_settings": [1]},
+    "generation_config-number": {"text": "Hi. ", "context_id": "c0", "generation_config": 7},
+    "pronunciation_dictionary_locators-string": {"text": "Hi. ", "pronunciation_dictionary_locators": "d"},
+    "xi_api_key-number": {"text": " ", "xi_api_key": 5},
+}
+
+
+@pytest.mark.parametrize("message", BAD_ELEVEN.values(), ids=BAD_ELEVEN.keys())
+async def test_an_elevenlabs_field_of_the_wrong_type_is_an_invalid_message(url: str, message: dict) -> None:
+    async with websockets.connect(ws_url(url, eleven("husein")), additional_headers={"xi-api-key": KEY}) as ws:
+        await ws.send(json.dumps(message))
+        error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert error.get("code") == "invalid_message", error
+        await speak(ws)  # the session goes on
+        await ws.send(json.dumps({"close_socket": True}))
+        await until_closed(ws)
+    assert ws.close_code == 1000
+
+
+BAD_OURS = {
+    "type-object": {"type": {"a": 1}},
+    "text-object": {"type": "text", "text": {"a": 1}},
+    "flush-string": {"type": "text", "text": "Hi. ", "flush": "yes"},
+}
+
+
+@pytest.mark.parametrize("message", BAD_OURS.values(), ids=BAD_OURS.keys())
+async def test_our_stream_field_of_the_wrong_type_is_an_invalid_message(url: str, message: dict) -> None:
+    async with websockets.connect(ws_url(url, "/v1/audio/speech/stream"), additional_headers=bearer()) as ws:
+        await ws.send(json.dumps({"type": "config", "voice": "husein"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.started"
+        await ws.send(json.dumps(message))
+        error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert error["type"] == "error" and error["error"]["param"] in ("type", "text", "flush"), error
+        await ws.send(json.dumps({"type": "text", "text": "Hello there.", "flush": True}))
+        await ws.send(json.dumps({"type": "close"}))
+        messages = await until_closed(ws)
+    assert ws.close_code == 1000 and messages[-1]["type"] == "done", messages

@@ -271,6 +271,20 @@ def test_eleven_refuses_what_it_does_not_support(settings: Settings, message: di
     assert info.value.message.startswith(info.value.param)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("context_id", {"a": 1}), ("contextId", ["c"]), ("flush", "yes"), ("close_context", 1), ("close_socket", "y"),
+     ("try_trigger_generation", "y"), ("generation_config", 7), ("xi_api_key", 5), ("voice_settings", [1])],
+)  # fmt: skip
+def test_eleven_a_field_of_the_wrong_type_is_an_invalid_message(settings: Settings, field: str, value: object) -> None:
+    p = eleven(settings, multi=True)
+    message = {"text": "Hi", field: value}
+    assert p.context_of(message) in ("default", None)  # never the client's object (the session hashes it)
+    with pytest.raises(InvalidRequestError) as info:
+        parse(p, message, ())
+    assert (info.value.param, info.value.code) == (field, "invalid_message")
+
+
 def test_eleven_looks_the_voice_up_only_after_the_key(settings: Settings) -> None:
     asked: list[str] = []
 

@@ -95,6 +95,33 @@ class Options:
             self.voice_id = self.voice.name
 
 
+# The message fields the protocol reads and the JSON type each must have when present (null: left out). A field
+# of another type makes the message invalid (an error message; the session goes on), never an internal error.
+MESSAGE_FIELDS: dict[str, type] = {
+    "text": str,
+    "context_id": str,
+    "contextId": str,
+    "flush": bool,
+    "try_trigger_generation": bool,
+    "close_context": bool,
+    "close_socket": bool,
+    "voice_settings": dict,
+    "generation_config": dict,
+    "pronunciation_dictionary_locators": list,
+    "xi_api_key": str,
+    "authorization": str,
+}
+_JSON_TYPES = {str: "a string", bool: "true or false", dict: "an object", list: "an array"}
+
+
+def check_fields(message: dict) -> None:
+    """An InvalidRequestError naming the first field of `MESSAGE_FIELDS` that has another JSON type."""
+    for name, kind in MESSAGE_FIELDS.items():
+        value = message.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidRequestError(f"{name} must be {_JSON_TYPES[kind]}", param=name, code="invalid_message")
+
+
 def _bool_param(ws: WebSocket, name: str) -> bool | None:
     value = ws.query_params.get(name)
     if value is None:
@@ -171,17 +198,20 @@ class ElevenLabsProtocol(Protocol):
         return f"elevenlabs {endpoint} voice={clip(self.opts.voice_id)} model_id={clip(self.opts.model_id or '-')}"
 
     # -- messages -> commands ---------------------------------------------------------------------
-    def context_of(self, message: dict) -> str:
+    def context_of(self, message: dict) -> str | None:
+        """The message's context (None: its context_id is not a string)."""
         if not self.multi:
             return DEFAULT_CONTEXT
-        return message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
+        cid = message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
+        return cid if isinstance(cid, str) else None
 
     async def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
         yield Auth(message_key(message, "xi_api_key"))  # until authorized, every message carries the key
         # past this point the caller is authorized (the session ends a socket whose Auth brought no valid key)
         if self.opts.voice is None and self.voices is not None:
             self.opts.voice = await self.voices(self.opts.voice_id, param="voice_id")
-        cid = self.context_of(message)
+        check_fields(message)
+        cid = self.context_of(message) or DEFAULT_CONTEXT  # a string now
         if message.get("pronunciation_dictionary_locators"):
             raise InvalidRequestError(
                 "pronunciation_dictionary_locators are not supported", param="pronunciation_dictionary_locators"
@@ -201,8 +231,6 @@ class ElevenLabsProtocol(Protocol):
             self._closing.add(cid)
             return
         text = message.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InvalidRequestError("text must be a string", param="text")
         if cid not in contexts:
             if not text or closing:
                 yield KeepAlive()  # a keep-alive, or input after the end
@@ -219,9 +247,7 @@ class ElevenLabsProtocol(Protocol):
             yield Flush(cid)
 
     def _open(self, cid: str, first: dict) -> Open:
-        vs = first.get("voice_settings") or {}
-        if not isinstance(vs, dict):
-            raise InvalidRequestError("voice_settings must be an object", param="voice_settings")
+        vs = first.get("voice_settings") or {}  # an object (check_fields)
         voice = self.opts.voice
         if voice is None:  # parse looks it up before any command but Auth
             raise RuntimeError("a context opened before the voice was looked up")
