@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     )
     stream_max_contexts: int = Field(16, ge=1, description="Contexts open at once on one multi-stream WebSocket")
     max_sockets_per_client: int = Field(256, ge=0, description="WebSockets open at once per client address; 0: off")
+    max_unauthenticated_sockets: int = Field(
+        32,
+        ge=0,
+        description="With API_KEY: WebSockets per client address still waiting for their key (none in the handshake);"
+        " counted apart from MAX_SOCKETS_PER_CLIENT; 0: off",
+    )
     max_requests_per_client: int = Field(
         0, ge=0, description="Request slots one client address may hold at once (429 beyond); 0: no share"
     )
@@ -439,6 +445,7 @@ class Settings(BaseSettings):
             stream_max_pending_chars=self.stream_max_pending_chars,
             stream_max_contexts=self.stream_max_contexts,
             max_sockets_per_client=self.max_sockets_per_client,
+            max_unauthenticated_sockets=self.max_unauthenticated_sockets,
             max_requests_per_client=self.max_requests_per_client,
             max_reference_channels=self.max_reference_channels,
             max_reference_decoded_bytes=self.max_reference_decoded_bytes,
@@ -608,6 +615,7 @@ class LimitsSettings:
     stream_max_pending_chars: int
     stream_max_contexts: int
     max_sockets_per_client: int  # 0: no limit
+    max_unauthenticated_sockets: int  # waiting for their key, per address, apart from the above; 0: no limit
     max_requests_per_client: int  # 0: no share
     max_reference_channels: int
     max_reference_decoded_bytes: int

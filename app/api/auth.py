@@ -84,18 +84,31 @@ def missing_key_message(path: str) -> str:
 
 class Authenticator:
     """Who presented a key: one configured `API_KEY` (or none) is one key of one tenant, with the limits of the
-    settings. The tenants issue swaps this for a key table; everything else asks the `Principal` it returns."""
+    settings. The tenants issue swaps this for a key table; everything else asks the `Principal` it returns.
 
-    def __init__(self, api_key: str, limits: CallerLimits, tenant: str = DEFAULT_TENANT) -> None:
+    `waiting`: the limits of an unauthenticated principal, a WebSocket still waiting for its key (its sockets
+    are counted apart from any key's, so that sockets that never authenticate cannot take a keyed client's share;
+    its requests are none: it runs nothing)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        limits: CallerLimits,
+        tenant: str = DEFAULT_TENANT,
+        *,
+        waiting: CallerLimits = CallerLimits(requests=0, sockets=0),  # frozen: one default shared safely
+    ) -> None:
         self._api_key = api_key  # empty: no key asked
         self.limits = limits
         self.tenant = tenant
+        self.waiting = waiting
 
     @classmethod
     def from_settings(cls, security: SecuritySettings, limits: LimitsSettings) -> Authenticator:
         return cls(
             security.api_key,
             CallerLimits(requests=limits.max_requests_per_client, sockets=limits.max_sockets_per_client),
+            waiting=CallerLimits(requests=0, sockets=limits.max_unauthenticated_sockets),
         )
 
     def identify(self, key: object, client: str | None) -> Principal:
@@ -105,7 +118,7 @@ class Authenticator:
             return Principal(ANONYMOUS, self.tenant, self.limits, client)
         if key_ok(self._api_key, key):
             return Principal(CONFIGURED_KEY, self.tenant, self.limits, client)
-        return Principal(UNAUTHENTICATED, "", self.limits, client, authenticated=False)
+        return Principal(UNAUTHENTICATED, "", self.waiting, client, authenticated=False)
 
 
 class KeyGuard:

@@ -56,6 +56,7 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # bad auth, bad config, a client that does not read
 CLOSE_TOO_BIG = 1009  # a message over WS_MAX_MESSAGE_BYTES
 CLOSE_ERROR = 1011
+CLOSE_TRY_LATER = 1013  # a key came, but its share of sockets is taken
 
 
 class SessionEnd(Exception):
@@ -168,45 +169,114 @@ class Context:
         self.writer: asyncio.Task | None = None
         self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
+    @classmethod
+    def open(cls, service: SpeechService, spec: Open) -> Context:
+        """The context an `Open` command asks for: its segment stream and its audio writer."""
+        stream = SegmentStream(
+            service,
+            spec.voice,
+            spec.gen,
+            normalize_malaysian=spec.normalize_malaysian,
+            language=spec.language,
+            use_context=spec.use_context,
+        )
+        out = AudioWriter(
+            spec.gen.response_format,
+            source_rate=service.sample_rate,
+            speed=spec.gen.speed,
+            rate=spec.gen.sample_rate,
+            encoding=spec.gen.encoding,
+            bit_rate=spec.bit_rate,
+            complexity=service.streaming.opus_complexity,
+        )
+        return cls(spec.context, stream, out)
+
+    def push(self, text: str, limit: int) -> None:
+        """A text delta taken, unless the characters waiting to be synthesized would then be over `limit`
+        (checked before the text is taken: nothing over the limit is segmented; the session ends)."""
+        pending = self.stream.pending_chars + len(text)
+        if pending > limit:
+            raise SessionEnd(
+                InvalidRequestError(
+                    f"{pending} characters wait to be synthesized; the limit is {limit}",
+                    param="text",
+                    code="too_much_pending_text",
+                )
+            )
+        self.stream.push(clean_text(text, "text"))
+
 
 class ClientSockets:
     """Open WebSockets per caller (its principal's `share_key`: its address, "-" when unknown), at most its
-    `limits.sockets` each (0: no limit); event loop only, so no lock."""
+    `limits.sockets` each (0: no limit); event loop only, so no lock. Sockets still waiting for their key
+    (unauthenticated principals) are counted apart: they never take an authenticated caller's share."""
 
     def __init__(self) -> None:
-        self.open: dict[str, int] = {}
+        self.open: dict[tuple[bool, str], int] = {}
+
+    @staticmethod
+    def _key(caller: Principal) -> tuple[bool, str]:
+        return caller.authenticated, caller.share_key or "-"
 
     def take(self, caller: Principal) -> bool:
-        client, limit = caller.share_key or "-", caller.limits.sockets
-        if limit and self.open.get(client, 0) >= limit:
+        key, limit = self._key(caller), caller.limits.sockets
+        if limit and self.open.get(key, 0) >= limit:
             return False
-        self.open[client] = self.open.get(client, 0) + 1
+        self.open[key] = self.open.get(key, 0) + 1
         return True
 
     def give_back(self, caller: Principal) -> None:
-        client = caller.share_key or "-"
-        left = self.open.get(client, 0) - 1
+        key = self._key(caller)
+        left = self.open.get(key, 0) - 1
         if left > 0:
-            self.open[client] = left
+            self.open[key] = left
         else:
-            self.open.pop(client, None)
+            self.open.pop(key, None)
+
+
+def too_many_sockets(caller: Principal) -> OverloadedError:
+    limit = caller.limits.sockets
+    if caller.authenticated:
+        return OverloadedError(f"too many WebSockets open from this client (limit {limit}); retry later")
+    return OverloadedError(
+        f"too many WebSockets waiting for their API key from this client (limit {limit}); send the key in the"
+        " handshake's headers, or retry later"
+    )
 
 
 class SocketCaller:
     """Who a socket serves: the handshake's principal, or, when that one is unauthenticated, the principal that
     a message's key identifies within `timeout` seconds of the accept (`start()`). It is `CALLER` while the
-    session runs, so that the tasks the session starts (its contexts' writers) inherit it."""
+    session runs, so that the tasks the session starts (its contexts' writers) inherit it.
 
-    def __init__(self, authenticator: Authenticator, principal: Principal, timeout: float, missing_key: str) -> None:
+    It holds the socket's place in `sockets` (`take()` at the handshake, `give_back()` at the end): a socket
+    waiting for its key counts among the waiting ones, and moves to its key's share when the key comes."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        principal: Principal,
+        timeout: float,
+        missing_key: str,
+        sockets: ClientSockets,
+    ) -> None:
         self.authenticator = authenticator
         self.principal = principal
         self.timeout = timeout
         self.missing_key = missing_key
+        self.sockets = sockets
         self.deadline = math.inf
 
     @property
     def authorized(self) -> bool:
         return self.principal.authenticated
+
+    def take(self) -> bool:
+        """The socket's place among its principal's; False when they are all taken."""
+        return self.sockets.take(self.principal)
+
+    def give_back(self) -> None:
+        self.sockets.give_back(self.principal)
 
     def start(self) -> None:
         """The socket is accepted: the key must come within `timeout` seconds from now."""
@@ -221,10 +291,14 @@ class SocketCaller:
             raise SessionEnd(AuthenticationError(f"no valid API key within {self.timeout:g} s; {self.missing_key}"))
 
     def authenticate(self, key: str | None) -> Principal:
-        """The principal a message's key identifies becomes the socket's (and `CALLER`), or the session ends."""
+        """The principal a message's key identifies becomes the socket's (and `CALLER`), its place moved to that
+        principal's share; else the session ends (a wrong key; a share with no place left: 1013)."""
         principal = self.authenticator.identify(key, self.principal.client)
         if not principal.authenticated:
             raise SessionEnd(AuthenticationError(self.missing_key))
+        if not self.sockets.take(principal):
+            raise SessionEnd(too_many_sockets(principal), CLOSE_TRY_LATER)
+        self.sockets.give_back(self.principal)
         self.principal = principal
         CALLER.set(principal)  # for the contexts opened from now on; Session.run resets it at the end
         return principal
@@ -238,15 +312,16 @@ class Session:
     then 1008) or an unexpected one (1011), when nothing happened for `protocol.idle_timeout` seconds, or when a
     client not authorized at the handshake sent no valid key within `STREAM_AUTH_TIMEOUT` seconds.
 
-    `principal` is who the socket serves (`SocketCaller`); no command runs before it is authenticated.
+    `principal` is who the socket serves (`SocketCaller`, which holds its place among the open sockets); no
+    command runs before it is authenticated.
     """
 
     def __init__(self, ws: WebSocket, service: SpeechService, protocol: Protocol, *, principal: Principal) -> None:
         self.ws = ws
         self.service = service
         self.protocol = protocol
-        timeout = ws.app.state.settings.security.auth_timeout
-        self.caller = SocketCaller(ws.app.state.authenticator, principal, timeout, protocol.missing_key)
+        timeout, sockets = ws.app.state.settings.security.auth_timeout, ws.app.state.client_sockets
+        self.caller = SocketCaller(ws.app.state.authenticator, principal, timeout, protocol.missing_key, sockets)
         self.sender = Sender(ws, service.streaming.send_timeout)
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
@@ -259,19 +334,15 @@ class Session:
         self.pending_text_limit = min(pending)
 
     async def run(self) -> None:
-        taken = self.caller.principal
-        sockets: ClientSockets = self.ws.app.state.client_sockets
-        if not sockets.take(taken):
-            limit = taken.limits.sockets
-            error = OverloadedError(f"too many WebSockets open from this client (limit {limit}); retry later")
-            await deny(self.ws, error)
+        if not self.caller.take():
+            await deny(self.ws, too_many_sockets(self.caller.principal))
             return
-        token = CALLER.set(taken)
+        token = CALLER.set(self.caller.principal)
         try:
             await self._run()
         finally:
             CALLER.reset(token)
-            sockets.give_back(taken)
+            self.caller.give_back()
 
     async def _run(self) -> None:
         await self.ws.accept()
@@ -372,18 +443,7 @@ class Session:
         if isinstance(command, Open):
             self._open(command)
         elif isinstance(command, Text):
-            stream = self.contexts[command.context].stream
-            limit = self.pending_text_limit
-            pending = stream.pending_chars + len(command.text)
-            if pending > limit:  # checked before the text is taken: nothing over the limit is segmented
-                raise SessionEnd(
-                    InvalidRequestError(
-                        f"{pending} characters wait to be synthesized; the limit is {limit}",
-                        param="text",
-                        code="too_much_pending_text",
-                    )
-                )
-            stream.push(clean_text(command.text, "text"))
+            self.contexts[command.context].push(command.text, self.pending_text_limit)
         elif isinstance(command, Flush):
             self.contexts[command.context].stream.flush()
         elif isinstance(command, EndContext):
@@ -406,33 +466,16 @@ class Session:
                 param="context_id",
                 code="too_many_contexts",
             )
-        stream = SegmentStream(
-            self.service,
-            spec.voice,
-            spec.gen,
-            normalize_malaysian=spec.normalize_malaysian,
-            language=spec.language,
-            use_context=spec.use_context,
-        )
-        out = AudioWriter(
-            spec.gen.response_format,
-            source_rate=self.service.sample_rate,
-            speed=spec.gen.speed,
-            rate=spec.gen.sample_rate,
-            encoding=spec.gen.encoding,
-            bit_rate=spec.bit_rate,
-            complexity=self.service.streaming.opus_complexity,
-        )
-        ctx = Context(spec.context, stream, out)
+        ctx = Context.open(self.service, spec)
         self.contexts[ctx.cid] = ctx
         logger.info(
             "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
             self.session_id,
             clip(ctx.cid),
-            clip(spec.voice),
+            clip(spec.voice.name),
             spec.gen.response_format,
-            out.rate,
-            out.encoding.name,
+            ctx.out.rate,
+            ctx.out.encoding.name,
             spec.gen.speed,
             spec.use_context,
         )

@@ -18,7 +18,8 @@ UNAUTHENTICATED = "unauthenticated"  # a key is needed and none valid was presen
 
 @dataclass(frozen=True, slots=True)
 class CallerLimits:
-    """What one caller may hold at once (0: no limit): today MAX_REQUESTS_PER_CLIENT and MAX_SOCKETS_PER_CLIENT."""
+    """What one caller may hold at once (0: no limit): today MAX_REQUESTS_PER_CLIENT and MAX_SOCKETS_PER_CLIENT
+    (a socket still waiting for its key: no requests, MAX_UNAUTHENTICATED_SOCKETS)."""
 
     requests: int  # request slots of the speech lane
     sockets: int  # WebSockets open

@@ -21,14 +21,14 @@ class Voice:
 
     name: str
     speaker: str | None = None
-    reference_text: str = ""
+    reference_text: str = field(default="", repr=False)  # a saved voice's transcript: never in a log line
     reference_tokens: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.speaker is None and not (self.reference_text and self.reference_tokens):
             raise ValueError("a cloned voice needs its reference text and tokens")
 
-    def __str__(self) -> str:  # in logs: the name, never the tokens
+    def __str__(self) -> str:  # in logs: the name, never the transcript or the tokens
         return self.name
 
     @property

@@ -197,6 +197,18 @@ def test_open_sockets_are_counted_per_caller_up_to_its_principals_limit() -> Non
     assert all(sockets.take(principal("10.0.0.4", sockets=0)) for _ in range(5))  # 0: no limit
 
 
+def test_sockets_waiting_for_their_key_are_counted_apart_with_their_own_limit() -> None:
+    settings = Settings(_env_file=None, api_key="k1", max_sockets_per_client=2, max_unauthenticated_sockets=1)
+    authenticator = Authenticator.from_settings(settings.security, settings.limits)
+    waiting, keyed = authenticator.identify(None, PEER), authenticator.identify("k1", PEER)
+    assert waiting.limits == CallerLimits(requests=0, sockets=1) and keyed.limits == CallerLimits(0, 2)
+    sockets = ClientSockets()
+    assert sockets.take(waiting) and not sockets.take(waiting)  # its own small limit
+    assert sockets.take(keyed) and sockets.take(keyed) and not sockets.take(keyed)  # untouched by the waiting one
+    sockets.give_back(waiting)
+    assert sockets.take(authenticator.identify("wrong", PEER))
+
+
 async def test_http_context_ids_are_kept_apart_per_tenant() -> None:
     store = ContextStore(ttl=10)
     mine, theirs = principal(tenant="a"), principal(tenant="b")

@@ -127,6 +127,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "STREAM_MAX_PENDING_CHARS": ("500", {"limits.stream_max_pending_chars": 500}),
     "STREAM_MAX_CONTEXTS": ("3", {"limits.stream_max_contexts": 3}),
     "MAX_SOCKETS_PER_CLIENT": ("0", {"limits.max_sockets_per_client": 0}),
+    "MAX_UNAUTHENTICATED_SOCKETS": ("4", {"limits.max_unauthenticated_sockets": 4}),
     "MAX_REQUESTS_PER_CLIENT": ("16", {"limits.max_requests_per_client": 16}),
     "MAX_REFERENCE_CHANNELS": ("8", {"limits.max_reference_channels": 8}),
     "MAX_REFERENCE_DECODED_BYTES": ("2097152", {"limits.max_reference_decoded_bytes": 2097152}),

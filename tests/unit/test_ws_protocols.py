@@ -271,6 +271,44 @@ def test_eleven_refuses_what_it_does_not_support(settings: Settings, message: di
     assert info.value.message.startswith(info.value.param)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("context_id", {"a": 1}), ("contextId", ["c"]), ("flush", "yes"), ("close_context", 1), ("close_socket", "y"),
+     ("try_trigger_generation", "y"), ("generation_config", 7), ("xi_api_key", 5), ("voice_settings", [1])],
+)  # fmt: skip
+def test_eleven_a_field_of_the_wrong_type_is_an_invalid_message(settings: Settings, field: str, value: object) -> None:
+    p = eleven(settings, multi=True)
+    message = {"text": "Hi", field: value}
+    assert p.context_of(message) in ("default", None)  # never the client's object (the session hashes it)
+    with pytest.raises(InvalidRequestError) as info:
+        parse(p, message, ())
+    assert (info.value.param, info.value.code) == (field, "invalid_message")
+
+
+def test_eleven_looks_the_voice_up_only_after_the_key(settings: Settings) -> None:
+    asked: list[str] = []
+
+    async def voices(name: str, param: str = "voice") -> Voice:
+        asked.append(name)
+        return await resolve(name)
+
+    opts = Options(None, "m", True, 20.0, elevenlabs_format("pcm_24000"), voice_id="husein")
+    p = ElevenLabsProtocol(settings.generation, settings.streaming, opts, multi=True, voices=voices)
+    assert p.awaiting_config and "voice=husein" in p.describe()
+
+    async def first() -> object:
+        return await anext(p.parse({"text": "Hi", "context_id": "a"}, (), closing=False))
+
+    assert asyncio.run(first()) == Auth(None) and asked == []  # the key is checked before anything is looked up
+    auth, open_, text = parse(p, {"text": "Hi", "context_id": "a"}, ())
+    assert asked == ["husein"] and open_.voice == HUSEIN and not p.awaiting_config
+    parse(p, {"text": "More", "context_id": "a"}, ("a",))
+    assert asked == ["husein"]  # once
+    unresolved = Options(None, "m", True, 20.0, elevenlabs_format("pcm_24000"), voice_id="husein")
+    with pytest.raises(ValueError):  # neither a voice nor how to look it up
+        ElevenLabsProtocol(settings.generation, settings.streaming, unresolved, multi=True)
+
+
 # -- ElevenLabs: events -> messages ----------------------------------------------------------------
 
 

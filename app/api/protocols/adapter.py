@@ -21,7 +21,9 @@ from app.service.voice import Voice
 
 @dataclass(frozen=True)
 class Auth:
-    """The key a message carries (None: it carries none). Checked until the client is authorized."""
+    """The key a message carries (None: it carries none). Checked until the client is authorized: the session
+    ends a socket whose Auth brings no valid key, so a `parse` that goes on after yielding its Auth serves an
+    authorized caller, and may look things up (a voice) that a caller without the key must not learn of."""
 
     key: str | None
 

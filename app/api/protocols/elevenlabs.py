@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,14 +77,49 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False}
 
 @dataclass
 class Options:
-    """The query parameters we use; the rest are accepted and ignored (see the README)."""
+    """The query parameters we use (the rest are accepted and ignored: see the README) and the path's voice.
 
-    voice: Voice
+    `voice` is None until the caller is authorized: only then is `voice_id` looked up (the store, for a saved
+    voice), so that a client without the key learns nothing of which voices exist."""
+
+    voice: Voice | None
     model_id: str
     normalize: bool
     inactivity_timeout: float
     output: ElevenLabsFormat
     sync_alignment: bool = False
+    voice_id: str = ""  # as the path named it
+
+    def __post_init__(self) -> None:
+        if not self.voice_id and self.voice is not None:
+            self.voice_id = self.voice.name
+
+
+# The message fields the protocol reads and the JSON type each must have when present (null: left out). A field
+# of another type makes the message invalid (an error message; the session goes on), never an internal error.
+MESSAGE_FIELDS: dict[str, type] = {
+    "text": str,
+    "context_id": str,
+    "contextId": str,
+    "flush": bool,
+    "try_trigger_generation": bool,
+    "close_context": bool,
+    "close_socket": bool,
+    "voice_settings": dict,
+    "generation_config": dict,
+    "pronunciation_dictionary_locators": list,
+    "xi_api_key": str,
+    "authorization": str,
+}
+_JSON_TYPES = {str: "a string", bool: "true or false", dict: "an object", list: "an array"}
+
+
+def check_fields(message: dict) -> None:
+    """An InvalidRequestError naming the first field of `MESSAGE_FIELDS` that has another JSON type."""
+    for name, kind in MESSAGE_FIELDS.items():
+        value = message.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidRequestError(f"{name} must be {_JSON_TYPES[kind]}", param=name, code="invalid_message")
 
 
 def _bool_param(ws: WebSocket, name: str) -> bool | None:
@@ -96,8 +131,9 @@ def _bool_param(ws: WebSocket, name: str) -> bool | None:
     return _BOOL[value.lower()]
 
 
-async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) -> Options:
-    """The handshake's voice and query parameters, or an InvalidRequestError naming what is unsupported."""
+async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str, *, authorized: bool) -> Options:
+    """The handshake's query parameters and, for an `authorized` caller, its voice (else looked up once a message
+    brought the key), or an InvalidRequestError naming what is unsupported."""
     q = ws.query_params
     try:
         output = elevenlabs_format(q.get("output_format"))
@@ -120,8 +156,9 @@ async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str) ->
         if not 1 <= timeout <= 180:
             raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
-    voice = await service.voice(voice_id, param="voice_id")
-    return Options(voice, q.get("model_id", ""), normalization != "off", timeout, output, sync_alignment)
+    voice = await service.voice(voice_id, param="voice_id") if authorized else None
+    model_id = q.get("model_id", "")
+    return Options(voice, model_id, normalization != "off", timeout, output, sync_alignment, voice_id)
 
 
 class ElevenLabsProtocol(Protocol):
@@ -132,29 +169,49 @@ class ElevenLabsProtocol(Protocol):
     timings = True  # ElevenLabs sends alignment unasked
 
     def __init__(
-        self, generation: GenerationSettings, streaming: StreamingSettings, opts: Options, *, multi: bool
+        self,
+        generation: GenerationSettings,
+        streaming: StreamingSettings,
+        opts: Options,
+        *,
+        multi: bool,
+        voices: Callable[..., Awaitable[Voice]] | None = None,
     ) -> None:
+        if opts.voice is None and voices is None:
+            raise ValueError("a voice, or how to look one up once the caller is authorized (SpeechService.voice)")
         self.generation = generation
         self.streaming = streaming
         self.opts = opts
         self.multi = multi
+        self.voices = voices
         self.idle_timeout = opts.inactivity_timeout
         self._unflushed: set[str] = set()  # contexts with text sent after their last flush
         self._closing: set[str] = set()  # contexts whose close_context was taken
 
+    @property
+    def awaiting_config(self) -> bool:  # type: ignore[override]
+        """Until the voice is known (the key came in a message), an error (an unknown voice) ends the session."""
+        return self.opts.voice is None
+
     def describe(self) -> str:
         endpoint = "multi-stream-input" if self.multi else "stream-input"
-        return f"elevenlabs {endpoint} voice={clip(self.opts.voice)} model_id={clip(self.opts.model_id or '-')}"
+        return f"elevenlabs {endpoint} voice={clip(self.opts.voice_id)} model_id={clip(self.opts.model_id or '-')}"
 
     # -- messages -> commands ---------------------------------------------------------------------
-    def context_of(self, message: dict) -> str:
+    def context_of(self, message: dict) -> str | None:
+        """The message's context (None: its context_id is not a string)."""
         if not self.multi:
             return DEFAULT_CONTEXT
-        return message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
+        cid = message.get("context_id") or message.get("contextId") or DEFAULT_CONTEXT
+        return cid if isinstance(cid, str) else None
 
     async def parse(self, message: dict, contexts: Collection[str], *, closing: bool) -> AsyncIterator[Command]:
         yield Auth(message_key(message, "xi_api_key"))  # until authorized, every message carries the key
-        cid = self.context_of(message)
+        # past this point the caller is authorized (the session ends a socket whose Auth brought no valid key)
+        if self.opts.voice is None and self.voices is not None:
+            self.opts.voice = await self.voices(self.opts.voice_id, param="voice_id")
+        check_fields(message)
+        cid = self.context_of(message) or DEFAULT_CONTEXT  # a string now
         if message.get("pronunciation_dictionary_locators"):
             raise InvalidRequestError(
                 "pronunciation_dictionary_locators are not supported", param="pronunciation_dictionary_locators"
@@ -174,8 +231,6 @@ class ElevenLabsProtocol(Protocol):
             self._closing.add(cid)
             return
         text = message.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InvalidRequestError("text must be a string", param="text")
         if cid not in contexts:
             if not text or closing:
                 yield KeepAlive()  # a keep-alive, or input after the end
@@ -192,9 +247,10 @@ class ElevenLabsProtocol(Protocol):
             yield Flush(cid)
 
     def _open(self, cid: str, first: dict) -> Open:
-        vs = first.get("voice_settings") or {}
-        if not isinstance(vs, dict):
-            raise InvalidRequestError("voice_settings must be an object", param="voice_settings")
+        vs = first.get("voice_settings") or {}  # an object (check_fields)
+        voice = self.opts.voice
+        if voice is None:  # parse looks it up before any command but Auth
+            raise RuntimeError("a context opened before the voice was looked up")
         try:
             out = self.opts.output
             fields = GenerationFields(
@@ -208,7 +264,7 @@ class ElevenLabsProtocol(Protocol):
             raise invalid_request(exc, prefix="voice_settings.") from None
         return Open(
             cid,
-            self.opts.voice,
+            voice,
             gen,
             normalize_malaysian=self.opts.normalize,
             use_context=self.streaming.context,
@@ -282,12 +338,12 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
     if accepted is None:
         return
     service, principal = accepted
-    try:
-        opts = await parse_options(ws, service, voice_id)
+    try:  # the voice is looked up only for a caller with the key: to one without, every voice_id is the same
+        opts = await parse_options(ws, service, voice_id, authorized=principal.authenticated)
     except TTSError as exc:
         await deny(ws, exc)
         return
-    protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi)
+    protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi, voices=service.voice)
     await Session(ws, service, protocol, principal=principal).run()
 
 

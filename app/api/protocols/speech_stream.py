@@ -86,11 +86,13 @@ class SpeechStreamProtocol(Protocol):
         if self.closed:
             raise InvalidRequestError("the stream is closed; no more messages are accepted", code="closed")
         if kind == "text":
-            text = message.get("text")
+            text, flush = message.get("text"), message.get("flush")
             if not isinstance(text, str):
                 raise InvalidRequestError("text must be a string", param="text")
+            if flush is not None and not isinstance(flush, bool):
+                raise InvalidRequestError("flush must be true or false", param="flush", code="invalid_message")
             yield Text(CONTEXT, text)
-            if message.get("flush") is True:
+            if flush:
                 yield Flush(CONTEXT)
         elif kind == "flush":
             yield Flush(CONTEXT)
