@@ -198,7 +198,10 @@ class Settings(BaseSettings):
         0.6, gt=0, le=30, description="Seconds buffered text waits for its sentence end before it is cut"
     )
     stream_send_timeout: float = Field(
-        15.0, gt=0, description="Seconds one WebSocket send may block (a client not reading) before the session ends"
+        15.0,
+        gt=0,
+        description="Seconds one send to a client may block (a client not reading) before its WebSocket session or"
+        " HTTP stream ends",
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
     stream_lookahead_segments: int = Field(
@@ -567,7 +570,7 @@ class StreamingSettings:
     segment_max_chars: int  # STREAM_SEGMENT_MAX_CHARS, never above MAX_INPUT_CHARS
     first_segment_chars: int  # STREAM_FIRST_SEGMENT_CHARS, never above MAX_INPUT_CHARS
     segment_max_wait: float  # STREAM_SEGMENT_MAX_WAIT
-    send_timeout: float  # STREAM_SEND_TIMEOUT
+    send_timeout: float  # STREAM_SEND_TIMEOUT: a WebSocket send or a piece of an HTTP stream
     idle_timeout: float  # STREAM_IDLE_TIMEOUT
     lookahead_segments: int  # STREAM_LOOKAHEAD_SEGMENTS: one request holds at most 1 + this many segments
     opus_complexity: int  # OPUS_COMPLEXITY: libopus' effort, 0-10
