@@ -29,7 +29,7 @@ from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
 from app.service.principal import DEFAULT_TENANT, Principal
-from app.service.prompting import fit_context
+from app.service.prompting import check_room, fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segments import SegmentStream
@@ -43,6 +43,10 @@ from app.settings import GenerationSettings, LimitsSettings, Settings, Streaming
 from app.text.executor import SPEECH, TOOL
 
 logger = logging.getLogger(__name__)
+
+# What a saved voice's reference must leave of the model's context: a short sentence (50 tokens) and 2 s of its
+# speech (100). A voice that leaves less would be stored, and every request naming it refused.
+VOICE_ROOM_TOKENS = 150
 
 
 class SpeechService:
@@ -262,6 +266,10 @@ class SpeechService:
         self.text_input.check(req.text, "text")
         tokens = await self.encode_reference(audio_bytes, req.text)
         text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")
+        await check_room(
+            Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
+            max_model_len=self.max_model_len, counter=self.backend, at_least=len(tokens),
+        )  # fmt: skip
         digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
         voice = SavedVoice(
             name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
