@@ -8,8 +8,11 @@ tts-api's own uvicorn options, the fake vLLM, a real SQLite file."""
 
 from __future__ import annotations
 
+import logging
 import re
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,6 +49,21 @@ def fields(name: str) -> dict:
 
 def not_saved(url: str, name: str) -> bool:
     return httpx.get(f"{url}/v1/audio/voices/{name}", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [("/v1/audio/vc", "reference_audio"), ("/v1/audio/voices", "audio")]
+)
+def test_an_unreadable_clip_is_told_without_internals(
+    url: str, path: str, field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = {"reference_text": "Hello.", "generate_text": "Hi.", "name": "unreadable", "text": "Hi.", "consent": "true"}
+    with caplog.at_level(logging.INFO):
+        resp = httpx.post(f"{url}{path}", data=data, files={field: ("c.wav", b"RIFF not really a wave file")}, timeout=30)
+    err = assert_error(resp, 400, param=field)
+    assert err["message"] == f"{field} is not readable audio (WAV, FLAC, OGG or MP3)"
+    assert "0x" not in resp.text and "BytesIO" not in resp.text and "Error" not in resp.text
+    assert any("not readable audio" in r.getMessage() and "BytesIO" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +109,39 @@ def test_a_name_like_a_built_in_voice_is_refused(url: str, name: str) -> None:
 
 def test_a_name_merely_starting_like_a_built_in_voice_is_free(url: str) -> None:
     assert save(url, fields("jenny.2")).status_code == 201
+
+
+def test_stored_text_has_no_control_characters(url: str) -> None:
+    resp = save(
+        url,
+        {
+            "name": "clean-record",
+            "text": f"Saya suka\x1b[2J makan{INVISIBLE} nasi lemak.",
+            "consent": "true",
+            "consent_by": f"Aminah\x1b[31m binti\r\nAli{INVISIBLE}",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    stored = httpx.get(f"{url}/v1/audio/voices/clean-record", timeout=10).json()
+    for text in (stored["transcript"], stored["reference_text"], stored["consent"]["by"]):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]", text), repr(text)
+    assert stored["transcript"] == "Saya suka[2J makan nasi lemak."
+    assert stored["consent"]["by"] == "Aminah[31m binti Ali"
+
+
+def test_a_created_sqlite_store_is_private_and_an_existing_directory_keeps_its_mode(
+    fake: FakeVLLM, tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o755)  # the operator's directory: left as it is
+    made = tmp_path / "made" / "here" / "voices.db"
+    kept = tmp_path / "kept.db"
+    kept.touch(mode=0o640)
+    kept.chmod(0o640)
+    for store in (made, kept):
+        with serve_like_tts_api(limits_settings(fake.url, voice_store_url=f"sqlite:///{store}")) as (base, _):
+            assert save(base, fields("private")).status_code == 201
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert stat.S_IMODE(made.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(made.parent.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640  # a file from before keeps its mode
