@@ -151,21 +151,25 @@ class SpeechService:
         empty: the default speaker; unknown: 400 `invalid_voice`, `param` naming the field)."""
         return await self.voices.resolve(name, param)
 
-    async def prepare_speech(self, req: SpeechRequest, caller: Principal | None = None) -> SegmentStream:
+    async def prepare_speech(
+        self, req: SpeechRequest, caller: Principal | None = None, *, text_param: str = "input"
+    ) -> SegmentStream:
         """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
         `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`. `caller`:
-        whose request it is (its tenant's context ids, its key id in the log line)."""
+        whose request it is (its tenant's context ids, its key id in the log line). `text_param`: what the
+        client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
-        self.text_input.check(req.input, "input")
+        self.text_input.check(req.input, text_param)
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
         if req.context is not None and self.streaming.context and voice.speaker is not None:
             context = await self._stored_context(req, voice.speaker, caller)
         stream = self._whole_text(
-            voice, req.resolved(self.generation, self.streaming), req, param="input", context=context, started=started
-        )
+            voice, req.resolved(self.generation, self.streaming), req, param=text_param, context=context,
+            started=started,
+        )  # fmt: skip
         if req.context is not None and self.streaming.context:
             key = context_key(caller, req.context.id)
             stream.context_claim = (key, self.contexts.claim(key))

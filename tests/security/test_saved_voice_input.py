@@ -129,6 +129,13 @@ def test_stored_text_has_no_control_characters(url: str) -> None:
     assert stored["consent"]["by"] == "Aminah[31m binti Ali"
 
 
+@pytest.mark.parametrize("route", ["with-timestamps", "stream/with-timestamps"])
+def test_the_with_timestamps_length_error_names_text(url: str, route: str) -> None:
+    resp = httpx.post(f"{url}/v1/text-to-speech/jenny/{route}", json={"text": "a" * 5000}, timeout=30)
+    err = assert_error(resp, 400, param="text")
+    assert err["message"].startswith("text is 5000 characters"), err["message"]
+
+
 def test_a_created_sqlite_store_is_private_and_an_existing_directory_keeps_its_mode(
     fake: FakeVLLM, tmp_path: Path
 ) -> None:
