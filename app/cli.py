@@ -67,8 +67,10 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for `tts-api`: where it listens, and the limits that keep slow or greedy clients from
-    holding it (head read time and size, keep-alive, connections, WebSocket message size)."""
+    """uvicorn's options for `tts-api`: where it listens, the limits that keep slow or greedy clients from
+    holding it (head read time and size, keep-alive, connections, WebSocket message size), and whose proxy
+    headers it believes: only `FORWARDED_ALLOW_IPS`' (uvicorn's default believes 127.0.0.1, or its own reading
+    of that variable, so both are set here)."""
     server = settings.server
     return {
         "host": server.host,
@@ -81,6 +83,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
         "ws_max_size": server.ws_max_message_bytes,
+        "proxy_headers": bool(server.forwarded_allow_ips),
+        "forwarded_allow_ips": list(server.forwarded_allow_ips),
     }
 
 

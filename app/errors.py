@@ -78,3 +78,8 @@ class StoreUnavailableError(TTSError):
 class StreamAborted(Exception):
     """Raised out of a started response body so that the server drops the connection without ending the
     chunked body: the client sees an incomplete response instead of a clean, truncated one."""
+
+
+class SendTimedOut(StreamAborted):
+    """A client did not take a piece of its HTTP stream within the send timeout (`STREAM_SEND_TIMEOUT`): the
+    stream ends and its connection is dropped."""

@@ -7,6 +7,7 @@ Nothing here imports torch; the settings object is built once in `create_app()` 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,7 +199,10 @@ class Settings(BaseSettings):
         0.6, gt=0, le=30, description="Seconds buffered text waits for its sentence end before it is cut"
     )
     stream_send_timeout: float = Field(
-        15.0, gt=0, description="Seconds one WebSocket send may block (a client not reading) before the session ends"
+        15.0,
+        gt=0,
+        description="Seconds one send to a client may block (a client not reading) before its WebSocket session or"
+        " HTTP stream ends",
     )
     stream_idle_timeout: float = Field(180.0, gt=0, description="Seconds a WebSocket may stay silent and idle")
     stream_lookahead_segments: int = Field(
@@ -230,6 +234,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(64 * 1024, ge=4096, description="Largest request line plus headers (431 beyond)")
     keep_alive_timeout: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open")
     max_connections: int = Field(2048, ge=16, description="Connections and tasks at once before uvicorn answers 503")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies (comma list of addresses or networks, * = any) whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed; empty: none, every client is its peer address",
+    )
 
     # --- saved voices and reference encodings -----------------------------------------------------
     voice_store_url: str = Field(
@@ -273,6 +282,22 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list | tuple):
+            for item in value:
+                if item != "*":
+                    try:
+                        ipaddress.ip_network(str(item), strict=False)
+                    except ValueError:
+                        raise ValueError(
+                            f"must be a comma list of IP addresses or networks (10.0.0.0/8), or *, got {item!r}"
+                        ) from None
         return value
 
     @field_validator("cuda_graph_batch", mode="before")
@@ -488,6 +513,7 @@ class Settings(BaseSettings):
             keep_alive_timeout=self.keep_alive_timeout,
             max_connections=self.max_connections,
             ws_max_message_bytes=self.ws_max_message_bytes,
+            forwarded_allow_ips=tuple(self.forwarded_allow_ips),
         )
 
 
@@ -574,7 +600,7 @@ class StreamingSettings:
     segment_max_chars: int  # STREAM_SEGMENT_MAX_CHARS, never above MAX_INPUT_CHARS
     first_segment_chars: int  # STREAM_FIRST_SEGMENT_CHARS, never above MAX_INPUT_CHARS
     segment_max_wait: float  # STREAM_SEGMENT_MAX_WAIT
-    send_timeout: float  # STREAM_SEND_TIMEOUT
+    send_timeout: float  # STREAM_SEND_TIMEOUT: a WebSocket send or a piece of an HTTP stream
     idle_timeout: float  # STREAM_IDLE_TIMEOUT
     lookahead_segments: int  # STREAM_LOOKAHEAD_SEGMENTS: one request holds at most 1 + this many segments
     opus_complexity: int  # OPUS_COMPLEXITY: libopus' effort, 0-10
@@ -664,3 +690,4 @@ class ServerSettings:
     keep_alive_timeout: float
     max_connections: int  # uvicorn's limit_concurrency
     ws_max_message_bytes: int  # uvicorn's ws_max_size
+    forwarded_allow_ips: tuple[str, ...] = ()  # FORWARDED_ALLOW_IPS; empty: proxy headers are not read

@@ -19,13 +19,14 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.api.errors import describe
+from app.api.limits import ABORT_CONNECTION
 from app.audio.output import AudioWriter
 from app.audio.pcm import SampleEncoding
 from app.audio.registry import output_format
-from app.errors import StreamAborted, TTSError
+from app.errors import SendTimedOut, StreamAborted, TTSError
 from app.service.admission import Slot
 from app.service.segments import SegmentStream, StreamUsage
 from app.service.speech import SpeechService
@@ -295,8 +296,30 @@ async def until_disconnected(receive: Receive, work: Awaitable[T]) -> T:
                 task.exception()  # retrieved: nobody is left to see it
 
 
+def send_within(send: Send, timeout: float, abort: Callable[[], None] | None = None) -> Send:
+    """`send`, each call of which may wait at most `timeout` seconds for the client to take earlier bytes (the
+    server's flow control waits while its buffers are full); then `abort()` drops the connection, when the server
+    offers it, and `SendTimedOut` ends the stream."""
+
+    async def timed(message: Message) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await send(message)
+        except TimeoutError:
+            if abort is not None:
+                abort()
+            raise SendTimedOut(f"the client did not read its stream for {timeout:g} s") from None
+
+    return timed
+
+
 class AdmittedResponse(Response):
-    """Sends `inner`, then gives back the request's slot: on completion, abort or disconnect alike."""
+    """Sends `inner`, then gives back the request's slot: on completion, abort or disconnect alike.
+
+    Every HTTP stream goes through here, so here is its send timeout: a client that takes none of its bytes for
+    `STREAM_SEND_TIMEOUT` seconds is dropped, its stream closed (and its backend request with it), its slot given
+    back and the drop counted (`tts_stream_send_timeouts_total{endpoint}`).
+    """
 
     def __init__(self, inner: Response, slot: Slot) -> None:
         self.inner = inner
@@ -306,8 +329,15 @@ class AdmittedResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service: SpeechService = scope["app"].state.service
+        timeout = service.streaming.send_timeout
+        abort = scope.get("extensions", {}).get(ABORT_CONNECTION)  # tts-api's protocol offers it
         try:
-            await self.inner(scope, receive, send)
+            await self.inner(scope, receive, send_within(send, timeout, abort))
+        except SendTimedOut as exc:
+            service.metrics.send_timeouts.labels(self.slot.endpoint).inc()
+            logger.warning("%s dropped: %s", self.inner.headers.get("x-request-id", "-"), exc)
+            raise
         finally:
             body = getattr(self.inner, "body_iterator", None)
             try:

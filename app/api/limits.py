@@ -19,6 +19,9 @@ from app.errors import PayloadTooLargeError
 from app.settings import ServerSettings
 
 MULTIPART_SLACK = 128 * 1024  # above the upload's own limit (app/api/uploads.py), which answers first
+# A request scope's `extensions` entry: a callable that drops the connection at once, its unsent bytes discarded
+# (`transport.abort()`). A plain close would wait for a client that does not read to take them first.
+ABORT_CONNECTION = "tts.abort_connection"
 
 
 class BodySizeLimit:
@@ -85,7 +88,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     The deadline runs from the connection's start, and from the first byte of each next request on a
     keep-alive connection, to the end of the headers; idle keep-alive time is uvicorn's `timeout_keep_alive`.
     `configured(server)` is a subclass with a server's limits; uvicorn's worker processes import this class by
-    name instead, and `configure` it with their settings.
+    name instead, and `configure` it with their settings. Each request's scope carries `ABORT_CONNECTION` in its
+    `extensions`, so that a stream whose client stopped reading can drop the connection (app/api/audio_response.py).
     """
 
     header_timeout = 10.0
@@ -119,6 +123,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {ABORT_CONNECTION: self.transport.abort}  # type: ignore[typeddict-unknown-key]
         if self._head_timer is None:  # the next request on a keep-alive connection
             self._start_head()
 

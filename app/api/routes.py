@@ -130,7 +130,9 @@ async def voice_clone(
 
     async def prepare() -> SegmentStream:
         with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
-            audio, fields = await read_clip_form(request, "reference_audio", service.limits.max_reference_bytes)
+            audio, fields = await read_clip_form(
+                request, "reference_audio", service.limits.max_reference_bytes, VoiceCloneRequest.model_fields
+            )
             try:
                 req = VoiceCloneRequest.model_validate(fields)
             except ValidationError as exc:

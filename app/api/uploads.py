@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -43,17 +45,32 @@ async def read_limited_form(request: Request, max_file_bytes: int) -> FormData:
         raise InvalidRequestError(f"expected multipart/form-data: {exc}") from exc
 
 
-async def read_clip_form(request: Request, file_field: str, max_file_bytes: int) -> tuple[bytes, dict[str, str]]:
+async def read_clip_form(
+    request: Request, file_field: str, max_file_bytes: int, fields: Collection[str] = ()
+) -> tuple[bytes, dict[str, str]]:
     """A voice clip's form (`/v1/audio/vc`, `POST /v1/audio/voices`): the file in `file_field` (400 without one)
-    and the text fields, read within `read_limited_form`'s bounds."""
+    and the text fields, read within `read_limited_form`'s bounds. One of `fields` (the request's, the file's) sent
+    twice is a 400 naming it: which of its values was meant (`consent=false`, then `consent=true`) is not for the
+    server to guess. Unknown fields are ignored, as in every request, however often they come."""
     form = await read_limited_form(request, max_file_bytes)
     try:
+        _each_once(form, {file_field, *fields})
         upload = form.get(file_field)
         if not isinstance(upload, UploadFile):
             raise InvalidRequestError(f"{file_field} (a file) is required", param=file_field)
         return await upload.read(), {k: v for k, v in form.items() if isinstance(v, str)}
     finally:
         await form.close()
+
+
+def _each_once(form: FormData, fields: set[str]) -> None:
+    seen: set[str] = set()
+    for name, _ in form.multi_items():
+        if name in seen and name in fields:
+            raise InvalidRequestError(
+                f"{name} is sent more than once; send each field once", param=name, code="duplicate_field"
+            )
+        seen.add(name)
 
 
 def _too_large(size: int, max_file_bytes: int, *, so_far: bool = False) -> PayloadTooLargeError:

@@ -51,7 +51,9 @@ async def save_voice(
     normalized; both are stored under `name`, which `voice` (speech, WebSocket) and ElevenLabs' `voice_id` accept."""
     with service.reference_lane.admit():  # uploads, reference decodes and encodes share one lane
         try:
-            audio, fields = await read_clip_form(request, "audio", service.limits.max_reference_bytes)
+            audio, fields = await read_clip_form(
+                request, "audio", service.limits.max_reference_bytes, SaveVoiceRequest.model_fields
+            )
             try:
                 req = SaveVoiceRequest.model_validate(fields)
             except ValidationError as exc:

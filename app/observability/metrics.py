@@ -90,6 +90,12 @@ class ServiceMetrics:
             buckets=UNDERRUN_BUCKETS,
             registry=r,
         )
+        self.send_timeouts = Counter(
+            "tts_stream_send_timeouts",
+            "HTTP streams dropped because their client did not read a piece within STREAM_SEND_TIMEOUT",
+            ["endpoint"],
+            registry=r,
+        )
         self.reference_cache = Counter(
             "tts_reference_cache",
             "Reference clips (voice cloning, saved voices) by cache result: hit (no encoder run) or miss",

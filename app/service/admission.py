@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 class Slot:
     """One admitted request. `release()` is idempotent, so every exit path may call it."""
 
-    __slots__ = ("_client", "_gate", "_released", "on_release")
+    __slots__ = ("_client", "_gate", "_released", "endpoint", "on_release")
 
     def __init__(self, gate: Admission, client: str | None = None) -> None:
         self._gate = gate
         self._client = client
         self._released = False
         self.on_release: Callable[[], None] | None = None  # e.g. the in-flight gauge's dec
+        self.endpoint = "speech"  # what it was admitted for (the metrics' `endpoint` label)
 
     def release(self) -> None:
         if not self._released:
@@ -113,4 +114,5 @@ class MeteredAdmission(Admission):
             raise
         self.metrics.in_flight.inc()
         slot.on_release = self.metrics.in_flight.dec
+        slot.endpoint = endpoint
         return slot

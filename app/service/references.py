@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 from collections import OrderedDict
 from typing import Protocol
@@ -12,8 +13,9 @@ import numpy as np
 
 from app.errors import InvalidRequestError, PayloadTooLargeError
 
+logger = logging.getLogger(__name__)
+
 MIN_REFERENCE_RATE, MAX_REFERENCE_RATE = 8_000, 192_000  # Hz accepted for reference audio
-_UNREADABLE = "reference_audio is not readable audio (WAV, FLAC, OGG or MP3): {}"
 
 
 class Resampler(Protocol):
@@ -51,7 +53,7 @@ def read_reference(
         # the header first: its rate, length and channels are checked before a single sample is decoded
         info = sf.info(io.BytesIO(data))
     except Exception as exc:  # libsndfile raises its own error types for every unreadable input
-        raise InvalidRequestError(_UNREADABLE.format(exc), param="reference_audio") from exc
+        raise _unreadable(exc) from exc
     check_reference_header(info.samplerate, info.frames, max_seconds)
     check_reference_size(info.channels, info.frames, max_channels, max_decoded_bytes)
     mono = np.empty(info.frames, dtype=np.float32)
@@ -70,10 +72,17 @@ def read_reference(
     except InvalidRequestError:
         raise
     except Exception as exc:
-        raise InvalidRequestError(_UNREADABLE.format(exc), param="reference_audio") from exc
+        raise _unreadable(exc) from exc
     # some containers (MP3, Ogg) only estimate their length in the header: check what was decoded too
     check_reference_header(rate, n, max_seconds)
     return _resample_in_pieces(mono[:n], rate, resample_to_16k)
+
+
+def _unreadable(exc: Exception) -> InvalidRequestError:
+    """The client's error for a clip the audio library cannot read: what we accept, not the library's words
+    (they name our buffers and its internals), which go to the log."""
+    logger.info("a reference clip is not readable audio: %s: %s", type(exc).__name__, exc)
+    return InvalidRequestError("reference_audio is not readable audio (WAV, FLAC, OGG or MP3)", param="reference_audio")
 
 
 def _resample_in_pieces(mono: np.ndarray, rate: int, resample: Resampler) -> np.ndarray:

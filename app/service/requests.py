@@ -288,12 +288,20 @@ class SaveVoiceRequest(BaseModel):
                 data = {**data, "normalize_malaysian": text == "true"}
         return data
 
+    _clean = field_validator("text", "consent", "consent_by", mode="before")(_clean_text)  # stored as sent
+
     @field_validator("text")
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+    @field_validator("consent_by")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        """A name or a record id: one line, its white space runs made single spaces."""
+        return " ".join(v.split()) if v is not None else None
 
     @field_validator("consent")
     @classmethod

@@ -29,7 +29,7 @@ from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
 from app.service.principal import DEFAULT_TENANT, Principal
-from app.service.prompting import fit_context
+from app.service.prompting import check_room, fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segments import SegmentStream
@@ -43,6 +43,10 @@ from app.settings import GenerationSettings, LimitsSettings, Settings, Streaming
 from app.text.executor import SPEECH, TOOL
 
 logger = logging.getLogger(__name__)
+
+# What a saved voice's reference must leave of the model's context: a short sentence (50 tokens) and 2 s of its
+# speech (100). A voice that leaves less would be stored, and every request naming it refused.
+VOICE_ROOM_TOKENS = 150
 
 
 class SpeechService:
@@ -147,21 +151,25 @@ class SpeechService:
         empty: the default speaker; unknown: 400 `invalid_voice`, `param` naming the field)."""
         return await self.voices.resolve(name, param)
 
-    async def prepare_speech(self, req: SpeechRequest, caller: Principal | None = None) -> SegmentStream:
+    async def prepare_speech(
+        self, req: SpeechRequest, caller: Principal | None = None, *, text_param: str = "input"
+    ) -> SegmentStream:
         """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
         `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`. `caller`:
-        whose request it is (its tenant's context ids, its key id in the log line)."""
+        whose request it is (its tenant's context ids, its key id in the log line). `text_param`: what the
+        client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
-        self.text_input.check(req.input, "input")
+        self.text_input.check(req.input, text_param)
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
         if req.context is not None and self.streaming.context and voice.speaker is not None:
             context = await self._stored_context(req, voice.speaker, caller)
         stream = self._whole_text(
-            voice, req.resolved(self.generation, self.streaming), req, param="input", context=context, started=started
-        )
+            voice, req.resolved(self.generation, self.streaming), req, param=text_param, context=context,
+            started=started,
+        )  # fmt: skip
         if req.context is not None and self.streaming.context:
             key = context_key(caller, req.context.id)
             stream.context_claim = (key, self.contexts.claim(key))
@@ -262,6 +270,10 @@ class SpeechService:
         self.text_input.check(req.text, "text")
         tokens = await self.encode_reference(audio_bytes, req.text)
         text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")
+        await check_room(
+            Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
+            max_model_len=self.max_model_len, counter=self.backend, at_least=len(tokens),
+        )  # fmt: skip
         digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
         voice = SavedVoice(
             name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,

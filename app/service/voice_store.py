@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,11 +105,27 @@ def open_engine(url: str) -> sa.Engine:
         database = parsed.database or ""
         if database in ("", ":memory:"):  # one connection shared by every thread, or each would see its own DB
             return sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        create_private(Path(database))
         return sa.create_engine(url, connect_args={"timeout": 15})  # waits up to 15 s for another writer
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def create_private(path: Path) -> None:
+    """The SQLite file (it holds every voice's tokens) and the directories above it, when they do not exist yet:
+    created 0600 and 0700, readable by this user only. SQLite gives its journal the file's mode. What exists is
+    left as it is (a directory the operator made, a file from before)."""
+    missing = []
+    directory = path.parent.absolute()
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        with suppress(FileExistsError):  # another front-end made it meanwhile
+            directory.mkdir(mode=0o700)
+    with suppress(OSError):  # there already, or not to be made here: SQLite's own open then says why
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class VoiceStore:

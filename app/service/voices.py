@@ -41,12 +41,15 @@ class Voices:
         )
 
     def check_new_name(self, name: str) -> str:
-        """A name a new saved voice may take: valid, and no built-in voice or alias in any case (else 409)."""
+        """A name a new saved voice may take: valid, and neither a built-in voice or alias nor one in disguise
+        (`Jenny`, `jenny.`, `jenny_`: the same in any case once `.`, `_` and `-` at either end are dropped), else
+        409: a listener or a log reader could not tell them apart."""
         check_name(name)
-        reserved = {n.lower() for n in (*self.generation.speakers, *self.generation.voice_aliases)}
-        if name.lower() in reserved:
+        reserved = {_bare(n) for n in (*self.generation.speakers, *self.generation.voice_aliases)}
+        if _bare(name) in reserved:
             raise ConflictError(
-                f"{name!r} is a built-in voice or alias; a saved voice may not shadow it", param="name",
+                f"{name!r} is, or looks like, a built-in voice or alias; a saved voice may not shadow it",
+                param="name",
                 code="voice_name_reserved",
             )
         return name
@@ -85,6 +88,10 @@ class Voices:
         if self.store is not None:
             voices += [{"id": v.name, "name": v.name, "type": "saved", "created_at": v.created_at} for v in await self.store.list()]
         return voices
+
+
+def _bare(name: str) -> str:
+    return name.strip("._-").lower()
 
 
 def check_name_ok(name: str) -> bool:

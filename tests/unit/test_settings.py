@@ -135,6 +135,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "MAX_HEADER_BYTES": ("8192", {"server.max_header_bytes": 8192}),
     "KEEP_ALIVE_TIMEOUT": ("30", {"server.keep_alive_timeout": 30.0}),
     "MAX_CONNECTIONS": ("100", {"server.max_connections": 100}),
+    "FORWARDED_ALLOW_IPS": ("10.0.0.0/8, 192.168.1.5", {"server.forwarded_allow_ips": ("10.0.0.0/8", "192.168.1.5")}),
 }
 CONTEXT = {
     "MICROSLEEP": {"DYNAMIC_BATCHING": "true"},
@@ -201,6 +202,7 @@ def test_environment_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CODEC_TIMEOUT_SECONDS", "0"),
         ("CODEC_JOB_TIMEOUT_SECONDS", "-1"),
         ("ENGINE_BATCH_HANG_SECONDS", "soon"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1,proxy.example"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

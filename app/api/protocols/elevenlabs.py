@@ -390,9 +390,13 @@ async def _timed_job(
             normalize_malaysian=body.apply_text_normalization != "off",
         )
     except ValidationError as exc:
-        raise invalid_request(exc) from None
-    try:
-        stream = await service.prepare_speech(req, principal)  # resolves the voice once (the store, for a saved one)
+        error = invalid_request(exc)
+        if error.param == "input":  # SpeechRequest's name for this API's `text`
+            error.param, error.message = "text", "text" + error.message.removeprefix("input")
+            error.args = (error.message,)
+        raise error from None
+    try:  # resolves the voice once (the store, for a saved one); the text's errors name `text`
+        stream = await service.prepare_speech(req, principal, text_param="text")
     except InvalidRequestError as exc:
         if exc.param == "voice":
             exc.param = "voice_id"  # what this API calls it
