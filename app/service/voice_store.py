@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +60,19 @@ def check_name(name: str, param: str = "name") -> str:
 
 @dataclass(frozen=True)
 class SavedVoice:
-    """One row of the store."""
+    """One row of the store. Its repr names the voice, never its transcript, tokens or consent record (logs)."""
 
     name: str
-    reference_text: str
-    transcript: str
-    reference_tokens: tuple[int, ...]
-    audio_seconds: float
-    audio_sha256: str
-    language: str
-    consent: str
-    consent_by: str
-    created_from: str
-    created_at: str
+    reference_text: str = field(repr=False)
+    transcript: str = field(repr=False)
+    reference_tokens: tuple[int, ...] = field(repr=False)
+    audio_seconds: float = field(repr=False)
+    audio_sha256: str = field(repr=False)
+    language: str = field(repr=False)
+    consent: str = field(repr=False)
+    consent_by: str = field(repr=False)
+    created_from: str = field(repr=False)
+    created_at: str = field(repr=False)
 
     def metadata(self) -> dict[str, Any]:
         """What `GET /v1/audio/voices/{name}` shows: everything but the tokens (their count instead)."""

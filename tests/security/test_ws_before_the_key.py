@@ -300,3 +300,11 @@ async def test_our_stream_field_of_the_wrong_type_is_an_invalid_message(url: str
         await ws.send(json.dumps({"type": "close"}))
         messages = await until_closed(ws)
     assert ws.close_code == 1000 and messages[-1]["type"] == "done", messages
+
+
+def test_a_saved_voice_repr_names_it_and_nothing_it_holds() -> None:
+    from app.service.voice_store import SavedVoice
+
+    voice = SavedVoice("acme-agent", "secret words", "Secret Words", (1, 2), 2.0, "ab" * 32, "en", "yes", "Ann",
+                       "203.0.113.9", "2026-12-07T00:00:00Z")  # fmt: skip
+    assert repr(voice) == "SavedVoice(name='acme-agent')"
