@@ -123,7 +123,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {ABORT_CONNECTION: self.transport.abort}  # type: ignore[typeddict-unknown-key]
+        extensions = {**self.scope.get("extensions", {}), ABORT_CONNECTION: self.transport.abort}  # uvicorn's kept
+        self.scope["extensions"] = extensions  # type: ignore[typeddict-item]
         if self._head_timer is None:  # the next request on a keep-alive connection
             self._start_head()
 
