@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.service.segments import whole_text_segments
 from app.settings import Settings
+from app.text.segmenter import whole_text_segments
 from tools import vllm_server as dev
 from tools.harness import tts_api_process
 from tools.long_texts import ENGLISH, MALAY, long_text

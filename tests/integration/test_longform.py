@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from app.prompts import context_prompt, speech_prompt
-from app.service.segments import whole_text_segments
 from app.settings import Settings
+from app.text.segmenter import whole_text_segments
 from tools.harness import serve_app
 from tools.long_texts import ENGLISH, MALAY, long_text
 

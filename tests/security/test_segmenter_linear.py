@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.service.segments import TextSegmenter
+from app.text.segmenter import TextSegmenter
 from app.text.sentences import SentenceSplitter
 
 N = 100_000

@@ -23,8 +23,8 @@ from app.audio.pcm import float_to_int16
 from app.audio.stitch import apply_fade_in
 from app.main import Components
 from app.prompts import context_prompt, speech_prompt
-from app.service.segments import whole_text_segments
 from app.settings import Settings
+from app.text.segmenter import whole_text_segments
 from tools.fake_vllm import FakeVLLM
 from tools.harness import LocalCodec, PassthroughNormalizer, serve
 

@@ -20,10 +20,11 @@ from app.errors import TTSError
 from app.observability.metrics import ServiceMetrics
 from app.prompts import context_prompt, speech_prompt, voice_clone_prompt
 from app.service.requests import SpeechRequest
-from app.service.segments import SegmentStream, TextSegmenter, whole_text_segments
+from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 from app.service.voice import Voice
 from app.settings import Settings
+from app.text.segmenter import TextSegmenter, whole_text_segments
 from tools.harness import PassthroughNormalizer, until
 
 SPT = 8  # samples per token (a 400 Hz "codec": 50 tokens a second, as the real one)

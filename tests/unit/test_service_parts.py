@@ -28,9 +28,10 @@ from app.service.context import SpeechContext
 from app.service.prompting import fit_context, segment_prompt
 from app.service.references import read_reference
 from app.service.requests import ResolvedGeneration
-from app.service.segments import SegmentStream, TextSegmenter
+from app.service.segments import SegmentStream
 from app.service.synthesis import SynthesisJob
 from app.service.text_input import TextInput, require_speech
+from app.text.segmenter import TextSegmenter
 
 
 def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.service.context import ContextStore, SpeechContext, trim_context
-from app.service.segments import TextSegmenter
+from app.text.segmenter import TextSegmenter
 
 
 def feed(seg: TextSegmenter, text: str, now: float = 0.0) -> list[str]:
