@@ -20,7 +20,7 @@ from app.api.auth import Authenticator, KeyGuard, caller_if
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
-from app.api.protocols import elevenlabs, speech_stream
+from app.api.protocols import elevenlabs, elevenlabs_http, speech_stream
 from app.api.routes import public, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
@@ -245,5 +245,6 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(docs_router(caller_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
     app.include_router(elevenlabs.router)
+    app.include_router(elevenlabs_http.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
     return app

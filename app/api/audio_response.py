@@ -10,12 +10,9 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import suppress
-from functools import partial
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
@@ -24,27 +21,26 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.errors import describe
 from app.api.limits import ABORT_CONNECTION
 from app.audio.output import AudioWriter
-from app.audio.pcm import SampleEncoding
-from app.audio.registry import output_format
 from app.errors import SendTimedOut, StreamAborted, TTSError
 from app.service.admission import Slot
-from app.service.segments import SegmentStream, StreamUsage
+from app.service.render import Piece, Prepared, Renderer, Whole
+from app.service.segment_policy import StreamUsage
+from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
-from app.service.timeline import Timeline
 from app.service.timing import SegmentTimings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def audio_headers(req: SegmentStream, rate: int, encoding: SampleEncoding) -> dict[str, str]:
+def audio_headers(stream: SegmentStream, writer: AudioWriter) -> dict[str, str]:
     """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding, and
     for pcm the original service's names for them too (its clients read X-Audio-* of raw audio only)."""
-    headers = {"X-Request-Id": req.request_id}
-    fmt = req.gen.response_format
+    headers = {"X-Request-Id": stream.request_id}
+    fmt = writer.format.name
     if fmt in ("pcm", "wav"):
-        values = {"Sample-Rate": str(rate), "Channels": "1", "Bit-Depth": str(encoding.bits)}
-        headers |= {f"X-{k}": v for k, v in values.items()} | {"X-Encoding": encoding.name}
+        values = {"Sample-Rate": str(writer.rate), "Channels": "1", "Bit-Depth": str(writer.encoding.bits)}
+        headers |= {f"X-{k}": v for k, v in values.items()} | {"X-Encoding": writer.encoding.name}
         if fmt == "pcm":
             headers |= {f"X-Audio-{k}": v for k, v in values.items()}
     return headers
@@ -67,64 +63,39 @@ def finish_fields(usage: StreamUsage) -> dict:
     return fields
 
 
-async def _prime(chunks: AsyncIterator[np.ndarray]) -> np.ndarray | None:
-    """Wait for the first audio chunk so that backend/codec errors still become HTTP errors."""
+async def primed(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, None]:
+    """`pieces`, its first audio (or its end) already waited for: a backend or codec error before any audio is
+    raised here, while the response can still be an HTTP error. Closing the result closes `pieces`."""
+    head: list[Piece] = []
     try:
-        return await anext(chunks)
-    except StopAsyncIteration:
-        return None
+        async for piece in pieces:
+            head.append(piece)
+            if piece.event is None or piece.event.kind == "audio":
+                break
     except BaseException:
-        await chunks.aclose()
+        await pieces.aclose()
         raise
 
-
-async def _with_first(first: np.ndarray | None, chunks: AsyncIterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
-    try:
-        if first is not None:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-    finally:
-        await chunks.aclose()
-
-
-async def encoded_bytes(
-    chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]
-) -> AsyncIterator[bytes]:
-    """The audio in `new_writer()`'s format as it is produced; closes the writer and `chunks` however it ends.
-
-    The writer is made when the response starts, so a response that is never sent holds no encoder.
-    """
-    writer = None
-    try:
-        writer = new_writer()
+    async def rest() -> AsyncGenerator[Piece, None]:
         try:
-            async for chunk in chunks:
-                if data := await writer.awrite(chunk):
-                    yield data
-        except Exception:
-            # the audio already handed to the writer still goes out before the error
-            with suppress(Exception):
-                # flushed with the container's end: harmless, the response is aborted after it
-                if held := await writer.afinish():
-                    yield held
-            raise
-        if tail := await writer.afinish():
-            yield tail
-    finally:
-        if writer is not None:
-            writer.close()
-        await chunks.aclose()  # type: ignore[attr-defined]  # closing the response closes the backend request
+            for piece in head:
+                yield piece
+            async for piece in pieces:
+                yield piece
+        finally:
+            await pieces.aclose()
+
+    return rest()
 
 
-async def complete_audio(chunks: AsyncIterator[np.ndarray], new_writer: Callable[[], AudioWriter]) -> bytes:
-    """The whole response body for `stream=false`: a WAV with correct sizes, raw PCM, or a full encoded file."""
-    parts = [c async for c in chunks]
-    writer = new_writer()
+async def audio_bytes(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[bytes, None]:
+    """The bytes of rendered pieces, as they come."""
     try:
-        return await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        async for piece in pieces:
+            if piece.data:
+                yield piece.data
     finally:
-        writer.close()
+        await pieces.aclose()
 
 
 def _sse(event: dict) -> bytes:
@@ -145,65 +116,51 @@ def segment_timings_event(index: int, t: SegmentTimings, detail: str | None) -> 
             **timings_body(t, detail)}  # fmt: skip
 
 
-async def timed_json(req: SegmentStream, timeline: Timeline) -> JSONResponse:
+def timed_json(prepared: Prepared, whole: Whole) -> JSONResponse:
     """`timestamps` without SSE: the whole audio (base64, a complete file) and its words in one JSON body."""
-    writer = timeline.writer
-    try:
-        parts = [c async for c in req.audio(timeline)]
-        audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-        t = SegmentTimings.join(timeline.segments, writer.rate)
-    finally:
-        writer.close()
+    t, writer, stream = whole.timings, whole.writer, prepared.stream
+    assert t is not None
     body = {
-        "audio": base64.b64encode(audio).decode(),
+        "audio": base64.b64encode(whole.audio).decode(),
         "content_type": writer.content_type,
         "sample_rate": writer.rate,
         "encoding": writer.encoding.name,
         "audio_seconds": t.seconds(t.end),
-        **timings_body(t, req.gen.timestamps),
+        **timings_body(t, prepared.delivery.timestamps),
     }
-    return JSONResponse(body, headers={"X-Request-Id": req.request_id} | finish_headers(req.usage))
+    return JSONResponse(body, headers={"X-Request-Id": stream.request_id} | finish_headers(stream.usage))
 
 
-async def sse_events(
-    data: AsyncIterator[bytes], req: SegmentStream, timeline: Timeline | None = None
-) -> AsyncIterator[bytes]:
-    """OpenAI's `stream_format=sse`: `speech.audio.delta` events (with `timeline`, the request asked for
-    `timestamps`: each segment's `speech.audio.timestamps` as soon as its audio is complete, before the next
-    segment's audio), then `speech.audio.done` with usage (and `finish_reason`, `cut_segments`)."""
+async def sse_events(pieces: AsyncGenerator[Piece, None], prepared: Prepared) -> AsyncGenerator[bytes, None]:
+    """OpenAI's `stream_format=sse`: `speech.audio.delta` events (when the request asked for `timestamps`: each
+    segment's `speech.audio.timestamps` as soon as its audio is complete, before the next segment's audio), then
+    `speech.audio.done` with usage (and `finish_reason`, `cut_segments`)."""
+    stream, detail = prepared.stream, prepared.delivery.timestamps
     sent = 0  # segments whose timings went out
-
-    def timings() -> Iterator[bytes]:
-        nonlocal sent
-        while timeline is not None and sent < len(timeline.segments):
-            yield _sse(segment_timings_event(sent, timeline.segments[sent], req.gen.timestamps))
-            sent += 1
-
     try:
-        async for piece in data:
-            for event in timings():
-                yield event
-            yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+        async for piece in pieces:
+            if piece.data:
+                yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece.data).decode()})
+            if piece.timings is not None:
+                yield _sse(segment_timings_event(sent, piece.timings, detail))
+                sent += 1
     except TTSError as exc:
-        logger.warning("%s failed after the stream started: %s", req.request_id, exc.message)
+        logger.warning("%s failed after the stream started: %s", stream.request_id, exc.message)
         info = describe(exc)
         yield _sse({"type": "error", "error": {"message": info.message, "type": info.type, "code": info.code}})
         return
     except Exception:
-        logger.exception("%s failed after the stream started", req.request_id)
+        logger.exception("%s failed after the stream started", stream.request_id)
         yield _sse({"type": "error", "error": {"message": "internal error", "type": "server_error", "code": None}})
         return
     finally:
-        await data.aclose()  # type: ignore[attr-defined]
-    for event in timings():
-        yield event
-    input_tokens = req.usage.prompt_tokens
-    output_tokens = req.usage.speech_tokens
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    yield _sse({"type": "speech.audio.done", "usage": usage, **finish_fields(req.usage)})
+        await pieces.aclose()
+    u = stream.usage
+    usage = {"input_tokens": u.prompt_tokens, "output_tokens": u.speech_tokens, "total_tokens": u.prompt_tokens + u.speech_tokens}
+    yield _sse({"type": "speech.audio.done", "usage": usage, **finish_fields(u)})
 
 
-async def _abort_on_error(data: AsyncIterator[bytes], req: SegmentStream) -> AsyncIterator[bytes]:
+async def abort_on_error(data: AsyncIterator[bytes], request_id: str) -> AsyncGenerator[bytes, None]:
     """Raw audio streams cannot carry an error once started: log it and abort the response, so the chunked
     body never gets its final chunk and the client sees an incomplete response (curl exit 18, httpx
     `RemoteProtocolError`) instead of a clean end."""
@@ -211,56 +168,35 @@ async def _abort_on_error(data: AsyncIterator[bytes], req: SegmentStream) -> Asy
         async for piece in data:
             yield piece
     except TTSError as exc:
-        logger.warning("%s aborted after the stream started: %s", req.request_id, exc.message)
+        logger.warning("%s aborted after the stream started: %s", request_id, exc.message)
         raise StreamAborted(exc.message) from exc
     except Exception as exc:
-        logger.exception("%s aborted after the stream started", req.request_id)
+        logger.exception("%s aborted after the stream started", request_id)
         raise StreamAborted("internal error") from exc
     finally:
         await data.aclose()  # type: ignore[attr-defined]
 
 
-async def speech_response(service: SpeechService, req: SegmentStream) -> Response:
-    """The HTTP response for a prepared request (its segment stream), per its `stream`, `stream_format` and
-    `response_format`."""
-    gen = req.gen
-    fmt = output_format(gen.response_format)
-    timed = gen.timestamps is not None  # raw audio cannot carry timings: JSON, or SSE
-    complete = (not gen.stream or timed) and gen.stream_format != "sse"
-    rate = gen.sample_rate or service.sample_rate
-    encoding = fmt.encoding(gen.encoding)
-    new_writer = partial(
-        AudioWriter,
-        fmt,
-        source_rate=service.sample_rate,
-        speed=gen.speed,
-        rate=rate,
-        encoding=encoding.name,
-        complexity=service.streaming.opus_complexity,
-        streaming=not complete,
-    )
-    timeline = None
-    if timed:  # the writer made now: the timeline places each segment in the audio it delivers
-        timeline = Timeline(service, new_writer())
-
-        def new_writer() -> AudioWriter:
-            return timeline.writer
-        if complete:
-            return await timed_json(req, timeline)
-    chunks = req.audio(timeline)
-    if complete:
-        body = await complete_audio(chunks, new_writer)
-        headers = audio_headers(req, rate, encoding) | finish_headers(req.usage)
-        return Response(body, media_type=fmt.content_type, headers=headers)
-    first = await _prime(chunks)
-    data = encoded_bytes(_with_first(first, chunks), new_writer)
-    if gen.stream_format == "sse":
+async def speech_response(renderer: Renderer, prepared: Prepared) -> Response:
+    """The HTTP response for a prepared request, per its delivery (`stream`, `stream_format`, `timestamps`) and
+    its output spec."""
+    stream, delivery = prepared.stream, prepared.delivery
+    if delivery.complete:
+        whole = await renderer.whole(stream, renderer.writer(stream.output, streaming=False), timed=delivery.timed)
+        if delivery.timed:
+            return timed_json(prepared, whole)
+        headers = audio_headers(stream, whole.writer) | finish_headers(stream.usage)
+        return Response(whole.audio, media_type=whole.writer.content_type, headers=headers)
+    writer = renderer.writer(stream.output)
+    pieces = await primed(renderer.pieces(stream, writer, timed=delivery.timed, one_request=True))
+    if delivery.stream_format == "sse":
         return StreamingResponse(
-            sse_events(data, req, timeline),
+            sse_events(pieces, prepared),
             media_type="text/event-stream",
-            headers={"X-Request-Id": req.request_id, "Cache-Control": "no-cache"},
+            headers={"X-Request-Id": stream.request_id, "Cache-Control": "no-cache"},
         )
-    return StreamingResponse(_abort_on_error(data, req), media_type=fmt.content_type, headers=audio_headers(req, rate, encoding))
+    body = abort_on_error(audio_bytes(pieces), stream.request_id)
+    return StreamingResponse(body, media_type=writer.content_type, headers=audio_headers(stream, writer))
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------
@@ -350,21 +286,22 @@ class AdmittedResponse(Response):
 async def admitted_response(
     request: Request,
     service: SpeechService,
-    prepare: Callable[[], Awaitable[SegmentStream]],
+    prepare: Callable[[], Awaitable[Prepared]],
     *,
     body_read: bool = True,
     endpoint: str = "speech",
+    respond: Callable[[Renderer, Prepared], Awaitable[Response]] = speech_response,
 ) -> Response:
     """Admit (or 429) before any work, prepare the request, and answer, all while watching for the client leaving.
 
     One slot for the whole request, however many segments its text has: a long text is never 429'd midway.
     `body_read=False`: `prepare` reads the request body itself (an upload), so the disconnect watch starts
-    only once it is done. The slot is released when the response ends, whichever way it ends.
+    only once it is done. `respond` renders the prepared request (default: OpenAI's speech response). The slot is released when the response ends, whichever way it ends.
     """
     slot = service.admit(endpoint)
     try:
         req = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
-        response = await until_disconnected(request.receive, speech_response(service, req))
+        response = await until_disconnected(request.receive, respond(service.renderer, req))
     except (ClientGone, ClientDisconnect):
         slot.release()
         return Response(status_code=499)  # nobody reads it: the connection is gone

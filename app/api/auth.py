@@ -32,7 +32,8 @@ from app.service.principal import (
 from app.settings import LimitsSettings, SecuritySettings
 
 MAX_KEY_CHARS = 1024  # a longer key is wrong without being compared
-ELEVENLABS_PREFIX = "/v1/text-to-speech/"  # its clients send the key as `xi-api-key`
+ELEVENLABS_PREFIXES = ("/v1/text-to-speech/", "/v1/voices")  # ElevenLabs' routes: its clients send `xi-api-key`
+SHARED_PATHS = ("/v1/models",)  # both APIs' clients call it: either header
 MISSING_HTTP_KEY = "missing or invalid API key: send 'Authorization: Bearer <key>'"
 MISSING_ELEVENLABS_KEY = "missing or invalid API key: send the xi-api-key header"
 
@@ -79,7 +80,7 @@ def key_ok(expected: str, given: object) -> bool:
 
 def missing_key_message(path: str) -> str:
     """The 401's message: where the routes under `path` read the key."""
-    return MISSING_ELEVENLABS_KEY if path.startswith(ELEVENLABS_PREFIX) else MISSING_HTTP_KEY
+    return MISSING_ELEVENLABS_KEY if path.startswith(ELEVENLABS_PREFIXES) else MISSING_HTTP_KEY
 
 
 class Authenticator:
@@ -148,9 +149,10 @@ class KeyGuard:
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
-        """`Authorization: Bearer`, or ElevenLabs' own `xi-api-key` header on its routes (`/v1/text-to-speech/`)."""
+        """`Authorization: Bearer`, or ElevenLabs' own `xi-api-key` header on its routes (`/v1/text-to-speech/`,
+        `/v1/voices`) and on the model list both APIs' clients call."""
         headers = Headers(scope=scope)
-        if scope["path"].startswith(ELEVENLABS_PREFIX):
+        if scope["path"].startswith(ELEVENLABS_PREFIXES) or scope["path"] in SHARED_PATHS:
             return header_key(headers, "xi-api-key")
         return bearer(headers.get("authorization"))
 

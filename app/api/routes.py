@@ -14,13 +14,14 @@ from app.api.audio_response import admitted_response, until_disconnected
 from app.api.auth import caller, caller_if
 from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
+from app.api.protocols import elevenlabs_http
 from app.api.uploads import read_clip_form
 from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from app.service.principal import Principal
+from app.service.render import Prepared
 from app.service.requests import NormalizeRequest, SpeechRequest, VoiceCloneRequest
-from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 
 logger = logging.getLogger(__name__)
@@ -100,8 +101,11 @@ async def speakers(request: Request) -> list[str]:
 
 
 @v1.get("/models")
-async def models(request: Request) -> dict:
+async def models(request: Request) -> dict | list:
+    """OpenAI's model list; to an ElevenLabs client (its SDK names itself), ElevenLabs' list of models."""
     name = request.app.state.settings.backend.model_name
+    if elevenlabs_http.from_elevenlabs_sdk(request):
+        return elevenlabs_http.models(name)
     return {"object": "list", "data": [{"id": name, "object": "model", "created": _STARTED, "owned_by": "tts"}]}
 
 
@@ -128,7 +132,7 @@ async def voice_clone(
 ) -> Response:
     """Clone the voice of `reference_audio` (multipart) and speak `generate_text` with it."""
 
-    async def prepare() -> SegmentStream:
+    async def prepare() -> Prepared:
         with service.reference_lane.admit():  # its own lane: uploads, reference decodes and encodes
             audio, fields = await read_clip_form(
                 request, "reference_audio", service.limits.max_reference_bytes, VoiceCloneRequest.model_fields

@@ -48,7 +48,6 @@ from app.service.principal import CALLER, Principal
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 from app.service.text_input import clean_text
-from app.service.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -172,29 +171,16 @@ class Context:
     @classmethod
     def open(cls, service: SpeechService, spec: Open) -> Context:
         """The context an `Open` command asks for: its segment stream and its audio writer."""
-        stream = SegmentStream(
-            service,
-            spec.voice,
-            spec.gen,
-            normalize_malaysian=spec.normalize_malaysian,
-            language=spec.language,
+        stream = service.context_stream(
+            spec.voice, spec.gen, spec.output, normalize_malaysian=spec.normalize_malaysian, language=spec.language,
             use_context=spec.use_context,
-        )
-        out = AudioWriter(
-            spec.gen.response_format,
-            source_rate=service.sample_rate,
-            speed=spec.gen.speed,
-            rate=spec.gen.sample_rate,
-            encoding=spec.gen.encoding,
-            bit_rate=spec.bit_rate,
-            complexity=service.streaming.opus_complexity,
-        )
-        return cls(spec.context, stream, out)
+        )  # fmt: skip
+        return cls(spec.context, stream, service.renderer.writer(spec.output))
 
     def push(self, text: str, limit: int) -> None:
         """A text delta taken, unless the characters waiting to be synthesized would then be over `limit`
         (checked before the text is taken: nothing over the limit is segmented; the session ends)."""
-        pending = self.stream.pending_chars + len(text)
+        pending = self.stream.feed.pending_chars + len(text)
         if pending > limit:
             raise SessionEnd(
                 InvalidRequestError(
@@ -203,7 +189,7 @@ class Context:
                     code="too_much_pending_text",
                 )
             )
-        self.stream.push(clean_text(text, "text"))
+        self.stream.feed.push(clean_text(text, "text"))
 
 
 class ClientSockets:
@@ -362,7 +348,7 @@ class Session:
                 if receiving is None:
                     receiving = asyncio.ensure_future(self.ws.receive())
                 idle_timeout = self.protocol.idle_timeout
-                dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
+                dues = [d for c in self.contexts.values() if (d := c.stream.feed.due_in()) is not None]
                 idle_left = idle_timeout - (time.monotonic() - last_message)
                 timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left()]))
                 done, _ = await asyncio.wait(
@@ -375,7 +361,7 @@ class Session:
                         return  # the client went away
                     continue
                 for c in self.contexts.values():
-                    c.stream.tick()
+                    c.stream.feed.tick()
                 idle = all(c.stream.idle for c in self.contexts.values())
                 if not done and time.monotonic() - last_message >= idle_timeout and idle:
                     error = self.protocol.idle_error()
@@ -445,17 +431,17 @@ class Session:
         elif isinstance(command, Text):
             self.contexts[command.context].push(command.text, self.pending_text_limit)
         elif isinstance(command, Flush):
-            self.contexts[command.context].stream.flush()
+            self.contexts[command.context].stream.feed.flush()
         elif isinstance(command, EndContext):
             if command.context in self.contexts:
-                self.contexts[command.context].stream.end()
+                self.contexts[command.context].stream.feed.end()
         elif isinstance(command, CancelContext):
             if command.context in self.contexts:
                 self._cancel(self.contexts.pop(command.context))
         elif isinstance(command, CloseSocket):
             self.closing = True
             for c in self.contexts.values():
-                c.stream.end()
+                c.stream.feed.end()
         elif not isinstance(command, KeepAlive):
             raise TypeError(f"unknown command {command!r}")
 
@@ -473,10 +459,10 @@ class Session:
             self.session_id,
             clip(ctx.cid),
             clip(spec.voice.name),
-            spec.gen.response_format,
+            spec.output.format,
             ctx.out.rate,
             ctx.out.encoding.name,
-            spec.gen.speed,
+            spec.output.speed,
             spec.use_context,
         )
         ctx.writer = asyncio.create_task(self._write(ctx), name=f"{self.session_id}-{ctx.cid}")
@@ -490,29 +476,23 @@ class Session:
         async def send(message: dict | bytes | None) -> None:
             await self.sender.send(message, lambda: not ctx.cancelled)
 
-        events = ctx.stream.events()
-        timeline = Timeline(self.service, ctx.out) if self.protocol.timings else None
+        pieces = self.service.renderer.pieces(ctx.stream, ctx.out, timed=self.protocol.timings)
         try:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
-            async for ev in events:
-                if ev.kind == "audio":
-                    if timeline is not None:
-                        timeline.wrote(ev.audio)
-                    await self._audio(ctx, await ctx.out.awrite(ev.audio), ev.index)
+            async for piece in pieces:
+                ev = piece.event
+                if ev is None or ev.kind == "audio":  # the audio as it comes; None: the encoder's tail
+                    await self._audio(ctx, piece.data, ev.index if ev is not None else None)
                     continue
-                if ev.kind == "started" and timeline is not None:
-                    timeline.started()
-                elif ev.kind == "done" and timeline is not None:
-                    timings = await timeline.done(ev.normalized)
-                    await send(render(Timings(ctx.cid, ev.index, ev.text, timings)))
-                elif ev.kind == "error":
+                if piece.timings is not None:
+                    await send(render(Timings(ctx.cid, ev.index, ev.text, piece.timings)))
+                if ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
                 await send(render(Segment(ctx.cid, ev)))
-            await self._audio(ctx, await ctx.out.afinish(), None)
             await send(render(ContextFinal(ctx.cid, ctx.stream.usage)))
             logger.info("%s %s done: %s", self.session_id, ctx.cid, ctx.stream.usage.as_dict())
         finally:
-            await events.aclose()
+            await pieces.aclose()
             ctx.out.close()
             if self.contexts.get(ctx.cid) is ctx:
                 del self.contexts[ctx.cid]
@@ -524,7 +504,7 @@ class Session:
     def _cancel(self, ctx: Context) -> None:
         """Stop a context at once (its backend request is closed); its final message follows."""
         ctx.cancelled = True
-        ctx.stream.end()
+        ctx.stream.feed.end()
         writer = ctx.writer
         if writer is not None:
             self.writers.discard(writer)

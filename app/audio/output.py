@@ -11,6 +11,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +20,19 @@ from app.audio.resample import StreamResampler
 from app.audio.stretch import TimeStretcher
 
 _EMPTY = np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How a response's audio leaves, whatever carries it: the registry's format, the rate (None: the source's),
+    the sample encoding (None: the format's default), the playback speed (time stretch) and a lossy codec's bit
+    rate (None: its default). Sampling and chunking are the generation's business, not this."""
+
+    format: str = "pcm"
+    rate: int | None = None
+    encoding: str | None = None
+    speed: float = 1.0
+    bit_rate: int | None = None
 
 
 class AudioWriter:

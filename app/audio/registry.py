@@ -77,65 +77,78 @@ def _el(**names: ElevenLabsName) -> MappingProxyType[str, ElevenLabsName]:
 
 _G711 = (S16LE, MULAW, ALAW)
 
-FORMATS: MappingProxyType[str, OutputFormat] = MappingProxyType(
-    {
-        f.name: f
-        for f in (
-            OutputFormat(
-                "pcm",
-                "audio/pcm",
-                "raw",
-                formats.PcmEncoder,
-                inline=True,
-                encodings=_G711,
-                elevenlabs=_el(
-                    **{f"pcm_{r}": ElevenLabsName(r) for r in RATES},
-                    ulaw_8000=ElevenLabsName(8_000, "mulaw"),
-                    alaw_8000=ElevenLabsName(8_000, "alaw"),
-                ),
-            ),
-            OutputFormat(
-                "wav",
-                "audio/wav",
-                "wav",
-                formats.WavEncoder,
-                inline=True,
-                encodings=_G711,
-                elevenlabs=_el(**{f"wav_{r}": ElevenLabsName(r) for r in RATES}),
-            ),
-            OutputFormat(
-                "mp3",
-                "audio/mpeg",
-                "mp3",
-                formats.Mp3Encoder,
-                inline=False,
-                elevenlabs=_el(
-                    mp3_22050_32=ElevenLabsName(22_050, bit_rate=32_000),
-                    mp3_24000_48=ElevenLabsName(24_000, bit_rate=48_000),
-                    **{f"mp3_44100_{k}": ElevenLabsName(44_100, bit_rate=k * 1000) for k in (32, 64, 96, 128, 192)},
-                ),
-            ),
-            OutputFormat(
-                "opus",
-                "audio/ogg",
-                "ogg",
-                formats.OpusEncoder,
-                inline=False,
-                rates=OPUS_RATES,
-                elevenlabs=_el(
-                    **{f"opus_48000_{k}": ElevenLabsName(48_000, bit_rate=k * 1000) for k in (32, 64, 96, 128, 192)}
-                ),
-            ),
-            OutputFormat("aac", "audio/aac", "adts", formats.AacEncoder, inline=False),
-            OutputFormat("flac", "audio/flac", "flac", formats.FlacEncoder, inline=False),
-        )
-    }
+BUILT_IN: tuple[OutputFormat, ...] = (
+    OutputFormat(
+        "pcm",
+        "audio/pcm",
+        "raw",
+        formats.PcmEncoder,
+        inline=True,
+        encodings=_G711,
+        elevenlabs=_el(
+            **{f"pcm_{r}": ElevenLabsName(r) for r in RATES},
+            ulaw_8000=ElevenLabsName(8_000, "mulaw"),
+            alaw_8000=ElevenLabsName(8_000, "alaw"),
+        ),
+    ),
+    OutputFormat(
+        "wav",
+        "audio/wav",
+        "wav",
+        formats.WavEncoder,
+        inline=True,
+        encodings=_G711,
+        elevenlabs=_el(**{f"wav_{r}": ElevenLabsName(r) for r in RATES}),
+    ),
+    OutputFormat(
+        "mp3",
+        "audio/mpeg",
+        "mp3",
+        formats.Mp3Encoder,
+        inline=False,
+        elevenlabs=_el(
+            mp3_22050_32=ElevenLabsName(22_050, bit_rate=32_000),
+            mp3_24000_48=ElevenLabsName(24_000, bit_rate=48_000),
+            **{f"mp3_44100_{k}": ElevenLabsName(44_100, bit_rate=k * 1000) for k in (32, 64, 96, 128, 192)},
+        ),
+    ),
+    OutputFormat(
+        "opus",
+        "audio/ogg",
+        "ogg",
+        formats.OpusEncoder,
+        inline=False,
+        rates=OPUS_RATES,
+        elevenlabs=_el(
+            **{f"opus_48000_{k}": ElevenLabsName(48_000, bit_rate=k * 1000) for k in (32, 64, 96, 128, 192)}
+        ),
+    ),
+    OutputFormat("aac", "audio/aac", "adts", formats.AacEncoder, inline=False),
+    OutputFormat("flac", "audio/flac", "flac", formats.FlacEncoder, inline=False),
 )
-"""OpenAI `response_format` name -> format, in the order the API documents them."""
+"""The formats every server offers, in the order the API documents them."""
 
-OPENAI_NAMES: tuple[str, ...] = tuple(FORMATS)
-CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType({f.name: f.content_type for f in FORMATS.values()})
+_FORMATS: dict[str, OutputFormat] = {}
+FORMATS: MappingProxyType[str, OutputFormat] = MappingProxyType(_FORMATS)
+"""OpenAI `response_format` name -> format, in the order the API documents them."""
+OPENAI_NAMES: tuple[str, ...] = ()
+CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType({})
 """OpenAI name -> HTTP media type."""
+ELEVENLABS_NAMES: tuple[str, ...] = ()
+
+
+def register(*formats: OutputFormat) -> None:
+    """Offer `formats` on every path (HTTP, SSE, both WebSockets, ElevenLabs, the OpenAPI schema): the one place a
+    format is added. The request models read the names when they are imported, so register before the app is
+    imported (a plugin module; the tests register one in a fresh interpreter)."""
+    global OPENAI_NAMES, CONTENT_TYPES, ELEVENLABS_NAMES
+    for fmt in formats:
+        if fmt.name in _FORMATS:
+            raise ValueError(f"the format {fmt.name!r} is already registered")
+        _FORMATS[fmt.name] = fmt
+    OPENAI_NAMES = tuple(_FORMATS)
+    CONTENT_TYPES = MappingProxyType({f.name: f.content_type for f in _FORMATS.values()})
+    ELEVENLABS_NAMES = tuple(n for f in _FORMATS.values() for n in f.elevenlabs)
 
 
 class UnsupportedFormat(ValueError):
@@ -144,6 +157,9 @@ class UnsupportedFormat(ValueError):
     def __init__(self, message: str, accepted: tuple[str, ...]) -> None:
         super().__init__(message)
         self.accepted = accepted
+
+
+register(*BUILT_IN)
 
 
 def output_format(name: str) -> OutputFormat:
@@ -161,9 +177,6 @@ class ElevenLabsFormat(NamedTuple):
     rate: int
     encoding: SampleEncoding
     bit_rate: int | None = None
-
-
-ELEVENLABS_NAMES: tuple[str, ...] = tuple(n for f in FORMATS.values() for n in f.elevenlabs)
 
 
 def elevenlabs_format(name: str | None) -> ElevenLabsFormat:

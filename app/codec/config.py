@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,27 +175,36 @@ def infer_config(shapes: Mapping[str, Any], overrides: Mapping[str, Any] | None 
 
     if (s := shape("CodecEnc.conv_blocks.0.weight_v")) is not None:
         found["encoder_ngf"] = s[0]
-        strides = []
-        i = 1
-        while True:
-            last = [k for k in shapes if k.startswith(f"CodecEnc.conv_blocks.{i}.block.") and k.endswith("weight_v")]
-            if not last:
-                break
-            # The block's final conv (kernel 2 x stride) is its last WNConv1d.
-            final = max(last, key=lambda k: int(k.split(".")[4]))
-            strides.append(shape(final)[2] // 2)
-            i += 1
-        if strides:
-            found["encoder_strides"] = tuple(strides)
-            units = {
-                int(k.split(".")[4])
-                for k in shapes
-                if k.startswith("CodecEnc.conv_blocks.1.block.") and k.split(".")[5] == "block"
-            }
-            if units and len(base.encoder_dilations) != len(units):
-                found["encoder_dilations"] = tuple(3**i for i in range(len(units)))
+        found |= _encoder_blocks(shapes, shape, base)
     if (s := shape("CodecEnc.conv_final_block.1.weight_v")) is not None:
         found["encoder_dim"] = s[0]
     if (s := shape("SemanticEncoder_module.initial_conv.weight")) is not None:
         found["semantic_code_dim"], found["semantic_dim"] = s[0], s[1]
     return dataclasses.replace(base, **found)
+
+
+def _encoder_blocks(
+    shapes: Mapping[str, Any], shape: Callable[[str], tuple[int, ...] | None], base: CodecConfig
+) -> dict[str, Any]:
+    """The encoder's strides (each block's final conv: kernel 2 x stride, its last WNConv1d) and, when the number
+    of residual units differs from `base`'s, their dilations."""
+    found: dict[str, Any] = {}
+    strides = []
+    i = 1
+    while True:
+        last = [k for k in shapes if k.startswith(f"CodecEnc.conv_blocks.{i}.block.") and k.endswith("weight_v")]
+        if not last:
+            break
+        final = max(last, key=lambda k: int(k.split(".")[4]))
+        strides.append(shape(final)[2] // 2)
+        i += 1
+    if strides:
+        found["encoder_strides"] = tuple(strides)
+        units = {
+            int(k.split(".")[4])
+            for k in shapes
+            if k.startswith("CodecEnc.conv_blocks.1.block.") and k.split(".")[5] == "block"
+        }
+        if units and len(base.encoder_dilations) != len(units):
+            found["encoder_dilations"] = tuple(3**i for i in range(len(units)))
+    return found

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from app.codec.config import CONFIG_FILE, infer_config, read_config_file
+from app.codec.config import CONFIG_FILE, CodecConfig, infer_config, read_config_file
 from app.codec.decoder import NeuCodecDecoder
 from app.codec.encoder import NeuCodecEncoder
 from app.codec.precision import apply_precision
@@ -169,15 +169,9 @@ def load_codec(
     shape_keys = groups["decoder"] + groups["encoder"]
     config = infer_config({k: state[k] for k in shape_keys}, read_config_file(files.config))
     logger.info(
-        "codec: config width=%d depth=%d heads=%d vq_dim=%d hop=%d n_fft=%d levels=%s",
-        config.hidden_dim,
-        config.depth,
-        config.heads,
-        config.vq_dim,
-        config.hop_length,
-        config.n_fft,
-        list(config.fsq_levels),
-    )
+        "codec: config width=%d depth=%d heads=%d vq_dim=%d hop=%d n_fft=%d levels=%s", config.hidden_dim,
+        config.depth, config.heads, config.vq_dim, config.hop_length, config.n_fft, list(config.fsq_levels),
+    )  # fmt: skip
 
     with torch.device("meta"):
         decoder = NeuCodecDecoder(config)
@@ -198,12 +192,19 @@ def load_codec(
     )
     if not with_encoder:
         return decoder, None
-
-    start = time.perf_counter()
     if not groups["encoder"]:
         raise ValueError(f"{files.weights} has no encoder weights; set CODEC_LOAD_ENCODER=false to decode only")
+    return decoder, _load_encoder(config, state, groups, semantic_model, device)
+
+
+def _load_encoder(
+    config: CodecConfig, state: dict[str, Tensor], groups: dict[str, list[str]], semantic_model: str,
+    device: torch.device | str,
+) -> NeuCodecEncoder:
+    """The encoder (float32, eval on `device`) with its w2v-bert, the checkpoint's semantic tensors over it."""
     from app.codec.semantic import load_semantic_model
 
+    start = time.perf_counter()
     logger.info("codec: loading the semantic model %s (first %d layers)", semantic_model, config.semantic_layer)
     w2v, feature_extractor = load_semantic_model(semantic_model, config.semantic_layer)
     with torch.device("meta"):
@@ -220,7 +221,7 @@ def load_codec(
         device,
         time.perf_counter() - start,
     )
-    return decoder, encoder
+    return encoder
 
 
 def _override_semantic(w2v: nn.Module, state: dict[str, Tensor], keys: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -12,6 +13,9 @@ from typing import Protocol
 import numpy as np
 
 from app.errors import InvalidRequestError, PayloadTooLargeError
+from app.observability.metrics import ServiceMetrics
+from app.service.admission import Admission
+from app.settings import LimitsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +172,46 @@ class EncodingCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Encoder(Protocol):
+    async def encode(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+class ReferenceIntake:
+    """Uploaded clips -> codec tokens: read and checked in a thread, encoded by the engine, cached by clip and
+    transcript; `lane` bounds the uploads, decodes and encodes in flight (a 429 when full)."""
+
+    def __init__(
+        self, engine: Encoder, resample_to_16k: Resampler, limits: LimitsSettings, metrics: ServiceMetrics, *,
+        cache_size: int = 0,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.resample_to_16k = resample_to_16k
+        self.limits = limits
+        self.metrics = metrics
+        self.lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
+        self.cache = EncodingCache(cache_size)  # reference clip + transcript -> codec tokens
+
+    async def encode(self, audio_bytes: bytes, transcript: str) -> tuple[int, ...]:
+        """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
+        else read, checked and encoded."""
+        key = await asyncio.to_thread(clip_key, audio_bytes, transcript) if self.cache.size else ""
+        cached = self.cache.get(key) if key else None
+        self.metrics.reference_cache.labels("hit" if cached is not None else "miss").inc()
+        if cached is not None:
+            return cached
+        clip = await asyncio.to_thread(self.read, audio_bytes)
+        tokens = tuple(int(t) for t in await self.engine.encode(clip))
+        if key:
+            self.cache.put(key, tokens)
+        return tokens
+
+    def read(self, data: bytes) -> np.ndarray:
+        """Clip bytes -> mono float32 at 16 kHz within the limits (blocking)."""
+        limits = self.limits
+        return read_reference(
+            data, max_bytes=limits.max_reference_bytes, max_seconds=limits.max_reference_seconds,
+            resample_to_16k=self.resample_to_16k, max_channels=limits.max_reference_channels,
+            max_decoded_bytes=limits.max_reference_decoded_bytes,
+        )

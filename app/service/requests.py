@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from app.audio.output import OutputSpec
 from app.audio.registry import ENCODING_NAMES, FORMATS, OPENAI_NAMES, RATES
 from app.service.text_input import INVISIBLE, unpaired_surrogate, without_invisible
 from app.settings import GenerationSettings, StreamingSettings
@@ -122,44 +123,55 @@ class GenerationFields(BaseModel):
         return self
 
     def resolved(self, generation: GenerationSettings, streaming: StreamingSettings) -> ResolvedGeneration:
-        """These fields with the server's defaults filled in (sampling and length; chunk and crossfade seconds)."""
+        """The sampling and chunking of these fields, the server's defaults filled in."""
         speed = self.playback_speed if self.playback_speed is not None else streaming.chunk_seconds
         overlap = self.playback_overlap_speed if self.playback_overlap_speed is not None else streaming.crossfade_seconds
         return ResolvedGeneration(
-            response_format=self.response_format,
-            sample_rate=self.sample_rate,
-            encoding=self.encoding,
             temperature=self.temperature if self.temperature is not None else generation.temperature,
             repetition_penalty=(
                 self.repetition_penalty if self.repetition_penalty is not None else generation.repetition_penalty
             ),
             max_tokens=self.max_tokens if self.max_tokens is not None else generation.max_tokens,
-            stream=self.stream,
             playback_speed=speed,
             playback_overlap_speed=min(overlap, speed * 0.99),
-            speed=self.speed,
-            stream_format=self.stream_format,
             seed=self.seed,
         )
 
+    def output_spec(self, bit_rate: int | None = None) -> OutputSpec:
+        """How the audio leaves: format, rate, sample encoding, speed (and a lossy codec's bit rate)."""
+        return OutputSpec(self.response_format, self.sample_rate, self.encoding, self.speed, bit_rate)
+
+    def delivery(self) -> Delivery:
+        return Delivery(stream=self.stream, stream_format=self.stream_format)
+
 
 class ResolvedGeneration(BaseModel):
-    response_format: str
-    sample_rate: int | None = None
-    """None: the codec's rate."""
-    encoding: str | None = None
-    """None: the format's default sample encoding."""
+    """How a segment is generated (sampling) and decoded (chunking); how its audio leaves is an `OutputSpec`."""
+
     temperature: float
     repetition_penalty: float
     max_tokens: int
-    stream: bool
+    seed: int | None = None
     playback_speed: float
     playback_overlap_speed: float
-    speed: float
-    stream_format: str
-    seed: int | None
+
+
+class Delivery(BaseModel):
+    """How an HTTP response carries the audio: streamed or complete, raw or SSE, with timings or without."""
+
+    stream: bool = True
+    stream_format: str = "audio"
     timestamps: str | None = None
     """None: audio only; word or char: the response carries timings (JSON or SSE)."""
+
+    @property
+    def timed(self) -> bool:
+        return self.timestamps is not None
+
+    @property
+    def complete(self) -> bool:
+        """One whole body (raw audio cannot carry timings: a timed request that is not SSE is one JSON body)."""
+        return (not self.stream or self.timed) and self.stream_format != "sse"
 
 
 class VoiceRef(BaseModel):
@@ -211,8 +223,8 @@ class SpeechRequest(GenerationFields):
     def voice_name(self) -> str | None:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
-    def resolved(self, generation: GenerationSettings, streaming: StreamingSettings) -> ResolvedGeneration:
-        return super().resolved(generation, streaming).model_copy(update={"timestamps": self.timestamps})
+    def delivery(self) -> Delivery:
+        return super().delivery().model_copy(update={"timestamps": self.timestamps})
 
 
 class VoiceCloneRequest(GenerationFields):

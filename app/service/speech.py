@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import logging
 import time
-import uuid
-from collections.abc import AsyncGenerator
 
-import numpy as np
-
-from app.align.result import CharSpan
-from app.audio.stitch import StitchPlan
+from app.audio.output import OutputSpec
 from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
-from app.engine.errors import EngineError
 from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
@@ -29,13 +22,16 @@ from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
 from app.service.principal import DEFAULT_TENANT, Principal
-from app.service.prompting import check_room, fit_context
-from app.service.references import EncodingCache, Resampler, clip_key, read_reference
+from app.service.prompting import check_room
+from app.service.references import ReferenceIntake, Resampler
+from app.service.render import Prepared, Renderer
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
+from app.service.segment_policy import ContextClaim, PerSegment, RequestAccounting, SegmentAccounting, StreamObserver
 from app.service.segments import SegmentStream
 from app.service.synthesis import Synthesis, SynthesisJob
+from app.service.synthesizer import Synthesizer
 from app.service.text_input import TextInput, TextNormalizer, require_speech
-from app.service.timing import SegmentTimings, aligned, estimated
+from app.service.timeline import EngineTimings
 from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
@@ -72,7 +68,6 @@ class SpeechService:
     ) -> None:
         self.backend = backend
         self.engine = engine
-        self.resample_to_16k = resample_to_16k
         self.limits = limits
         self.generation = generation
         self.streaming = streaming
@@ -86,13 +81,16 @@ class SpeechService:
         self.admission = MeteredAdmission(  # each caller's share: its principal's limits.requests
             limits.max_concurrent_requests, "requests", self.metrics, shared=True
         )
-        self.reference_lane = Admission(limits.max_concurrent_references, "voice-cloning uploads")
+        self.references = ReferenceIntake(  # uploads, reference decodes and encodes: their own lane
+            engine, resample_to_16k, limits, self.metrics, cache_size=reference_cache_size
+        )
+        self.reference_lane = self.references.lane
         self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(streaming.context_ttl)
-        self._debug_audio = debug_audio
-        self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
+        self.synthesizer = Synthesizer(backend, engine, streaming, self.metrics, max_model_len, debug_audio)
         self.voices = Voices(generation, store)
-        self.encodings = EncodingCache(reference_cache_size)  # reference clip + transcript -> codec tokens
+        self.timings = EngineTimings(engine)
+        self.renderer = Renderer(lambda: self.sample_rate, self.timings, complexity=streaming.opus_complexity)
 
     @classmethod
     def from_settings(
@@ -152,8 +150,8 @@ class SpeechService:
         return await self.voices.resolve(name, param)
 
     async def prepare_speech(
-        self, req: SpeechRequest, caller: Principal | None = None, *, text_param: str = "input"
-    ) -> SegmentStream:
+        self, req: SpeechRequest, caller: Principal | None = None, *, text_param: str = "input", bit_rate: int | None = None
+    ) -> Prepared:
         """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
         `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`. `caller`:
         whose request it is (its tenant's context ids, its key id in the log line). `text_param`: what the
@@ -164,29 +162,40 @@ class SpeechService:
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
-        if req.context is not None and self.streaming.context and voice.speaker is not None:
-            context = await self._stored_context(req, voice.speaker, caller)
-        stream = self._whole_text(
-            voice, req.resolved(self.generation, self.streaming), req, param=text_param, context=context,
-            started=started,
-        )  # fmt: skip
+        observers: list[StreamObserver] = []
         if req.context is not None and self.streaming.context:
+            if voice.speaker is not None:
+                context = await self._stored_context(req, voice.speaker, caller)
             key = context_key(caller, req.context.id)
-            stream.context_claim = (key, self.contexts.claim(key))
+            observers.append(ContextClaim(self.contexts, key, self.streaming.context_max_tokens))
+        stream = self._whole_text(
+            voice, req, bit_rate, param=text_param, context=context, started=started, observers=observers
+        )
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
-        stream.speak(req.input)
+        stream.feed.speak(req.input)
+        prepared = Prepared(stream, req.delivery())
         _log_request(
-            stream, caller, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
+            prepared, caller, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
             context=len(context.tokens) if context else 0,
         )
-        return stream
+        return prepared
 
     def _whole_text(
-        self, voice: Voice, gen: ResolvedGeneration, req: SpeechRequest | VoiceCloneRequest, **kw: object
+        self, voice: Voice, req: SpeechRequest | VoiceCloneRequest, bit_rate: int | None = None, *,
+        observers: list[StreamObserver] | None = None, **kw: object,
     ) -> SegmentStream:
+        """An HTTP request's stream: admitted by its route, counted once (and after its other observers)."""
         return SegmentStream(
-            self, voice, gen, normalize_malaysian=req.normalize_malaysian, language=req.language,
-            use_context=self.streaming.context, one_request=True, **kw,  # type: ignore[arg-type]
+            self, voice, req.resolved(self.generation, self.streaming), req.output_spec(bit_rate),
+            normalize_malaysian=req.normalize_malaysian, language=req.language, use_context=self.streaming.context,
+            observers=[*(observers or ()), RequestAccounting(self.metrics)], **kw,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def context_stream(self, voice: Voice, gen: ResolvedGeneration, output: OutputSpec, **kw: object) -> SegmentStream:
+        """A WebSocket context's stream: each segment admitted (429 when full) and counted as a request."""
+        return SegmentStream(
+            self, voice, gen, output, admission=PerSegment(self.admit), observers=[SegmentAccounting()],
+            **kw,  # type: ignore[arg-type]
         )
 
     async def _stored_context(self, req: SpeechRequest, voice: str, caller: Principal | None) -> SpeechContext | None:
@@ -217,14 +226,14 @@ class SpeechService:
         one after its reference."""
         self.text_input.check(text, param)
         prompt = voice.prompt_for(text, context)
-        job = await self._job(prompt, gen, param=param, started=started or time.perf_counter())
+        job = await self.synthesizer.job(prompt, gen, param=param, started=started or time.perf_counter())
         job.voice, job.text = voice.speaker, text
         job.context = context if not voice.cloned else None
         return job
 
     async def prepare_voice_clone(
         self, req: VoiceCloneRequest, audio_bytes: bytes, caller: Principal | None = None
-    ) -> SegmentStream:
+    ) -> Prepared:
         """`/v1/audio/vc`: the clip encoded once; `generate_text` spoken segment by segment, each segment prompted
         with the reference."""
         started = time.perf_counter()
@@ -232,33 +241,19 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
-        ref_tokens = await self.encode_reference(audio_bytes, req.reference_text)  # cached for a clip seen before
+        ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
         ref_text = await self.normalize(req.reference_text, req.normalize_malaysian, req.language)
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
         stream = self._whole_text(
-            voice, req.resolved(self.generation, self.streaming), req, endpoint="vc", param="generate_text",
-            prompt_param="reference_audio", started=started,
+            voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
         )
-        stream.speak(req.generate_text)
+        stream.feed.speak(req.generate_text)
+        prepared = Prepared(stream, req.delivery())
         _log_request(
-            stream, caller, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),
+            prepared, caller, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),
             ref_tokens=len(ref_tokens),
         )
-        return stream
-
-    async def encode_reference(self, audio_bytes: bytes, transcript: str) -> tuple[int, ...]:
-        """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
-        else read, checked and encoded (bounded by `reference_lane`)."""
-        key = await asyncio.to_thread(clip_key, audio_bytes, transcript) if self.encodings.size else ""
-        cached = self.encodings.get(key) if key else None
-        self.metrics.reference_cache.labels("hit" if cached is not None else "miss").inc()
-        if cached is not None:
-            return cached
-        clip = await asyncio.to_thread(self._read_reference, audio_bytes)
-        tokens = tuple(int(t) for t in await self.engine.encode(clip))
-        if key:
-            self.encodings.put(key, tokens)
-        return tokens
+        return prepared
 
     async def save_voice(self, req: SaveVoiceRequest, audio_bytes: bytes, caller: Principal) -> SavedVoice:
         """`POST /v1/audio/voices`: the clip encoded once, its transcript normalized, both stored under `req.name`
@@ -268,7 +263,7 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         await self.voices.check_free(req.name)  # before the encoder: a taken name is a 409 at once
         self.text_input.check(req.text, "text")
-        tokens = await self.encode_reference(audio_bytes, req.text)
+        tokens = await self.references.encode(audio_bytes, req.text)
         text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")
         await check_room(
             Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
@@ -286,89 +281,15 @@ class SpeechService:
                     voice.consent_by or "-", client, caller.key_id)
         return voice
 
-    def _read_reference(self, data: bytes) -> np.ndarray:
-        limits = self.limits
-        return read_reference(
-            data, max_bytes=limits.max_reference_bytes, max_seconds=limits.max_reference_seconds,
-            resample_to_16k=self.resample_to_16k, max_channels=limits.max_reference_channels,
-            max_decoded_bytes=limits.max_reference_decoded_bytes,
-        )
-
-    async def _job(self, prompt: str, gen: ResolvedGeneration, *, param: str, started: float) -> SynthesisJob:
-        max_tokens = await fit_context(
-            prompt, gen.max_tokens, param=param, max_model_len=self.max_model_len, counter=self.backend
-        )
-        return SynthesisJob(
-            request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
-            started=started, sample_rate=self.sample_rate,
-        )
-
-    # -- alignment -------------------------------------------------------------------------------
-    async def align(self, audio: np.ndarray, text: str) -> list[CharSpan] | None:
-        """Where each character of `text` (a segment's normalized text) is heard in `audio` (float32 at the
-        codec's rate, as delivered before speed and rate changes): one `[start, end)` sample span per character,
-        `source` "aligned". None when the engine has no aligner (ALIGNER_MODEL empty) or the alignment failed
-        (logged): the caller keeps its estimate then. A segment's audio is aligned once it is complete."""
-        if not self.engine.has_aligner:
-            return None
-        try:
-            result = await self.engine.align(audio, self.sample_rate, text)
-        except EngineError as exc:
-            logger.warning("alignment of a %d-character segment failed: %s", len(text), exc)
-            return None
-        return result.chars()
-
-    @property
-    def has_aligner(self) -> bool:
-        return self.engine.has_aligner
-
-    async def segment_timings(
-        self, text: str, audio: np.ndarray | None, *, start: int, end: int, rate: int
-    ) -> SegmentTimings:
-        """A segment's character timings over [start, end) of the delivered audio (samples at `rate`): the forced
-        aligner's over the segment's own `audio` (the codec's output) when it has one and it succeeds, else the
-        estimate. `source` says which."""
-        spans = await self.align(audio, text) if audio is not None and len(audio) and text else None
-        if spans:
-            return aligned(
-                text, [(c.start_sample, c.end_sample) for c in spans], source_samples=len(audio), start=start,
-                end=end, rate=rate,
-            )
-        return estimated(text, start=start, end=end, rate=rate)
-
     # -- generation ------------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
         """The loaded codec's output rate (the engine reports its geometry)."""
         return self.engine.geometry.sample_rate
 
-    def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:
-        s = self.streaming
-        return StitchPlan.from_seconds(
-            gen.playback_speed,
-            gen.playback_overlap_speed,
-            s.first_chunk_seconds,
-            s.left_context_seconds,
-            geometry=self.engine.geometry,
-            fade_in_ms=s.fade_in_ms,
-            max_chunk_seconds=s.max_chunk_seconds,
-            # a longer window than the largest CUDA graph would be decoded eagerly: catching up stops there
-            max_window_tokens=s.max_window_tokens,
-        )
-
     def synthesis(self, job: SynthesisJob) -> Synthesis:
         """The job's `Synthesis`: `start()` opens its backend request, `chunks()` its stitched audio."""
-        return Synthesis(
-            job, self.plan_for(job.gen), backend=self.backend, engine=self.engine, stream=next(self._stream_numbers),
-            metrics=self.metrics, debug_audio=self._debug_audio,
-        )
-
-    def synthesize(self, job: SynthesisJob) -> AsyncGenerator[np.ndarray, None]:
-        """Stitched float32 audio chunks at the codec's rate, as the backend's tokens arrive.
-
-        Closing the iterator (a client that went away) cancels the backend request at once.
-        """
-        return self.synthesis(job).chunks()
+        return self.synthesizer.synthesis(job)
 
 
 def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:
@@ -377,11 +298,11 @@ def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:
 
 
 def _log_request(
-    stream: SegmentStream, caller: Principal | None, *, kind: str, model: str | None, voice: str, chars: int,
+    prepared: Prepared, caller: Principal | None, *, kind: str, model: str | None, voice: str, chars: int,
     **extra: object,
 ) -> None:
     """The request's log line: its id, its caller's key id (never the key), what it asks."""
-    gen = stream.gen
+    stream, delivery = prepared.stream, prepared.delivery
     details = " ".join(f"{k}={v}" for k, v in extra.items())
     logger.info(
         "%s %s key=%s model=%s voice=%s chars=%d format=%s stream=%s%s max_tokens=%d (per segment) %s",
@@ -391,9 +312,9 @@ def _log_request(
         clip(model or "-"),
         clip(voice),
         chars,
-        gen.response_format,
-        gen.stream,
-        "/sse" if gen.stream_format == "sse" else "",
-        gen.max_tokens,
+        stream.output.format,
+        delivery.stream,
+        "/sse" if delivery.stream_format == "sse" else "",
+        stream.gen.max_tokens,
         details,
     )

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from app.audio.output import OutputSpec
 from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats
 from app.codec.interface import TOKEN_DTYPE
@@ -46,6 +47,7 @@ class SynthesisJob:
     context: SpeechContext | None = None  # the previous segment this job was prompted with
     segment: int = 0  # its number in a segment stream
     metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
+    output: OutputSpec = field(default_factory=OutputSpec)  # how its audio leaves (its format and speed: metrics)
 
     def as_context(self, max_tokens: int) -> SpeechContext | None:
         """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
@@ -97,7 +99,7 @@ class Synthesis:
         self.debug_audio = debug_audio
         self.on_end = on_end  # called with the outcome (completed, cancelled or failed) when the stream ends
         self.stitcher = StreamStitcher(plan)
-        self.clock = PlaybackClock(job.sample_rate * job.gen.speed)
+        self.clock = PlaybackClock(job.sample_rate * job.output.speed)
         self.outcome = "failed"
         # the producer's side
         self._arrived = asyncio.Event()
@@ -270,8 +272,8 @@ class Synthesis:
         job, m = self.job, self.metrics
         if not job.metered:
             return  # a segment: its request is counted once, by its segment stream
-        m.requests.labels(job.endpoint, job.gen.response_format, self.outcome).inc()
-        audio_seconds = job.samples_out / job.sample_rate / job.gen.speed
+        m.requests.labels(job.endpoint, job.output.format, self.outcome).inc()
+        audio_seconds = job.samples_out / job.sample_rate / job.output.speed
         m.audio_seconds.labels(job.endpoint).inc(audio_seconds)
         if self.outcome == "completed":
             elapsed = time.perf_counter() - job.started

@@ -3,12 +3,17 @@ complete: the one place every path (both WebSockets, SSE, the JSON body) takes t
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import numpy as np
 
+from app.align.result import CharSpan
 from app.audio.output import AudioWriter
-from app.service.timing import SegmentTimings
+from app.engine.errors import EngineError
+from app.service.timing import SegmentTimings, aligned, estimated
+
+logger = logging.getLogger(__name__)
 
 
 class TimingSource(Protocol):
@@ -17,6 +22,53 @@ class TimingSource(Protocol):
     async def segment_timings(
         self, text: str, audio: np.ndarray | None, *, start: int, end: int, rate: int
     ) -> SegmentTimings: ...
+
+
+class Aligner(Protocol):
+    """The codec engine's side of alignment (app.engine.client.EngineClient)."""
+
+    has_aligner: bool
+
+    async def align(self, audio: np.ndarray, sample_rate: int, text: str): ...
+
+
+class EngineTimings:
+    """Timings from the engine's forced aligner when it has one, else the estimate (`TimingSource`)."""
+
+    def __init__(self, engine: Aligner) -> None:
+        self.engine = engine
+
+    @property
+    def has_aligner(self) -> bool:
+        return self.engine.has_aligner
+
+    async def align(self, audio: np.ndarray, text: str) -> list[CharSpan] | None:
+        """Where each character of `text` (a segment's normalized text) is heard in `audio` (float32 at the
+        codec's rate, as delivered before speed and rate changes): one `[start, end)` sample span per character,
+        `source` "aligned". None when the engine has no aligner (ALIGNER_MODEL empty) or the alignment failed
+        (logged): the caller keeps its estimate then. A segment's audio is aligned once it is complete."""
+        if not self.engine.has_aligner:
+            return None
+        try:
+            result = await self.engine.align(audio, self.engine.geometry.sample_rate, text)
+        except EngineError as exc:
+            logger.warning("alignment of a %d-character segment failed: %s", len(text), exc)
+            return None
+        return result.chars()
+
+    async def segment_timings(
+        self, text: str, audio: np.ndarray | None, *, start: int, end: int, rate: int
+    ) -> SegmentTimings:
+        """A segment's character timings over [start, end) of the delivered audio (samples at `rate`): the forced
+        aligner's over the segment's own `audio` (the codec's output) when it has one and it succeeds, else the
+        estimate. `source` says which."""
+        spans = await self.align(audio, text) if audio is not None and len(audio) and text else None
+        if spans:
+            return aligned(
+                text, [(c.start_sample, c.end_sample) for c in spans], source_samples=len(audio), start=start,
+                end=end, rate=rate,
+            )
+        return estimated(text, start=start, end=end, rate=rate)
 
 
 class Timeline:

@@ -151,14 +151,14 @@ async def test_the_service_aligns_or_says_none(
         service = app.state.service
         assert service is not None, getattr(app.state, "startup_error", None)
         req = requests()[1]
-        spans = await service.align(req.audio, req.text)
+        spans = await service.timings.align(req.audio, req.text)
         if not on:
             assert spans is None
             return
         assert [s.char for s in spans] == list(req.text)
         assert all(0 <= s.start_sample <= s.end_sample <= len(req.audio) for s in spans)
         assert all(a.end_sample <= b.start_sample for a, b in zip(spans, spans[1:], strict=False))
-        assert await service.align(np.zeros(100, np.float32), "too short for this") is None  # logged, not raised
+        assert await service.timings.align(np.zeros(100, np.float32), "too short for this") is None  # logged, not raised
 
 
 def test_a_slow_or_failing_aligner_never_makes_the_engine_unhealthy() -> None:

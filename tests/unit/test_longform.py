@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from app.errors import TTSError
 from app.observability.metrics import ServiceMetrics
 from app.prompts import context_prompt, speech_prompt, voice_clone_prompt
 from app.service.requests import SpeechRequest
+from app.service.segment_policy import RequestAccounting
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
 from app.service.voice import Voice
@@ -122,8 +124,23 @@ def segments_of(text: str) -> list[str]:
     return whole_text_segments(text, max_chars=40, first_max_chars=20)
 
 
+async def request_audio(stream: SegmentStream) -> AsyncGenerator[np.ndarray, None]:
+    """An HTTP request's audio, as the renderer takes it: the chunks in order, the first failed segment's error
+    raised, a text with nothing to speak a 400."""
+    events = stream.events()
+    try:
+        async for event in events:
+            if event.kind == "audio":
+                yield event.audio
+            elif event.kind == "error":
+                raise stream.fail(event)
+        stream.check_spoken()
+    finally:
+        await events.aclose()
+
+
 async def spoken(stream: SegmentStream) -> np.ndarray:
-    parts = [chunk async for chunk in stream.audio()]
+    parts = [chunk async for chunk in request_audio(stream)]
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
@@ -174,7 +191,7 @@ def test_chinese_is_cut_after_its_stops_and_commas() -> None:
 async def test_each_segment_is_one_backend_request_prompted_with_the_previous_one_and_every_token_is_heard() -> None:
     backend = Script()
     service = service_for(backend)
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
     audio = await spoken(stream)
     segments = segments_of(TEXT)
     assert len(backend.calls) == len(segments) > 3
@@ -200,8 +217,8 @@ async def test_a_cloned_voice_prompts_every_segment_with_its_reference() -> None
     service = service_for(backend)
     voice = Voice.clone("reference words", [7, 8, 9])
     stream = SegmentStream(service, voice, SpeechRequest(input="x").resolved(service.generation, service.streaming),
-                           one_request=True, endpoint="vc")
-    stream.speak(TEXT)
+                           observers=[RequestAccounting(service.metrics)], endpoint="vc")
+    stream.feed.speak(TEXT)
     audio = await spoken(stream)
     segments = segments_of(TEXT)
     assert [c.prompt for c in backend.calls] == [voice_clone_prompt("reference words", [7, 8, 9], s) for s in segments]
@@ -213,7 +230,7 @@ async def test_the_next_segment_starts_once_the_previous_tokens_are_complete_and
     service = service_for(backend, engine)  # STREAM_LOOKAHEAD_SEGMENTS=1
     engine.gate.clear()  # segment 0's first window is decoded (its first audio), the rest waits: still spoken
     engine.free = 1
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
     reading = asyncio.ensure_future(spoken(stream))
     await until(lambda: len(backend.calls) == 1)
     tokens = list(range(1, 41))
@@ -242,7 +259,7 @@ async def test_no_lookahead_before_the_first_audio() -> None:
     backend, engine = Script(auto=False), Engine()
     service = service_for(backend, engine)
     engine.gate.clear()  # nothing is decoded yet
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
     reading = asyncio.ensure_future(spoken(stream))
     await until(lambda: len(backend.calls) == 1)
     backend.send(0, [1, 2, 3])
@@ -263,7 +280,7 @@ async def test_without_lookahead_a_segment_starts_only_once_the_previous_one_is_
     backend, engine = Script(auto=False), Engine()
     service = service_for(backend, engine, stream_lookahead_segments=0)
     engine.gate.clear()
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
     reading = asyncio.ensure_future(spoken(stream))
     await until(lambda: len(backend.calls) == 1)
     backend.send(0, [1, 2, 3])
@@ -281,8 +298,8 @@ async def test_closing_a_long_request_midway_closes_every_backend_request() -> N
     service = service_for(backend, engine)
     engine.gate.clear()
     engine.free = 1  # the first audio
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
-    audio = stream.audio()
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
+    audio = request_audio(stream)
     first = asyncio.ensure_future(anext(audio))
     await until(lambda: len(backend.calls) == 1)
     backend.send(0, list(range(1, 30)))
@@ -308,7 +325,7 @@ async def test_closing_a_long_request_midway_closes_every_backend_request() -> N
 async def test_a_segment_cut_at_max_tokens_is_reported() -> None:
     backend = Script(finish={1: "length"})
     service = service_for(backend)
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein", max_tokens=40))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein", max_tokens=40))).stream
     await spoken(stream)
     assert all(c.params.max_tokens == 40 for c in backend.calls)  # max_tokens is per segment
     assert stream.usage.cut_segments == [1] and stream.usage.finish_reason == "length"
@@ -326,10 +343,10 @@ async def test_a_failed_later_segment_ends_the_request_after_the_audio_before_it
 
     backend = Failing()
     service = service_for(backend)
-    stream = await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=TEXT, voice="husein"))).stream
     got: list[np.ndarray] = []
     with pytest.raises(TTSError, match="the backend broke"):
-        async for chunk in stream.audio():
+        async for chunk in request_audio(stream):
             got.append(chunk)
     assert sum(len(c) for c in got) == sum(len(c.sent) for c in backend.calls[:2]) * SPT
     assert len(backend.calls) == 3  # nothing after the failed segment
@@ -338,7 +355,7 @@ async def test_a_failed_later_segment_ends_the_request_after_the_audio_before_it
 
 async def test_a_text_with_nothing_to_speak_is_a_400_naming_its_field() -> None:
     service = service_for(Script())
-    stream = await service.prepare_speech(SpeechRequest(input="!!! ...", voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input="!!! ...", voice="husein"))).stream
     stream.service.text_input.normalizer = type("N", (), {"normalize": lambda self, t, m=True, lang="auto": ""})()
     with pytest.raises(TTSError, match="input has nothing to speak"):
         await spoken(stream)
@@ -361,7 +378,7 @@ async def test_a_long_text_is_cut_past_its_first_segment_only_once_the_first_aud
     backend, engine = Script(auto=False), Engine()
     service = service_for(backend, engine)
     engine.gate.clear()
-    stream = await service.prepare_speech(SpeechRequest(input=text, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=text, voice="husein"))).stream
     reading = asyncio.ensure_future(spoken(stream))
     await until(lambda: len(backend.calls) == 1)
     first = segments[0]
@@ -388,7 +405,7 @@ async def test_a_first_segment_with_nothing_to_speak_lets_the_rest_be_spoken() -
     service = service_for(backend)
     service.text_input.normalizer = SilentStart()
     text = "Uh uh uh uh uh uh. " + TEXT
-    stream = await service.prepare_speech(SpeechRequest(input=text, voice="husein"))
+    stream = (await service.prepare_speech(SpeechRequest(input=text, voice="husein"))).stream
     audio = await asyncio.wait_for(spoken(stream), 10)
     assert len(backend.calls) == len(segments_of(text)) - 1  # the silent one asked nothing of the backend
     assert len(audio) == sum(len(c.sent) for c in backend.calls) * SPT > 0

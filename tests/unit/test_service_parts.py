@@ -28,6 +28,7 @@ from app.service.context import SpeechContext
 from app.service.prompting import fit_context, segment_prompt
 from app.service.references import read_reference
 from app.service.requests import ResolvedGeneration
+from app.service.segment_policy import PerSegment
 from app.service.segments import SegmentStream
 from app.service.synthesis import SynthesisJob
 from app.service.text_input import TextInput, require_speech
@@ -255,20 +256,19 @@ class StandInSynthesis:
 
 def segment_stream(service: StandInService, *texts: str) -> SegmentStream:
     gen = ResolvedGeneration(
-        response_format="pcm", temperature=0.6, repetition_penalty=1.1, max_tokens=100, stream=True,
-        playback_speed=1.0, playback_overlap_speed=1.0, speed=1.0, stream_format="audio", seed=None,
+        temperature=0.6, repetition_penalty=1.1, max_tokens=100, playback_speed=1.0, playback_overlap_speed=1.0, seed=None
     )
-    stream = SegmentStream(service, "anwar", gen, segmenter=TextSegmenter(max_wait=None))
+    stream = SegmentStream(service, "anwar", gen, segmenter=TextSegmenter(max_wait=None), admission=PerSegment(service.admit))
     for text in texts:
-        stream.push(text)
-        stream.flush()
+        stream.feed.push(text)
+        stream.feed.flush()
     return stream
 
 
 async def test_a_segment_stream_speaks_in_order_each_segment_after_the_previous_one() -> None:
     service = StandInService()
     stream = segment_stream(service, "one", "two", "!!", "three", "four")
-    stream.end()
+    stream.feed.end()
     events = []
     async for event in stream.events():
         events.append((event.kind, event.index, event.text, event.normalized))

@@ -20,8 +20,7 @@ PLAN = StitchPlan(
     fade_in_samples=0,
 )
 GEN = ResolvedGeneration(
-    response_format="pcm", temperature=0.6, repetition_penalty=1.1, max_tokens=100, stream=True,
-    playback_speed=1.0, playback_overlap_speed=1.0, speed=1.0, stream_format="audio", seed=None,
+    temperature=0.6, repetition_penalty=1.1, max_tokens=100, playback_speed=1.0, playback_overlap_speed=1.0, seed=None
 )
 
 

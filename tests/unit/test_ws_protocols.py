@@ -27,11 +27,13 @@ from app.api.protocols.adapter import (
 )
 from app.api.protocols.elevenlabs import ElevenLabsProtocol, Options
 from app.api.protocols.speech_stream import SpeechStreamProtocol
+from app.audio.output import OutputSpec
 from app.audio.registry import elevenlabs_format
 from app.errors import AuthenticationError, BackendError, InvalidRequestError
 from app.service.context import SpeechContext
 from app.service.requests import GenerationFields
-from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
+from app.service.segment_policy import StreamUsage
+from app.service.segments import SegmentEvent, SegmentStream
 from app.service.synthesis import SynthesisJob
 from app.service.voice import Voice
 from app.settings import Settings
@@ -80,7 +82,7 @@ def test_ours_config_authorizes_then_opens_the_one_context(settings: Settings) -
     auth, open_ = parse(p, {"type": "config", "api_key": "k", "speed": 1.5, "language": "ms", "context": False}, ())
     assert auth == Auth("k")
     assert isinstance(open_, Open) and open_.context == "default" and open_.voice == HUSEIN
-    assert (open_.gen.speed, open_.language, open_.use_context) == (1.5, "ms", False)
+    assert (open_.output.speed, open_.language, open_.use_context) == (1.5, "ms", False)
     assert not p.awaiting_config
 
 
@@ -148,7 +150,8 @@ def test_ours_renders_every_event(settings: Settings) -> None:
     p = ours(settings, {"response_format": "mp3"})
     service = SimpleNamespace(streaming=settings.streaming)  # all a SegmentStream reads before it streams
     stream = SegmentStream(
-        service, HUSEIN, GenerationFields(response_format="mp3").resolved(settings.generation, settings.streaming), use_context=True
+        service, HUSEIN, GenerationFields().resolved(settings.generation, settings.streaming), OutputSpec("mp3"),
+        use_context=True,
     )
     assert p.render(ContextStarted("tts-ws-1", "default", stream, 24_000)) == {
         "type": "session.started",
@@ -198,8 +201,8 @@ def test_eleven_single_context(settings: Settings) -> None:
     (open_,) = parse(p, {"text": " "}, ())[1:]  # ElevenLabs' first message opens the context, speaks nothing
     assert isinstance(open_, Open)
     _, open_, text, flush = parse(p, {"text": "Hello ", "voice_settings": {"speed": 1.2}, "flush": True}, ())
-    assert isinstance(open_, Open) and open_.context == "default" and open_.gen.speed == 1.2
-    assert open_.gen.response_format == "pcm" and open_.normalize_malaysian is True
+    assert isinstance(open_, Open) and open_.context == "default" and open_.output.speed == 1.2
+    assert open_.output.format == "pcm" and open_.normalize_malaysian is True
     assert (text, flush) == (Text("default", "Hello "), Flush("default"))
     assert parse(p, {"text": "world.", "try_trigger_generation": True})[1:] == [
         Text("default", "world."),
@@ -226,14 +229,14 @@ def test_eleven_opens_contexts_in_the_output_format(
 ) -> None:
     p = eleven(settings, multi=True, output_format=output_format)
     _, open_, _ = parse(p, {"text": "Hello ", "context_id": "a"}, ())
-    assert (open_.gen.response_format, open_.gen.sample_rate, open_.gen.encoding) == (fmt, rate, encoding)
-    assert open_.bit_rate == bit_rate
+    assert (open_.output.format, open_.output.rate, open_.output.encoding) == (fmt, rate, encoding)
+    assert open_.output.bit_rate == bit_rate
 
 
 def test_ours_config_asks_for_a_rate_and_encoding(settings: Settings) -> None:
     p = ours(settings)
     _, open_ = parse(p, {"type": "config", "sample_rate": 8000, "encoding": "alaw"}, ())
-    assert (open_.gen.sample_rate, open_.gen.encoding, open_.bit_rate) == (8000, "alaw", None)
+    assert (open_.output.rate, open_.output.encoding, open_.output.bit_rate) == (8000, "alaw", None)
 
 
 def test_eleven_multi_contexts(settings: Settings) -> None:

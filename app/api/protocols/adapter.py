@@ -10,9 +10,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
+from app.audio.output import OutputSpec
 from app.errors import TTSError
 from app.service.requests import ResolvedGeneration
-from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
+from app.service.segment_policy import StreamUsage
+from app.service.segments import SegmentEvent, SegmentStream
 from app.service.timing import SegmentTimings
 from app.service.voice import Voice
 
@@ -30,17 +32,15 @@ class Auth:
 
 @dataclass(frozen=True)
 class Open:
-    """Open a context: one voice's text stream, its audio in `gen.response_format` at `gen.speed`, at
-    `gen.sample_rate` Hz in the sample `gen.encoding` (None: the codec's rate, the format's default encoding),
-    at `bit_rate` bits per second for a lossy codec (None: its default)."""
+    """Open a context: one voice's text stream, generated per `gen`, its audio leaving per `output`."""
 
     context: str
     voice: Voice
     gen: ResolvedGeneration
+    output: OutputSpec
     normalize_malaysian: bool = True
     language: str = "auto"
     use_context: bool = True
-    bit_rate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,33 +8,19 @@ ulaw_8000, alaw_8000, mp3_*, opus_48000_*: the registry's list), then `{"isFinal
 `finishReason: "length"` and `cutSegments` added when a segment was cut short at max_tokens or the context).
 What is not supported is refused with a clear error (the README lists it).
 
-Also ElevenLabs' HTTP `with-timestamps` endpoints (pipecat's `ElevenLabsHttpTTSService`, the ElevenLabs SDKs'
-`convert_with_timestamps`): `POST /v1/text-to-speech/{voice_id}/with-timestamps` (one JSON object) and
-`.../stream/with-timestamps` (JSON lines), the audio in base64 with its alignment once the audio is complete.
+ElevenLabs' HTTP endpoints are in `elevenlabs_http`.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-from fastapi import APIRouter, Depends, Request, WebSocket
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
 
-from app.api.audio_response import (
-    AdmittedResponse,
-    _abort_on_error,
-    _prime,
-    _with_first,
-    finish_headers,
-    until_disconnected,
-)
-from app.api.auth import caller, message_key
+from app.api.auth import message_key
 from app.api.errors import describe, invalid_request
 from app.api.protocols.adapter import (
     Audio,
@@ -56,16 +42,12 @@ from app.api.protocols.adapter import (
     Timings,
 )
 from app.api.session import Session, deny, handshake
-from app.audio.output import AudioWriter
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.errors import InvalidRequestError, NotReadyError, TTSError
+from app.errors import InvalidRequestError, TTSError
 from app.observability.logs import clip
-from app.service.principal import Principal
-from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
-from app.service.segments import SegmentStream
+from app.service.requests import GenerationFields
 from app.service.speech import SpeechService
-from app.service.timeline import Timeline
-from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment, estimated
+from app.service.timing import elevenlabs_alignment, estimated
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
@@ -266,9 +248,9 @@ class ElevenLabsProtocol(Protocol):
             cid,
             voice,
             gen,
+            fields.output_spec(out.bit_rate),
             normalize_malaysian=self.opts.normalize,
             use_context=self.streaming.context,
-            bit_rate=out.bit_rate,
         )
 
     # -- events -> messages -----------------------------------------------------------------------
@@ -345,144 +327,3 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
         return
     protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi, voices=service.voice)
     await Session(ws, service, protocol, principal=principal).run()
-
-
-# -- HTTP: with-timestamps ----------------------------------------------------------------------------------------
-
-
-class TimedSpeechBody(BaseModel):
-    """The body of ElevenLabs' text-to-speech requests: `text` and `voice_settings.speed` are used; the rest
-    (`model_id`, `previous_text`, `language_code`, ...) is accepted and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    text: str = Field(..., json_schema_extra=NOT_BLANK)
-    voice_settings: dict[str, Any] | None = None
-    apply_text_normalization: str | None = None
-
-
-async def _timed_job(
-    request: Request, voice_id: str, principal: Principal
-) -> tuple[SpeechService, SegmentStream, str, ElevenLabsFormat]:
-    """The body and the query checked (`KeyGuard` has checked the key); the job prepared (all before any audio)."""
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    if service is None:
-        raise NotReadyError("the service is still loading its models")
-    try:
-        output = elevenlabs_format(request.query_params.get("output_format") or "mp3_44100_128")  # ElevenLabs' default
-    except UnsupportedFormat as exc:
-        raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise InvalidRequestError("the body must be JSON", code="invalid_json") from None
-    try:
-        body = TimedSpeechBody.model_validate(raw)
-        if not body.text.strip():
-            raise InvalidRequestError("text must not be empty", param="text")
-        req = SpeechRequest(
-            input=body.text,
-            voice=voice_id,
-            response_format=output.format.name,
-            sample_rate=output.rate,
-            encoding=output.encoding.name,
-            speed=(body.voice_settings or {}).get("speed", 1.0),
-            normalize_malaysian=body.apply_text_normalization != "off",
-        )
-    except ValidationError as exc:
-        error = invalid_request(exc)
-        if error.param == "input":  # SpeechRequest's name for this API's `text`
-            error.param, error.message = "text", "text" + error.message.removeprefix("input")
-            error.args = (error.message,)
-        raise error from None
-    try:  # resolves the voice once (the store, for a saved one); the text's errors name `text`
-        stream = await service.prepare_speech(req, principal, text_param="text")
-    except InvalidRequestError as exc:
-        if exc.param == "voice":
-            exc.param = "voice_id"  # what this API calls it
-        raise
-    return service, stream, body.text, output
-
-
-def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) -> AudioWriter:
-    gen = job.gen
-    return AudioWriter(
-        output.format, source_rate=job.service.sample_rate, speed=gen.speed, rate=output.rate,
-        encoding=output.encoding.name, bit_rate=output.bit_rate,
-        complexity=job.service.streaming.opus_complexity, streaming=streaming,
-    )  # fmt: skip
-
-
-def _alignments(timeline: Timeline, text: str) -> dict:
-    """`normalized_alignment` over the spoken text (each segment placed where its audio is: the aligner's or the
-    estimate), `alignment` over the text as sent, spread over all the audio."""
-    rate = timeline.writer.rate
-    spoken = SegmentTimings.join(timeline.segments, rate)
-    sent = estimated(text, start=0, end=spoken.end, rate=rate)
-    return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
-
-
-def _line(obj: dict) -> bytes:
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-async def _timed_lines(chunks: AsyncIterator[np.ndarray], timeline: Timeline, text: str) -> AsyncIterator[bytes]:
-    """JSON lines: `{"audio_base64", "alignment": null, "normalized_alignment": null}` as audio comes, then the
-    encoder's tail with both alignments once the audio is complete."""
-    writer = timeline.writer
-    try:
-        async for chunk in chunks:
-            if data := await writer.awrite(chunk):
-                yield _line({"audio_base64": base64.b64encode(data).decode(), "alignment": None, "normalized_alignment": None})
-        tail = await writer.afinish()
-        yield _line({"audio_base64": base64.b64encode(tail).decode(), **_alignments(timeline, text)})
-    finally:
-        writer.close()
-        await chunks.aclose()  # type: ignore[attr-defined]
-
-
-async def _timed_whole(chunks: AsyncIterator[np.ndarray], timeline: Timeline, text: str) -> dict:
-    """The whole audio, encoded, and both alignments: `convert_with_timestamps`' one JSON object."""
-    writer = timeline.writer
-    try:
-        parts = [c async for c in chunks]
-        audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
-        return {"audio_base64": base64.b64encode(audio).decode(), **_alignments(timeline, text)}
-    finally:
-        writer.close()
-        await chunks.aclose()  # type: ignore[attr-defined]
-
-
-async def _timed_http(request: Request, voice_id: str, principal: Principal, *, stream: bool) -> Response:
-    slot = timeline = None
-    try:
-        service, job, text, output = await _timed_job(request, voice_id, principal)
-        slot = service.admit("speech")
-        timeline = Timeline(service, _writer(job, output, streaming=stream))
-        chunks = job.audio(timeline)
-        if not stream:  # the client may leave while the whole audio is made: watched, the backend stopped
-            body = await until_disconnected(request.receive, _timed_whole(chunks, timeline, text))
-            slot.release()
-            return JSONResponse(body, headers={"X-Request-Id": job.request_id} | finish_headers(job.usage))
-        first = await until_disconnected(request.receive, _prime(chunks))
-        lines = _abort_on_error(_timed_lines(_with_first(first, chunks), timeline, text), job)
-        response = StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": job.request_id})
-        return AdmittedResponse(response, slot)
-    except BaseException:
-        if timeline is not None:
-            timeline.writer.close()  # idempotent: a response that never started holds no encoder
-        if slot is not None:
-            slot.release()
-        raise
-
-
-@router.post("/v1/text-to-speech/{voice_id}/with-timestamps", include_in_schema=False)
-async def with_timestamps(request: Request, voice_id: str, principal: Principal = Depends(caller)) -> Response:
-    """ElevenLabs' `convert_with_timestamps`: the whole audio and its alignment in one JSON object."""
-    return await _timed_http(request, voice_id, principal, stream=False)
-
-
-@router.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps", include_in_schema=False)
-async def stream_with_timestamps(request: Request, voice_id: str, principal: Principal = Depends(caller)) -> Response:
-    """ElevenLabs' `stream_with_timestamps`: JSON lines of audio, the alignment once the audio is complete."""
-    return await _timed_http(request, voice_id, principal, stream=True)
