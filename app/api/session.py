@@ -503,7 +503,7 @@ class Session:
                 if ev.kind == "started" and timeline is not None:
                     timeline.started()
                 elif ev.kind == "done" and timeline is not None:
-                    timings = await timeline.done(ev.normalized)
+                    timings = await timeline.done(ev.normalized, ev.spoken)
                     await send(render(Timings(ctx.cid, ev.index, ev.text, timings)))
                 elif ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)

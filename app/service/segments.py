@@ -30,7 +30,10 @@ from app.service.requests import ResolvedGeneration
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import require_speech
 from app.service.voice import Voice
-from app.text.segmenter import TextSegmenter, iter_whole_text_segments
+from app.text.document import TextDocument
+from app.text.offsets import Mapped
+from app.text.options import TextOptions
+from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
 
 if TYPE_CHECKING:
     from app.service.admission import Slot
@@ -51,6 +54,7 @@ class SegmentEvent:
     audio: np.ndarray | None = None
     job: SynthesisJob | None = None
     error: TTSError | None = None
+    spoken: Mapped | None = None  # `normalized` with its map back to the text as sent (`done` events)
 
     @property
     def finish_reason(self) -> str | None:
@@ -95,6 +99,7 @@ class _Segment:
     index: int
     raw: str
     text: str = ""
+    spoken: Mapped | None = None
     job: SynthesisJob | None = None
     synthesis: Synthesis | None = None
     slot: Slot | None = None
@@ -171,12 +176,17 @@ class SegmentStream:
         self.usage.input_chars += len(text)
         self._enqueue(self.segmenter.push(text, time.monotonic()))
 
-    def speak(self, text: str) -> None:
-        """A whole text (an HTTP request): its first segment (`iter_whole_text_segments`) queued and the stream
-        ended; the rest of the text is cut as the runner reaches it, once the first audio is out."""
-        self.usage.input_chars += len(text)
+    def speak(self, text: str | TextDocument) -> None:
+        """A whole text (an HTTP request) or document: its first segment (`iter_whole_text_segments`) queued and
+        the stream ended; the rest is cut as the runner reaches it, once the first audio is out."""
         s = self.service.streaming
-        segments = iter_whole_text_segments(text, max_chars=s.segment_max_chars, first_max_chars=s.first_segment_chars)
+        sizes = {"max_chars": s.segment_max_chars, "first_max_chars": s.first_segment_chars}
+        if isinstance(text, TextDocument):
+            self.usage.input_chars += len(text.source)
+            segments = iter_document_segments(text, **sizes)
+        else:
+            self.usage.input_chars += len(text)
+            segments = iter_whole_text_segments(text, **sizes)
         self._enqueue(list(islice(segments, 1)))
         self._rest = segments
         self.end()
@@ -196,6 +206,10 @@ class SegmentStream:
             self.flush()
             self.ended = True
             self._queue.put_nowait(None)
+
+    @property
+    def text_options(self) -> TextOptions:
+        return TextOptions(self.normalize_malaysian, self.language)
 
     @property
     def pending_chars(self) -> int:
@@ -285,7 +299,7 @@ class SegmentStream:
                 elif event.kind == "started" and timeline is not None:
                     timeline.started()
                 elif event.kind == "done" and timeline is not None:
-                    await timeline.done(event.normalized)
+                    await timeline.done(event.normalized, event.spoken)
                 elif event.kind == "error":
                     self.outcome = "failed-segment"  # the request fails with it (not a client gone)
                     raise event.error
@@ -352,7 +366,8 @@ class SegmentStream:
                         raise
                     await self._drained.wait()  # a look-ahead finds the server full: wait for its turn, then ask again
                     seg.slot = service.admit("stream")
-            seg.text = await service.normalize(raw, self.normalize_malaysian, self.language)
+            seg.spoken = await service.read(raw, self.text_options)
+            seg.text = seg.spoken.text
             if not seg.text:
                 if seg.slot is not None:
                     seg.slot.release()
@@ -447,7 +462,7 @@ class SegmentStream:
         u.sample_rate = job.sample_rate
         if job.stats.finish_reason == "length":
             u.cut_segments.append(seg.index)
-        return SegmentEvent("done", seg.index, seg.raw, seg.text, job=job)
+        return SegmentEvent("done", seg.index, seg.raw, seg.text, job=job, spoken=seg.spoken)
 
     # -- the end ----------------------------------------------------------------------------------
     def _end(self) -> None:

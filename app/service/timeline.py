@@ -9,6 +9,7 @@ import numpy as np
 
 from app.audio.output import AudioWriter
 from app.service.timing import SegmentTimings
+from app.text.offsets import Mapped
 
 
 class TimingSource(Protocol):
@@ -43,10 +44,14 @@ class Timeline:
         if self._keep:
             self._audio.append(chunk)
 
-    async def done(self, text: str) -> SegmentTimings:
+    async def done(self, text: str, spoken: Mapped | None = None) -> SegmentTimings:
+        """`spoken`: `text` with its map back to the text as sent (each timed word names the characters it came
+        from)."""
         end = self.writer.position(self.source)
         audio = np.concatenate(self._audio) if self._audio else None
         self._audio.clear()
         timings = await self.service.segment_timings(text, audio, start=self.start, end=end, rate=self.writer.rate)
+        if spoken is not None and spoken.text == text:
+            timings = timings.named(spoken.spans)
         self.segments.append(timings)
         return timings

@@ -63,9 +63,10 @@ from app.observability.logs import clip
 from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.segments import SegmentStream
+from app.service.sent_timing import segment_as_sent, sent_timings
 from app.service.speech import SpeechService
 from app.service.timeline import Timeline
-from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment, estimated
+from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
@@ -285,14 +286,15 @@ class ElevenLabsProtocol(Protocol):
         """A segment's alignment, once its audio is complete, on a message of its own (`audio` empty).
 
         `normalizedAlignment` is over the normalized text that was spoken, `alignment` over the text as sent
-        (its characters estimated over the same span: the normalizer may rewrite "RM5" as "lima ringgit").
+        (each sent word over the time of the spoken words it became: "RM5" over "lima ringgit"; estimated over
+        the same span where the words are not known).
         Times are in ms from the start of the message's chunk, as ElevenLabs documents; with
         `sync_alignment=true` (LiveKit's default) from the start of the context's audio, as LiveKit reads them.
         Each chunk is one segment, ending exactly where the next begins: summing the chunks' spans (pipecat)
         gives the context's clock."""
         t = event.timings
         base = 0 if self.opts.sync_alignment else t.start
-        original = estimated(event.text, start=t.start, end=t.end, rate=t.rate)
+        original = segment_as_sent(event.text, t)
         return {
             "audio": "",
             "isFinal": False,
@@ -415,10 +417,10 @@ def _writer(job: SegmentStream, output: ElevenLabsFormat, *, streaming: bool) ->
 
 def _alignments(timeline: Timeline, text: str) -> dict:
     """`normalized_alignment` over the spoken text (each segment placed where its audio is: the aligner's or the
-    estimate), `alignment` over the text as sent, spread over all the audio."""
+    estimate), `alignment` over the text as sent: each word over the time of the spoken words it became."""
     rate = timeline.writer.rate
     spoken = SegmentTimings.join(timeline.segments, rate)
-    sent = estimated(text, start=0, end=spoken.end, rate=rate)
+    sent = sent_timings(text, None, spoken)
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
 
