@@ -26,7 +26,7 @@ Span = tuple[int, int]
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # a word (as the timings count them): one CJK character with the punctuation after it, or a run of non-spaces
 _WORD = re.compile(rf"[{_CJK}][^\s{_CJK}\w]*|[^\s{_CJK}]+")
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W_]+|[^\s]")
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|[^\s]")
 
 
 @dataclass(frozen=True)
