@@ -236,8 +236,9 @@ def iter_whole_text_segments(text: str, *, max_chars: int, first_max_chars: int)
 
     current: Segment | None = None
     first = True
+    lead = len(text) - len(text.lstrip())  # white space before the first word is never pushed
     for piece in pieces():
-        piece = Segment(piece, [src[o] for o in piece.offsets])
+        piece = Segment(piece, [src[lead + o] for o in piece.offsets])
         if cjk:
             piece = _without_cjk_spaces(piece)
         if current is None:

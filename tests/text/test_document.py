@@ -29,7 +29,7 @@ class Spelled(SpanType):
         return Mapped.join([Mapped(c, (s,)) for c, s in letters], " ")
 
 
-SOURCE = "Dr. Tan owes RM5.50 on 3/4. Your code is AB 12. Thank you."
+SOURCE = "Dr. Tan owes RM5.50 on 3/4. Your code is AB 12 Thank you 3 times."
 
 
 def document() -> TextDocument:
@@ -68,7 +68,7 @@ def test_the_normalizer_reads_the_kind_and_maps_it_back(normalizer: Normalizer) 
     assert [SOURCE[a:b] for _, _, _, (a, b) in spoken[1].words()] == ["A", "B", "1", "2"]
     word, _, _, source = spoken[0].words()[0]
     assert word in ("doktor", "doctor") and SOURCE[source[0] : source[1]] == "Dr."
-    assert spoken[2].text == "Thank you."  # its language hint, "en"
+    assert spoken[2].text == "Thank you three times."  # its language hint, "en"
 
 
 def test_timings_and_alignment_name_the_source(normalizer: Normalizer) -> None:
