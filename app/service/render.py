@@ -90,7 +90,7 @@ class Renderer:
                 if event.kind == "started" and timeline is not None:
                     timeline.started()
                 elif event.kind == "done" and timeline is not None:
-                    timings = await timeline.done(event.normalized)
+                    timings = await timeline.done(event.normalized, event.spoken)
                 elif event.kind == "error" and one_request:
                     error = stream.fail(event)
                     yield Piece(await writer.afinish(), event)  # what was delivered stays playable
@@ -118,7 +118,7 @@ class Renderer:
                 elif event.kind == "started" and timeline is not None:
                     timeline.started()
                 elif event.kind == "done" and timeline is not None:
-                    await timeline.done(event.normalized)
+                    await timeline.done(event.normalized, event.spoken)
                 elif event.kind == "error":
                     raise stream.fail(event)
             stream.check_spoken()

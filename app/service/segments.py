@@ -35,7 +35,10 @@ from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import require_speech
 from app.service.voice import Voice
 from app.settings import StreamingSettings
-from app.text.segmenter import TextSegmenter, iter_whole_text_segments
+from app.text.document import TextDocument
+from app.text.offsets import Mapped
+from app.text.options import TextOptions
+from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
 
 
 class SegmentMaker(Protocol):
@@ -43,7 +46,7 @@ class SegmentMaker(Protocol):
 
     streaming: StreamingSettings
 
-    async def normalize(self, text: str, malaysian: bool, language: str = "auto") -> str: ...
+    async def read(self, text: str, options: TextOptions) -> Mapped: ...
 
     async def prepare_segment(
         self, voice: Voice, text: str, gen: ResolvedGeneration, *, context: SpeechContext | None = None, param: str = ...
@@ -64,6 +67,7 @@ class SegmentEvent:
     audio: np.ndarray | None = None
     job: SynthesisJob | None = None
     error: TTSError | None = None
+    spoken: Mapped | None = None  # `normalized` with its map back to the text as sent (`done` events)
 
     @property
     def finish_reason(self) -> str | None:
@@ -90,12 +94,17 @@ class TextFeed:
         self.usage.input_chars += len(text)
         self._enqueue(self.segmenter.push(text, time.monotonic()))
 
-    def speak(self, text: str) -> None:
-        """A whole text (an HTTP request): its first segment queued and the input ended; the rest of the text is
+    def speak(self, text: str | TextDocument) -> None:
+        """A whole text (an HTTP request) or document: its first segment queued and the input ended; the rest is
         cut as the stream reaches it, once the first audio is out."""
-        self.usage.input_chars += len(text)
         s = self.streaming
-        segments = iter_whole_text_segments(text, max_chars=s.segment_max_chars, first_max_chars=s.first_segment_chars)
+        sizes = {"max_chars": s.segment_max_chars, "first_max_chars": s.first_segment_chars}
+        if isinstance(text, TextDocument):
+            self.usage.input_chars += len(text.source)
+            segments = iter_document_segments(text, **sizes)
+        else:
+            self.usage.input_chars += len(text)
+            segments = iter_whole_text_segments(text, **sizes)
         self._enqueue(list(islice(segments, 1)))
         self._rest = segments
         self.end()
@@ -159,6 +168,7 @@ class _Segment:
     index: int
     raw: str
     text: str = ""
+    spoken: Mapped | None = None
     job: SynthesisJob | None = None
     synthesis: Synthesis | None = None
     slot: Slot | None = None
@@ -224,6 +234,10 @@ class SegmentStream:
         self.outcome = "failed"
         self.last_job: SynthesisJob | None = None  # the last segment spoken
         self._spoken: list[str] = []  # the normalized text of each segment spoken
+
+    @property
+    def text_options(self) -> TextOptions:
+        return TextOptions(self.normalize_malaysian, self.language)
 
     @property
     def spoken_text(self) -> str:
@@ -331,7 +345,8 @@ class SegmentStream:
         seg = _Segment(self._index, raw)
         try:
             seg.slot = await self.admission.acquire(self._drained.wait, first=self._open == 0)
-            seg.text = await service.normalize(raw, self.normalize_malaysian, self.language)
+            seg.spoken = await service.read(raw, self.text_options)
+            seg.text = seg.spoken.text
             if not seg.text:
                 seg.release()
                 return None
@@ -384,7 +399,7 @@ class SegmentStream:
         self.last_job = job
         self._spoken.append(job.text)
         self.usage.add(job)
-        yield SegmentEvent("done", seg.index, seg.raw, seg.text, job=job)
+        yield SegmentEvent("done", seg.index, seg.raw, seg.text, job=job, spoken=seg.spoken)
 
     async def _finish(self, seg: _Segment) -> None:
         """A segment delivered (or dropped): its backend request closed, its slot and place given back."""

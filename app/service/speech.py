@@ -37,6 +37,8 @@ from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
 from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
 from app.text.executor import SPEECH, TOOL
+from app.text.offsets import Mapped
+from app.text.options import TextOptions
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,10 @@ class SpeechService:
     async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
         return await self.text_input.normalize(text, malaysian, language, priority=priority)
+
+    async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
+        """`normalize` for a segment: the text as it will be prompted, with its map back to the text as sent."""
+        return await self.text_input.speak(text, options, priority=priority)
 
     async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""

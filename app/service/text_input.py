@@ -12,7 +12,10 @@ from typing import Protocol
 
 from app.errors import InvalidRequestError
 from app.prompts import strip_control_tokens
+from app.text.document import Reading, readings, segment_of
 from app.text.executor import SPEECH, PriorityExecutor
+from app.text.offsets import Mapped, Tracker, carry, sub, tracking
+from app.text.options import TextOptions
 
 # A str holding a code point of U+D800-U+DFFF is not Unicode text (JSON's "\ud800" alone, or a broken pair).
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -78,6 +81,33 @@ class TextInput:
         text = without_invisible(_SURROGATE.sub("", text))  # the request models refuse surrogates; never prompted
         text = await self._pool.run(priority, self.normalizer.normalize, text, malaysian, language)
         return strip_control_tokens(text)
+
+    async def speak(
+        self, text: str, options: TextOptions, *, priority: int = SPEECH, param: str = "input"
+    ) -> Mapped:
+        """`normalize` for a segment (a `Segment` from app.text.segmenter, or a plain text): the same text, with
+        the map of each of its characters back to the text as sent (the segment's source offsets)."""
+        self.check(text, param)
+        reads = [Reading(_cleaned(r.text), r.language, r.normalized) for r in readings(segment_of(text))]
+        speak = getattr(self.normalizer, "speak", None)
+        if speak is not None:
+            spoken = await self._pool.run(priority, speak, reads, options)
+        else:  # a normalizer of plain text only (a test's): the map carried over by a diff
+            given = Mapped.join([r.text for r in reads], "")
+            out = await self._pool.run(
+                priority, self.normalizer.normalize, given.text, options.normalize_malaysian, options.language
+            )
+            spoken = Mapped(out, tuple(carry(given.text, given.spans, out)))
+        tracker = Tracker(spoken.text, spoken.spans)
+        tracker.follow(strip_control_tokens(spoken.text))
+        return tracker.mapped()
+
+
+def _cleaned(text: Mapped) -> Mapped:
+    """`text` without surrogates, control characters and bidi controls (the request models refuse surrogates)."""
+    with tracking(Tracker(text.text, text.spans)) as tracker:
+        sub(_INVISIBLE, "", sub(_SURROGATE, "", text.text))
+    return tracker.mapped()
 
 
 def require_speech(text: str, param: str) -> str:

@@ -12,6 +12,7 @@ from app.align.result import CharSpan
 from app.audio.output import AudioWriter
 from app.engine.errors import EngineError
 from app.service.timing import SegmentTimings, aligned, estimated
+from app.text.offsets import Mapped
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,14 @@ class Timeline:
         if self._keep:
             self._audio.append(chunk)
 
-    async def done(self, text: str) -> SegmentTimings:
+    async def done(self, text: str, spoken: Mapped | None = None) -> SegmentTimings:
+        """`spoken`: `text` with its map back to the text as sent (each timed word names the characters it came
+        from)."""
         end = self.writer.position(self.source)
         audio = np.concatenate(self._audio) if self._audio else None
         self._audio.clear()
         timings = await self.service.segment_timings(text, audio, start=self.start, end=end, rate=self.writer.rate)
+        if spoken is not None and spoken.text == text:
+            timings = timings.named(spoken.spans)
         self.segments.append(timings)
         return timings

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from app.text.offsets import covering
 
 Source = Literal["estimated", "aligned"]
 
@@ -52,6 +54,7 @@ class Word:
     text: str
     start: int  # samples from the start of the context's audio
     end: int
+    source: tuple[int, int] | None = None  # the characters of the text as sent that it came from (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,13 @@ class SegmentTimings:
     ends: tuple[int, ...]
     rate: int
     source: Source
+    sources: tuple[tuple[int, int], ...] | None = None  # per character of `text`: the range of the text as sent
+
+    def named(self, sources: Sequence[tuple[int, int]] | None) -> SegmentTimings:
+        """These timings with each character's range of the text as sent (`Mapped.spans` of `text`)."""
+        if sources is None or len(sources) != len(self.text):
+            return self
+        return replace(self, sources=tuple(sources))
 
     def words(self) -> list[Word]:
         """Every word of `text` once, in order: runs of non-space characters, each CJK character alone. A word
@@ -75,7 +85,8 @@ class SegmentTimings:
             last = m.end() - 1
             while last > m.start() and unicodedata.category(self.text[last])[0] in "PS":
                 last -= 1
-            out.append(Word(m.group(), self.starts[m.start()], self.ends[last]))
+            src = covering(self.sources[m.start() : m.end()]) if self.sources is not None else None
+            out.append(Word(m.group(), self.starts[m.start()], self.ends[last], src))
         return out
 
     def seconds(self, sample: int) -> float:
@@ -93,7 +104,14 @@ class SegmentTimings:
             starts += [p.start, *p.starts]
             ends += [p.start, *p.ends]
         source: Source = "aligned" if all(p.source == "aligned" for p in parts) else "estimated"
-        return cls(text, parts[0].start, parts[-1].end, tuple(starts), tuple(ends), rate, source)
+        named = None
+        if all(p.sources is not None for p in parts):  # the seam's space names the empty range after the one before
+            named = list(parts[0].sources or ())
+            for p in parts[1:]:
+                at = named[-1][1] if named else 0
+                named += [(at, at), *(p.sources or ())]
+        joined = cls(text, parts[0].start, parts[-1].end, tuple(starts), tuple(ends), rate, source)
+        return joined.named(named)
 
     def word_dicts(self) -> list[dict]:
         return [{"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)} for w in self.words()]

@@ -24,11 +24,15 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import groupby
 
 from app.text.chinese import HAN, ChineseReader, chinese_numbers
+from app.text.document import Reading
 from app.text.langdetect import ENGLISH, MALAY, Detection, LanguageDetector
 from app.text.markup import clean_markup, speakable, strip_unspeakable
+from app.text.offsets import Mapped, Tracker, follow, snapped, sub, tracking, untracked
+from app.text.options import LANGUAGES, TextOptions
 from app.text.overrides import Overrides
 from app.text.readers import EnglishReader, MalayReader, Reader
 from app.text.rules import calendar, chat, contact, dates, measures, money, numbers, ranges, roman, times, words
@@ -36,7 +40,6 @@ from app.text.sentences import SentenceSplitter
 
 __all__ = ["LANGUAGES", "Normalizer", "clean_markup"]
 
-LANGUAGES = ("auto", "ms", "en", "zh")
 CHINESE = "zh"
 
 logger = logging.getLogger(__name__)
@@ -118,36 +121,72 @@ class Normalizer:
         nothing speakable is left (only control markers, emoji, punctuation). Never raises: on an
         internal error it logs and returns the cleaned input.
         """
-        if language not in LANGUAGES:
-            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        return self._spoken(str(text), TextOptions(malaysian, language), None)
+
+    def speak(self, readings: Sequence[Reading], options: TextOptions) -> Mapped:
+        """The spoken text of a segment's readings (`app.text.document.readings`), with the map back to the
+        source: each spoken word names the source words it came from. Consecutive readings with the same
+        language and rules are normalized as one text (a plain text: exactly as `normalize` reads it)."""
+        parts = []
+        for (language, normalized), group in groupby(readings, key=lambda r: (r.language, r.normalized)):
+            text = Mapped.join([r.text for r in group], "")
+            tracker = Tracker(text.text, text.spans)
+            if normalized:
+                tracker.follow(self._spoken(text.text, options.reading(language), tracker))
+            else:
+                tracker.follow(" ".join(text.text.split()))
+            parts.append(snapped(tracker.mapped(), text))
+        return Mapped.join([p for p in parts if p.text], " ")
+
+    def _spoken(self, text: str, options: TextOptions, tracker: Tracker | None) -> str:
+        """`normalize`'s work; a `tracker` over `text` (None: none) follows every rewrite."""
         try:
-            cleaned = clean_markup(strip_unspeakable(str(text)))
+            cleaned = clean_markup(strip_unspeakable(text))
         except Exception:
             logger.exception("markup cleanup failed; using the raw text")
-            cleaned = " ".join(str(text).split())
-        if not speakable(cleaned):
-            return ""
-        if not malaysian:
-            return cleaned
+            cleaned = " ".join(text.split())
+        if tracker is not None:
+            tracker.follow(cleaned)
+        if not speakable(cleaned) or not options.normalize_malaysian:
+            return cleaned if speakable(cleaned) else ""
+        saved = (tracker.text, list(tracker.spans)) if tracker is not None else None
         try:
-            spoken = self._speak(cleaned, language)
+            spoken = self._speak(cleaned, options.language, tracker)
+            if speakable(spoken):
+                return spoken
         except Exception:
             logger.exception("text normalization failed; using the cleaned text")
-            return cleaned
-        return spoken if speakable(spoken) else cleaned
+        if tracker is not None and saved is not None:
+            tracker.text, tracker.spans = saved
+        return cleaned
 
-    def _speak(self, text: str, language: str) -> str:
-        text = text.translate(_QUOTES)
+    def _speak(self, text: str, language: str, tracker: Tracker | None) -> str:
+        text = text.translate(_QUOTES)  # one character for one: the map holds
+        if tracker is not None:
+            tracker.text = text
         paragraph: list[Detection] = []
-        out = []
+        out, maps, pos = [], [], 0
         for sentence in self._splitter.split(text):
-            if language == CHINESE or HAN.search(sentence):
-                out.append(self._speak_chinese(sentence, language, text, paragraph))
-            elif not _mostly_latin(sentence):
-                out.append(sentence)  # Tamil, Arabic, Thai...: passes through untouched
-            else:
-                out.append(self._speak_latin(sentence, language, text, paragraph))
-        return _tidy(" ".join(out))
+            at = text.find(sentence, pos)
+            pos = at + len(sentence)
+            inner = Tracker(sentence, tracker.spans[at:pos]) if tracker is not None else None
+            with tracking(inner):
+                if language == CHINESE or HAN.search(sentence):
+                    with untracked():  # its Latin runs are read apart: followed by a diff at the end
+                        spoken = self._speak_chinese(sentence, language, text, paragraph)
+                elif not _mostly_latin(sentence):
+                    spoken = sentence  # Tamil, Arabic, Thai...: passes through untouched
+                else:
+                    spoken = self._speak_latin(sentence, language, text, paragraph)
+            out.append(spoken)
+            if inner is not None:
+                inner.follow(spoken)
+                maps.append(inner.mapped())
+        if tracker is not None:
+            joined = Mapped.join(maps, " ")
+            tracker.text, tracker.spans = joined.text, list(joined.spans)
+        with tracking(tracker):
+            return _tidy(" ".join(out))
 
     def _speak_latin(self, sentence: str, language: str, text: str, paragraph: list[Detection]) -> str:
         sentence = self._chat.common(sentence)
@@ -157,13 +196,14 @@ class Normalizer:
             found = self._detector.detect(sentence)
             if found.margin < _SURE:
                 if not paragraph:
-                    paragraph.append(self._detector.detect(self._chat.common(text)))
+                    with untracked():
+                        paragraph.append(self._detector.detect(self._chat.common(text)))
                 if paragraph[0].margin >= _SURE:
                     found = paragraph[0]
             lang = found.lang
         reader = self._readers[lang]
         for step in self._steps:
-            sentence = step(sentence, reader)
+            sentence = follow(step(sentence, reader))
         return sentence
 
     def _speak_chinese(self, sentence: str, language: str, text: str, paragraph: list[Detection]) -> str:
@@ -196,6 +236,6 @@ def _mostly_latin(sentence: str) -> bool:
 
 
 def _tidy(text: str) -> str:
-    text = _SPACES.sub(" ", text)
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-    return _DOUBLE_COMMA.sub(",", text).strip()
+    text = sub(_SPACES, " ", text)
+    text = sub(_SPACE_BEFORE_PUNCT, r"\1", text)
+    return follow(sub(_DOUBLE_COMMA, ",", text).strip())

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from app.text.offsets import sub
+
 LANGS = ("ms", "en")
 _AFTER_NUMBER = re.compile(r"[0-9]\s*$")
 _NAME_NEXT = re.compile(r"\s+[A-Z]")
@@ -102,7 +104,7 @@ class Overrides:
             # "... Sdn. Bhd." at the end: the abbreviation's dot also ends the sentence.
             return found + "." if match.group().endswith(".") and match.end() == len(text) else found
 
-        return table.pattern.sub(spoken, text)
+        return sub(table.pattern, spoken, text)
 
 
 def _compile(keys: list[str]) -> re.Pattern[str] | None:

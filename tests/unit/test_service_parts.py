@@ -32,6 +32,8 @@ from app.service.segment_policy import PerSegment
 from app.service.segments import SegmentStream
 from app.service.synthesis import SynthesisJob
 from app.service.text_input import TextInput, require_speech
+from app.text.offsets import Mapped, carry
+from app.text.options import TextOptions
 from app.text.segmenter import TextSegmenter
 
 
@@ -212,6 +214,10 @@ class StandInService:
 
     async def normalize(self, text: str, malaysian: bool, language: str) -> str:
         return "".join(c for c in text if c.isalnum() or c == " ").strip()
+
+    async def read(self, text: str, options: TextOptions) -> Mapped:
+        out = await self.normalize(text, options.normalize_malaysian, options.language)
+        return Mapped(out, tuple(carry(text, [(i, i + 1) for i in range(len(text))], out)))
 
     async def prepare_segment(self, voice, text, gen, *, context=None, param="input") -> SynthesisJob:
         self.contexts.append(context)

@@ -46,8 +46,9 @@ from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_f
 from app.errors import InvalidRequestError, TTSError
 from app.observability.logs import clip
 from app.service.requests import GenerationFields
+from app.service.sent_timing import segment_as_sent
 from app.service.speech import SpeechService
-from app.service.timing import elevenlabs_alignment, estimated
+from app.service.timing import elevenlabs_alignment
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
 
@@ -267,14 +268,15 @@ class ElevenLabsProtocol(Protocol):
         """A segment's alignment, once its audio is complete, on a message of its own (`audio` empty).
 
         `normalizedAlignment` is over the normalized text that was spoken, `alignment` over the text as sent
-        (its characters estimated over the same span: the normalizer may rewrite "RM5" as "lima ringgit").
+        (each sent word over the time of the spoken words it became: "RM5" over "lima ringgit"; estimated over
+        the same span where the words are not known).
         Times are in ms from the start of the message's chunk, as ElevenLabs documents; with
         `sync_alignment=true` (LiveKit's default) from the start of the context's audio, as LiveKit reads them.
         Each chunk is one segment, ending exactly where the next begins: summing the chunks' spans (pipecat)
         gives the context's clock."""
         t = event.timings
         base = 0 if self.opts.sync_alignment else t.start
-        original = estimated(event.text, start=t.start, end=t.end, rate=t.rate)
+        original = segment_as_sent(event.text, t)
         return {
             "audio": "",
             "isFinal": False,

@@ -41,8 +41,9 @@ from app.errors import InvalidRequestError, NotFoundError, NotReadyError
 from app.service.principal import Principal
 from app.service.render import Piece, Prepared, Renderer
 from app.service.requests import NOT_BLANK, Delivery, SpeechRequest
+from app.service.sent_timing import sent_timings
 from app.service.speech import SpeechService
-from app.service.timing import SegmentTimings, elevenlabs_http_alignment, estimated
+from app.service.timing import SegmentTimings, elevenlabs_http_alignment
 from app.service.voices import Voices
 
 router = APIRouter()
@@ -143,9 +144,9 @@ async def prepare(
 
 def alignments(segments: list[SegmentTimings], rate: int, text: str) -> dict:
     """`normalized_alignment` over the spoken text (each segment placed where its audio is: the aligner's or the
-    estimate), `alignment` over the text as sent, spread over all the audio."""
+    estimate), `alignment` over the text as sent: each word over the time of the spoken words it became."""
     spoken = SegmentTimings.join(segments, rate)
-    sent = estimated(text, start=0, end=spoken.end, rate=rate)
+    sent = sent_timings(text, None, spoken)
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
@@ -43,4 +44,4 @@ def hijri_years(text: str, r: Reader) -> str:
             spoken += f" {western}" if western else ""
         return spoken
 
-    return _HIJRI.sub(speak, text)
+    return sub(_HIJRI, speak, text)

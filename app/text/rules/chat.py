@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 
 _ELONGATED = re.compile(r"(?<![\w@./-])[A-Za-z]*([a-z])\1\1[A-Za-z]*(?![\w@/-]|\.\w)")
@@ -91,19 +92,19 @@ class ChatSpelling:
     def common(self, text: str) -> str:
         """Elongation, the "x" prefix and Manglish shortforms: before language detection."""
         if _RUN.search(text):
-            text = _ELONGATED.sub(self._collapse, text)
+            text = sub(_ELONGATED, self._collapse, text)
         if "x" in text:
-            text = _X_PREFIX.sub(self._x_prefix, text)
-            text = _X_WORD.sub("tak", text)
+            text = sub(_X_PREFIX, self._x_prefix, text)
+            text = sub(_X_WORD, "tak", text)
         if self._common_pattern is not None:
-            text = self._common_pattern.sub(lambda m: _cased(self._common[m.group().lower()], m.group()), text)
+            text = sub(self._common_pattern, lambda m: _cased(self._common[m.group().lower()], m.group()), text)
         return text
 
     def __call__(self, text: str, r: Reader) -> str:
         """Malay shortforms, in Malay sentences."""
         if r.lang != "ms" or self._malay_pattern is None:
             return text
-        return self._malay_pattern.sub(lambda m: _cased(self._malay[m.group().lower()], m.group()), text)
+        return sub(self._malay_pattern, lambda m: _cased(self._malay[m.group().lower()], m.group()), text)
 
 
 def _cased(spoken: str, written: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -83,7 +84,7 @@ def emails(text: str, r: Reader) -> str:
         local, _, domain = m.group().partition("@")
         return f"{_speak_chunk(local, r)} {r.word('at')} {_speak_host(domain, r)}"
 
-    return _EMAIL.sub(speak, text)
+    return sub(_EMAIL, speak, text)
 
 
 def urls(text: str, r: Reader) -> str:
@@ -94,8 +95,8 @@ def urls(text: str, r: Reader) -> str:
         url, tail = _split_trailing(m.group())
         return _speak_url(url, r) + tail
 
-    text = _URL.sub(speak, text)
-    return _DOMAIN.sub(speak, text)
+    text = sub(_URL, speak, text)
+    return sub(_DOMAIN, speak, text)
 
 
 def _group_digits(digits: str) -> list[str]:
@@ -131,8 +132,8 @@ def phones(text: str, r: Reader) -> str:
         spoken = ", ".join(r.digits(g) for g in groups)
         return f"{r.word('plus')} {spoken}" if plus else spoken
 
-    return _PHONE.sub(speak, text)
+    return sub(_PHONE, speak, text)
 
 
 def ic_numbers(text: str, r: Reader) -> str:
-    return _IC.sub(lambda m: ", ".join(r.digits(g) for g in m.group().split("-")), text)
+    return sub(_IC, lambda m: ", ".join(r.digits(g) for g in m.group().split("-")), text)

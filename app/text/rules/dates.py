@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
@@ -83,7 +84,7 @@ def dates(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
     if "." in text:
-        text = _SALE_DAY.sub(lambda m: f"{m.group(1)}{m.group(2)}{r.cardinal(int(m.group(3)))} {r.cardinal(int(m.group(3)))}", text)
+        text = sub(_SALE_DAY, lambda m: f"{m.group(1)}{m.group(2)}{r.cardinal(int(m.group(3)))} {r.cardinal(int(m.group(3)))}", text)
 
     def numeric(m: re.Match[str]) -> str:
         first, sep, second, year = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
@@ -123,8 +124,8 @@ def dates(text: str, r: Reader) -> str:
     def month_year(m: re.Match[str]) -> str:
         return f"{month_name(month_number(m.group(1)), r)} {r.year(int(m.group(2)))}"
 
-    text = _NUMERIC.sub(numeric, text)
-    text = _ISO.sub(iso, text)
-    text = _DAY_MONTH.sub(day_month, text)
-    text = _MONTH_DAY.sub(month_day, text)
-    return _MONTH_YEAR.sub(month_year, text)
+    text = sub(_NUMERIC, numeric, text)
+    text = sub(_ISO, iso, text)
+    text = sub(_DAY_MONTH, day_month, text)
+    text = sub(_MONTH_DAY, month_day, text)
+    return sub(_MONTH_YEAR, month_year, text)

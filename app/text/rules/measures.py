@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
@@ -140,13 +141,13 @@ def _scaled(m: re.Match[str], r: Reader) -> str:
 
 def measures(text: str, r: Reader) -> str:
     if has_digit(text):
-        text = _PERCENT.sub(lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
-        text = _UNIT.sub(lambda m: _unit(m, r), text)
+        text = sub(_PERCENT, lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
+        text = sub(_UNIT, lambda m: _unit(m, r), text)
         if "c" in text or "C" in text:
-            text = _BARE_CELSIUS.sub(lambda m: _celsius(m, text, r), text)
-        text = _SCALED.sub(lambda m: _scaled(m, r), text)
-        text = _TIMES.sub(lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
-        text = _BY.sub(lambda m: f"{r.number(m.group(1))} {'darab' if r.lang == 'ms' else 'by'} ", text)
+            text = sub(_BARE_CELSIUS, lambda m: _celsius(m, text, r), text)
+        text = sub(_SCALED, lambda m: _scaled(m, r), text)
+        text = sub(_TIMES, lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
+        text = sub(_BY, lambda m: f"{r.number(m.group(1))} {'darab' if r.lang == 'ms' else 'by'} ", text)
     if "/" in text:
-        text = _PER.sub(lambda m: f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}", text)
+        text = sub(_PER, lambda m: f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}", text)
     return text

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
@@ -138,6 +139,6 @@ def money(text: str, r: Reader) -> str:
         return speak_amount(m.group("amount"), m.group("scale"), _PREFIXES[m.group("cur")], r)
 
     if "@" in text:
-        text = _AT_PRICE.sub("pada " if r.lang == "ms" else "at ", text)  # "3 baju @ RM20": each at
-    text = _MONEY.sub(prefixed, text)
-    return _MONEY_SUFFIX.sub(suffixed, text)
+        text = sub(_AT_PRICE, "pada " if r.lang == "ms" else "at ", text)  # "3 baju @ RM20": each at
+    text = sub(_MONEY, prefixed, text)
+    return sub(_MONEY_SUFFIX, suffixed, text)

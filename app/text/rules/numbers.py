@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader, en_ordinal, pluralize_last
 from app.text.rules import has_digit
 from app.text.rules.dates import speak_date
@@ -87,24 +88,24 @@ def ordinals(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
     if "hb" in text:  # "25hb": the 25th day of the month
-        text = _HARIBULAN.sub(lambda m: f"{r.cardinal(int(m.group(1)))} haribulan", text)
+        text = sub(_HARIBULAN, lambda m: f"{r.cardinal(int(m.group(1)))} haribulan", text)
 
     def malay(m: re.Match[str]) -> str:
         n = int(m.group(2))
         word = r.ordinal(n)
         return word.capitalize() if m.group(1) == "K" else word
 
-    text = _ORDINAL_MS.sub(malay, text)
+    text = sub(_ORDINAL_MS, malay, text)
     # Written with an English suffix ("3rd"), the ordinal is spoken in English in both languages.
-    text = _ORDINAL_EN.sub(lambda m: en_ordinal(int(m.group(1))), text)
-    return _NUMBER_SIGN.sub(lambda m: r.word("number") + " ", text)
+    text = sub(_ORDINAL_EN, lambda m: en_ordinal(int(m.group(1))), text)
+    return sub(_NUMBER_SIGN, lambda m: r.word("number") + " ", text)
 
 
 def years(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
     if r.lang == "ms":
-        return _DECADE_MS.sub(lambda m: pluralize_last(r.cardinal(int(m.group(1))), "ms"), text)
+        return sub(_DECADE_MS, lambda m: pluralize_last(r.cardinal(int(m.group(1))), "ms"), text)
 
     def decade(m: re.Match[str]) -> str:
         digits = m.group(2) + "0"
@@ -112,7 +113,7 @@ def years(text: str, r: Reader) -> str:
             return pluralize_last(r.cardinal(int(digits)), "en")
         return pluralize_last(r.year(int(digits)), "en")
 
-    text = _DECADE_EN.sub(decade, text)
+    text = sub(_DECADE_EN, decade, text)
 
     def year(m: re.Match[str]) -> str:
         before = _PREV_WORD.search(text, 0, m.start())
@@ -125,13 +126,13 @@ def years(text: str, r: Reader) -> str:
             return r.year(int(m.group(1)))
         return m.group()
 
-    return _YEAR.sub(year, text)
+    return sub(_YEAR, year, text)
 
 
 def fractions(text: str, r: Reader) -> str:
     """Fractions ("2/3" -> "dua per tiga" / "two thirds"), day/month dates ("31/12", "pada 10/4"), ratios ("16:9")."""
     if ":" in text:
-        text = _RATIO.sub(
+        text = sub(_RATIO,
             lambda m: f"{r.cardinal(int(m.group(1)))} {r.word('ratio')} {r.cardinal(int(m.group(2)))}", text
         )
     if "/" not in text:
@@ -164,7 +165,7 @@ def fractions(text: str, r: Reader) -> str:
             return _en_fraction(num, den, r)
         return f"{spoken_num} over {r.cardinal(den)}"
 
-    return _FRACTION.sub(speak, text)
+    return sub(_FRACTION, speak, text)
 
 
 def _speak_alnum_piece(piece: str, r: Reader) -> str:
@@ -186,15 +187,15 @@ def alphanumerics(text: str, r: Reader) -> str:
     def speak(m: re.Match[str]) -> str:
         return " ".join(_speak_alnum_piece(p, r) for p in _ALNUM_PIECE.findall(m.group()))
 
-    return _ALNUM.sub(speak, text)
+    return sub(_ALNUM, speak, text)
 
 
 def plain_numbers(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
     point = r.word("version_point")
-    text = _POSTCODE.sub(lambda m: r.digits(m.group()), text)
-    text = _VERSION.sub(lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
+    text = sub(_POSTCODE, lambda m: r.digits(m.group()), text)
+    text = sub(_VERSION, lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
 
     def speak(m: re.Match[str]) -> str:
         written = m.group()
@@ -204,4 +205,4 @@ def plain_numbers(text: str, r: Reader) -> str:
                 return r.digits(written)
         return r.number(written)
 
-    return _PLAIN.sub(speak, text)
+    return sub(_PLAIN, speak, text)

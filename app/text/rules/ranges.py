@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 
 _NUMERIC_RANGE = re.compile(
@@ -47,8 +48,8 @@ def _year_range(m: re.Match[str], r: Reader) -> str:
 def ranges(text: str, r: Reader) -> str:
     to = r.word("to")
     if "-" in text or "–" in text or "—" in text or "~" in text:
-        text = _EVEN.sub(r"\1 \1", text)
-        text = _YEAR_RANGE.sub(lambda m: _year_range(m, r), text)
+        text = sub(_EVEN, r"\1 \1", text)
+        text = sub(_YEAR_RANGE, lambda m: _year_range(m, r), text)
 
         def dash(m: re.Match[str]) -> str:
             if _SCORE.search(text, 0, m.start()):
@@ -57,6 +58,6 @@ def ranges(text: str, r: Reader) -> str:
                 return f" {r.word('dash')} "
             return f" {to} "
 
-        text = _NUMERIC_RANGE.sub(dash, text)
-        text = _DAY_RANGE.sub(lambda m: f"{_DAY_LOOKUP[m.group(1)]} {to} {_DAY_LOOKUP[m.group(2)]}", text)
+        text = sub(_NUMERIC_RANGE, dash, text)
+        text = sub(_DAY_RANGE, lambda m: f"{_DAY_LOOKUP[m.group(1)]} {to} {_DAY_LOOKUP[m.group(2)]}", text)
     return text

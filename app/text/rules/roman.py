@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 
 _VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
@@ -70,7 +71,7 @@ def roman_numerals(text: str, r: Reader) -> str:
         spoken = _malay_ordinal(n, r) if r.lang == "ms" else f"the {r.ordinal(n)}"
         return f"{title}{m.group(2)} {spoken}"
 
-    text = _KE.sub(ke, text)
-    text = _WAR.sub(war, text)
-    text = _AFTER_WORD.sub(numbered, text)
-    return _REGNAL.sub(regnal, text)
+    text = sub(_KE, ke, text)
+    text = sub(_WAR, war, text)
+    text = sub(_AFTER_WORD, numbered, text)
+    return sub(_REGNAL, regnal, text)

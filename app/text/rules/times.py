@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
@@ -121,7 +122,7 @@ def times(text: str, r: Reader) -> str:
         hour_text, minute = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
         return prefix + speak_time(int(hour_text), int(minute), 0, r, "24h")
 
-    text = _AMPM.sub(ampm, text)
-    text = _MILITARY.sub(military, text)
-    text = _DOTTED.sub(dotted, text)
-    return _CLOCK.sub(clock, text)
+    text = sub(_AMPM, ampm, text)
+    text = sub(_MILITARY, military, text)
+    text = sub(_DOTTED, dotted, text)
+    return sub(_CLOCK, clock, text)

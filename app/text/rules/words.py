@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from app.text.offsets import sub
 from app.text.readers import Reader
 
 _AMPERSAND = re.compile(r"\s*&\s*")
@@ -37,32 +38,32 @@ _CONSONANT_RUN = re.compile(r"[^AEIOUY]{4,}")
 
 
 def symbols(text: str, r: Reader) -> str:
-    text = _LIST_SEP.sub(", ", text)
+    text = sub(_LIST_SEP, ", ", text)
     if "&" in text:
-        text = _AMPERSAND.sub(f" {r.word('and')} ", text)
+        text = sub(_AMPERSAND, f" {r.word('and')} ", text)
     if "/" in text:
-        text = re.sub(r"\b(dan|and)/(atau|or)\b", r"\1 \2", text)
-        text = _CODES_SLASH.sub(r"\1 \2", text)
-        text = _SLASH.sub(f" {r.word('or')} ", text)
+        text = sub(r"\b(dan|and)/(atau|or)\b", r"\1 \2", text)
+        text = sub(_CODES_SLASH, r"\1 \2", text)
+        text = sub(_SLASH, f" {r.word('or')} ", text)
     if "+" in text:
-        text = _TRAILING_PLUS.sub(" lebih" if r.lang == "ms" else " plus", text)
-        text = _PLUS.sub(r.word("plus"), text)
+        text = sub(_TRAILING_PLUS, " lebih" if r.lang == "ms" else " plus", text)
+        text = sub(_PLUS, r.word("plus"), text)
     if "=" in text:
-        text = _EQUALS.sub(f" {r.word('equals')} ", text)
+        text = sub(_EQUALS, f" {r.word('equals')} ", text)
     if "~" in text:
-        text = _TILDE.sub(f"{r.word('about')} ", text)
+        text = sub(_TILDE, f"{r.word('about')} ", text)
     if "@" in text:
         # "Siti binti Ahmad @ Hassan": in Malay names "@" means alias.
-        text = _ALIAS.sub(" alias " if r.lang == "ms" else " at ", text)
-        text = _AT.sub(f"{r.word('at')} ", text)
+        text = sub(_ALIAS, " alias " if r.lang == "ms" else " at ", text)
+        text = sub(_AT, f"{r.word('at')} ", text)
     if "%" in text:
-        text = _PERCENT.sub(f" {r.word('percent')}", text)
+        text = sub(_PERCENT, f" {r.word('percent')}", text)
     if "×" in text:
-        text = _MULTIPLY.sub(" darab " if r.lang == "ms" else " by ", text)
+        text = sub(_MULTIPLY, " darab " if r.lang == "ms" else " by ", text)
     if "°" in text:
-        text = _DEGREE.sub(f" {r.word('degree')} ", text)
+        text = sub(_DEGREE, f" {r.word('degree')} ", text)
     if "-" in text or "—" in text or "–" in text:
-        text = _DASH.sub(", ", text)
+        text = sub(_DASH, ", ", text)
     return text
 
 
@@ -70,7 +71,7 @@ def reduplication(text: str, r: Reader) -> str:
     """Malay "anak2" -> "anak-anak"; runs before letter-digit tokens are split."""
     if r.lang != "ms" or "2" not in text:
         return text
-    return _REDUPLICATION.sub(lambda m: f"{m.group(1)}-{m.group(1).lower()}", text)
+    return sub(_REDUPLICATION, lambda m: f"{m.group(1)}-{m.group(1).lower()}", text)
 
 
 def _pronounceable(word: str) -> bool:
@@ -98,7 +99,7 @@ def acronyms(text: str, r: Reader) -> str:
     if not _UPPER_PAIR.search(text):
         return text
     if not _shouting(text):
-        text = _CAPS_RUN.sub(_name, text)
+        text = sub(_CAPS_RUN, _name, text)
     shouting: list[bool] = []  # computed on the first capital word only
 
     def speak(m: re.Match[str]) -> str:
@@ -116,4 +117,4 @@ def acronyms(text: str, r: Reader) -> str:
             return letters.capitalize() + ("s" if plural else "")
         return " ".join(letters) + ("s" if plural else "")
 
-    return _CAPS.sub(speak, text)
+    return sub(_CAPS, speak, text)
