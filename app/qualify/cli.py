@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -106,10 +107,16 @@ def model_to_check(args: argparse.Namespace, name: str) -> str:
     return served.root
 
 
-def reference(args: argparse.Namespace) -> render.Reference:
+def reference(args: argparse.Namespace) -> render.Reference | None:
+    """--reference-audio, else a clip made with espeak-ng; None (the cloned-voice item then fails, saying why)
+    without either."""
     if args.reference_audio is not None:
         return render.Reference(args.reference_audio.read_bytes(), args.reference_text, str(args.reference_audio))
-    return render.espeak_reference(args.reference_text)
+    try:
+        return render.espeak_reference(args.reference_text)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        say(f"no clip to clone: {exc}")
+        return None
 
 
 def render_step(args: argparse.Namespace, client: httpx.Client, state: dict) -> list[render.Rendered]:

@@ -107,7 +107,7 @@ def request_for(item: Item, line: str, common: dict, voice: str, reference: Refe
     if not item.clone:
         return {"url": "/v1/audio/speech", "json": {**fields, "input": item.text, "voice": voice}}
     if reference is None:
-        raise ValueError("a cloned-voice item needs a reference clip")
+        raise ValueError("no clip to clone: give --reference-audio and --reference-text (or install espeak-ng)")
     form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
     form |= {"reference_text": reference.text, "generate_text": item.text}
     return {
