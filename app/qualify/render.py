@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -51,7 +51,6 @@ class Rendered:
     total_s: float | None = None
     audio_s: float | None = None
     error: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def rtf(self) -> float | None:
@@ -117,9 +116,29 @@ def request_for(item: Item, line: str, common: dict, voice: str, reference: Refe
     }
 
 
+def with_sizes(body: bytes) -> bytes:
+    """A streamed WAV (its sizes unknown when it was sent: the 0xFFFFFFFF placeholders) with the real sizes, the
+    header rewritten by the service's own writer, so that every player reads it to the end."""
+    from app.audio.pcm import wav_header
+
+    offset = wav_data_offset(body[:4096])
+    if offset is None or body[12:16] != b"fmt ":
+        raise ValueError("no WAV fmt and data chunks in the response")
+    tag, channels, rate = (
+        int.from_bytes(body[20:22], "little"),
+        int.from_bytes(body[22:24], "little"),
+        int.from_bytes(body[24:28], "little"),
+    )
+    bits = int.from_bytes(body[34:36], "little")
+    samples = body[offset:]
+    samples = samples[: len(samples) - len(samples) % (channels * bits // 8)]
+    return wav_header(rate, channels, bits, len(samples), tag) + samples
+
+
 def write_audio(folder: Path, name: str, body: bytes) -> tuple[str, str, float]:
-    """The WAV as received, and a 16-bit PCM copy to listen to (a browser may not play mu-law); (file, listen
-    file, seconds)."""
+    """The WAV as received (its sizes filled in), and a 16-bit PCM copy to listen to (a browser may not play
+    mu-law); (file, listen file, seconds)."""
+    body = with_sizes(body)
     (folder / f"{name}.wav").write_bytes(body)
     audio, rate = sf.read(io.BytesIO(body), dtype="float32")
     if sf.info(io.BytesIO(body)).subtype == "PCM_16":

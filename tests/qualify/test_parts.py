@@ -127,3 +127,18 @@ def test_the_listening_folder(tmp_path: Path) -> None:
     assert "<audio controls preload=none src='malay.24k.wav'>" in html and "Baki &lt;anda&gt;" in html
     assert "first audio 0.200 s" in html and "CER 0.50" in html and "HTTP 500" in html
     assert json.loads(data_path.read_text())["renders"][0]["cer"] == 0.5
+
+
+def test_a_streamed_wav_gets_its_sizes(tmp_path: Path) -> None:
+    from app.audio.pcm import WAVE_FORMAT_MULAW, wav_header
+    from app.qualify.render import with_sizes
+
+    streamed = wav_header(8000, bits=8, format_tag=WAVE_FORMAT_MULAW) + b"\x01\x02" * 100
+    assert int.from_bytes(streamed[4:8], "little") == 0xFFFFFFFF  # what the service streams
+    fixed = with_sizes(streamed)
+    assert fixed == wav_header(8000, bits=8, data_bytes=200, format_tag=WAVE_FORMAT_MULAW) + b"\x01\x02" * 100
+    (tmp_path / "a.wav").write_bytes(fixed)
+    info = sf.info(tmp_path / "a.wav")
+    assert (info.samplerate, info.subtype, info.frames) == (8000, "ULAW", 200)
+    with pytest.raises(ValueError, match="no WAV fmt and data chunks"):
+        with_sizes(b"RIFF")
