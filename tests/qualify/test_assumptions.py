@@ -89,3 +89,17 @@ def test_codec_geometry_against_the_service() -> None:
     broken = {c.name: c.detail for c in assumptions.check_codec(16_000, 320, 4_096) if not c.ok}
     assert broken == {"codec codebook": "4096 codes", "sample rate": "16000 Hz"}  # 16000 / 320 is still 50
     assert not assumptions.check_codec(24_000, 320, 65_536)[1].ok  # 75 tokens a second
+
+
+def test_a_model_that_never_ends_on_im_end_fails() -> None:
+    """vLLM stops on the tokenizer's and the generation config's end of sequence: <|im_end|> must be one."""
+    from types import SimpleNamespace
+
+    tokenizer = tiny_lm.build_tokenizer(speech_tokens=10)
+    config = SimpleNamespace(vocab_size=len(tokenizer))
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert assumptions.end_of_speech(assumptions.ModelFiles(tokenizer, config, (im_end,))).ok
+    tokenizer.eos_token = "<|im_start|>"
+    other = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    check = assumptions.end_of_speech(assumptions.ModelFiles(tokenizer, config, (other,)))
+    assert not check.ok and f"<|im_end|> is id {im_end}; end-of-sequence ids [{other}]" == check.detail
