@@ -578,7 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     if "service" not in skip:
         header("7. service", deadline)
         service_step(args, deadline)
-    say(f"\ngpu_check done in {time.monotonic() - start:.0f} s" + ("" if ok else " (wheel list INCOMPLETE or tts-qualify FAILED)"))
+    say(
+        f"\ngpu_check done in {time.monotonic() - start:.0f} s"
+        + ("" if ok else " (wheel list INCOMPLETE or tts-qualify FAILED)")
+    )
     return 0 if ok else 1
 
 
