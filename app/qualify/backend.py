@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.prompts import N_SPEECH_TOKENS, speech_prompt, speech_tokens_text
+from app.prompts import END_OF_TURN, N_SPEECH_TOKENS, speech_prompt, speech_tokens_text
 from app.qualify.assumptions import Check
 
 
@@ -89,4 +89,15 @@ def check_backend(
         if served is None:
             return [listed], None
         ids, base = speech_ids(client, name, local_base)
+        eos = eos if eos is not None else end_of_turn_id(client, name)
         return [listed, ids, short_generation(client, name, voice, base, eos)], served
+
+
+def end_of_turn_id(client: httpx.Client, name: str) -> int | None:
+    """vLLM's id of <|im_end|> (the model files were not read: `--steps` without `model`)."""
+    try:
+        tokens = client.post("/tokenize", json={"model": name, "prompt": END_OF_TURN, "add_special_tokens": False})
+        ids = tokens.json().get("tokens")
+    except (httpx.HTTPError, ValueError):
+        return None
+    return int(ids[0]) if isinstance(ids, list) and len(ids) == 1 else None

@@ -83,3 +83,18 @@ def test_tts_qualify_end_to_end(
     assert capacity["measured_streams"] == 2 and capacity["measured_cost_per_call_hour"] == pytest.approx(2.5 / 4)
     assert capacity["estimate"]["kv_bytes_per_token"] == 2 * 2 * 64 * 2 * 2  # the tiny model in bfloat16
     assert "streams per GPU, measured: 2" in printed and "cost per call-hour" in printed
+
+
+def test_the_backend_checks_alone_and_a_model_that_is_not_the_served_one(vllm_url: str) -> None:
+    """`--steps backend` (no model files read: the end-of-speech id comes from vLLM's /tokenize), and model files
+    whose speech ids differ from the served model's: a failure naming it."""
+    from app.qualify.backend import check_backend
+
+    checks, served = check_backend(vllm_url, "TTS-model", "husein")
+    assert [c.name for c in checks if not c.ok] == [] and served is not None and served.max_model_len
+    base = int(next(c for c in checks if c.name == "vLLM token ids").detail.split()[1].split("..")[0])
+    checks, _ = check_backend(vllm_url, "TTS-model", "husein", local_base=base + 1)
+    broken = {c.name: c.detail for c in checks if not c.ok}
+    assert broken == {"vLLM token ids": f"vLLM's <|s_0|> is {base}, the model files' {base + 1}: another model?"}
+    checks, served = check_backend(vllm_url, "no-such-model", "husein")
+    assert served is None and not checks[0].ok and "serves ['TTS-model']" in checks[0].detail
