@@ -18,11 +18,15 @@ others' time; the whole run keeps to `--budget-s`, default 470 s):
 5. aligner: `python -m benchmarks.aligner --size mms-300m --seconds 10 --batches 1,4,16` (the forced
    aligner's forward and Viterbi per audio-second, random weights of the MMS forced aligner's shape); needs
    transformers, which the GPU machine lacks unless carried (it is not in `.whl/`): then it says so and skips.
-6. service: `python -m benchmarks.service_bench --size full --concurrency 50,100,200 --api-workers 1,2,4`
+6. qualify: `tts-qualify` (`python -m app.qualify`, app/qualify/) against the stack already running with the real
+   model (`--qualify-api`, `--qualify-vllm`; `--qualify-args` for more, e.g. `--gpu-price-per-hour 2.5 --asr
+   MODEL`): the model checks, the contact-centre set at 24 kHz and 8 kHz mu-law into `--qualify-out`, the sweep and
+   the cost per call-hour. Skipped, saying so, when no service answers there (a lent machine without the weights).
+7. service: `python -m benchmarks.service_bench --size full --concurrency 50,100,200 --api-workers 1,2,4`
    (+ `--service-args`), its output printed as is, with whatever time is left (at least `--service-reserve-s`).
 
 `--dry-run` runs steps 1 to 5 on CPU in miniature (tiny codec, eager and compile, one cell each; the CUDA tests
-are collected and skip; CUDA graphs are listed as skipped) and prints the command of step 5, so a GPU session
+are collected and skip; CUDA graphs are listed as skipped) and prints the commands of steps 6 and 7, so a GPU session
 only spends device time on measurements.
 """
 
@@ -58,6 +62,7 @@ SERVICE_MODULES = (  # what the service part imports (the service process, the f
     "app.codec.checkpoint",
     "tools.fake_vllm",
     "benchmarks.service_bench",
+    "app.qualify.cli",  # tts-qualify (step 6)
     "uvicorn",
     "uvloop",  # tts-api runs uvicorn with loop="uvloop", http="httptools"
     "httptools",
@@ -436,7 +441,41 @@ def aligner_step(args: argparse.Namespace, deadline: float) -> None:
         say(f"aligner: FAILED or timed out (rc {rc})")
 
 
-# --- step 6: service ---------------------------------------------------------------------------------------
+# --- step 6: qualify ---------------------------------------------------------------------------------------
+def qualify_command(args: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, "-m", "app.qualify", "--api", args.qualify_api, "--vllm", args.qualify_vllm,
+        "--out", args.qualify_out, *shlex.split(args.qualify_args),
+    ]  # fmt: skip
+
+
+def answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=3.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def qualify_step(args: argparse.Namespace, deadline: float) -> bool:
+    """tts-qualify against the running stack; False when it ran and failed (a broken assumption, a failed render)."""
+    command = qualify_command(args)
+    say("$ " + shlex.join(command[1:]))
+    if args.dry_run:
+        say("(dry run: not started)")
+        return True
+    if not answers(f"{args.qualify_api}/ready"):
+        say(f"qualify: skipped, no service is ready at {args.qualify_api} (start the stack with the real model, then "
+            "rerun with --skip wheels,tests,decode,aligner,service)")  # fmt: skip
+        return True
+    left = deadline - time.monotonic() - args.service_reserve_s
+    rc = run_child(command, max(30.0, min(left, args.qualify_limit_s)))
+    say(f"qualify: {'ok' if rc == 0 else f'FAILED (exit {rc})'}; the listening folder: {args.qualify_out}/index.html")
+    return rc == 0
+
+
+# --- step 7: service ---------------------------------------------------------------------------------------
 def service_command(extra: str) -> list[str]:
     return [
         sys.executable,
@@ -496,7 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests-limit-s", type=float, default=120.0, help="limit of the cuda tests")
     parser.add_argument("--aligner-limit-s", type=float, default=60.0, help="limit of the aligner benchmark")
     parser.add_argument("--service-args", default="", help="extra arguments for service_bench")
-    parser.add_argument("--skip", default="", help="steps to skip: wheels,tests,decode,aligner,service")
+    parser.add_argument("--qualify-api", default="http://127.0.0.1:9091", help="the running service (step 6)")
+    parser.add_argument("--qualify-vllm", default="http://127.0.0.1:9093", help="the running vLLM (step 6)")
+    parser.add_argument("--qualify-out", default="gpu-qualify", help="tts-qualify's listening folder")
+    parser.add_argument("--qualify-args", default="", help="more tts-qualify arguments")
+    parser.add_argument("--qualify-limit-s", type=float, default=300.0, help="limit of tts-qualify")
+    parser.add_argument("--skip", default="", help="steps to skip: wheels,tests,decode,aligner,qualify,service")
     parser.add_argument("--decode-worker", nargs=6, metavar=("MODE", "DTYPE", "SIZE", "BATCHES", "WINDOWS", "OUT"))
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -527,10 +571,17 @@ def main(argv: list[str] | None = None) -> int:
     if "aligner" not in skip:
         header("5. aligner", deadline)
         aligner_step(args, deadline)
+    if "qualify" not in skip:
+        header("6. qualify", deadline)
+        qualified = qualify_step(args, deadline)
+        ok = ok and qualified
     if "service" not in skip:
-        header("6. service", deadline)
+        header("7. service", deadline)
         service_step(args, deadline)
-    say(f"\ngpu_check done in {time.monotonic() - start:.0f} s" + ("" if ok else " (wheel list INCOMPLETE)"))
+    say(
+        f"\ngpu_check done in {time.monotonic() - start:.0f} s"
+        + ("" if ok else " (wheel list INCOMPLETE or tts-qualify FAILED)")
+    )
     return 0 if ok else 1
 
 

@@ -61,11 +61,13 @@ def is_built(out: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     needed = ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
-    return meta.get("build_version") == BUILD_VERSION and all((out / n).is_file() for n in needed)
+    standard = meta.get("speech_tokens", N_SPEECH_TOKENS) == N_SPEECH_TOKENS  # not a test's broken variant
+    return meta.get("build_version") == BUILD_VERSION and standard and all((out / n).is_file() for n in needed)
 
 
-def build_tokenizer():
-    """Byte-level BPE (256 symbols, no merges) + the control and speech tokens, as a transformers tokenizer."""
+def build_tokenizer(speech_tokens: int = N_SPEECH_TOKENS):
+    """Byte-level BPE (256 symbols, no merges) + the control and `speech_tokens` speech tokens (the service's
+    65,536 unless a test wants a model that breaks that), as a transformers tokenizer."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -73,14 +75,14 @@ def build_tokenizer():
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    added = [*CONTROL_TOKENS, *(speech_token(i) for i in range(N_SPEECH_TOKENS))]
+    added = [*CONTROL_TOKENS, *(speech_token(i) for i in range(speech_tokens))]
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in added])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=END_OF_TURN, pad_token=END_OF_TURN, model_max_length=MAX_POSITIONS
     )
 
 
-def _shape_weights(model, tokenizer) -> None:
+def _shape_weights(model, tokenizer, speech_tokens: int = N_SPEECH_TOKENS) -> None:
     """Overwrite embeddings and lm_head as described in the module docstring (in place, seeded)."""
     import torch
 
@@ -101,18 +103,20 @@ def _shape_weights(model, tokenizer) -> None:
         h_rest = hidden[..., 1:].norm(dim=-1).mean().item()
 
         first_speech = tokenizer.convert_tokens_to_ids(speech_token(0))
-        last_speech = tokenizer.convert_tokens_to_ids(speech_token(N_SPEECH_TOKENS - 1))
-        assert last_speech - first_speech == N_SPEECH_TOKENS - 1, "speech tokens must be contiguous"
+        last_speech = tokenizer.convert_tokens_to_ids(speech_token(speech_tokens - 1))
+        assert last_speech - first_speech == speech_tokens - 1, "speech tokens must be contiguous"
         speech = slice(first_speech, last_speech + 1)
         head.zero_()
         head[:, 0] = OTHER_LOGIT / h0
         head[speech, 0] = -EOS_MARGIN / h0
-        head[speech, 1:] = torch.randn(N_SPEECH_TOKENS, HIDDEN - 1, generator=gen) * (SPEECH_LOGIT_STD / h_rest)
+        head[speech, 1:] = torch.randn(speech_tokens, HIDDEN - 1, generator=gen) * (SPEECH_LOGIT_STD / h_rest)
         head[tokenizer.convert_tokens_to_ids(END_OF_TURN)] = 0.0
 
 
-def build(out: Path | str, force: bool = False) -> Path:
-    """Write the tiny checkpoint to `out` (skipped if already built with this BUILD_VERSION); return `out`."""
+def build(out: Path | str, force: bool = False, speech_tokens: int = N_SPEECH_TOKENS) -> Path:
+    """Write the tiny checkpoint to `out` (skipped if already built with this BUILD_VERSION); return `out`.
+    `speech_tokens`: fewer than the service's 65,536 makes a model that breaks its assumptions (tts-qualify's
+    test)."""
     out = Path(out)
     if not force and is_built(out):
         return out
@@ -122,7 +126,7 @@ def build(out: Path | str, force: bool = False) -> Path:
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(speech_tokens)
     eos = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     config = Qwen3Config(
@@ -142,7 +146,7 @@ def build(out: Path | str, force: bool = False) -> Path:
     config.dtype = torch.float32
     torch.manual_seed(SEED)
     model = Qwen3ForCausalLM(config).eval()
-    _shape_weights(model, tokenizer)
+    _shape_weights(model, tokenizer, speech_tokens)
     model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=eos)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,7 @@ def build(out: Path | str, force: bool = False) -> Path:
         tokenizer.save_pretrained(tmp)
         meta = {
             "build_version": BUILD_VERSION,
+            "speech_tokens": speech_tokens,
             "seed": SEED,
             "vocab_size": vocab,
             "tokenizer_size": len(tokenizer),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,20 @@ def test_service_command_is_the_one_the_brief_names() -> None:
         "-m", "benchmarks.service_bench", "--size", "full", "--concurrency", "50,100,200",
         "--api-workers", "1,2,4", "--foo", "1",
     ]  # fmt: skip
+
+
+def test_qualify_step_calls_tts_qualify_and_says_when_nothing_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Step 6 is tts-qualify against the running stack; with no service there it says so and is no failure."""
+    from tools.harness import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    args = argparse.Namespace(qualify_api=url, qualify_vllm="http://127.0.0.1:9093", qualify_out="q",
+                              qualify_args="--gpu-price-per-hour 2.5", dry_run=False, service_reserve_s=0,
+                              qualify_limit_s=30)  # fmt: skip
+    assert gpu_check.qualify_command(args)[1:] == [
+        "-m", "app.qualify", "--api", url, "--vllm", "http://127.0.0.1:9093", "--out", "q",
+        "--gpu-price-per-hour", "2.5",
+    ]  # fmt: skip
+    assert gpu_check.qualify_step(args, deadline=time.monotonic() + 60)
+    out = capsys.readouterr().out
+    assert "$ -m app.qualify --api" in out and f"qualify: skipped, no service is ready at {url}" in out
