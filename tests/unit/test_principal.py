@@ -105,6 +105,9 @@ async def test_the_key_guard_puts_the_principal_in_the_scope_and_in_caller() -> 
     assert seen["principal"] == Principal(CONFIGURED_KEY, DEFAULT_TENANT, LIMITS, PEER) == seen["caller"]
     _, seen = await guarded("/v1/text-to-speech/jenny/with-timestamps", {"xi-api-key": "k1"})
     assert seen is not None and seen["principal"].key_id == CONFIGURED_KEY  # ElevenLabs' header on its routes
+    for path in ("/v1/voices", "/v1/voices/jenny", "/v1/models"):  # its voice list; the model list both APIs call
+        _, seen = await guarded(path, {"xi-api-key": "k1"})
+        assert seen is not None and seen["principal"].key_id == CONFIGURED_KEY, path
 
 
 @pytest.mark.parametrize(
@@ -112,7 +115,8 @@ async def test_the_key_guard_puts_the_principal_in_the_scope_and_in_caller() -> 
     [
         ("/v1/models", {}, MISSING_HTTP_KEY),
         ("/v1/models", {"authorization": "Bearer k2"}, MISSING_HTTP_KEY),
-        ("/v1/models", {"xi-api-key": "k1"}, MISSING_HTTP_KEY),  # not read outside ElevenLabs' routes
+        ("/v1/audio/voices", {"xi-api-key": "k1"}, MISSING_HTTP_KEY),  # not read outside ElevenLabs' routes
+        ("/v1/audio/speech", {"xi-api-key": "k1"}, MISSING_HTTP_KEY),
         ("/v1/text-to-speech/jenny/with-timestamps", {"xi-api-key": "k2"}, MISSING_ELEVENLABS_KEY),
     ],
 )
