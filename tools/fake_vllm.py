@@ -329,6 +329,11 @@ class FakeVLLM:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     @property
+    def alive(self) -> bool:
+        """Serving (started, not stopped, not died)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def url(self) -> str:
         if self._sock is None:
             raise RuntimeError("FakeVLLM is not started")
