@@ -109,17 +109,20 @@ def ws_samples(kind: str, url: str, text: str, started: threading.Event) -> tupl
 
 def test_a_vllm_killed_mid_stream_under_load_loses_no_stream(two_vllms: list[dev.Backend], codec_dir: Path) -> None:  # noqa: F811
     settings = service_settings(
-        ",".join(b.url for b in two_vllms), codec_dir, default_max_tokens=MAX_TOKENS, backend_health_interval=0.5
+        ",".join(b.url for b in two_vllms), codec_dir, default_max_tokens=MAX_TOKENS, backend_health_interval=0.5,
+        codec_load_encoder=False,  # no voice cloning here: the engine starts sooner
     )
     with serve_app(settings) as (url, app):
         pool = app.state.service.backend
         generations: dict[str, list[int]] = {}  # request id -> the speech tokens the synthesis read
+        arrivals: dict[str, list[float]] = {}  # request id -> when each batch of them came
         original = pool.stream_speech_tokens
 
         async def recorded(prompt, params, stats=None, *, request_id=None):
-            tokens = generations.setdefault(request_id, [])
+            tokens, times = generations.setdefault(request_id, []), arrivals.setdefault(request_id, [])
             async for ids in original(prompt, params, stats, request_id=request_id):
                 tokens.extend(ids)
+                times.append(time.monotonic())
                 yield ids
 
         pool.stream_speech_tokens = recorded
@@ -135,7 +138,12 @@ def test_a_vllm_killed_mid_stream_under_load_loses_no_stream(two_vllms: list[dev
             streams_cut = victim.streams
             backend = next(b for b in two_vllms if b.url == victim.url)
             os.killpg(backend.pid or dev.status(int(victim.url.rsplit(":", 1)[1]))["pid"], signal.SIGKILL)
+            t_kill = time.monotonic()
             results = [f.result(timeout=120) for f in futures]
+        pauses = sorted(next(t for t in ts if t > t_kill) - max(t for t in ts if t <= t_kill)
+                        for ts in arrivals.values() if ts[0] <= t_kill < ts[-1])  # fmt: skip
+        print(f"\n{streams_cut} streams cut; the pause across the kill, per stream open then: "
+              + ", ".join(f"{p * 1e3:.0f} ms" for p in pauses))
         broken = [(k, r) for k, r in zip(kinds, results, strict=True) if r[0] != "complete"]
         assert not broken, f"streams that did not complete: {broken}"
         got = sorted(n for _, n in results)
