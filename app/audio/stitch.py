@@ -24,10 +24,20 @@ short fade-in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from app.codec.interface import Geometry
+
+class TokenClock(Protocol):
+    """What a plan needs of a codec's geometry (app.codec.interface.Geometry has it): its tokens per second of
+    audio and the samples each token decodes to."""
+
+    @property
+    def tokens_per_second(self) -> float: ...
+
+    @property
+    def samples_per_token(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class StitchPlan:
         first_chunk_seconds: float,
         left_context_seconds: float,
         *,
-        geometry: Geometry,
+        geometry: TokenClock,
         fade_in_ms: float = 5.0,
         max_chunk_seconds: float = 0.0,
         max_window_tokens: int | None = None,

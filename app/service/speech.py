@@ -13,7 +13,7 @@ import logging
 import time
 
 from app.audio.output import OutputSpec
-from app.backend.vllm import VLLMClient
+from app.backend.pool import BackendPool
 from app.engine.client import EngineClient
 from app.errors import NotReadyError
 from app.observability.logs import clip
@@ -52,7 +52,7 @@ class SpeechService:
 
     def __init__(
         self,
-        backend: VLLMClient,
+        backend: BackendPool,
         engine: EngineClient,
         normalizer: TextNormalizer,
         resample_to_16k: Resampler,
@@ -98,7 +98,7 @@ class SpeechService:
     def from_settings(
         cls,
         settings: Settings,
-        backend: VLLMClient,
+        backend: BackendPool,
         engine: EngineClient,
         normalizer: TextNormalizer,
         resample_to_16k: Resampler,

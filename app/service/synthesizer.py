@@ -9,7 +9,7 @@ import time
 import uuid
 
 from app.audio.stitch import StitchPlan
-from app.backend.vllm import VLLMClient
+from app.backend.pool import BackendPool
 from app.engine.client import EngineClient
 from app.observability.metrics import ServiceMetrics
 from app.service.debug_audio import DebugAudioWriter
@@ -22,7 +22,7 @@ from app.settings import StreamingSettings
 class Synthesizer:
     def __init__(
         self,
-        backend: VLLMClient,
+        backend: BackendPool,
         engine: EngineClient,
         streaming: StreamingSettings,
         metrics: ServiceMetrics,

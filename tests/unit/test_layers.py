@@ -10,6 +10,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 # higher imports lower, never the reverse; equal ranks are peers that do not import each other
 RANK = {
     "app.main": 5,  # the app factory and lifespan
+    "app.qualify": 5,  # tts-qualify: an operator's command over the model files, the codec and a running service
     "app.cli": 5,  # the tts-api command
     "app.api": 4,
     "app.service": 3,
@@ -27,7 +28,6 @@ RANK = {
 }
 PEERS_ALLOWED = {
     ("app.cli", "app.main"),  # the command serves the app
-    ("app.audio", "app.codec"),  # the stitcher plans with the codec's geometry (app/codec/interface.py, no torch)
 }
 TOP_LEVEL = {"__init__.py", "main.py", "cli.py", "settings.py", "errors.py", "prompts.py"}
 
@@ -78,7 +78,7 @@ def test_app_holds_the_factory_the_command_settings_and_packages() -> None:
     assert not loose, f"modules at the top of app/ that belong in a package: {sorted(loose)}"
     packages = {p.name for p in APP.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert packages == {
-        "api", "service", "engine", "backend", "codec", "align", "audio", "text", "observability"
+        "api", "service", "engine", "backend", "codec", "align", "audio", "text", "observability", "qualify"
     }
 
 
@@ -89,4 +89,8 @@ def test_the_checker_sees_upward_and_sideways_imports(tmp_path: Path) -> None:
     (app / "engine" / "core.py").write_text("import app.backend.vllm\nfrom app.codec.interface import Geometry\n")
     (app / "audio").mkdir()
     (app / "audio" / "stitch.py").write_text("from app.codec.interface import Geometry\n")
-    assert upward_imports(app) == ["app.engine.client imports app.api.errors", "app.engine.core imports app.backend.vllm"]
+    assert upward_imports(app) == [
+        "app.audio.stitch imports app.codec.interface",  # the audio maths knows no codec package
+        "app.engine.client imports app.api.errors",
+        "app.engine.core imports app.backend.vllm",
+    ]
