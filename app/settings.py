@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
+    otel_exporter_otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP collector (spans go to <endpoint>/v1/traces); empty: no tracing, nothing imported"
+    )
     voice_aliases: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_VOICE_ALIASES), description="alias=voice pairs, e.g. alloy=jenny"
     )
@@ -496,6 +499,7 @@ class Settings(BaseSettings):
             sentry_dsn=self.sentry_dsn.get_secret_value().strip(),
             sentry_traces_sample_rate=self.sentry_traces_sample_rate,
             sentry_send_default_pii=self.sentry_send_default_pii,
+            otlp_endpoint=self.otel_exporter_otlp_endpoint.strip(),
             debug_audio=self.debug_audio,
             debug_audio_dir=self.debug_audio_dir,
             debug_audio_max_files=self.debug_audio_max_files,
@@ -672,6 +676,7 @@ class ObservabilitySettings:
     sentry_dsn: str = dataclasses.field(repr=False)  # stripped; empty: Sentry off
     sentry_traces_sample_rate: float
     sentry_send_default_pii: bool
+    otlp_endpoint: str  # OTEL_EXPORTER_OTLP_ENDPOINT; empty: no OpenTelemetry spans
     debug_audio: bool
     debug_audio_dir: str
     debug_audio_max_files: int

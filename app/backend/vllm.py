@@ -35,6 +35,7 @@ from app.errors import (
     PromptTooLongError,
     TTSError,
 )
+from app.observability.tracing import backend_headers
 from app.prompts import N_SPEECH_TOKENS, speech_tokens_text
 
 if TYPE_CHECKING:
@@ -233,7 +234,8 @@ class VLLMClient:
         }
         reader = EventReader(self.speech_id_base)
         with map_backend_errors():
-            async with self._session.post("/v1/completions", data=orjson.dumps(body)) as resp:
+            headers = backend_headers()  # the request's id and trace, to follow one call into vLLM's log
+            async with self._session.post("/v1/completions", data=orjson.dumps(body), headers=headers) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
                     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, Hashable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from app.errors import TTSError
+from app.observability import tracing
 from app.observability.metrics import PlaybackClock
 from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
@@ -135,7 +135,7 @@ class SegmentStream:
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
     context_claim: tuple[Hashable, asyncio.Future] | None = None  # a context key to store the last segment under
-    request_id: str = field(default_factory=lambda: f"tts-{uuid.uuid4().hex[:16]}")
+    request_id: str = field(default_factory=tracing.request_id)  # the client's X-Request-Id, or ours
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

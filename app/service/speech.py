@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator
 
 import numpy as np
@@ -23,6 +22,7 @@ from app.backend.vllm import VLLMClient
 from app.engine.client import EngineClient
 from app.engine.errors import EngineError
 from app.errors import NotReadyError
+from app.observability import tracing
 from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
@@ -131,12 +131,14 @@ class SpeechService:
 
     def admit(self, endpoint: str = "speech") -> Slot:
         """A request slot, or a 429 (`OverloadedError` with `Retry-After`) before any work is done."""
-        return self.admission.admit(endpoint)
+        with tracing.span("tts.admission", endpoint=endpoint):
+            return self.admission.admit(endpoint)
 
     # -- text ------------------------------------------------------------------------------------
     async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
-        return await self.text_input.normalize(text, malaysian, language, priority=priority)
+        with tracing.span("tts.normalization", chars=len(text)):
+            return await self.text_input.normalize(text, malaysian, language, priority=priority)
 
     async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
@@ -299,7 +301,7 @@ class SpeechService:
             prompt, gen.max_tokens, param=param, max_model_len=self.max_model_len, counter=self.backend
         )
         return SynthesisJob(
-            request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
+            request_id=tracing.job_request_id(), prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
             started=started, sample_rate=self.sample_rate,
         )
 
