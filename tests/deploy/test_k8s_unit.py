@@ -263,9 +263,13 @@ def test_probes_grace_and_drain(unit_objects: list[Obj]) -> None:
     c = containers(deployment)
     drain = float(config_data(unit_objects, API_CONFIG)["SHUTDOWN_GRACE_SECONDS"])
     grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+    sleeps = {}
     for name, container in c.items():
         command = container["lifecycle"]["preStop"]["exec"]["command"]
         assert command[0] == "sleep" and grace > int(command[1]) + drain, name
+        sleeps[name] = int(command[1])
+    # the API's later segments are new requests to the unit's only vLLM: it serves until the API has drained
+    assert sleeps["api"] >= 5 and sleeps["vllm"] >= sleeps["api"] + drain
     assert float(vllm_args_of(unit_objects, c["vllm"])["--shutdown-timeout"]) == drain
     api = c["api"]
     assert api["readinessProbe"]["httpGet"]["path"] == "/ready"  # ready: codec engine and the unit's vLLM
