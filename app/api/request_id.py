@@ -26,8 +26,8 @@ class RequestIdentity:
             return
         headers = Headers(scope=scope)
         trace = tracing.RequestTrace.from_headers(headers.get(REQUEST_ID), headers.get(TRACEPARENT))
-        route = scope.get("path", "")
-        tracing.start_request_span(trace, f"{scope.get('method', 'WS')} {route}", {"url.path": route})
+        method = scope.get("method", "WS")  # the span's name gets the route's template once routed
+        tracing.start_request_span(trace, method, {"url.path": scope.get("path", "")})
         token = tracing.bind(trace)
         status: int | None = None
         first_byte = True
@@ -51,7 +51,8 @@ class RequestIdentity:
             await self.app(scope, receive, send_identified)
         finally:
             tracing.unbind(token)
-            tracing.end_request_span(trace, status)
+            route = getattr(scope.get("route"), "path", None)  # set by the router, in this same scope
+            tracing.end_request_span(trace, status, f"{method} {route}" if route else None)
 
 
 def _raw(trace: tracing.RequestTrace) -> list[tuple[bytes, bytes]]:

@@ -209,10 +209,15 @@ def start_request_span(trace: RequestTrace, name: str, attributes: dict[str, Any
     trace.span_id = format(span_context.span_id, "016x")
 
 
-def end_request_span(trace: RequestTrace, status: int | None) -> None:
+def end_request_span(trace: RequestTrace, status: int | None, name: str | None = None) -> None:
+    """End the server span; `name`: the method and the route's template (`POST /v1/audio/speech`), as
+    OpenTelemetry's HTTP conventions name it (a path with its parameters would make a name per voice)."""
     if trace.span is not None:
         if status is not None:
             trace.span.set_attribute("http.response.status_code", status)
+        if name is not None:
+            trace.span.update_name(name)
+            trace.span.set_attribute("http.route", name.partition(" ")[2])
         trace.span.end()
 
 
