@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")
     api_workers: int = Field(1, ge=1, le=64, description="Front-end processes sharing one codec engine process")
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")
+    gpu_mem_util: float | None = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="vLLM's share of the GPU the codec engine shares with it (vLLM's --gpu-memory-utilization, "
+        "vllm.yaml's default): the engine keeps its CUDA memory to the rest; empty: no cap (a GPU of its own)",
+    )
     engine_start_timeout: float = Field(600.0, gt=0, description="Seconds the codec engine may take to load")
     engine_max_restarts: int = Field(5, ge=0, description="Engine deaths tolerated in 5 minutes before exiting")
     engine_batch_hang_seconds: float | None = Field(
@@ -325,7 +332,7 @@ class Settings(BaseSettings):
             raise ValueError("every bucket must be a positive number of seconds")
         return sorted(set(value))
 
-    @field_validator("engine_batch_hang_seconds", mode="before")
+    @field_validator("engine_batch_hang_seconds", "gpu_mem_util", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -421,6 +428,7 @@ class Settings(BaseSettings):
             hang_timeout=self.engine_hang_timeout,
             aligner_model=self.aligner_model.strip(),
             aligner_max_batch=self.aligner_max_batch,
+            gpu_mem_util=self.gpu_mem_util,
         )
 
     @cached_property
@@ -585,6 +593,7 @@ class EngineSettings:
     hang_timeout: float  # ENGINE_HANG_TIMEOUT: silence after which waiting jobs fail (a hung engine)
     aligner_model: str = ""  # ALIGNER_MODEL: the forced aligner, on the codec's device; empty: none loaded
     aligner_max_batch: int = 8  # ALIGNER_MAX_BATCH
+    gpu_mem_util: float | None = None  # GPU_MEM_UTIL: vLLM's share of the GPU; the engine keeps to the rest
 
 
 @dataclass(frozen=True, slots=True)

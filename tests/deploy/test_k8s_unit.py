@@ -47,6 +47,7 @@ VLLM_METRICS = {  # the adapter's name -> vLLM's series (vLLM 0.32)
     "vllm_num_requests_waiting": "vllm:num_requests_waiting",
     "vllm_kv_cache_usage_perc": "vllm:kv_cache_usage_perc",
 }
+FIELDS = set(Settings.model_fields)
 H100_GIB = 80.0
 # What the codec engine needs of the unit's GPU at most (a model until benchmarks/gpu_check.py measures it): the
 # NeuCodec decoder and w2v-bert-2.0 in float32 (under 3 GiB of weights), two CUDA contexts' worth of slack, a batch.
@@ -168,18 +169,26 @@ def test_a_unit_holds_vllm_and_the_codec_engine_on_exactly_one_gpu(unit_objects:
 
 
 def test_the_gpu_is_split_in_one_place(unit_objects: list[Obj], split_objects: list[Obj]) -> None:
-    """vLLM's share comes from engine.env's GPU_MEM_UTIL alone, and leaves the codec engine its need of an 80 GiB
-    GPU; the split layout, where vLLM has its GPU to itself, overrides that one key."""
-    vllm = containers(unit(unit_objects))["vllm"]
-    assert "--gpu-memory-utilization=$(GPU_MEM_UTIL)" in vllm["args"]
-    share = float(config_data(unit_objects, ENGINE_CONFIG)["GPU_MEM_UTIL"])
+    """One key, GPU_MEM_UTIL of base/api.env, read by both containers: vLLM's share (its argument) and the codec
+    engine's cap (the rest: app/settings.py's engine.gpu_mem_util), which leaves the codec its need of an 80 GiB
+    GPU. The split layout, where each has its GPU alone, gives vLLM 0.9 and the codec no cap."""
+    deployment = unit(unit_objects)
+    c = containers(deployment)
+    assert "--gpu-memory-utilization=$(GPU_MEM_UTIL)" in c["vllm"]["args"]
+    (ref,) = [e["valueFrom"]["configMapKeyRef"] for e in c["vllm"]["env"] if e["name"] == "GPU_MEM_UTIL"]
+    assert ref["name"] == find(unit_objects, "ConfigMap", API_CONFIG)["metadata"]["name"]
+    assert "GPU_MEM_UTIL" not in config_data(unit_objects, ENGINE_CONFIG)  # no second place
+    share = float(vllm_args_of(unit_objects, c["vllm"])["--gpu-memory-utilization"])
+    api_env = env_of(unit_objects, c["api"])
+    codec = load_settings(_env_file=None, **{k.lower(): v for k, v in api_env.items() if k.lower() in FIELDS})
+    assert codec.engine.gpu_mem_util == share and codec.engine.device == "cuda"
     assert (1 - share) * H100_GIB >= CODEC_NEED_GIB
-    assert float(vllm_args_of(unit_objects, vllm)["--gpu-memory-utilization"]) == share
-    split = find(split_objects, "Deployment", "tts-engine")
-    split_vllm = containers(split)["vllm"]
-    assert float(vllm_args_of(split_objects, split_vllm)["--gpu-memory-utilization"]) > share
-    engine_env = env_file_keys(K8S / "base" / "engine.env")
-    assert engine_env["GPU_MEM_UTIL"] == str(share)  # the base's value is the unit's
+    split_vllm = containers(find(split_objects, "Deployment", "tts-engine"))["vllm"]
+    assert float(vllm_args_of(split_objects, split_vllm)["--gpu-memory-utilization"]) == 0.9
+    split_api = containers(find(split_objects, "Deployment", "tts-api"))["api"]
+    split_env = env_of(split_objects, split_api)
+    split_codec = load_settings(_env_file=None, **{k.lower(): v for k, v in split_env.items() if k.lower() in FIELDS})
+    assert split_codec.engine.gpu_mem_util is None
 
 
 def test_the_api_reaches_its_own_vllm_on_loopback(unit_objects: list[Obj], split_objects: list[Obj]) -> None:
@@ -191,7 +200,8 @@ def test_the_api_reaches_its_own_vllm_on_loopback(unit_objects: list[Obj], split
     split = config_data(split_objects, API_CONFIG)
     assert urlsplit(split["TTS_API"]).hostname == "tts-engine"
     mine = config_data(unit_objects, API_CONFIG)
-    assert {k: v for k, v in split.items() if k != "TTS_API"} == {k: v for k, v in mine.items() if k != "TTS_API"}
+    differ = {"TTS_API", "GPU_MEM_UTIL"}
+    assert {k: v for k, v in split.items() if k not in differ} == {k: v for k, v in mine.items() if k not in differ}
 
 
 def test_the_unit_settings_are_valid_and_mirror_env_example(unit_objects: list[Obj]) -> None:
@@ -295,7 +305,7 @@ def test_vllm_accepts_the_unit_arguments(unit_objects: list[Obj]) -> None:
     )
     assert proc.returncode == 0, f"vLLM rejects the unit's arguments:\n{proc.stderr[-3000:]}"
     parsed = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert parsed["gpu_memory_utilization"] == float(config_data(unit_objects, ENGINE_CONFIG)["GPU_MEM_UTIL"])
+    assert parsed["gpu_memory_utilization"] == float(config_data(unit_objects, API_CONFIG)["GPU_MEM_UTIL"])
     assert parsed["served_model_name"] == [config_data(unit_objects, API_CONFIG)["MODEL_NAME"]]
     assert vllm["image"].rpartition(":v")[2] and parsed["version"].startswith(vllm["image"].rpartition(":v")[2])
 
