@@ -129,7 +129,7 @@ def bind_backend(job_id: str) -> None:
 
 def backend_headers() -> dict[str, str]:
     """Headers for one request to vLLM: `X-Request-Id` (the job's id; `-rN` for the Nth retry of the same job,
-    as vLLM's request ids must be unique) and `traceparent` (our trace; the parent our current span)."""
+    as vLLM's request ids must be unique) and `traceparent` (our trace, our server span the parent)."""
     headers: dict[str, str] = {}
     call = _backend.get()
     if call is not None:
