@@ -21,6 +21,7 @@ from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
 from app.api.protocols import elevenlabs, elevenlabs_http, speech_stream
+from app.api.request_id import RequestIdentity
 from app.api.routes import public, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
@@ -30,6 +31,7 @@ from app.errors import TTSError
 from app.observability.logs import install_log_filters
 from app.observability.metrics import ServiceMetrics
 from app.observability.sentry import init_sentry
+from app.observability.tracing import configure_tracing, shutdown_tracing
 from app.settings import GenerationSettings, Settings, load_settings
 
 logger = logging.getLogger("app")
@@ -39,6 +41,7 @@ PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
 # response headers a browser page on another origin may read
 EXPOSED_HEADERS = [
     "X-Request-Id",
+    "traceparent",
     "X-Sample-Rate",
     "X-Channels",
     "X-Bit-Depth",
@@ -131,6 +134,7 @@ async def stop_service(app: FastAPI) -> None:
     app.state.engine_host = None
     if host is not None:
         await asyncio.to_thread(host.stop)
+    shutdown_tracing()
     logger.info("service stopped")
 
 
@@ -157,6 +161,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secrets=(settings.security.api_key, settings.backend.api_key),
         is_client_error=lambda exc: isinstance(exc, TTSError) and describe(exc).status < 500,
     )
+    configure_tracing(settings.observability)
     if getattr(app.state, "load_before_serving", False):
         try:
             await start_service(app)
@@ -239,6 +244,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
+    # outermost: every response, refusals included, carries the request's id and trace
+    app.add_middleware(RequestIdentity)
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     normalizer_overrides_path: str = Field("", description="Pronunciation overrides file; empty = bundled")
     api_workers: int = Field(1, ge=1, le=64, description="Front-end processes sharing one codec engine process")
     engine_endpoint: str = Field("", description="ZMQ endpoint of a running codec engine; empty: start one")
+    gpu_mem_util: float | None = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="vLLM's share of the GPU the codec engine shares with it (vLLM's --gpu-memory-utilization, "
+        "vllm.yaml's default): the engine keeps its CUDA memory to the rest; empty: no cap (a GPU of its own)",
+    )
     engine_start_timeout: float = Field(600.0, gt=0, description="Seconds the codec engine may take to load")
     engine_max_restarts: int = Field(5, ge=0, description="Engine deaths tolerated in 5 minutes before exiting")
     engine_batch_hang_seconds: float | None = Field(
@@ -196,6 +203,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
+    otel_exporter_otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP collector (spans go to <endpoint>/v1/traces); empty: no tracing, nothing imported"
+    )
     voice_aliases: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_VOICE_ALIASES), description="alias=voice pairs, e.g. alloy=jenny"
     )
@@ -341,7 +351,7 @@ class Settings(BaseSettings):
             raise ValueError("every bucket must be a positive number of seconds")
         return sorted(set(value))
 
-    @field_validator("engine_batch_hang_seconds", mode="before")
+    @field_validator("engine_batch_hang_seconds", "gpu_mem_util", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -447,6 +457,7 @@ class Settings(BaseSettings):
             restart_wait=self.engine_restart_wait,
             aligner_model=self.aligner_model.strip(),
             aligner_max_batch=self.aligner_max_batch,
+            gpu_mem_util=self.gpu_mem_util,
         )
 
     @cached_property
@@ -525,6 +536,7 @@ class Settings(BaseSettings):
             sentry_dsn=self.sentry_dsn.get_secret_value().strip(),
             sentry_traces_sample_rate=self.sentry_traces_sample_rate,
             sentry_send_default_pii=self.sentry_send_default_pii,
+            otlp_endpoint=self.otel_exporter_otlp_endpoint.strip(),
             debug_audio=self.debug_audio,
             debug_audio_dir=self.debug_audio_dir,
             debug_audio_max_files=self.debug_audio_max_files,
@@ -615,6 +627,7 @@ class EngineSettings:
     restart_wait: float  # ENGINE_RESTART_WAIT: how long a running stream's lost windows wait for a new engine
     aligner_model: str = ""  # ALIGNER_MODEL: the forced aligner, on the codec's device; empty: none loaded
     aligner_max_batch: int = 8  # ALIGNER_MAX_BATCH
+    gpu_mem_util: float | None = None  # GPU_MEM_UTIL: vLLM's share of the GPU; the engine keeps to the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,6 +719,7 @@ class ObservabilitySettings:
     sentry_dsn: str = dataclasses.field(repr=False)  # stripped; empty: Sentry off
     sentry_traces_sample_rate: float
     sentry_send_default_pii: bool
+    otlp_endpoint: str  # OTEL_EXPORTER_OTLP_ENDPOINT; empty: no OpenTelemetry spans
     debug_audio: bool
     debug_audio_dir: str
     debug_audio_max_files: int

@@ -35,6 +35,7 @@ from app.errors import (
     PromptTooLongError,
     TTSError,
 )
+from app.observability.tracing import trace_headers
 from app.prompts import N_SPEECH_TOKENS, speech_tokens_text
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class VLLMClient:
         }
         reader = EventReader(self.speech_id_base)
         with map_backend_errors():
-            headers = self.request_headers(request_id)
+            headers = self.request_headers(request_id) | trace_headers()  # its id and trace: one call followed into vLLM
             async with self._session.post("/v1/completions", data=orjson.dumps(body), headers=headers) as resp:
                 if resp.status != 200:
                     raw = await resp.read()

@@ -41,9 +41,26 @@ def new_endpoint() -> str:
     return f"ipc://{tempfile.mkdtemp(prefix='tts-engine-')}/engine.sock"
 
 
+def cap_gpu_memory(device: str, vllm_share: float | None) -> float | None:
+    """On a GPU shared with vLLM (the serving unit, compose; GPU_MEM_UTIL its share): keep this process's CUDA
+    memory (PyTorch's allocator) to the rest, so that its batches never take what vLLM counts on and vLLM's start
+    finds its share free whichever starts first. Returns the fraction set; None (nothing done) on a CPU or
+    without GPU_MEM_UTIL. Only runs on a GPU: not exercised by the CPU test suite."""
+    if vllm_share is None or not device.startswith("cuda"):
+        return None
+    import torch
+
+    fraction = round(1.0 - vllm_share, 4)
+    torch.cuda.set_per_process_memory_fraction(fraction, torch.device(device))
+    logger.info("codec engine: CUDA memory capped at %.0f %% of %s (vLLM has GPU_MEM_UTIL=%s)", fraction * 100,
+                device, vllm_share)
+    return fraction
+
+
 def load_codec(settings: EngineSettings) -> Codec:
     from app.codec.runtime import CodecRuntime
 
+    cap_gpu_memory(settings.device, settings.gpu_mem_util)
     codec = CodecRuntime.from_settings(settings)
     codec.warmup()
     return codec

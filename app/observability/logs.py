@@ -11,11 +11,14 @@ import logging
 import re
 import sys
 
+from app.observability import tracing
+
 # C0/C1 controls, DEL, the line and paragraph separators and the bidi overrides/isolates
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # the value of a query parameter whose name looks like a credential (api_key, xi_api_key, token, auth, ...)
 _SECRET_PARAM = re.compile(r"([?&][^=&#\s]*(?:key|token|auth|secret|passw|signature|session)[^=&#\s]*=)[^&#\s]*", re.I)
 REDACTED = "***"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s%(request_context)s"
 
 
 def escape(text: str) -> str:
@@ -63,6 +66,16 @@ class RefusedHandshakeFilter(logging.Filter):
         return True
 
 
+class RequestContextFilter(logging.Filter):
+    """Gives every record `request_context`: ` [request=<id> trace=<trace id>]` for a line logged while a request
+    is served (app/observability/tracing.py: the client's X-Request-Id and traceparent, or ours), else empty."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trace = tracing.current()
+        record.request_context = f" [request={trace.request_id} trace={trace.trace_id}]" if trace else ""
+        return True
+
+
 def install_log_filters() -> None:
     """Put `RedactQueryFilter` (and `RefusedHandshakeFilter`) on uvicorn's loggers, once; uvicorn's dictConfig
     keeps a logger's filters."""
@@ -78,6 +91,7 @@ def install_log_filters() -> None:
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter(LOG_FORMAT))
+    handler.addFilter(RequestContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
     install_log_filters()

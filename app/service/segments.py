@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -27,6 +26,7 @@ import numpy as np
 
 from app.audio.output import OutputSpec
 from app.errors import TTSError
+from app.observability import tracing
 from app.service.admission import Slot
 from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
@@ -208,7 +208,7 @@ class SegmentStream:
     param: str = "text"  # the request field the text came from (its errors name it)
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
-    request_id: str = field(default_factory=lambda: f"tts-{uuid.uuid4().hex[:16]}")
+    request_id: str = field(default_factory=tracing.request_id)  # the client's X-Request-Id, or ours
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

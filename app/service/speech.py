@@ -16,6 +16,7 @@ from app.audio.output import OutputSpec
 from app.backend.pool import BackendPool
 from app.engine.client import EngineClient
 from app.errors import NotReadyError
+from app.observability import tracing
 from app.observability.logs import clip
 from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
@@ -131,16 +132,19 @@ class SpeechService:
 
     def admit(self, endpoint: str = "speech") -> Slot:
         """A request slot, or a 429 (`OverloadedError` with `Retry-After`) before any work is done."""
-        return self.admission.admit(endpoint)
+        with tracing.span("tts.admission", endpoint=endpoint):
+            return self.admission.admit(endpoint)
 
     # -- text ------------------------------------------------------------------------------------
     async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
-        return await self.text_input.normalize(text, malaysian, language, priority=priority)
+        with tracing.span("tts.normalization", chars=len(text)):
+            return await self.text_input.normalize(text, malaysian, language, priority=priority)
 
     async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
         """`normalize` for a segment: the text as it will be prompted, with its map back to the text as sent."""
-        return await self.text_input.speak(text, options, priority=priority)
+        with tracing.span("tts.normalization", chars=len(text)):
+            return await self.text_input.speak(text, options, priority=priority)
 
     async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""

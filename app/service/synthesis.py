@@ -18,6 +18,7 @@ from app.audio.stitch import StitchPlan, StreamStitcher, Window
 from app.backend.vllm import SamplingParams, StreamStats
 from app.codec.interface import TOKEN_DTYPE
 from app.errors import NoAudioError
+from app.observability import tracing
 from app.observability.metrics import PlaybackClock, ServiceMetrics
 from app.service.context import SpeechContext, trim_context
 from app.service.debug_audio import DebugAudioWriter
@@ -115,6 +116,7 @@ class Synthesis:
         # True when the request has already sent audio (a later segment): a backend error before this job's own
         # first audio no longer turns into an HTTP error, so the tokens given before it are still spoken
         self.salvage_early_error = False
+        self._first_token_at: float | None = None
 
     def start(self) -> None:
         """Open the backend request now (once)."""
@@ -164,9 +166,13 @@ class Synthesis:
         job = self.job
         gen = job.gen
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
+        asked = time.perf_counter()
         try:
             tokens = self.backend.stream_speech_tokens(job.prompt, params, job.stats, request_id=job.request_id)
             async for ids in tokens:
+                if not job.tokens:
+                    self._first_token_at = time.perf_counter()
+                    tracing.mark("tts.backend.first_token", asked, request_id=job.request_id)
                 job.tokens.extend(ids)
                 if len(job.tokens) >= self._wake_at:
                     self._arrived.set()
@@ -227,6 +233,7 @@ class Synthesis:
         now = time.perf_counter()
         if job.first_audio_at is None:
             job.first_audio_at = now
+            tracing.mark("tts.first_decode", self._first_token_at or job.started, request_id=job.request_id)
             if job.metered:
                 self.metrics.ttfa.labels(job.endpoint).observe(now - job.started)
         gap, underrun = self.clock.add(now, len(chunk))

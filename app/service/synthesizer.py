@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 
 from app.audio.stitch import StitchPlan
 from app.backend.pool import BackendPool
 from app.engine.client import EngineClient
+from app.observability import tracing
 from app.observability.metrics import ServiceMetrics
 from app.service.debug_audio import DebugAudioWriter
 from app.service.prompting import fit_context
@@ -44,7 +44,7 @@ class Synthesizer:
             prompt, gen.max_tokens, param=param, max_model_len=self.max_model_len, counter=self.backend
         )
         return SynthesisJob(
-            request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
+            request_id=tracing.job_request_id(), prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
             started=started or time.perf_counter(), sample_rate=self.engine.geometry.sample_rate,
         )  # fmt: skip
 

@@ -201,6 +201,31 @@ def test_gpu_vllm_arguments(implementations: list[Compose], project: Path, tmp_p
         assert flag(vllm_argv(doc["services"]["tts-engine"], tmp_path), "--model") == "org/tts"
 
 
+def test_the_gpu_stack_shares_one_gpu_as_the_k8s_unit_does(
+    implementations: list[Compose], project: Path, tmp_path: Path
+) -> None:
+    """vLLM (vllm.yaml) and the API's codec (docker-compose.yaml) reserve the same GPU by default, and both read
+    one GPU_MEM_UTIL: vLLM's share (by default the Kubernetes serving unit's, deploy/k8s/base/api.env), the
+    codec engine's cap the rest (app/settings.py)."""
+    unit = dict(
+        line.split("=", 1) for line in (REPO / "deploy/k8s/base/api.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert float(unit["GPU_MEM_UTIL"]) == Settings(_env_file=None).gpu_mem_util  # type: ignore[call-arg]
+    for compose in implementations:
+        api = config(compose, project, "docker-compose.yaml")["services"]["tts-api"]
+        vllm = config(compose, project, "vllm.yaml")["services"]["tts-engine"]
+        devices = [[d["device_ids"] for d in s["deploy"]["resources"]["reservations"]["devices"]] for s in (api, vllm)]
+        assert devices[0] == devices[1] == [["0"]]
+        assert flag(vllm_argv(vllm, tmp_path), "--gpu-memory-utilization") == unit["GPU_MEM_UTIL"]
+        # one value in .env (or the shell) reaches both
+        env = {"GPU_MEM_UTIL": "0.6"}
+        api = config(compose, project, "docker-compose.yaml", env)["services"]["tts-api"]
+        vllm = config(compose, project, "vllm.yaml", env)["services"]["tts-engine"]
+        assert environment(api)["GPU_MEM_UTIL"] == "0.6"
+        assert flag(vllm_argv(vllm, tmp_path), "--gpu-memory-utilization") == "0.6"
+
+
 def test_cpu_stack(implementations: list[Compose], project: Path, tmp_path: Path) -> None:
     for compose in implementations:
         services = config(compose, project, "docker-compose-cpu.yaml")["services"]

@@ -1,6 +1,8 @@
-"""The Kubernetes deployment (deploy/k8s): it renders, every object is valid, and the objects fit together.
+"""The split Kubernetes layout (deploy/k8s/overlays/split: vLLM and the API on GPUs of their own): it renders,
+every object is valid, and the objects fit together. The default layout, the serving unit, is checked by
+tests/deploy/test_k8s_unit.py, with the helpers of this file.
 
-`kubectl kustomize deploy/k8s` renders it (skipped only where kubectl is missing: the Makefile's system-deps
+`kubectl kustomize deploy/k8s/overlays/split` renders it (skipped only where kubectl is missing: the Makefile's system-deps
 target installs Debian's kubernetes-client); kubernetes-validate checks every object against the offline
 schemas of the oldest and the newest Kubernetes it knows, strictly (unknown fields fail). The rest are the
 promises of the README's "Kubernetes" section: probes that the real service answers, a grace period that
@@ -28,7 +30,7 @@ from app.settings import Settings, load_settings
 from tools.vllm_server import default_venv
 
 REPO = Path(__file__).resolve().parents[2]
-K8S = REPO / "deploy" / "k8s"
+K8S = REPO / "deploy" / "k8s" / "overlays" / "split"
 OLDEST_KUBERNETES = "1.25.0"  # autoscaling/v2 and policy/v1 are GA there; the oldest schemas of the package
 API = "tts-api"
 ENGINE = "tts-engine"
@@ -45,14 +47,19 @@ NO_KUBECTL = "kubectl is not installed: `apt-get install kubernetes-client` (the
 Obj = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def objects() -> list[Obj]:
+def render(path: Path) -> list[Obj]:
+    """`kubectl kustomize PATH`: the objects it renders."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip(NO_KUBECTL)
-    proc = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"`kubectl kustomize deploy/k8s` failed:\n{proc.stderr}"
+    proc = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"`kubectl kustomize {path.relative_to(REPO)}` failed:\n{proc.stderr}"
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[Obj]:
+    return render(K8S)
 
 
 def find(objects: list[Obj], kind: str, name: str) -> Obj:
@@ -418,9 +425,9 @@ def test_the_configmap_mirrors_env_example_and_secrets_stay_out(objects: list[Ob
     example = set(env_file_keys(REPO / ".env_example"))
     fields = {name.upper() for name in Settings.model_fields}
     missing = example - SECRET_KEYS - config
-    assert not missing, f"keys of .env_example missing from deploy/k8s/api.env: {sorted(missing)}"
+    assert not missing, f"keys of .env_example missing from deploy/k8s/base/api.env: {sorted(missing)}"
     extra = config - example
-    assert extra <= COMING_SETTINGS - fields, f"keys in deploy/k8s/api.env but not in .env_example: {sorted(extra)}"
+    assert extra <= COMING_SETTINGS - fields, f"keys in deploy/k8s/base/api.env but not in .env_example: {sorted(extra)}"
     assert not config & SECRET_KEYS, "secrets belong in the Secret tts-secrets, not the ConfigMap"
     sources = container(find(objects, "Deployment", API))["envFrom"]
     assert {"secretRef": {"name": SECRET}} in sources  # required: a missing Secret must not mean "no auth"

@@ -1,5 +1,6 @@
-"""A deployment closed by default (issue 24): the rendered Kubernetes manifests (`kubectl kustomize`, checked by
-kubernetes-validate) require their Secret, run both Deployments locked down, and let only the API reach vLLM and
+"""A deployment closed by default (issue 24): the rendered Kubernetes manifests of the split layout (`kubectl
+kustomize deploy/k8s/overlays/split`, checked by kubernetes-validate; the default layout's in
+tests/deploy/test_k8s_unit.py) require their Secret, run both Deployments locked down, and let only the API reach vLLM and
 only the ingress (and Prometheus) reach the API; the compose files lock the containers down as far as they can."""
 
 from __future__ import annotations

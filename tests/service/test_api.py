@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import av
 import httpx
@@ -348,7 +348,7 @@ def test_malformed_json_and_missing_input(app_url: str) -> None:
 def test_backend_failures_before_audio_map_to_http_errors(
     settings_for: Callable[..., Settings], fake: FakeVLLM, mode: str, params: dict, status: int, code: str
 ) -> None:
-    settings = settings_for(backend_read_timeout=1.0)
+    settings = settings_for(backend_read_timeout=1.0, backend_retries=0)  # no resend: the failure itself is mapped
     with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
         fake.set_mode(mode, count=1, **params)
         assert_error(post_speech(url), status, code=code)
@@ -356,13 +356,20 @@ def test_backend_failures_before_audio_map_to_http_errors(
         assert ok.status_code == 200 and len(ok.content) > 0
 
 
+@pytest.fixture
+def no_resend_url(settings_for: Callable[..., Settings]) -> Iterator[str]:
+    """A service whose retry budget is 0: a broken backend stream ends the request (tests/faults/ resend it)."""
+    with serve(settings_for(backend_retries=0), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        yield url
+
+
 def test_backend_failure_after_audio_started_sends_every_received_token_then_aborts(
-    app_url: str, fake: FakeVLLM
+    no_resend_url: str, fake: FakeVLLM
 ) -> None:
     fake.set_mode("early_close", count=1, after=60)
     received = bytearray()
     with httpx.Client(timeout=30) as client, client.stream(
-        "POST", f"{app_url}/v1/audio/speech", json={"input": TEXT, "voice": "husein", "response_format": "pcm"}
+        "POST", f"{no_resend_url}/v1/audio/speech", json={"input": TEXT, "voice": "husein", "response_format": "pcm"}
     ) as resp:
         assert resp.status_code == 200
         with pytest.raises(httpx.RemoteProtocolError):  # no clean end of the chunked body
@@ -370,12 +377,12 @@ def test_backend_failure_after_audio_started_sends_every_received_token_then_abo
                 received += piece
     tokens = fake.expected_tokens(speech_prompt("husein", " ".join(TEXT.split())))[:60]
     assert bytes(received) == float_to_int16(apply_fade_in(LocalCodec().one_shot(tokens), 120)).tobytes()
-    assert post_speech(app_url).status_code == 200
+    assert post_speech(no_resend_url).status_code == 200
 
 
-def test_backend_failure_after_audio_started_is_an_sse_error_event(app_url: str, fake: FakeVLLM) -> None:
+def test_backend_failure_after_audio_started_is_an_sse_error_event(no_resend_url: str, fake: FakeVLLM) -> None:
     fake.set_mode("error_event", count=1, after=60)
-    resp = post_speech(app_url, stream_format="sse")
+    resp = post_speech(no_resend_url, stream_format="sse")
     events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
     assert events[0]["type"] == "speech.audio.delta"
     assert events[-1]["type"] == "error" and events[-1]["error"]["message"]

@@ -122,6 +122,8 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "SENTRY_DSN": (" https://k@sentry.example/1 ", {"observability.sentry_dsn": "https://k@sentry.example/1"}),
     "SENTRY_TRACES_SAMPLE_RATE": ("0.5", {"observability.sentry_traces_sample_rate": 0.5}),
     "SENTRY_SEND_DEFAULT_PII": ("true", {"observability.sentry_send_default_pii": True}),
+    "GPU_MEM_UTIL": ("0.8", {"engine.gpu_mem_util": 0.8}),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("http://otel:4318", {"observability.otlp_endpoint": "http://otel:4318"}),
     "DEBUG_AUDIO": ("true", {"observability.debug_audio": True}),
     "DEBUG_AUDIO_DIR": ("/tmp/debug", {"observability.debug_audio_dir": "/tmp/debug"}),
     "DEBUG_AUDIO_MAX_FILES": ("10", {"observability.debug_audio_max_files": 10}),
