@@ -80,10 +80,14 @@ class Mapped:
 
 def covering(spans: Sequence[Span]) -> Span | None:
     """The smallest range holding every non-empty one of `spans` (None when all are empty)."""
-    full = [s for s in spans if s[1] > s[0]]
-    if not full:
-        return None
-    return min(s for s, _ in full), max(e for _, e in full)
+    lo = hi = -1
+    for s, e in spans:
+        if e > s:
+            if lo < 0 or s < lo:
+                lo = s
+            if e > hi:
+                hi = e
+    return None if lo < 0 else (lo, hi)
 
 
 def _union(spans: Sequence[Span], at: Span) -> Span:
@@ -99,8 +103,12 @@ def carry(before: str, spans: Sequence[Span], after: str, *, inserted: Span | No
     a = list(_TOKEN.finditer(before))
     b = list(_TOKEN.finditer(after))
     out: list[Span | None] = [None] * len(after)
-    matcher = SequenceMatcher(None, [m.group() for m in a], [m.group() for m in b], autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    words_a, words_b = [m.group() for m in a], [m.group() for m in b]
+    if words_a == words_b:  # only white space changed
+        opcodes = [("equal", 0, len(a), 0, len(b))]
+    else:
+        opcodes = SequenceMatcher(None, words_a, words_b, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in opcodes:
         if op == "equal":
             for ma, mb in zip(a[i1:i2], b[j1:j2], strict=True):
                 out[mb.start() : mb.end()] = spans[ma.start() : ma.end()]
@@ -234,6 +242,6 @@ def _replaced(matched: str, spans: Sequence[Span], replacement: str, at: int) ->
     if replacement == matched:
         return list(spans)
     whole = _union(spans, (at, at))
-    if not matched.strip() or not replacement.strip():
-        return [whole] * len(replacement)
+    if not matched.strip() or not replacement.strip() or not set(_TOKEN.findall(matched)) & set(_TOKEN.findall(replacement)):
+        return [whole] * len(replacement)  # nothing kept: all of it names all of the match
     return carry(matched, spans, replacement, inserted=whole)
