@@ -65,6 +65,7 @@ from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.segments import SegmentStream
 from app.service.sent_timing import segment_as_sent, sent_timings
 from app.service.speech import SpeechService
+from app.service.text_input import cleaned_offsets
 from app.service.timeline import Timeline
 from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment
 from app.service.voice import Voice
@@ -420,7 +421,7 @@ def _alignments(timeline: Timeline, text: str) -> dict:
     estimate), `alignment` over the text as sent: each word over the time of the spoken words it became."""
     rate = timeline.writer.rate
     spoken = SegmentTimings.join(timeline.segments, rate)
-    sent = sent_timings(text, None, spoken)
+    sent = sent_timings(text, cleaned_offsets(text), spoken)  # the offsets name the input as cleaned
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
 
