@@ -176,8 +176,7 @@ class Context:
             service,
             spec.voice,
             spec.gen,
-            normalize_malaysian=spec.normalize_malaysian,
-            language=spec.language,
+            text=spec.text,
             use_context=spec.use_context,
         )
         out = AudioWriter(

@@ -128,8 +128,7 @@ class SegmentStream:
     service: SpeechService
     voice: str | Voice  # a built-in voice's name, or the `Voice` it resolved to; after init: its name (`speaker`: the Voice)
     gen: ResolvedGeneration
-    normalize_malaysian: bool = True
-    language: str = "auto"
+    text: TextOptions = TextOptions()  # how its text is read
     use_context: bool = True
     segmenter: TextSegmenter | None = None
     usage: StreamUsage = field(default_factory=StreamUsage)
@@ -206,10 +205,6 @@ class SegmentStream:
             self.flush()
             self.ended = True
             self._queue.put_nowait(None)
-
-    @property
-    def text_options(self) -> TextOptions:
-        return TextOptions(self.normalize_malaysian, self.language)
 
     @property
     def pending_chars(self) -> int:
@@ -366,7 +361,7 @@ class SegmentStream:
                         raise
                     await self._drained.wait()  # a look-ahead finds the server full: wait for its turn, then ask again
                     seg.slot = service.admit("stream")
-            seg.spoken = await service.read(raw, self.text_options)
+            seg.spoken = await service.read(raw, self.text)
             seg.text = seg.spoken.text
             if not seg.text:
                 if seg.slot is not None:

@@ -15,6 +15,7 @@ from app.service.requests import ResolvedGeneration
 from app.service.segments import SegmentEvent, SegmentStream, StreamUsage
 from app.service.timing import SegmentTimings
 from app.service.voice import Voice
+from app.text.options import TextOptions
 
 # -- commands: what a client message asks for ----------------------------------------------------
 
@@ -37,8 +38,7 @@ class Open:
     context: str
     voice: Voice
     gen: ResolvedGeneration
-    normalize_malaysian: bool = True
-    language: str = "auto"
+    text: TextOptions = TextOptions()
     use_context: bool = True
     bit_rate: int | None = None
 

@@ -70,6 +70,7 @@ from app.service.timeline import Timeline
 from app.service.timing import SegmentTimings, elevenlabs_alignment, elevenlabs_http_alignment
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
+from app.text.options import TextOptions
 
 router = APIRouter()
 
@@ -268,7 +269,7 @@ class ElevenLabsProtocol(Protocol):
             cid,
             voice,
             gen,
-            normalize_malaysian=self.opts.normalize,
+            text=TextOptions(self.opts.normalize),
             use_context=self.streaming.context,
             bit_rate=out.bit_rate,
         )

@@ -127,8 +127,7 @@ class SpeechStreamProtocol(Protocol):
             CONTEXT,
             voice,
             cfg.resolved(self.generation, self.streaming),
-            normalize_malaysian=cfg.normalize_malaysian,
-            language=cfg.language,
+            text=cfg.text_options,
             use_context=use_context,
         )
         self.awaiting_config = False
