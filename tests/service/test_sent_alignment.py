@@ -5,11 +5,13 @@ was an estimate spread over the sent text's characters, which this test refuses.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+import websockets
 
 from app.main import Components
 from app.settings import Settings
@@ -53,3 +55,34 @@ def test_alignment_names_the_text_as_sent_exactly(real_url: str) -> None:
     assert words["RM5.50"][1] <= said[on][1] and words["RM5.50"][1] >= said[on - 1][1]  # up to "sen"
     starts = sent["character_start_times_seconds"]
     assert starts == sorted(starts) and starts[0] == 0
+
+
+def ms_words(a: dict) -> dict[str, int]:
+    text = "".join(a["chars"])
+    return {m.group(): a["charStartTimesMs"][m.start()] for m in re.finditer(r"\S+", text)}
+
+
+async def test_websocket_alignment_names_the_text_as_sent_across_deltas(real_url: str) -> None:
+    """The text comes in deltas (offsets grow across them); each segment's `alignment` is over its text as sent,
+    each word starting where the words it became start in `normalizedAlignment`."""
+    url = f"{real_url.replace('http://', 'ws://')}/v1/text-to-speech/jenny/stream-input?output_format=pcm_24000"
+    async with websockets.connect(url, additional_headers={"xi-api-key": "any"}) as ws:
+        await ws.send(json.dumps({"text": " "}))
+        for delta in ("Dr. Tan owes ", "RM5.50 on ", "3/4, thank ", "you. "):
+            await ws.send(json.dumps({"text": delta}))
+        await ws.send(json.dumps({"text": ""}))
+        messages = [json.loads(m) async for m in ws]
+    aligned = [m for m in messages if m.get("alignment")]
+    assert aligned
+    sent = "".join("".join(m["alignment"]["chars"]) for m in aligned)
+    assert "RM5.50" in sent and "Tan" in sent
+    for m in aligned:
+        said = ms_words(m["normalizedAlignment"])
+        words = ms_words(m["alignment"])
+        for word in ("Tan", "owes", "on"):
+            if word in words:
+                assert words[word] == said[word]
+        if "RM5.50" in words:
+            spoken = "".join(m["normalizedAlignment"]["chars"])
+            first = re.search(r"owes (\S+)", spoken) or re.match(r"(\S+)", spoken)
+            assert words["RM5.50"] == said[first.group(1)]
