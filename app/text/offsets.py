@@ -212,6 +212,8 @@ def sub(pattern: re.Pattern[str] | str, repl: Repl, text: str, count: int = 0, f
     tracker = _ACTIVE.get()
     if tracker is None or tracker.text != text:
         return pattern.sub(repl, text, count)
+    if pattern.search(text) is None:
+        return text
     spans = tracker.spans  # taken now: a replacement function may track a rewrite of its own
     expand = repl if callable(repl) else (lambda m: m.expand(repl))
     out: list[str] = []
