@@ -41,10 +41,6 @@ class Mapped:
             raise ValueError(f"{len(self.spans)} spans for {len(self.text)} characters")
 
     @classmethod
-    def identity(cls, text: str, base: int = 0) -> Mapped:
-        return cls(text, tuple((base + i, base + i + 1) for i in range(len(text))))
-
-    @classmethod
     def join(cls, parts: Sequence[Mapped], sep: str = " ") -> Mapped:
         """The parts joined by `sep`, whose characters come from nothing (the empty range after the part before)."""
         text, spans = [], []
@@ -57,24 +53,13 @@ class Mapped:
             spans += p.spans
         return cls("".join(text), tuple(spans))
 
-    def through(self, offsets: Sequence[int]) -> Mapped:
-        """This map's ranges read through `offsets` (a source index -> the index in the text before it): a map
-        over a segment of a bigger text becomes a map over the bigger text."""
-        n = len(offsets)
-        if not n:
-            return self
-
-        def at(i: int) -> int:
-            return offsets[i] if i < n else offsets[-1] + 1
-
-        return Mapped(self.text, tuple((at(s), at(e - 1) + 1 if e > s else at(s)) for s, e in self.spans))
-
     def source_of(self, start: int, end: int) -> Span | None:
         """The source range that `text[start:end]` came from (None: from nothing)."""
         return covering(self.spans[start:end])
 
     def words(self) -> list[tuple[str, int, int, Span | None]]:
-        """Each word (a CJK character, or a run of other non-space characters): its text, where it lies in `text`, and the source it came from."""
+        """Each word (a CJK character, or a run of other non-space characters): its text, where it lies in `text`,
+        and the source range it came from."""
         return [(m.group(), m.start(), m.end(), self.source_of(m.start(), m.end())) for m in _WORD.finditer(self.text)]
 
 
