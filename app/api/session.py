@@ -172,7 +172,7 @@ class Context:
     def open(cls, service: SpeechService, spec: Open) -> Context:
         """The context an `Open` command asks for: its segment stream and its audio writer."""
         stream = service.context_stream(
-            spec.voice, spec.gen, spec.output, normalize_malaysian=spec.normalize_malaysian, language=spec.language,
+            spec.voice, spec.gen, spec.output, text=spec.text,
             use_context=spec.use_context,
         )  # fmt: skip
         return cls(spec.context, stream, service.renderer.writer(spec.output))

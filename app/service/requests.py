@@ -12,6 +12,7 @@ from app.audio.output import OutputSpec
 from app.audio.registry import ENCODING_NAMES, FORMATS, OPENAI_NAMES, RATES
 from app.service.text_input import INVISIBLE, unpaired_surrogate, without_invisible
 from app.settings import GenerationSettings, StreamingSettings
+from app.text.options import TextFields
 
 AudioFormat = Literal[OPENAI_NAMES]  # type: ignore[valid-type]  # the registry's formats: pcm, wav, mp3, ...
 SampleEncodingName = Literal[ENCODING_NAMES]  # type: ignore[valid-type]  # s16le, mulaw, alaw
@@ -200,7 +201,7 @@ def _input_not_blank(cls: type, v: str) -> str:
     return v
 
 
-class SpeechRequest(GenerationFields):
+class SpeechRequest(GenerationFields, TextFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
     input: str = Field(..., description="Text to synthesize", json_schema_extra=NOT_BLANK)
@@ -227,7 +228,7 @@ class SpeechRequest(GenerationFields):
         return super().delivery().model_copy(update={"timestamps": self.timestamps})
 
 
-class VoiceCloneRequest(GenerationFields):
+class VoiceCloneRequest(GenerationFields, TextFields):
     """`POST /v1/audio/vc` form fields (the clip travels separately as `reference_audio`)."""
 
     reference_text: str = Field(..., description="What the reference clip says", json_schema_extra=NOT_BLANK)
@@ -270,7 +271,7 @@ def _is_number_or_bool(annotation: Any) -> bool:
 CONSENT_VALUES = ("true", "yes")  # `consent` of POST /v1/audio/voices, in any case
 
 
-class SaveVoiceRequest(BaseModel):
+class SaveVoiceRequest(BaseModel, TextFields):
     """`POST /v1/audio/voices` form fields (the clip travels separately as `audio`)."""
 
     model_config = ConfigDict(extra="allow")
@@ -326,7 +327,7 @@ class SaveVoiceRequest(BaseModel):
         return v
 
 
-class StreamConfig(GenerationFields):
+class StreamConfig(GenerationFields, TextFields):
     """The first message of `/v1/audio/speech/stream`: `{"type": "config", ...}`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -349,7 +350,7 @@ class StreamConfig(GenerationFields):
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
 
-class NormalizeRequest(BaseModel):
+class NormalizeRequest(BaseModel, TextFields):
     model_config = ConfigDict(extra="allow")
 
     input: str = Field(..., max_length=100_000, description="Text to normalize", json_schema_extra=NOT_BLANK)

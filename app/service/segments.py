@@ -197,8 +197,7 @@ class SegmentStream:
     voice: str | Voice  # a built-in voice's name, or the `Voice` it resolved to; after init: its name (`speaker`: the Voice)
     gen: ResolvedGeneration
     output: OutputSpec = field(default_factory=OutputSpec)
-    normalize_malaysian: bool = True
-    language: str = "auto"
+    text: TextOptions = TextOptions()  # how its text is read
     use_context: bool = True
     segmenter: TextSegmenter | None = None
     lookahead: int | None = None  # segments started ahead of the one being spoken; None: STREAM_LOOKAHEAD_SEGMENTS
@@ -234,10 +233,6 @@ class SegmentStream:
         self.outcome = "failed"
         self.last_job: SynthesisJob | None = None  # the last segment spoken
         self._spoken: list[str] = []  # the normalized text of each segment spoken
-
-    @property
-    def text_options(self) -> TextOptions:
-        return TextOptions(self.normalize_malaysian, self.language)
 
     @property
     def spoken_text(self) -> str:
@@ -345,7 +340,7 @@ class SegmentStream:
         seg = _Segment(self._index, raw)
         try:
             seg.slot = await self.admission.acquire(self._drained.wait, first=self._open == 0)
-            seg.spoken = await service.read(raw, self.text_options)
+            seg.spoken = await service.read(raw, self.text)
             seg.text = seg.spoken.text
             if not seg.text:
                 seg.release()

@@ -136,21 +136,21 @@ class SpeechService:
             return self.admission.admit(endpoint)
 
     # -- text ------------------------------------------------------------------------------------
-    async def normalize(self, text: str, malaysian: bool, language: str = "auto", *, priority: int = SPEECH) -> str:
+    async def normalize(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
         with tracing.span("tts.normalization", chars=len(text)):
-            return await self.text_input.normalize(text, malaysian, language, priority=priority)
+            return await self.text_input.normalize(text, options.normalize_malaysian, options.language, priority=priority)
 
     async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
         """`normalize` for a segment: the text as it will be prompted, with its map back to the text as sent."""
         with tracing.span("tts.normalization", chars=len(text)):
             return await self.text_input.speak(text, options, priority=priority)
 
-    async def normalize_tool(self, text: str, malaysian: bool, language: str = "auto") -> str:
+    async def normalize_tool(self, text: str, options: TextOptions) -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
         with self.normalize_lane.admit():
             self.text_input.check(text, "input")
-            normalized = await self.normalize(text, malaysian, language, priority=TOOL)
+            normalized = await self.normalize(text, options, priority=TOOL)
         return require_speech(normalized, "input")  # as the speech endpoints say it
 
     # -- requests -> jobs --------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class SpeechService:
         """An HTTP request's stream: admitted by its route, counted once (and after its other observers)."""
         return SegmentStream(
             self, voice, req.resolved(self.generation, self.streaming), req.output_spec(bit_rate),
-            normalize_malaysian=req.normalize_malaysian, language=req.language, use_context=self.streaming.context,
+            text=req.text_options, use_context=self.streaming.context,
             observers=[*(observers or ()), RequestAccounting(self.metrics)], **kw,  # type: ignore[arg-type]
         )  # fmt: skip
 
@@ -216,7 +216,7 @@ class SpeechService:
             return None
         if req.context.previous_text is not None:
             tail = self.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
-            given = await self.normalize(tail, req.normalize_malaysian, req.language)
+            given = await self.normalize(tail, req.text_options)
             if not previous.text.endswith(given) and not given.endswith(previous.text):
                 logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
                 return None
@@ -252,7 +252,7 @@ class SpeechService:
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
-        ref_text = await self.normalize(req.reference_text, req.normalize_malaysian, req.language)
+        ref_text = await self.normalize(req.reference_text, req.text_options)
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
         stream = self._whole_text(
             voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
@@ -274,7 +274,7 @@ class SpeechService:
         await self.voices.check_free(req.name)  # before the encoder: a taken name is a 409 at once
         self.text_input.check(req.text, "text")
         tokens = await self.references.encode(audio_bytes, req.text)
-        text = require_speech(await self.normalize(req.text, req.normalize_malaysian, req.language), "text")
+        text = require_speech(await self.normalize(req.text, req.text_options), "text")
         await check_room(
             Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
             max_model_len=self.max_model_len, counter=self.backend, at_least=len(tokens),

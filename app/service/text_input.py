@@ -35,6 +35,16 @@ def without_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def cleaned_offsets(text: str) -> list[int]:
+    """For each character of `text`, its index in `without_invisible(text)` (a removed one: the next kept one's)."""
+    out, kept = [], 0
+    for ch in text:
+        out.append(kept)
+        if not _INVISIBLE.match(ch):
+            kept += 1
+    return out
+
+
 def clean_text(text: str, param: str) -> str:
     """`text` without control characters and bidi controls; a 400 when it holds an unpaired surrogate."""
     if unpaired_surrogate(text):

@@ -41,10 +41,6 @@ class Mapped:
             raise ValueError(f"{len(self.spans)} spans for {len(self.text)} characters")
 
     @classmethod
-    def identity(cls, text: str, base: int = 0) -> Mapped:
-        return cls(text, tuple((base + i, base + i + 1) for i in range(len(text))))
-
-    @classmethod
     def join(cls, parts: Sequence[Mapped], sep: str = " ") -> Mapped:
         """The parts joined by `sep`, whose characters come from nothing (the empty range after the part before)."""
         text, spans = [], []
@@ -57,33 +53,26 @@ class Mapped:
             spans += p.spans
         return cls("".join(text), tuple(spans))
 
-    def through(self, offsets: Sequence[int]) -> Mapped:
-        """This map's ranges read through `offsets` (a source index -> the index in the text before it): a map
-        over a segment of a bigger text becomes a map over the bigger text."""
-        n = len(offsets)
-        if not n:
-            return self
-
-        def at(i: int) -> int:
-            return offsets[i] if i < n else offsets[-1] + 1
-
-        return Mapped(self.text, tuple((at(s), at(e - 1) + 1 if e > s else at(s)) for s, e in self.spans))
-
     def source_of(self, start: int, end: int) -> Span | None:
         """The source range that `text[start:end]` came from (None: from nothing)."""
         return covering(self.spans[start:end])
 
     def words(self) -> list[tuple[str, int, int, Span | None]]:
-        """Each word (a CJK character, or a run of other non-space characters): its text, where it lies in `text`, and the source it came from."""
+        """Each word (a CJK character, or a run of other non-space characters): its text, where it lies in `text`,
+        and the source range it came from."""
         return [(m.group(), m.start(), m.end(), self.source_of(m.start(), m.end())) for m in _WORD.finditer(self.text)]
 
 
 def covering(spans: Sequence[Span]) -> Span | None:
     """The smallest range holding every non-empty one of `spans` (None when all are empty)."""
-    full = [s for s in spans if s[1] > s[0]]
-    if not full:
-        return None
-    return min(s for s, _ in full), max(e for _, e in full)
+    lo = hi = -1
+    for s, e in spans:
+        if e > s:
+            if lo < 0 or s < lo:
+                lo = s
+            if e > hi:
+                hi = e
+    return None if lo < 0 else (lo, hi)
 
 
 def _union(spans: Sequence[Span], at: Span) -> Span:
@@ -99,8 +88,12 @@ def carry(before: str, spans: Sequence[Span], after: str, *, inserted: Span | No
     a = list(_TOKEN.finditer(before))
     b = list(_TOKEN.finditer(after))
     out: list[Span | None] = [None] * len(after)
-    matcher = SequenceMatcher(None, [m.group() for m in a], [m.group() for m in b], autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    words_a, words_b = [m.group() for m in a], [m.group() for m in b]
+    if words_a == words_b:  # only white space changed
+        opcodes = [("equal", 0, len(a), 0, len(b))]
+    else:
+        opcodes = SequenceMatcher(None, words_a, words_b, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in opcodes:
         if op == "equal":
             for ma, mb in zip(a[i1:i2], b[j1:j2], strict=True):
                 out[mb.start() : mb.end()] = spans[ma.start() : ma.end()]
@@ -204,6 +197,8 @@ def sub(pattern: re.Pattern[str] | str, repl: Repl, text: str, count: int = 0, f
     tracker = _ACTIVE.get()
     if tracker is None or tracker.text != text:
         return pattern.sub(repl, text, count)
+    if pattern.search(text) is None:
+        return text
     spans = tracker.spans  # taken now: a replacement function may track a rewrite of its own
     expand = repl if callable(repl) else (lambda m: m.expand(repl))
     out: list[str] = []
@@ -234,6 +229,6 @@ def _replaced(matched: str, spans: Sequence[Span], replacement: str, at: int) ->
     if replacement == matched:
         return list(spans)
     whole = _union(spans, (at, at))
-    if not matched.strip() or not replacement.strip():
-        return [whole] * len(replacement)
+    if not matched.strip() or not replacement.strip() or not set(_TOKEN.findall(matched)) & set(_TOKEN.findall(replacement)):
+        return [whole] * len(replacement)  # nothing kept: all of it names all of the match
     return carry(matched, spans, replacement, inserted=whole)

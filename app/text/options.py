@@ -24,11 +24,9 @@ class TextOptions:
 
 
 class TextFields:
-    """A request model's `text_options` from its `normalize_malaysian` and `language` fields (a mixin)."""
-
-    normalize_malaysian: bool
-    language: str
+    """A request model's `text_options`, from its `normalize_malaysian` and `language` fields (a mixin that adds
+    no field: the wire format stays the model's own)."""
 
     @property
     def text_options(self) -> TextOptions:
-        return TextOptions(self.normalize_malaysian, self.language)
+        return TextOptions(self.normalize_malaysian, self.language)  # type: ignore[attr-defined]

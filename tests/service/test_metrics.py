@@ -110,7 +110,7 @@ def test_a_backend_slower_than_real_time_shows_underruns(settings_for: Callable[
 
 def test_rejected_and_failed_requests_are_counted(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
     fake.set_mode("http_error", count=1, status=500)
-    with serve(settings_for(), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+    with serve(settings_for(backend_retries=0), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
         assert httpx.post(f"{url}/v1/audio/speech", json={"input": TEXT}, timeout=30).status_code >= 500
         values, _ = scrape(url)
     assert total(values, "tts_requests_total", outcome="failed") == 1

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import re
 
+from app.prompts import speech_prompt
+from app.service.requests import SpeechRequest
+from app.service.segment_policy import RequestAccounting
+from app.service.segments import SegmentStream
 from app.service.sent_timing import segment_as_sent, sent_timings
+from app.service.timeline import Timeline
 from app.service.timing import SegmentTimings, elevenlabs_http_alignment, estimated
 from app.text.document import SPAN_TYPES, Span, SpanType, TextDocument, readings, span_type
 from app.text.normalizer import Normalizer
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
 from app.text.segmenter import TextSegmenter, iter_document_segments, whole_text_segments
+from tests.unit.test_longform import Script, service_for
 
 
 @span_type
@@ -129,3 +135,37 @@ def test_chinese_segments_map_through_the_spaces_put_in_and_taken_out() -> None:
 def test_an_empty_join_is_not_a_time(normalizer: Normalizer) -> None:
     empty = SegmentTimings.join([], 24_000)
     assert sent_timings("abc", None, empty).text == "abc"
+
+
+async def test_a_document_is_spoken_through_the_segment_stream(normalizer: Normalizer) -> None:
+    """The whole service path: the document cut, each segment read by its kind and prompted; the timings of the
+    spelled segment name its letters in the source."""
+    backend = Script()
+    service = service_for(backend, stream_segment_max_chars=200, stream_first_segment_chars=200)
+    service.text_input.normalizer = normalizer
+    gen = SpeechRequest(input="-").resolved(service.generation, service.streaming)
+    stream = SegmentStream(service, "husein", gen, use_context=False, observers=[RequestAccounting(service.metrics)])
+    stream.feed.speak(document())
+
+    class Writer:  # the source's samples as delivered
+        rate = 24_000
+
+        def position(self, source: int) -> int:
+            return source
+
+    class Estimates:  # the service's timings, without an aligner
+        has_aligner = False
+        segment_timings = service.timings.segment_timings
+
+    timeline = Timeline(Estimates(), Writer())  # type: ignore[arg-type]
+    async for event in stream.events():  # what the renderer feeds a timeline
+        if event.kind == "audio":
+            timeline.wrote(event.audio)
+        elif event.kind == "started":
+            timeline.started()
+        elif event.kind == "done":
+            await timeline.done(event.normalized, event.spoken)
+    assert [c.prompt for c in backend.calls][1] == speech_prompt("husein", "A B 1 2")
+    spelled = timeline.segments[1]
+    assert [SOURCE[w.source[0] : w.source[1]] for w in spelled.words()] == ["A", "B", "1", "2"]
+    assert stream.usage.input_chars == len(SOURCE)

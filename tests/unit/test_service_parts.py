@@ -212,11 +212,8 @@ class StandInService:
             raise OverloadedError("server busy", retry_after=1)
         return self.lane.admit()
 
-    async def normalize(self, text: str, malaysian: bool, language: str) -> str:
-        return "".join(c for c in text if c.isalnum() or c == " ").strip()
-
     async def read(self, text: str, options: TextOptions) -> Mapped:
-        out = await self.normalize(text, options.normalize_malaysian, options.language)
+        out = "".join(c for c in text if c.isalnum() or c == " ").strip()
         return Mapped(out, tuple(carry(text, [(i, i + 1) for i in range(len(text))], out)))
 
     async def prepare_segment(self, voice, text, gen, *, context=None, param="input") -> SynthesisJob:

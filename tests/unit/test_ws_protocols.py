@@ -82,7 +82,7 @@ def test_ours_config_authorizes_then_opens_the_one_context(settings: Settings) -
     auth, open_ = parse(p, {"type": "config", "api_key": "k", "speed": 1.5, "language": "ms", "context": False}, ())
     assert auth == Auth("k")
     assert isinstance(open_, Open) and open_.context == "default" and open_.voice == HUSEIN
-    assert (open_.output.speed, open_.language, open_.use_context) == (1.5, "ms", False)
+    assert (open_.output.speed, open_.text.language, open_.use_context) == (1.5, "ms", False)
     assert not p.awaiting_config
 
 
@@ -202,7 +202,7 @@ def test_eleven_single_context(settings: Settings) -> None:
     assert isinstance(open_, Open)
     _, open_, text, flush = parse(p, {"text": "Hello ", "voice_settings": {"speed": 1.2}, "flush": True}, ())
     assert isinstance(open_, Open) and open_.context == "default" and open_.output.speed == 1.2
-    assert open_.output.format == "pcm" and open_.normalize_malaysian is True
+    assert open_.output.format == "pcm" and open_.text.normalize_malaysian is True
     assert (text, flush) == (Text("default", "Hello "), Flush("default"))
     assert parse(p, {"text": "world.", "try_trigger_generation": True})[1:] == [
         Text("default", "world."),

@@ -17,6 +17,7 @@ from app.service.segment_policy import StreamUsage
 from app.service.segments import SegmentEvent, SegmentStream
 from app.service.timing import SegmentTimings
 from app.service.voice import Voice
+from app.text.options import TextOptions
 
 # -- commands: what a client message asks for ----------------------------------------------------
 
@@ -38,8 +39,7 @@ class Open:
     voice: Voice
     gen: ResolvedGeneration
     output: OutputSpec
-    normalize_malaysian: bool = True
-    language: str = "auto"
+    text: TextOptions = TextOptions()
     use_context: bool = True
 
 

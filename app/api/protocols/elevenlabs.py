@@ -51,6 +51,7 @@ from app.service.speech import SpeechService
 from app.service.timing import elevenlabs_alignment
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
+from app.text.options import TextOptions
 
 router = APIRouter()
 
@@ -250,7 +251,7 @@ class ElevenLabsProtocol(Protocol):
             voice,
             gen,
             fields.output_spec(out.bit_rate),
-            normalize_malaysian=self.opts.normalize,
+            text=TextOptions(self.opts.normalize),
             use_context=self.streaming.context,
         )
 

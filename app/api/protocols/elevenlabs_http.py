@@ -43,6 +43,7 @@ from app.service.render import Piece, Prepared, Renderer
 from app.service.requests import NOT_BLANK, Delivery, SpeechRequest
 from app.service.sent_timing import sent_timings
 from app.service.speech import SpeechService
+from app.service.text_input import cleaned_offsets
 from app.service.timing import SegmentTimings, elevenlabs_http_alignment
 from app.service.voices import Voices
 
@@ -146,7 +147,7 @@ def alignments(segments: list[SegmentTimings], rate: int, text: str) -> dict:
     """`normalized_alignment` over the spoken text (each segment placed where its audio is: the aligner's or the
     estimate), `alignment` over the text as sent: each word over the time of the spoken words it became."""
     spoken = SegmentTimings.join(segments, rate)
-    sent = sent_timings(text, None, spoken)
+    sent = sent_timings(text, cleaned_offsets(text), spoken)  # the offsets name the input as cleaned
     return {"alignment": elevenlabs_http_alignment(sent), "normalized_alignment": elevenlabs_http_alignment(spoken)}
 
 

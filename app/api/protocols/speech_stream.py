@@ -128,8 +128,7 @@ class SpeechStreamProtocol(Protocol):
             voice,
             cfg.resolved(self.generation, self.streaming),
             cfg.output_spec(),
-            normalize_malaysian=cfg.normalize_malaysian,
-            language=cfg.language,
+            text=cfg.text_options,
             use_context=use_context,
         )
         self.awaiting_config = False
