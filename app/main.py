@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.auth import Authenticator, KeyGuard, caller_if
+from app.api.drain import Drain, DrainGuard, take_sigterm
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
@@ -165,9 +166,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await stop_service(app)
             raise
         app.state.startup_error = None
+        restore = take_sigterm(app.state.drain)
         try:
             yield
         finally:
+            restore()
             await stop_service(app)
         return
 
@@ -181,9 +184,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     app.state.startup_error = None
     loading = asyncio.create_task(load(), name="start-service")
+    restore = take_sigterm(app.state.drain)  # SIGTERM drains first (app/api/drain.py), then uvicorn stops
     try:
         yield
     finally:
+        restore()
         loading.cancel()
         with suppress(asyncio.CancelledError):
             await loading
@@ -217,6 +222,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
         settings.security, settings.limits
     )
     app.state.client_sockets = ClientSockets()
+    app.state.drain = Drain(settings.server.drain_grace_seconds, settings.server.shutdown_grace_seconds)
     install_error_handlers(app)
     install_log_filters()
     limits = settings.limits
@@ -239,6 +245,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
+    # outermost: counts every request and socket for the drain on SIGTERM, and refuses new ones once it refuses
+    app.add_middleware(DrainGuard, drain=app.state.drain)
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.auth import Authenticator, header_key
+from app.api.drain import CLOSE_RESTART, Drain, quiet
 from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
@@ -326,6 +327,8 @@ class Session:
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
         self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
+        self.drain: Drain = ws.app.state.drain
+        self.drained = False  # SIGTERM's drain: no new contexts, the quiet ones ended, then 1012
         self.session_id = f"{protocol.id_prefix}-{uuid.uuid4().hex[:12]}"
         limits = service.limits
         self.max_message_bytes = limits.ws_max_message_bytes
@@ -357,16 +360,22 @@ class Session:
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.closing and not self.contexts and not self.writers:
+                if self.drain.refusing and not self.drained and all(quiet(c.stream) for c in self.contexts.values()):
+                    self.drained, code, reason = True, CLOSE_RESTART, "the server is restarting"
+                    for c in self.contexts.values():
+                        c.stream.end()
+                if (self.closing or self.drained) and not self.contexts and not self.writers:
                     return
                 if receiving is None:
                     receiving = asyncio.ensure_future(self.ws.receive())
                 idle_timeout = self.protocol.idle_timeout
                 dues = [d for c in self.contexts.values() if (d := c.stream.due_in()) is not None]
                 idle_left = idle_timeout - (time.monotonic() - last_message)
-                timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left()]))
+                timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left(), *self.drain.poll()]))
                 done, _ = await asyncio.wait(
-                    {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    {receiving, *self.writers, *self.drain.wakers()},
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if receiving in done:
                     message, receiving = receiving.result(), None
@@ -460,6 +469,9 @@ class Session:
             raise TypeError(f"unknown command {command!r}")
 
     def _open(self, spec: Open) -> None:
+        if self.drain.refusing:
+            raise InvalidRequestError("the server is restarting: open this context on a new connection",
+                                      param="context_id", code="shutting_down")  # fmt: skip
         if len(self.contexts) >= self.max_contexts:
             raise InvalidRequestError(
                 f"{len(self.contexts)} contexts are open on this socket; the limit is {self.max_contexts}",
