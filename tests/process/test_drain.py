@@ -85,16 +85,18 @@ def ours(url: str, started: threading.Event, close_at: Callable[[], bool] | None
         if close_at is not None:
             ws.send(json.dumps({"type": "text", "text": "A reply that is spoken while the server drains."}))
         closed = False
-        for message in _messages(ws):
+        for message in _messages(ws, tick=0.1):
+            if close_at is not None and not closed and close_at():
+                ws.send(json.dumps({"type": "close"}))  # the sentence's last word is spoken now
+                closed = True
+            if message is None:
+                continue
             started.set()
             if isinstance(message, bytes):
                 got += len(message)
             else:
                 event = json.loads(message)
                 last, tokens = event["type"], event.get("usage", {}).get("output_tokens", tokens)
-            if close_at is not None and not closed and close_at():
-                ws.send(json.dumps({"type": "close"}))
-                closed = True
         # every token the backend sent for its segments (the segmenter may make two of the sentence), as audio
         return f"{last} {ws.close_code}", (got - tokens * 960) if tokens else -1
 
@@ -108,7 +110,7 @@ def elevenlabs(url: str, started: threading.Event) -> tuple[str, int]:
         ws.send(json.dumps({"text": " "}))
         ws.send(json.dumps({"text": "Another reply, spoken while the server drains. ", "flush": True}))
         for message in _messages(ws):
-            event = json.loads(message)
+            event = json.loads(message or "{}")
             if event.get("audio"):
                 started.set()
                 got += len(base64.b64decode(event["audio"]))
@@ -116,11 +118,17 @@ def elevenlabs(url: str, started: threading.Event) -> tuple[str, int]:
         return f"{'final' if final else 'no final'} {ws.close_code}", got
 
 
-def _messages(ws: ClientConnection) -> Iterator[str | bytes]:
-    while True:
+def _messages(ws: ClientConnection, tick: float | None = None) -> Iterator[str | bytes | None]:
+    """The socket's messages until it closes (its code is read after), None every `tick` s without one."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
         try:
-            yield ws.recv(timeout=60)
-        except Exception:  # noqa: BLE001 - the socket closed (its code is read after)
+            yield ws.recv(timeout=tick or 60)
+        except TimeoutError:
+            if tick is None:
+                return
+            yield None
+        except Exception:  # noqa: BLE001 - the socket closed
             return
 
 
