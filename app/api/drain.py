@@ -74,6 +74,11 @@ class Drain:
         """The longest a session may sleep before it looks again whether its contexts are done."""
         return [POLL] if self.refusing else []
 
+    def may_close(self, closing: bool, streams: list[Any]) -> bool:
+        """Whether a WebSocket session ends its socket now (1012, its quiet contexts ended first): new work is
+        refused, the client has not closed it itself, and none of its contexts has anything in flight."""
+        return self.refusing and not closing and all(quiet(s) for s in streams)
+
     def start(self, then: Callable[[], None]) -> None:
         """Begin draining (a second signal changes nothing); `then()` when drained or at the deadline."""
         if self.phase is not Phase.SERVING:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.auth import Authenticator, header_key
-from app.api.drain import CLOSE_RESTART, Drain, quiet
+from app.api.drain import CLOSE_RESTART, Drain
 from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
@@ -360,7 +360,7 @@ class Session:
                 for w in [w for w in self.writers if w.done()]:
                     self.writers.discard(w)
                     w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.drain.refusing and not self.drained and all(quiet(c.stream) for c in self.contexts.values()):
+                if not self.drained and self.drain.may_close(self.closing, [c.stream for c in self.contexts.values()]):
                     self.drained, code, reason = True, CLOSE_RESTART, "the server is restarting"
                     for c in self.contexts.values():
                         c.stream.end()
