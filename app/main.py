@@ -74,7 +74,7 @@ def _load_normalizer(settings: GenerationSettings) -> Any:
 async def start_service(app: FastAPI) -> None:
     """Start (or reach) the codec engine, load the normalizer, open the backend client; publish the service."""
     from app.audio.resample import resample_to_16k
-    from app.backend.vllm import VLLMClient
+    from app.backend.pool import BackendPool
     from app.engine.launch import start_engine
     from app.observability.heap import freeze_startup_heap
     from app.service.speech import SpeechService
@@ -96,7 +96,7 @@ async def start_service(app: FastAPI) -> None:
     store = VoiceStore(settings.generation.voice_store_url)
     app.state.voice_store = store
     await store.open()  # the schema, created if missing
-    backend = VLLMClient.from_settings(settings.backend)
+    backend = BackendPool.from_settings(settings.backend, app.state.metrics)
     await backend.start()
     app.state.service = SpeechService.from_settings(
         settings,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,7 +69,10 @@ class Settings(BaseSettings):
     )
 
     # --- the spec's table -------------------------------------------------------------------
-    tts_api: str = Field("http://tts-engine:9093", description="vLLM backend URL")
+    tts_api: str = Field(
+        "http://tts-engine:9093",
+        description="vLLM backend URL, or a comma-separated list of them (a broken stream resumes on the next one)",
+    )
     model_name: str = Field("TTS-model", description="Model name served by vLLM")
     default_speaker: str = "husein"
     speakers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["husein", "idayu", "jenny"])
@@ -109,6 +113,15 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Max seconds between two backend events once a stream has started"
     )
     backend_max_connections: int = Field(512, ge=1)
+    backend_retries: int = Field(
+        3, ge=0, description="Times one backend request is resent (resumed) after its stream broke; 0: never"
+    )
+    backend_failover_timeout: float = Field(
+        30.0, gt=0, description="Seconds one backend request may spend failing over, from its first break"
+    )
+    backend_health_interval: float = Field(
+        2.0, gt=0, description="Seconds between two health checks of a backend taken out of rotation"
+    )
     max_model_len: int = Field(4096, ge=64, description="Context length of the vLLM model (--max-model-len)")
 
     codec_model: str = Field("neuphonic/neucodec", description="NeuCodec hub id or local directory")
@@ -171,6 +184,12 @@ class Settings(BaseSettings):
     )
     engine_hang_timeout: float = Field(
         15.0, gt=0, description="Seconds without a word from the codec engine before its waiting jobs fail with 503"
+    )
+    engine_restart_wait: float = Field(
+        20.0,
+        ge=0,
+        description="Seconds a running stream's windows wait for a restarted codec engine (then sent again to it);"
+        " 0: the streams a death catches end broken",
     )
     aligner_model: str = Field(
         "", description="CTC wav2vec2 forced aligner (hub id or local directory) run in the codec engine; empty: off"
@@ -345,9 +364,14 @@ class Settings(BaseSettings):
     @field_validator("tts_api")
     @classmethod
     def _strip_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL, got {value!r}")
-        return value.rstrip("/")
+        urls = [u.strip().rstrip("/") for u in value.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("must name at least one http(s) URL")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http(s) URL or a comma-separated list of them, got {url!r}")
+        return ",".join(urls)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
@@ -387,6 +411,7 @@ class Settings(BaseSettings):
     def backend(self) -> BackendSettings:
         return BackendSettings(
             url=self.tts_api,
+            urls=tuple(self.tts_api.split(",")),
             model_name=self.model_name,
             api_key=self.tts_api_key.get_secret_value(),
             connect_timeout=self.backend_connect_timeout,
@@ -394,6 +419,9 @@ class Settings(BaseSettings):
             stall_timeout=min(self.backend_stall_timeout, self.backend_read_timeout),
             max_connections=self.backend_max_connections,
             max_model_len=self.max_model_len,
+            retries=self.backend_retries,
+            failover_timeout=self.backend_failover_timeout,
+            health_interval=self.backend_health_interval,
         )
 
     @cached_property
@@ -423,6 +451,7 @@ class Settings(BaseSettings):
             job_timeout=self.codec_job_timeout_seconds,
             heartbeat_timeout=self.engine_heartbeat_timeout,
             hang_timeout=self.engine_hang_timeout,
+            restart_wait=self.engine_restart_wait,
             aligner_model=self.aligner_model.strip(),
             aligner_max_batch=self.aligner_max_batch,
         )
@@ -551,7 +580,8 @@ def load_settings(**overrides: object) -> Settings:
 class BackendSettings:
     """The vLLM backend, and the front-ends' connections to it."""
 
-    url: str  # TTS_API
+    url: str  # TTS_API as given (one URL or a comma list)
+    urls: tuple[str, ...]  # TTS_API's entries: one client each (a k8s Service name is one entry)
     model_name: str
     api_key: str = dataclasses.field(repr=False)  # TTS_API_KEY
     connect_timeout: float
@@ -559,6 +589,9 @@ class BackendSettings:
     stall_timeout: float  # BACKEND_STALL_TIMEOUT, never above BACKEND_READ_TIMEOUT
     max_connections: int
     max_model_len: int
+    retries: int  # BACKEND_RETRIES: resends of one backend request after its stream broke
+    failover_timeout: float  # BACKEND_FAILOVER_TIMEOUT: from a request's first break, then it ends broken
+    health_interval: float  # BACKEND_HEALTH_INTERVAL: between health checks of a backend out of rotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,6 +620,7 @@ class EngineSettings:
     job_timeout: float  # CODEC_JOB_TIMEOUT_SECONDS (a front-end's wait for one job)
     heartbeat_timeout: float  # ENGINE_HEARTBEAT_TIMEOUT: silence after which /ready is 503
     hang_timeout: float  # ENGINE_HANG_TIMEOUT: silence after which waiting jobs fail (a hung engine)
+    restart_wait: float  # ENGINE_RESTART_WAIT: how long a running stream's lost windows wait for a new engine
     aligner_model: str = ""  # ALIGNER_MODEL: the forced aligner, on the codec's device; empty: none loaded
     aligner_max_batch: int = 8  # ALIGNER_MAX_BATCH
 

@@ -3,8 +3,8 @@
 It speaks what the service asks of vLLM: streaming `/v1/completions` (SSE, `stream_options.include_usage`,
 `return_token_ids`), `/v1/models`, `/tokenize` and `/health`; it emits deterministic speech tokens `<|s_N|>`,
 paces them at a configurable rate, and can misbehave on demand (HTTP errors, garbage events, stalls, dropped
-connections, mid-stream error events, a slow first token). Every completions request is recorded (body,
-headers, tokens sent, cancelled by the client).
+connections, mid-stream error events, a slow first token, the whole server dying mid-stream). Every completions
+request is recorded (body, headers, tokens sent, cancelled by the client, the speech tokens it resumed from).
 
 In-process use (real sockets, uvicorn in a background thread on a free port)::
 
@@ -25,6 +25,12 @@ Token semantics: a request generates ``n_tokens`` speech tokens then the EOS tok
 has finish_reason "stop" and, like vLLM, the EOS text is not included (``text: ""``).
 ``usage.completion_tokens`` counts the EOS token. ``temperature``, ``repetition_penalty`` and ``seed`` are
 validated; ``temperature`` and ``repetition_penalty`` do not change the output.
+
+Resumed generations (the service's backend failover): a prompt whose answer already starts with speech tokens
+(``<|s_N|>`` after its last ``<|speech_start|>``) goes on with the same sequence, so that the tokens of both
+requests together are the tokens of one. The speech tokens it carries must be exactly the first ones of that
+sequence, the ones a fake sent before it died: anything else (one lost, repeated or changed) is a 400, and the
+record's ``resumed`` lists what it carried.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from app.prompts import SPEECH_TOKEN_RE, speech_token, speech_tokens_text
+from app.prompts import SPEECH_START, SPEECH_TOKEN_RE, speech_token, speech_tokens_text
 
 MODEL_NAME = "TTS-model"
 # Token ids as in a Qwen3 vocabulary extended with the speech tokens: `<|s_N|>` is SPEECH_TOKEN_ID_BASE + N.
@@ -73,6 +79,9 @@ MODES: dict[str, dict[str, Any]] = {
     "error_event": {"after": 0},
     # Wait `delay` seconds before the first token (the headers are sent at once, like vLLM).
     "slow_first": {"delay": 1.0},
+    # After `after` tokens the whole server dies, like a SIGKILLed vLLM: every stream cut, connections refused
+    # (`stop()` then `start()` brings it back on its port).
+    "die": {"after": 0},
 }
 
 _ERROR_TYPES = {
@@ -115,6 +124,18 @@ def expected_text(tokens: Iterable[int]) -> str:
 def speech_tokens(text: str) -> list[int]:
     """The speech token ids in `text` (everything else ignored)."""
     return [int(m) for m in SPEECH_TOKEN_RE.findall(text)]
+
+
+def split_resumed(prompt: str) -> tuple[str, list[int]]:
+    """(the prompt as first sent, the speech tokens a resumed prompt carries after its last `<|speech_start|>`)."""
+    at = prompt.rfind(SPEECH_START)
+    if at < 0:
+        return prompt, []
+    end = at + len(SPEECH_START)
+    tail = prompt[end:]
+    if not tail or SPEECH_TOKEN_RE.sub("", tail):
+        return prompt, []
+    return prompt[:end], speech_tokens(tail)
 
 
 def count_prompt_tokens(prompt: str) -> int:
@@ -164,6 +185,7 @@ class RequestRecord:
     end: float | None = None
     tokens_sent: int = 0  # speech tokens in the events sent so far
     cancelled: bool = False  # the client went away before the response was complete
+    resumed: list[int] = field(default_factory=list)  # the speech tokens a resumed prompt carried
 
     @property
     def prompt(self) -> str | None:
@@ -307,6 +329,11 @@ class FakeVLLM:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     @property
+    def alive(self) -> bool:
+        """Serving (started, not stopped, not died)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def url(self) -> str:
         if self._sock is None:
             raise RuntimeError("FakeVLLM is not started")
@@ -388,6 +415,18 @@ class FakeVLLM:
             with contextlib.suppress(OSError):
                 self._sock.close()
             self._sock = None
+
+    def _die_in_loop(self) -> None:
+        """Stop listening at once and cut every other stream (the caller cuts its own)."""
+        for srv in getattr(self._server, "servers", []):
+            srv.close()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        if self._server is not None:
+            self._server.should_exit = True
+        self._notify()
 
     def _shutdown_in_loop(self) -> None:
         for task in list(self._tasks):
@@ -697,9 +736,16 @@ class FakeVLLM:
         if not isinstance(stream_options, dict):
             raise _BadRequest("stream_options must be an object")
 
-        n_tokens = self._n_tokens_for(prompt)
+        first_prompt, resumed = split_resumed(prompt)
+        n_tokens = self._n_tokens_for(first_prompt) - len(resumed)
         mode, params = self._take_mode(prompt)
-        tokens = expected_tokens(prompt, n_tokens, request_seed=request_seed, max_tokens=max_tokens)
+        sequence = expected_tokens(first_prompt, self._n_tokens_for(first_prompt), request_seed=request_seed)
+        if resumed != sequence[: len(resumed)]:
+            raise _BadRequest(
+                f"fake vLLM: the resumed prompt carries {len(resumed)} speech tokens that are not the first ones sent"
+            )
+        rec.resumed = resumed
+        tokens = sequence[len(resumed) :][:max_tokens]
         finish_reason = "stop" if max_tokens > n_tokens else "length"
         return _Ctx(
             rec=rec,
@@ -776,7 +822,7 @@ class FakeVLLM:
         if mode == "slow_first":
             await asyncio.sleep(float(p["delay"]))
         t0 = loop.time()
-        triggered = mode not in ("garbage", "stall", "early_close", "error_event")
+        triggered = mode not in ("garbage", "stall", "early_close", "error_event", "die")
         sent_tokens = 0
         events: list[_Event | None] = [*ctx.events, None]  # None: the end ([DONE])
         for ev in events:
@@ -791,6 +837,9 @@ class FakeVLLM:
                 elif mode == "early_close":
                     self._notify()
                     raise _Abort("early_close")
+                elif mode == "die":
+                    self._die_in_loop()
+                    raise _Abort("died")
                 elif mode == "error_event":
                     err = error_body(ENGINE_ERROR_MESSAGE, "BadRequestError", 400)
                     rec.end = time.monotonic()

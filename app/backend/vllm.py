@@ -96,6 +96,10 @@ def map_backend_errors() -> Iterator[None]:
         raise BackendError(str(exc)) from exc
 
 
+class BackendRefusedError(BackendError):
+    """vLLM refused the request itself (a 4xx but 400 and 429): another backend would refuse it too."""
+
+
 def status_error(status: int, body: object) -> TTSError:
     """The service error for a backend HTTP error answer."""
     message = error_message(body)
@@ -103,6 +107,8 @@ def status_error(status: int, body: object) -> TTSError:
         if any(w in message.lower() for w in _CONTEXT_WORDS):
             return PromptTooLongError(f"prompt does not fit the model's context: {message}", param="input")
         return InvalidRequestError(f"TTS backend rejected the request: {message}")
+    if 400 < status < 500 and status != 429:
+        return BackendRefusedError(f"TTS backend refused the request ({status}): {message}")
     if status in (502, 503):
         return BackendUnavailableError(f"TTS backend unavailable ({status}): {message}")
     if status == 504:
@@ -214,10 +220,16 @@ class VLLMClient:
         body = resp.json()
         return int(body["count"]), body.get("max_model_len")
 
+    def request_headers(self, request_id: str | None) -> dict[str, str]:
+        """The headers of one completions request: `X-Request-Id` is vLLM's id for it (unique per attempt)."""
+        return {"X-Request-Id": request_id} if request_id else {}
+
     async def stream_speech_tokens(
-        self, prompt: str, params: SamplingParams, stats: StreamStats | None = None
+        self, prompt: str, params: SamplingParams, stats: StreamStats | None = None, *, request_id: str | None = None
     ) -> AsyncIterator[list[int]]:
-        """Yield lists of speech token ids as vLLM streams them. Closing the iterator closes the request."""
+        """Yield lists of speech token ids as vLLM streams them. Closing the iterator closes the request.
+
+        `request_id` becomes vLLM's request id: it must be unique among the requests vLLM is running."""
         if self._session is None:
             await self.start()
         elif not self._ids_asked:
@@ -233,7 +245,8 @@ class VLLMClient:
         }
         reader = EventReader(self.speech_id_base)
         with map_backend_errors():
-            async with self._session.post("/v1/completions", data=orjson.dumps(body)) as resp:
+            headers = self.request_headers(request_id)
+            async with self._session.post("/v1/completions", data=orjson.dumps(body), headers=headers) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
                     try:

@@ -102,6 +102,13 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
+        self.backend_failovers = Counter(
+            "tts_backend_failovers",
+            "Backend streams that broke, by what followed: resent (to the next live backend, with the speech tokens"
+            " received so far) or exhausted (BACKEND_RETRIES or BACKEND_FAILOVER_TIMEOUT spent: the stream ends broken)",
+            ["outcome"],
+            registry=r,
+        )
 
 
 class CodecMetrics:

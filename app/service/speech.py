@@ -19,7 +19,7 @@ import numpy as np
 
 from app.align.result import CharSpan
 from app.audio.stitch import StitchPlan
-from app.backend.vllm import VLLMClient
+from app.backend.pool import BackendPool
 from app.engine.client import EngineClient
 from app.engine.errors import EngineError
 from app.errors import NotReadyError
@@ -54,7 +54,7 @@ class SpeechService:
 
     def __init__(
         self,
-        backend: VLLMClient,
+        backend: BackendPool,
         engine: EngineClient,
         normalizer: TextNormalizer,
         resample_to_16k: Resampler,
@@ -98,7 +98,7 @@ class SpeechService:
     def from_settings(
         cls,
         settings: Settings,
-        backend: VLLMClient,
+        backend: BackendPool,
         engine: EngineClient,
         normalizer: TextNormalizer,
         resample_to_16k: Resampler,

@@ -56,7 +56,7 @@ class SynthesisJob:
 
 class TokenSource(Protocol):
     def stream_speech_tokens(
-        self, prompt: str, params: SamplingParams, stats: StreamStats | None = None
+        self, prompt: str, params: SamplingParams, stats: StreamStats | None = None, *, request_id: str | None = None
     ) -> AsyncIterator[list[int]]: ...
 
 
@@ -163,7 +163,8 @@ class Synthesis:
         gen = job.gen
         params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
         try:
-            async for ids in self.backend.stream_speech_tokens(job.prompt, params, job.stats):
+            tokens = self.backend.stream_speech_tokens(job.prompt, params, job.stats, request_id=job.request_id)
+            async for ids in tokens:
                 job.tokens.extend(ids)
                 if len(job.tokens) >= self._wake_at:
                     self._arrived.set()

@@ -1,4 +1,8 @@
-"""The backend killed, stalled or failing mid-stream, or ending without speech: what each client sees."""
+"""The backend killed, stalled or failing mid-stream, or ending without speech: what each client sees.
+
+A break is resent to a backend with the tokens received so far (tests/faults/test_backend_failover.py); here
+there is no resend left (`BACKEND_RETRIES=0`, as when the retry budget or the failover deadline is spent): the
+stream ends broken, never clean."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from tests.faults.conftest import TEXT, open_json, read_all, speech
 from tools.harness import LocalCodec
 
 AFTER = 60  # speech tokens the backend sends before it fails
+NO_RESEND = {"backend_retries": 0}  # the retry budget spent: a break ends the stream
 
 
 def received_pcm(fake, n: int) -> bytes:
@@ -54,7 +59,7 @@ def dechunk(raw: bytes) -> tuple[int, bytes, bool]:
 )
 def test_a_failed_pcm_stream_delivers_every_received_token_then_is_incomplete(service, fake, mode, params) -> None:
     fake.set_mode(mode, count=1, **params)
-    with service(backend_stall_timeout=0.5) as url:
+    with service(backend_stall_timeout=0.5, **NO_RESEND) as url:
         status, body, complete = dechunk(read_all(open_json(url, "/v1/audio/speech", speech(response_format="pcm"))))
         assert status == 200
         assert not complete  # no clean end of the chunked body: the client can tell it is cut
@@ -65,7 +70,7 @@ def test_a_failed_pcm_stream_delivers_every_received_token_then_is_incomplete(se
 
 def test_curl_and_httpx_see_an_incomplete_body(service, fake) -> None:
     fake.set_mode("early_close", count=2, after=AFTER)
-    with service() as url:
+    with service(**NO_RESEND) as url:
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.post(f"{url}/v1/audio/speech", json=speech(response_format="wav"), timeout=30)
         curl = shutil.which("curl")
@@ -81,7 +86,7 @@ def test_curl_and_httpx_see_an_incomplete_body(service, fake) -> None:
 
 def test_a_failed_sse_stream_ends_with_an_error_event_after_all_received_audio(service, fake) -> None:
     fake.set_mode("early_close", count=1, after=AFTER)
-    with service() as url:
+    with service(**NO_RESEND) as url:
         resp = httpx.post(f"{url}/v1/audio/speech", json=speech(response_format="pcm", stream_format="sse"), timeout=30)
         events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
         assert resp.status_code == 200
@@ -92,7 +97,7 @@ def test_a_failed_sse_stream_ends_with_an_error_event_after_all_received_audio(s
 
 def test_a_mid_stream_stall_ends_after_the_stall_timeout_not_the_read_timeout(service, fake) -> None:
     fake.set_mode("stall", count=1, after=AFTER)
-    with service(backend_read_timeout=60, backend_stall_timeout=0.5) as url:
+    with service(backend_read_timeout=60, backend_stall_timeout=0.5, **NO_RESEND) as url:
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.post(f"{url}/v1/audio/speech", json=speech(response_format="pcm"), timeout=20)
         assert fake.requests[0].cancelled
@@ -118,6 +123,6 @@ def test_no_speech_tokens_is_a_502_before_the_first_byte(service, fake, stream: 
 @pytest.mark.parametrize(("status", "expected"), [(500, 502), (503, 503)])
 def test_backend_http_errors_are_errors_before_the_first_byte(service, fake, status: int, expected: int) -> None:
     fake.set_mode("http_error", count=1, status=status)
-    with service() as url:
+    with service(**NO_RESEND) as url:
         resp = httpx.post(f"{url}/v1/audio/speech", json=speech(), timeout=30)
         assert resp.status_code == expected and set(resp.json()["error"]) == {"message", "type", "param", "code"}

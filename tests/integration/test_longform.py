@@ -54,11 +54,11 @@ def served(vllm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         backend = app.state.service.backend
         original = backend.stream_speech_tokens
 
-        async def recorded(prompt, params, stats=None):  # the real client's stream, each request written down
+        async def recorded(prompt, params, stats=None, *, request_id=None):  # the real client's stream, each request written down
             call = Call(prompt, params.max_tokens, time.perf_counter())
             calls.append(call)
             try:
-                async for ids in original(prompt, params, stats):
+                async for ids in original(prompt, params, stats, request_id=request_id):
                     call.tokens += ids
                     yield ids
             finally:

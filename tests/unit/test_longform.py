@@ -58,7 +58,9 @@ class Script:
     async def count_prompt_tokens(self, prompt: str) -> None:
         return None
 
-    async def stream_speech_tokens(self, prompt: str, params: SamplingParams, stats: StreamStats | None = None):
+    async def stream_speech_tokens(
+        self, prompt: str, params: SamplingParams, stats: StreamStats | None = None, *, request_id: str | None = None
+    ):
         number = len(self.calls)
         call = Call(prompt, params)
         self.calls.append(call)
@@ -317,7 +319,7 @@ async def test_a_segment_cut_at_max_tokens_is_reported() -> None:
 
 async def test_a_failed_later_segment_ends_the_request_after_the_audio_before_it() -> None:
     class Failing(Script):
-        async def stream_speech_tokens(self, prompt, params, stats=None):
+        async def stream_speech_tokens(self, prompt, params, stats=None, *, request_id=None):
             if len(self.calls) == 2:
                 self.calls.append(Call(prompt, params))
                 raise TTSError("the backend broke")

@@ -40,13 +40,20 @@ SPEC_DEFAULTS = {
 # Every variable -> (a value other than its default, {"group.field": what that field then holds}), with the
 # variables it needs beside it in CONTEXT. A documented variable missing here, or not reaching its field, fails.
 WIRING: dict[str, tuple[str, dict[str, object]]] = {
-    "TTS_API": ("http://vllm.example:8000/", {"backend.url": "http://vllm.example:8000"}),
+    "TTS_API": (
+        "http://vllm-a.example:8000/, http://vllm-b.example:8000",
+        {"backend.url": "http://vllm-a.example:8000,http://vllm-b.example:8000",
+         "backend.urls": ("http://vllm-a.example:8000", "http://vllm-b.example:8000")},
+    ),
     "MODEL_NAME": ("other-model", {"backend.model_name": "other-model"}),
     "TTS_API_KEY": ("vllm-key", {"backend.api_key": "vllm-key"}),
     "BACKEND_CONNECT_TIMEOUT": ("2.5", {"backend.connect_timeout": 2.5}),
     "BACKEND_READ_TIMEOUT": ("60", {"backend.read_timeout": 60.0}),
     "BACKEND_STALL_TIMEOUT": ("20", {"backend.stall_timeout": 20.0}),
     "BACKEND_MAX_CONNECTIONS": ("64", {"backend.max_connections": 64}),
+    "BACKEND_RETRIES": ("0", {"backend.retries": 0}),
+    "BACKEND_FAILOVER_TIMEOUT": ("12.5", {"backend.failover_timeout": 12.5}),
+    "BACKEND_HEALTH_INTERVAL": ("0.5", {"backend.health_interval": 0.5}),
     "MAX_MODEL_LEN": ("8192", {"backend.max_model_len": 8192}),
     "CODEC_MODEL": ("/models/codec", {"engine.codec_model": "/models/codec"}),
     "SEMANTIC_MODEL": ("/models/w2v", {"engine.semantic_model": "/models/w2v"}),
@@ -69,6 +76,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "ENGINE_MAX_RESTARTS": ("2", {"engine.max_restarts": 2}),
     "ENGINE_HEARTBEAT_TIMEOUT": ("4", {"engine.heartbeat_timeout": 4.0}),
     "ENGINE_HANG_TIMEOUT": ("30", {"engine.hang_timeout": 30.0}),
+    "ENGINE_RESTART_WAIT": ("0", {"engine.restart_wait": 0.0}),
     "ALIGNER_MODEL": (" /models/mms-fa ", {"engine.aligner_model": "/models/mms-fa"}),
     "ALIGNER_MAX_BATCH": ("4", {"engine.aligner_max_batch": 4}),
     "DEFAULT_PLAYBACK_SPEED": ("2.0", {"streaming.chunk_seconds": 2.0}),
@@ -198,6 +206,8 @@ def test_environment_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MICROSLEEP", "-1"),
         ("DEFAULT_TEMPERATURE", "warm"),
         ("TTS_API", "tts-engine:9093"),
+        ("TTS_API", "http://a:9395,b:9396"),
+        ("TTS_API", " , "),
         ("SPEAKERS", " , "),
         ("CODEC_DTYPE", "int8"),
         ("CODEC_TIMEOUT_SECONDS", "0"),

@@ -38,7 +38,7 @@ class Bursts:
         self.close_seconds = close_seconds  # how long closing the request takes
         self.closed = asyncio.Event()
 
-    async def stream_speech_tokens(self, prompt, params, stats=None):
+    async def stream_speech_tokens(self, prompt, params, stats=None, *, request_id=None):
         self.opened += 1
         try:
             while (item := await self.feed.get()) is not None:
