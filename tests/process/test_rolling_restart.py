@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -100,7 +99,7 @@ def test_rolling_restart_behind_haproxy_fails_nothing(tmp_path: Path) -> None:
                 front_ends[i].close()  # SIGTERM: drained, exited (its status checked)
                 start(i)  # on its port again, ready
                 seen = len(outcomes)
-                wait_until(lambda: len(outcomes) >= seen + 4, 60, "requests after the restart")
+                wait_until(lambda seen=seen: len(outcomes) >= seen + 4, 60, "requests after the restart")
         finally:
             stop.set()
             for t in clients:
