@@ -62,7 +62,7 @@ class FrontEnd:
         self.env = dict(os.environ, PYTHONPATH=str(REPO), TTS_API=",".join(backends), PORT=str(port),
                         HOST="127.0.0.1", API_WORKERS="1", CODEC_MODEL=str(models / "codec-tiny"),
                         CODEC_LOAD_ENCODER="false", CODEC_THREADS="1", TEXT_NORMALIZER="none", LOG_LEVEL="info",
-                        DRAIN_GRACE_SECONDS="2", SHUTDOWN_GRACE_SECONDS="30", MODEL_NAME="TTS-model")  # fmt: skip
+                        DRAIN_GRACE_SECONDS="3", SHUTDOWN_GRACE_SECONDS="30", MODEL_NAME="TTS-model")  # fmt: skip
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:

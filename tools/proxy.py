@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+STATS = "/haproxy-stats"
 INSTALL_HINT = "haproxy is not installed: `apt-get install haproxy` (the Makefile's system-deps target does)"
 
 
@@ -25,7 +26,7 @@ def haproxy_binary() -> str | None:
     return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
 
 
-def config(port: int, servers: Sequence[str], *, check_ms: int = 300) -> str:
+def config(port: int, servers: Sequence[str], *, check_ms: int = 400) -> str:
     """haproxy's configuration: `port` on loopback in front of `servers` (host:port each)."""
     lines = [
         "global",
@@ -37,25 +38,29 @@ def config(port: int, servers: Sequence[str], *, check_ms: int = 300) -> str:
         "  timeout server 120s",
         "  timeout tunnel 300s",  # a WebSocket
         "  timeout http-request 10s",
+        "  timeout check 3s",  # a slow /ready on a busy box is not a down server (the default is `inter`)
         "  option http-buffer-request",  # the whole request in hand, so that it can be sent again
         "  retries 3",
         "  option redispatch 1",  # a retry goes to another server
         "  retry-on conn-failure empty-response 503",
         "frontend api",
         f"  bind 127.0.0.1:{port}",
+        f"  stats uri {STATS}",  # the servers' states, for `servers_up`
         "  default_backend front_ends",
         "backend front_ends",
         "  balance leastconn",
         "  option httpchk GET /ready",
         "  http-check expect status 200",
-        f"  default-server inter {check_ms}ms fastinter {check_ms}ms downinter {check_ms}ms fall 1 rise 1",
+        # out after 3 failed checks in a row (a draining front-end: within 3 x check_ms of its SIGTERM, inside its
+        # DRAIN_GRACE_SECONDS), back after 2 good ones
+        f"  default-server inter {check_ms}ms fall 3 rise 2",
     ]
     lines += [f"  server fe{i} {address} check" for i, address in enumerate(servers)]
     return "\n".join(lines) + "\n"
 
 
 @contextmanager
-def haproxy(port: int, servers: Sequence[str], *, check_ms: int = 300) -> Iterator[str]:
+def haproxy(port: int, servers: Sequence[str], *, check_ms: int = 400) -> Iterator[str]:
     """haproxy on 127.0.0.1:`port` in front of `servers`; yields its URL once it answers. Stopped at the end."""
     binary = haproxy_binary()
     if binary is None:
@@ -84,3 +89,11 @@ def haproxy(port: int, servers: Sequence[str], *, check_ms: int = 300) -> Iterat
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def servers_up(url: str) -> int:
+    """How many front-ends the haproxy at `url` sends requests to now (its stats page)."""
+    rows = httpx.get(f"{url}{STATS};csv", timeout=5).text.splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    status, name = header.index("status"), header.index("svname")
+    return sum(1 for row in rows[1:] if row.split(",")[name].startswith("fe") and row.split(",")[status] == "UP")

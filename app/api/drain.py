@@ -168,6 +168,8 @@ def take_sigterm(drain: Drain) -> Callable[[], None]:
         return lambda: None
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # a handler not set from Python: put the default back after the drain
+        previous = signal.SIG_DFL
 
     def restore() -> None:
         if signal.getsignal(signal.SIGTERM) is on_sigterm:

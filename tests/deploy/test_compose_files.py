@@ -288,7 +288,7 @@ def test_codec_threads_default_agrees_everywhere(clean_env: None) -> None:
     """CODEC_THREADS (issue 32, item 4): the code's default is .env_example's value, the README table's default
     and docker-compose-cpu.yaml's (checked resolved in test_cpu_stack, and here as written)."""
     default = Settings.model_fields["codec_threads"].default
-    assert default == 1  # one thread: the engine does not fight a CPU vLLM for the cores (docs/performance.md 14)
+    assert default == 1  # one thread: the engine does not fight a CPU vLLM for the cores (docs/performance.md, "CODEC_THREADS beside a CPU vLLM")
     assert load(".env_example").codec_threads == default
     row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `CODEC_THREADS`"))
     assert row.split("|")[2].strip() == f"`{default}`", row

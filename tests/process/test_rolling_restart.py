@@ -1,7 +1,7 @@
 """A rolling restart of two real `tts-api` front-ends behind a real haproxy under light load (issue 32, item 2):
 0 failed requests, 0 sockets cut mid-context.
 
-haproxy (tools/proxy.py) checks `/ready` every 0.3 s and sends a request refused with 503 again elsewhere. Two
+haproxy (tools/proxy.py) checks `/ready` every 0.4 s and sends a request refused with 503 again elsewhere. Two
 clients loop through it, one on streamed pcm requests, one on our WebSocket (config, a sentence, close); the
 fake vLLM streams 60 tokens at 60 tokens/s. Each front-end in turn gets SIGTERM, drains, exits and is started
 again on its port, and the next one goes only once haproxy serves through the first again.
@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from tests.process.test_drain import CODEC_DIR, drain_env
 from tools.fake_vllm import FakeVLLM
 from tools.harness import free_port, tts_api_process, wait_until
-from tools.proxy import INSTALL_HINT, haproxy, haproxy_binary
+from tools.proxy import INSTALL_HINT, haproxy, haproxy_binary, servers_up
 
 TOKENS = 60
 
@@ -68,7 +68,7 @@ def test_rolling_restart_behind_haproxy_fails_nothing(tmp_path: Path) -> None:
     if haproxy_binary() is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
     with FakeVLLM(n_tokens=TOKENS, rate=60) as fake, ExitStack() as cleanup:
-        env = drain_env(fake, DRAIN_GRACE_SECONDS="1", SHUTDOWN_GRACE_SECONDS="20", LOG_LEVEL="warning")
+        env = drain_env(fake, DRAIN_GRACE_SECONDS="3", SHUTDOWN_GRACE_SECONDS="20", LOG_LEVEL="warning")
         ports = [free_port(), free_port()]
         front_ends = [ExitStack(), ExitStack()]
         for stack in front_ends:
@@ -81,6 +81,7 @@ def test_rolling_restart_behind_haproxy_fails_nothing(tmp_path: Path) -> None:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(start, range(2)))
         url = cleanup.enter_context(haproxy(free_port(), [f"127.0.0.1:{p}" for p in ports]))
+        wait_until(lambda: servers_up(url) == 2, 30, "haproxy to send to both front-ends")
         outcomes: list[str] = []
         stop = threading.Event()
 
@@ -98,6 +99,7 @@ def test_rolling_restart_behind_haproxy_fails_nothing(tmp_path: Path) -> None:
             for i in range(2):
                 front_ends[i].close()  # SIGTERM: drained, exited (its status checked)
                 start(i)  # on its port again, ready
+                wait_until(lambda: servers_up(url) == 2, 30, "haproxy to send to it again")
                 seen = len(outcomes)
                 wait_until(lambda seen=seen: len(outcomes) >= seen + 4, 60, "requests after the restart")
         finally:
