@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.chaos import KINDS, REPO, Backend, Outcome, request, wait
+from benchmarks.chaos import KINDS, REPO, Backend, Outcome, free_port, request, wait
 from tools.proxy import haproxy
 
 SETTLE = 5.0  # seconds of load between one fault's recovery and the next fault
@@ -98,8 +98,8 @@ class FrontEnd:
         return time.monotonic() - t0
 
 
-def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float) -> list[Fault]:
-    faults: list[Fault] = []
+def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float, faults: list[Fault]) -> None:
+    """The faults in turn, each appended to `faults` as it starts (a run cut short still reports those)."""
 
     def fault(name: str, act, back) -> None:  # noqa: ANN001
         f = Fault(name, time.monotonic())
@@ -108,6 +108,8 @@ def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float) ->
         act(f)
         if wait(back, limit):
             f.recovered = time.monotonic()
+        back_after = f"{f.recovered - f.start:.1f} s" if f.recovered else "not in time"
+        print(f"{time.strftime('%H:%M:%S')}   back after {back_after}; {'; '.join(f.notes)}", flush=True)
         time.sleep(SETTLE)
 
     def backend_up(b: Backend):  # noqa: ANN202
@@ -144,7 +146,6 @@ def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float) ->
             b.stop()
             f.notes.append(f"stopped in {time.monotonic() - t0:.1f} s, start {b.start():.1f} s")
         fault(f"vLLM {i + 1} rolled (SIGTERM, restart)", roll_backend, backend_up(b))
-    return faults
 
 
 def _serves(url: str) -> bool:
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--base-port", type=int, default=9311, help="5 ports from here: 2 vLLMs, 2 front-ends, haproxy")
+    parser.add_argument("--proxy-port", type=int, help="haproxy's port (default base-port+4; 0: a free one)")
     parser.add_argument("--models", type=Path, default=REPO / ".cache/models", help="codec-tiny and tiny-tts-lm")
     args = parser.parse_args(argv)
     models, port = args.models.resolve(), args.base_port
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     fronts = [FrontEnd(f"front-end {i + 1}", port + 2 + i, [b.url for b in backends], models) for i in range(2)]
     outcomes: list[Outcome] = []
     faults: list[Fault] = []
+    t_zero = time.monotonic()
     hogs: list[subprocess.Popen] = []
     stop = threading.Event()
     lock = threading.Lock()
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if not wait(lambda: all(fe.ready() for fe in fronts), args.recovery_timeout):
             print(f"the front-ends did not get ready; their logs: {[str(fe.log) for fe in fronts]}")
             return 2
-        with haproxy(port + 4, [f"127.0.0.1:{fe.port}" for fe in fronts]) as url:
+        proxy_port = port + 4 if args.proxy_port is None else (args.proxy_port or free_port())
+        with haproxy(proxy_port, [f"127.0.0.1:{fe.port}" for fe in fronts]) as url:
             t_zero = time.monotonic()
             code = "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass"
             hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(args.hogs)]
@@ -205,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             for t in threads:
                 t.start()
             time.sleep(15)  # warm, under load
-            faults = run_faults(backends, fronts, args.recovery_timeout)
+            try:
+                run_faults(backends, fronts, args.recovery_timeout, faults)
+            except KeyboardInterrupt:  # cut short: what happened so far is reported
+                print("interrupted: reporting the faults so far", flush=True)
             stop.set()
             for t in threads:
                 t.join(90)
