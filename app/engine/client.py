@@ -4,9 +4,11 @@
 result; cancelling the awaiting task tells the engine to drop the job. Slowness and death are told apart (docs/architecture.md, "Liveness, health and
 failure"):
 
-- **dead**: the connection to the engine closed (a socket monitor sees it: the engine process exited). Every
-  waiting job fails at once with a 503 (`EngineUnavailable`) and new jobs are refused until a restarted
-  engine (same endpoint; ZMQ reconnects by itself) sends its first heartbeat.
+- **dead**: the connection to the engine closed (a socket monitor sees it: the engine process exited). New
+  jobs are refused until a restarted engine (same endpoint; ZMQ reconnects by itself) sends its first
+  heartbeat. The jobs it had, and the next windows of the streams it was decoding, wait up to `restart_wait`
+  seconds (ENGINE_RESTART_WAIT) from the death for that heartbeat and are sent to the new engine, once each:
+  the streams go on after a pause. Past it (or with 0) they fail with a 503 (`EngineUnavailable`).
 - **late**: no message from the engine for `heartbeat_timeout` seconds. `alive` turns False (`/ready` is 503)
   and a new request's first job waits up to `heartbeat_timeout` more for the engine, then is refused; jobs of
   streams already running keep waiting, so a pause of a few seconds fails nothing.
@@ -37,6 +39,7 @@ from app.engine import messages as m
 from app.engine.errors import (
     AlignerUnavailable,
     CodecFailed,
+    EngineLost,
     EngineStopping,
     EngineUnavailable,
     InvalidInput,
@@ -59,8 +62,10 @@ class EngineClient:
         heartbeat_timeout: float = 2.0,
         hang_timeout: float = 15.0,
         job_timeout: float | None = None,
+        restart_wait: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
+        self.restart_wait = restart_wait
         self.heartbeat_timeout = heartbeat_timeout
         self.hang_timeout = max(hang_timeout, heartbeat_timeout)
         self.job_timeout = job_timeout
@@ -172,7 +177,32 @@ class EngineClient:
         spans = await self._job(JobKind.ALIGN, array, sample_rate=sample_rate, text=text)
         return AlignResult(text, sample_rate, spans.reshape(-1, 2))
 
-    async def _job(
+    async def _job(self, kind: JobKind, array: np.ndarray, **fields: object) -> np.ndarray:
+        """One job, sent again (once) to a restarted engine if the engine died with it within `restart_wait`."""
+        try:
+            return await self._submit(kind, array, **fields)
+        except EngineUnavailable as exc:
+            if not self._may_resend(exc, kind, fields.get("stream", 0)):
+                raise
+            lost_at = time.monotonic()
+        try:
+            await asyncio.wait_for(self._up.wait(), self.restart_wait)
+        except TimeoutError:
+            raise EngineUnavailable(
+                f"the codec engine died and was not back within ENGINE_RESTART_WAIT ({self.restart_wait:g} s)"
+            ) from None
+        logger.info("codec engine back after %.2f s: a %s job sent to it again", time.monotonic() - lost_at, kind)
+        return await self._submit(kind, array, **fields)
+
+    def _may_resend(self, exc: EngineUnavailable, kind: JobKind, stream: object) -> bool:
+        """A job the engine died with, or a running stream's next window while it is dead: worth a resend."""
+        if self.restart_wait <= 0:
+            return False
+        return isinstance(exc, EngineLost) or (
+            self._down == "dead" and kind is JobKind.DECODE and stream in self._streams
+        )
+
+    async def _submit(
         self,
         kind: JobKind,
         array: np.ndarray,
@@ -262,7 +292,7 @@ class EngineClient:
         if previous is not None and previous.epoch != beat.epoch:
             logger.warning("codec engine restarted (epoch %s -> %s)", previous.epoch, beat.epoch)
             # jobs sent to the old engine will never be answered
-            self._fail_pending(EngineUnavailable("the codec engine restarted; the request was lost"))
+            self._fail_pending(EngineLost("the codec engine restarted; the request was lost"))
         if not self._alive:
             logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
         self._alive = True
@@ -326,7 +356,7 @@ class EngineClient:
         self._down = "dead"
         self._reconnected = False
         logger.error("codec engine: its connection closed (the process exited); failing %d jobs", len(self._pending))
-        self._fail_pending(EngineUnavailable("the codec engine died; the request was lost"))
+        self._fail_pending(EngineLost("the codec engine died; the request was lost"))
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in list(self._pending.values()):

@@ -16,6 +16,10 @@ class EngineUnavailable(EngineError):
     """The engine is down, restarting, or not answering; the job was refused or lost."""
 
 
+class EngineLost(EngineUnavailable):
+    """The engine died (or restarted) with the job: a restarted engine may be sent it again."""
+
+
 class EngineStopping(EngineUnavailable):
     """The engine (or its worker) is shutting down and takes no more jobs."""
 

@@ -61,6 +61,7 @@ async def start_engine(
         heartbeat_timeout=settings.heartbeat_timeout,
         hang_timeout=settings.hang_timeout,
         job_timeout=settings.job_timeout,
+        restart_wait=settings.restart_wait,
     )
     try:
         await client.start(timeout=settings.start_timeout)

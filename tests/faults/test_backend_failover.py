@@ -203,3 +203,17 @@ async def test_both_websockets_with_a_long_text_have_every_sample(two_backends, 
         audio = await elevenlabs_websocket(url, "jenny", LONG)
         segments = assert_resumed_exactly(fakes, 2)
         assert segments >= 3 and len(audio) == segments * N * PCM_PER_TOKEN
+
+
+def test_a_list_with_a_backend_that_is_down_starts_ready_and_serves_every_request(fakes) -> None:
+    """The issue's `TTS_API=http://a:9395,http://b:9396` with a down: it starts, /ready is 200 while one backend
+    answers, and the start-up check took the down one out of rotation: no request waits on it."""
+    down = "http://127.0.0.1:9309"  # nothing listens there
+    settings = Settings(_env_file=None, tts_api=f"{down},{fakes[0].url}", backend_health_interval=60)
+    with serve(settings, Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+        for _ in range(3):
+            resp = httpx.post(f"{url}/v1/audio/speech", json=speech(response_format="pcm"), timeout=30)
+            assert resp.status_code == 200 and len(resp.content) == N * PCM_PER_TOKEN
+        assert len(fakes[0].requests) == 3 and not any(r.resumed for r in fakes[0].requests)
+        assert metric(url, "tts_backend_failovers_total", outcome="resent") == 0

@@ -1,8 +1,9 @@
 """A busy engine is not a dead one (issue 20): the service over the real engine process, every core busy.
 
 A pause of a few seconds (the engine SIGSTOPped, or the front-end's own event loop blocked) fails nothing: every
-request of every kind finishes late with all its audio. Death (SIGKILL) and a hang past ENGINE_HANG_TIMEOUT still
-fail the streams they catch, never with a clean end, and the service comes back.
+request of every kind finishes late with all its audio. Neither does a death (SIGKILL) when the restarted engine
+is back within ENGINE_RESTART_WAIT (issue 32): the windows it had are sent to the new one. Past that bound, and
+past ENGINE_HANG_TIMEOUT for a hang, the streams caught fail, never with a clean end, and the service comes back.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.skipif(
 N_TOKENS = 200  # per request: 4 s of audio, sent by the fake at 50 tokens/s
 PCM_BYTES = N_TOKENS * 480 * 2
 HANG_TIMEOUT = 6.0  # the service's ENGINE_HANG_TIMEOUT here (15 s by default)
+RESTART_WAIT = 90.0  # the service's ENGINE_RESTART_WAIT here: the tiny codec's engine restarts within it on a loaded box
 KINDS = ("pcm", "wav", "sse", "ws")
 HOG_SECONDS = 60  # a hog never outlives this, whatever happens to the test
 
@@ -64,6 +66,7 @@ def served(fake: FakeVLLM) -> Iterator[tuple[str, FastAPI]]:
         first_chunk_seconds=0.2,
         decode_left_context_seconds=0.2,
         engine_hang_timeout=HANG_TIMEOUT,
+        engine_restart_wait=RESTART_WAIT,
     )
     with serve_app(settings, Components(normalizer=PassthroughNormalizer())) as served:
         yield served
@@ -244,9 +247,28 @@ def test_an_engine_stopped_past_the_hang_limit_fails_its_streams_and_comes_back(
     assert app.state.engine_host.restarts == 0  # it came back by itself
 
 
-def test_a_killed_engine_fails_its_streams_at_once_and_is_restarted(served, fake: FakeVLLM, hog: None) -> None:
+def test_a_killed_engine_back_within_the_bound_fails_nothing(served, fake: FakeVLLM, hog: None) -> None:
     url, app = served
     wait_until(lambda: ready(url), 30, "/ready")
+    host = app.state.engine_host
+    first_pid, restarts = host.pid, host.restarts
+    with ThreadPoolExecutor(len(KINDS) * 2) as pool:
+        futures = start_streams(url, fake, pool)
+        os.kill(first_pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        wait_until(lambda: ready(url), RESTART_WAIT, "the restarted engine")
+        print(f"engine back {time.monotonic() - t_kill:.2f} s after its SIGKILL")
+        results = outcomes(futures)
+    assert_all_complete(results)
+    assert host.pid != first_pid and host.restarts == restarts + 1
+
+
+def test_a_killed_engine_not_back_within_the_bound_fails_its_streams_and_is_restarted(
+    served, fake: FakeVLLM, hog: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, app = served
+    wait_until(lambda: ready(url), 30, "/ready")
+    monkeypatch.setattr(app.state.service.engine, "restart_wait", 0.2)  # no engine restarts this fast
     host = app.state.engine_host
     first_pid, restarts = host.pid, host.restarts
     with ThreadPoolExecutor(len(KINDS) * 2) as pool:

@@ -65,10 +65,11 @@ def decode_jobs(url: str) -> float:
 
 
 def test_engine_killed_mid_stream(settings_for: Callable[..., Settings], fake: FakeVLLM) -> None:
-    """Every stream ends with an error (never a clean end), new requests get 503 until the engine is back."""
+    """Without a wait for the restarted engine (ENGINE_RESTART_WAIT=0), every stream ends with an error (never a
+    clean end), new requests get 503 until the engine is back (tests/faults/test_contention.py: with the wait)."""
     fake.n_tokens = 400
     fake.rate = 100.0  # 4 s per stream
-    settings = engine_settings(settings_for, backend_read_timeout=10.0)
+    settings = engine_settings(settings_for, backend_read_timeout=10.0, engine_restart_wait=0)
     with serve_app(settings, Components(normalizer=PassthroughNormalizer())) as (url, app):
         host = app.state.engine_host
         first_pid = host.pid
