@@ -115,8 +115,12 @@ class FrontEnd:
         return time.monotonic() - t0
 
 
-def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float, faults: list[Fault]) -> None:
-    """The faults in turn, each appended to `faults` as it starts (a run cut short still reports those)."""
+def run_faults(
+    backends: list[Backend], fronts: list[FrontEnd], limit: float, faults: list[Fault], *, restart_vllm: bool = True
+) -> None:
+    """The faults in turn, each appended to `faults` as it starts (a run cut short still reports those).
+    `restart_vllm` False: no vLLM is restarted (where a vLLM start outlasts the run): the front-ends' faults
+    first, then vLLM 1 SIGKILLed for good, vLLM 2 serving alone."""
 
     def fault(name: str, act, back) -> None:  # noqa: ANN001
         f = Fault(name, time.monotonic())
@@ -135,7 +139,7 @@ def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float, fa
     def backend_up(b: Backend):  # noqa: ANN202
         return lambda: _serves(b.url)
 
-    for i, b in enumerate(backends):
+    for i, b in enumerate(backends if restart_vllm else []):
         def kill_backend(f: Fault, b: Backend = b) -> None:
             b.kill()
             time.sleep(3)
@@ -160,6 +164,11 @@ def run_faults(backends: list[Backend], fronts: list[FrontEnd], limit: float, fa
             f.notes.append(f"drained and exited in {fe.term():.1f} s")
             fe.start()
         fault(f"{fe.name} rolled (SIGTERM: drain, exit; started again)", roll_front, fe.ready)
+    if not restart_vllm:
+        other = backends[1]
+        fault("vLLM 1 of 2 killed (SIGKILL), not restarted", lambda f: backends[0].kill(), lambda: _serves(other.url))
+        time.sleep(20)  # vLLM 2 alone under the load
+        return
     for i, b in enumerate(backends):
         def roll_backend(f: Fault, b: Backend = b) -> None:
             t0 = time.monotonic()
@@ -183,9 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--base-port", type=int, default=9311, help="5 ports from here: 2 vLLMs, 2 front-ends, haproxy")
+    parser.add_argument("--no-vllm-restart", action="store_true",
+                        help="restart no vLLM (a start can outlast the run on a starved box): see run_faults")  # fmt: skip
     parser.add_argument("--proxy-port", type=int, help="haproxy's port (default base-port+4; 0: a free one)")
     parser.add_argument("--models", type=Path, default=REPO / ".cache/models", help="codec-tiny and tiny-tts-lm")
     args = parser.parse_args(argv)
+    # SIGINT or SIGTERM cut the run short with a report, even when started in the background (SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     models, port = args.models.resolve(), args.base_port
 
     backends = [Replica(args.backend, port + i, models, args.recovery_timeout) for i in range(2)]
@@ -230,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 t.start()
             time.sleep(15)  # warm, under load
             try:
-                run_faults(backends, fronts, args.recovery_timeout, faults)
+                run_faults(backends, fronts, args.recovery_timeout, faults, restart_vllm=not args.no_vllm_restart)
             except KeyboardInterrupt:  # cut short: what happened so far is reported
                 print("interrupted: reporting the faults so far", flush=True)
             stop.set()
