@@ -30,6 +30,9 @@ from app.settings import SECRET_FIELDS, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
+AFTER_DRAIN_SECONDS = 2.0  # what uvicorn still waits for once the drain is done or past its deadline
+WORKER_HEALTHCHECK_SECONDS = 60.0  # how long a front-end worker may take to answer uvicorn's supervisor
+
 
 def run(argv: list[str] | None = None) -> None:
     """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091)."""
@@ -76,7 +79,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "host": server.host,
         "port": server.port,
         "log_level": settings.observability.log_level,
-        "timeout_graceful_shutdown": server.shutdown_grace_seconds,
+        # uvicorn's own wait, after the app's drain (app/api/drain.py) has had SHUTDOWN_GRACE_SECONDS
+        "timeout_graceful_shutdown": AFTER_DRAIN_SECONDS,
         "loop": "uvloop",  # libuv event loop
         "http": GuardedHttpToolsProtocol.configured(server),  # llhttp (C) parsing, with a head deadline and cap
         "h11_max_incomplete_event_size": server.max_header_bytes,  # the same cap, were h11 chosen
@@ -159,6 +163,9 @@ def _run_workers(settings: Settings, server_options: dict[str, Any]) -> None:
     server = settings.server
     logger.info("starting %d API workers on %s:%d", server.workers, server.host, server.port)
     options = server_options | {"http": GuardedHttpToolsProtocol}  # by name: each worker configures it
+    # a worker that takes longer than uvicorn's 5 s to answer its supervisor's ping (a fresh interpreter importing
+    # torch on a busy box) is not hung: killed and restarted over and over, it never served (seen at load 10)
+    options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
     try:
         uvicorn.run("app.cli:create_worker_app", factory=True, workers=server.workers, **options)
     finally:

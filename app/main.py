@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.auth import Authenticator, KeyGuard, caller_if
+from app.api.drain import Drain, DrainGuard, take_sigterm
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
 from app.api.openapi import docs_router, service_openapi
@@ -170,9 +171,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await stop_service(app)
             raise
         app.state.startup_error = None
+        restore = take_sigterm(app.state.drain)
         try:
             yield
         finally:
+            restore()
             await stop_service(app)
         return
 
@@ -186,9 +189,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     app.state.startup_error = None
     loading = asyncio.create_task(load(), name="start-service")
+    restore = take_sigterm(app.state.drain)  # SIGTERM drains first (app/api/drain.py), then uvicorn stops
     try:
         yield
     finally:
+        restore()
         loading.cancel()
         with suppress(asyncio.CancelledError):
             await loading
@@ -222,6 +227,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
         settings.security, settings.limits
     )
     app.state.client_sockets = ClientSockets()
+    app.state.drain = Drain(settings.server.drain_grace_seconds, settings.server.shutdown_grace_seconds)
     install_error_handlers(app)
     install_log_filters()
     limits = settings.limits
@@ -244,6 +250,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
+    # counts every request and socket for the drain on SIGTERM, and refuses new ones once it refuses
+    app.add_middleware(DrainGuard, drain=app.state.drain)
     # outermost: every response, refusals included, carries the request's id and trace
     app.add_middleware(RequestIdentity)
     app.include_router(public)

@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     semantic_model: str = Field(
         "facebook/w2v-bert-2.0", description="w2v-bert-2.0 hub id or local directory (encoder only)"
     )
-    codec_threads: int = Field(0, ge=0, description="torch CPU threads for the codec; 0 keeps torch's default")
+    codec_threads: int = Field(
+        1, ge=0, description="torch CPU threads for the codec; 0 keeps torch's default (every core)"
+    )
 
     first_chunk_seconds: float = Field(0.5, gt=0.0, le=10.0, description="Audio in the first decoded chunk")
     decode_left_context_seconds: float = Field(0.3, ge=0.0, le=10.0, description="Left context per window")
@@ -200,7 +202,12 @@ class Settings(BaseSettings):
         "", description="CTC wav2vec2 forced aligner (hub id or local directory) run in the codec engine; empty: off"
     )
     aligner_max_batch: int = Field(8, ge=1, le=256, description="Segments aligned in one forward pass at most")
-    shutdown_grace_seconds: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight streams may finish")
+    drain_grace_seconds: float = Field(
+        5.0, ge=0, description="On SIGTERM, seconds the API keeps serving new work while /ready says 503"
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds in-flight requests and WebSocket contexts may take to finish"
+    )
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_send_default_pii: bool = False
     otel_exporter_otlp_endpoint: str = Field(
@@ -548,6 +555,7 @@ class Settings(BaseSettings):
             host=self.host,
             port=self.port,
             workers=self.api_workers,
+            drain_grace_seconds=min(self.drain_grace_seconds, self.shutdown_grace_seconds),
             shutdown_grace_seconds=self.shutdown_grace_seconds,
             header_timeout=self.header_timeout,
             max_header_bytes=self.max_header_bytes,
@@ -732,7 +740,8 @@ class ServerSettings:
     host: str
     port: int
     workers: int  # API_WORKERS
-    shutdown_grace_seconds: float
+    drain_grace_seconds: float  # DRAIN_GRACE_SECONDS (at most the deadline)
+    shutdown_grace_seconds: float  # the drain's deadline, counted from SIGTERM
     header_timeout: float
     max_header_bytes: int
     keep_alive_timeout: float

@@ -125,15 +125,21 @@ def serve_app(
 
 @contextmanager
 def tts_api_process(
-    env: Mapping[str, str], *, cwd: Path, log: Path | None = None, ready_timeout: float = 240.0, repo: Path = REPO
+    env: Mapping[str, str],
+    *,
+    cwd: Path,
+    log: Path | None = None,
+    ready_timeout: float = 240.0,
+    repo: Path = REPO,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`tts-api` as users run it (`python -m app.cli`, no env file) in its own process on a free loopback port,
     its environment `env` and PATH, PYTHONPATH (`repo`: this checkout, or another one to compare with), HOST and
     PORT only; yields its URL and the process once `/ready` says 200. At the end: SIGTERM, and (when the body
     did not fail) its exit status checked, 0 or the re-raised SIGTERM uvicorn ends with once drained; killed if
     it has not stopped within 60 s. `log`: its stdout and stderr (the tail is shown if it dies before it is
-    ready)."""
-    port = free_port()
+    ready). `port`: a given one instead of a free one (a restart behind a proxy)."""
+    port = port or free_port()
     full = {"PATH": os.environ["PATH"], "PYTHONPATH": str(repo), "HOST": "127.0.0.1", "PORT": str(port), **env}
     out = open(log, "wb") if log is not None else None  # noqa: SIM115  # closed below, after the process
     try:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.auth import Authenticator, header_key
+from app.api.drain import CLOSE_RESTART, Drain
 from app.api.errors import describe
 from app.api.protocols.adapter import (
     Audio,
@@ -312,6 +313,8 @@ class Session:
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
         self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
+        self.drain: Drain = ws.app.state.drain
+        self.drained = False  # SIGTERM's drain: no new contexts, the quiet ones ended, then 1012
         self.session_id = f"{protocol.id_prefix}-{uuid.uuid4().hex[:12]}"
         limits = service.limits
         self.max_message_bytes = limits.ws_max_message_bytes
@@ -333,42 +336,11 @@ class Session:
     async def _run(self) -> None:
         await self.ws.accept()
         logger.info("%s %s key=%s", self.session_id, self.protocol.describe(), self.caller.principal.key_id)
-        receiving: asyncio.Future | None = None
+        self._receiving: asyncio.Future | None = None
         code, reason = CLOSE_NORMAL, ""
         self.caller.start()
         try:
-            last_message = time.monotonic()
-            while True:
-                self.caller.check_deadline()
-                for w in [w for w in self.writers if w.done()]:
-                    self.writers.discard(w)
-                    w.result()  # SessionEnd on backpressure, a send to a client that went away
-                if self.closing and not self.contexts and not self.writers:
-                    return
-                if receiving is None:
-                    receiving = asyncio.ensure_future(self.ws.receive())
-                idle_timeout = self.protocol.idle_timeout
-                dues = [d for c in self.contexts.values() if (d := c.stream.feed.due_in()) is not None]
-                idle_left = idle_timeout - (time.monotonic() - last_message)
-                timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left()]))
-                done, _ = await asyncio.wait(
-                    {receiving, *self.writers}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiving in done:
-                    message, receiving = receiving.result(), None
-                    last_message = time.monotonic()
-                    if not await self._receive(message):
-                        return  # the client went away
-                    continue
-                for c in self.contexts.values():
-                    c.stream.feed.tick()
-                idle = all(c.stream.idle for c in self.contexts.values())
-                if not done and time.monotonic() - last_message >= idle_timeout and idle:
-                    error = self.protocol.idle_error()
-                    if error is not None:
-                        raise SessionEnd(error)
-                    logger.info("%s: inactive for %g s; closing", self.session_id, idle_timeout)
-                    return
+            code, reason = await self._loop()
         except SessionEnd as end:
             code, reason = end.code, describe(end.error).message
             if end.error.code != "backpressure":  # a client that does not read would not read this either
@@ -383,13 +355,52 @@ class Session:
             with contextlib.suppress(Exception):
                 await self.sender.send(self.protocol.render(SessionEnded(TTSError("internal error"))))
         finally:
-            if receiving is not None:
-                receiving.cancel()
+            if self._receiving is not None:
+                self._receiving.cancel()
             for c in list(self.contexts.values()):
                 await self._drop(c)
             for w in list(self.writers):  # the final messages of cancelled contexts not yet sent
                 w.cancel()
             await close_quietly(self.ws, code, reason)
+
+    async def _loop(self) -> tuple[int, str]:
+        """Read, write and keep time until the session ends without an error: its close code and reason."""
+        code, reason = CLOSE_NORMAL, ""
+        last_message = time.monotonic()
+        while True:
+            self.caller.check_deadline()
+            for w in [w for w in self.writers if w.done()]:
+                self.writers.discard(w)
+                w.result()  # SessionEnd on backpressure, a send to a client that went away
+            if not self.drained and self.drain.may_close(self.closing, [c.stream for c in self.contexts.values()]):
+                self.drained, code, reason = True, CLOSE_RESTART, "the server is restarting"
+                for c in self.contexts.values():
+                    c.stream.feed.end()
+            if (self.closing or self.drained) and not self.contexts and not self.writers:
+                return code, reason
+            if self._receiving is None:
+                self._receiving = asyncio.ensure_future(self.ws.receive())
+            idle_timeout = self.protocol.idle_timeout
+            dues = [d for c in self.contexts.values() if (d := c.stream.feed.due_in()) is not None]
+            idle_left = idle_timeout - (time.monotonic() - last_message)
+            timeout = max(0.0, min([*dues, idle_left, *self.caller.time_left(), *self.drain.poll()]))
+            waits = {self._receiving, *self.writers, *self.drain.wakers()}
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if self._receiving in done:
+                message, self._receiving = self._receiving.result(), None
+                last_message = time.monotonic()
+                if not await self._receive(message):
+                    return code, reason  # the client went away
+                continue
+            for c in self.contexts.values():
+                c.stream.feed.tick()
+            idle = all(c.stream.idle for c in self.contexts.values())
+            if not done and time.monotonic() - last_message >= idle_timeout and idle:
+                error = self.protocol.idle_error()
+                if error is not None:
+                    raise SessionEnd(error)
+                logger.info("%s: inactive for %g s; closing", self.session_id, idle_timeout)
+                return code, reason
 
     # -- client messages --------------------------------------------------------------------------
     async def _receive(self, message: dict) -> bool:
@@ -446,6 +457,9 @@ class Session:
             raise TypeError(f"unknown command {command!r}")
 
     def _open(self, spec: Open) -> None:
+        if self.drain.refusing:
+            raise InvalidRequestError("the server is restarting: open this context on a new connection",
+                                      param="context_id", code="shutting_down")  # fmt: skip
         if len(self.contexts) >= self.max_contexts:
             raise InvalidRequestError(
                 f"{len(self.contexts)} contexts are open on this socket; the limit is {self.max_contexts}",

@@ -234,6 +234,8 @@ def test_cpu_stack(implementations: list[Compose], project: Path, tmp_path: Path
         assert api["build"]["args"]["TORCH_INDEX_URL"].endswith("/whl/cpu")
         assert api["depends_on"]["tts-engine"]["condition"] == "service_healthy"
         assert ("", 9091, 9091) in ports(api) and set(environment(api)) == PASSED_THROUGH
+        # the codec's threads beside a CPU vLLM: the code's default, shipped explicitly (issue 32, item 4)
+        assert environment(api)["CODEC_THREADS"] == str(Settings.model_fields["codec_threads"].default)
         assert vllm["container_name"] == "tts-engine" and vllm["build"]["dockerfile"] == "docker/vllm-cpu.Dockerfile"
         argv = vllm_argv(vllm, tmp_path)
         assert argv[:2] == ["-m", "vllm.entrypoints.openai.api_server"]
@@ -305,3 +307,15 @@ def test_env_variants(clean_env: None) -> None:
     assert load(".env_nodynamicbatching").dynamic_batching is False
     for name in ENV_FILES:
         assert load(name).tts_api == "http://tts-engine:9093", name
+
+
+def test_codec_threads_default_agrees_everywhere(clean_env: None) -> None:
+    """CODEC_THREADS (issue 32, item 4): the code's default is .env_example's value, the README table's default
+    and docker-compose-cpu.yaml's (checked resolved in test_cpu_stack, and here as written)."""
+    default = Settings.model_fields["codec_threads"].default
+    assert default == 1  # one thread: the engine does not fight a CPU vLLM for the cores (docs/performance.md, "CODEC_THREADS beside a CPU vLLM")
+    assert load(".env_example").codec_threads == default
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `CODEC_THREADS`"))
+    assert row.split("|")[2].strip() == f"`{default}`", row
+    compose = yaml.safe_load((REPO / "docker-compose-cpu.yaml").read_text())
+    assert environment(compose["services"]["tts-api"])["CODEC_THREADS"] == f"${{CODEC_THREADS:-{default}}}"

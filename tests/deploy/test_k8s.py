@@ -137,8 +137,18 @@ def named_port(deployment: Obj, port: int | str) -> int:
     return ports[port]
 
 
+def prestop_command(deployment: Obj) -> list[str]:
+    return container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+
+
 def prestop_sleep(deployment: Obj) -> int:
-    command = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+    """The seconds a preStop waits at least, for the endpoint to leave the Service: `sleep N`, or a script that
+    begins with `time.sleep(N)` (vLLM's, which then waits for its running requests)."""
+    command = prestop_command(deployment)
+    if command[:2] == ["python3", "-c"]:
+        first = command[2].splitlines()[1]
+        assert first.startswith("time.sleep("), f"the preStop script should begin with a sleep, got {first!r}"
+        return int(first.removeprefix("time.sleep(").removesuffix(")"))
     assert command[0] == "sleep" and len(command) == 2, f"preStop should be `sleep N`, got {command}"
     return int(command[1])
 
@@ -280,17 +290,79 @@ def test_the_probe_paths_and_the_hpa_metric_are_served(objects: list[Obj], app_u
 
 
 def test_the_grace_period_covers_the_prestop_sleep_and_the_drain(objects: list[Obj]) -> None:
+    """Issue 32, item 2: a rollout or a scale-down drops nothing. Each pod is replaced only by a ready one
+    (maxUnavailable 0), waits in preStop while it leaves its Service, then drains: the API for at most
+    SHUTDOWN_GRACE_SECONDS after SIGTERM (app/api/drain.py) plus uvicorn's last wait; vLLM first in its preStop,
+    until no request runs (at most SHUTDOWN_GRACE_SECONDS more), then for its --shutdown-timeout. The kubelet's
+    SIGKILL (terminationGracePeriodSeconds) comes after all of it."""
+    from app.cli import AFTER_DRAIN_SECONDS
+
     config = config_data(objects, API_CONFIG)
-    assert "SHUTDOWN_GRACE_SECONDS" in config
+    assert "SHUTDOWN_GRACE_SECONDS" in config and "DRAIN_GRACE_SECONDS" in config
     drain = float(config["SHUTDOWN_GRACE_SECONDS"])
+    assert 0 < float(config["DRAIN_GRACE_SECONDS"]) <= drain  # served a while, not ready, within the deadline
     for deployment in of_kind(objects, "Deployment"):
         name = deployment["metadata"]["name"]
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
         sleep = prestop_sleep(deployment)
         assert sleep >= 5, f"{name}: a preStop sleep of {sleep} s may end before the endpoint is removed"
         grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
-        assert grace > sleep + drain, f"{name}: grace {grace} s <= preStop {sleep} s + drain {drain} s"
+        if name == API:
+            needed = sleep + drain + AFTER_DRAIN_SECONDS
+        else:  # the preStop's wait for vLLM's running requests, then its --shutdown-timeout
+            assert 'float(os.environ["SHUTDOWN_GRACE_SECONDS"])' in prestop_command(deployment)[2]
+            assert "SHUTDOWN_GRACE_SECONDS" in {e["name"] for e in container(deployment)["env"]}
+            needed = sleep + drain + drain
+        assert grace > needed, f"{name}: grace {grace} s <= preStop and drain {needed} s"
     # vLLM drains for the same time (its --shutdown-timeout), so the API's streams outlive neither.
     assert float(vllm_args(objects)["--shutdown-timeout"]) == drain
+
+
+def test_the_vllm_prestop_waits_for_its_running_requests(objects: list[Obj], tmp_path: Path) -> None:
+    """vLLM's preStop script, run as written against a /metrics that says what vLLM's says: it waits while a
+    request runs or waits, ends once none does, and ends at its bound (SHUTDOWN_GRACE_SECONDS) regardless."""
+    import http.server
+    import sys
+    import threading
+    import time
+
+    busy = {"running": 2.0, "waiting": 1.0}
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = "".join(
+                f'vllm:num_requests_{k}{{engine="0",model_name="TTS-model"}} {v}\n' for k, v in busy.items()
+            ) + 'vllm:num_requests_waiting_by_reason{engine="0",reason="capacity"} 3.0\n'
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = prestop_command(find(objects, "Deployment", ENGINE))[2]
+    assert "127.0.0.1:9093/metrics" in script  # vLLM's port (--port=9093) in its own pod
+    script = script.replace("127.0.0.1:9093", f"127.0.0.1:{server.server_port}")
+
+    def run(grace: str) -> subprocess.Popen:
+        env = {"PATH": "/usr/bin:/bin", "SHUTDOWN_GRACE_SECONDS": grace}
+        return subprocess.Popen([sys.executable, "-c", script], env=env)
+
+    try:
+        waiting = run("60")
+        time.sleep(prestop_sleep(find(objects, "Deployment", ENGINE)) + 2)
+        assert waiting.poll() is None  # requests run: it waits
+        busy["running"] = 0.0
+        time.sleep(2)
+        assert waiting.poll() is None  # one still waits to be scheduled
+        busy["waiting"] = 0.0  # (the waiting_by_reason line is not a count of its own)
+        assert waiting.wait(10) == 0
+        busy["running"] = 1.0
+        assert run("1").wait(20) == 0  # bounded, whatever runs
+    finally:
+        server.shutdown()
 
 
 def test_gpu_limits_and_resource_requests(objects: list[Obj]) -> None:

@@ -131,6 +131,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "PORT": ("9000", {"server.port": 9000}),
     "API_WORKERS": ("4", {"server.workers": 4}),
     "SHUTDOWN_GRACE_SECONDS": ("5", {"server.shutdown_grace_seconds": 5.0}),
+    "DRAIN_GRACE_SECONDS": ("2", {"server.drain_grace_seconds": 2.0}),
     "STREAM_AUTH_TIMEOUT": ("2", {"security.auth_timeout": 2.0}),
     "MAX_BODY_BYTES": ("4096", {"limits.max_body_bytes": 4096}),
     "WS_MAX_MESSAGE_BYTES": ("4096", {"limits.ws_max_message_bytes": 4096, "server.ws_max_message_bytes": 4096}),
