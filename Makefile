@@ -49,17 +49,19 @@ install: system-deps $(VENV)/.installed
 # (Playwright drives it; its own browser download is not used); curl (the fault suite checks what curl sees
 # of an aborted stream); g++ (the test-only CTC reference, ctc-forced-aligner, builds from source); promtool (package
 # prometheus) checks and unit-tests deploy/prometheus's alert rules; postgresql, whose server the saved-voice tests
-# start (Debian keeps its binaries in /usr/lib/postgresql/*/bin, off PATH). Each entry is command:package.
+# start (Debian keeps its binaries in /usr/lib/postgresql/*/bin, off PATH); buildah and debootstrap build
+# docker-compose-cpu.yaml's images on a Debian stand-in base and ip (iproute2) gives the vLLM image its loopback
+# (tests/images, tools/images.py: no Docker engine). Each entry is command:package.
 system-deps:
 	@missing=""; \
-	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium curl:curl g++:g++ promtool:prometheus; do \
+	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium curl:curl g++:g++ promtool:prometheus buildah:buildah debootstrap:debootstrap ip:iproute2; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c#*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
-	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium curl g++ prometheus postgresql)"; exit 1; fi; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium curl g++ prometheus postgresql buildah debootstrap iproute2)"; exit 1; fi; \
 	fi
 
 $(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed
