@@ -58,7 +58,7 @@ def service_spec(config: dict, service: str, shell_env: dict[str, str], volume_r
             if key in shell_env:
                 env[key] = shell_env[key]
         else:
-            env[key] = str(value)
+            env[key] = _unescape(value)
     volumes = {}
     for vol in svc.get("volumes") or []:
         source, target = (vol["source"], vol["target"]) if isinstance(vol, dict) else vol.split(":")[:2]
@@ -71,9 +71,19 @@ def service_spec(config: dict, service: str, shell_env: dict[str, str], volume_r
         tmpfs=tuple([tmpfs] if isinstance(tmpfs, str) else tmpfs),
         read_only=bool(svc.get("read_only")),
         shm_size=str(svc.get("shm_size") or SHM_DEFAULT),
-        command=svc.get("command"),
-        entrypoint=svc.get("entrypoint"),
+        command=_unescape(svc.get("command")),
+        entrypoint=_unescape(svc.get("entrypoint")),
     )
+
+
+def _unescape(value):
+    """`docker-compose config` writes a literal `$` as `$$` (its output stays a compose file): the value the
+    container gets has `$`."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    return str(value).replace("$$", "$")
 
 
 def size_bytes(size: str | int) -> int:
