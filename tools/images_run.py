@@ -41,6 +41,8 @@ class RunSpec:
     binds: dict[str, Path] = field(default_factory=dict)  # container path -> host path, read-only
     tmpfs: tuple[str, ...] = ()
     read_only: bool = False
+    cap_drop_all: bool = False  # Compose's `cap_drop: [ALL]`
+    no_new_privileges: bool = False  # Compose's `security_opt: [no-new-privileges:true]`
     shm_size: str = SHM_DEFAULT
     network: str = "host"  # or "private": its own network namespace, loopback only
     command: list[str] | None = None  # replaces the image's CMD (Compose's `command`)
@@ -70,6 +72,8 @@ def service_spec(config: dict, service: str, shell_env: dict[str, str], volume_r
         volumes=volumes,
         tmpfs=tuple([tmpfs] if isinstance(tmpfs, str) else tmpfs),
         read_only=bool(svc.get("read_only")),
+        cap_drop_all="ALL" in (svc.get("cap_drop") or ()),
+        no_new_privileges="no-new-privileges:true" in (svc.get("security_opt") or ()),
         shm_size=str(svc.get("shm_size") or SHM_DEFAULT),
         command=_unescape(svc.get("command")),
         entrypoint=_unescape(svc.get("entrypoint")),
@@ -175,6 +179,7 @@ class Container:
         self.name: str | None = None
         self.root: Path | None = None
         self.proc: subprocess.Popen | None = None
+        self.killed = False
 
     def start(self) -> subprocess.Popen:
         self.name = buildah("from", "--pull-never", self.spec.image, cache=self.cache)
@@ -186,8 +191,9 @@ class Container:
             (self.root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)  # mount points, as Docker makes them
         env = [f"{k}={v}" for k, v in self._environment().items()]
         workdir = self.config.get("WorkingDir") or "/"
-        run = ["setpriv", "--no-new-privs", "chroot", f"--userspec={uid}:{gid}", f"--groups={gid}", str(self.root),
-               "/usr/bin/env", "-i", "-C", workdir, *env, *_argv(self.config, self.spec)]  # fmt: skip
+        run = [*(["setpriv", "--no-new-privs"] if self.spec.no_new_privileges else []),
+               "chroot", f"--userspec={uid}:{gid}", f"--groups={gid}", str(self.root),
+               *self._drop_caps(uid), "/usr/bin/env", "-i", "-C", workdir, *env, *_argv(self.config, self.spec)]  # fmt: skip
         script = "\n".join([*mount_script(self.root, self.spec), "exec " + shlex.join(run)])
         unshare = ["unshare", "--mount", "--propagation", "private"]
         if self.spec.network == "private":
@@ -198,12 +204,23 @@ class Container:
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         return self.proc
 
+    def _drop_caps(self, uid: int) -> list[str]:
+        """`cap_drop: [ALL]`: a user other than root holds no capabilities once chroot switched to it; root's are
+        dropped by the image's own setpriv (util-linux, in every Debian-based image) before the entry point."""
+        if not self.spec.cap_drop_all or uid != 0:
+            return []
+        if not (self.root / "usr" / "bin" / "setpriv").exists():
+            raise ImageError(f"{self.spec.image} runs as root with cap_drop ALL, and has no setpriv to drop them")
+        return ["/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
+
     def _environment(self) -> dict[str, str]:
         env = dict(item.split("=", 1) for item in self.config.get("Env") or [])
         return env | self.spec.environment
 
     def stop(self, grace: float = 45.0) -> int:
-        """SIGTERM, then SIGKILL after `grace` seconds (Compose's stop_grace_period); the exit status."""
+        """SIGTERM, then SIGKILL after `grace` seconds (Compose's stop_grace_period): the exit status, negative
+        for a signal (`self.killed` says whether SIGKILL was needed)."""
+        self.killed = False
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
@@ -211,6 +228,7 @@ class Container:
             try:
                 return self.proc.wait(grace)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.wait(10)
 
