@@ -48,7 +48,9 @@ DEFAULT_INDEX = "https://pypi.org/simple"
 
 BASE_SUITE = "bookworm"  # the last Debian release with python3.11 (trixie has 3.13)
 BASE_MIRROR = os.environ.get("TTS_IMAGES_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-BASE_PACKAGES = ("python3.11", "python3.11-venv", "ca-certificates", "netbase", "tzdata")
+# libpython3.11-dev: the official image has CPython's headers (/usr/local/include/python3.11); torch.compile's C++
+# kernels (the vLLM image's CPU graphs) include Python.h.
+BASE_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11-dev", "ca-certificates", "netbase", "tzdata")
 BASE_NAMES = ("python:3.11-slim",)  # the FROM names the stand-in answers to
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
