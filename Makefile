@@ -16,7 +16,7 @@ LM_DIR    := $(MODELS)/tiny-tts-lm
 VLLM_URL  ?= http://127.0.0.1:9093
 DEV_ENV    = CODEC_MODEL=$(CODEC_DIR) SEMANTIC_MODEL=$(CODEC_DIR)/semantic TTS_API=$(VLLM_URL) CODEC_THREADS=1
 
-.PHONY: all install system-deps models vllm dev api stop-dev test test-latest test-unit lint lock bench stress clean
+.PHONY: all install system-deps models vllm dev api stop-dev test test-latest test-unit lint lock bench stress clean images
 
 all: install
 
@@ -101,7 +101,12 @@ lock: $(VENV)/.installed
 	$(BIN)/python -m tools.lock refresh
 
 test-unit: install models
-	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration
+	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration --ignore=tests/images
+
+# docker-compose-cpu.yaml's images, built with buildah on a Debian stand-in base (no Docker engine; root), into
+# .cache/images; `make test` builds and runs them in tests/images.
+images: install system-deps
+	$(BIN)/python -m tools.images build
 
 # Benchmarks print figures and assert nothing (docs/performance.md has this machine's).
 bench: install models
