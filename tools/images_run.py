@@ -29,6 +29,7 @@ from pathlib import Path
 from tools.images import CACHE, ImageError, buildah, image_config
 
 SHM_DEFAULT = "64m"  # Docker's default /dev/shm
+ERROR_LINE = re.compile(r"Error\b|error:|fatal error")
 
 
 @dataclass
@@ -239,8 +240,12 @@ class Container:
                               text=True, timeout=timeout)  # fmt: skip
 
     def log_tail(self, lines: int = 40) -> str:
+        """The log's last lines, after its first error lines (a server's root cause is often far above its end)."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        all_lines = text.splitlines()
+        errors = [line for line in all_lines[:-lines] if ERROR_LINE.search(line)][:12]
+        head = ["first error lines:", *errors, "...", "last lines:"] if errors else []
+        return "\n".join([*head, *all_lines[-lines:]])
 
     def remove(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
