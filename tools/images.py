@@ -297,7 +297,7 @@ def build(spec: BuildSpec, cache: Path = CACHE, tag: str | None = None, timeout:
     missing = [name for name in from_names(spec.dockerfile) if name not in BASE_NAMES]
     if missing:
         raise ImageError(f"{spec.dockerfile} starts FROM {missing}: no stand-in for it (tools/images.py BASE_NAMES)")
-    argv = ["nice", "-n", "10", "buildah", *storage_args(cache), "bud", "--layers", "--pull=never",
+    argv = ["nice", "-n", "10", "buildah", *storage_args(cache), "bud", "--layers", "--force-rm", "--pull=never",
             "--isolation", "chroot", "--network", "host", "--format", "docker",
             "-f", str(spec.dockerfile), "-t", tag or spec.image]  # fmt: skip
     args = spec.args | reachable_args(arg_defaults(spec.dockerfile) | spec.args, log)
@@ -324,7 +324,17 @@ def build_all(services: list[str] | None = None, cache: Path = CACHE, log=print)
     for name, spec in build_specs(compose_config()).items():
         if services is None or name in services:
             times[name] = build(spec, cache, log=log)
+    prune(cache)
     return times
+
+
+def prune(cache: Path = CACHE, rounds: int = 8) -> None:
+    """Drop the images no tag reaches any more (earlier builds, an earlier stand-in): each round removes the
+    untagged images without children, which frees their parents for the next. The cached layers of the tagged
+    images stay."""
+    for _ in range(rounds):
+        if not buildah("rmi", "--prune", cache=cache, check=False).strip():
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
