@@ -18,6 +18,8 @@ FROM python:${PYTHON_VERSION}-slim
 ARG TORCH_INDEX_URL=https://pypi.org/simple
 ARG APP_UID=1000
 
+# Every cache under /home/app/.cache, the one writable volume beside /tmp under the compose files' and the
+# Kubernetes manifests' read-only root (malaya, the text normalizer, makes $HOME/Malaya on import otherwise).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -28,6 +30,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/home/app/.cache/huggingface \
     TRITON_CACHE_DIR=/home/app/.cache/triton \
     TORCHINDUCTOR_CACHE_DIR=/home/app/.cache/torchinductor \
+    MALAYA_CACHE=/home/app/.cache/malaya \
     HOST=0.0.0.0 \
     PORT=9091
 

@@ -16,7 +16,7 @@ LM_DIR    := $(MODELS)/tiny-tts-lm
 VLLM_URL  ?= http://127.0.0.1:9093
 DEV_ENV    = CODEC_MODEL=$(CODEC_DIR) SEMANTIC_MODEL=$(CODEC_DIR)/semantic TTS_API=$(VLLM_URL) CODEC_THREADS=1
 
-.PHONY: all install system-deps models vllm dev api stop-dev test test-latest test-unit lint lock bench stress clean
+.PHONY: all install system-deps models vllm dev api stop-dev test test-latest test-unit lint lock bench stress clean images
 
 all: install
 
@@ -50,17 +50,19 @@ install: system-deps $(VENV)/.installed
 # of an aborted stream); g++ (the test-only CTC reference, ctc-forced-aligner, builds from source); promtool (package
 # prometheus) checks and unit-tests deploy/prometheus's alert rules; postgresql, whose server the saved-voice tests
 # start (Debian keeps its binaries in /usr/lib/postgresql/*/bin, off PATH); haproxy, the real proxy in front of two
-# front-ends in the rolling-restart test and the chaos run's replicas mode. Each entry is command:package.
+# front-ends in the rolling-restart test and the chaos run's replicas mode; buildah and debootstrap build
+# docker-compose-cpu.yaml's images on a Debian stand-in base and ip (iproute2) gives the vLLM image its loopback
+# (tests/images, tools/images.py: no Docker engine). Each entry is command:package.
 system-deps:
 	@missing=""; \
-	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium curl:curl g++:g++ promtool:prometheus haproxy:haproxy; do \
+	for c in docker-compose:docker-compose espeak-ng:espeak-ng sox:sox kubectl:kubernetes-client chromium:chromium curl:curl g++:g++ promtool:prometheus haproxy:haproxy buildah:buildah debootstrap:debootstrap ip:iproute2; do \
 	  command -v $${c%%:*} >/dev/null || missing="$$missing $${c#*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing libsndfile1 >/dev/null; \
-	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium curl g++ prometheus haproxy postgresql)"; exit 1; fi; \
+	  else echo "please install:$$missing (Debian: apt-get install docker-compose espeak-ng sox kubernetes-client chromium curl g++ prometheus haproxy postgresql buildah debootstrap iproute2)"; exit 1; fi; \
 	fi
 
 $(CODEC_DIR)/pytorch_model.bin: | $(VENV)/.installed
@@ -100,7 +102,12 @@ lock: $(VENV)/.installed
 	$(BIN)/python -m tools.lock refresh
 
 test-unit: install models
-	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration
+	DEV_CODEC_DIR=$(CODEC_DIR) $(BIN)/python -m pytest -ra --ignore=tests/integration --ignore=tests/images
+
+# docker-compose-cpu.yaml's images, built with buildah on a Debian stand-in base (no Docker engine; root), into
+# .cache/images; `make test` builds and runs them in tests/images.
+images: install system-deps
+	$(BIN)/python -m tools.images build
 
 # Benchmarks print figures and assert nothing (docs/performance.md has this machine's).
 bench: install models
