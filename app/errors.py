@@ -39,6 +39,10 @@ class AuthenticationError(TTSError):
     """Missing or wrong API key."""
 
 
+class PermissionDeniedError(TTSError):
+    """A valid key that may not do this (an admin route asked with a client key)."""
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """An upload is larger than its limit (refused while it streams in)."""
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.api.admin import router as admin_router
 from app.api.auth import Authenticator, KeyGuard, caller_if
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
@@ -82,7 +83,9 @@ async def start_service(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     parts: Components = app.state.components
     logger.info("loading the text normalizer and the codec engine (%s)", settings.engine.codec_model)
-    engine, normalizer = await asyncio.gather(
+    store = VoiceStore(settings.generation.voice_store_url)
+    app.state.voice_store = store
+    engine, normalizer, _ = await asyncio.gather(
         start_engine(
             settings.engine,
             codec=parts.codec,
@@ -90,11 +93,9 @@ async def start_service(app: FastAPI) -> None:
             on_fatal=lambda: _request_shutdown(app),
         ),
         asyncio.to_thread(_load_normalizer, settings.generation) if parts.normalizer is None else _ready(parts.normalizer),
+        _open_store(app, store),  # first done: the store's API keys are known from then on
     )
     app.state.engine_host = engine.host
-    store = VoiceStore(settings.generation.voice_store_url)
-    app.state.voice_store = store
-    await store.open()  # the schema, created if missing
     backend = VLLMClient.from_settings(settings.backend)
     await backend.start()
     app.state.service = SpeechService.from_settings(
@@ -113,6 +114,17 @@ async def start_service(app: FastAPI) -> None:
     logger.info("service ready on model %s via %s", settings.backend.model_name, settings.backend.url)
 
 
+async def _open_store(app: FastAPI, store: Any) -> None:
+    """The store's schema brought to head, then its API keys read, and read again every 2 s (app/service/keys.py)."""
+    from app.service.keys import KeyRefresher, KeyStore
+
+    await store.open()
+    use_keys = getattr(app.state.authenticator, "use_keys", None)  # a test's stand-in may have none
+    if use_keys is not None:
+        app.state.key_refresher = KeyRefresher(KeyStore(store.engine), use_keys)
+        await app.state.key_refresher.start()
+
+
 async def stop_service(app: FastAPI) -> None:
     from app.observability.heap import thaw_heap
 
@@ -123,6 +135,10 @@ async def stop_service(app: FastAPI) -> None:
         service.close()
         await service.engine.close()
         await service.backend.aclose()
+    refresher = getattr(app.state, "key_refresher", None)
+    app.state.key_refresher = None
+    if refresher is not None:
+        await refresher.stop()
     store = getattr(app.state, "voice_store", None)
     app.state.voice_store = None
     if store is not None:
@@ -211,6 +227,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.voice_store = None
+    app.state.key_refresher = None
     app.state.metrics = ServiceMetrics()
     # who a key is: the one place a key is compared; KeyGuard (HTTP) and the WebSocket sessions ask it
     app.state.authenticator = app.state.components.authenticator or Authenticator.from_settings(
@@ -242,6 +259,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)
+    app.include_router(admin_router)
     app.include_router(docs_router(caller_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
     app.include_router(elevenlabs.router)

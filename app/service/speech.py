@@ -28,7 +28,7 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
-from app.service.principal import DEFAULT_TENANT, Principal
+from app.service.principal import DEFAULT_TENANT, Principal, cache_salt, caller_tenant
 from app.service.prompting import check_room, fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
@@ -279,7 +279,7 @@ class SpeechService:
             name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
             audio_seconds=len(tokens) / self.engine.geometry.tokens_per_second, audio_sha256=digest,
             language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
-            created_from=client, created_at=utc_now(),
+            created_from=client, created_at=utc_now(), tenant=caller.tenant, created_by_key=caller.key_id,
         )
         await self.voices.save(voice)
         logger.info("saved voice %r: %d reference tokens, consent by %r from %s key=%s", voice.name, len(tokens),
@@ -300,7 +300,7 @@ class SpeechService:
         )
         return SynthesisJob(
             request_id=f"tts-{uuid.uuid4().hex[:16]}", prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
-            started=started, sample_rate=self.sample_rate,
+            started=started, sample_rate=self.sample_rate, cache_salt=cache_salt(caller_tenant()),
         )
 
     # -- alignment -------------------------------------------------------------------------------

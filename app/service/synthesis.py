@@ -46,6 +46,7 @@ class SynthesisJob:
     context: SpeechContext | None = None  # the previous segment this job was prompted with
     segment: int = 0  # its number in a segment stream
     metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
+    cache_salt: str | None = None  # its tenant's prefix-cache salt (vLLM's `cache_salt`)
 
     def as_context(self, max_tokens: int) -> SpeechContext | None:
         """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
@@ -161,7 +162,7 @@ class Synthesis:
     async def _produce(self) -> None:
         job = self.job
         gen = job.gen
-        params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
+        params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed, job.cache_salt)
         try:
             async for ids in self.backend.stream_speech_tokens(job.prompt, params, job.stats):
                 job.tokens.extend(ids)
