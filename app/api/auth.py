@@ -128,7 +128,7 @@ class Authenticator:
         configured key's principal when `key` is it, else an unauthenticated principal. Never raises."""
         keys = self._keys
         if not self._api_key and not keys:
-            return Principal(ANONYMOUS, self.tenant, self.limits, client)
+            return Principal(ANONYMOUS, self.tenant, self.limits, client, admin=True)  # open: anyone is everything
         if self._api_key and key_ok(self._api_key, key):
             return Principal(CONFIGURED_KEY, self.tenant, self.limits, client, admin=True)
         record = self._stored(keys, key)

@@ -151,7 +151,9 @@ class KeyStore:
         transaction."""
         old = self.get(key_id)
         if old.revoked_at is not None:
-            raise InvalidRequestError(f"API key {key_id!r} is revoked; create a new one", param="id", code="key_revoked")
+            raise InvalidRequestError(
+                f"API key {key_id!r} is revoked; create a new one", param="id", code="key_revoked"
+            )
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         limits = {f: getattr(old, f) for f in LIMIT_FIELDS}
         record = KeyRecord(

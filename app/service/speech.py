@@ -250,6 +250,7 @@ class SpeechService:
         """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
         else read, checked and encoded (bounded by `reference_lane`)."""
         key = await asyncio.to_thread(clip_key, audio_bytes, transcript) if self.encodings.size else ""
+        key = f"{caller_tenant()}:{key}" if key else ""  # per tenant: a hit's timing tells of another's upload
         cached = self.encodings.get(key) if key else None
         self.metrics.reference_cache.labels("hit" if cached is not None else "miss").inc()
         if cached is not None:
