@@ -77,6 +77,7 @@ async def start_service(app: FastAPI) -> None:
     from app.backend.vllm import VLLMClient
     from app.engine.launch import start_engine
     from app.observability.heap import freeze_startup_heap
+    from app.service.leases import KeyLimits, LimitStore
     from app.service.speech import SpeechService
     from app.service.voice_store import VoiceStore
 
@@ -108,6 +109,9 @@ async def start_service(app: FastAPI) -> None:
         metrics=app.state.metrics,
         store=store,
     )
+    app.state.key_limits = app.state.service.key_limits = KeyLimits(
+        LimitStore(store.engine), settings.limits.stream_lease_seconds
+    )  # a key's own limits, held with every other process of the store
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -135,6 +139,10 @@ async def stop_service(app: FastAPI) -> None:
         service.close()
         await service.engine.close()
         await service.backend.aclose()
+    key_limits = getattr(app.state, "key_limits", None)
+    app.state.key_limits = None
+    if key_limits is not None:
+        await key_limits.stop()
     refresher = getattr(app.state, "key_refresher", None)
     app.state.key_refresher = None
     if refresher is not None:
@@ -228,6 +236,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.engine_host = None
     app.state.voice_store = None
     app.state.key_refresher = None
+    app.state.key_limits = None
     app.state.metrics = ServiceMetrics()
     # who a key is: the one place a key is compared; KeyGuard (HTTP) and the WebSocket sessions ask it
     app.state.authenticator = app.state.components.authenticator or Authenticator.from_settings(

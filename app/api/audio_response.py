@@ -28,6 +28,7 @@ from app.audio.pcm import SampleEncoding
 from app.audio.registry import output_format
 from app.errors import SendTimedOut, StreamAborted, TTSError
 from app.service.admission import Slot
+from app.service.leases import lease_for
 from app.service.segments import SegmentStream, StreamUsage
 from app.service.speech import SpeechService
 from app.service.timeline import Timeline
@@ -363,6 +364,7 @@ async def admitted_response(
     """
     slot = service.admit(endpoint)
     try:
+        await lease_for(request.app.state.key_limits, request.scope.get("principal"), slot)  # the key's own limits
         req = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
         response = await until_disconnected(request.receive, speech_response(service, req))
     except (ClientGone, ClientDisconnect):

@@ -115,6 +115,7 @@ def error_response(exc: TTSError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if info.status == 401 else {}
     if isinstance(exc, OverloadedError):
         headers["Retry-After"] = str(exc.retry_after)
+        headers.update(exc.headers)
     return JSONResponse(info.body(), status_code=info.status, headers=headers or None)
 
 

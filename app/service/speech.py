@@ -28,6 +28,7 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
+from app.service.leases import KeyLimits
 from app.service.principal import DEFAULT_TENANT, Principal, cache_salt, caller_tenant
 from app.service.prompting import check_room, fit_context
 from app.service.references import EncodingCache, Resampler, clip_key, read_reference
@@ -93,6 +94,7 @@ class SpeechService:
         self._stream_numbers = itertools.count(1)  # names each stream's windows for the engine's batching
         self.voices = Voices(generation, store)
         self.encodings = EncodingCache(reference_cache_size)  # reference clip + transcript -> codec tokens
+        self.key_limits: KeyLimits | None = None  # a key's own limits (app/service/leases.py), once the store is open
 
     @classmethod
     def from_settings(
@@ -161,6 +163,8 @@ class SpeechService:
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, text_param)
+        if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
+            await self.key_limits.charge(caller, len(req.input))
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
@@ -232,6 +236,8 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
+        if self.key_limits is not None:
+            await self.key_limits.charge(caller, len(req.generate_text))
         ref_tokens = await self.encode_reference(audio_bytes, req.reference_text)  # cached for a clip seen before
         ref_text = await self.normalize(req.reference_text, req.normalize_malaysian, req.language)
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)

@@ -42,3 +42,19 @@ keys_table = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False),  # UTC, ISO 8601
     sa.Column("revoked_at", sa.String(32), nullable=True),  # set: refused from then on
 )
+
+leases_table = sa.Table(
+    "tts_leases",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("scope", sa.String(160), nullable=False, index=True),  # whose slot: `streams:<key id>`
+    sa.Column("expires_at", sa.Float, nullable=False),  # Unix time; renewed while its stream runs
+)
+
+windows_table = sa.Table(
+    "tts_rate_windows",
+    metadata,
+    sa.Column("scope", sa.String(160), primary_key=True),  # what is counted, of whom: `requests:<key id>`
+    sa.Column("window", sa.BigInteger, primary_key=True),  # which window: Unix time // its length
+    sa.Column("amount", sa.Float, nullable=False),
+)

@@ -60,6 +60,7 @@ from app.audio.output import AudioWriter
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
 from app.errors import InvalidRequestError, NotReadyError, TTSError
 from app.observability.logs import clip
+from app.service.leases import lease_for
 from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, GenerationFields, SpeechRequest
 from app.service.segments import SegmentStream
@@ -458,6 +459,7 @@ async def _timed_http(request: Request, voice_id: str, principal: Principal, *, 
     try:
         service, job, text, output = await _timed_job(request, voice_id, principal)
         slot = service.admit("speech")
+        await lease_for(request.app.state.key_limits, principal, slot)  # the key's own limits
         timeline = Timeline(service, _writer(job, output, streaming=stream))
         chunks = job.audio(timeline)
         if not stream:  # the client may leave while the whole audio is made: watched, the backend stopped
