@@ -26,6 +26,7 @@ from app.api.routes import public, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
 from app.api.uploads import FORM_OVERHEAD
+from app.api.usage import router as usage_router
 from app.api.voices import router as voices_router
 from app.errors import TTSError
 from app.observability.logs import install_log_filters
@@ -79,6 +80,7 @@ async def start_service(app: FastAPI) -> None:
     from app.observability.heap import freeze_startup_heap
     from app.service.leases import KeyLimits, LimitStore
     from app.service.speech import SpeechService
+    from app.service.usage import UsageRecorder
     from app.service.voice_store import VoiceStore
 
     settings: Settings = app.state.settings
@@ -109,9 +111,11 @@ async def start_service(app: FastAPI) -> None:
         metrics=app.state.metrics,
         store=store,
     )
+    limit_store = LimitStore(store.engine)
     app.state.key_limits = app.state.service.key_limits = KeyLimits(
-        LimitStore(store.engine), settings.limits.stream_lease_seconds
+        limit_store, settings.limits.stream_lease_seconds
     )  # a key's own limits, held with every other process of the store
+    app.state.service.usage = UsageRecorder(store.engine, app.state.metrics, limit_store)
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -136,6 +140,8 @@ async def stop_service(app: FastAPI) -> None:
     service = app.state.service
     app.state.service = None
     if service is not None:
+        if service.usage is not None:
+            await service.usage.flush()
         service.close()
         await service.engine.close()
         await service.backend.aclose()
@@ -269,6 +275,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(v1)
     app.include_router(voices_router)
     app.include_router(admin_router)
+    app.include_router(usage_router)
     app.include_router(docs_router(caller_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
     app.include_router(elevenlabs.router)

@@ -69,6 +69,7 @@ class StreamUsage:
     samples: int = 0
     sample_rate: int = 24_000
     cut_segments: list[int] = field(default_factory=list)  # segments whose generation stopped at finish_reason length
+    delivered_samples: int = 0  # audio its consumer took (codec samples): what usage records
 
     @property
     def finish_reason(self) -> str:
@@ -235,6 +236,7 @@ class SegmentStream:
                 delivering = self._deliver(current)
                 async for event in delivering:
                     yield event
+                    self.usage.delivered_samples += len(event.audio) if event.audio is not None else 0  # taken
                 await self._finish(current)
             await asyncio.wait((runner,))
             if (error := runner.exception()) is not None:
@@ -253,15 +255,17 @@ class SegmentStream:
             for seg in started:
                 if seg.synthesis is not None:
                     seg.synthesis.cancel()
-            if delivering is not None:
-                await delivering.aclose()  # the segment being spoken: its chunks closed
-            await asyncio.wait((runner,))
-            started += self._take_ready()
-            for seg in started:
-                await self._finish(seg)
-            if self.outcome == "failed-segment":
-                self.outcome = "failed"
-            self._end()
+            try:
+                if delivering is not None:
+                    await delivering.aclose()  # the segment being spoken: its chunks closed
+                await asyncio.wait((runner,))
+                started += self._take_ready()
+                for seg in started:
+                    await self._finish(seg)
+            finally:  # ended even where a cancelled scope (anyio's, a StreamingResponse's) cancels every await
+                if self.outcome == "failed-segment":
+                    self.outcome = "failed"
+                self._end()
 
     def _take_ready(self) -> list[_Segment]:
         taken = []
@@ -452,6 +456,8 @@ class SegmentStream:
     # -- the end ----------------------------------------------------------------------------------
     def _end(self) -> None:
         """The context id's claim resolved; an HTTP request counted once in the metrics and logged."""
+        if self.service.usage is not None:  # every request and WebSocket context, however it ended
+            self.service.usage.record(self)
         if self.context_claim is not None:
             key, claim = self.context_claim
             self.context_claim = None

@@ -37,6 +37,7 @@ from app.service.segments import SegmentStream
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import TextInput, TextNormalizer, require_speech
 from app.service.timing import SegmentTimings, aligned, estimated
+from app.service.usage import UsageRecorder
 from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
@@ -95,6 +96,7 @@ class SpeechService:
         self.voices = Voices(generation, store)
         self.encodings = EncodingCache(reference_cache_size)  # reference clip + transcript -> codec tokens
         self.key_limits: KeyLimits | None = None  # a key's own limits (app/service/leases.py), once the store is open
+        self.usage: UsageRecorder | None = None  # usage metering (app/service/usage.py), once the store is open
 
     @classmethod
     def from_settings(

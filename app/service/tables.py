@@ -58,3 +58,16 @@ windows_table = sa.Table(
     sa.Column("window", sa.BigInteger, primary_key=True),  # which window: Unix time // its length
     sa.Column("amount", sa.Float, nullable=False),
 )
+
+usage_table = sa.Table(
+    "tts_usage",
+    metadata,
+    sa.Column("tenant", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("voice", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("endpoint", sa.String(32), primary_key=True),
+    sa.Column("hour", sa.String(13), primary_key=True),  # UTC: 2026-12-07T14
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("characters", sa.BigInteger, nullable=False),
+    sa.Column("audio_ms", sa.BigInteger, nullable=False),  # delivered audio, milliseconds
+)
