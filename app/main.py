@@ -79,6 +79,7 @@ async def start_service(app: FastAPI) -> None:
     from app.engine.launch import start_engine
     from app.observability.heap import freeze_startup_heap
     from app.service.leases import KeyLimits, LimitStore
+    from app.service.shared_context import SharedContextStore
     from app.service.speech import SpeechService
     from app.service.usage import UsageRecorder
     from app.service.voice_store import VoiceStore
@@ -116,6 +117,7 @@ async def start_service(app: FastAPI) -> None:
         limit_store, settings.limits.stream_lease_seconds
     )  # a key's own limits, held with every other process of the store
     app.state.service.usage = UsageRecorder(store.engine, app.state.metrics, limit_store)
+    app.state.service.contexts = SharedContextStore(store.engine, settings.streaming.context_ttl)  # every worker's
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -135,6 +137,7 @@ async def _open_store(app: FastAPI, store: Any) -> None:
 
 async def stop_service(app: FastAPI) -> None:
     from app.observability.heap import thaw_heap
+    from app.service.shared_context import SharedContextStore
 
     thaw_heap()
     service = app.state.service
@@ -142,6 +145,8 @@ async def stop_service(app: FastAPI) -> None:
     if service is not None:
         if service.usage is not None:
             await service.usage.flush()
+        if isinstance(getattr(service, "contexts", None), SharedContextStore):
+            await service.contexts.close()
         service.close()
         await service.engine.close()
         await service.backend.aclose()

@@ -71,3 +71,16 @@ usage_table = sa.Table(
     sa.Column("characters", sa.BigInteger, nullable=False),
     sa.Column("audio_ms", sa.BigInteger, nullable=False),  # delivered audio, milliseconds
 )
+
+contexts_table = sa.Table(
+    "tts_contexts",
+    metadata,
+    sa.Column("tenant", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("context_id", sa.String(128), primary_key=True),
+    sa.Column("claim", sa.String(32), nullable=False),  # the request generating it now, or that generated it
+    sa.Column("pending", sa.Boolean, nullable=False),  # claimed, not resolved yet: a next request waits for it
+    sa.Column("voice", sa.String(NAME_MAX), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("tokens", sa.LargeBinary, nullable=False),  # int32 little-endian speech tokens; empty: none
+    sa.Column("expires_at", sa.Float, nullable=False),  # Unix time
+)

@@ -148,6 +148,9 @@ def read_usage(
         query = query.where(t.hour < end)
     with engine.connect() as conn:
         return [
-            {**{g: r._mapping[g] for g in group_by}, **{n: int(r._mapping[n] or 0) for n in ("requests", "characters", "audio_ms")}}
+            {
+                **{g: r._mapping[g] for g in group_by},
+                **{n: int(r._mapping[n] or 0) for n in ("requests", "characters", "audio_ms")},
+            }
             for r in conn.execute(query)
         ]

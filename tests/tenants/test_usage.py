@@ -137,4 +137,3 @@ def test_bad_usage_queries_are_400s(settings_for: Callable[..., Settings], param
 def test_usage_needs_a_key(settings_for: Callable[..., Settings]) -> None:
     with serve(settings_for(api_key=ADMIN), parts()) as url:
         assert httpx.get(f"{url}/v1/usage", timeout=10).status_code == 401
-
