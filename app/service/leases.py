@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.errors import OverloadedError
 from app.service.migrations import locked
@@ -88,54 +90,51 @@ class LimitStore:
 
     def _admit(self, key_id: str, limits: dict[str, int], chars: int, lease_seconds: float, now: float):
         with locked(self.engine, lock_id(key_id)) as conn:
-            counts = []  # (scope, window, amount) to add once every check passed
-            for what, scope, length, amount in (
+            checks = [(what, f"{scope}:{key_id}", length, amount, limits[scope]) for what, scope, length, amount in (
                 ("requests", "requests", MINUTE, 1),
                 ("tokens", "chars", MINUTE, chars),
                 ("audio-seconds", "audio", DAY, 0),  # filled by usage; refused once the day's is spent
-            ):
-                limit = limits.get(scope, 0)
-                if not limit:
-                    continue
-                refusal = self._window(conn, f"{scope}:{key_id}", length, amount, limit, now, what)
-                if refusal is not None:
-                    return refusal
-                if amount:
-                    counts.append((f"{scope}:{key_id}", int(now // length), amount))
+            ) if limits.get(scope)]  # fmt: skip
+            counted = self._windows(conn, [c[1] for c in checks], now) if checks else {}
+            for what, scope, length, amount, limit in checks:
+                window = int(now // length)
+                elapsed = now - window * length
+                previous, current = counted.get((scope, window - 1), 0.0), counted.get((scope, window), 0.0)
+                if what == "audio-seconds":  # a day is a calendar day (UTC), not a sliding one
+                    if current >= limit:
+                        return Refusal(what, limit, length - elapsed)
+                elif sliding_count(previous, current, elapsed, length) + amount > limit:
+                    return Refusal(what, limit, length - elapsed)
             lease = None
             if limits.get("streams"):
                 lease = self._lease(conn, f"streams:{key_id}", limits["streams"], lease_seconds, now)
                 if isinstance(lease, Refusal):
                     return lease
-            for scope, window, amount in counts:
-                _add(conn, scope, window, amount)
+            for _, scope, length, amount, _ in checks:
+                if amount:
+                    _add(conn, scope, int(now // length), amount)
             return lease
 
-    def _window(self, conn, scope: str, length: int, amount: int, limit: int, now: float, what: str):
-        window = int(now // length)
-        rows = dict(
-            conn.execute(
-                sa.select(windows_table.c.window, windows_table.c.amount).where(
-                    windows_table.c.scope == scope, windows_table.c.window >= window - 1
-                )
-            ).all()
-        )
-        elapsed = now - window * length
-        used = sliding_count(rows.get(window - 1, 0.0), rows.get(window, 0.0), elapsed, length)
-        if what == "audio-seconds":  # a day is a calendar day (UTC), not a sliding one
-            used = rows.get(window, 0.0)
-        if used + amount > limit or (what == "audio-seconds" and used >= limit):
-            return Refusal(what, limit, length - elapsed)
-        conn.execute(windows_table.delete().where(windows_table.c.scope == scope, windows_table.c.window < window - 1))
-        return None
+    @staticmethod
+    def _windows(conn: sa.Connection, scopes: list[str], now: float) -> dict[tuple[str, int], float]:
+        """The recent windows' counts of `scopes` (one read); older windows dropped now and then."""
+        t = windows_table.c
+        oldest = int(now // DAY) - 1 if any(s.startswith("audio:") for s in scopes) else int(now // MINUTE) - 1
+        if secrets.randbelow(100) == 0:  # about once in 100 admissions: a key's past windows go
+            conn.execute(windows_table.delete().where(t.scope.in_(scopes), t.window < int(now // MINUTE) - 1,
+                                                      ~t.scope.startswith("audio:") | (t.window < int(now // DAY) - 1)))  # fmt: skip
+        rows = conn.execute(sa.select(t.scope, t.window, t.amount).where(t.scope.in_(scopes), t.window >= oldest))
+        return {(r.scope, r.window): r.amount for r in rows}
 
-    def _lease(self, conn, scope: str, limit: int, lease_seconds: float, now: float) -> str | Refusal:
-        conn.execute(leases_table.delete().where(leases_table.c.scope == scope, leases_table.c.expires_at <= now))
-        expiries = [
-            r[0] for r in conn.execute(sa.select(leases_table.c.expires_at).where(leases_table.c.scope == scope))
-        ]
-        if len(expiries) >= limit:
-            return Refusal("streams", limit, min(1.0, min(expiries) - now))  # most end sooner than they expire
+    @staticmethod
+    def _lease(conn: sa.Connection, scope: str, limit: int, lease_seconds: float, now: float) -> str | Refusal:
+        t = leases_table.c
+        live = (t.scope == scope) & (t.expires_at > now)
+        held, first_end = conn.execute(sa.select(sa.func.count(), sa.func.min(t.expires_at)).where(live)).one()
+        if held >= limit:
+            return Refusal("streams", limit, min(1.0, first_end - now))  # most end sooner than they expire
+        if secrets.randbelow(20) == 0:  # now and then: the expired ones of this key go (they count for nothing)
+            conn.execute(leases_table.delete().where((t.scope == scope) & (t.expires_at <= now)))
         lease_id = secrets.token_hex(16)
         conn.execute(leases_table.insert().values(id=lease_id, scope=scope, expires_at=now + lease_seconds))
         return lease_id
@@ -169,16 +168,13 @@ class LimitStore:
 
 
 def _add(conn: sa.Connection, scope: str, window: int, amount: float) -> None:
-    """`amount` more in (scope, window): an UPDATE, or the row's INSERT (under the key's lock, or a race a lost
-    INSERT retries as an UPDATE)."""
-    match = (windows_table.c.scope == scope) & (windows_table.c.window == window)
-    updated = conn.execute(windows_table.update().where(match).values(amount=windows_table.c.amount + amount))
-    if not updated.rowcount:
-        try:
-            with conn.begin_nested():
-                conn.execute(windows_table.insert().values(scope=scope, window=window, amount=amount))
-        except sa.exc.IntegrityError:
-            conn.execute(windows_table.update().where(match).values(amount=windows_table.c.amount + amount))
+    """`amount` more in (scope, window), the row made if missing: one INSERT ... ON CONFLICT DO UPDATE."""
+    insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(windows_table)
+    conn.execute(
+        insert.values(scope=scope, window=window, amount=amount).on_conflict_do_update(
+            index_elements=["scope", "window"], set_={"amount": windows_table.c.amount + insert.excluded.amount}
+        )
+    )
 
 
 class Lease:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.observability.metrics import ServiceMetrics
 from app.service.leases import DAY, LimitStore
@@ -117,18 +119,15 @@ class UsageRecorder:
 
 
 def add_row(engine: sa.Engine, row: UsageRow) -> None:
-    """`row`'s counts added to its (tenant, key, voice, endpoint, hour) row, made if missing."""
-    t = usage_table.c
-    match = sa.and_(*(getattr(t, g) == getattr(row, g) for g in GROUPS))
-    more = {n: getattr(t, n) + getattr(row, n) for n in ("requests", "characters", "audio_ms")}
+    """`row`'s counts added to its (tenant, key, voice, endpoint, hour) row, made if missing: one statement."""
+    insert = (pg_insert if engine.dialect.name == "postgresql" else sqlite_insert)(usage_table)
+    more = {n: getattr(usage_table.c, n) + getattr(insert.excluded, n) for n in ("requests", "characters", "audio_ms")}
     with engine.begin() as conn:
-        if conn.execute(usage_table.update().where(match).values(**more)).rowcount:
-            return
-        try:
-            with conn.begin_nested():
-                conn.execute(usage_table.insert().values(**{f: getattr(row, f) for f in UsageRow.__slots__}))
-        except sa.exc.IntegrityError:  # another process made the row meanwhile
-            conn.execute(usage_table.update().where(match).values(**more))
+        conn.execute(
+            insert.values(**{f: getattr(row, f) for f in UsageRow.__slots__}).on_conflict_do_update(
+                index_elements=list(GROUPS), set_=more
+            )
+        )
 
 
 def read_usage(
