@@ -3,7 +3,7 @@
     tts-api keys create --tenant NAME [--name N] [--max-streams N] [--requests-per-minute N]
                         [--chars-per-minute N] [--audio-seconds-per-day N] [--admin] [--json]
     tts-api keys list [--json]
-    tts-api keys revoke ID
+    tts-api keys revoke ID [--json]
     tts-api keys rotate ID [--json]
 
 A new key's secret is printed once (with --json: an object with `id`, `key`, `tenant`, on stdout). Every process
@@ -37,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true")
     listing = sub.add_parser("list", help="every key, revoked ones too (never a secret)")
     listing.add_argument("--json", action="store_true")
-    sub.add_parser("revoke", help="refused by every process within 5 s").add_argument("id")
+    revoke = sub.add_parser("revoke", help="refused by every process within 5 s")
+    revoke.add_argument("id")
+    revoke.add_argument("--json", action="store_true")
     rotate = sub.add_parser("rotate", help="a new secret for the key (a new id); the old one revoked")
     rotate.add_argument("id")
     rotate.add_argument("--json", action="store_true")
@@ -71,7 +73,11 @@ def _run(store: KeyStore, args: argparse.Namespace) -> int:
         _print_new(store.rotate(args.id), args.json)
     elif args.command == "revoke":
         record = store.revoke(args.id)
-        print(f"revoked {record.id} (tenant {record.tenant}) at {record.revoked_at}")
+        print(
+            json.dumps(record.public())
+            if args.json
+            else f"revoked {record.id} (tenant {record.tenant}) at {record.revoked_at}"
+        )
     else:
         _print_list(store.list(), args.json)
     return 0
