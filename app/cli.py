@@ -34,8 +34,8 @@ logger = logging.getLogger("app")
 def run(argv: list[str] | None = None) -> None:
     """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091); `tts-api keys ...`: the API keys."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["keys"]:  # API keys in the store (app/keys_cli.py)
-        from app.keys_cli import main as keys_main
+    if argv[:1] == ["keys"]:  # API keys in the store (app/service/keys_cli.py)
+        from app.service.keys_cli import main as keys_main
 
         raise SystemExit(keys_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="tts-api", description=__doc__)

@@ -19,31 +19,43 @@ from app.service.principal import Principal
 from app.service.usage import GROUPS, read_usage
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(caller)])
-HOUR = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2})?)?)?")  # an hour, or a day, month or year (their first hour)
+HOUR_PATTERN = r"^\d{4}(-\d{2}(-\d{2}(T\d{2})?)?)?$"  # an hour, or a day, month or year (their first hour)
+HOUR = re.compile(HOUR_PATTERN)
+GROUP_PATTERN = rf"^({'|'.join(GROUPS)})(,({'|'.join(GROUPS)}))*$"
 COUNTS = ("requests", "characters", "audio_ms")
 
 
 def _hour(value: str | None, param: str) -> str | None:
-    if value is not None and not HOUR.fullmatch(value):
+    if value is not None and not HOUR.match(value):
         raise InvalidRequestError(f"{param} must be a UTC hour like 2026-12-07T14 (or a day, month, year)", param=param)
     return value
 
 
 def _groups(value: str) -> tuple[str, ...]:
-    groups = tuple(g.strip() for g in value.split(",") if g.strip())
+    groups = tuple(dict.fromkeys(g.strip() for g in value.split(",") if g.strip()))  # each once, in order
     unknown = [g for g in groups if g not in GROUPS]
-    if unknown or len(set(groups)) != len(groups):
+    if unknown or not groups:
         raise InvalidRequestError(f"group_by: a comma-separated subset of {', '.join(GROUPS)}", param="group_by")
     return groups
 
 
-@router.get("/usage", operation_id="get_usage", responses=error_responses(400, 401, 503))
+@router.get(
+    "/usage",
+    operation_id="get_usage",
+    responses={
+        200: {
+            "description": "The usage, summed per `group_by`: JSON, or CSV with `format=csv`",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        },
+        **error_responses(400, 503),
+    },
+)
 async def usage(
     request: Request,
     principal: Principal = Depends(caller),
-    start: str | None = Query(None, description="First UTC hour included, e.g. 2026-12-07T00"),
-    end: str | None = Query(None, description="First UTC hour excluded"),
-    group_by: str = Query("tenant,hour", description=f"Comma-separated: {', '.join(GROUPS)}"),
+    start: str | None = Query(None, pattern=HOUR_PATTERN, description="First UTC hour included, e.g. 2026-12-07T00"),
+    end: str | None = Query(None, pattern=HOUR_PATTERN, description="First UTC hour excluded"),
+    group_by: str = Query("tenant,hour", pattern=GROUP_PATTERN, description=f"Comma-separated: {', '.join(GROUPS)}"),
     tenant: str | None = Query(None, description="Admin keys: one tenant's usage only"),
     format: Literal["json", "csv"] = "json",
 ) -> Response:
