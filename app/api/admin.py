@@ -100,7 +100,7 @@ async def revoke_key(key_id: str, request: Request, store: KeyStore = Depends(ke
     "/keys/{key_id}/rotate",
     status_code=201,
     operation_id="rotate_key",
-    responses=error_responses(400, 403, 404, 503),
+    responses=error_responses(403, 404, 409, 503),
 )
 async def rotate_key(key_id: str, request: Request, store: KeyStore = Depends(key_store)) -> JSONResponse:
     """A new secret (and id) with the key's tenant, name and limits; the old key revoked."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.errors import InvalidRequestError, NotFoundError
+from app.errors import ConflictError, InvalidRequestError, NotFoundError
 from app.service.principal import CallerLimits
 from app.service.tables import NAME_MAX, keys_table
 
@@ -151,9 +151,7 @@ class KeyStore:
         transaction."""
         old = self.get(key_id)
         if old.revoked_at is not None:
-            raise InvalidRequestError(
-                f"API key {key_id!r} is revoked; create a new one", param="id", code="key_revoked"
-            )
+            raise ConflictError(f"API key {key_id!r} is revoked; create a new one", param="id", code="key_revoked")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         limits = {f: getattr(old, f) for f in LIMIT_FIELDS}
         record = KeyRecord(
