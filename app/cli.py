@@ -35,7 +35,12 @@ WORKER_HEALTHCHECK_SECONDS = 60.0  # how long a front-end worker may take to ans
 
 
 def run(argv: list[str] | None = None) -> None:
-    """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091)."""
+    """`tts-api`: start uvicorn on HOST:PORT (default 0.0.0.0:9091); `tts-api keys ...`: the API keys."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # API keys in the store (app/service/keys_cli.py)
+        from app.service.keys_cli import main as keys_main
+
+        raise SystemExit(keys_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="tts-api", description=__doc__)
     parser.add_argument("--host", help="overrides HOST")
     parser.add_argument("--port", type=int, help="overrides PORT")

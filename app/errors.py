@@ -39,6 +39,10 @@ class AuthenticationError(TTSError):
     """Missing or wrong API key."""
 
 
+class PermissionDeniedError(TTSError):
+    """A valid key that may not do this (an admin route asked with a client key)."""
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """An upload is larger than its limit (refused while it streams in)."""
 
@@ -46,9 +50,18 @@ class PayloadTooLargeError(InvalidRequestError):
 class OverloadedError(TTSError):
     """Too many requests in flight; the client may retry after `retry_after` seconds."""
 
-    def __init__(self, message: str, *, retry_after: int = 1, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 1,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message, param=param, code=code)
         self.retry_after = retry_after
+        self.headers = headers or {}  # more headers for the 429: a key's limit's `x-ratelimit-*`
 
 
 class BackendError(TTSError):

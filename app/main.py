@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.api.admin import router as admin_router
 from app.api.auth import Authenticator, KeyGuard, caller_if
 from app.api.drain import Drain, DrainGuard, take_sigterm
 from app.api.errors import describe, install_error_handlers
@@ -27,6 +28,7 @@ from app.api.routes import public, v1
 from app.api.security import SecurityHeaders
 from app.api.session import ClientSockets
 from app.api.uploads import FORM_OVERHEAD
+from app.api.usage import router as usage_router
 from app.api.voices import router as voices_router
 from app.errors import TTSError
 from app.observability.logs import install_log_filters
@@ -80,13 +82,18 @@ async def start_service(app: FastAPI) -> None:
     from app.backend.pool import BackendPool
     from app.engine.launch import start_engine
     from app.observability.heap import freeze_startup_heap
+    from app.service.leases import KeyLimits, LimitStore
+    from app.service.shared_context import SharedContextStore
     from app.service.speech import SpeechService
+    from app.service.usage import UsageRecorder
     from app.service.voice_store import VoiceStore
 
     settings: Settings = app.state.settings
     parts: Components = app.state.components
     logger.info("loading the text normalizer and the codec engine (%s)", settings.engine.codec_model)
-    engine, normalizer = await asyncio.gather(
+    store = VoiceStore(settings.generation.voice_store_url)
+    app.state.voice_store = store
+    engine, normalizer, _ = await asyncio.gather(
         start_engine(
             settings.engine,
             codec=parts.codec,
@@ -94,11 +101,9 @@ async def start_service(app: FastAPI) -> None:
             on_fatal=lambda: _request_shutdown(app),
         ),
         asyncio.to_thread(_load_normalizer, settings.generation) if parts.normalizer is None else _ready(parts.normalizer),
+        _open_store(app, store),  # first done: the store's API keys are known from then on
     )
     app.state.engine_host = engine.host
-    store = VoiceStore(settings.generation.voice_store_url)
-    app.state.voice_store = store
-    await store.open()  # the schema, created if missing
     backend = BackendPool.from_settings(settings.backend, app.state.metrics)
     await backend.start()
     app.state.service = SpeechService.from_settings(
@@ -111,22 +116,52 @@ async def start_service(app: FastAPI) -> None:
         metrics=app.state.metrics,
         store=store,
     )
+    limit_store = LimitStore(store.engine)
+    app.state.key_limits = app.state.service.key_limits = KeyLimits(
+        limit_store, settings.limits.stream_lease_seconds
+    )  # a key's own limits, held with every other process of the store
+    app.state.service.usage = UsageRecorder(store.engine, app.state.metrics, limit_store)
+    app.state.service.contexts = SharedContextStore(store.engine, settings.streaming.context_ttl)  # every worker's
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
     logger.info("service ready on model %s via %s", settings.backend.model_name, settings.backend.url)
 
 
+async def _open_store(app: FastAPI, store: Any) -> None:
+    """The store's schema brought to head, then its API keys read, and read again every 2 s (app/service/keys.py)."""
+    from app.service.keys import KeyRefresher, KeyStore
+
+    await store.open()
+    use_keys = getattr(app.state.authenticator, "use_keys", None)  # a test's stand-in may have none
+    if use_keys is not None:
+        app.state.key_refresher = KeyRefresher(KeyStore(store.engine), use_keys)
+        await app.state.key_refresher.start()
+
+
 async def stop_service(app: FastAPI) -> None:
     from app.observability.heap import thaw_heap
+    from app.service.shared_context import SharedContextStore
 
     thaw_heap()
     service = app.state.service
     app.state.service = None
     if service is not None:
+        if service.usage is not None:
+            await service.usage.flush()
+        if isinstance(getattr(service, "contexts", None), SharedContextStore):
+            await service.contexts.close()
         service.close()
         await service.engine.close()
         await service.backend.aclose()
+    key_limits = getattr(app.state, "key_limits", None)
+    app.state.key_limits = None
+    if key_limits is not None:
+        await key_limits.stop()
+    refresher = getattr(app.state, "key_refresher", None)
+    app.state.key_refresher = None
+    if refresher is not None:
+        await refresher.stop()
     store = getattr(app.state, "voice_store", None)
     app.state.voice_store = None
     if store is not None:
@@ -221,6 +256,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.voice_store = None
+    app.state.key_refresher = None
+    app.state.key_limits = None
     app.state.metrics = ServiceMetrics()
     # who a key is: the one place a key is compared; KeyGuard (HTTP) and the WebSocket sessions ask it
     app.state.authenticator = app.state.components.authenticator or Authenticator.from_settings(
@@ -257,6 +294,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)
+    app.include_router(admin_router)
+    app.include_router(usage_router)
     app.include_router(docs_router(caller_if("docs_need_key")))
     app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
     app.include_router(elevenlabs.router)

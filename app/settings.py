@@ -285,6 +285,11 @@ class Settings(BaseSettings):
     reference_cache_size: int = Field(
         64, ge=0, description="Reference encodings /v1/audio/vc keeps (same clip and transcript: no encoder); 0: off"
     )
+    stream_lease_seconds: float = Field(
+        30.0, ge=1.0, le=3600.0,
+        description="A key's stream leases (its --max-streams, held across workers and replicas) expire this long"
+        " after a killed process renewed them last; renewed every third of it while the stream runs",
+    )  # fmt: skip
 
     @field_validator("speakers", mode="before")
     @classmethod
@@ -522,6 +527,7 @@ class Settings(BaseSettings):
             max_reference_channels=self.max_reference_channels,
             max_reference_decoded_bytes=self.max_reference_decoded_bytes,
             reference_cache_size=self.reference_cache_size,
+            stream_lease_seconds=self.stream_lease_seconds,
         )
 
     @cached_property
@@ -701,6 +707,7 @@ class LimitsSettings:
     max_reference_channels: int
     max_reference_decoded_bytes: int
     reference_cache_size: int  # reference encodings kept (same clip + transcript: no encoder); 0: off
+    stream_lease_seconds: float  # a key's stream lease outlives a killed process by at most this
 
 
 @dataclass(frozen=True, slots=True)

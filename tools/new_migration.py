@@ -37,7 +37,7 @@ def new_revision(message: str, autogenerate: bool = False, location: Path = migr
             with engine.begin() as conn:
                 config = migrations.alembic_config(conn, location)
                 if autogenerate:
-                    from app.service.voice_store import metadata
+                    from app.service.tables import metadata
 
                     config.attributes["target_metadata"] = metadata
                 script = command.revision(config, message=message, rev_id=rev_id, autogenerate=autogenerate)

@@ -23,6 +23,7 @@ from app.api.limits import ABORT_CONNECTION
 from app.audio.output import AudioWriter
 from app.errors import SendTimedOut, StreamAborted, TTSError
 from app.service.admission import Slot
+from app.service.leases import lease_for
 from app.service.render import Piece, Prepared, Renderer, Whole
 from app.service.segment_policy import StreamUsage
 from app.service.segments import SegmentStream
@@ -300,6 +301,7 @@ async def admitted_response(
     """
     slot = service.admit(endpoint)
     try:
+        await lease_for(request.app.state.key_limits, request.scope.get("principal"), slot)  # the key's own limits
         req = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
         response = await until_disconnected(request.receive, respond(service.renderer, req))
     except (ClientGone, ClientDisconnect):

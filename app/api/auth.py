@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.errors import AuthenticationError
+from app.service.keys import KEY_PREFIX, KeyRecord, key_hash
 from app.service.principal import (
     ANONYMOUS,
     CALLER,
@@ -84,8 +85,14 @@ def missing_key_message(path: str) -> str:
 
 
 class Authenticator:
-    """Who presented a key: one configured `API_KEY` (or none) is one key of one tenant, with the limits of the
-    settings. The tenants issue swaps this for a key table; everything else asks the `Principal` it returns.
+    """Who presented a key: the configured `API_KEY` is an admin key of the default tenant, with the limits of the
+    settings; the keys of the store (`tts-api keys`, app/service/keys.py) are their tenants', with their own
+    limits too. No `API_KEY` and no key in the store: everyone is `anonymous` of the default tenant (open, as
+    before keys). Everything else asks the `Principal` it returns.
+
+    The store's keys come through `use_keys` (app/service/keys.py `KeyRefresher`, every 2 s), kept by hash: a
+    presented key is hashed and looked up, then its hash compared in constant time. Until they first come (the
+    store still opening), only `API_KEY` is known.
 
     `waiting`: the limits of an unauthenticated principal, a WebSocket still waiting for its key (its sockets
     are counted apart from any key's, so that sockets that never authenticate cannot take a keyed client's share;
@@ -103,6 +110,11 @@ class Authenticator:
         self.limits = limits
         self.tenant = tenant
         self.waiting = waiting
+        self._keys: dict[str, KeyRecord] = {}  # the store's active keys, by hash
+
+    def use_keys(self, records: list[KeyRecord]) -> None:
+        """The store's active keys from now on (the ones not among them are refused from now on)."""
+        self._keys = {r.key_hash: r for r in records}
 
     @classmethod
     def from_settings(cls, security: SecuritySettings, limits: LimitsSettings) -> Authenticator:
@@ -115,11 +127,26 @@ class Authenticator:
     def identify(self, key: object, client: str | None) -> Principal:
         """The caller presenting `key` (None: no key) from `client`: `anonymous` when no key is configured, the
         configured key's principal when `key` is it, else an unauthenticated principal. Never raises."""
-        if not self._api_key:
-            return Principal(ANONYMOUS, self.tenant, self.limits, client)
-        if key_ok(self._api_key, key):
-            return Principal(CONFIGURED_KEY, self.tenant, self.limits, client)
+        keys = self._keys
+        if not self._api_key and not keys:
+            return Principal(ANONYMOUS, self.tenant, self.limits, client, admin=True)  # open: anyone is everything
+        if self._api_key and key_ok(self._api_key, key):
+            return Principal(CONFIGURED_KEY, self.tenant, self.limits, client, admin=True)
+        record = self._stored(keys, key)
+        if record is not None:
+            return Principal(record.id, record.tenant, record.limits(self.limits), client, admin=record.admin)
         return Principal(UNAUTHENTICATED, "", self.waiting, client, authenticated=False)
+
+    @staticmethod
+    def _stored(keys: dict[str, KeyRecord], key: object) -> KeyRecord | None:
+        """The store's key `key` is, or None: looked up by its hash, then the hash compared in constant time."""
+        if not keys or not isinstance(key, str) or not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_CHARS:
+            return None
+        digest = key_hash(key)
+        record = keys.get(digest)
+        if record is None or not hmac.compare_digest(record.key_hash.encode(), digest.encode()):
+            return None
+        return record
 
 
 class KeyGuard:

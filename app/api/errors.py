@@ -28,6 +28,7 @@ from app.errors import (
     NotReadyError,
     OverloadedError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     PromptTooLongError,
     StoreUnavailableError,
     StreamAborted,
@@ -55,6 +56,7 @@ HTTP_ERRORS: dict[type[TTSError], tuple[int, str, str | None]] = {
     PromptTooLongError: (400, "invalid_request_error", "context_length_exceeded"),
     PayloadTooLargeError: (413, "invalid_request_error", "payload_too_large"),
     AuthenticationError: (401, "invalid_request_error", "invalid_api_key"),
+    PermissionDeniedError: (403, "invalid_request_error", "permission_denied"),
     OverloadedError: (429, "rate_limit_error", "overloaded"),
     BackendError: (502, "api_error", "backend_error"),
     NoAudioError: (502, "api_error", "no_audio"),
@@ -113,6 +115,7 @@ def error_response(exc: TTSError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if info.status == 401 else {}
     if isinstance(exc, OverloadedError):
         headers["Retry-After"] = str(exc.retry_after)
+        headers.update(exc.headers)
     return JSONResponse(info.body(), status_code=info.status, headers=headers or None)
 
 

@@ -22,8 +22,9 @@ from app.settings import Settings
 _ERROR_DESCRIPTIONS = {
     400: "Invalid request: a field is missing, of the wrong type or out of range (`param` names it)",
     401: "Missing or wrong API key",
-    404: "No saved voice of that name",
-    409: "The name is taken: a saved voice, or a built-in voice or alias (which a saved voice may not shadow)",
+    403: "The key may not do this: an admin key's route asked with a client key",
+    404: "No saved voice (or, under /v1/admin/, API key) of that name",
+    409: "The name is taken: a saved voice, or a built-in voice or alias (which a saved voice may not shadow); under /v1/admin/: the key is revoked",
     413: "The upload is larger than MAX_REFERENCE_BYTES",
     429: "Too many requests in flight; retry later",
     503: "The service is still loading its models or the TTS backend is not answering",

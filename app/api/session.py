@@ -94,6 +94,7 @@ async def handshake(ws: WebSocket, invalid_key: str, *key_headers: str) -> tuple
     if service is None:
         await deny(ws, NotReadyError("the service is still loading its models"))
         return None
+    CALLER.set(principal)  # this socket's task serves it from here (a voice looked up at the handshake: its tenant's)
     return service, principal
 
 

@@ -52,6 +52,7 @@ class SamplingParams:
     temperature: float
     repetition_penalty: float
     seed: int | None = None
+    cache_salt: str | None = None  # vLLM's prefix cache salted per tenant (app.service.principal.cache_salt)
 
     def to_body(self) -> dict:
         body: dict = {
@@ -63,6 +64,8 @@ class SamplingParams:
         }
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.cache_salt is not None:
+            body["cache_salt"] = self.cache_salt
         return body
 
 

@@ -109,6 +109,14 @@ class ServiceMetrics:
             ["outcome"],
             registry=r,
         )
+        # per tenant (app/service/usage.py): the first MAX_TENANT_LABELS tenants by name, the rest as "other"
+        self.tenant_requests = Counter("tts_tenant_requests", "Requests ended, per tenant", ["tenant"], registry=r)
+        self.tenant_characters = Counter(
+            "tts_tenant_characters", "Characters billed, per tenant", ["tenant"], registry=r
+        )
+        self.tenant_audio_seconds = Counter(
+            "tts_tenant_audio_seconds", "Audio seconds delivered, per tenant", ["tenant"], registry=r
+        )
 
 
 class CodecMetrics:

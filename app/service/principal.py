@@ -7,6 +7,7 @@ request's `scope["principal"]`, a WebSocket's session holds it, and both set `CA
 
 from __future__ import annotations
 
+import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -23,6 +24,11 @@ class CallerLimits:
 
     requests: int  # request slots of the speech lane
     sockets: int  # WebSockets open
+    # a key's own limits (`tts-api keys create`), held across every worker and replica (app/service/leases.py)
+    max_streams: int = 0  # streams at once
+    requests_per_minute: int = 0
+    chars_per_minute: int = 0
+    audio_seconds_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class Principal:
     limits: CallerLimits
     client: str | None
     authenticated: bool = True
+    admin: bool = False  # may manage every tenant's keys and read every tenant's usage (`/v1/admin/`)
 
     @property
     def share_key(self) -> str | None:
@@ -51,3 +58,20 @@ CALLER: ContextVar[Principal | None] = ContextVar("tts_caller", default=None)
 """The principal of the request or WebSocket being served: set by app/api/auth.py `KeyGuard` per HTTP request and
 by app/api/session.py `Session` per WebSocket (tasks a socket starts inherit it); read by a lane with a share per
 caller (`admission.py`)."""
+
+
+def caller_tenant() -> str:
+    """The tenant of the caller being served (`CALLER`): the default tenant where none is set (a test, a tool),
+    none ("", which owns nothing) for a caller still without a valid key."""
+    caller = CALLER.get()
+    if caller is None:
+        return DEFAULT_TENANT
+    return caller.tenant if caller.authenticated else ""
+
+
+def cache_salt(tenant: str) -> str:
+    """vLLM's `cache_salt` for `tenant`'s requests: prefix-cache blocks are shared within a tenant only, so that
+    one tenant cannot tell from another's timings which prompts (a cloned voice's reference) are cached. vLLM is
+    reached by this service only (its clients never set a salt), so a salt that names the tenant through a hash
+    is enough; 32 hex characters, within vLLM's rules."""
+    return hashlib.sha256(b"tts-cache-salt\0" + tenant.encode()).hexdigest()[:32]

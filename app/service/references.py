@@ -15,6 +15,7 @@ import numpy as np
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission
+from app.service.principal import caller_tenant
 from app.settings import LimitsSettings
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ class ReferenceIntake:
         """The codec tokens of an uploaded clip: from the cache when the same clip came with the same transcript,
         else read, checked and encoded."""
         key = await asyncio.to_thread(clip_key, audio_bytes, transcript) if self.cache.size else ""
+        key = f"{caller_tenant()}:{key}" if key else ""  # per tenant: a hit's timing tells of another's upload
         cached = self.cache.get(key) if key else None
         self.metrics.reference_cache.labels("hit" if cached is not None else "miss").inc()
         if cached is not None:

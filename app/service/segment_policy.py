@@ -38,6 +38,7 @@ class StreamUsage:
     samples: int = 0
     sample_rate: int = 24_000
     cut_segments: list[int] = field(default_factory=list)  # segments whose generation stopped at finish_reason length
+    delivered_samples: int = 0  # audio its consumer took (codec samples): what usage records
 
     @property
     def finish_reason(self) -> str:

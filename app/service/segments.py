@@ -273,6 +273,7 @@ class SegmentStream:
                 delivering = self._deliver(current)
                 async for event in delivering:
                     yield event
+                    self.usage.delivered_samples += len(event.audio) if event.audio is not None else 0  # taken
                 await self._finish(current)
             await asyncio.wait((runner,))
             if (error := runner.exception()) is not None:
@@ -291,16 +292,18 @@ class SegmentStream:
             for seg in started:
                 if seg.synthesis is not None:
                     seg.synthesis.cancel()
-            if delivering is not None:
-                await delivering.aclose()  # the segment being spoken: its chunks closed
-            await asyncio.wait((runner,))
-            started += self._take_ready()
-            for seg in started:
-                await self._finish(seg)
-            if self.outcome == "failed-segment":
-                self.outcome = "failed"
-            for observer in self.observers:
-                observer.ended(self)
+            try:
+                if delivering is not None:
+                    await delivering.aclose()  # the segment being spoken: its chunks closed
+                await asyncio.wait((runner,))
+                started += self._take_ready()
+                for seg in started:
+                    await self._finish(seg)
+            finally:  # ended even where a cancelled scope (anyio's, a StreamingResponse's) cancels every await
+                if self.outcome == "failed-segment":
+                    self.outcome = "failed"
+                for observer in self.observers:
+                    observer.ended(self)
 
     def _take_ready(self) -> list[_Segment]:
         taken = []

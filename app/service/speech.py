@@ -22,6 +22,7 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
+from app.service.leases import KeyLimits
 from app.service.principal import DEFAULT_TENANT, Principal
 from app.service.prompting import check_room
 from app.service.references import ReferenceIntake, Resampler
@@ -33,6 +34,7 @@ from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.synthesizer import Synthesizer
 from app.service.text_input import TextInput, TextNormalizer, require_speech
 from app.service.timeline import EngineTimings
+from app.service.usage import UsageObserver, UsageRecorder
 from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
@@ -93,6 +95,8 @@ class SpeechService:
         self.synthesizer = Synthesizer(backend, engine, streaming, self.metrics, max_model_len, debug_audio)
         self.voices = Voices(generation, store)
         self.timings = EngineTimings(engine)
+        self.key_limits: KeyLimits | None = None  # a key's own limits (app/service/leases.py), once the store is open
+        self.usage: UsageRecorder | None = None  # usage metering (app/service/usage.py), once the store is open
         self.renderer = Renderer(lambda: self.sample_rate, self.timings, complexity=streaming.opus_complexity)
 
     @classmethod
@@ -163,12 +167,14 @@ class SpeechService:
         self, req: SpeechRequest, caller: Principal | None = None, *, text_param: str = "input", bit_rate: int | None = None
     ) -> Prepared:
         """The request's segment stream: its whole `input` queued as segments (one for a text that fits in
-        `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by `SegmentStream.audio()`. `caller`:
+        `STREAM_SEGMENT_MAX_CHARS`), to be generated and spoken in order by its `events()`. `caller`:
         whose request it is (its tenant's context ids, its key id in the log line). `text_param`: what the
         client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, text_param)
+        if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
+            await self.key_limits.charge(caller, len(req.input))
         if req.instructions:
             logger.info("instructions given but not used by this model: %.80r", req.instructions)
         context = None
@@ -198,14 +204,19 @@ class SpeechService:
         return SegmentStream(
             self, voice, req.resolved(self.generation, self.streaming), req.output_spec(bit_rate),
             text=req.text_options, use_context=self.streaming.context,
-            observers=[*(observers or ()), RequestAccounting(self.metrics)], **kw,  # type: ignore[arg-type]
+            observers=[*(observers or ()), *self._metered("http"), RequestAccounting(self.metrics)],
+            **kw,  # type: ignore[arg-type]
         )  # fmt: skip
+
+    def _metered(self, kind: str) -> list[StreamObserver]:
+        """Usage metering, once the store is open: every request and WebSocket context, however it ended."""
+        return [UsageObserver(self.usage, websocket=kind == "websocket")] if self.usage is not None else []
 
     def context_stream(self, voice: Voice, gen: ResolvedGeneration, output: OutputSpec, **kw: object) -> SegmentStream:
         """A WebSocket context's stream: each segment admitted (429 when full) and counted as a request."""
         return SegmentStream(
-            self, voice, gen, output, admission=PerSegment(self.admit), observers=[SegmentAccounting()],
-            **kw,  # type: ignore[arg-type]
+            self, voice, gen, output, admission=PerSegment(self.admit),
+            observers=[*self._metered("websocket"), SegmentAccounting()], **kw,  # type: ignore[arg-type]
         )
 
     async def _stored_context(self, req: SpeechRequest, voice: str, caller: Principal | None) -> SpeechContext | None:
@@ -251,6 +262,8 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
+        if self.key_limits is not None:
+            await self.key_limits.charge(caller, len(req.generate_text))
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
         ref_text = await self.normalize(req.reference_text, req.text_options)
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
@@ -284,7 +297,7 @@ class SpeechService:
             name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
             audio_seconds=len(tokens) / self.engine.geometry.tokens_per_second, audio_sha256=digest,
             language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
-            created_from=client, created_at=utc_now(),
+            created_from=client, created_at=utc_now(), tenant=caller.tenant, created_by_key=caller.key_id,
         )
         await self.voices.save(voice)
         logger.info("saved voice %r: %d reference tokens, consent by %r from %s key=%s", voice.name, len(tokens),

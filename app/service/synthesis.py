@@ -49,6 +49,7 @@ class SynthesisJob:
     segment: int = 0  # its number in a segment stream
     metered: bool = True  # counted as one request in the request metrics (False: a segment of a longer request)
     output: OutputSpec = field(default_factory=OutputSpec)  # how its audio leaves (its format and speed: metrics)
+    cache_salt: str | None = None  # its tenant's prefix-cache salt (vLLM's `cache_salt`)
 
     def as_context(self, max_tokens: int) -> SpeechContext | None:
         """This job's text and speech tokens, bounded, as the next segment's context (None for a cloned voice)."""
@@ -165,7 +166,7 @@ class Synthesis:
     async def _produce(self) -> None:
         job = self.job
         gen = job.gen
-        params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed)
+        params = SamplingParams(gen.max_tokens, gen.temperature, gen.repetition_penalty, gen.seed, job.cache_salt)
         asked = time.perf_counter()
         try:
             tokens = self.backend.stream_speech_tokens(job.prompt, params, job.stats, request_id=job.request_id)

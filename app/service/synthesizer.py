@@ -13,6 +13,7 @@ from app.engine.client import EngineClient
 from app.observability import tracing
 from app.observability.metrics import ServiceMetrics
 from app.service.debug_audio import DebugAudioWriter
+from app.service.principal import cache_salt, caller_tenant
 from app.service.prompting import fit_context
 from app.service.requests import ResolvedGeneration
 from app.service.synthesis import Synthesis, SynthesisJob
@@ -46,6 +47,7 @@ class Synthesizer:
         return SynthesisJob(
             request_id=tracing.job_request_id(), prompt=prompt, gen=gen.model_copy(update={"max_tokens": max_tokens}),
             started=started or time.perf_counter(), sample_rate=self.engine.geometry.sample_rate,
+            cache_salt=cache_salt(caller_tenant()),
         )  # fmt: skip
 
     def plan_for(self, gen: ResolvedGeneration) -> StitchPlan:

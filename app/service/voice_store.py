@@ -24,32 +24,13 @@ from sqlalchemy.pool import StaticPool
 
 from app.errors import ConflictError, InvalidRequestError, NotFoundError, StoreUnavailableError
 from app.service import migrations
+from app.service.principal import DEFAULT_TENANT
+from app.service.tables import voices_table
 
 logger = logging.getLogger(__name__)
 
-NAME_MAX = 64
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-# what the code reads and writes; the migrations (app/service/migrations/versions/) make the same in a database,
-# and tests/voices/test_migrations.py checks that they agree: a change here needs a migration there
-metadata = sa.MetaData()
-voices_table = sa.Table(
-    "tts_voices",
-    metadata,
-    sa.Column("name", sa.String(NAME_MAX), primary_key=True),
-    sa.Column("reference_text", sa.Text, nullable=False),  # normalized: what the model is prompted with
-    sa.Column("transcript", sa.Text, nullable=False),  # as uploaded
-    sa.Column("reference_tokens", sa.LargeBinary, nullable=False),  # int32 little-endian codec tokens
-    sa.Column("audio_seconds", sa.Float, nullable=False),
-    sa.Column("audio_sha256", sa.String(64), nullable=False),
-    sa.Column("language", sa.String(16), nullable=False),
-    sa.Column("consent", sa.Text, nullable=False),  # the value the uploader gave
-    sa.Column("consent_by", sa.Text, nullable=False),  # who consented, as the uploader said ("" if not said)
-    sa.Column("created_from", sa.Text, nullable=False),  # the uploading client's address
-    sa.Column("created_at", sa.String(32), nullable=False),  # UTC, ISO 8601
-)
-
 
 def check_name(name: str, param: str = "name") -> str:
     """`name` if it may name a saved voice (NAME_RULE), else a 400."""
@@ -73,6 +54,8 @@ class SavedVoice:
     consent_by: str = field(repr=False)
     created_from: str = field(repr=False)
     created_at: str = field(repr=False)
+    tenant: str = field(default=DEFAULT_TENANT, repr=False)  # whose it is: for another tenant it does not exist
+    created_by_key: str = field(default="", repr=False)  # the id of the key it was saved under ("" before keys)
 
     def metadata(self) -> dict[str, Any]:
         """What `GET /v1/audio/voices/{name}` shows: everything but the tokens (their count instead)."""
@@ -86,7 +69,11 @@ class SavedVoice:
             "audio_seconds": round(self.audio_seconds, 3),
             "audio_sha256": self.audio_sha256,
             "language": self.language,
-            "consent": {"given": self.consent, "by": self.consent_by, "from": self.created_from, "at": self.created_at},
+            "consent": {
+                "given": self.consent, "by": self.consent_by, "from": self.created_from, "at": self.created_at,
+                "key": self.created_by_key,
+            },  # fmt: skip
+            "tenant": self.tenant,
             "created_at": self.created_at,
         }
 
@@ -160,27 +147,32 @@ class VoiceStore:
         except IntegrityError:
             raise taken(voice.name) from None
 
-    async def get(self, name: str) -> SavedVoice | None:
+    async def get(self, name: str, tenant: str = DEFAULT_TENANT) -> SavedVoice | None:
+        """`tenant`'s voice `name`, or None (another tenant's voice of that name is none)."""
+
         def select() -> SavedVoice | None:
             with self.engine.connect() as conn:
-                row = conn.execute(voices_table.select().where(voices_table.c.name == name)).first()
+                row = conn.execute(voices_table.select().where(_key(tenant, name))).first()
             return None if row is None else _row(row)
 
         return await self._run(select)
 
-    async def list(self) -> list[SavedVoice]:
+    async def list(self, tenant: str = DEFAULT_TENANT) -> list[SavedVoice]:
+        """`tenant`'s voices, by name."""
+        query = voices_table.select().where(voices_table.c.tenant == tenant).order_by(voices_table.c.name)
+
         def select() -> list[SavedVoice]:
             with self.engine.connect() as conn:
-                return [_row(r) for r in conn.execute(voices_table.select().order_by(voices_table.c.name))]
+                return [_row(r) for r in conn.execute(query)]
 
         return await self._run(select)
 
-    async def delete(self, name: str) -> None:
-        """Remove the voice; NotFoundError (404) if there is none of that name."""
+    async def delete(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """Remove `tenant`'s voice; NotFoundError (404) if it has none of that name."""
 
         def remove() -> int:
             with self.engine.begin() as conn:
-                return conn.execute(voices_table.delete().where(voices_table.c.name == name)).rowcount
+                return conn.execute(voices_table.delete().where(_key(tenant, name))).rowcount
 
         if not await self._run(remove):
             raise not_found(name)
@@ -193,6 +185,10 @@ class VoiceStore:
         except SQLAlchemyError as exc:
             logger.warning("voice store %s failed: %s", self.kind, exc)
             raise StoreUnavailableError(f"the voice store is unavailable: {type(exc).__name__}") from exc
+
+
+def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:
+    return sa.and_(voices_table.c.tenant == tenant, voices_table.c.name == name)
 
 
 def not_found(name: str) -> NotFoundError:

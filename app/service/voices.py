@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.errors import ConflictError, InvalidRequestError, NotReadyError
+from app.service.principal import caller_tenant
 from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore, check_name, not_found, taken
 from app.settings import GenerationSettings
 
 
 class Voices:
-    """Every voice a request may name. `store` None: built-in voices only (saving is refused with 503)."""
+    """Every voice a request may name. `store` None: built-in voices only (saving is refused with 503).
+
+    Saved voices are the caller's tenant's (`CALLER`, set where the key was checked): another tenant's voice of a
+    name is exactly a voice that does not exist, on every path (404 here, 400 `invalid_voice` on speech)."""
 
     def __init__(self, generation: GenerationSettings, store: VoiceStore | None) -> None:
         self.generation = generation
@@ -29,7 +33,7 @@ class Voices:
         voice = self.builtin(asked)
         if voice is not None:
             return voice
-        saved = await self.store.get(asked) if self.store is not None and check_name_ok(asked) else None
+        saved = await self.store.get(asked, caller_tenant()) if self.store is not None and check_name_ok(asked) else None
         if saved is not None:
             return Voice.clone(saved.reference_text, saved.reference_tokens, saved.name)
         aliases = f" (or an alias: {', '.join(g.voice_aliases)})" if g.voice_aliases else ""
@@ -57,7 +61,7 @@ class Voices:
     async def check_free(self, name: str) -> None:
         """A 409 unless `name` may name a new saved voice and no saved voice has it yet (the insert checks again)."""
         self.check_new_name(name)
-        if await self.require_store().get(name) is not None:
+        if await self.require_store().get(name, caller_tenant()) is not None:
             raise taken(name)
 
     def require_store(self) -> VoiceStore:
@@ -70,7 +74,7 @@ class Voices:
         await self.require_store().add(voice)
 
     async def saved(self, name: str) -> SavedVoice:
-        voice = await self.require_store().get(name) if check_name_ok(name) else None
+        voice = await self.require_store().get(name, caller_tenant()) if check_name_ok(name) else None
         if voice is None:
             raise not_found(name)
         return voice
@@ -78,7 +82,7 @@ class Voices:
     async def delete(self, name: str) -> None:
         if not check_name_ok(name):
             raise not_found(name)
-        await self.require_store().delete(name)
+        await self.require_store().delete(name, caller_tenant())
 
     async def catalogue(self) -> list[dict]:
         """`GET /v1/audio/voices`: built-in voices, then aliases (with the voice they are), then saved voices."""
@@ -86,7 +90,7 @@ class Voices:
         voices: list[dict] = [{"id": s, "name": s} for s in g.speakers]
         voices += [{"id": a, "name": a, "alias_of": v} for a, v in g.voice_aliases.items()]
         if self.store is not None:
-            voices += [{"id": v.name, "name": v.name, "type": "saved", "created_at": v.created_at} for v in await self.store.list()]
+            voices += [{"id": v.name, "name": v.name, "type": "saved", "created_at": v.created_at} for v in await self.store.list(caller_tenant())]
         return voices
 
 

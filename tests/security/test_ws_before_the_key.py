@@ -66,9 +66,9 @@ def store_lookups(served: tuple[str, FastAPI], monkeypatch: pytest.MonkeyPatch) 
     asked: list[str] = []
     real = store.get
 
-    async def counted(name: str) -> object:
+    async def counted(name: str, tenant: str = "default") -> object:
         asked.append(name)
-        return await real(name)
+        return await real(name, tenant)
 
     monkeypatch.setattr(store, "get", counted)
     return asked

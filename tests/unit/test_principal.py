@@ -39,12 +39,14 @@ def principal(client: str | None = PEER, *, requests: int = 0, sockets: int = 0,
 
 @pytest.mark.parametrize("key", [None, "", "anything", "k1", 7, b"k1"])
 def test_without_a_configured_key_every_caller_is_anonymous(key: object) -> None:
-    assert Authenticator("", LIMITS).identify(key, PEER) == Principal(ANONYMOUS, DEFAULT_TENANT, LIMITS, PEER)
+    assert Authenticator("", LIMITS).identify(key, PEER) == Principal(
+        ANONYMOUS, DEFAULT_TENANT, LIMITS, PEER, admin=True
+    )  # open: anyone may do anything, /v1/admin/ included
 
 
 def test_the_right_key_is_the_configured_keys_principal_named_by_its_id_not_its_value() -> None:
     found = Authenticator("s3cret-key", LIMITS).identify("s3cret-key", PEER)
-    assert found == Principal(CONFIGURED_KEY, DEFAULT_TENANT, LIMITS, PEER) and found.authenticated
+    assert found == Principal(CONFIGURED_KEY, DEFAULT_TENANT, LIMITS, PEER, admin=True) and found.authenticated
     assert "s3cret" not in repr(found) and "s3cret" not in found.key_id
 
 
@@ -61,7 +63,9 @@ def test_a_wrong_overlong_or_non_text_key_is_refused(key: object) -> None:
 def test_the_settings_give_the_key_and_each_callers_limits() -> None:
     settings = Settings(_env_file=None, api_key="k1", max_requests_per_client=4, max_sockets_per_client=9)
     authenticator = Authenticator.from_settings(settings.security, settings.limits)
-    assert authenticator.identify("k1", None) == Principal(CONFIGURED_KEY, DEFAULT_TENANT, CallerLimits(4, 9), None)
+    assert authenticator.identify("k1", None) == Principal(
+        CONFIGURED_KEY, DEFAULT_TENANT, CallerLimits(4, 9), None, admin=True
+    )
     assert not authenticator.identify("k2", None).authenticated
 
 
@@ -102,7 +106,7 @@ async def guarded(path: str, headers: dict[str, str], api_key: str = "k1") -> tu
 async def test_the_key_guard_puts_the_principal_in_the_scope_and_in_caller() -> None:
     sent, seen = await guarded("/v1/models", {"authorization": "Bearer k1"})
     assert not sent and seen is not None
-    assert seen["principal"] == Principal(CONFIGURED_KEY, DEFAULT_TENANT, LIMITS, PEER) == seen["caller"]
+    assert seen["principal"] == Principal(CONFIGURED_KEY, DEFAULT_TENANT, LIMITS, PEER, admin=True) == seen["caller"]
     _, seen = await guarded("/v1/text-to-speech/jenny/with-timestamps", {"xi-api-key": "k1"})
     assert seen is not None and seen["principal"].key_id == CONFIGURED_KEY  # ElevenLabs' header on its routes
     for path in ("/v1/voices", "/v1/voices/jenny", "/v1/models"):  # its voice list; the model list both APIs call

@@ -206,6 +206,7 @@ class StandInService:
         self.full = False  # every admit a 429
         self.contexts: list[SpeechContext | None] = []
         self.closed: list[str] = []
+        self.usage = None  # no usage recorder (app/service/usage.py)
 
     def admit(self, endpoint: str) -> Slot:
         if self.full:

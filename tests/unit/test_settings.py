@@ -114,6 +114,7 @@ WIRING: dict[str, tuple[str, dict[str, object]]] = {
     "MAX_CONCURRENT_REFERENCES": ("2", {"limits.max_concurrent_references": 2}),
     "MAX_CONCURRENT_NORMALIZE": ("1", {"limits.max_concurrent_normalize": 1}),
     "REFERENCE_CACHE_SIZE": ("0", {"limits.reference_cache_size": 0}),
+    "STREAM_LEASE_SECONDS": ("5", {"limits.stream_lease_seconds": 5.0}),
     "API_KEY": ("secret", {"security.api_key": "secret", "security.docs_need_key": True}),
     "API_KEY_PROTECTS_DOCS": ("false", {"security.docs_need_key": False}),
     "API_KEY_PROTECTS_METRICS": ("false", {"security.metrics_need_key": False}),

@@ -18,7 +18,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from app.service import migrations
-from app.service.voice_store import SavedVoice, VoiceStore, metadata, open_engine
+from app.service.tables import metadata
+from app.service.voice_store import SavedVoice, VoiceStore, open_engine
 from tests.voices.test_store import voice
 
 # main's table before migrations, copied as it was (app/service/voice_store.py, created with CreateTable if not
@@ -66,7 +67,8 @@ def make_old_main_store(url: str, voices: list[SavedVoice]) -> None:
         conn.execute(sa.schema.CreateTable(OLD_MAIN_VOICES, if_not_exists=True))
         for v in voices:
             tokens = np.asarray(v.reference_tokens, "<i4").tobytes()
-            conn.execute(OLD_MAIN_VOICES.insert().values(**{**v.__dict__, "reference_tokens": tokens}))
+            row = {c.name: getattr(v, c.name) for c in OLD_MAIN_VOICES.columns}  # main's columns only
+            conn.execute(OLD_MAIN_VOICES.insert().values(**{**row, "reference_tokens": tokens}))
     engine.dispose()
 
 
@@ -185,15 +187,15 @@ async def _list_then_close(store: VoiceStore) -> list[SavedVoice]:
 
 NEXT_REVISION = '''"""A test's revision: an owner for each voice.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {rev}
+Revises: {down}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{rev}"
+down_revision = "{down}"
 branch_labels = None
 depends_on = None
 
@@ -216,14 +218,16 @@ async def test_a_later_revision_upgrades_a_store_of_an_earlier_one(store_url: st
     applied at open to a store of main before migrations (stamped at the baseline, then upgraded)."""
     location = tmp_path / "migrations"
     shutil.copytree(migrations.SCRIPT_LOCATION, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0002_owner.py").write_text(NEXT_REVISION)
+    down = migrations.head(location)
+    rev = f"{int(down) + 1:04d}"
+    (location / "versions" / f"{rev}_owner.py").write_text(NEXT_REVISION.format(rev=rev, down=down))
     make_old_main_store(store_url, OLD_VOICES)
     engine = open_engine(store_url)
-    assert migrations.head(location) == "0002"
+    assert migrations.head(location) == rev
     migrations.upgrade(engine, location)
     migrations.upgrade(engine, location)  # at head: nothing
     with engine.connect() as conn:
-        assert migrations.current(conn) == ("0002",)
+        assert migrations.current(conn) == (rev,)
         assert sa.inspect(conn).has_table("tts_owners")
         rows = conn.execute(sa.text("SELECT name, owner, reference_tokens FROM tts_voices ORDER BY name")).all()
     engine.dispose()

@@ -247,7 +247,8 @@ def test_unknown_saved_voices_are_404s(url: str) -> None:
 def test_consent_yes_in_any_case_is_accepted_and_recorded(url: str) -> None:
     resp = save(url, "v1", consent="YES", consent_by="")
     assert resp.status_code == 201, resp.text
-    assert resp.json()["consent"] == {"given": "yes", "by": "", "from": "127.0.0.1", "at": resp.json()["created_at"]}
+    consent = {"given": "yes", "by": "", "from": "127.0.0.1", "at": resp.json()["created_at"], "key": "anonymous"}
+    assert resp.json()["consent"] == consent  # `key`: the id of the key it was saved under (no API_KEY: anonymous)
 
 
 def test_the_routes_need_the_api_key(settings_for: Callable[..., Settings], tmp_path) -> None:

@@ -60,7 +60,7 @@ def current(connection: sa.Connection) -> tuple[str, ...]:
 def upgrade(engine: sa.Engine, script_location: Path = SCRIPT_LOCATION) -> None:
     """Bring the database's schema to head: nothing to do when it is there already; a database of before
     migrations stamped at the baseline first. Safe when several processes call it at once."""
-    with _schema_lock(engine) as conn:
+    with locked(engine, SCHEMA_LOCK) as conn:
         config = alembic_config(conn, script_location)
         at = current(conn)
         if at == (head(script_location),):
@@ -94,8 +94,9 @@ def _check_known(config: Config, at: tuple[str, ...]) -> None:
 
 
 @contextmanager
-def _schema_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection in a transaction that one process at a time holds until it commits or rolls back."""
+def locked(engine: sa.Engine, lock: int) -> Iterator[sa.Connection]:
+    """A connection in a transaction that one process at a time holds until it commits or rolls back: of those
+    asking for `lock` (a signed 64-bit number) on PostgreSQL (an advisory lock), of every writer on SQLite."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             # pysqlite would begin a deferred transaction of its own at the first write, after the check: here
@@ -112,5 +113,5 @@ def _schema_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
         else:
             with conn.begin():
                 if engine.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
                 yield conn

@@ -1,0 +1,109 @@
+"""`/v1/admin/`: the API keys of every tenant, for admin keys only (`API_KEY`, or one made with `--admin`): the
+same operations as `tts-api keys`. A change holds in this process at once, in every other within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.auth import caller
+from app.api.openapi import error_responses
+from app.errors import NotReadyError, PermissionDeniedError
+from app.service.keys import KeyRefresher, KeyStore
+from app.service.principal import Principal
+
+
+async def admin_caller(principal: Principal = Depends(caller)) -> Principal:
+    """`caller`, when its key is an admin key; else 403."""
+    if not principal.admin:
+        raise PermissionDeniedError("this route needs an admin key (API_KEY, or `tts-api keys create --admin`)")
+    return principal
+
+
+router = APIRouter(prefix="/v1/admin", dependencies=[Depends(admin_caller)], tags=["admin"])
+
+
+class NewKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # app.service.keys.TENANT_PATTERN
+    name: str = Field("", max_length=128)
+    admin: bool = Field(False, strict=True)
+    max_streams: int = Field(0, ge=0, le=2**31 - 1, strict=True)  # each: 0 is no limit
+    requests_per_minute: int = Field(0, ge=0, le=2**31 - 1, strict=True)
+    chars_per_minute: int = Field(0, ge=0, le=2**31 - 1, strict=True)
+    audio_seconds_per_day: int = Field(0, ge=0, le=2**31 - 1, strict=True)
+
+    @field_validator("max_streams", "requests_per_minute", "chars_per_minute", "audio_seconds_per_day", mode="before")
+    @classmethod
+    def _json_integer(cls, v: Any) -> Any:
+        """JSON Schema's integer: `3` and `3.0`, never `true` or `"3"` (as app/service/requests.py reads them)."""
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def key_store(request: Request) -> KeyStore:
+    store = request.app.state.voice_store
+    if store is None:
+        raise NotReadyError("the store is not open yet")
+    return KeyStore(store.engine)
+
+
+async def _changed(request: Request) -> None:
+    """This process takes the change now, not at its next refresh."""
+    refresher: KeyRefresher | None = getattr(request.app.state, "key_refresher", None)
+    if refresher is not None:
+        await refresher.load()
+
+
+@router.get("/keys", operation_id="list_keys", responses=error_responses(403, 503))
+async def list_keys(store: KeyStore = Depends(key_store), tenant: str | None = None) -> dict:
+    """Every key (revoked ones too) of every tenant, or of `tenant`; never a secret."""
+    return {"data": [r.public() for r in await asyncio.to_thread(store.list, tenant)]}
+
+
+@router.post(
+    "/keys",
+    status_code=201,
+    operation_id="create_key",
+    responses={
+        201: {
+            "description": "The new key, its secret (`key`) shown this once",
+            "links": {
+                op: {"operationId": op, "parameters": {"key_id": "$response.body#/id"}}
+                for op in ("revoke_key", "rotate_key")
+            },
+        },
+        **error_responses(400, 403, 503),
+    },
+)
+async def create_key(body: NewKeyRequest, request: Request, store: KeyStore = Depends(key_store)) -> JSONResponse:
+    """A new key; its secret (`key`) is in this answer only."""
+    limits = body.model_dump(exclude={"tenant", "name", "admin"})
+    new = await asyncio.to_thread(lambda: store.create(body.tenant, body.name, admin=body.admin, **limits))
+    await _changed(request)
+    return JSONResponse(new.shown(), status_code=201)
+
+
+@router.delete("/keys/{key_id}", operation_id="revoke_key", responses=error_responses(403, 404, 503))
+async def revoke_key(key_id: str, request: Request, store: KeyStore = Depends(key_store)) -> dict:
+    """Revoke the key: refused here at once, by every process within 5 s."""
+    record = await asyncio.to_thread(store.revoke, key_id)
+    await _changed(request)
+    return record.public()
+
+
+@router.post(
+    "/keys/{key_id}/rotate",
+    status_code=201,
+    operation_id="rotate_key",
+    responses=error_responses(403, 404, 409, 503),
+)
+async def rotate_key(key_id: str, request: Request, store: KeyStore = Depends(key_store)) -> JSONResponse:
+    """A new secret (and id) with the key's tenant, name and limits; the old key revoked."""
+    new = await asyncio.to_thread(store.rotate, key_id)
+    await _changed(request)
+    return JSONResponse(new.shown(), status_code=201)
