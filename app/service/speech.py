@@ -279,13 +279,7 @@ class SpeechService:
             Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
             max_model_len=self.max_model_len, counter=self.backend, at_least=len(tokens),
         )  # fmt: skip
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
-        voice = SavedVoice(
-            name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
-            audio_seconds=len(tokens) / self.engine.geometry.tokens_per_second, audio_sha256=digest,
-            language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
-            created_from=client, created_at=utc_now(),
-        )
+        voice = await saved_voice(req, text, tokens, audio_bytes, self.engine.geometry.tokens_per_second, client)
         await self.voices.save(voice)
         logger.info("saved voice %r: %d reference tokens, consent by %r from %s key=%s", voice.name, len(tokens),
                     voice.consent_by or "-", client, caller.key_id)
@@ -300,6 +294,20 @@ class SpeechService:
     def synthesis(self, job: SynthesisJob) -> Synthesis:
         """The job's `Synthesis`: `start()` opens its backend request, `chunks()` its stitched audio."""
         return self.synthesizer.synthesis(job)
+
+
+async def saved_voice(
+    req: SaveVoiceRequest, text: str, tokens: tuple[int, ...], audio_bytes: bytes, tokens_per_second: int, client: str
+) -> SavedVoice:
+    """The record a saved voice is stored as: its normalized transcript `text` and reference `tokens`, the clip's
+    digest (hashed off the event loop), the consent given and who gave it from where."""
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
+    return SavedVoice(
+        name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
+        audio_seconds=len(tokens) / tokens_per_second, audio_sha256=digest,
+        language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
+        created_from=client, created_at=utc_now(),
+    )  # fmt: skip
 
 
 def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:
