@@ -267,6 +267,22 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.drain = Drain(settings.server.drain_grace_seconds, settings.server.shutdown_grace_seconds)
     install_error_handlers(app)
     install_log_filters()
+    _add_middleware(app, settings)
+    app.include_router(public)
+    app.include_router(v1)
+    app.include_router(voices_router)
+    app.include_router(admin_router)
+    app.include_router(usage_router)
+    app.include_router(docs_router(caller_if("docs_need_key")))
+    app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
+    app.include_router(elevenlabs.router)
+    app.include_router(elevenlabs_http.router)
+    app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The middleware stack, innermost first (each added one wraps those before it)."""
     limits = settings.limits
     app.add_middleware(  # before CORS is added, so that CORS wraps its 413s too
         BodySizeLimit,
@@ -291,14 +307,3 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.add_middleware(DrainGuard, drain=app.state.drain)
     # outermost: every response, refusals included, carries the request's id and trace
     app.add_middleware(RequestIdentity)
-    app.include_router(public)
-    app.include_router(v1)
-    app.include_router(voices_router)
-    app.include_router(admin_router)
-    app.include_router(usage_router)
-    app.include_router(docs_router(caller_if("docs_need_key")))
-    app.include_router(speech_stream.router)  # WebSockets ask the authenticator themselves (header or a message)
-    app.include_router(elevenlabs.router)
-    app.include_router(elevenlabs_http.router)
-    app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
-    return app

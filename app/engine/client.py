@@ -16,7 +16,7 @@ failure"):
   the engine answers again.
 
 Messages already queued on the socket count as heard: a front-end whose own event loop is late to read them
-does not take the engine for late.
+does not take the engine for late. That state lives in `app.engine.link`.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from app.engine.errors import (
     InvalidInput,
     JobTimedOut,
 )
+from app.engine.link import EngineLink, RunningStreams
 from app.engine.messages import ErrorKind, JobKind
 from app.observability.metrics import SnapshotCollector
 
 logger = logging.getLogger(__name__)
 
 HELLO_INTERVAL = 1.0
-STREAM_TTL = 60.0  # a stream with no job for this long counts as new again (its end was never seen)
 
 
 class EngineClient:
@@ -66,26 +66,17 @@ class EngineClient:
     ) -> None:
         self.endpoint = endpoint
         self.restart_wait = restart_wait
-        self.heartbeat_timeout = heartbeat_timeout
-        self.hang_timeout = max(hang_timeout, heartbeat_timeout)
         self.job_timeout = job_timeout
+        self._link = EngineLink(heartbeat_timeout, hang_timeout)
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
         self._monitor_sock: zmq.asyncio.Socket | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task] = []
-        self._beat: m.Heartbeat | None = None
-        self._last_heard = 0.0
-        self._alive = False
-        self._up = asyncio.Event()  # set while `alive`
-        self._down: str | None = None  # "dead" (connection closed) or "hung" (silent past hang_timeout)
-        self._reconnected = False  # dead, then connected again: the next heartbeat is the new engine's
-        self._streams: dict[int, float] = {}  # streams with a job sent -> when their last one was sent
-        self._first_beat = asyncio.Event()
-        self._beat_event = asyncio.Event()
+        self._streams = RunningStreams()
         self.metrics_registry = CollectorRegistry(auto_describe=False)
-        self.metrics_registry.register(SnapshotCollector(lambda: self._beat.metrics if self._beat else []))
+        self.metrics_registry.register(SnapshotCollector(lambda: self._link.beat.metrics if self._link.beat else []))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, timeout: float) -> None:
@@ -103,7 +94,7 @@ class EngineClient:
             asyncio.create_task(self._monitor(self._monitor_sock), name="engine-client-monitor"),
         ]
         try:
-            await asyncio.wait_for(self._first_beat.wait(), timeout)
+            await asyncio.wait_for(self._link.first_beat.wait(), timeout)
         except TimeoutError:
             await self.close()
             raise EngineUnavailable(f"the codec engine at {self.endpoint} did not answer in {timeout:g} s") from None
@@ -129,27 +120,27 @@ class EngineClient:
     # -- what the service reads ----------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._alive
+        return self._link.alive
 
     @property
     def healthy(self) -> bool:
-        return self._alive and self._beat is not None and self._beat.healthy
+        return self._link.alive and self._link.beat is not None and self._link.beat.healthy
 
     @property
     def has_encoder(self) -> bool:
-        return self._beat is not None and self._beat.has_encoder
+        return self._link.beat is not None and self._link.beat.has_encoder
 
     @property
     def has_aligner(self) -> bool:
         """Whether the engine has a forced aligner loaded (ALIGNER_MODEL)."""
-        return self._beat is not None and self._beat.has_aligner
+        return self._link.beat is not None and self._link.beat.has_aligner
 
     @property
     def geometry(self) -> Geometry:
         """The loaded codec's sample rate and samples per token, as its engine reports them."""
-        if self._beat is None:
+        if self._link.beat is None:
             raise EngineUnavailable("the codec engine has not answered yet")
-        return self._beat.geometry
+        return self._link.beat.geometry
 
     # -- jobs ----------------------------------------------------------------------------------------
     async def decode(
@@ -171,7 +162,7 @@ class EngineClient:
         """Where each character of `text` (a segment's normalized text) is heard in `audio` (float32 mono at
         `sample_rate`): a `[start, end)` sample span per character, at `sample_rate`. Raises `AlignerUnavailable`
         when the engine has no aligner, `InvalidInput` when the audio is too short for the text."""
-        if self._beat is not None and not self._beat.has_aligner:
+        if self._link.beat is not None and not self._link.beat.has_aligner:
             raise AlignerUnavailable("the codec engine has no aligner (ALIGNER_MODEL is empty)")
         array = np.asarray(audio, dtype=np.float32).reshape(-1)
         spans = await self._job(JobKind.ALIGN, array, sample_rate=sample_rate, text=text)
@@ -182,25 +173,11 @@ class EngineClient:
         try:
             return await self._submit(kind, array, **fields)
         except EngineUnavailable as exc:
-            if not self._may_resend(exc, kind, fields.get("stream", 0)):
+            dead, stream = self._link.down == "dead", fields.get("stream", 0)
+            if self.restart_wait <= 0 or not self._streams.worth_resending(exc, kind, stream, dead=dead):
                 raise
-            lost_at = time.monotonic()
-        try:
-            await asyncio.wait_for(self._up.wait(), self.restart_wait)
-        except TimeoutError:
-            raise EngineUnavailable(
-                f"the codec engine died and was not back within ENGINE_RESTART_WAIT ({self.restart_wait:g} s)"
-            ) from None
-        logger.info("codec engine back after %.2f s: a %s job sent to it again", time.monotonic() - lost_at, kind)
+        await self._link.wait_restarted(self.restart_wait, kind)
         return await self._submit(kind, array, **fields)
-
-    def _may_resend(self, exc: EngineUnavailable, kind: JobKind, stream: object) -> bool:
-        """A job the engine died with, or a running stream's next window while it is dead: worth a resend."""
-        if self.restart_wait <= 0:
-            return False
-        return isinstance(exc, EngineLost) or (
-            self._down == "dead" and kind is JobKind.DECODE and stream in self._streams
-        )
 
     async def _submit(
         self,
@@ -213,16 +190,17 @@ class EngineClient:
         sample_rate: int = 0,
         text: str = "",
     ) -> np.ndarray:
-        if self._down is not None or self._sock is None or not self._first_beat.is_set():
+        link = self._link
+        if link.down is not None or self._sock is None or not link.first_beat.is_set():
             raise EngineUnavailable("the codec engine is not running; try again shortly")
-        if not self._alive and (kind is not JobKind.DECODE or stream not in self._streams):
+        if not link.alive and (kind is not JobKind.DECODE or stream not in self._streams):
             # the engine is late: a new request waits a moment for it; a running stream's next window just waits
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._up.wait(), self.heartbeat_timeout)
-            if not self._alive or self._down is not None:
+                await asyncio.wait_for(link.up.wait(), link.heartbeat_timeout)
+            if not link.alive or link.down is not None:
                 raise EngineUnavailable("the codec engine is not answering; try again shortly")
         if kind is JobKind.DECODE and stream:
-            self._note_stream(stream, final)
+            self._streams.note(stream, final)
         self._next_id += 1
         job_id = self._next_id
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -244,17 +222,8 @@ class EngineClient:
         finally:
             self._pending.pop(job_id, None)
 
-    def _note_stream(self, stream: int, final: bool) -> None:
-        now = time.monotonic()
-        if final:
-            self._streams.pop(stream, None)
-            return
-        if stream not in self._streams and len(self._streams) >= 256:
-            self._streams = {k: t for k, t in self._streams.items() if now - t < STREAM_TTL}
-        self._streams[stream] = now
-
     def _cancel(self, job_id: int) -> None:
-        if self._sock is not None and self._down != "dead":
+        if self._sock is not None and self._link.down != "dead":
             with suppress(zmq.ZMQError):
                 self._sock.send_multipart([m.encode(m.Cancel(job_id))], flags=zmq.NOBLOCK)
 
@@ -268,49 +237,24 @@ class EngineClient:
             except Exception:
                 logger.warning("engine client: dropped a malformed message from the engine")
                 continue
-            self._last_heard = time.monotonic()
+            self._link.last_heard = time.monotonic()
             if isinstance(msg, m.Heartbeat):
-                self._on_heartbeat(msg)
+                if self._link.on_heartbeat(msg):  # jobs sent to the old engine will never be answered
+                    self._fail_pending(EngineLost("the codec engine restarted; the request was lost"))
                 continue
             fut = self._pending.get(msg.id)
-            if fut is None or fut.done():
-                continue  # cancelled or timed out meanwhile
-            if msg.error is None:
-                fut.set_result(m.frame_array(msg.dtype, frames[1].buffer))
-            elif msg.error_kind is ErrorKind.INVALID:
-                fut.set_exception(InvalidInput(f"the codec rejected the input: {msg.error}"))
-            elif msg.error_kind is ErrorKind.STOPPING:
-                fut.set_exception(EngineStopping(msg.error))
-            else:
-                fut.set_exception(CodecFailed(msg.error))
-
-    def _on_heartbeat(self, beat: m.Heartbeat) -> None:
-        if self._down == "dead" and not self._reconnected:
-            return  # queued before the old engine died
-        previous = self._beat
-        self._beat = beat
-        if previous is not None and previous.epoch != beat.epoch:
-            logger.warning("codec engine restarted (epoch %s -> %s)", previous.epoch, beat.epoch)
-            # jobs sent to the old engine will never be answered
-            self._fail_pending(EngineLost("the codec engine restarted; the request was lost"))
-        if not self._alive:
-            logger.info("codec engine %s is up on %s", beat.epoch, beat.device)
-        self._alive = True
-        self._down = None
-        self._reconnected = False
-        self._up.set()
-        self._first_beat.set()
-        self._beat_event.set()
+            if fut is not None and not fut.done():  # else cancelled or timed out meanwhile
+                settle(fut, msg, frames)
 
     async def refresh(self, timeout: float = 0.5) -> None:
         """Ask the engine for a heartbeat now and wait for it (fresh counters for `/metrics`); no-op if down."""
-        if not self._alive or self._sock is None:
+        if not self._link.alive or self._sock is None:
             return
-        self._beat_event.clear()
+        self._link.beat_event.clear()
         with suppress(zmq.ZMQError):
             await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._beat_event.wait(), timeout)
+            await asyncio.wait_for(self._link.beat_event.wait(), timeout)
 
     async def _watch(self) -> None:
         assert self._sock is not None
@@ -318,23 +262,14 @@ class EngineClient:
         last_hello = 0.0
         while True:
             now = time.monotonic()
-            if self._sock.get(zmq.EVENTS) & zmq.POLLIN:
-                self._last_heard = now  # the engine has spoken; this event loop is late to read it
-            silent = now - self._last_heard
-            if self._alive and silent > self.heartbeat_timeout:
-                self._alive = False
-                self._up.clear()
-                logger.warning("codec engine: no heartbeat for %.1f s; not ready, new requests wait for it", silent)
-            if self._down is None and self._beat is not None and silent > self.hang_timeout:
-                self._down = "hung"
-                logger.error("codec engine: no answer for %.1f s; taken for hung, failing %d jobs", silent,
-                             len(self._pending))
+            unread = bool(self._sock.get(zmq.EVENTS) & zmq.POLLIN)
+            if self._link.check(now, unread, len(self._pending)):
                 self._fail_pending(EngineUnavailable("the codec engine stopped answering"))
             if now - last_hello >= HELLO_INTERVAL:
                 with suppress(zmq.ZMQError):
                     await self._sock.send_multipart([hello])
                 last_hello = now
-            await asyncio.sleep(min(0.1, self.heartbeat_timeout / 4))
+            await asyncio.sleep(min(0.1, self._link.heartbeat_timeout / 4))
 
     async def _monitor(self, monitor: zmq.asyncio.Socket) -> None:
         """The connection's events: closed is the engine process gone (SIGSTOP keeps it open), so death."""
@@ -342,24 +277,27 @@ class EngineClient:
         while True:
             event = parse_monitor_message(await monitor.recv_multipart())["event"]
             if event == zmq.EVENT_DISCONNECTED:
-                self._on_disconnect()
-            elif event == zmq.EVENT_CONNECTED and self._down == "dead":
-                self._reconnected = True
+                if self._link.on_disconnect(len(self._pending)):
+                    self._fail_pending(EngineLost("the codec engine died; the request was lost"))
+            elif event == zmq.EVENT_CONNECTED and self._link.down == "dead":
+                self._link.reconnected = True
                 with suppress(zmq.ZMQError):  # the new engine learns us now, not at the next hello
                     await self._sock.send_multipart([m.encode(m.Hello(os.getpid()))])
-
-    def _on_disconnect(self) -> None:
-        if self._beat is None or self._down == "dead":
-            return
-        self._alive = False
-        self._up.clear()
-        self._down = "dead"
-        self._reconnected = False
-        logger.error("codec engine: its connection closed (the process exited); failing %d jobs", len(self._pending))
-        self._fail_pending(EngineLost("the codec engine died; the request was lost"))
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in list(self._pending.values()):
             if not fut.done():
                 fut.set_exception(exc)
         self._pending.clear()
+
+
+def settle(fut: asyncio.Future, msg: m.Result, frames: list[zmq.Frame]) -> None:
+    """A job's reply: its array, or the error it names (the input rejected, the engine stopping, the codec failing)."""
+    if msg.error is None:
+        fut.set_result(m.frame_array(msg.dtype, frames[1].buffer))
+    elif msg.error_kind is ErrorKind.INVALID:
+        fut.set_exception(InvalidInput(f"the codec rejected the input: {msg.error}"))
+    elif msg.error_kind is ErrorKind.STOPPING:
+        fut.set_exception(EngineStopping(msg.error))
+    else:
+        fut.set_exception(CodecFailed(msg.error))

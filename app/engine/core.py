@@ -66,12 +66,8 @@ class EngineCore:
             align_batch_size=align_batch_size,
         )
         self._ctx = zmq.Context()
-        self._results_endpoint = f"inproc://engine-results-{self.epoch}"
         self._router: zmq.Socket | None = None
-        self._pull: zmq.Socket | None = None
-        self._local = threading.local()  # the worker thread's PUSH socket
-        self._pushers: list[zmq.Socket] = []
-        self._pushers_lock = threading.Lock()
+        self._results = ResultPipe(self._ctx, f"inproc://engine-results-{self.epoch}")
         self._live: dict[tuple[bytes, int], bool] = {}  # job -> cancelled?
         self._clients: dict[bytes, float] = {}  # identity -> last heard (monotonic)
         self._stop = threading.Event()
@@ -100,17 +96,16 @@ class EngineCore:
         self._router.setsockopt(zmq.SNDHWM, 0)
         self._router.setsockopt(zmq.RCVHWM, 0)
         self._router.bind(self.endpoint)
-        self._pull = self._ctx.socket(zmq.PULL)
-        self._pull.setsockopt(zmq.LINGER, 0)
-        self._pull.bind(self._results_endpoint)
+        self._results.bind()
         self.worker.start()
 
     def serve(self, *, watch_fd: int | None = None) -> None:
         """The I/O loop, until `stop()` (or `watch_fd` becomes readable: the parent process has gone)."""
-        assert self._router is not None and self._pull is not None, "bind() first"
+        pull = self._results.pull
+        assert self._router is not None and pull is not None, "bind() first"
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._pull, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
         if watch_fd is not None:
             poller.register(watch_fd, zmq.POLLIN)
         next_beat = 0.0
@@ -123,8 +118,8 @@ class EngineCore:
                 events = dict(poller.poll(max(1, int((next_beat - time.monotonic()) * 1000))))
                 if self._router in events:
                     self._drain_router()
-                if self._pull in events:
-                    self._drain_results()
+                if pull in events:
+                    self._results.forward(self._router)
                 if watch_fd is not None and watch_fd in events:
                     logger.warning("engine: the parent process has gone; stopping")
                     break
@@ -144,13 +139,9 @@ class EngineCore:
 
     def _close(self) -> None:
         self.worker.stop()
-        for sock in (self._router, self._pull):
-            if sock is not None:
-                sock.close(0)
-        with self._pushers_lock:
-            for sock in self._pushers:
-                sock.close(0)
-            self._pushers.clear()
+        if self._router is not None:
+            self._router.close(0)
+        self._results.close()
         self._ctx.term()
 
     # -- I/O thread --------------------------------------------------------------------------------
@@ -225,15 +216,11 @@ class EngineCore:
         def deliver(result: Any, exc: BaseException | None) -> None:
             self._live.pop(key, None)
             if exc is not None:
-                error_kind = (
-                    ErrorKind.STOPPING if isinstance(exc, EngineStopping)
-                    else ErrorKind.INVALID if isinstance(exc, InvalidInput)  # an aligner's verdict on its input
-                    else ErrorKind.FAILED
-                )
-                self._push([identity, m.encode(m.Result(job_id, error=str(exc), error_kind=error_kind))])
+                error = m.Result(job_id, error=str(exc), error_kind=error_kind(exc))
+                self._results.push([identity, m.encode(error)])
                 return
             dtype, buf = m.array_frame(np.asarray(result, dtype=result_dtype).reshape(-1))
-            self._push([identity, m.encode(m.Result(job_id, dtype=dtype)), buf])
+            self._results.push([identity, m.encode(m.Result(job_id, dtype=dtype)), buf])
 
         try:
             self.worker.submit(
@@ -251,15 +238,6 @@ class EngineCore:
         except ValueError as exc:  # a header the worker refuses (a non-finite slack): this job fails, nothing else
             self._live.pop(key, None)
             self._send_result(identity, m.Result(job_id, error=str(exc), error_kind=ErrorKind.INVALID))
-
-    def _drain_results(self) -> None:
-        assert self._pull is not None and self._router is not None
-        while True:
-            try:
-                frames = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            self._router.send_multipart(frames, copy=False)
 
     def _send_result(self, identity: bytes, result: m.Result) -> None:
         assert self._router is not None
@@ -291,16 +269,60 @@ class EngineCore:
             has_aligner=worker.aligner is not None,
         )
 
-    # -- worker thread ------------------------------------------------------------------------------
-    def _push(self, frames: list) -> None:
-        """Send a result from the worker thread, through its own PUSH socket, to the I/O thread."""
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """How a job's failure is told to its front-end."""
+    if isinstance(exc, EngineStopping):
+        return ErrorKind.STOPPING
+    if isinstance(exc, InvalidInput):  # an aligner's verdict on its input
+        return ErrorKind.INVALID
+    return ErrorKind.FAILED
+
+
+class ResultPipe:
+    """Results from the worker threads to the I/O thread, which forwards them to their front-ends: ZMQ sockets
+    belong to one thread, so each worker thread pushes through its own PUSH socket to one PULL socket."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
+        self._ctx = ctx
+        self.endpoint = endpoint
+        self.pull: zmq.Socket | None = None  # the I/O thread's end
+        self._local = threading.local()  # a worker thread's PUSH socket
+        self._pushers: list[zmq.Socket] = []
+        self._pushers_lock = threading.Lock()
+
+    def bind(self) -> None:
+        self.pull = self._ctx.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.bind(self.endpoint)
+
+    def push(self, frames: list) -> None:
+        """Send a result from a worker thread, through its own PUSH socket, to the I/O thread."""
         sock = getattr(self._local, "push", None)
         if sock is None:
             sock = self._ctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 0)
-            sock.connect(self._results_endpoint)
+            sock.connect(self.endpoint)
             self._local.push = sock
             with self._pushers_lock:
                 self._pushers.append(sock)
         sock.send_multipart(frames, copy=False)
+
+    def forward(self, router: zmq.Socket) -> None:
+        """On the I/O thread: send every result waiting on the PULL socket out through `router`."""
+        assert self.pull is not None
+        while True:
+            try:
+                frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            router.send_multipart(frames, copy=False)
+
+    def close(self) -> None:
+        if self.pull is not None:
+            self.pull.close(0)
+        with self._pushers_lock:
+            for sock in self._pushers:
+                sock.close(0)
+            self._pushers.clear()

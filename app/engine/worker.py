@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from app.codec.interface import Codec
+from app.codec.interface import Codec, CodecStats
 from app.engine.batcher import BatchQueue, Job
 from app.engine.errors import CodecFailed, EngineStopping, InvalidInput
 from app.engine.messages import JobKind, WorkerStats
@@ -166,9 +166,7 @@ class CodecEngine:
             raise ValueError(f"slack must be a finite number of seconds, got {slack}")
         if kind not in self._threads:
             raise ValueError(f"this engine runs no {kind} jobs")
-        size = int(np.size(payload)) if kind is JobKind.DECODE else 0
-        if kind is JobKind.ALIGN:  # segments of about one length share a padded forward pass
-            size = int(np.size(payload.audio))
+        size = job_size(kind, payload)
         job = Job(kind, payload, deliver, is_cancelled=is_cancelled, stream=stream, final=final, slack=slack, size=size)
         with self._cond:
             if self._stopping or not self._threads[kind].is_alive():
@@ -231,42 +229,50 @@ class CodecEngine:
 
     def _process(self, batch: list[Job], depth_after: int) -> None:
         kind = batch[0].kind
-        m = self.metrics
         started = time.perf_counter()
         self.stats.wait_seconds += sum(started - j.enqueued_at for j in batch)
         for j in batch:
-            m.queue_wait.labels(kind).observe(started - j.enqueued_at)
+            self.metrics.queue_wait.labels(kind).observe(started - j.enqueued_at)
         codec_stats = self.codec.stats
-        valid_before, padded_before = codec_stats.tokens, codec_stats.padded_tokens
+        tokens_before = (codec_stats.tokens, codec_stats.padded_tokens)
         self._busy_since[kind] = started
+        payloads = [j.payload for j in batch]
         try:
-            payloads = [j.payload for j in batch]
-            if kind is JobKind.DECODE:
-                results = self.codec.decode(payloads)
-            elif kind is JobKind.ALIGN:
-                assert self.aligner is not None
-                results = run_on_fresh_thread(self.aligner.align, payloads, name="aligner-batch")
-            else:  # on a thread that ends with the batch: a second live OpenMP team slows decoding (threads.py)
-                results = run_on_fresh_thread(self.codec.encode, payloads, name="codec-encode-batch")
-            if len(results) != len(batch):
-                raise RuntimeError(f"codec returned {len(results)} results for {len(batch)} inputs")
+            results = run_batch(self.codec, self.aligner, kind, payloads)
         except Exception as exc:
             self._busy_since[kind] = None
-            self.stats.failures += 1
-            m.failures.labels(kind).inc()
-            if len(batch) > 1:
-                # one bad input must not fail its neighbours: retry each job alone, so only the culprit fails
-                logger.warning("codec %s batch of %d failed (%s); retrying one by one", kind, len(batch), exc)
-                for job in batch:
-                    self._process([job], depth_after)
-                return
-            logger.exception("codec %s of one job failed", kind)
-            if kind in CODEC_KINDS:
-                self._record_outcome(ok=False)
-            batch[0].deliver(None, CodecFailed(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
+            self._failed(batch, depth_after, exc)
             return
         self._busy_since[kind] = None
         elapsed = time.perf_counter() - started
+        self._account(batch, payloads, elapsed, codec_stats, tokens_before)
+        logger.debug(
+            "codec %s batch size=%d took %.1f ms, queue depth %d", kind, len(batch), elapsed * 1e3, depth_after
+        )
+        deliver_results(batch, results)
+
+    def _failed(self, batch: list[Job], depth_after: int, exc: Exception) -> None:
+        """A batch raised: count it, then retry each job alone (one bad input must not fail its neighbours), or
+        fail the one job it held."""
+        kind = batch[0].kind
+        self.stats.failures += 1
+        self.metrics.failures.labels(kind).inc()
+        if len(batch) > 1:
+            logger.warning("codec %s batch of %d failed (%s); retrying one by one", kind, len(batch), exc)
+            for job in batch:
+                self._process([job], depth_after)
+            return
+        logger.exception("codec %s of one job failed", kind)
+        if kind in CODEC_KINDS:
+            self._record_outcome(ok=False)
+        batch[0].deliver(None, CodecFailed(f"audio {kind} failed: {type(exc).__name__}: {exc}"))
+
+    def _account(
+        self, batch: list[Job], payloads: list[Any], elapsed: float, codec_stats: CodecStats, before: tuple[int, int]
+    ) -> None:
+        """A batch succeeded in `elapsed` seconds: health, stats and metrics; for a decode batch also the streams
+        to wait for next time, the batch time that bounds that wait, tokens and padding."""
+        kind, m = batch[0].kind, self.metrics
         if kind in CODEC_KINDS:
             self._record_outcome(ok=True)
         _add(self.stats.batches, kind, 1)
@@ -280,24 +286,52 @@ class CodecEngine:
             _add(self.stats.batch_sizes, len(batch), 1)
             self.stats.tokens_decoded += sum(len(p) for p in payloads)
             m.tokens.inc(sum(len(p) for p in payloads))
-            # the runtime's own count includes CUDA-graph bucket padding; a stand-in codec counts nothing
-            valid = codec_stats.tokens - valid_before
-            padded = codec_stats.padded_tokens - padded_before
-            ratio = padded / (valid + padded) if valid + padded > 0 else padding_ratio([len(p) for p in payloads])
-            m.padding.observe(ratio)
+            m.padding.observe(decode_padding(codec_stats, before, payloads))
         recompiles = codec_stats.recompiles  # the runtime counts torch.compile recompilations
         if recompiles > self._recompiles_seen:
             m.recompiles.inc(recompiles - self._recompiles_seen)
             self._recompiles_seen = recompiles
-        logger.debug(
-            "codec %s batch size=%d took %.1f ms, queue depth %d", kind, len(batch), elapsed * 1e3, depth_after
-        )
-        for job, result in zip(batch, results, strict=True):
-            if isinstance(result, ValueError):  # an aligner's verdict on this request alone (too short to align)
-                job.deliver(None, InvalidInput(str(result)))
-            else:
-                job.deliver(result, None)
 
+
+def job_size(kind: JobKind, payload: Any) -> int:
+    """The size the queue groups a job by: a decode window's tokens, an alignment's audio samples (segments of
+    about one length share a padded forward pass); 0 for an encode."""
+    if kind is JobKind.DECODE:
+        return int(np.size(payload))
+    if kind is JobKind.ALIGN:
+        return int(np.size(payload.audio))
+    return 0
+
+
+def run_batch(codec: Codec, aligner: Aligner | None, kind: JobKind, payloads: list[Any]) -> list[Any]:
+    """One batch on the codec (or the aligner): a result per payload; raises what the batch raised."""
+    if kind is JobKind.DECODE:
+        results = codec.decode(payloads)
+    elif kind is JobKind.ALIGN:
+        assert aligner is not None
+        results = run_on_fresh_thread(aligner.align, payloads, name="aligner-batch")
+    else:  # on a thread that ends with the batch: a second live OpenMP team slows decoding (threads.py)
+        results = run_on_fresh_thread(codec.encode, payloads, name="codec-encode-batch")
+    if len(results) != len(payloads):
+        raise RuntimeError(f"codec returned {len(results)} results for {len(payloads)} inputs")
+    return results
+
+
+def decode_padding(codec_stats: CodecStats, before: tuple[int, int], payloads: list[Any]) -> float:
+    """Padding share of the decode batch run since the codec counted `before` (valid, padded) tokens: the runtime's
+    own count includes CUDA-graph bucket padding; a stand-in codec counts nothing, so the batch's own then."""
+    valid = codec_stats.tokens - before[0]
+    padded = codec_stats.padded_tokens - before[1]
+    return padded / (valid + padded) if valid + padded > 0 else padding_ratio([len(p) for p in payloads])
+
+
+def deliver_results(batch: list[Job], results: list[Any]) -> None:
+    """Hand each job its result, on the worker thread."""
+    for job, result in zip(batch, results, strict=True):
+        if isinstance(result, ValueError):  # an aligner's verdict on this request alone (too short to align)
+            job.deliver(None, InvalidInput(str(result)))
+        else:
+            job.deliver(result, None)
 
 
 def _add(counts: dict[K, Any], key: K, amount: float) -> None:

@@ -39,7 +39,12 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+        self._add_request_metrics(self.registry)
+        self._add_stream_metrics(self.registry)
+        self._add_backend_metrics(self.registry)
+
+    def _add_request_metrics(self, r: CollectorRegistry) -> None:
+        """Per request: outcome, how many run now, time to first audio, duration, speed, audio length."""
         self.requests = Counter(
             "tts_requests",
             "Audio requests by endpoint, format and outcome",
@@ -71,6 +76,9 @@ class ServiceMetrics:
             registry=r,
         )
         self.audio_seconds = Counter("tts_audio_seconds", "Seconds of audio generated", ["endpoint"], registry=r)
+
+    def _add_stream_metrics(self, r: CollectorRegistry) -> None:
+        """Per stream: gaps between chunks, how its backend requests ended, underruns, dropped slow readers."""
         self.chunk_gap = Histogram(
             "tts_inter_chunk_gap_seconds",
             "Time between two audio chunks of one stream",
@@ -96,6 +104,9 @@ class ServiceMetrics:
             ["endpoint"],
             registry=r,
         )
+
+    def _add_backend_metrics(self, r: CollectorRegistry) -> None:
+        """What the work behind the streams met: the reference clip cache and backend failovers."""
         self.reference_cache = Counter(
             "tts_reference_cache",
             "Reference clips (voice cloning, saved voices) by cache result: hit (no encoder run) or miss",

@@ -181,7 +181,7 @@ class SpeechService:
         observers: list[StreamObserver] = []
         if req.context is not None and self.streaming.context:
             if voice.speaker is not None:
-                context = await self._stored_context(req, voice.speaker, caller)
+                context = await stored_context(self, req, voice.speaker, caller)
             key = context_key(caller, req.context.id)
             observers.append(ContextClaim(self.contexts, key, self.streaming.context_max_tokens))
         stream = self._whole_text(
@@ -218,20 +218,6 @@ class SpeechService:
             self, voice, gen, output, admission=PerSegment(self.admit),
             observers=[*self._metered("websocket"), SegmentAccounting()], **kw,  # type: ignore[arg-type]
         )
-
-    async def _stored_context(self, req: SpeechRequest, voice: str, caller: Principal | None) -> SpeechContext | None:
-        """The previous segment stored under `req.context.id` (of the caller's tenant), if it still fits."""
-        assert req.context is not None
-        previous = await self.contexts.previous(context_key(caller, req.context.id), timeout=self.context_wait)
-        if previous is None or previous.voice != voice:
-            return None
-        if req.context.previous_text is not None:
-            tail = self.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
-            given = await self.normalize(tail, req.text_options)
-            if not previous.text.endswith(given) and not given.endswith(previous.text):
-                logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
-                return None
-        return previous
 
     async def prepare_segment(
         self,
@@ -292,13 +278,7 @@ class SpeechService:
             Voice.clone(text, tokens).prompt_for(""), VOICE_ROOM_TOKENS, param="audio",
             max_model_len=self.max_model_len, counter=self.backend, at_least=len(tokens),
         )  # fmt: skip
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
-        voice = SavedVoice(
-            name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
-            audio_seconds=len(tokens) / self.engine.geometry.tokens_per_second, audio_sha256=digest,
-            language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
-            created_from=client, created_at=utc_now(), tenant=caller.tenant, created_by_key=caller.key_id,
-        )
+        voice = await saved_voice(req, text, tokens, audio_bytes, self.engine.geometry.tokens_per_second, caller)
         await self.voices.save(voice)
         logger.info("saved voice %r: %d reference tokens, consent by %r from %s key=%s", voice.name, len(tokens),
                     voice.consent_by or "-", client, caller.key_id)
@@ -313,6 +293,40 @@ class SpeechService:
     def synthesis(self, job: SynthesisJob) -> Synthesis:
         """The job's `Synthesis`: `start()` opens its backend request, `chunks()` its stitched audio."""
         return self.synthesizer.synthesis(job)
+
+
+async def saved_voice(
+    req: SaveVoiceRequest, text: str, tokens: tuple[int, ...], audio_bytes: bytes, tokens_per_second: int,
+    caller: Principal,
+) -> SavedVoice:
+    """The record a saved voice is stored as: its normalized transcript `text` and reference `tokens`, the clip's
+    digest (hashed off the event loop), the consent given, who gave it from where and under which key, and the
+    tenant it belongs to."""
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(audio_bytes).hexdigest())
+    return SavedVoice(
+        name=req.name, reference_text=text, transcript=req.text, reference_tokens=tokens,
+        audio_seconds=len(tokens) / tokens_per_second, audio_sha256=digest,
+        language=req.language, consent=req.consent.strip().lower(), consent_by=req.consent_by or "",
+        created_from=caller.client or "", created_at=utc_now(), tenant=caller.tenant, created_by_key=caller.key_id,
+    )  # fmt: skip
+
+
+async def stored_context(
+    service: SpeechService, req: SpeechRequest, voice: str, caller: Principal | None
+) -> SpeechContext | None:
+    """The previous segment stored under `req.context.id` (of the caller's tenant), if it is this voice's and
+    `previous_text`, when given, ends as it did."""
+    assert req.context is not None
+    previous = await service.contexts.previous(context_key(caller, req.context.id), timeout=service.context_wait)
+    if previous is None or previous.voice != voice:
+        return None
+    if req.context.previous_text is not None:
+        tail = service.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
+        given = await service.normalize(tail, req.text_options)
+        if not previous.text.endswith(given) and not given.endswith(previous.text):
+            logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
+            return None
+    return previous
 
 
 def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:
