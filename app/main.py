@@ -139,6 +139,13 @@ async def _open_store(app: FastAPI, store: Any) -> None:
         await app.state.key_refresher.start()
 
 
+def _take(app: FastAPI, name: str) -> Any:
+    """`app.state.<name>`, which is None from now on (a second stop finds nothing to stop)."""
+    value = getattr(app.state, name, None)
+    setattr(app.state, name, None)
+    return value
+
+
 async def stop_service(app: FastAPI) -> None:
     from app.observability.heap import thaw_heap
     from app.service.shared_context import SharedContextStore
@@ -154,21 +161,13 @@ async def stop_service(app: FastAPI) -> None:
         service.close()
         await service.engine.close()
         await service.backend.aclose()
-    key_limits = getattr(app.state, "key_limits", None)
-    app.state.key_limits = None
-    if key_limits is not None:
+    if (key_limits := _take(app, "key_limits")) is not None:
         await key_limits.stop()
-    refresher = getattr(app.state, "key_refresher", None)
-    app.state.key_refresher = None
-    if refresher is not None:
+    if (refresher := _take(app, "key_refresher")) is not None:
         await refresher.stop()
-    store = getattr(app.state, "voice_store", None)
-    app.state.voice_store = None
-    if store is not None:
+    if (store := _take(app, "voice_store")) is not None:
         await store.close()
-    host = getattr(app.state, "engine_host", None)
-    app.state.engine_host = None
-    if host is not None:
+    if (host := _take(app, "engine_host")) is not None:
         await asyncio.to_thread(host.stop)
     shutdown_tracing()
     logger.info("service stopped")

@@ -104,18 +104,7 @@ class BackendPool:
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, metrics: ServiceMetrics | None = None) -> BackendPool:
-        clients = [
-            VLLMClient(
-                url,
-                settings.model_name,
-                api_key=settings.api_key,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                stall_timeout=settings.stall_timeout,
-                max_connections=settings.max_connections,
-            )
-            for url in settings.urls
-        ]
+        clients = [VLLMClient.from_settings(settings, url) for url in settings.urls]
         return cls(
             clients,
             retries=settings.retries,

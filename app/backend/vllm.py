@@ -153,9 +153,10 @@ class VLLMClient:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_settings(cls, settings: BackendSettings) -> VLLMClient:
+    def from_settings(cls, settings: BackendSettings, url: str | None = None) -> VLLMClient:
+        """The client of `url` (one of TTS_API's backends; None: the first) with the backend's settings."""
         return cls(
-            settings.url,
+            url or settings.url,
             settings.model_name,
             api_key=settings.api_key,
             connect_timeout=settings.connect_timeout,
