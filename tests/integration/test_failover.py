@@ -29,7 +29,7 @@ from tools import vllm_server as dev
 from tools.harness import serve_app
 
 PORTS = (9301, 9302)
-MAX_TOKENS = 150  # 3 s of audio per stream
+MAX_TOKENS = 500  # 10 s of audio per stream: long enough that every stream is running on a busy box when the kill comes
 KINDS = ("pcm", "wav", "sse", "ws", "elevenlabs")
 
 
@@ -130,10 +130,16 @@ def test_a_vllm_killed_mid_stream_under_load_loses_no_stream(two_vllms: list[dev
         started = [threading.Event() for _ in kinds]
         with ThreadPoolExecutor(len(kinds)) as ex:
             futures = [ex.submit(samples, k, url, n, ev) for n, (k, ev) in enumerate(zip(kinds, started, strict=True))]
-            deadline = time.monotonic() + 60
-            while not (all(ev.is_set() for ev in started) and all(m.streams for m in pool.members)):
-                assert time.monotonic() < deadline, "streams did not start on both backends"
-                time.sleep(0.02)
+            deadline = time.monotonic() + 120
+            # the kill comes once both backends are generating (the tiny random model ends some streams early, so
+            # not every stream need be running then: those that start later run on the backend left)
+            while not (sum(ev.is_set() for ev in started) >= len(kinds) // 2 and all(m.streams for m in pool.members)):
+                assert time.monotonic() < deadline, (
+                    "streams did not run on both backends at once: "
+                    f"started {[k for k, ev in zip(kinds, started, strict=True) if ev.is_set()]}, "
+                    f"per backend {[(m.url, m.streams) for m in pool.members]}"
+                )
+                time.sleep(0.005)
             victim = max(pool.members, key=lambda m: m.streams)
             streams_cut = victim.streams
             backend = next(b for b in two_vllms if b.url == victim.url)

@@ -225,7 +225,7 @@ def test_set_mode_validates():
         fake.set_mode("stall", aftr=3)
     with pytest.raises(ValueError):
         fake.set_mode("stall", duration=1)  # cut: nothing used it
-    assert set(MODES) == {"http_error", "garbage", "stall", "early_close", "error_event", "slow_first"}
+    assert set(MODES) == {"http_error", "garbage", "stall", "early_close", "error_event", "slow_first", "die"}
 
 
 def test_http_error_counts_down(fake, client):
