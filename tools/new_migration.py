@@ -1,7 +1,7 @@
 """Add a migration to the voice store's schema: `python -m tools.new_migration "add an owner to voices"` writes
 app/service/migrations/versions/NNNN_add_an_owner_to_voices.py, the next number, revising the current head.
 
-With `--autogenerate` it is filled with what differs between the code's tables (app.service.voice_store.metadata)
+With `--autogenerate` it is filled with what differs between the code's tables (app.service.tables.metadata)
 and the schema at head (made in a scratch SQLite file), as batch operations so that SQLite can apply them too: a
 draft to read and finish (data moves, server defaults for new NOT NULL columns), then to test on both stores.
 """

@@ -45,4 +45,5 @@ def test_vllm_image_serves_the_tiny_model(built: dict, tmp_path: Path) -> None:
             pytest.fail(str(exc), pytrace=False)
         assert models == ["TTS-model"]  # the compose file's SERVED_MODEL_NAME default
         status = box.stop(grace=60.0)
-        assert status == 0, box.log_tail(60)
+        # a clean stop: its own exit, or the SIGTERM it re-raised after shutting down (Docker's 143), never SIGKILL
+        assert status in (0, -15) and not box.killed, box.log_tail(60)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.service import migrations, voice_store
+from app.service import migrations, tables
 from tools.new_migration import new_revision, next_revision_id
 
 
@@ -40,14 +40,15 @@ def test_autogenerate_drafts_what_the_code_adds_as_batch_operations(
     location: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = sa.MetaData()
-    voice_store.voices_table.to_metadata(code)
-    code.tables["tts_voices"].append_column(sa.Column("owner", sa.String(64), nullable=False, server_default=""))
-    monkeypatch.setattr(voice_store, "metadata", code)
-    text = new_revision("add an owner", autogenerate=True, location=location).read_text()
-    assert "batch_alter_table('tts_voices'" in text and "add_column(sa.Column('owner'" in text
-    assert "drop_column('owner')" in text
+    for table in tables.metadata.tables.values():  # every table the code has, one of them with a column more
+        table.to_metadata(code)
+    code.tables["tts_voices"].append_column(sa.Column("label", sa.String(64), nullable=False, server_default=""))
+    monkeypatch.setattr(tables, "metadata", code)
+    text = new_revision("add a label", autogenerate=True, location=location).read_text()
+    assert "batch_alter_table('tts_voices'" in text and "add_column(sa.Column('label'" in text
+    assert "drop_column('label')" in text
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'v.db'}")
     migrations.upgrade(engine, location)
     with engine.connect() as conn:
-        assert "owner" in {c["name"] for c in sa.inspect(conn).get_columns("tts_voices")}
+        assert "label" in {c["name"] for c in sa.inspect(conn).get_columns("tts_voices")}
     engine.dispose()

@@ -19,7 +19,6 @@ READS_CONFIGURED_KEY = {
 READS_OTHER_API_KEY = {
     "app/settings.py": "declares the settings: API_KEY becomes SecuritySettings.api_key, TTS_API_KEY the backend's",
     "app/backend/vllm.py": "BackendSettings.api_key: TTS_API_KEY, the key this service sends to vLLM",
-    "app/backend/pool.py": "BackendSettings.api_key handed to each backend's VLLMClient (TTS_API_KEY, sent to vLLM)",
     "app/qualify/cli.py": "args.api_key: the key tts-qualify sends to the service it checks (a client's key)",
     "app/api/protocols/speech_stream.py": "cfg.api_key: the key a config message carries, handed on as Auth(key)",
     **READS_CONFIGURED_KEY,
