@@ -26,8 +26,9 @@ def haproxy_binary() -> str | None:
     return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
 
 
-def config(port: int, servers: Sequence[str], *, check_ms: int = 400) -> str:
-    """haproxy's configuration: `port` on loopback in front of `servers` (host:port each)."""
+def config(port: int, servers: Sequence[str], *, check_ms: int = 400, forwardfor: bool = False) -> str:
+    """haproxy's configuration: `port` on loopback in front of `servers` (host:port each); `forwardfor`: the
+    client's address in `X-Forwarded-For`, as an ingress sends it."""
     lines = [
         "global",
         "  maxconn 4096",
@@ -46,6 +47,7 @@ def config(port: int, servers: Sequence[str], *, check_ms: int = 400) -> str:
         "frontend api",
         f"  bind 127.0.0.1:{port}",
         f"  stats uri {STATS}",  # the servers' states, for `servers_up`
+        *(["  option forwardfor"] if forwardfor else []),
         "  default_backend front_ends",
         "backend front_ends",
         "  balance leastconn",
@@ -60,14 +62,14 @@ def config(port: int, servers: Sequence[str], *, check_ms: int = 400) -> str:
 
 
 @contextmanager
-def haproxy(port: int, servers: Sequence[str], *, check_ms: int = 400) -> Iterator[str]:
+def haproxy(port: int, servers: Sequence[str], *, check_ms: int = 400, forwardfor: bool = False) -> Iterator[str]:
     """haproxy on 127.0.0.1:`port` in front of `servers`; yields its URL once it answers. Stopped at the end."""
     binary = haproxy_binary()
     if binary is None:
         raise RuntimeError(INSTALL_HINT)
     with tempfile.TemporaryDirectory(prefix="haproxy-") as tmp:
         cfg = Path(tmp) / "haproxy.cfg"
-        cfg.write_text(config(port, servers, check_ms=check_ms))
+        cfg.write_text(config(port, servers, check_ms=check_ms, forwardfor=forwardfor))
         subprocess.run([binary, "-c", "-q", "-f", str(cfg)], check=True)
         proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"

@@ -6,11 +6,6 @@ each in `X-Forwarded-For`; the service sees haproxy's 127.0.0.1 as its peer."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,36 +14,10 @@ import pytest
 from tests.security.limits_harness import limits_settings, serve_like_tts_api
 from tools.fake_vllm import FakeVLLM
 from tools.harness import free_port
+from tools.proxy import haproxy, haproxy_binary
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-pytestmark = pytest.mark.skipif(not Path(HAPROXY).exists(), reason="no haproxy (apt-get install haproxy)")
+pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="no haproxy (apt-get install haproxy)")
 BODY = {"input": "Terima kasih kerana menghubungi kami.", "voice": "jenny", "stream": True, "response_format": "pcm"}
-
-
-@contextmanager
-def haproxy(backend_port: int, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(
-        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-        f"frontend tts\n  bind 127.0.0.1:{port}\n  option forwardfor\n  default_backend api\n"
-        f"backend api\n  server api 127.0.0.1:{backend_port}\n"
-    )
-    proc = subprocess.Popen([HAPROXY, "-f", str(config), "-db"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-2000:]
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def first_answers(url: str) -> dict[str, list[int]]:
@@ -79,7 +48,9 @@ async def test_per_client_limits_follow_the_forwarded_address_only_from_a_listed
     settings = limits_settings(
         fake.url, max_requests_per_client=1, forwarded_allow_ips="127.0.0.1" if listed else "192.0.2.1"
     )
-    with serve_like_tts_api(settings) as (app_url, _), haproxy(int(app_url.rsplit(":", 1)[1]), tmp_path) as url:
+    with serve_like_tts_api(settings) as (app_url, _), haproxy(
+        free_port(), [app_url.removeprefix("http://")], forwardfor=True
+    ) as url:
         got = await first_answers(url)
     if listed:  # each client its own share: one stream each, the second a 429
         assert got == {"127.0.0.2": [200, 429], "127.0.0.3": [200, 429]}
