@@ -90,7 +90,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check app tools tests stress_test benchmarks
 
 test: install models vllm lint
-	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(if $(LATEST),TTS_UNLOCKED=1) $(BIN)/python -m pytest -ra
+	DEV_CODEC_DIR=$(CODEC_DIR) DEV_LM_DIR=$(LM_DIR) $(if $(LATEST),TTS_UNLOCKED=1) $(BIN)/python -m pytest -ra --durations=30
 
 # The suite on the newest versions pyproject.toml allows, in .venv-latest (the dev vLLM stays locked): run it
 # before `make lock`, and whenever a dependency publishes a major release.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -42,3 +44,20 @@ def app_url(settings_for: Callable[..., Settings]) -> Iterator[str]:
     """The service with the fake backend and the stand-in codec."""
     with serve(settings_for(), Components(codec=LocalCodec(), normalizer=PassthroughNormalizer())) as url:
         yield url
+
+
+# A test slower than this is named as it ends, with the run's time so far: a CI log cut by its time limit still
+# says where the time went (`--durations` prints only at the end).
+SLOW_TEST_S = float(os.environ.get("SLOW_TEST_S", "60"))
+_RUN_STARTED = time.monotonic()
+_spent: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _spent[report.nodeid] = _spent.get(report.nodeid, 0.0) + report.duration
+    if report.when != "teardown":
+        return
+    spent = _spent.pop(report.nodeid)
+    if spent >= SLOW_TEST_S:
+        print(f"\n[slow] {spent:.0f} s {report.nodeid} ({(time.monotonic() - _RUN_STARTED) / 60:.1f} min into the run)",
+              flush=True)  # fmt: skip

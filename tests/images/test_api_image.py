@@ -29,6 +29,9 @@ import soundfile as sf
 from tools import images
 from tools.images_run import Container, service_spec, wait_http
 
+# the first test of a session builds every image (about 10 min from scratch on 2 cores): more than the default
+pytestmark = pytest.mark.timeout(2400)
+
 API_PORT = 9331
 SERVICE = "tts-api"
 CODEC = (images.REPO / ".cache" / "models" / "codec-tiny").resolve()

@@ -13,6 +13,9 @@ import pytest
 
 from tools import images
 
+# the first test of a session builds every image (about 10 min from scratch on 2 cores): more than the default
+pytestmark = pytest.mark.timeout(2400)
+
 
 def test_a_copy_of_a_moved_path_fails_the_build(built: dict, tmp_path: Path) -> None:
     spec = built["tts-api"]

@@ -16,6 +16,9 @@ import pytest
 from tools import images
 from tools.images_run import Container, service_spec, wait_http
 
+# the first test of a session builds every image (about 10 min from scratch on 2 cores): more than the default
+pytestmark = pytest.mark.timeout(2400)
+
 SERVICE = "tts-engine"
 MODEL = (images.REPO / ".cache" / "models" / "tiny-tts-lm").resolve()
 READY_TIMEOUT_S = 600.0
