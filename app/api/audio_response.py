@@ -258,21 +258,22 @@ class AdmittedResponse(Response):
     back and the drop counted (`tts_stream_send_timeouts_total{endpoint}`).
     """
 
-    def __init__(self, inner: Response, slot: Slot) -> None:
+    def __init__(self, inner: Response, slot: Slot, service: SpeechService) -> None:
         self.inner = inner
         self.slot = slot
+        self.send_timeout = service.streaming.send_timeout
+        self.send_timeouts = service.metrics.send_timeouts
         self.status_code = inner.status_code
         self.raw_headers = inner.raw_headers
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        service: SpeechService = scope["app"].state.service
-        timeout = service.streaming.send_timeout
+        timeout = self.send_timeout
         abort = scope.get("extensions", {}).get(ABORT_CONNECTION)  # tts-api's protocol offers it
         try:
             await self.inner(scope, receive, send_within(send, timeout, abort))
         except SendTimedOut as exc:
-            service.metrics.send_timeouts.labels(self.slot.endpoint).inc()
+            self.send_timeouts.labels(self.slot.endpoint).inc()
             logger.warning("%s dropped: %s", self.inner.headers.get("x-request-id", "-"), exc)
             raise
         finally:
@@ -310,4 +311,4 @@ async def admitted_response(
     except BaseException:
         slot.release()
         raise
-    return AdmittedResponse(response, slot)
+    return AdmittedResponse(response, slot, service)

@@ -12,10 +12,13 @@ from pydantic import BaseModel, ValidationError
 
 from app.api.audio_response import admitted_response, until_disconnected
 from app.api.auth import caller, caller_if
+from app.api.deps import backend_if_loaded, engine_if_loaded, get_service
 from app.api.errors import error_response, invalid_request
 from app.api.openapi import AUDIO_RESPONSES, VOICE_CLONE_BODY, error_responses
 from app.api.protocols import elevenlabs_http
 from app.api.uploads import read_clip_form
+from app.backend.pool import BackendPool
+from app.engine.client import EngineClient
 from app.errors import NotReadyError
 from app.observability.logs import clip
 from app.observability.metrics import CONTENT_TYPE_LATEST, exposition
@@ -27,13 +30,6 @@ from app.service.speech import SpeechService
 logger = logging.getLogger(__name__)
 
 _STARTED = int(time.time())
-
-
-def get_service(request: Request) -> SpeechService:
-    service = getattr(request.app.state, "service", None)
-    if service is None:
-        raise NotReadyError("the service is still loading its models")
-    return service
 
 
 def log_ignored_fields(req: BaseModel, path: str) -> None:
@@ -60,18 +56,19 @@ async def health() -> dict:
 
 
 @public.get("/ready", responses=error_responses(503))
-async def ready(request: Request) -> JSONResponse:
+async def ready(
+    engine: EngineClient | None = Depends(engine_if_loaded), backend: BackendPool | None = Depends(backend_if_loaded)
+) -> JSONResponse:
     """200 once the models are loaded and the backend answers; 503 before."""
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    if service is None:
+    if engine is None or backend is None:
         return error_response(NotReadyError("models are loading"))
-    await service.engine.refresh()  # its health as of now, not of its last heartbeat
-    if not service.engine.alive:
+    await engine.refresh()  # its health as of now, not of its last heartbeat
+    if not engine.alive:
         return error_response(NotReadyError("the codec engine is not running"))
-    if not service.engine.healthy:
+    if not engine.healthy:
         return error_response(NotReadyError("the codec is failing: its last jobs failed or timed out"))
-    if not await service.backend.ready():
-        logger.warning("/ready: the TTS backend at %s is not answering", service.backend.base_url)
+    if not await backend.ready():
+        logger.warning("/ready: the TTS backend at %s is not answering", backend.base_url)
         return error_response(NotReadyError("the TTS backend is not answering"))
     return JSONResponse({"status": "ready"})
 
@@ -82,16 +79,15 @@ async def ready(request: Request) -> JSONResponse:
     dependencies=[Depends(caller_if("metrics_need_key"))],
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, engine: EngineClient | None = Depends(engine_if_loaded)) -> Response:
     """Prometheus text format: every front-end's values when `PROMETHEUS_MULTIPROC_DIR` is set, and the codec
     engine's (as its last heartbeat reported them)."""
     registries = [REGISTRY, request.app.state.metrics.registry]  # REGISTRY: prometheus_client's process metrics
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    engine = None
-    if service is not None:
-        await service.engine.refresh()  # the engine's counters as of now, not of its last heartbeat
-        engine = service.engine.metrics_registry
-    return Response(exposition(*registries, engine=engine), media_type=CONTENT_TYPE_LATEST)
+    engine_registry = None
+    if engine is not None:
+        await engine.refresh()  # the engine's counters as of now, not of its last heartbeat
+        engine_registry = engine.metrics_registry
+    return Response(exposition(*registries, engine=engine_registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @v1.get("/audio/speaker")

@@ -7,9 +7,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from app.api.auth import caller
+from app.api.deps import any_voices, get_service, saved_voices
 from app.api.errors import invalid_request
 from app.api.openapi import SAVE_VOICE_BODY, error_responses
-from app.api.routes import get_service, log_ignored_fields
+from app.api.routes import log_ignored_fields
 from app.api.uploads import read_clip_form
 from app.errors import TTSError
 from app.service.principal import Principal
@@ -21,11 +22,9 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(caller)])
 
 
 @router.get("/audio/voices", operation_id="list_voices", responses=error_responses(503))
-async def list_voices(request: Request) -> dict:
+async def list_voices(voices: Voices = Depends(any_voices)) -> dict:
     """Every voice a request may name: built-in voices, aliases (OpenAI's names, with the voice they are) and
     saved voices (`type: saved`; while the service is still loading, the built-in ones only)."""
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    voices = service.voices if service is not None else Voices(request.app.state.settings.generation, None)
     return {"voices": await voices.catalogue()}
 
 
@@ -37,7 +36,8 @@ async def list_voices(request: Request) -> dict:
         201: {
             "description": "The saved voice's metadata",
             "links": {
-                op: {"operationId": op, "parameters": {"name": "$response.body#/id"}} for op in ("get_voice", "delete_voice")
+                op: {"operationId": op, "parameters": {"name": "$response.body#/id"}}
+                for op in ("get_voice", "delete_voice")
             },
         },
         **error_responses(400, 409, 413, 429, 503),
@@ -70,17 +70,17 @@ async def save_voice(
 
 
 @router.get("/audio/voices/{name}", operation_id="get_voice", responses=error_responses(404, 503))
-async def get_voice(name: str, service: SpeechService = Depends(get_service)) -> dict:
+async def get_voice(name: str, voices: Voices = Depends(saved_voices)) -> dict:
     """A saved voice's metadata (transcript, consent record, length; not its tokens)."""
-    return (await service.voices.saved(name)).metadata()
+    return (await voices.saved(name)).metadata()
 
 
 @router.delete(
     "/audio/voices/{name}", status_code=204, operation_id="delete_voice", responses=error_responses(404, 503)
 )
-async def delete_voice(name: str, service: SpeechService = Depends(get_service)) -> Response:
+async def delete_voice(name: str, voices: Voices = Depends(saved_voices)) -> Response:
     """Delete a saved voice; requests naming it get 400 `invalid_voice` from then on."""
-    await service.voices.delete(name)
+    await voices.delete(name)
     return Response(status_code=204)
 
 

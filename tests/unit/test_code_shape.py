@@ -86,3 +86,22 @@ def test_no_long_class_or_function() -> None:
                 if lines > limit and (rel, node.name) not in LONG_ALLOWED:
                     long.append(f"{rel}:{node.lineno} {node.name}: {lines} lines (limit {limit})")
     assert long == []
+
+
+def test_routes_take_their_collaborators_from_app_api_deps() -> None:
+    """The loaded service is fetched from `app.state` in one place (app/api/deps.py; the WebSocket handshake,
+    which has no `Request`, in app/api/session.py), and only there are its engine and backend reached: a route
+    names the part it uses as a dependency."""
+    found = []
+    for path in (APP / "api").rglob("*.py"):
+        rel = path.relative_to(APP).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            reads_state = (isinstance(node, ast.Constant) and node.value == "service") or (
+                isinstance(node, ast.Attribute) and node.attr == "service" and ast.unparse(node.value).endswith("state")
+            )
+            reaches_in = (
+                isinstance(node, ast.Attribute) and node.attr in ("engine", "backend") and ast.unparse(node.value).endswith("service")
+            )
+            if (reads_state and rel not in ("api/deps.py", "api/session.py")) or (reaches_in and rel != "api/deps.py"):
+                found.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+    assert found == []

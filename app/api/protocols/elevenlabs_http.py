@@ -35,9 +35,10 @@ from app.api.audio_response import (
     until_disconnected,
 )
 from app.api.auth import caller
+from app.api.deps import any_voices, get_service
 from app.api.errors import invalid_request
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
-from app.errors import InvalidRequestError, NotFoundError, NotReadyError
+from app.errors import InvalidRequestError, NotFoundError
 from app.service.principal import Principal
 from app.service.render import Piece, Prepared, Renderer
 from app.service.requests import NOT_BLANK, Delivery, SpeechRequest
@@ -45,7 +46,6 @@ from app.service.sent_timing import sent_timings
 from app.service.speech import SpeechService
 from app.service.text_input import cleaned_offsets
 from app.service.timing import SegmentTimings, elevenlabs_http_alignment
-from app.service.voices import Voices
 
 router = APIRouter()
 
@@ -189,9 +189,7 @@ async def timed(renderer: Renderer, prepared: Prepared, *, text: str, stream: bo
 
 
 async def _speak(request: Request, voice_id: str, principal: Principal, *, stream: bool, timestamps: bool) -> Response:
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    if service is None:
-        raise NotReadyError("the service is still loading its models")
+    service = get_service(request)
     output = output_of(request)
     asked: SpeechBody | None = None
 
@@ -270,9 +268,7 @@ async def voice(request: Request, voice_id: str) -> dict:
 
 
 async def catalogue(request: Request) -> list[dict]:
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    voices = service.voices if service is not None else Voices(request.app.state.settings.generation, None)
-    return await voices.catalogue()
+    return await any_voices(request).catalogue()
 
 
 def from_elevenlabs_sdk(request: Request) -> bool:
