@@ -236,6 +236,13 @@ class Lease:
                 self._limits._give_back(lease_id)
             self.ids = ()
 
+    async def end(self) -> None:
+        """`release`, awaited: the store has them back on return, so that a next stream the client starts at
+        once (the next reply on a WebSocket) finds them free."""
+        if self._limits is not None and self.ids:
+            ids, self.ids = self.ids, ()
+            await self._limits._give_back_now(ids)
+
 
 NO_LEASE = Lease(None, ())
 
@@ -281,6 +288,13 @@ class KeyLimits:
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.drop, lease_id))
         self._dropping.add(task)
         task.add_done_callback(self._dropping.discard)
+
+    async def _give_back_now(self, lease_ids: tuple[str, ...]) -> None:
+        self._held.difference_update(lease_ids)
+        try:
+            await asyncio.to_thread(lambda: [self.store.drop(i) for i in lease_ids])
+        except Exception as exc:  # the store down: they expire by themselves
+            logger.warning("stream leases not given back: %s: %s", type(exc).__name__, exc)
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():
