@@ -1,8 +1,9 @@
 """Usage metering (issue 34, item 4): every request recorded at its end, per tenant, key, voice, endpoint and
 hour, with the characters it was given and the audio it delivered; a scripted mix of streamed, complete, SSE and
 WebSocket requests adds up to what the clients received, to the character and the millisecond, and so do
-cancelled ones (a client hanging up mid-stream, a WebSocket `cancel`) and cut ones (a backend that broke, max_tokens); `GET /v1/usage` (JSON and CSV), each tenant its own, an admin
-every tenant's; Prometheus counters per tenant."""
+cancelled ones (a client hanging up mid-stream, a WebSocket `cancel`) and cut ones (a backend that broke,
+max_tokens); `GET /v1/usage` (JSON and CSV), each tenant its own, an admin every tenant's; Prometheus counters per
+tenant."""
 
 from __future__ import annotations
 
