@@ -129,3 +129,22 @@ def test_the_cli_sets_a_tenants_limits_that_a_running_service_takes_within_5_s(
         assert statuses[-1] == 429 and len(statuses) <= 12, statuses
         bad = keys_cli(env_file, "limit-tenant", "bad name!", "--max-streams", "1")
         assert bad.returncode == 1 and "invalid tenant" in bad.stderr
+
+
+def test_a_tenants_audio_seconds_per_day_are_filled_by_its_keys_usage(
+    settings_for: Callable[..., Settings], fake: FakeVLLM, tmp_path: Path
+) -> None:
+    with serve(settings_for(voice_store_url=f"sqlite:///{tmp_path / 's.db'}", api_key=ADMIN), parts()) as url:
+        a1, a2 = new_key(url, "brand-a")["key"], new_key(url, "brand-a")["key"]
+        put = httpx.put(f"{url}/v1/admin/tenants/brand-a", json={"audio_seconds_per_day": 2}, headers=bearer(ADMIN))
+        assert put.status_code == 200
+        first = httpx.post(f"{url}/v1/audio/speech", json=BODY, headers=bearer(a1), timeout=30)
+        assert first.status_code == 200 and len(first.content) / 48_000 > 2  # more than the day's 2 s, delivered
+        deadline = time.monotonic() + 10  # the usage row (and the day's counter) written after the request
+        while (resp := httpx.post(f"{url}/v1/audio/speech", json=BODY, headers=bearer(a2), timeout=30)).status_code == 200:
+            assert time.monotonic() < deadline, "the tenant's day was not counted"
+            time.sleep(0.1)
+        assert resp.status_code == 429 and "this tenant's limit of 2 audio seconds per day" in resp.text
+        assert resp.headers["x-ratelimit-limit-audio-seconds"] == "2"
+        other = new_key(url, "brand-b")["key"]
+        assert httpx.post(f"{url}/v1/audio/speech", json=BODY, headers=bearer(other), timeout=30).status_code == 200
