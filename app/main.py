@@ -129,13 +129,16 @@ async def start_service(app: FastAPI) -> None:
 
 
 async def _open_store(app: FastAPI, store: Any) -> None:
-    """The store's schema brought to head, then its API keys read, and read again every 2 s (app/service/keys.py)."""
+    """The store's schema brought to head, then its API keys and tenants' limits read, and read again every 2 s
+    (app/service/keys.py)."""
     from app.service.keys import KeyRefresher, KeyStore
+    from app.service.tenant_limits import TenantLimitStore
 
     await store.open()
     use_keys = getattr(app.state.authenticator, "use_keys", None)  # a test's stand-in may have none
     if use_keys is not None:
-        app.state.key_refresher = KeyRefresher(KeyStore(store.engine), use_keys)
+        tenants = TenantLimitStore(store.engine).quotas
+        app.state.key_refresher = KeyRefresher(KeyStore(store.engine), use_keys, tenants=tenants)
         await app.state.key_refresher.start()
 
 

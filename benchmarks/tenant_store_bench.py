@@ -2,7 +2,8 @@
 
 Times the store work one request does, each step alone, `--repeats` times in one thread (the service runs each
 in a worker thread, off the event loop): the admission of a key with every limit (one transaction: per-minute
-windows, the day's audio, a stream lease), the lease's release, the usage row's upsert at the end, and the
+windows, the day's audio, a stream lease), the same for a key and its tenant both limited (one transaction,
+two locks, two leases), a WebSocket text message's characters charged to both, the lease's release, the usage row's upsert at the end, and the
 shared context's read (a request with a `context.id`) and its claim and resolution writes (off the request's
 path). Prints the median and 95th percentile in milliseconds, and the share of a 1 s request each is.
 
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 from app.service import migrations
 from app.service.context import SpeechContext
-from app.service.leases import LimitStore
+from app.service.leases import LimitStore, Subject, tenant_subject
 from app.service.shared_context import SharedContextStore, _apply
 from app.service.usage import UsageRow, add_row, utc_hour
 from app.service.voice_store import open_engine
@@ -49,8 +50,12 @@ def main() -> None:
     contexts = SharedContextStore(engine, ttl=120)
     context = SpeechContext("the previous sentence, as spoken", tuple(range(150)), "idayu")
     row = UsageRow("bench", "key_bench", "idayu", "speech", utc_hour(datetime.now(UTC)), 1, 40, 2400)
+    both = [Subject("key_bench2", LIMITS), Subject(tenant_subject("bench"), LIMITS, "tenant")]
+    chars = [Subject(s.id, {"chars": LIMITS["chars"]}, s.whose) for s in both]
     steps: dict[str, Callable[[int], object]] = {
         "admission (all limits + lease)": lambda i: leases.append(limits.admit("key_bench", LIMITS, 40, 30)),
+        "admission, key and tenant": lambda i: limits.admit_all(both, 40, 30),
+        "websocket text charge (both)": lambda i: limits.admit_all(chars, 12, 0),
         "lease release": lambda i: limits.drop(leases[i]),
         "usage upsert": lambda i: add_row(engine, row),
         "context read": lambda i: contexts._read(("bench", f"c{i % 50}")),
@@ -63,7 +68,7 @@ def main() -> None:
     for name, work in steps.items():
         times = sorted(timed(work, args.repeats))
         median, p95 = statistics.median(times), times[int(0.95 * len(times)) - 1]
-        print(f"  {name:30s} median {median:6.2f} ms  p95 {p95:6.2f} ms  ({median / 10:.2f}% of a 1 s request)")
+        print(f"  {name:32s} median {median:6.2f} ms  p95 {p95:6.2f} ms  ({median / 10:.2f}% of a 1 s request)")
     engine.dispose()
 
 

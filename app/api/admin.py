@@ -1,5 +1,5 @@
-"""`/v1/admin/`: the API keys of every tenant, for admin keys only (`API_KEY`, or one made with `--admin`): the
-same operations as `tts-api keys`. A change holds in this process at once, in every other within 5 s."""
+"""`/v1/admin/`: the API keys of every tenant and the tenants' own limits, for admin keys only (`API_KEY`, or one
+made with `--admin`): the same operations as `tts-api keys`. A change holds in this process at once, in every other within 5 s."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from app.api.openapi import error_responses
 from app.errors import NotReadyError, PermissionDeniedError
 from app.service.keys import KeyRefresher, KeyStore
 from app.service.principal import Principal
+from app.service.tenant_limits import TenantLimitStore
 
 
 async def admin_caller(principal: Principal = Depends(caller)) -> Principal:
@@ -27,12 +28,11 @@ async def admin_caller(principal: Principal = Depends(caller)) -> Principal:
 router = APIRouter(prefix="/v1/admin", dependencies=[Depends(admin_caller)], tags=["admin"])
 
 
-class NewKeyRequest(BaseModel):
+class LimitFields(BaseModel):
+    """A key's or a tenant's limits, each optional (0: no limit)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    tenant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # app.service.keys.TENANT_PATTERN
-    name: str = Field("", max_length=128)
-    admin: bool = Field(False, strict=True)
     max_streams: int = Field(0, ge=0, le=2**31 - 1, strict=True)  # each: 0 is no limit
     requests_per_minute: int = Field(0, ge=0, le=2**31 - 1, strict=True)
     chars_per_minute: int = Field(0, ge=0, le=2**31 - 1, strict=True)
@@ -43,6 +43,12 @@ class NewKeyRequest(BaseModel):
     def _json_integer(cls, v: Any) -> Any:
         """JSON Schema's integer: `3` and `3.0`, never `true` or `"3"` (as app/service/requests.py reads them)."""
         return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+class NewKeyRequest(LimitFields):
+    tenant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # app.service.keys.TENANT_PATTERN
+    name: str = Field("", max_length=128)
+    admin: bool = Field(False, strict=True)
 
 
 def key_store(request: Request) -> KeyStore:
@@ -107,3 +113,24 @@ async def rotate_key(key_id: str, request: Request, store: KeyStore = Depends(ke
     new = await asyncio.to_thread(store.rotate, key_id)
     await _changed(request)
     return JSONResponse(new.shown(), status_code=201)
+
+
+def tenant_store(request: Request) -> TenantLimitStore:
+    return TenantLimitStore(key_store(request).engine)
+
+
+@router.get("/tenants", operation_id="list_tenant_limits", responses=error_responses(403, 503))
+async def list_tenant_limits(store: TenantLimitStore = Depends(tenant_store)) -> dict:
+    """Every tenant with limits of its own (over all its keys)."""
+    return {"data": [r.public() for r in await asyncio.to_thread(store.list)]}
+
+
+@router.put("/tenants/{tenant}", operation_id="set_tenant_limits", responses=error_responses(400, 403, 503))
+async def set_tenant_limits(
+    tenant: str, body: LimitFields, request: Request, store: TenantLimitStore = Depends(tenant_store)
+) -> dict:
+    """The tenant's own limits from now on (a limit left out: none), held over all its keys together, here at
+    once and by every process within 5 s."""
+    record = await asyncio.to_thread(lambda: store.set(tenant, **body.model_dump()))
+    await _changed(request)
+    return record.public()

@@ -302,7 +302,7 @@ async def admitted_response(
     """
     slot = service.admit(endpoint)
     try:
-        await lease_for(request.app.state.key_limits, request.scope.get("principal"), slot)  # the key's own limits
+        await lease_for(request.app.state.key_limits, request.scope.get("principal"), slot)  # key and tenant limits
         req = await (until_disconnected(request.receive, prepare()) if body_read else prepare())
         response = await until_disconnected(request.receive, respond(service.renderer, req))
     except (ClientGone, ClientDisconnect):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -26,9 +27,11 @@ from app.service.principal import (
     CALLER,
     CONFIGURED_KEY,
     DEFAULT_TENANT,
+    NO_QUOTA,
     UNAUTHENTICATED,
     CallerLimits,
     Principal,
+    Quota,
 )
 from app.settings import LimitsSettings, SecuritySettings
 
@@ -111,10 +114,13 @@ class Authenticator:
         self.tenant = tenant
         self.waiting = waiting
         self._keys: dict[str, KeyRecord] = {}  # the store's active keys, by hash
+        self._quotas: dict[str, Quota] = {}  # the tenants' own limits, by tenant (those that have any)
 
-    def use_keys(self, records: list[KeyRecord]) -> None:
-        """The store's active keys from now on (the ones not among them are refused from now on)."""
+    def use_keys(self, records: list[KeyRecord], quotas: dict[str, Quota] | None = None) -> None:
+        """The store's active keys from now on (the ones not among them are refused from now on), and the
+        tenants' own limits (app/service/tenant_limits.py), which every principal of the tenant carries."""
         self._keys = {r.key_hash: r for r in records}
+        self._quotas = dict(quotas or {})
 
     @classmethod
     def from_settings(cls, security: SecuritySettings, limits: LimitsSettings) -> Authenticator:
@@ -127,15 +133,21 @@ class Authenticator:
     def identify(self, key: object, client: str | None) -> Principal:
         """The caller presenting `key` (None: no key) from `client`: `anonymous` when no key is configured, the
         configured key's principal when `key` is it, else an unauthenticated principal. Never raises."""
-        keys = self._keys
-        if not self._api_key and not keys:
-            return Principal(ANONYMOUS, self.tenant, self.limits, client, admin=True)  # open: anyone is everything
+        keys, quotas = self._keys, self._quotas
+        if not self._api_key and not keys:  # open: anyone is everything
+            return Principal(ANONYMOUS, self.tenant, self._limits(quotas), client, admin=True)
         if self._api_key and key_ok(self._api_key, key):
-            return Principal(CONFIGURED_KEY, self.tenant, self.limits, client, admin=True)
+            return Principal(CONFIGURED_KEY, self.tenant, self._limits(quotas), client, admin=True)
         record = self._stored(keys, key)
         if record is not None:
-            return Principal(record.id, record.tenant, record.limits(self.limits), client, admin=record.admin)
+            limits = record.limits(self.limits, quotas.get(record.tenant, NO_QUOTA))
+            return Principal(record.id, record.tenant, limits, client, admin=record.admin)
         return Principal(UNAUTHENTICATED, "", self.waiting, client, authenticated=False)
+
+    def _limits(self, quotas: dict[str, Quota]) -> CallerLimits:
+        """The settings' shares, with the default tenant's own limits where it has any."""
+        quota = quotas.get(self.tenant)
+        return self.limits if quota is None else replace(self.limits, tenant=quota)
 
     @staticmethod
     def _stored(keys: dict[str, KeyRecord], key: object) -> KeyRecord | None:

@@ -42,9 +42,11 @@ from app.api.protocols.adapter import (
     Text,
     Timings,
 )
+from app.api.socket_limits import CLOSE_TRY_LATER, SocketLimits
 from app.audio.output import AudioWriter
 from app.errors import AuthenticationError, InvalidRequestError, NotReadyError, OverloadedError, TTSError
 from app.observability.logs import clip
+from app.service.leases import NO_LEASE, Lease
 from app.service.principal import CALLER, Principal
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
@@ -56,7 +58,7 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # bad auth, bad config, a client that does not read
 CLOSE_TOO_BIG = 1009  # a message over WS_MAX_MESSAGE_BYTES
 CLOSE_ERROR = 1011
-CLOSE_TRY_LATER = 1013  # a key came, but its share of sockets is taken
+# CLOSE_TRY_LATER (1013): a key came, but its share of sockets is taken; or a key's or tenant's limit is reached
 
 
 class SessionEnd(Exception):
@@ -138,6 +140,14 @@ def _message_bytes(message: dict) -> int:
     return len(text.encode("utf-8", "surrogatepass")) if text else 0
 
 
+def check_size(message: dict, limit: int) -> None:
+    """A message over `limit` bytes ends the session (1009); uvicorn's ws_max_size stops it first, in tts-api."""
+    if _message_bytes(message) > limit:
+        error = InvalidRequestError(f"a message may be at most {limit} bytes (WS_MAX_MESSAGE_BYTES)",
+                                    code="message_too_big")  # fmt: skip
+        raise SessionEnd(error, CLOSE_TOO_BIG)
+
+
 def receive_json(message: dict) -> dict | None:
     """A received WebSocket message as a JSON object; None for a disconnect. Raises InvalidRequestError."""
     if message["type"] == "websocket.disconnect":
@@ -160,24 +170,39 @@ async def close_quietly(ws: WebSocket, code: int, reason: str = "") -> None:
             await ws.close(code, reason[:120])
 
 
-class Context:
-    """One text stream of a session: its segments, its audio encoder and the task that writes them."""
+def check_room(drain: Drain, open_contexts: int, max_contexts: int) -> None:
+    """A new context is refused while the server drains, or when the socket has `max_contexts` open."""
+    if drain.refusing:
+        raise InvalidRequestError("the server is restarting: open this context on a new connection",
+                                  param="context_id", code="shutting_down")  # fmt: skip
+    if open_contexts >= max_contexts:
+        raise InvalidRequestError(
+            f"{open_contexts} contexts are open on this socket; the limit is {max_contexts}",
+            param="context_id",
+            code="too_many_contexts",
+        )
 
-    def __init__(self, cid: str, stream: SegmentStream, out: AudioWriter) -> None:
+
+class Context:
+    """One text stream of a session: its segments, its audio encoder, the task that writes them and its stream
+    lease (given back when the task ends: app/api/socket_limits.py)."""
+
+    def __init__(self, cid: str, stream: SegmentStream, out: AudioWriter, lease: Lease = NO_LEASE) -> None:
         self.cid = cid
         self.stream = stream
         self.out = out
+        self.lease = lease
         self.writer: asyncio.Task | None = None
         self.cancelled = False  # CancelContext: nothing more of it is sent but its final message
 
     @classmethod
-    def open(cls, service: SpeechService, spec: Open) -> Context:
+    def open(cls, service: SpeechService, spec: Open, lease: Lease = NO_LEASE) -> Context:
         """The context an `Open` command asks for: its segment stream and its audio writer."""
         stream = service.context_stream(
             spec.voice, spec.gen, spec.output, text=spec.text,
             use_context=spec.use_context,
         )  # fmt: skip
-        return cls(spec.context, stream, service.renderer.writer(spec.output))
+        return cls(spec.context, stream, service.renderer.writer(spec.output), lease)
 
     def push(self, text: str, limit: int) -> None:
         """A text delta taken, unless the characters waiting to be synthesized would then be over `limit`
@@ -311,6 +336,7 @@ class Session:
         timeout, sockets = ws.app.state.settings.security.auth_timeout, ws.app.state.client_sockets
         self.caller = SocketCaller(ws.app.state.authenticator, principal, timeout, protocol.missing_key, sockets)
         self.sender = Sender(ws, service.streaming.send_timeout)
+        self.quota = SocketLimits(service.key_limits)  # its caller's key and tenant limits
         self.contexts: dict[str, Context] = {}
         self.writers: set[asyncio.Task] = set()
         self.closing = False  # the protocol closed the socket: no new contexts, end when the last one is done
@@ -378,7 +404,7 @@ class Session:
                 for c in self.contexts.values():
                     c.stream.feed.end()
             if (self.closing or self.drained) and not self.contexts and not self.writers:
-                return code, reason
+                return self.quota.ending(code, reason)
             if self._receiving is None:
                 self._receiving = asyncio.ensure_future(self.ws.receive())
             idle_timeout = self.protocol.idle_timeout
@@ -407,21 +433,14 @@ class Session:
     async def _receive(self, message: dict) -> bool:
         """One client message, its commands applied in order; False when the client disconnected."""
         context: str | None = None
-        if _message_bytes(message) > self.max_message_bytes:  # uvicorn's ws_max_size stops it first, in tts-api
-            raise SessionEnd(
-                InvalidRequestError(
-                    f"a message may be at most {self.max_message_bytes} bytes (WS_MAX_MESSAGE_BYTES)",
-                    code="message_too_big",
-                ),
-                CLOSE_TOO_BIG,
-            )
+        check_size(message, self.max_message_bytes)
         try:
             obj = receive_json(message)
             if obj is None:
                 return False
             context = self.protocol.context_of(obj)
             async for command in self.protocol.parse(obj, self.contexts.keys(), closing=self.closing):
-                self._apply(command)
+                await self._take(command)
         except SessionEnd:
             raise
         except TTSError as exc:
@@ -430,7 +449,25 @@ class Session:
             await self.sender.send(self.protocol.render(Rejected(exc, context)))
         return True
 
-    def _apply(self, command: Command) -> None:
+    async def _take(self, command: Command) -> None:
+        """A command admitted against the caller's limits (app/api/socket_limits.py), then applied; after a
+        refusal, no new context or text."""
+        if not self.quota.taken(command):
+            return
+        try:
+            lease = await self.quota.admit(command, self.caller.principal)
+        except OverloadedError as exc:  # said now; what was accepted is still spoken, then 1013
+            self.closing = True
+            self.quota.refuse(exc, [c.stream for c in self.contexts.values()], self.session_id)
+            await self.sender.send(self.protocol.render(Rejected(exc, getattr(command, "context", None))))
+            return
+        try:
+            self._apply(command, lease)
+        except BaseException:
+            lease.release()
+            raise
+
+    def _apply(self, command: Command, lease: Lease = NO_LEASE) -> None:
         if isinstance(command, Auth):
             if not self.caller.authorized:
                 principal = self.caller.authenticate(command.key)
@@ -439,7 +476,7 @@ class Session:
         if not self.caller.authorized:
             raise SessionEnd(AuthenticationError(self.protocol.missing_key))
         if isinstance(command, Open):
-            self._open(command)
+            self._open(command, lease)
         elif isinstance(command, Text):
             self.contexts[command.context].push(command.text, self.pending_text_limit)
         elif isinstance(command, Flush):
@@ -457,30 +494,15 @@ class Session:
         elif not isinstance(command, KeepAlive):
             raise TypeError(f"unknown command {command!r}")
 
-    def _open(self, spec: Open) -> None:
-        if self.drain.refusing:
-            raise InvalidRequestError("the server is restarting: open this context on a new connection",
-                                      param="context_id", code="shutting_down")  # fmt: skip
-        if len(self.contexts) >= self.max_contexts:
-            raise InvalidRequestError(
-                f"{len(self.contexts)} contexts are open on this socket; the limit is {self.max_contexts}",
-                param="context_id",
-                code="too_many_contexts",
-            )
-        ctx = Context.open(self.service, spec)
+    def _open(self, spec: Open, lease: Lease) -> None:
+        check_room(self.drain, len(self.contexts), self.max_contexts)
+        ctx = Context.open(self.service, spec, lease)
         self.contexts[ctx.cid] = ctx
-        logger.info(
-            "%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s",
-            self.session_id,
-            clip(ctx.cid),
-            clip(spec.voice.name),
-            spec.output.format,
-            ctx.out.rate,
-            ctx.out.encoding.name,
-            spec.output.speed,
-            spec.use_context,
-        )
+        logger.info("%s %s voice=%s format=%s rate=%d encoding=%s speed=%g context=%s", self.session_id, clip(ctx.cid),
+                    clip(spec.voice.name), spec.output.format, ctx.out.rate, ctx.out.encoding.name, spec.output.speed,
+                    spec.use_context)  # fmt: skip
         ctx.writer = asyncio.create_task(self._write(ctx), name=f"{self.session_id}-{ctx.cid}")
+        ctx.writer.add_done_callback(lambda _: ctx.lease.release())  # however it ends, even before it starts
         self.writers.add(ctx.writer)
 
     # -- output -----------------------------------------------------------------------------------
@@ -504,6 +526,7 @@ class Session:
                 if ev.kind == "error":
                     logger.warning("%s %s segment %d failed: %s", self.session_id, ctx.cid, ev.index, ev.error.message)
                 await send(render(Segment(ctx.cid, ev)))
+            await ctx.lease.end()  # before its last message: the client's next context finds the stream free
             await send(render(ContextFinal(ctx.cid, ctx.stream.usage)))
             logger.info("%s %s done: %s", self.session_id, ctx.cid, ctx.stream.usage.as_dict())
         finally:
@@ -533,6 +556,7 @@ class Session:
             await asyncio.wait((writer,))  # its clean-up (the backend request closed) is done
             if not writer.cancelled() and writer.exception() is not None:
                 logger.info("%s %s ended before its cancel: %s", self.session_id, ctx.cid, writer.exception())
+        await ctx.lease.end()
         await self.sender.send(self.protocol.render(ContextFinal(ctx.cid, ctx.stream.usage)))
 
     async def _drop(self, ctx: Context) -> None:

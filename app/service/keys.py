@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from app.errors import ConflictError, InvalidRequestError, NotFoundError
-from app.service.principal import CallerLimits
+from app.service.principal import NO_QUOTA, CallerLimits, Quota
 from app.service.tables import NAME_MAX, keys_table
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ class KeyRecord:
         del shown["key_hash"]
         return shown
 
-    def limits(self, base: CallerLimits) -> CallerLimits:
-        """`base` (the settings' per-client shares) with this key's own limits."""
-        return CallerLimits(base.requests, base.sockets, **{f: getattr(self, f) for f in LIMIT_FIELDS})
+    def limits(self, base: CallerLimits, tenant: Quota = NO_QUOTA) -> CallerLimits:
+        """`base` (the settings' per-client shares) with this key's own limits and its `tenant`'s."""
+        return CallerLimits(base.requests, base.sockets, **{f: getattr(self, f) for f in LIMIT_FIELDS}, tenant=tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +165,27 @@ class KeyStore:
 
 
 class KeyRefresher:
-    """Reads the active keys every `interval` seconds and hands them to `use` (the authenticator's): a key
-    created, revoked or rotated anywhere holds in this process within `interval` + one read. A failed read keeps
-    the last keys (logged)."""
+    """Reads the active keys and the tenants' limits (`tenants`, app/service/tenant_limits.py: its `quotas()`)
+    every `interval` seconds and hands them to `use` (the authenticator's): a key created, revoked or rotated, or
+    a tenant's limits set, anywhere holds in this process within `interval` + one read. A failed read keeps the
+    last ones (logged)."""
 
-    def __init__(self, store: KeyStore, use: Callable[[list[KeyRecord]], None], interval: float = REFRESH_SECONDS):
+    def __init__(
+        self,
+        store: KeyStore,
+        use: Callable[[list[KeyRecord], dict[str, Quota]], None],
+        interval: float = REFRESH_SECONDS,
+        *,
+        tenants: Callable[[], dict[str, Quota]] = dict,
+    ):
         self.store = store
         self.use = use
         self.interval = interval
+        self.tenants = tenants
         self._task: asyncio.Task | None = None
 
     async def load(self) -> None:
-        self.use(await asyncio.to_thread(self.store.active))
+        self.use(*await asyncio.to_thread(lambda: (self.store.active(), self.tenants())))
 
     async def start(self) -> None:
         await self.load()

@@ -5,9 +5,13 @@
     tts-api keys list [--json]
     tts-api keys revoke ID [--json]
     tts-api keys rotate ID [--json]
+    tts-api keys limit-tenant TENANT [--max-streams N] [--requests-per-minute N] [--chars-per-minute N]
+                        [--audio-seconds-per-day N] [--json]
+    tts-api keys tenants [--json]
 
-A new key's secret is printed once (with --json: an object with `id`, `key`, `tenant`, on stdout). Every process
-of the service takes a change within 5 seconds.
+A new key's secret is printed once (with --json: an object with `id`, `key`, `tenant`, on stdout). A tenant's
+own limits (`limit-tenant`: every limit at once, one left out is none) hold over all its keys together, on top of
+each key's. Every process of the service takes a change within 5 seconds.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from typing import Any
 
 from app.errors import TTSError
 from app.service import migrations
-from app.service.keys import KeyRecord, KeyStore, NewKey
+from app.service.keys import LIMIT_FIELDS, KeyRecord, KeyStore, NewKey
+from app.service.tenant_limits import TenantLimitStore
 from app.service.voice_store import open_engine
 from app.settings import SettingsError, load_settings
+
+LIMIT_OPTIONS = ("max-streams", "requests-per-minute", "chars-per-minute", "audio-seconds-per-day")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="a new key; its secret is printed once")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", default="")
-    for limit in ("max-streams", "requests-per-minute", "chars-per-minute", "audio-seconds-per-day"):
+    for limit in LIMIT_OPTIONS:
         create.add_argument(f"--{limit}", type=int, default=0, help="0: no limit (the default)")
     create.add_argument("--admin", action="store_true", help="may manage every tenant's keys and read all usage")
     create.add_argument("--json", action="store_true")
@@ -43,6 +50,13 @@ def parser() -> argparse.ArgumentParser:
     rotate = sub.add_parser("rotate", help="a new secret for the key (a new id); the old one revoked")
     rotate.add_argument("id")
     rotate.add_argument("--json", action="store_true")
+    tenant = sub.add_parser("limit-tenant", help="a tenant's own limits, over all its keys (replaces the last ones)")
+    tenant.add_argument("tenant")
+    for limit in LIMIT_OPTIONS:
+        tenant.add_argument(f"--{limit}", type=int, default=0, help="0: no limit (the default)")
+    tenant.add_argument("--json", action="store_true")
+    tenants = sub.add_parser("tenants", help="every tenant with limits of its own")
+    tenants.add_argument("--json", action="store_true")
     return p
 
 
@@ -56,6 +70,8 @@ def main(argv: list[str]) -> int:
     engine = open_engine(url)
     try:
         migrations.upgrade(engine)  # the keys table, as the service would make it
+        if args.command in ("limit-tenant", "tenants"):
+            return _run_tenants(TenantLimitStore(engine), args)
         return _run(KeyStore(engine), args)
     except TTSError as exc:
         print(f"tts-api keys: {exc.message}", file=sys.stderr)
@@ -66,8 +82,7 @@ def main(argv: list[str]) -> int:
 
 def _run(store: KeyStore, args: argparse.Namespace) -> int:
     if args.command == "create":
-        limits = {f: getattr(args, f) for f in ("max_streams", "requests_per_minute", "chars_per_minute",
-                                                "audio_seconds_per_day")}  # fmt: skip
+        limits = {f: getattr(args, f) for f in LIMIT_FIELDS}
         _print_new(store.create(args.tenant, args.name, admin=args.admin, **limits), args.json)
     elif args.command == "rotate":
         _print_new(store.rotate(args.id), args.json)
@@ -80,6 +95,22 @@ def _run(store: KeyStore, args: argparse.Namespace) -> int:
         )
     else:
         _print_list(store.list(), args.json)
+    return 0
+
+
+def _run_tenants(store: TenantLimitStore, args: argparse.Namespace) -> int:
+    if args.command == "limit-tenant":
+        limits = {f: getattr(args, f) for f in LIMIT_FIELDS}
+        records = [store.set(args.tenant, **limits)]
+    else:
+        records = store.list()
+    if args.json:
+        shown = [r.public() for r in records]
+        print(json.dumps(shown[0] if args.command == "limit-tenant" else shown))
+        return 0
+    for r in records:
+        limits = {f: getattr(r, f) for f in LIMIT_FIELDS if getattr(r, f)}
+        print(f"tenant={r.tenant}  {limits or 'no limits'}")
     return 0
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.errors import OverloadedError
 from app.service.migrations import locked
-from app.service.principal import Principal
+from app.service.principal import CallerLimits, Principal, Quota
 from app.service.tables import leases_table, windows_table
 
 if TYPE_CHECKING:
@@ -49,6 +49,22 @@ def lock_id(key_id: str) -> int:
     return int.from_bytes(hashlib.sha256(b"tts-limits\0" + key_id.encode()).digest()[:8], "big", signed=True)
 
 
+def tenant_subject(tenant: str) -> str:
+    """The id a tenant's own limits are counted under (`streams:tenant/<name>`): never a key's (no key id has a
+    `/`)."""
+    return f"tenant/{tenant}"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whose limits an admission checks: a key's (`id`: its key id) or a tenant's (`tenant_subject`), with its
+    limits by the name `LimitStore.admit` knows them by (streams, requests, chars, audio)."""
+
+    id: str
+    limits: dict[str, int]
+    whose: str = "key"  # key or tenant: the refusal's message names it
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a request is refused: which limit (`what`: OpenAI's header suffix), its value, and when to retry."""
@@ -56,6 +72,7 @@ class Refusal:
     what: str  # requests, tokens (characters), streams, audio-seconds
     limit: int
     retry_after: float
+    whose: str = "key"
 
     def error(self) -> OverloadedError:
         wait = max(1, math.ceil(self.retry_after))
@@ -67,9 +84,17 @@ class Refusal:
         noun = {"tokens": "characters per minute", "requests": "requests per minute", "streams": "streams at once",
                 "audio-seconds": "audio seconds per day"}[self.what]  # fmt: skip
         return OverloadedError(
-            f"this key's limit of {self.limit} {noun} is reached; retry in {wait} s",
+            f"this {self.whose}'s limit of {self.limit} {noun} is reached; retry in {wait} s",
             retry_after=wait, code="rate_limit_exceeded", headers=headers,
         )  # fmt: skip
+
+
+class _Refused(Exception):
+    """A refusal found inside the admission's transaction: raised to roll it back whole."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.what)
+        self.refusal = refusal
 
 
 class LimitStore:
@@ -81,39 +106,57 @@ class LimitStore:
         self._local = threading.Lock() if engine.dialect.name == "sqlite" else None  # one writer per process
 
     def admit(self, key_id: str, limits: dict[str, int], chars: int, lease_seconds: float) -> str | Refusal | None:
-        """Check and take, all or nothing: a lease id (a stream limit), None (no stream limit), or the refusal."""
+        """One key's admission (`admit_all` of that key alone): its lease id, None (no stream limit), or the
+        refusal."""
+        got = self.admit_all([Subject(key_id, limits)], chars, lease_seconds)
+        return got if isinstance(got, Refusal) else (got[0] if got else None)
+
+    def admit_all(self, subjects: list[Subject], chars: int, lease_seconds: float) -> tuple[str, ...] | Refusal:
+        """Check and take, all or nothing, for every subject (a key and its tenant): the lease ids taken (one per
+        subject with a stream limit), or the first refusal (nothing taken, nothing counted)."""
         now = self.clock()
         if self._local is not None:
             with self._local:
-                return self._admit(key_id, limits, chars, lease_seconds, now)
-        return self._admit(key_id, limits, chars, lease_seconds, now)
+                return self._admit(subjects, chars, lease_seconds, now)
+        return self._admit(subjects, chars, lease_seconds, now)
 
-    def _admit(self, key_id: str, limits: dict[str, int], chars: int, lease_seconds: float, now: float):
-        with locked(self.engine, lock_id(key_id)) as conn:
-            checks = [(what, f"{scope}:{key_id}", length, amount, limits[scope]) for what, scope, length, amount in (
-                ("requests", "requests", MINUTE, 1),
-                ("tokens", "chars", MINUTE, chars),
-                ("audio-seconds", "audio", DAY, 0),  # filled by usage; refused once the day's is spent
-            ) if limits.get(scope)]  # fmt: skip
-            counted = self._windows(conn, [c[1] for c in checks], now) if checks else {}
-            for what, scope, length, amount, limit in checks:
-                window = int(now // length)
-                elapsed = now - window * length
-                previous, current = counted.get((scope, window - 1), 0.0), counted.get((scope, window), 0.0)
-                if what == "audio-seconds":  # a day is a calendar day (UTC), not a sliding one
-                    if current >= limit:
-                        return Refusal(what, limit, length - elapsed)
-                elif sliding_count(previous, current, elapsed, length) + amount > limit:
-                    return Refusal(what, limit, length - elapsed)
-            lease = None
-            if limits.get("streams"):
-                lease = self._lease(conn, f"streams:{key_id}", limits["streams"], lease_seconds, now)
+    def _admit(
+        self, subjects: list[Subject], chars: int, lease_seconds: float, now: float
+    ) -> tuple[str, ...] | Refusal:
+        try:
+            with locked(self.engine, *(lock_id(s.id) for s in subjects)) as conn:
+                return self._take(conn, subjects, chars, lease_seconds, now)
+        except _Refused as refused:  # rolled back: a lease taken for one subject before another's refusal too
+            return refused.refusal
+
+    def _take(self, conn: sa.Connection, subjects: list[Subject], chars: int, lease_seconds: float, now: float):
+        checks = [(s, what, f"{scope}:{s.id}", length, amount, s.limits[scope]) for s in subjects
+                  for what, scope, length, amount in (
+            ("requests", "requests", MINUTE, 1),
+            ("tokens", "chars", MINUTE, chars),
+            ("audio-seconds", "audio", DAY, 0),  # filled by usage; refused once the day's is spent
+        ) if s.limits.get(scope)]  # fmt: skip
+        counted = self._windows(conn, [c[2] for c in checks], now) if checks else {}
+        for subject, what, scope, length, amount, limit in checks:
+            window = int(now // length)
+            elapsed = now - window * length
+            previous, current = counted.get((scope, window - 1), 0.0), counted.get((scope, window), 0.0)
+            if what == "audio-seconds":  # a day is a calendar day (UTC), not a sliding one
+                if current >= limit:
+                    raise _Refused(Refusal(what, limit, length - elapsed, subject.whose))
+            elif sliding_count(previous, current, elapsed, length) + amount > limit:
+                raise _Refused(Refusal(what, limit, length - elapsed, subject.whose))
+        leases = []
+        for s in subjects:
+            if s.limits.get("streams"):
+                lease = self._lease(conn, f"streams:{s.id}", s.limits["streams"], lease_seconds, now)
                 if isinstance(lease, Refusal):
-                    return lease
-            for _, scope, length, amount, _ in checks:
-                if amount:
-                    _add(conn, scope, int(now // length), amount)
-            return lease
+                    raise _Refused(Refusal(lease.what, lease.limit, lease.retry_after, s.whose))
+                leases.append(lease)
+        for _, _, scope, length, amount, _ in checks:
+            if amount:
+                _add(conn, scope, int(now // length), amount)
+        return tuple(leases)
 
     @staticmethod
     def _windows(conn: sa.Connection, scopes: list[str], now: float) -> dict[tuple[str, int], float]:
@@ -178,28 +221,37 @@ def _add(conn: sa.Connection, scope: str, window: int, amount: float) -> None:
 
 
 class Lease:
-    """A stream's lease, given back once (`release`, idempotent); renewed by `KeyLimits` until then."""
+    """A stream's leases (its key's, its tenant's), given back once (`release`, idempotent); renewed by
+    `KeyLimits` until then."""
 
-    __slots__ = ("_limits", "id")
+    __slots__ = ("_limits", "ids")
 
-    def __init__(self, limits: KeyLimits | None, lease_id: str | None) -> None:
+    def __init__(self, limits: KeyLimits | None, lease_ids: tuple[str, ...]) -> None:
         self._limits = limits
-        self.id = lease_id
+        self.ids = lease_ids
 
     def release(self) -> None:
-        if self._limits is not None and self.id is not None:
-            self._limits._give_back(self.id)
-            self.id = None
+        if self._limits is not None and self.ids:
+            for lease_id in self.ids:
+                self._limits._give_back(lease_id)
+            self.ids = ()
+
+    async def end(self) -> None:
+        """`release`, awaited: the store has them back on return, so that a next stream the client starts at
+        once (the next reply on a WebSocket) finds them free."""
+        if self._limits is not None and self.ids:
+            ids, self.ids = self.ids, ()
+            await self._limits._give_back_now(ids)
 
 
-NO_LEASE = Lease(None, None)
+NO_LEASE = Lease(None, ())
 
 
 class KeyLimits:
-    """A key's limits, at admission: `await admit(caller, chars)` is a `Lease` (to release when the stream ends)
-    or a 429. Callers without limits (no key of the store, or a key without limits) cost nothing. The leases this
-    process holds are renewed every `lease_seconds / 3`, so that they outlive a running stream and expire within
-    `lease_seconds` of a killed process."""
+    """A key's and its tenant's limits, at admission: `await admit(caller, chars)` is a `Lease` (to release when
+    the stream ends) or a 429. Callers without limits (no key of the store, or a key and tenant without limits)
+    cost nothing. The leases this process holds are renewed every `lease_seconds / 3`, so that they outlive a
+    running stream and expire within `lease_seconds` of a killed process."""
 
     def __init__(self, store: LimitStore, lease_seconds: float) -> None:
         self.store = store
@@ -209,24 +261,25 @@ class KeyLimits:
         self._dropping: set[asyncio.Task] = set()
 
     async def admit(self, caller: Principal | None, chars: int = 0) -> Lease:
-        limits = _limits_of(caller)
-        if not limits:
+        subjects = subjects_of(caller)
+        if not subjects:
             return NO_LEASE
-        assert caller is not None
-        got = await asyncio.to_thread(self.store.admit, caller.key_id, limits, chars, self.lease_seconds)
+        got = await asyncio.to_thread(self.store.admit_all, subjects, chars, self.lease_seconds)
         if isinstance(got, Refusal):
             raise got.error()
-        if got is None:
+        if not got:
             return NO_LEASE
-        self._held.add(got)
+        self._held.update(got)
         self._start_renewing()
         return Lease(self, got)
 
     async def charge(self, caller: Principal | None, chars: int) -> None:
-        """A request's characters, once known, against its key's per-minute limit (a 429 beyond it)."""
-        limits = _limits_of(caller)
-        if caller is not None and limits.get("chars") and chars:
-            got = await asyncio.to_thread(self.store.admit, caller.key_id, {"chars": limits["chars"]}, chars, 0)
+        """A request's characters, once known (a WebSocket's: as they arrive), against its key's and tenant's
+        per-minute limits (a 429 beyond either; nothing counted then)."""
+        subjects = [Subject(s.id, {"chars": s.limits["chars"]}, s.whose) for s in subjects_of(caller)
+                    if s.limits.get("chars")]  # fmt: skip
+        if subjects and chars:
+            got = await asyncio.to_thread(self.store.admit_all, subjects, chars, 0)
             if isinstance(got, Refusal):
                 raise got.error()
 
@@ -235,6 +288,13 @@ class KeyLimits:
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.drop, lease_id))
         self._dropping.add(task)
         task.add_done_callback(self._dropping.discard)
+
+    async def _give_back_now(self, lease_ids: tuple[str, ...]) -> None:
+        self._held.difference_update(lease_ids)
+        try:
+            await asyncio.to_thread(lambda: [self.store.drop(i) for i in lease_ids])
+        except Exception as exc:  # the store down: they expire by themselves
+            logger.warning("stream leases not given back: %s: %s", type(exc).__name__, exc)
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -254,18 +314,25 @@ class KeyLimits:
         await asyncio.gather(*self._dropping, *([self._renewer] if self._renewer else []), return_exceptions=True)
 
 
-def _limits_of(caller: Principal | None) -> dict[str, int]:
-    """The caller's key's limits that are set, by the name `LimitStore.admit` knows them by."""
-    if caller is None or not caller.authenticated:
-        return {}
-    lim = caller.limits
-    named = {"streams": lim.max_streams, "requests": lim.requests_per_minute, "chars": lim.chars_per_minute,
-             "audio": lim.audio_seconds_per_day}  # fmt: skip
+def named_limits(q: CallerLimits | Quota) -> dict[str, int]:
+    """The limits of `q` that are set, by the name `LimitStore.admit` knows them by."""
+    named = {"streams": q.max_streams, "requests": q.requests_per_minute, "chars": q.chars_per_minute,
+             "audio": q.audio_seconds_per_day}  # fmt: skip
     return {k: v for k, v in named.items() if v}
 
 
+def subjects_of(caller: Principal | None) -> list[Subject]:
+    """Whose limits the caller's requests count against: its key's and its tenant's, those that have any."""
+    if caller is None or not caller.authenticated:
+        return []
+    subjects = [Subject(caller.key_id, named_limits(caller.limits)),
+                Subject(tenant_subject(caller.tenant), named_limits(caller.limits.tenant), "tenant")]  # fmt: skip
+    return [s for s in subjects if s.limits]
+
+
 async def lease_for(limits: KeyLimits | None, caller: Principal | None, slot: Slot) -> None:
-    """The caller's key's admission (a 429 when a limit is reached), its stream lease given back with `slot`."""
+    """The caller's key's and tenant's admission (a 429 when a limit is reached), its stream leases given back
+    with `slot`."""
     if limits is None:
         return
     lease = await limits.admit(caller)

@@ -18,6 +18,20 @@ UNAUTHENTICATED = "unauthenticated"  # a key is needed and none valid was presen
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """A tenant's own limits, held across every worker and replica like a key's (0: no limit); set by an admin
+    (`tts-api keys limit-tenant`, `PUT /v1/admin/tenants/{tenant}`) and shared by every key of the tenant."""
+
+    max_streams: int = 0
+    requests_per_minute: int = 0
+    chars_per_minute: int = 0
+    audio_seconds_per_day: int = 0
+
+
+NO_QUOTA = Quota()
+
+
+@dataclass(frozen=True, slots=True)
 class CallerLimits:
     """What one caller may hold at once (0: no limit): today MAX_REQUESTS_PER_CLIENT and MAX_SOCKETS_PER_CLIENT
     (a socket still waiting for its key: no requests, MAX_UNAUTHENTICATED_SOCKETS)."""
@@ -29,6 +43,7 @@ class CallerLimits:
     requests_per_minute: int = 0
     chars_per_minute: int = 0
     audio_seconds_per_day: int = 0
+    tenant: Quota = NO_QUOTA  # the caller's tenant's limits, on top of its key's
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Every table of the store (saved voices, API keys, stream leases, rate windows, usage), as the code reads and
-writes them. The migrations (app/service/migrations/versions/) make the same in a database, and
+"""Every table of the store (saved voices, API keys, tenant limits, stream leases, rate windows, usage, contexts),
+as the code reads and writes them. The migrations (app/service/migrations/versions/) make the same in a database, and
 tests/voices/test_migrations.py checks that they agree: a change here needs a migration there."""
 
 from __future__ import annotations
@@ -83,4 +83,15 @@ contexts_table = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("tokens", sa.LargeBinary, nullable=False),  # int32 little-endian speech tokens; empty: none
     sa.Column("expires_at", sa.Float, nullable=False),  # Unix time
+)
+
+tenant_limits_table = sa.Table(
+    "tts_tenant_limits",
+    metadata,
+    sa.Column("tenant", sa.String(NAME_MAX), primary_key=True),  # a tenant's own limits, over all its keys
+    sa.Column("max_streams", sa.Integer, nullable=False),  # each limit: 0 is none
+    sa.Column("requests_per_minute", sa.Integer, nullable=False),
+    sa.Column("chars_per_minute", sa.Integer, nullable=False),
+    sa.Column("audio_seconds_per_day", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),  # UTC, ISO 8601
 )

@@ -1,7 +1,7 @@
 """Usage metering: every request (an HTTP request, a WebSocket context) is recorded when it ends, cancelled and
 cut ones too, with the characters it was given and the audio it delivered (what its consumer took), per tenant,
 key, voice, endpoint and UTC hour; `GET /v1/usage` reads it back. Also the Prometheus counters per tenant, and
-the day's audio seconds of a key with such a limit (app/service/leases.py).
+the day's audio seconds of a key or tenant with such a limit (app/service/leases.py).
 
 `record` is called once, when a segment stream ends (its `UsageObserver`), on the event loop: it counts the metrics at once and writes
 the row in a worker thread (an upsert that adds to the hour's row), never delaying the request's end.
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.observability.metrics import ServiceMetrics
-from app.service.leases import DAY, LimitStore
+from app.service.leases import DAY, LimitStore, subjects_of
 from app.service.principal import CALLER, DEFAULT_TENANT, Principal
 from app.service.segment_policy import StreamObserver
 from app.service.tables import usage_table
@@ -106,8 +106,10 @@ class UsageRecorder:
 
     def _write(self, row: UsageRow, caller: Principal | None) -> None:
         add_row(self.engine, row)
-        if self.limits is not None and caller is not None and caller.limits.audio_seconds_per_day and row.audio_ms:
-            self.limits.add(f"audio:{caller.key_id}", DAY, row.audio_ms / 1000)
+        if self.limits is not None and row.audio_ms:  # the day's audio of a key or tenant with such a limit
+            for subject in subjects_of(caller):
+                if subject.limits.get("audio"):
+                    self.limits.add(f"audio:{subject.id}", DAY, row.audio_ms / 1000)
 
     def _written(self, task: asyncio.Task) -> None:
         self._writes.discard(task)

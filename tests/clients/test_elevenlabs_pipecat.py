@@ -17,7 +17,7 @@ pytest.importorskip("pipecat.services.elevenlabs.tts")
 TEXT = "Hello from pipecat. It speaks the ElevenLabs protocol to us."
 
 
-async def speak(url: str, text: str, voice: str, rate: int = 24000) -> tuple[list, list]:
+async def speak(url: str, text: str, voice: str, rate: int = 24000, api_key: str = "secret") -> tuple[list, list]:
     from pipecat.frames.frames import EndFrame, ErrorFrame, Frame, TTSAudioRawFrame, TTSSpeakFrame
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.task import PipelineParams, PipelineTask
@@ -38,7 +38,7 @@ async def speak(url: str, text: str, voice: str, rate: int = 24000) -> tuple[lis
             await self.push_frame(frame, direction)
 
     tts = ElevenLabsTTSService(
-        api_key="secret", url=url.replace("http://", "ws://"), settings=ElevenLabsTTSService.Settings(voice=voice)
+        api_key=api_key, url=url.replace("http://", "ws://"), settings=ElevenLabsTTSService.Settings(voice=voice)
     )
     task = PipelineTask(Pipeline([tts, Sink()]), params=PipelineParams(audio_out_sample_rate=rate))
     await task.queue_frames([TTSSpeakFrame(text), EndFrame()])

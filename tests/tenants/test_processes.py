@@ -1,6 +1,6 @@
 """The acceptance run of issue 34's limits: two `tts-api` processes with API_WORKERS=2 each (four front-end
-workers, two engines), sharing one real PostgreSQL. A key limited to 3 streams gets exactly 3 at once across
-them all, the rest 429 with Retry-After; a revoked key is refused by every worker within 5 s; the leases of a
+workers, two engines), sharing one real PostgreSQL. A tenant limited to 3 streams (two keys of its own) and a key
+limited to 3 each get exactly 3 at once across them all, the rest 429 with Retry-After; a revoked key is refused by every worker within 5 s; the leases of a
 SIGKILLed process's workers come back within their expiry (STREAM_LEASE_SECONDS), not at a restart."""
 
 from __future__ import annotations
@@ -40,10 +40,14 @@ def descendants(pid: int) -> list[int]:
     return [int(c) for c in children] + [d for c in children for d in descendants(int(c))]
 
 
-async def open_streams(client: httpx.AsyncClient, urls: list[str], key: str) -> tuple[list, list[httpx.Response]]:
-    """A streamed request to each of `urls` at once: (the open 200 streams, the refusals read whole)."""
+async def open_streams(
+    client: httpx.AsyncClient, urls: list[str], key: str, *more_keys: str
+) -> tuple[list, list[httpx.Response]]:
+    """A streamed request to each of `urls` at once, with `key` and `more_keys` in turn: (the open 200 streams, the
+    refusals read whole)."""
+    keys = [key, *more_keys]
 
-    async def one(url: str):
+    async def one(url: str, key: str):
         request = client.build_request("POST", f"{url}/v1/audio/speech", json={**BODY, "stream": True},
                                        headers=bearer(key))  # fmt: skip
         resp = await client.send(request, stream=True)
@@ -52,7 +56,7 @@ async def open_streams(client: httpx.AsyncClient, urls: list[str], key: str) -> 
             await resp.aclose()
         return resp
 
-    answers = await asyncio.gather(*(one(u) for u in urls))
+    answers = await asyncio.gather(*(one(u, keys[i % len(keys)]) for i, u in enumerate(urls)))
     return [r for r in answers if r.status_code == 200], [r for r in answers if r.status_code != 200]
 
 
@@ -61,6 +65,8 @@ async def test_two_services_of_two_workers_hold_one_keys_limits_together(
 ) -> None:
     limited = keys_cli(postgres_url, "create", "--tenant", "brand-a", "--max-streams", "3")
     doomed = keys_cli(postgres_url, "create", "--tenant", "brand-b")
+    tenant_keys = [keys_cli(postgres_url, "create", "--tenant", "brand-c")["key"] for _ in range(2)]
+    keys_cli(postgres_url, "limit-tenant", "brand-c", "--max-streams", "3")  # over both its keys
     env = {
         "TTS_API": fake.url, "API_WORKERS": "2", "CODEC_MODEL": str(CODEC_DIR), "CODEC_LOAD_ENCODER": "false",
         "CODEC_THREADS": "1", "LOG_LEVEL": "warning", "SHUTDOWN_GRACE_SECONDS": "5", "VOICE_STORE_URL": postgres_url,
@@ -71,12 +77,25 @@ async def test_two_services_of_two_workers_hold_one_keys_limits_together(
         a, proc_a = starting_a.__enter__()  # not left normally: the test SIGKILLs it
         fake.rate, fake.n_tokens = 20, 2000  # from now on each stream lasts far longer than the test
         try:
+            await _tenant_streams(a, b, tenant_keys)
             await _scenario(a, b, proc_a, postgres_url, limited, doomed)
         finally:
             for pid in [*descendants(proc_a.pid), proc_a.pid]:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             proc_a.wait(10)
+
+
+async def _tenant_streams(a: str, b: str, keys: list[str]) -> None:
+    """A tenant limited to 3 streams, asked by two keys of its own (no limits of theirs) on every worker: 3."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        held, refused = await open_streams(client, [a, b] * 5, *keys)
+        assert len(held) == 3 and len(refused) == 7, [r.status_code for r in refused]
+        for resp in refused:
+            assert resp.status_code == 429 and resp.headers["retry-after"] == "1", resp.text
+            assert "this tenant's limit of 3 streams at once" in resp.json()["error"]["message"]
+        for resp in held:
+            await resp.aclose()
 
 
 async def _scenario(a: str, b: str, proc_a: subprocess.Popen, store: str, limited: dict, doomed: dict) -> None:

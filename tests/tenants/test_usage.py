@@ -1,11 +1,13 @@
 """Usage metering (issue 34, item 4): every request recorded at its end, per tenant, key, voice, endpoint and
 hour, with the characters it was given and the audio it delivered; a scripted mix of streamed, complete, SSE and
-WebSocket requests adds up to what the clients received, to the character and the millisecond; a cancelled one
-counts what it delivered before the client left; `GET /v1/usage` (JSON and CSV), each tenant its own, an admin
-every tenant's; Prometheus counters per tenant."""
+WebSocket requests adds up to what the clients received, to the character and the millisecond, and so do
+cancelled ones (a client hanging up mid-stream, a WebSocket `cancel`) and cut ones (a backend that broke,
+max_tokens); `GET /v1/usage` (JSON and CSV), each tenant its own, an admin every tenant's; Prometheus counters per
+tenant."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -137,3 +139,78 @@ def test_bad_usage_queries_are_400s(settings_for: Callable[..., Settings], param
 def test_usage_needs_a_key(settings_for: Callable[..., Settings]) -> None:
     with serve(settings_for(api_key=ADMIN), parts()) as url:
         assert httpx.get(f"{url}/v1/usage", timeout=10).status_code == 401
+
+
+async def _hung_up(client: httpx.AsyncClient, url: str, body: dict, quiet: float = 1.0) -> int:
+    """A streamed request whose client hangs up once nothing more came for `quiet` seconds (the backend stalls):
+    every byte the server sent by then was read. The bytes received."""
+    received = 0
+    async with client.stream("POST", f"{url}/v1/audio/speech", json=body) as resp:
+        assert resp.status_code == 200
+        pieces = resp.aiter_raw()
+        while True:
+            try:
+                received += len(await asyncio.wait_for(anext(pieces), quiet))
+            except TimeoutError:
+                return received  # the response closed here: the client is gone mid-stream
+
+
+async def _ws_cancelled(url: str, key: str, text: str, after_bytes: int) -> int:
+    """Our WebSocket, cancelled (`cancel`) once `after_bytes` of audio came; every message read to the close."""
+    received, cancelled = 0, False
+    async with websockets.connect(url.replace("http://", "ws://") + "/v1/audio/speech/stream",
+                                  additional_headers=bearer(key)) as ws:  # fmt: skip
+        await ws.send(json.dumps({"type": "config", "voice": "jenny", "response_format": "pcm"}))
+        await ws.send(json.dumps({"type": "text", "text": text, "flush": True}))
+        async for m in ws:
+            received += len(m) if isinstance(m, bytes) else 0
+            if received >= after_bytes and not cancelled:
+                await ws.send(json.dumps({"type": "cancel"}))
+                cancelled = True
+            done = None if isinstance(m, bytes) else json.loads(m)
+    assert cancelled and done is not None and done["type"] == "done", done
+    return received
+
+
+async def test_cancelled_and_cut_requests_count_what_the_clients_received(
+    settings_for: Callable[..., Settings], fake: FakeVLLM, tmp_path: Path
+) -> None:
+    """Acceptance line 3's cancelled and cut requests: a client that hangs up mid-stream, a WebSocket cancelled
+    mid-sentence, an SSE stream the server cut when its backend broke, a stream cut at max_tokens."""
+    settings = settings_for(voice_store_url=f"sqlite:///{tmp_path / 's.db'}", api_key=ADMIN, backend_retries=0)
+    body = {"model": "tts-1", "voice": "jenny", "response_format": "pcm", "stream": True}
+    with serve(settings, parts()) as url:
+        key = new_key(url, "brand-a")["key"]
+        got: dict[str, tuple[int, int]] = {}
+        async with httpx.AsyncClient(timeout=60, headers=bearer(key)) as client:
+            fake.n_tokens = 300
+            fake.set_mode("stall", count=1, after=47)
+            received = await _hung_up(client, url, {**body, "input": TEXTS[0]})
+            got["hung up"] = (len(TEXTS[0]), round(received / BYTES_PER_MS))
+            fake.rate = 50  # tokens/s: 6 s of speech, cancelled after half a second of it
+            received = await _ws_cancelled(url, key, TEXTS[1], after_bytes=24_000)
+            got["websocket cancelled"] = (len(TEXTS[1]), round(received / BYTES_PER_MS))
+            fake.rate = 0
+            fake.set_mode("early_close", count=1, after=53)  # the backend breaks: no resend, the server cuts it
+            resp = await client.post(f"{url}/v1/audio/speech", json={**body, "input": TEXTS[2], "stream_format": "sse"})
+            events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
+            assert events[-1]["type"] == "error", events[-1]
+            audio = sum(len(base64.b64decode(e["audio"])) for e in events if e["type"] == "speech.audio.delta")
+            got["cut: backend broke"] = (len(TEXTS[2]), round(audio / BYTES_PER_MS))
+            resp = await client.post(f"{url}/v1/audio/speech", json={**body, "input": TEXTS[3], "max_tokens": 61})
+            assert resp.status_code == 200
+            got["cut: max_tokens"] = (len(TEXTS[3]), round(len(resp.content) / BYTES_PER_MS))
+        assert all(ms > 0 for _, ms in got.values()), got
+        assert got["hung up"][1] < 300 * 20 / 2 and got["websocket cancelled"][1] < 300 * 20 / 2  # mid-stream
+        rows = usage(url, key, group_by="endpoint").json()["data"]
+        deadline = time.monotonic() + 30
+        while sum(r["requests"] for r in rows) < len(got):
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+            rows = usage(url, key, group_by="endpoint").json()["data"]
+        assert rows == [
+            {"endpoint": "speech", "requests": 3, "characters": sum(got[k][0] for k in got if k != "websocket cancelled"),
+             "audio_ms": sum(got[k][1] for k in got if k != "websocket cancelled")},
+            {"endpoint": "websocket", "requests": 1, "characters": got["websocket cancelled"][0],
+             "audio_ms": got["websocket cancelled"][1]},
+        ], got  # fmt: skip

@@ -14,14 +14,17 @@ from app.api.session import ClientSockets
 from app.errors import AuthenticationError, OverloadedError
 from app.service.admission import Admission
 from app.service.context import ContextStore
+from app.service.keys import key_hash
 from app.service.principal import (
     ANONYMOUS,
     CALLER,
     CONFIGURED_KEY,
     DEFAULT_TENANT,
+    NO_QUOTA,
     UNAUTHENTICATED,
     CallerLimits,
     Principal,
+    Quota,
 )
 from app.service.speech import context_key
 from app.settings import Settings
@@ -58,6 +61,26 @@ def test_a_wrong_overlong_or_non_text_key_is_refused(key: object) -> None:
     found = Authenticator("k1", LIMITS).identify(key, PEER)
     assert not found.authenticated
     assert (found.key_id, found.tenant, found.client) == (UNAUTHENTICATED, "", PEER)
+
+
+def test_a_tenants_own_limits_go_with_every_principal_of_the_tenant() -> None:
+    from app.service.keys import KeyRecord
+    from app.service.leases import subjects_of
+
+    records = [KeyRecord(f"key_{t}", t, "", key_hash(f"tts-{t}"), False, max_streams=1) for t in ("a", "b")]
+    quotas = {DEFAULT_TENANT: Quota(max_streams=2), "a": Quota(requests_per_minute=5)}
+    authenticator = Authenticator("k1", LIMITS)
+    authenticator.use_keys(records, quotas)
+    configured, a, b = (authenticator.identify(k, PEER) for k in ("k1", "tts-a", "tts-b"))
+    assert configured.limits == dataclasses.replace(LIMITS, tenant=Quota(max_streams=2))
+    assert a.limits.tenant == Quota(requests_per_minute=5) and a.limits.max_streams == 1
+    assert b.limits.tenant == NO_QUOTA  # no limits of its tenant's
+    assert [(s.id, s.limits, s.whose) for s in subjects_of(a)] == [
+        ("key_a", {"streams": 1}, "key"), ("tenant/a", {"requests": 5}, "tenant")
+    ]  # fmt: skip
+    assert [s.whose for s in subjects_of(b)] == ["key"] and subjects_of(authenticator.identify("x", PEER)) == []
+    authenticator.use_keys(records)  # the limits removed: gone at the next refresh
+    assert authenticator.identify("tts-a", PEER).limits.tenant == NO_QUOTA
 
 
 def test_the_settings_give_the_key_and_each_callers_limits() -> None:

@@ -94,9 +94,11 @@ def _check_known(config: Config, at: tuple[str, ...]) -> None:
 
 
 @contextmanager
-def locked(engine: sa.Engine, lock: int) -> Iterator[sa.Connection]:
+def locked(engine: sa.Engine, lock: int, *more: int) -> Iterator[sa.Connection]:
     """A connection in a transaction that one process at a time holds until it commits or rolls back: of those
-    asking for `lock` (a signed 64-bit number) on PostgreSQL (an advisory lock), of every writer on SQLite."""
+    asking for `lock` (a signed 64-bit number; and each of `more`, taken in order of their numbers, so that two
+    transactions asking for the same ones never wait on each other) on PostgreSQL (advisory locks), of every
+    writer on SQLite."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             # pysqlite would begin a deferred transaction of its own at the first write, after the check: here
@@ -113,5 +115,6 @@ def locked(engine: sa.Engine, lock: int) -> Iterator[sa.Connection]:
         else:
             with conn.begin():
                 if engine.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+                    for key in sorted({lock, *more}):
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
                 yield conn
