@@ -71,7 +71,7 @@ async def primed(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, N
     try:
         async for piece in pieces:
             head.append(piece)
-            if piece.event is None or piece.event.kind == "audio":
+            if piece.event is None or piece.event.kind in ("audio", "pause"):
                 break
     except BaseException:
         await pieces.aclose()

@@ -496,7 +496,7 @@ class Session:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for piece in pieces:
                 ev = piece.event
-                if ev is None or ev.kind == "audio":  # the audio as it comes; None: the encoder's tail
+                if ev is None or ev.kind in ("audio", "pause"):  # the audio as it comes; None: the encoder's tail
                     await self._audio(ctx, piece.data, ev.index if ev is not None else None)
                     continue
                 if piece.timings is not None:

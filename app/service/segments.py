@@ -38,6 +38,7 @@ from app.settings import StreamingSettings
 from app.text.document import TextDocument
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
+from app.text.ssml_spans import pause_seconds
 from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
 
 
@@ -57,10 +58,11 @@ class SegmentMaker(Protocol):
 
 @dataclass
 class SegmentEvent:
-    """`started` (text known), `audio` (a float32 chunk at 24 kHz), `done` (with its job), `error` (the segment
-    failed; the stream goes on with the next one)."""
+    """`started` (text known), `audio` (a float32 chunk at 24 kHz), `pause` (that many seconds of silence, inserted
+    at the delivered rate by the writer), `done` (with its job; a pause's: none), `error` (the segment failed; the
+    stream goes on with the next one)."""
 
-    kind: Literal["started", "audio", "done", "error"]
+    kind: Literal["started", "audio", "pause", "done", "error"]
     index: int
     text: str
     normalized: str = ""
@@ -68,6 +70,7 @@ class SegmentEvent:
     job: SynthesisJob | None = None
     error: TTSError | None = None
     spoken: Mapped | None = None  # `normalized` with its map back to the text as sent (`done` events)
+    pause: float = 0.0  # a `pause` event's seconds of silence (SSML's `<break>`: a segment sent to no model)
 
     @property
     def finish_reason(self) -> str | None:
@@ -174,6 +177,7 @@ class _Segment:
     slot: Slot | None = None
     error: TTSError | None = None
     finished: bool = False
+    pause: float | None = None  # a pause's seconds: no slot, no backend request
 
     def release(self) -> None:
         if self.slot is not None:
@@ -256,7 +260,7 @@ class SegmentStream:
 
     def check_spoken(self) -> None:
         """A text with nothing to speak is a 400 naming `param`."""
-        if self.usage.segments == 0:
+        if self.usage.segments == 0 and self.usage.pauses == 0:
             require_speech("", self.param)
 
     # -- output -----------------------------------------------------------------------------------
@@ -334,13 +338,18 @@ class SegmentStream:
                 self._open += 1
                 self._drained.clear()
                 self._ready.put_nowait(seg)
-                previous = seg
+                if seg.pause is None:  # the speech after a pause continues from the speech before it
+                    previous = seg
         finally:
             self._ready.put_nowait(None)
 
     async def _start(self, raw: str, context: SpeechContext | None) -> _Segment | None:
         service = self.service
         seg = _Segment(self._index, raw)
+        if (seconds := pause_seconds(raw)) is not None:
+            seg.pause, seg.spoken = seconds, Mapped("", ())
+            self._index += 1
+            return seg
         try:
             seg.slot = await self.admission.acquire(self._drained.wait, first=self._open == 0)
             seg.spoken = await service.read(raw, self.text)
@@ -368,6 +377,13 @@ class SegmentStream:
         return seg
 
     async def _deliver(self, seg: _Segment) -> AsyncGenerator[SegmentEvent, None]:
+        if seg.pause is not None:
+            yield SegmentEvent("started", seg.index, seg.raw)
+            yield SegmentEvent("pause", seg.index, seg.raw, pause=seg.pause)
+            self.usage.pauses += 1
+            self._first_delivered.set()
+            yield SegmentEvent("done", seg.index, seg.raw, spoken=seg.spoken)
+            return
         if seg.error is not None or seg.synthesis is None or seg.job is None:
             self._first_delivered.set()
             yield self._failed(seg, seg.error or TTSError("segment not started"))

@@ -205,6 +205,8 @@ class SpeechStreamProtocol(Protocol):
                 "normalized": ev.normalized,
                 "context_tokens": len(ctx.tokens) if ctx else 0,
             }
+        if ev.kind == "done" and ev.job is None:  # a pause (SSML's <break>): silence, no tokens
+            return {"type": "segment.done", "index": ev.index, "text": ev.text, "speech_tokens": 0, "pause": ev.pause}
         if ev.kind == "done":
             done = {
                 "type": "segment.done",
