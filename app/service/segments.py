@@ -212,6 +212,7 @@ class SegmentStream:
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
     request_id: str = field(default_factory=tracing.request_id)  # the client's X-Request-Id, or ours
+    ssml_ignored: tuple[str, ...] = ()  # what its SSML held that was not applied (app.service.ssml_input)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

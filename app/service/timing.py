@@ -98,6 +98,8 @@ class SegmentTimings:
         first's start to the last's end. `source` "aligned" only when every part is."""
         if not parts:
             return cls("", 0, 0, (), (), rate, "estimated")
+        first, last = parts[0], parts[-1]
+        parts = [p for p in parts if p.text] or [first]  # a pause's silence is a gap between its neighbours
         text, starts, ends = parts[0].text, list(parts[0].starts), list(parts[0].ends)
         for p in parts[1:]:
             text += " " + p.text
@@ -110,7 +112,7 @@ class SegmentTimings:
             for p in parts[1:]:
                 at = named[-1][1] if named else 0
                 named += [(at, at), *(p.sources or ())]
-        joined = cls(text, parts[0].start, parts[-1].end, tuple(starts), tuple(ends), rate, source)
+        joined = cls(text, first.start, last.end, tuple(starts), tuple(ends), rate, source)
         return joined.named(named)
 
     def word_dicts(self) -> list[dict]:

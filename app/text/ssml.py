@@ -135,6 +135,7 @@ class _Builder:
         self.ignored: list[str] = []
         self.pending: tuple[int, str] | None = None  # a text chunk whose end is the next event's index
         self.breaks = 0.0
+        self.elements = 0
         self.root_language: str | None = None
 
     # -- positions -----------------------------------------------------------------------------------------
@@ -190,6 +191,9 @@ class _Builder:
 
     def _start(self, name: str, attr_list: list[str]) -> None:
         self._close_text()
+        self.elements += 1
+        if self.elements > self.limits.max_elements:
+            raise self._error(f"the SSML has more than {self.limits.max_elements} elements")
         if len(self.stack) >= self.limits.max_depth:
             raise self._error(f"the SSML nests deeper than {self.limits.max_depth} elements")
         attrs = dict(zip(attr_list[::2], attr_list[1::2], strict=True))
