@@ -38,8 +38,8 @@ from app.settings import StreamingSettings
 from app.text.document import TextDocument
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
-from app.text.ssml_spans import pause_seconds
 from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
+from app.text.ssml_spans import pause_seconds
 
 
 class SegmentMaker(Protocol):

@@ -28,9 +28,9 @@ from app.service.prompting import check_room
 from app.service.references import ReferenceIntake, Resampler
 from app.service.render import Prepared, Renderer
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
-from app.service.ssml_input import speech_text
 from app.service.segment_policy import ContextClaim, PerSegment, RequestAccounting, SegmentAccounting, StreamObserver
 from app.service.segments import SegmentStream
+from app.service.ssml_input import speech_text
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.synthesizer import Synthesizer
 from app.service.text_input import TextInput, TextNormalizer, require_speech

@@ -13,7 +13,7 @@ INTERPRET_AS = frozenset(
     {"characters", "spell-out", "verbatim", "digits", "telephone", "cardinal", "number", "ordinal", "date", "time",
      "currency"}
 )  # fmt: skip
-_MONTHS = ("January February March April May June July August September October November December").split()
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -102,7 +102,7 @@ def _replaced(words: Mapped, form) -> Mapped:  # noqa: ANN001
     """Each number (its grouping commas and spaces dropped) written as `form(n)` says; the rest kept."""
     plain = re.sub(r"(?<=[0-9])[, ](?=[0-9]{3}\b)", "", words.text)
     if plain != words.text:
-        keep = [i for i, c in enumerate(words.text) if not (c in ", " and 0 < i and words.text[i - 1].isdigit())]
+        keep = [i for i, c in enumerate(words.text) if not (c in ", " and i > 0 and words.text[i - 1].isdigit())]
         words = Mapped(plain, tuple(words.spans[i] for i in keep)) if len(keep) == len(plain) else words
     parts: list[Mapped] = []
     at = 0
