@@ -175,7 +175,7 @@ class Context:
         """The context an `Open` command asks for: its segment stream and its audio writer."""
         stream = service.context_stream(
             spec.voice, spec.gen, spec.output, text=spec.text,
-            use_context=spec.use_context,
+            use_context=spec.use_context, ssml=spec.ssml,
         )  # fmt: skip
         return cls(spec.context, stream, service.renderer.writer(spec.output))
 

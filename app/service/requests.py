@@ -351,6 +351,9 @@ class StreamConfig(GenerationFields, TextFields):
     )
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
     timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
+    input_format: InputFormat = Field(
+        "text", description="`ssml`: the text messages are SSML as it comes (docs/ssml.md); `text`: plain text"
+    )
 
     _clean = field_validator("voice", mode="before")(_clean_text)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal, Protocol
@@ -39,6 +39,7 @@ from app.text.document import TextDocument
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
 from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
+from app.service.ssml_input import SsmlFeed
 from app.text.ssml_spans import pause_seconds
 
 
@@ -84,10 +85,13 @@ class TextFeed:
     and its backend request's prefill must not slow the first audio (on this CPU they cost a long text 50-260 ms
     of time to first audio)."""
 
-    def __init__(self, segmenter: TextSegmenter, streaming: StreamingSettings, usage: StreamUsage) -> None:
+    def __init__(
+        self, segmenter: TextSegmenter, streaming: StreamingSettings, usage: StreamUsage, *, ssml: bool = False
+    ) -> None:
         self.segmenter = segmenter
         self.streaming = streaming
         self.usage = usage
+        self.ssml = SsmlFeed(self, segmenter.max_chars) if ssml else None  # streamed SSML (app.service.ssml_input)
         self.ended = False
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending = 0  # characters queued and not yet taken
@@ -95,7 +99,19 @@ class TextFeed:
 
     def push(self, text: str) -> None:
         self.usage.input_chars += len(text)
+        if self.ssml is not None:
+            self.ssml.push(text)
+        else:
+            self._enqueue(self.segmenter.push(text, time.monotonic()))
+
+    def push_plain(self, text: str) -> None:
+        """Text to cut as plain text (already counted)."""
         self._enqueue(self.segmenter.push(text, time.monotonic()))
+
+    def push_segments(self, segments: Iterable[str]) -> None:
+        """Segments cut elsewhere (an SSML element's), queued in order after what is buffered."""
+        self.flush()
+        self._enqueue(list(segments))
 
     def speak(self, text: str | TextDocument) -> None:
         """A whole text (an HTTP request) or document: its first segment queued and the input ended; the rest is
@@ -124,6 +140,8 @@ class TextFeed:
     def end(self) -> None:
         """No more text: what is buffered becomes the last segment."""
         if not self.ended:
+            if self.ssml is not None:
+                self.ssml.end()
             self.flush()
             self.ended = True
             self._queue.put_nowait(None)
@@ -131,7 +149,7 @@ class TextFeed:
     @property
     def pending_chars(self) -> int:
         """Text received but not yet synthesized (buffered or queued)."""
-        return self._pending + len(self.segmenter.buffered)
+        return self._pending + len(self.segmenter.buffered) + (self.ssml.buffered if self.ssml is not None else 0)
 
     @property
     def empty(self) -> bool:
@@ -207,12 +225,12 @@ class SegmentStream:
     lookahead: int | None = None  # segments started ahead of the one being spoken; None: STREAM_LOOKAHEAD_SEGMENTS
     admission: SegmentAdmission = field(default_factory=HeldByCaller)
     observers: list[StreamObserver] = field(default_factory=list)
+    ssml: bool = False  # its text is streamed SSML (a WebSocket's config flag, ElevenLabs' enable_ssml_parsing)
     endpoint: str = "speech"  # the metrics label of its jobs
     param: str = "text"  # the request field the text came from (its errors name it)
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
     request_id: str = field(default_factory=tracing.request_id)  # the client's X-Request-Id, or ours
-    ssml_ignored: tuple[str, ...] = ()  # what its SSML held that was not applied (app.service.ssml_input)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
@@ -225,7 +243,7 @@ class SegmentStream:
         else:
             self.speaker = Voice.builtin(self.voice)
         self.usage = StreamUsage()
-        self.feed = TextFeed(segmenter, s, self.usage)
+        self.feed = TextFeed(segmenter, s, self.usage, ssml=self.ssml)
         self._active = 0  # segments taken from the feed and not yet delivered
         self._index = 0  # the next segment's number
         self._open = 0  # segments started (or failed) and not yet delivered
@@ -238,6 +256,11 @@ class SegmentStream:
         self.outcome = "failed"
         self.last_job: SynthesisJob | None = None  # the last segment spoken
         self._spoken: list[str] = []  # the normalized text of each segment spoken
+
+    @property
+    def ssml_ignored(self) -> tuple[str, ...]:
+        """What its SSML held that was not applied (app.service.ssml_input), each named once."""
+        return tuple(dict.fromkeys(self.usage.ssml_ignored))
 
     @property
     def spoken_text(self) -> str:

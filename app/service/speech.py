@@ -190,7 +190,7 @@ class SpeechService:
             voice, req, bit_rate, param=text_param, context=context, started=started, observers=observers
         )
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
-        stream.ssml_ignored = spoken.ignored
+        stream.usage.ssml_ignored += spoken.ignored
         stream.feed.speak(spoken.text)
         prepared = Prepared(stream, req.delivery())
         _log_request(
@@ -260,7 +260,7 @@ class SpeechService:
         stream = self._whole_text(
             voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
         )
-        stream.ssml_ignored = spoken.ignored
+        stream.usage.ssml_ignored += spoken.ignored
         stream.feed.speak(spoken.text)
         prepared = Prepared(stream, req.delivery())
         _log_request(

@@ -1,16 +1,24 @@
 """A request's text as SSML or as plain text: the one place every path (our speech and vc endpoints, our WebSocket,
 ElevenLabs' HTTP and WebSocket) turns its input into what the segment stream speaks, and SSML's errors into 400s.
+A whole text is parsed at once (`speech_text`); a WebSocket's, as it comes (`SsmlFeed`, buffered as
+app.text.ssml_stream says).
 
 `input_format`: "ssml" parses the input as SSML (a `<speak>` document, or a `<speak>` document's content), "text"
 never does, None (auto) parses it when it starts with `<speak>`: plain text that merely holds a `<` stays text."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.errors import InvalidRequestError
-from app.text.document import TextDocument
+from app.service.segment_policy import StreamUsage
+from app.settings import StreamingSettings
+from app.text.document import Segment, Span, TextDocument
+from app.text.segmenter import TextSegmenter, iter_document_segments
 from app.text.ssml import SsmlError, SsmlLimits, looks_like_ssml, parse_ssml
+from app.text.ssml_stream import SsmlStream, StreamPiece
 
 IGNORED_HEADER = "X-SSML-Ignored"
 """The response header that lists what an SSML input held that was spoken as plain text, not applied."""
@@ -47,3 +55,79 @@ def speech_text(text: str, input_format: str | None, param: str, limits: SsmlLim
 def ignored_headers(ignored: tuple[str, ...]) -> dict[str, str]:
     """`X-SSML-Ignored` when an SSML input held elements or attributes that were not applied (never silently)."""
     return {IGNORED_HEADER: ",".join(ignored)} if ignored else {}
+
+
+MAX_OPEN_ELEMENT_CHARS = 4096
+"""A streamed SSML element (a `<say-as>`, a `<lang>`...) waits for its end tag at most this many characters."""
+
+
+class Feed(Protocol):
+    """What `SsmlFeed` feeds (app.service.segments.TextFeed)."""
+
+    segmenter: TextSegmenter
+    streaming: StreamingSettings
+    usage: StreamUsage
+
+    def push_plain(self, text: str) -> None: ...
+
+    def push_segments(self, segments: Iterable[str]) -> None: ...
+
+
+class SsmlFeed:
+    """A text feed's streamed SSML: its plain text to the feed's segmenter as it comes, each complete element's
+    segments queued in order after it (a `<break/>`: a pause), tags counted in the offsets. Bad SSML is a 400
+    `invalid_ssml` naming `text`; an element still open at the end is read as plain text (and named in
+    `usage.ssml_ignored`)."""
+
+    def __init__(self, feed: Feed, max_chars: int = MAX_OPEN_ELEMENT_CHARS) -> None:
+        self.feed = feed
+        self.stream = SsmlStream(max_chars=max_chars)
+
+    @property
+    def buffered(self) -> int:
+        return self.stream.buffered
+
+    def push(self, text: str) -> None:
+        try:
+            pieces = self.stream.push(text)
+        except SsmlError as exc:
+            self.stream.drain()
+            raise InvalidRequestError(f"text is not valid SSML: {exc}", param="text", code="invalid_ssml") from None
+        self._take(pieces)
+
+    def end(self) -> None:
+        try:
+            pieces = self.stream.end()
+        except SsmlError:
+            pieces = [StreamPiece("text", 0, self.stream.drain())]
+            self.feed.usage.ssml_ignored.append("unfinished-element")
+        self._take(pieces)
+
+    def _take(self, pieces: list[StreamPiece]) -> None:
+        segmenter = self.feed.segmenter
+        for p in pieces:
+            if p.kind == "text":
+                self.feed.push_plain(p.text)
+                continue
+            if p.kind == "skip":
+                segmenter.skip(p.size)
+                continue
+            segments = _shifted(self._segments(p.document), segmenter.fed) if p.document is not None else []
+            self.feed.push_segments(segments)  # a boundary: what is buffered becomes a segment
+            segmenter.skip(p.size)
+            self.feed.usage.ssml_ignored += p.ignored
+
+    def _segments(self, doc: TextDocument) -> Iterator[Segment]:
+        size = self.feed.streaming.segment_max_chars
+        return iter_document_segments(doc, max_chars=size, first_max_chars=size)
+
+
+def _shifted(segments: Iterable[Segment], base: int) -> list[Segment]:
+    """An element's segments with their offsets and spans in the whole stream's text (the element began at `base`)."""
+    return [
+        Segment(
+            str(s), [o + base for o in s.offsets],
+            [Span(p.kind, p.start + base, p.end + base, p.language, p.attrs) for p in s.spans],
+        )  # fmt: skip
+        for s in segments
+    ]

@@ -63,6 +63,16 @@ class TextSegmenter:
     def buffered(self) -> str:
         return self._text[self._pos :]
 
+    @property
+    def fed(self) -> int:
+        """Characters pushed (or skipped) so far: the source index of the next one."""
+        return self._fed
+
+    def skip(self, n: int) -> None:
+        """`n` characters pushed that hold no text to cut (SSML's tags, its elements spoken apart): the offsets of
+        what comes after count them."""
+        self._fed += n
+
     def push(self, text: str, now: float) -> list[Segment]:
         """Add a text delta; returns the segments it completes."""
         if not text:
