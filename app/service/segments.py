@@ -109,8 +109,7 @@ class TextFeed:
         self._enqueue(self.segmenter.push(text, time.monotonic()))
 
     def push_segments(self, segments: Iterable[str]) -> None:
-        """Segments cut elsewhere (an SSML element's), queued in order after what is buffered."""
-        self.flush()
+        """Segments cut elsewhere (an SSML element's), queued in order (the segmenter's buffer taken before)."""
         self._enqueue(list(segments))
 
     def speak(self, text: str | TextDocument) -> None:
@@ -130,6 +129,8 @@ class TextFeed:
 
     def flush(self) -> None:
         self._enqueue(self.segmenter.flush())
+        if self.ssml is not None:
+            self._enqueue(self.ssml.take_carry())
 
     def tick(self) -> None:
         self._enqueue(self.segmenter.tick(time.monotonic()))
@@ -156,6 +157,8 @@ class TextFeed:
         return self._queue.empty()
 
     def _enqueue(self, segments: Sequence[str]) -> None:
+        if self.ssml is not None and segments:  # an inline SSML element waiting for the rest of its sentence
+            segments = self.ssml.joined(segments)
         for seg in segments:
             self._pending += len(seg)
             self._queue.put_nowait(seg)
@@ -406,7 +409,7 @@ class SegmentStream:
             yield SegmentEvent("pause", seg.index, seg.raw, pause=seg.pause)
             self.usage.pauses += 1
             self._first_delivered.set()
-            yield SegmentEvent("done", seg.index, seg.raw, spoken=seg.spoken)
+            yield SegmentEvent("done", seg.index, seg.raw, spoken=seg.spoken, pause=seg.pause)
             return
         if seg.error is not None or seg.synthesis is None or seg.job is None:
             self._first_delivered.set()

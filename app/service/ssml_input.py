@@ -8,7 +8,7 @@ never does, None (auto) parses it when it starts with `<speak>`: plain text that
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,6 +82,23 @@ class SsmlFeed:
     def __init__(self, feed: Feed, max_chars: int = MAX_OPEN_ELEMENT_CHARS) -> None:
         self.feed = feed
         self.stream = SsmlStream(max_chars=max_chars)
+        self.carry: Segment | None = None  # an inline element's segment, joined to the text cut after it
+
+    def joined(self, segments: Sequence[str]) -> list[str]:
+        """`segments` about to be queued, the carried element's segment first: joined to the first of them (one
+        sentence), or alone before a pause."""
+        if self.carry is None:
+            return list(segments)
+        carry, self.carry = self.carry, None
+        first = segments[0]
+        if isinstance(first, Segment) and any(s.type.breaks for s in first.spans):
+            return [carry, *segments]
+        return [carry.joined(" ", _as_text(first)), *segments[1:]]
+
+    def take_carry(self) -> list[Segment]:
+        """The carried segment, to be queued now (a flush, the end)."""
+        carry, self.carry = self.carry, None
+        return [carry] if carry is not None else []
 
     @property
     def buffered(self) -> int:
@@ -113,13 +130,35 @@ class SsmlFeed:
                 segmenter.skip(p.size)
                 continue
             segments = _shifted(self._segments(p.document), segmenter.fed) if p.document is not None else []
-            self.feed.push_segments(segments)  # a boundary: what is buffered becomes a segment
+            before = segmenter.flush()  # what is buffered ends here, or goes on into an inline element
+            if segments and p.kind == "element" and not any(s.type.breaks for s in segments[0].spans):
+                self._inline(before, segments)
+            else:
+                self.feed.push_segments([*before, *segments])
+                self.feed.push_segments(self.take_carry())  # a boundary with nothing before it
             segmenter.skip(p.size)
             self.feed.usage.ssml_ignored += p.ignored
+
+    def _inline(self, before: list[Segment], segments: list[Segment]) -> None:
+        """An inline element (a `<sub>`, a `<say-as>`): joined to the text before it, and its last segment held for
+        the text after it (the rest of its sentence)."""
+        first = segments[0]
+        if before:
+            first = _as_text(before[-1]).joined(" ", first)
+        if self.carry is not None:
+            first, self.carry = _as_text(self.carry).joined(" ", first), None
+        segments[0] = first
+        self.feed.push_segments(segments[:-1])
+        self.carry = segments[-1]
 
     def _segments(self, doc: TextDocument) -> Iterator[Segment]:
         size = self.feed.streaming.segment_max_chars
         return iter_document_segments(doc, max_chars=size, first_max_chars=size)
+
+
+def _as_text(segment: Segment) -> Segment:
+    """A plain segment with its text span (to be joined to one with spans of other kinds)."""
+    return Segment(str(segment), segment.offsets, segment.spans or [Span("text", segment.start, segment.end)])
 
 
 def _shifted(segments: Iterable[Segment], base: int) -> list[Segment]:

@@ -51,7 +51,7 @@ class SubSpan(SpanType):
 
     def reads(self, span: Span, text: Mapped) -> Mapped:
         alias = " ".join(span.attrs.get("alias", "").split())
-        return Mapped(alias, (_whole(text),) * len(alias))
+        return _padded(text, Mapped(alias, (_whole(text),) * len(alias)))
 
 
 @span_type
@@ -63,6 +63,9 @@ class SayAsSpan(SpanType):
     atomic = True
 
     def reads(self, span: Span, text: Mapped) -> Mapped:
+        return _padded(text, self._said(span, text))
+
+    def _said(self, span: Span, text: Mapped) -> Mapped:
         how, fmt = span.attrs.get("interpret-as", ""), span.attrs.get("format", "")
         words = Mapped(" ".join(text.text.split()), _squeezed(text))
         if how in ("characters", "spell-out", "verbatim"):
@@ -76,6 +79,13 @@ class SayAsSpan(SpanType):
         if how == "date":
             return _date(words, fmt) or words
         return words  # time, currency, a telephone number with its separators: the rules read them as written
+
+
+def _padded(text: Mapped, said: Mapped) -> Mapped:
+    """`said` with the space `text` has before and after it (a space joined in after the span stays a space)."""
+    head = Mapped(" ", text.spans[:1]) if text.text[:1].isspace() and said.text else Mapped("", ())
+    tail = Mapped(" ", text.spans[-1:]) if text.text[-1:].isspace() and said.text else Mapped("", ())
+    return Mapped.join([head, said, tail], "")
 
 
 def _whole(text: Mapped) -> tuple[int, int]:
