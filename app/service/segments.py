@@ -31,6 +31,7 @@ from app.service.admission import Slot
 from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
 from app.service.segment_policy import HeldByCaller, SegmentAdmission, StreamObserver, StreamUsage
+from app.service.ssml_input import SsmlFeed
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import require_speech
 from app.service.voice import Voice
@@ -39,7 +40,6 @@ from app.text.document import TextDocument
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
 from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
-from app.service.ssml_input import SsmlFeed
 from app.text.ssml_spans import pause_seconds
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from app.prompts import speech_prompt
-from tools.fake_vllm import FakeVLLM
 from tests.service.test_ws_stream import run_session, serve_with, url  # noqa: F401  (the module's fixtures)
+from tools.fake_vllm import FakeVLLM
 
 WORDS = ["<speak>Please", "call", "<sub", 'alias="World Wide Web">WWW</sub>', "now.", "<break", 'time="500ms"/>',
          "<prosody", 'rate="slow">Bye', "bye.</prosody></speak>"]  # fmt: skip
