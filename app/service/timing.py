@@ -116,7 +116,13 @@ class SegmentTimings:
         return joined.named(named)
 
     def word_dicts(self) -> list[dict]:
-        return [{"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)} for w in self.words()]
+        """Each spoken word's time and, when known, `source`: the [start, end) characters of the text as sent that
+        it came from (an SSML alias' words name the element's text, a number's words the digits)."""
+        return [
+            {"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)}
+            | ({"source": list(w.source)} if w.source is not None else {})
+            for w in self.words()
+        ]
 
     def char_dicts(self) -> list[dict]:
         return [

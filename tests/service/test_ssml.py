@@ -143,6 +143,16 @@ def test_bad_ssml_is_a_400_naming_where(url: str, fake: FakeVLLM, ssml: str, whe
     assert not fake.requests
 
 
+def test_word_timings_name_the_words_as_sent(url: str, fake: FakeVLLM) -> None:
+    ssml = '<speak>Visit <sub alias="World Wide Web">WWW</sub> on <say-as interpret-as="date" format="dmy">5/3/2025</say-as></speak>'
+    body = {"input": ssml, "voice": VOICE, "response_format": "pcm", "timestamps": "word", "language": "en"}
+    resp = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text[:300]
+    sent = {w["word"]: ssml[slice(*w["source"])] for w in resp.json()["words"]}
+    assert sent["Visit"] == "Visit" and sent["World"] == sent["Web"] == "WWW" and sent["on"] == "on"
+    assert sent["March"] == "5/3/2025"  # each word of the date names the date as sent
+
+
 def test_word_timings_shift_by_the_break(url: str, fake: FakeVLLM) -> None:
     ssml = '<speak>Hello there <break time="2s"/> good friend</speak>'
     body = {"input": ssml, "voice": VOICE, "response_format": "pcm", "sample_rate": 16000, "timestamps": "word"}
