@@ -73,7 +73,7 @@ class SayAsSpan(SpanType):
         if how in ("digits", "telephone") and (how == "digits" or not re.search(r"[\s()+-]", words.text)):
             return _spaced(words, str.isdigit)
         if how in ("cardinal", "number"):
-            return _replaced(words, lambda n: f"{n:,}")
+            return _replaced(words, lambda n: str(n) if span.language == "zh" else f"{n:,}")  # "2,024": no year
         if how == "ordinal":
             return _replaced(words, lambda n: f"第{n}" if span.language == "zh" else f"ke-{n}")
         if how == "date":
