@@ -189,3 +189,32 @@ def test_elevenlabs_http_alignment_with_ssml(url: str, fake: FakeVLLM) -> None:
     pcm = np.frombuffer(base64.b64decode(body["audio_base64"]), np.int16)
     n1 = len(fake.expected_tokens(fake.requests[0].prompt)) * 320
     assert np.all(pcm[n1 : n1 + 16_000] == 0) and pcm[n1 - 1] != 0 and np.any(pcm[n1 + 16_000 : n1 + 16_008] != 0)
+
+
+@pytest.mark.parametrize(("ssml", "said", "breaks", "ignored"), SUITE)
+def test_ssml_document_timings_and_silence_at_22khz(
+    url: str, fake: FakeVLLM, ssml: str, said: list[str], breaks: dict[int, float], ignored: str
+) -> None:
+    """The same documents with word timings (the complete file at 22.05 kHz in JSON): each segment's first word
+    starts where its audio starts, after the silence before it; every word names characters of the text as sent."""
+    rate = 22_050
+    body = {"input": ssml, "voice": VOICE, "response_format": "pcm", "sample_rate": rate, "timestamps": "word"}
+    resp = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=120)
+    assert resp.status_code == 200, resp.text[:300]
+    out = resp.json()
+    pcm = np.frombuffer(base64.b64decode(out["audio"]), np.int16)
+    prompts = [r.prompt for r in fake.requests]
+    assert prompts == [speech_prompt(VOICE, s) for s in said]
+    words = out["words"]
+    assert [w["word"] for w in words] == " ".join(said).split()
+    assert all(w["source"][0] < w["source"][1] and ssml[slice(*w["source"])].strip() for w in words)
+    at, first_word = 0, 0
+    for i, (prompt, text) in enumerate(zip(prompts, said, strict=True), start=1):
+        assert words[first_word]["start"] == round(at / rate, 3)  # where this segment's audio starts
+        at += len(fake.expected_tokens(prompt)) * 441
+        first_word += len(text.split())
+        if i in breaks:
+            silence = round(rate * breaks[i])
+            assert np.all(pcm[at : at + silence] == 0) and pcm[at - 1] != 0
+            at += silence
+    assert len(pcm) == at and words[-1]["end"] <= round(at / rate, 3)
