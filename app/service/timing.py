@@ -196,6 +196,8 @@ def elevenlabs_alignment(t: SegmentTimings, *, base: int) -> dict:
         return round(sample * 1000 / t.rate)
 
     b = ms(base)
+    if not t.text:  # a pause (SSML's <break>): its space spans its silence, so that chunks summed keep the clock
+        return {"chars": [" "], "charStartTimesMs": [ms(t.start) - b], "charDurationsMs": [ms(t.end) - ms(t.start)]}
     starts = [ms(s) - b for s in t.starts] + [ms(t.end) - b]
     durations = [ms(e) - ms(s) for s, e in zip(t.starts, t.ends, strict=True)] + [0]
     return {"chars": [*t.text, " "], "charStartTimesMs": starts, "charDurationsMs": durations}

@@ -61,3 +61,28 @@ async def test_livekit_plugin_gets_the_break_as_exact_silence(url: str, fake: Fa
     assert [t.strip() for t in timed if t.strip()] == (BEFORE + " " + AFTER).split()  # the words it sent
     after = next(t for t in timed if t.strip() == "And")
     assert after.start_time == pytest.approx((first + silence) / rate, abs=1e-3)  # timed after the silence
+
+
+async def test_the_pause_alignment_keeps_a_summing_clients_clock(url: str, fake: FakeVLLM) -> None:
+    """pipecat adds up each alignment chunk's span: the pause's chunk spans its silence."""
+    import json
+
+    import websockets
+
+    ws_url = url.replace("http://", "ws://") + "/v1/text-to-speech/jenny/stream-input"
+    query = "?output_format=pcm_16000&enable_ssml_parsing=true"
+    chunks = []
+    async with websockets.connect(ws_url + query, additional_headers={"xi-api-key": "secret"}) as ws:
+        await ws.send(json.dumps({"text": " "}))
+        await ws.send(json.dumps({"text": f'Hi there. <break time="{PAUSE}s"/> Bye now. ', "flush": True}))
+        await ws.send(json.dumps({"text": ""}))
+        async for message in ws:
+            msg = json.loads(message)
+            if msg.get("normalizedAlignment"):
+                chunks.append(msg["normalizedAlignment"])
+            if msg.get("isFinal"):
+                break
+    spans = [a["charStartTimesMs"][-1] + a["charDurationsMs"][-1] - a["charStartTimesMs"][0] for a in chunks]
+    assert len(chunks) == 3 and chunks[1]["chars"] == [" "] and spans[1] == PAUSE * 1000
+    total = sum(len(fake.expected_tokens(r.prompt)) for r in fake.requests) * 480 / 24  # ms of speech
+    assert sum(spans) == pytest.approx(total + PAUSE * 1000, abs=2)
