@@ -19,7 +19,7 @@ from app.text.document import TextDocument
 from app.text.ssml import SsmlError, SsmlLimits, parse_ssml
 
 _TAG = re.compile(r"""<(/?)([A-Za-z_][\w:.-]*)(?:[^<>"']|"[^"]*"|'[^']*')*?(/?)>""")
-_OPENING = re.compile(r"</?[A-Za-z_]|<!|<\?")  # what may become a tag: anything else after `<` is text
+_OPENING = re.compile(r"</?[A-Za-z_]|<!|<\?|</$")  # what may become a tag: anything else after `<` is text
 _DROPPED = re.compile(r"<!--.*?-->|<\?.*?\?>", re.DOTALL)
 _BOUNDARIES = ("p", "s")
 

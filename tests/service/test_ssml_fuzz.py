@@ -13,6 +13,7 @@ from app.prompts import speech_prompt
 from app.text.document import readings
 from app.text.segmenter import iter_document_segments
 from app.text.ssml import SsmlError, SsmlLimits, parse_ssml
+from app.text.ssml_stream import SsmlStream
 from tools.fake_vllm import FakeVLLM
 
 NAMES = ["break", "say-as", "sub", "lang", "p", "s", "prosody", "emphasis", "mark", "phoneme", "audio", "amazon:effect",
@@ -99,3 +100,33 @@ def test_no_input_is_a_500_or_over_its_limits(app_url: str, fake: FakeVLLM, text
     speech = sum(len(fake.expected_tokens(p)) for p in prompts) * 480
     silence = len(np.frombuffer(resp.content, np.int16)) - speech
     assert 0 <= silence <= SsmlLimits().max_total_break_s * 24_000
+
+
+def _pieces(text: str, cuts: list[int]) -> list[tuple[str, int]] | None:
+    stream = SsmlStream(max_chars=4096)
+    out, at = [], 0
+    try:
+        for cut in [*sorted(cuts), len(text)]:
+            out += stream.push(text[at:cut])
+            at = max(at, cut)
+        out += stream.end()
+    except SsmlError:
+        return None
+    merged: list[tuple[str, int]] = []  # text pieces joined: how text is split does not matter
+    for p in out:
+        if merged and p.kind == merged[-1][0] == "text":
+            merged[-1] = ("text", merged[-1][1] + p.size)
+        else:
+            merged.append((p.kind, p.size))
+    return merged
+
+
+@settings(max_examples=300, deadline=None)
+@given(DOCUMENTS, st.lists(st.integers(0, 200), max_size=8))
+def test_streamed_ssml_is_cut_the_same_however_it_arrives(text: str, cuts: list[int]) -> None:
+    whole = _pieces(text, [])
+    if whole is None:
+        return
+    assert sum(size for _, size in whole) == len(text)
+    split = _pieces(text, [c for c in cuts if c <= len(text)])
+    assert split == whole
