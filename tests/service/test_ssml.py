@@ -218,3 +218,35 @@ def test_ssml_document_timings_and_silence_at_22khz(
             assert np.all(pcm[at : at + silence] == 0) and pcm[at - 1] != 0
             at += silence
     assert len(pcm) == at and words[-1]["end"] <= round(at / rate, 3)
+
+
+def test_voice_cloning_reads_ssml_generate_text(url: str, fake: FakeVLLM) -> None:
+    from tests.service.test_api import post_vc, wav_bytes
+
+    resp = post_vc(
+        url, wav_bytes(2.0), generate_text='<speak>Ye encik <break time="250ms"/> apa khabar?</speak>',
+        response_format="pcm", stream="false",
+    )  # fmt: skip
+    pcm = _pcm(resp)
+    prompts = [r.prompt for r in fake.requests]
+    assert len(prompts) == 2 and prompts[0].endswith("Ye encik<|speech_start|>")
+    assert prompts[1].endswith("apa khabar?<|speech_start|>")
+    first = len(fake.expected_tokens(prompts[0])) * 480
+    assert np.all(pcm[first : first + 6000] == 0) and pcm[first - 1] != 0
+    assert len(pcm) == first + 6000 + len(fake.expected_tokens(prompts[1])) * 480
+    bad = post_vc(url, wav_bytes(2.0), generate_text="<speak>unclosed", input_format="ssml")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "generate_text"
+
+
+def test_the_elevenlabs_sdk_convert_gets_the_pause(url: str, fake: FakeVLLM) -> None:
+    from elevenlabs.client import ElevenLabs
+
+    client = ElevenLabs(api_key="secret", base_url=url, timeout=60)
+    text = '<speak>One moment <break time="1.5s"/> please.</speak>'
+    pcm = np.frombuffer(b"".join(client.text_to_speech.convert(VOICE, text=text, output_format="pcm_8000")), np.int16)
+    prompts = [r.prompt for r in fake.requests]
+    assert prompts == [speech_prompt(VOICE, "One moment"), speech_prompt(VOICE, "please.")]
+    first = len(fake.expected_tokens(prompts[0])) * 160
+    assert np.all(pcm[first : first + 12_000] == 0) and len(pcm) == first + 12_000 + len(
+        fake.expected_tokens(prompts[1])
+    ) * 160
