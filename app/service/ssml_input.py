@@ -83,6 +83,8 @@ class SsmlFeed:
         self.feed = feed
         self.stream = SsmlStream(max_chars=max_chars)
         self.carry: Segment | None = None  # an inline element's segment, joined to the text cut after it
+        self._space_before = False  # the text before the next element ended with white space
+        self._space_after: bool | None = None  # the text after the carried element begins with white space
 
     def joined(self, segments: Sequence[str]) -> list[str]:
         """`segments` about to be queued, the carried element's segment first: joined to the first of them (one
@@ -93,7 +95,7 @@ class SsmlFeed:
         first = segments[0]
         if isinstance(first, Segment) and any(s.type.breaks for s in first.spans):
             return [carry, *segments]
-        return [carry.joined(" ", _as_text(first)), *segments[1:]]
+        return [carry.joined(" " if self._space_after else "", _as_text(first)), *segments[1:]]
 
     def take_carry(self) -> list[Segment]:
         """The carried segment, to be queued now (a flush, the end)."""
@@ -124,6 +126,9 @@ class SsmlFeed:
         segmenter = self.feed.segmenter
         for p in pieces:
             if p.kind == "text":
+                if p.text and self.carry is not None and self._space_after is None:
+                    self._space_after = p.text[0].isspace()
+                self._space_before = p.text[-1:].isspace() if p.text else self._space_before
                 self.feed.push_plain(p.text)
                 continue
             if p.kind == "skip":
@@ -142,14 +147,16 @@ class SsmlFeed:
     def _inline(self, before: list[Segment], segments: list[Segment]) -> None:
         """An inline element (a `<sub>`, a `<say-as>`): joined to the text before it, and its last segment held for
         the text after it (the rest of its sentence)."""
-        first = segments[0]
+        first, sep = segments[0], " " if self._space_before else ""  # XML: "x<sub>y</sub>" is one word
         if before:
-            first = _as_text(before[-1]).joined(" ", first)
+            first = _as_text(before[-1]).joined(sep, first)
+            sep = " " if self._space_after else ""
         if self.carry is not None:
-            first, self.carry = _as_text(self.carry).joined(" ", first), None
+            first = _as_text(self.carry).joined(sep, first)
+        self.carry = None
         segments[0] = first
         self.feed.push_segments(segments[:-1])
-        self.carry = segments[-1]
+        self.carry, self._space_before, self._space_after = segments[-1], False, None
 
     def _segments(self, doc: TextDocument) -> Iterator[Segment]:
         size = self.feed.streaming.segment_max_chars

@@ -35,3 +35,13 @@ async def test_bad_streamed_ssml_is_an_error_event_and_the_session_goes_on(url: 
     errors = [e for e in events if e.get("type") == "error"]
     assert errors and errors[0]["error"]["code"] == "invalid_ssml" and "break time" in errors[0]["error"]["message"]
     assert [r.prompt for r in fake.requests] == [speech_prompt("jenny", "Still here.")]
+
+
+async def test_streamed_inline_elements_keep_the_spacing_they_were_sent_with(url: str, fake: FakeVLLM) -> None:  # noqa: F811
+    config = {"input_format": "ssml", "response_format": "pcm", "voice": "jenny", "context": False}
+    words = ['<speak>It is <sub alias="ten">10</sub><sub alias="K">k</sub>', "and",
+             '<say-as interpret-as="characters">ab</say-as>.', "Done", "<emphasis>now</emphasis>.</speak>"]  # fmt: skip
+    await run_session(url, config, words)
+    assert [r.prompt for r in fake.requests] == [
+        speech_prompt("jenny", "It is tenK and a b."), speech_prompt("jenny", "Done now.")
+    ]
