@@ -44,6 +44,7 @@ PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
 # response headers a browser page on another origin may read
 EXPOSED_HEADERS = [
     "X-Request-Id",
+    "X-SSML-Ignored",
     "traceparent",
     "X-Sample-Rate",
     "X-Channels",

@@ -28,6 +28,7 @@ from app.service.render import Piece, Prepared, Renderer, Whole
 from app.service.segment_policy import StreamUsage
 from app.service.segments import SegmentStream
 from app.service.speech import SpeechService
+from app.service.ssml_input import ignored_headers
 from app.service.timing import SegmentTimings
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ T = TypeVar("T")
 def audio_headers(stream: SegmentStream, writer: AudioWriter) -> dict[str, str]:
     """The request id; for pcm and wav the samples' rate, channels, bits and (`X-Encoding`) sample encoding, and
     for pcm the original service's names for them too (its clients read X-Audio-* of raw audio only)."""
-    headers = {"X-Request-Id": stream.request_id}
+    headers = request_headers(stream)
     fmt = writer.format.name
     if fmt in ("pcm", "wav"):
         values = {"Sample-Rate": str(writer.rate), "Channels": "1", "Bit-Depth": str(writer.encoding.bits)}
@@ -45,6 +46,11 @@ def audio_headers(stream: SegmentStream, writer: AudioWriter) -> dict[str, str]:
         if fmt == "pcm":
             headers |= {f"X-Audio-{k}": v for k, v in values.items()}
     return headers
+
+
+def request_headers(stream: SegmentStream) -> dict[str, str]:
+    """Every response's: the request id, and `X-SSML-Ignored` when its SSML held what was not applied."""
+    return {"X-Request-Id": stream.request_id} | ignored_headers(stream.ssml_ignored)
 
 
 def finish_headers(usage: StreamUsage) -> dict[str, str]:
@@ -71,7 +77,7 @@ async def primed(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, N
     try:
         async for piece in pieces:
             head.append(piece)
-            if piece.event is None or piece.event.kind == "audio":
+            if piece.event is None or piece.event.kind in ("audio", "pause"):
                 break
     except BaseException:
         await pieces.aclose()
@@ -129,7 +135,7 @@ def timed_json(prepared: Prepared, whole: Whole) -> JSONResponse:
         "audio_seconds": t.seconds(t.end),
         **timings_body(t, prepared.delivery.timestamps),
     }
-    return JSONResponse(body, headers={"X-Request-Id": stream.request_id} | finish_headers(stream.usage))
+    return JSONResponse(body, headers=request_headers(stream) | finish_headers(stream.usage))
 
 
 async def sse_events(pieces: AsyncGenerator[Piece, None], prepared: Prepared) -> AsyncGenerator[bytes, None]:
@@ -194,7 +200,7 @@ async def speech_response(renderer: Renderer, prepared: Prepared) -> Response:
         return StreamingResponse(
             sse_events(pieces, prepared),
             media_type="text/event-stream",
-            headers={"X-Request-Id": stream.request_id, "Cache-Control": "no-cache"},
+            headers=request_headers(stream) | {"Cache-Control": "no-cache"},
         )
     body = abort_on_error(audio_bytes(pieces), stream.request_id)
     return StreamingResponse(body, media_type=writer.content_type, headers=audio_headers(stream, writer))

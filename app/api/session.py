@@ -200,7 +200,7 @@ class Context:
         """The context an `Open` command asks for: its segment stream and its audio writer."""
         stream = service.context_stream(
             spec.voice, spec.gen, spec.output, text=spec.text,
-            use_context=spec.use_context,
+            use_context=spec.use_context, ssml=spec.ssml,
         )  # fmt: skip
         return cls(spec.context, stream, service.renderer.writer(spec.output), lease)
 
@@ -518,7 +518,7 @@ class Session:
             await send(render(ContextStarted(self.session_id, ctx.cid, ctx.stream, ctx.out.rate)))
             async for piece in pieces:
                 ev = piece.event
-                if ev is None or ev.kind == "audio":  # the audio as it comes; None: the encoder's tail
+                if ev is None or ev.kind in ("audio", "pause"):  # the audio as it comes; None: the encoder's tail
                     await self._audio(ctx, piece.data, ev.index if ev is not None else None)
                     continue
                 if piece.timings is not None:

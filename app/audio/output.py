@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,8 +67,9 @@ class AudioWriter:
         self.rate = source_rate if rate is None or rate == source_rate else self.format.check_rate(rate)
         self.encoding = self.format.encoding(encoding)
         self.streaming = streaming
-        self._stretcher = TimeStretcher(speed, source_rate) if speed != 1.0 else None
-        self._resampler = StreamResampler(source_rate, self.rate) if self.rate != source_rate else None
+        self._speed = speed
+        self._stretcher, self._resampler = self._stages()
+        self._marks: list[tuple[int, int]] = []  # (source samples, delivered samples) after each pause
         self._encoder = self.format.encoder(
             self.rate, streaming=streaming, encoding=self.encoding, bit_rate=bit_rate, complexity=complexity
         )
@@ -91,21 +92,33 @@ class AudioWriter:
         (the stretcher gives round(n / speed) samples, soxr floor(n / (source_rate / rate) + 0.5), its own double
         arithmetic), so the end of the stream is exact to the sample and a position inside it is where that
         source sample's audio is."""
+        base_in, base_out = 0, 0
+        for at, out in self._marks:  # a pause: the stages began again after it, its silence delivered
+            if source_samples >= at:
+                base_in, base_out = at, out
+        source_samples -= base_in
         n = round(source_samples / self._stretcher.speed) if self._stretcher is not None else source_samples
-        return math.floor(n / (self.source_rate / self.rate) + 0.5) if self._resampler is not None else n
+        return base_out + (math.floor(n / (self.source_rate / self.rate) + 0.5) if self._resampler is not None else n)
 
     # -- sync: the audio maths, on whichever thread calls -------------------------------------------------------
     def write(self, chunk: np.ndarray) -> bytes:
         """`(T,) float32` at the source rate -> the bytes that are ready (maybe `b""` while stages buffer)."""
         return self._run(self._write, chunk)
 
+    def pause(self, seconds: float) -> bytes:
+        """Silence: what the stages hold of the audio before it, then exactly `round(rate * seconds)` zero samples
+        at the delivered rate (SSML's `<break>`); the stages begin again after it, so the audio after it is where it
+        would be after the silence. `position` counts it."""
+        return self._run(self._pause, seconds)
+
     def finish(self) -> bytes:
         """What the stages still hold, and the container's end. Allowed after a failed `write()`."""
         return self._run(self._finish)
 
-    def encode_all(self, audio: np.ndarray) -> bytes:
-        """A whole signal in one go: `write(audio) + finish()`, each stage run once on all of it."""
-        return self._run(self._encode_all, audio)
+    def encode_all(self, audio: np.ndarray, pauses: Sequence[tuple[int, float]] = ()) -> bytes:
+        """A whole signal in one go: `write(audio) + finish()`, each stage run once on all of it; `pauses`: (source
+        sample, seconds) where `pause(seconds)` goes, in order."""
+        return self._run(self._encode_all, audio, pauses)
 
     # -- async: inline or in a worker thread ---------------------------------------------------------------
     async def awrite(self, chunk: np.ndarray) -> bytes:
@@ -114,9 +127,12 @@ class AudioWriter:
     async def afinish(self) -> bytes:
         return self.finish() if self.inline else await asyncio.to_thread(self.finish)
 
-    async def aencode_all(self, audio: np.ndarray) -> bytes:
+    async def apause(self, seconds: float) -> bytes:
+        return self.pause(seconds) if self.inline else await asyncio.to_thread(self.pause, seconds)
+
+    async def aencode_all(self, audio: np.ndarray, pauses: Sequence[tuple[int, float]] = ()) -> bytes:
         """Always in a worker thread: a whole file is never small enough for the event loop."""
-        return await asyncio.to_thread(self.encode_all, audio)
+        return await asyncio.to_thread(self.encode_all, audio, pauses)
 
     def close(self) -> None:
         """Release the encoder without finishing it (a stream abandoned); idempotent, never blocks."""
@@ -129,7 +145,7 @@ class AudioWriter:
             self._encoder.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
-    def _run(self, step: Callable[..., bytes], *args: np.ndarray) -> bytes:
+    def _run(self, step: Callable[..., bytes], *args: object) -> bytes:
         with self._lock:
             if self._closed:
                 return b""
@@ -154,9 +170,36 @@ class AudioWriter:
         self._finished = True
         return self._encode(self._tail()) + self._encoder.finish()
 
-    def _encode_all(self, audio: np.ndarray) -> bytes:
+    def _encode_all(self, audio: np.ndarray, pauses: Sequence[tuple[int, float]] = ()) -> bytes:
         self._finished = True
-        return self._encode(np.concatenate([self._samples(audio), self._tail()])) + self._encoder.finish()
+        parts, at = [], 0
+        for i, (where, seconds) in enumerate(pauses):
+            parts += [self._samples(audio[at:where]), self._silence(seconds, mark=i >= len(self._marks))]
+            at = where
+        parts += [self._samples(audio[at:]), self._tail()]
+        return self._encode(np.concatenate(parts)) + self._encoder.finish()
+
+    def _pause(self, seconds: float) -> bytes:
+        return self._encode(self._silence(seconds))
+
+    def _stages(self) -> tuple[TimeStretcher | None, StreamResampler | None]:
+        stretcher = TimeStretcher(self._speed, self.source_rate) if self._speed != 1.0 else None
+        return stretcher, (StreamResampler(self.source_rate, self.rate) if self.rate != self.source_rate else None)
+
+    def mark_pause(self, source_samples: int, seconds: float) -> None:
+        """A pause after `source_samples` counted by `position` (`pause` marks its own; a whole file's pauses are
+        marked as they come, before `encode_all` encodes them)."""
+        if seconds < 0:
+            raise ValueError(f"a pause of {seconds} s")
+        self._marks.append((source_samples, self.position(source_samples) + round(self.rate * seconds)))
+
+    def _silence(self, seconds: float, *, mark: bool = True) -> np.ndarray:
+        """The stages' tail, then the silence; the stages made anew (the totals of the audio before it exact)."""
+        if mark:
+            self.mark_pause(self.samples_in, seconds)
+        tail = self._tail()
+        self._stretcher, self._resampler = self._stages()
+        return np.concatenate([tail, np.zeros(round(self.rate * seconds), np.float32)])
 
     def _samples(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)

@@ -87,6 +87,9 @@ class Renderer:
                         timeline.wrote(event.audio)
                     yield Piece(await writer.awrite(event.audio), event)
                     continue
+                if event.kind == "pause":
+                    yield Piece(await writer.apause(event.pause), event)
+                    continue
                 if event.kind == "started" and timeline is not None:
                     timeline.started()
                 elif event.kind == "done" and timeline is not None:
@@ -109,12 +112,18 @@ class Renderer:
         timeline = Timeline(self.timing, writer) if timed else None
         events = stream.events()
         parts: list[np.ndarray] = []
+        pauses: list[tuple[int, float]] = []  # (source sample, seconds)
+        source = 0
         try:
             async for event in events:
                 if event.kind == "audio":
                     parts.append(event.audio)
+                    source += len(event.audio)
                     if timeline is not None:
                         timeline.wrote(event.audio)
+                elif event.kind == "pause":
+                    writer.mark_pause(source, event.pause)  # where `position` counts it, before it is encoded
+                    pauses.append((source, event.pause))
                 elif event.kind == "started" and timeline is not None:
                     timeline.started()
                 elif event.kind == "done" and timeline is not None:
@@ -122,7 +131,7 @@ class Renderer:
                 elif event.kind == "error":
                     raise stream.fail(event)
             stream.check_spoken()
-            audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+            audio = await writer.aencode_all(np.concatenate(parts) if parts else np.zeros(0, np.float32), pauses)
         finally:
             await events.aclose()
             writer.close()

@@ -201,10 +201,18 @@ def _input_not_blank(cls: type, v: str) -> str:
     return v
 
 
+InputFormat = Literal["text", "ssml"]
+INPUT_FORMAT_DESCRIPTION = (
+    "`ssml`: the input is SSML (docs/ssml.md); `text`: plain text, never parsed; not given: SSML when the input "
+    "starts with `<speak>`"
+)
+
+
 class SpeechRequest(GenerationFields, TextFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
     input: str = Field(..., description="Text to synthesize", json_schema_extra=NOT_BLANK)
+    input_format: InputFormat | None = Field(None, description=INPUT_FORMAT_DESCRIPTION)
     voice: str | VoiceRef | None = None
     normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
@@ -233,6 +241,7 @@ class VoiceCloneRequest(GenerationFields, TextFields):
 
     reference_text: str = Field(..., description="What the reference clip says", json_schema_extra=NOT_BLANK)
     generate_text: str = Field(..., description="Text to synthesize in the cloned voice", json_schema_extra=NOT_BLANK)
+    input_format: InputFormat | None = Field(None, description=INPUT_FORMAT_DESCRIPTION.replace("input", "generate_text"))
     normalize_malaysian: bool = Field(True, strict=True)
     language: Language = Field("auto", description="Reading language: auto (detect per sentence), ms, en or zh")
 
@@ -342,6 +351,9 @@ class StreamConfig(GenerationFields, TextFields):
     )
     api_key: str | None = Field(None, max_length=512, description="When API_KEY is set and no header carries it")
     timestamps: Timestamps | None = Field(None, description=TIMESTAMPS_DESCRIPTION + ": a `timestamps` event per segment")
+    input_format: InputFormat = Field(
+        "text", description="`ssml`: the text messages are SSML as it comes (docs/ssml.md); `text`: plain text"
+    )
 
     _clean = field_validator("voice", mode="before")(_clean_text)
 

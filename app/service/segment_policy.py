@@ -39,6 +39,8 @@ class StreamUsage:
     sample_rate: int = 24_000
     cut_segments: list[int] = field(default_factory=list)  # segments whose generation stopped at finish_reason length
     delivered_samples: int = 0  # audio its consumer took (codec samples): what usage records
+    pauses: int = 0  # SSML breaks delivered (silence the writer inserts: no tokens, no codec samples)
+    ssml_ignored: list[str] = field(default_factory=list)  # what its SSML held that was not applied
 
     @property
     def finish_reason(self) -> str:

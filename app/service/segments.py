@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal, Protocol
@@ -31,6 +31,7 @@ from app.service.admission import Slot
 from app.service.context import SpeechContext
 from app.service.requests import ResolvedGeneration
 from app.service.segment_policy import HeldByCaller, SegmentAdmission, StreamObserver, StreamUsage
+from app.service.ssml_input import SsmlFeed
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.text_input import require_speech
 from app.service.voice import Voice
@@ -39,6 +40,7 @@ from app.text.document import TextDocument
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
 from app.text.segmenter import TextSegmenter, iter_document_segments, iter_whole_text_segments
+from app.text.ssml_spans import pause_seconds
 
 
 class SegmentMaker(Protocol):
@@ -57,10 +59,11 @@ class SegmentMaker(Protocol):
 
 @dataclass
 class SegmentEvent:
-    """`started` (text known), `audio` (a float32 chunk at 24 kHz), `done` (with its job), `error` (the segment
-    failed; the stream goes on with the next one)."""
+    """`started` (text known), `audio` (a float32 chunk at 24 kHz), `pause` (that many seconds of silence, inserted
+    at the delivered rate by the writer), `done` (with its job; a pause's: none), `error` (the segment failed; the
+    stream goes on with the next one)."""
 
-    kind: Literal["started", "audio", "done", "error"]
+    kind: Literal["started", "audio", "pause", "done", "error"]
     index: int
     text: str
     normalized: str = ""
@@ -68,6 +71,7 @@ class SegmentEvent:
     job: SynthesisJob | None = None
     error: TTSError | None = None
     spoken: Mapped | None = None  # `normalized` with its map back to the text as sent (`done` events)
+    pause: float = 0.0  # a `pause` event's seconds of silence (SSML's `<break>`: a segment sent to no model)
 
     @property
     def finish_reason(self) -> str | None:
@@ -81,10 +85,13 @@ class TextFeed:
     and its backend request's prefill must not slow the first audio (on this CPU they cost a long text 50-260 ms
     of time to first audio)."""
 
-    def __init__(self, segmenter: TextSegmenter, streaming: StreamingSettings, usage: StreamUsage) -> None:
+    def __init__(
+        self, segmenter: TextSegmenter, streaming: StreamingSettings, usage: StreamUsage, *, ssml: bool = False
+    ) -> None:
         self.segmenter = segmenter
         self.streaming = streaming
         self.usage = usage
+        self.ssml = SsmlFeed(self, segmenter.max_chars) if ssml else None  # streamed SSML (app.service.ssml_input)
         self.ended = False
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending = 0  # characters queued and not yet taken
@@ -92,7 +99,18 @@ class TextFeed:
 
     def push(self, text: str) -> None:
         self.usage.input_chars += len(text)
+        if self.ssml is not None:
+            self.ssml.push(text)
+        else:
+            self._enqueue(self.segmenter.push(text, time.monotonic()))
+
+    def push_plain(self, text: str) -> None:
+        """Text to cut as plain text (already counted)."""
         self._enqueue(self.segmenter.push(text, time.monotonic()))
+
+    def push_segments(self, segments: Iterable[str]) -> None:
+        """Segments cut elsewhere (an SSML element's), queued in order (the segmenter's buffer taken before)."""
+        self._enqueue(list(segments))
 
     def speak(self, text: str | TextDocument) -> None:
         """A whole text (an HTTP request) or document: its first segment queued and the input ended; the rest is
@@ -111,6 +129,8 @@ class TextFeed:
 
     def flush(self) -> None:
         self._enqueue(self.segmenter.flush())
+        if self.ssml is not None:
+            self._enqueue(self.ssml.take_carry())
 
     def tick(self) -> None:
         self._enqueue(self.segmenter.tick(time.monotonic()))
@@ -121,6 +141,8 @@ class TextFeed:
     def end(self) -> None:
         """No more text: what is buffered becomes the last segment."""
         if not self.ended:
+            if self.ssml is not None:
+                self.ssml.end()
             self.flush()
             self.ended = True
             self._queue.put_nowait(None)
@@ -128,13 +150,15 @@ class TextFeed:
     @property
     def pending_chars(self) -> int:
         """Text received but not yet synthesized (buffered or queued)."""
-        return self._pending + len(self.segmenter.buffered)
+        return self._pending + len(self.segmenter.buffered) + (self.ssml.buffered if self.ssml is not None else 0)
 
     @property
     def empty(self) -> bool:
         return self._queue.empty()
 
     def _enqueue(self, segments: Sequence[str]) -> None:
+        if self.ssml is not None and segments:  # an inline SSML element waiting for the rest of its sentence
+            segments = self.ssml.joined(segments)
         for seg in segments:
             self._pending += len(seg)
             self._queue.put_nowait(seg)
@@ -174,6 +198,7 @@ class _Segment:
     slot: Slot | None = None
     error: TTSError | None = None
     finished: bool = False
+    pause: float | None = None  # a pause's seconds: no slot, no backend request
 
     def release(self) -> None:
         if self.slot is not None:
@@ -203,6 +228,7 @@ class SegmentStream:
     lookahead: int | None = None  # segments started ahead of the one being spoken; None: STREAM_LOOKAHEAD_SEGMENTS
     admission: SegmentAdmission = field(default_factory=HeldByCaller)
     observers: list[StreamObserver] = field(default_factory=list)
+    ssml: bool = False  # its text is streamed SSML (a WebSocket's config flag, ElevenLabs' enable_ssml_parsing)
     endpoint: str = "speech"  # the metrics label of its jobs
     param: str = "text"  # the request field the text came from (its errors name it)
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
@@ -220,7 +246,7 @@ class SegmentStream:
         else:
             self.speaker = Voice.builtin(self.voice)
         self.usage = StreamUsage()
-        self.feed = TextFeed(segmenter, s, self.usage)
+        self.feed = TextFeed(segmenter, s, self.usage, ssml=self.ssml)
         self._active = 0  # segments taken from the feed and not yet delivered
         self._index = 0  # the next segment's number
         self._open = 0  # segments started (or failed) and not yet delivered
@@ -233,6 +259,11 @@ class SegmentStream:
         self.outcome = "failed"
         self.last_job: SynthesisJob | None = None  # the last segment spoken
         self._spoken: list[str] = []  # the normalized text of each segment spoken
+
+    @property
+    def ssml_ignored(self) -> tuple[str, ...]:
+        """What its SSML held that was not applied (app.service.ssml_input), each named once."""
+        return tuple(dict.fromkeys(self.usage.ssml_ignored))
 
     @property
     def spoken_text(self) -> str:
@@ -256,7 +287,7 @@ class SegmentStream:
 
     def check_spoken(self) -> None:
         """A text with nothing to speak is a 400 naming `param`."""
-        if self.usage.segments == 0:
+        if self.usage.segments == 0 and self.usage.pauses == 0:
             require_speech("", self.param)
 
     # -- output -----------------------------------------------------------------------------------
@@ -334,13 +365,18 @@ class SegmentStream:
                 self._open += 1
                 self._drained.clear()
                 self._ready.put_nowait(seg)
-                previous = seg
+                if seg.pause is None:  # the speech after a pause continues from the speech before it
+                    previous = seg
         finally:
             self._ready.put_nowait(None)
 
     async def _start(self, raw: str, context: SpeechContext | None) -> _Segment | None:
         service = self.service
         seg = _Segment(self._index, raw)
+        if (seconds := pause_seconds(raw)) is not None:
+            seg.pause, seg.spoken = seconds, Mapped("", ())
+            self._index += 1
+            return seg
         try:
             seg.slot = await self.admission.acquire(self._drained.wait, first=self._open == 0)
             seg.spoken = await service.read(raw, self.text)
@@ -368,6 +404,13 @@ class SegmentStream:
         return seg
 
     async def _deliver(self, seg: _Segment) -> AsyncGenerator[SegmentEvent, None]:
+        if seg.pause is not None:
+            yield SegmentEvent("started", seg.index, seg.raw)
+            yield SegmentEvent("pause", seg.index, seg.raw, pause=seg.pause)
+            self.usage.pauses += 1
+            self._first_delivered.set()
+            yield SegmentEvent("done", seg.index, seg.raw, spoken=seg.spoken, pause=seg.pause)
+            return
         if seg.error is not None or seg.synthesis is None or seg.job is None:
             self._first_delivered.set()
             yield self._failed(seg, seg.error or TTSError("segment not started"))

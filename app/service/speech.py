@@ -30,6 +30,7 @@ from app.service.render import Prepared, Renderer
 from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segment_policy import ContextClaim, PerSegment, RequestAccounting, SegmentAccounting, StreamObserver
 from app.service.segments import SegmentStream
+from app.service.ssml_input import speech_text
 from app.service.synthesis import Synthesis, SynthesisJob
 from app.service.synthesizer import Synthesizer
 from app.service.text_input import TextInput, TextNormalizer, require_speech
@@ -171,8 +172,9 @@ class SpeechService:
         whose request it is (its tenant's context ids, its key id in the log line). `text_param`: what the
         client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
-        voice = await self.voice(req.voice_name)
         self.text_input.check(req.input, text_param)
+        spoken = speech_text(req.input, req.input_format, text_param)  # a 400 for bad SSML before any other work
+        voice = await self.voice(req.voice_name)
         if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
             await self.key_limits.charge(caller, len(req.input))
         if req.instructions:
@@ -188,7 +190,8 @@ class SpeechService:
             voice, req, bit_rate, param=text_param, context=context, started=started, observers=observers
         )
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
-        stream.feed.speak(req.input)
+        stream.usage.ssml_ignored += spoken.ignored
+        stream.feed.speak(spoken.text)
         prepared = Prepared(stream, req.delivery())
         _log_request(
             prepared, caller, kind="speech", model=req.model, voice=voice_log, chars=len(req.input),
@@ -248,6 +251,7 @@ class SpeechService:
             raise NotReadyError("voice cloning is disabled on this server (CODEC_LOAD_ENCODER=false)")
         self.text_input.check(req.generate_text, "generate_text")
         self.text_input.check(req.reference_text, "reference_text")
+        spoken = speech_text(req.generate_text, req.input_format, "generate_text")
         if self.key_limits is not None:
             await self.key_limits.charge(caller, len(req.generate_text))
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
@@ -256,7 +260,8 @@ class SpeechService:
         stream = self._whole_text(
             voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
         )
-        stream.feed.speak(req.generate_text)
+        stream.usage.ssml_ignored += spoken.ignored
+        stream.feed.speak(spoken.text)
         prepared = Prepared(stream, req.delivery())
         _log_request(
             prepared, caller, kind="vc", model=req.model, voice=voice.name, chars=len(req.generate_text),

@@ -98,6 +98,8 @@ class SegmentTimings:
         first's start to the last's end. `source` "aligned" only when every part is."""
         if not parts:
             return cls("", 0, 0, (), (), rate, "estimated")
+        first, last = parts[0], parts[-1]
+        parts = [p for p in parts if p.text] or [first]  # a pause's silence is a gap between its neighbours
         text, starts, ends = parts[0].text, list(parts[0].starts), list(parts[0].ends)
         for p in parts[1:]:
             text += " " + p.text
@@ -110,11 +112,17 @@ class SegmentTimings:
             for p in parts[1:]:
                 at = named[-1][1] if named else 0
                 named += [(at, at), *(p.sources or ())]
-        joined = cls(text, parts[0].start, parts[-1].end, tuple(starts), tuple(ends), rate, source)
+        joined = cls(text, first.start, last.end, tuple(starts), tuple(ends), rate, source)
         return joined.named(named)
 
     def word_dicts(self) -> list[dict]:
-        return [{"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)} for w in self.words()]
+        """Each spoken word's time and, when known, `source`: the [start, end) characters of the text as sent that
+        it came from (an SSML alias' words name the element's text, a number's words the digits)."""
+        return [
+            {"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)}
+            | ({"source": list(w.source)} if w.source is not None else {})
+            for w in self.words()
+        ]
 
     def char_dicts(self) -> list[dict]:
         return [
@@ -188,6 +196,8 @@ def elevenlabs_alignment(t: SegmentTimings, *, base: int) -> dict:
         return round(sample * 1000 / t.rate)
 
     b = ms(base)
+    if not t.text:  # a pause (SSML's <break>): its space spans its silence, so that chunks summed keep the clock
+        return {"chars": [" "], "charStartTimesMs": [ms(t.start) - b], "charDurationsMs": [ms(t.end) - ms(t.start)]}
     starts = [ms(s) - b for s in t.starts] + [ms(t.end) - b]
     durations = [ms(e) - ms(s) for s, e in zip(t.starts, t.ends, strict=True)] + [0]
     return {"chars": [*t.text, " "], "charStartTimesMs": starts, "charDurationsMs": durations}

@@ -63,6 +63,16 @@ class TextSegmenter:
     def buffered(self) -> str:
         return self._text[self._pos :]
 
+    @property
+    def fed(self) -> int:
+        """Characters pushed (or skipped) so far: the source index of the next one."""
+        return self._fed
+
+    def skip(self, n: int) -> None:
+        """`n` characters pushed that hold no text to cut (SSML's tags, its elements spoken apart): the offsets of
+        what comes after count them."""
+        self._fed += n
+
     def push(self, text: str, now: float) -> list[Segment]:
         """Add a text delta; returns the segments it completes."""
         if not text:
@@ -273,14 +283,11 @@ def iter_document_segments(doc: TextDocument, *, max_chars: int, first_max_chars
                 first = False
                 yield Segment(seg, seg.offsets, spans)
             continue
-        block = doc.source[start:end]
-        atomic = [s for s in spans if s.type.atomic]
-        for s in atomic:  # its spaces hidden from the cutting
-            inner = block[s.start - start : s.end - start]
-            block = block[: s.start - start] + re.sub(r"\s", _GLUE, inner) + block[s.end - start :]
+        block, src = _spanned(doc.source, spans)
         limit = first_max_chars if first else max_chars
+        atomic = any(s.type.atomic for s in spans)
         for seg in iter_whole_text_segments(block, max_chars=max_chars, first_max_chars=limit):
-            offsets = [start + o for o in seg.offsets]
+            offsets = [src[o] for o in seg.offsets]
             text = str(seg).replace(_GLUE, " ") if atomic else str(seg)
             lo, hi = offsets[0], offsets[-1] + 1
             held = [s.clipped(lo, hi) for s in spans if s.end > lo and s.start < hi]
@@ -289,6 +296,20 @@ def iter_document_segments(doc: TextDocument, *, max_chars: int, first_max_chars
 
 
 _GLUE = "\ue001"  # stands for a space inside an atomic span while the text is cut
+
+
+def _spanned(source: str, spans: list[Span]) -> tuple[str, Sequence[int]]:
+    """The text the spans hold, one after another (what lies between them, such as SSML's tags, left out), with
+    an atomic span's spaces hidden from the cutting, and the source index of each of its characters."""
+    if len(spans) == 1 and not spans[0].type.atomic:  # a plain text: its block as it is
+        return source[spans[0].start : spans[0].end], range(spans[0].start, spans[0].end)
+    parts: list[str] = []
+    src: list[int] = []
+    for s in spans:
+        inner = source[s.start : s.end]
+        parts.append(re.sub(r"\s", _GLUE, inner) if s.type.atomic else inner)
+        src += range(s.start, s.end)
+    return "".join(parts), src
 
 
 def _blocks(doc: TextDocument) -> Iterator[tuple[int, int, list[Span]]]:

@@ -126,7 +126,7 @@ async def test_closing_the_socket_mid_speech_cancels_the_backend(base: str, fake
     [
         ("jenny", "model_id=m&output_format=mp3_44100_320", "output_format"),
         ("jenny", "model_id=m", "output_format"),
-        ("jenny", "output_format=pcm_24000&enable_ssml_parsing=true", "enable_ssml_parsing"),
+        ("jenny", "output_format=pcm_24000&enable_ssml_parsing=maybe", "enable_ssml_parsing"),
         ("jenny", "output_format=pcm_24000&inactivity_timeout=999", "inactivity_timeout"),
         ("21m00Tcm4TlvDq8ikWAM", "output_format=pcm_24000", "voice_id"),
     ],

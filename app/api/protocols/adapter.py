@@ -41,6 +41,7 @@ class Open:
     output: OutputSpec
     text: TextOptions = TextOptions()
     use_context: bool = True
+    ssml: bool = False  # its text messages are SSML (app.service.ssml_input.SsmlFeed)
 
 
 @dataclass(frozen=True)

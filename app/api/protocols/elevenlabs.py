@@ -73,6 +73,7 @@ class Options:
     output: ElevenLabsFormat
     sync_alignment: bool = False
     voice_id: str = ""  # as the path named it
+    ssml: bool = False  # enable_ssml_parsing: the text is SSML as it comes
 
     def __post_init__(self) -> None:
         if not self.voice_id and self.voice is not None:
@@ -123,8 +124,6 @@ async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str, *,
         output = elevenlabs_format(q.get("output_format"))
     except UnsupportedFormat as exc:
         raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
-    if _bool_param(ws, "enable_ssml_parsing"):
-        raise InvalidRequestError("enable_ssml_parsing=true is not supported", param="enable_ssml_parsing")
     normalization = q.get("apply_text_normalization", "auto")
     if normalization not in ("auto", "on", "off"):
         raise InvalidRequestError("apply_text_normalization must be auto, on or off", param="apply_text_normalization")
@@ -142,7 +141,8 @@ async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str, *,
         timeout = min(timeout, service.streaming.idle_timeout)
     voice = await service.voice(voice_id, param="voice_id") if authorized else None
     model_id = q.get("model_id", "")
-    return Options(voice, model_id, normalization != "off", timeout, output, sync_alignment, voice_id)
+    ssml = bool(_bool_param(ws, "enable_ssml_parsing"))
+    return Options(voice, model_id, normalization != "off", timeout, output, sync_alignment, voice_id, ssml)
 
 
 class ElevenLabsProtocol(Protocol):
@@ -253,6 +253,7 @@ class ElevenLabsProtocol(Protocol):
             fields.output_spec(out.bit_rate),
             text=TextOptions(self.opts.normalize),
             use_context=self.streaming.context,
+            ssml=self.opts.ssml,
         )
 
     # -- events -> messages -----------------------------------------------------------------------
@@ -296,6 +297,8 @@ class ElevenLabsProtocol(Protocol):
             final: dict = {"isFinal": True}
             if event.usage.cut_segments:  # our addition, only when a segment was cut short (max_tokens, context)
                 final |= {"finishReason": "length", "cutSegments": list(event.usage.cut_segments)}
+            if event.usage.ssml_ignored:  # our addition: what its SSML held that was not applied
+                final["ssmlIgnored"] = list(dict.fromkeys(event.usage.ssml_ignored))
             return self._tag(final, event.context)
         if isinstance(event, Segment) and event.segment.kind == "error":
             return self._error(event.segment.error, event.context)

@@ -31,6 +31,7 @@ from app.api.audio_response import (
     admitted_response,
     finish_headers,
     primed,
+    request_headers,
     speech_response,
     until_disconnected,
 )
@@ -69,6 +70,7 @@ class SpeechBody(BaseModel):
     previous_text: str | None = Field(None, max_length=100_000)
     next_text: str | None = Field(None, max_length=100_000)
     apply_text_normalization: Literal["auto", "on", "off"] | None = None
+    enable_ssml_parsing: bool | None = None  # also a query parameter, as on ElevenLabs' WebSocket
 
     def unused(self) -> list[str]:
         """The settings given that this server does not apply (its `X-Unused-Settings`)."""
@@ -94,8 +96,12 @@ def output_of(request: Request) -> ElevenLabsFormat:
         raise InvalidRequestError(str(exc), param="output_format", code="unsupported_output_format") from None
 
 
-def speech_request(raw: Any, voice_id: str, output: ElevenLabsFormat) -> tuple[SpeechRequest, SpeechBody]:
-    """An ElevenLabs body as our speech request; its errors name ElevenLabs' fields (`text`)."""
+def speech_request(
+    raw: Any, voice_id: str, output: ElevenLabsFormat, *, ssml: bool = False
+) -> tuple[SpeechRequest, SpeechBody]:
+    """An ElevenLabs body as our speech request; its errors name ElevenLabs' fields (`text`). `ssml` (the query's
+    `enable_ssml_parsing`) or the body's `enable_ssml_parsing`: the text is SSML (else: when it starts with
+    `<speak>`)."""
     try:
         body = SpeechBody.model_validate(raw)
         if not body.text.strip():
@@ -115,6 +121,7 @@ def speech_request(raw: Any, voice_id: str, output: ElevenLabsFormat) -> tuple[S
             normalize_malaysian=body.apply_text_normalization != "off",
             language=LANGUAGES.get((body.language_code or "").lower(), "auto"),
             seed=None if body.seed is None else body.seed % 2**31,
+            input_format="ssml" if ssml or body.enable_ssml_parsing else None,
         )
         return req, body
     except ValidationError as exc:
@@ -133,7 +140,8 @@ async def prepare(
         raw = await request.json()
     except ValueError:
         raise InvalidRequestError("the body must be JSON", code="invalid_json") from None
-    req, body = speech_request(raw, voice_id, output)
+    ssml = request.query_params.get("enable_ssml_parsing", "").lower() in ("true", "1")
+    req, body = speech_request(raw, voice_id, output, ssml=ssml)
     try:
         work = service.prepare_speech(req, principal, text_param="text", bit_rate=output.bit_rate)
         return await until_disconnected(request.receive, work), body
@@ -181,11 +189,11 @@ async def timed(renderer: Renderer, prepared: Prepared, *, text: str, stream: bo
     if not stream:
         whole = await renderer.whole(s, renderer.writer(s.output, streaming=False), timed=True)
         body = {"audio_base64": _audio(whole.audio), **alignments(list(whole.segments), whole.writer.rate, text)}
-        return JSONResponse(body, headers={"X-Request-Id": s.request_id} | finish_headers(s.usage))
+        return JSONResponse(body, headers=request_headers(s) | finish_headers(s.usage))
     writer = renderer.writer(s.output)
     pieces = await primed(renderer.pieces(s, writer, timed=True, one_request=True))
     lines = abort_on_error(timed_lines(pieces, writer.rate, text), s.request_id)
-    return StreamingResponse(lines, media_type="application/json", headers={"X-Request-Id": s.request_id})
+    return StreamingResponse(lines, media_type="application/json", headers=request_headers(s))
 
 
 async def _speak(request: Request, voice_id: str, principal: Principal, *, stream: bool, timestamps: bool) -> Response:

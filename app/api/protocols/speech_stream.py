@@ -130,6 +130,7 @@ class SpeechStreamProtocol(Protocol):
             cfg.output_spec(),
             text=cfg.text_options,
             use_context=use_context,
+            ssml=cfg.input_format == "ssml",
         )
         self.awaiting_config = False
 
@@ -170,7 +171,8 @@ class SpeechStreamProtocol(Protocol):
         if isinstance(event, ContextFinal):
             u = event.usage  # finish_reason `length`: a segment was cut short (max_tokens or the model's context)
             cut = {"cut_segments": list(u.cut_segments)} if u.cut_segments else {}
-            return {"type": "done", "usage": u.as_dict(), "finish_reason": u.finish_reason, **cut}
+            ignored = {"ssml_ignored": list(dict.fromkeys(u.ssml_ignored))} if u.ssml_ignored else {}
+            return {"type": "done", "usage": u.as_dict(), "finish_reason": u.finish_reason, **cut, **ignored}
         if isinstance(event, Rejected):
             return error_event(event.error, index=None)
         if isinstance(event, SessionEnded):
@@ -205,6 +207,8 @@ class SpeechStreamProtocol(Protocol):
                 "normalized": ev.normalized,
                 "context_tokens": len(ctx.tokens) if ctx else 0,
             }
+        if ev.kind == "done" and ev.job is None:  # a pause (SSML's <break>): silence, no tokens
+            return {"type": "segment.done", "index": ev.index, "text": ev.text, "speech_tokens": 0, "pause": ev.pause}
         if ev.kind == "done":
             done = {
                 "type": "segment.done",
