@@ -24,7 +24,7 @@ from app.text.rules.numbering import NUMBER_SIGN
 MALAY, ENGLISH = "ms", "en"
 
 # Malay grammar words and particles: they mark a Malay sentence even when its nouns are English.
-_MALAY_MARKERS = frozenset(
+MALAY_MARKERS = frozenset(
     (  # noqa: SIM905
         "yang dan di ke dari daripada untuk dengan pada dalam ini itu ada adalah ialah akan sudah telah belum "
         "sedang masih tidak tak bukan boleh perlu mahu nak hendak saya aku kami kita awak anda kamu dia "
@@ -36,7 +36,7 @@ _MALAY_MARKERS = frozenset(
         "walaupun supaya agar jangan mesti wajib hari baru lepas naik turun"
     ).split()
 )
-_ENGLISH_MARKERS = frozenset(
+ENGLISH_MARKERS = frozenset(
     (  # noqa: SIM905
         "the a an is are was were be been being am have has had do does did will would can could should shall "
         "may might must he she it we they me him her us them my your his its our their this that these those "
@@ -114,13 +114,13 @@ class LanguageDetector:
             if len(token) > 1 and token.isupper():
                 continue  # a code or acronym ("OTP", "KWSP"), not a word of either language
             word = token.lower()
-            if word in _MALAY_MARKERS:
+            if word in MALAY_MARKERS:
                 score += 2.0
             elif word in _WEAK_MALAY:
                 score += 0.5
             elif word in _WEAK_ENGLISH:
                 score -= 0.5
-            elif word in _ENGLISH_MARKERS:
+            elif word in ENGLISH_MARKERS:
                 score -= 1.5
             elif word in self._malay_only:
                 score += 1.0
