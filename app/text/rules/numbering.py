@@ -1,11 +1,13 @@
 """Number signs: "No. 5" and "#12", and the number of an identity, account or document with its label.
 
 "No." before a number is read "nombor"/"number" ("Rumah No. 5" -> "Rumah nombor lima"), and so is "No."/"no"
-with a label before or after it: "no. IC 850312-10-5521" -> "nombor I C ...", "IC no. ..." -> "I C number ..."
-(Malay: "nombor I C ..."), "no kp 900101-14-5678", "No. Akaun: 1234". The labels and how each is said are in
-`app/data/number_labels.tsv` ("kp" -> "K P", "tel" -> "telefon"/"telephone"); a label is up to three of them
-("No. Kad Pengenalan"). Lower-case "no" without its dot is a number sign only next to a label ("no tel
-012...": English "no 5 year old" stays).
+next to a label, on either side: "no. IC 850312-10-5521", "IC no. ...", "no kp 900101-14-5678", "No. Akaun:
+1234", "No. IC anda 850312-...", "your account no. is 1234", and, with its dot, before a label with no number
+after it ("Sila berikan no. akaun anda"). Malay says "nombor I C ...", English "I C number ...", whichever
+order it was written in. The labels and how each is said are in `app/data/number_labels.tsv` ("kp" -> "K P",
+"tel" -> "telefon"/"telephone"); a label is up to three of them ("No. Kad Pengenalan"). Lower-case "no"
+without its dot is a number sign only next to a label ("no tel 012...": English "no 5 year old" stays), and
+in English only next to a label that is no English word ("IC", "tel"): "I have no account 12345" stays.
 
 `labelled_numbers` runs before the contact rules, which read the number itself (an IC number in three groups,
 a phone number in its groups); `number_signs` reads the plain "No. 5" after the ranges rule (which reads
@@ -49,9 +51,21 @@ _CODE = r"(?=[A-Za-z]{0,3}-?[0-9])"  # a number, or a code that starts with one 
 _SIGN = r"(?:\b(?:No|NO|no)\.|\bNo\b|\bNO\b|#)"
 _SIGN_NEAR_LABEL = r"\b(?:No|NO|no)\b\.?"
 _CONTACT = r"(?=[0-9]{6}-[0-9]{2}-[0-9]{4}|\+?[0-9]{2,3}[ -]?[0-9]{3,4}[ -]?[0-9]{3,4}(?![0-9]))"  # an IC or a phone
+# Words that may stand between the label and its number: "No. IC anda 850312-...", "account no. is 1234".
+_BETWEEN = (  # noqa: SIM905
+    "anda saya sy aku awak kamu dia beliau kami kita your my his her our their is ialah adalah ini this"
+).split()
+# A plain number after a label is a code, read digit by digit ("no. pelajar 12345"); a phone number (0...) or an
+# IC number is left to the contact rules, which read it in groups.
+_DIGITS = r"(?:[1-9][0-9]{2,}(?![\w-]|[.,/][0-9]|\s[0-9]))?"
+_FILLER = rf"(?:\s+(?i:{'|'.join(_BETWEEN)})){{0,2}}"
 _LABELLED = re.compile(
-    rf"(?P<before>{_LABEL})\.?\s*{_SIGN_NEAR_LABEL}\s*:?\s*{_CODE}"  # "IC no. 850312-...", "Acc no: 1234"
-    rf"|{_SIGN_NEAR_LABEL}\s*(?P<after>{_LABEL})\.?\s*[:-]?\s*{_CODE}"  # "no. IC 850312-...", "no tel 012..."
+    # "IC no. 850312-...", "Acc no: 1234", "account no. is 1234"
+    rf"(?P<before>{_LABEL})\.?\s*{_SIGN_NEAR_LABEL}(?P<filler_b>{_FILLER})\s*:?\s*{_CODE}(?P<digits_b>{_DIGITS})"
+    # "no. IC 850312-...", "no tel sy 012...", "No. IC anda 850312-..."
+    rf"|{_SIGN_NEAR_LABEL}\s*(?P<after>{_LABEL})\.?(?P<filler_a>{_FILLER})\s*[:-]?\s*{_CODE}(?P<digits_a>{_DIGITS})"
+    # "Sila berikan no. akaun bank anda": with its dot, "no." before a label is a number sign with no number after it
+    rf"|\b(?:No|NO|no)\.\s*(?P<bare>{_LABEL})"
     rf"|{_SIGN}\s?:?\s?{_CONTACT}"  # "No. 850312-10-5521", "no. 012-3456789": before the contact rules read them
 )
 _PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])")  # "No. 5", "#12"
@@ -67,18 +81,34 @@ def _label(written: str, r: Reader) -> str:
     return " ".join(spoken)
 
 
+def _abbreviation(label: str) -> bool:
+    """A label that is no English word: "IC", "kp", "tel", "a/c" (not "account", "phone")."""
+    first = _KEY_RE.match(label)
+    return first is not None and (first.group().isupper() or _LABELS[" ".join(first.group().lower().split())] != ("", ""))
+
+
 def labelled_numbers(text: str, r: Reader) -> str:
     """ "No." with a label, or before an IC or phone number: "no. kp 900101-..." -> "nombor K P 900101-..."."""
-    if not has_digit(text):
+    if "no" not in text.lower():
         return text
     number = r.word("number")
 
+    def said(label: str, filler: str, digits: str | None = "") -> str:
+        label = _label(label, r)
+        words = f"{number} {label}{filler}" if r.lang == "ms" else f"{label} {number}{filler}"
+        return f"{words} {r.digits(digits)}" if digits else words
+
     def speak(m: re.Match[str]) -> str:
-        if m.group("before"):  # Malay says "nombor I C" for "IC no.", English "I C number"
-            label = _label(m.group("before"), r)
-            return f"{number} {label} " if r.lang == "ms" else f"{label} {number} "
+        if m.group("before"):
+            return said(m.group("before"), m.group("filler_b"), m.group("digits_b")) + " "
         if m.group("after"):
-            return f"{number} {_label(m.group('after'), r)} "
+            if r.lang == "en" and not m.group().lower().startswith("no.") and not _abbreviation(m.group("after")):
+                return m.group()  # "I have no account 12345": "no" here is no number sign
+            return said(m.group("after"), m.group("filler_a"), m.group("digits_a")) + " "
+        if m.group("bare"):
+            if r.lang == "en" and not _abbreviation(m.group("bare")):
+                return m.group()  # "He said no. Account closed."
+            return said(m.group("bare"), "")
         return f"{number} "
 
     return sub(_LABELLED, speak, text)
