@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.text.names import NameFinder
-from app.text.rules.numbering import NUMBER_SIGN
+from app.text.rules.numbering import without_signs
 
 MALAY, ENGLISH = "ms", "en"
 
@@ -57,7 +57,6 @@ _MAX_CHARS = 200  # fastText sees at most this much of a text (we cut it: the li
 _CAPS = re.compile(r"\b[A-Z]{2,}\b")
 _LOWER_WORD = re.compile(r"\b[A-Za-z]?[a-z]+\b")
 _NOISE = re.compile(r"\S*(?:@|://|www\.)\S*|\S*\d\S*")
-_SIGN_WORD = re.compile(r"\b[Nn][Oo]\b\.?|#")  # inside a NUMBER_SIGN match: "no." says nothing, its label does
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class LanguageDetector:
         A tie (no word for either side: "Data 4.5GB", "RM500") is Malay, the default for Malaysian text.
         """
         names = self._names.find(text)
-        text = NUMBER_SIGN.sub(lambda m: _SIGN_WORD.sub(lambda s: " " * len(s.group()), m.group()), names.rest)
+        text = without_signs(names.rest)
         score = names.vote + self._word_score(text)
         plain = _NOISE.sub(" ", text)
         if _LOWER_WORD.search(plain):

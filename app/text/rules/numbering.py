@@ -11,7 +11,8 @@ in English only next to a label that is no English word ("IC", "tel"): "I have n
 
 `labelled_numbers` runs before the contact rules, which read the number itself (an IC number in three groups,
 a phone number in its groups); `number_signs` reads the plain "No. 5" after the ranges rule (which reads
-"No. 12-3" as an address: "dash"). `NUMBER_SIGN` finds both for the language detector: "No." is no English word.
+"No. 12-3" as an address: "dash"). `without_signs` blanks the signs and the abbreviated labels for the
+language detector: "No.", "IC" and "a/c" are no English words; "akaun" and "account" still vote.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ _LABELLED = re.compile(
     rf"|{_SIGN}\s?:?\s?{_CONTACT}"  # "No. 850312-10-5521", "no. 012-3456789": before the contact rules read them
 )
 _PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])")  # "No. 5", "#12"
-NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
+_NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
+_SIGN_WORD = re.compile(r"\b[Nn][Oo]\b\.?|#")
 
 
 def _label(written: str, r: Reader) -> str:
@@ -85,6 +87,16 @@ def _abbreviation(label: str) -> bool:
     """A label that is no English word: "IC", "kp", "tel", "a/c" (not "account", "phone")."""
     first = _KEY_RE.match(label)
     return first is not None and (first.group().isupper() or _LABELS[" ".join(first.group().lower().split())] != ("", ""))
+
+
+def without_signs(text: str) -> str:
+    """`text` with its number signs and abbreviated labels blanked (same length): what the language detector reads."""
+
+    def blank(m: re.Match[str]) -> str:
+        inside = _SIGN_WORD.sub(lambda s: " " * len(s.group()), m.group())
+        return _KEY_RE.sub(lambda k: " " * len(k.group()) if _abbreviation(k.group()) else k.group(), inside)
+
+    return _NUMBER_SIGN.sub(blank, text)
 
 
 def labelled_numbers(text: str, r: Reader) -> str:
