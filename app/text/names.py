@@ -23,6 +23,7 @@ from app.text.offsets import sub
 _VOTE = 1.5  # as much as an English marker word: "Encik Ahmad, no. IC ..." is Malay, "Mr. Tan, IC no. ..." English
 _NAME = r"[A-Z][A-Za-z'’-]*"  # a capitalised (or all-capital) word
 _NAMES_AFTER_TITLE = 3
+_WORDS = re.compile(r"[A-Za-z]+(?:['’/][A-Za-z]*)?")  # "Dato'", "a/l": as the table writes its first words
 
 
 def bundled_path() -> Path:
@@ -70,6 +71,8 @@ class NameFinder:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._entries = _load(Path(path) if path else bundled_path())
+        # The first word of every title and patronymic: a sentence without one has no name to find (most have none).
+        self._first_words = frozenset(k.split()[0] for k in self._entries)
         titles = _alternatives([k for k, e in self._entries.items() if e.kind == "title"])
         links = _alternatives([k for k, e in self._entries.items() if e.kind == "patronymic"])
         edge, end = r"(?<![\w'’/])", r"(?![\w'’/])"
@@ -84,8 +87,13 @@ class NameFinder:
     def _entry(self, written: str) -> _Entry:
         return self._entries[_key(written)]
 
+    def _may_have_names(self, text: str) -> bool:
+        return any(w.lower() in self._first_words for w in _WORDS.findall(text))
+
     def find(self, text: str) -> Names:
         """The text with its names blanked, and the vote of its titles and patronymics."""
+        if not self._may_have_names(text):
+            return Names(text, 0.0)
         blank = list(text)
         vote = 0.0
 
@@ -105,7 +113,7 @@ class NameFinder:
 
     def patronymics(self, text: str) -> str:
         """A patronymic written short, between two names, as it is read: "Muthu a/l Samy" -> "Muthu anak lelaki Samy"."""
-        if not self._link.search(text):
+        if not self._may_have_names(text) or not self._link.search(text):
             return text
 
         def spoken(m: re.Match[str]) -> str:

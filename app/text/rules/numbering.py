@@ -23,7 +23,6 @@ from pathlib import Path
 
 from app.text.offsets import sub
 from app.text.readers import Reader
-from app.text.rules import has_digit
 
 
 def bundled_path() -> Path:
@@ -72,6 +71,7 @@ _LABELLED = re.compile(
 _PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])")  # "No. 5", "#12"
 _NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
 _SIGN_WORD = re.compile(r"\b[Nn][Oo]\b\.?|#")
+_ANY_SIGN = re.compile(r"\b[Nn][Oo]\b|#").search  # most sentences have none: the long patterns are not run
 
 
 def _label(written: str, r: Reader) -> str:
@@ -96,12 +96,12 @@ def without_signs(text: str) -> str:
         inside = _SIGN_WORD.sub(lambda s: " " * len(s.group()), m.group())
         return _KEY_RE.sub(lambda k: " " * len(k.group()) if _abbreviation(k.group()) else k.group(), inside)
 
-    return _NUMBER_SIGN.sub(blank, text)
+    return _NUMBER_SIGN.sub(blank, text) if _ANY_SIGN(text) else text
 
 
 def labelled_numbers(text: str, r: Reader) -> str:
     """ "No." with a label, or before an IC or phone number: "no. kp 900101-..." -> "nombor K P 900101-..."."""
-    if "no" not in text.lower():
+    if not _ANY_SIGN(text):
         return text
     number = r.word("number")
 
@@ -128,6 +128,6 @@ def labelled_numbers(text: str, r: Reader) -> str:
 
 def number_signs(text: str, r: Reader) -> str:
     """ "No. 5", "#12": after the ranges rule, which reads "No. 12-3" as an address ("dash")."""
-    if not has_digit(text):
+    if not _ANY_SIGN(text):
         return text
     return sub(_PLAIN, f"{r.word('number')} ", text)
