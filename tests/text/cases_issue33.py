@@ -63,7 +63,22 @@ ISSUE33_CASES: list[Case] = [
     Case(
         "names-ms",
         "En. Zul, no kp 850312105521",
-        "Encik Zul, nombor K P lapan lima kosong tiga satu dua satu kosong lima lima dua satu",
+        "Encik Zul, nombor K P lapan lima kosong tiga satu dua, satu kosong, lima lima dua satu",
+    ),
+    Case(
+        "idno-ms",
+        "No. IC: 850312 10 5521.",
+        "nombor I C lapan lima kosong tiga satu dua, satu kosong, lima lima dua satu.",
+    ),
+    Case(
+        "idno-ms",
+        "no akaun 123456789012",
+        "nombor akaun satu dua tiga empat lima enam tujuh lapan sembilan kosong satu dua",
+    ),
+    Case(
+        "idno-en",
+        "Mr. Tan, IC no. 850312105521.",
+        "mister Tan, I C number eight five zero three one two, one zero, five five two one.",
     ),
     Case("names-ms", "Cikgu Rosnah, no. pelajar 12345.", "Cikgu Rosnah, nombor pelajar satu dua tiga empat lima."),
     Case(

@@ -57,7 +57,10 @@ _BETWEEN = (  # noqa: SIM905
 ).split()
 # A plain number after a label is a code, read digit by digit ("no. pelajar 12345"); a phone number (0...) or an
 # IC number is left to the contact rules, which read it in groups.
-_DIGITS = r"(?:[1-9][0-9]{2,}(?![\w-]|[.,/][0-9]|\s[0-9]))?"
+_DIGITS = r"(?:[0-9]{6} [0-9]{2} [0-9]{4}(?![\w-])|[1-9][0-9]{2,}(?![\w-]|[.,/][0-9]|\s[0-9]))?"
+# Labels of a MyKad number: its twelve digits, written without dashes ("no. kp 850312105521", "850312 10 5521"),
+# are read in the three groups of the dashed form.
+_IDENTITY = frozenset({"ic", "i/c", "kp", "k/p", "mykad", "my kad", "pengenalan"})
 _FILLER = rf"(?:\s+(?i:{'|'.join(_BETWEEN)})){{0,2}}"
 _LABELLED = re.compile(
     # "IC no. 850312-...", "Acc no: 1234", "account no. is 1234"
@@ -105,10 +108,16 @@ def labelled_numbers(text: str, r: Reader) -> str:
         return text
     number = r.word("number")
 
-    def said(label: str, filler: str, digits: str | None = "") -> str:
-        label = _label(label, r)
+    def said(written: str, filler: str, digits: str | None = "") -> str:
+        label = _label(written, r)
         words = f"{number} {label}{filler}" if r.lang == "ms" else f"{label} {number}{filler}"
-        return f"{words} {r.digits(digits)}" if digits else words
+        if not digits:
+            return words
+        digits = digits.replace(" ", "")
+        last = " ".join(written.lower().split()[-2:])
+        if len(digits) == 12 and (last in _IDENTITY or last.split()[-1] in _IDENTITY):
+            return f"{words} " + ", ".join(r.digits(g) for g in (digits[:6], digits[6:8], digits[8:]))
+        return f"{words} {r.digits(digits)}"
 
     def speak(m: re.Match[str]) -> str:
         if m.group("before"):
