@@ -23,6 +23,7 @@ from app.text.offsets import sub
 _VOTE = 1.5  # as much as an English marker word: "Encik Ahmad, no. IC ..." is Malay, "Mr. Tan, IC no. ..." English
 _NAME = r"[A-Z][A-Za-z'’-]*"  # a capitalised (or all-capital) word
 _NAMES_AFTER_TITLE = 3
+_NAMES_AFTER_LINK = re.compile(rf"\s+{_NAME}(?:\s+{_NAME}){{0,2}}")
 _WORDS = re.compile(r"[A-Za-z]+(?:['’/][A-Za-z]*)?")  # "Dato'", "a/l": as the table writes its first words
 
 
@@ -106,9 +107,9 @@ class NameFinder:
             mark(m.start(), m.end(), self._entry(m.group("title")).lang)
         for m in self._link.finditer(text):
             mark(m.start(), m.end("link"), self._entry(m.group("link")).lang)
-            after = re.match(rf"\s+{_NAME}(?:\s+{_NAME}){{0,2}}", text[m.end() :])
+            after = _NAMES_AFTER_LINK.match(text, m.end())
             if after:
-                blank[m.end() : m.end() + after.end()] = " " * after.end()
+                blank[m.end() : after.end()] = " " * (after.end() - m.end())
         return Names("".join(blank), vote)
 
     def patronymics(self, text: str) -> str:

@@ -5,8 +5,9 @@
 
 Pipeline: control markers and emoji removed, `clean_markup` (markdown/HTML/whitespace), sentence split,
 chat spelling (`rules.chat`), language per sentence (`LanguageDetector`, or the caller's `language`; names
-and number signs do not vote: `names.py`), then the rules in `_steps` order, each `(text, reader) -> text`. The order matters: tokens that contain
-other tokens go first (an email contains digits and dots, a date contains dashes).
+and number signs do not vote: `names.py`, `rules.numbering`), then the rules in `_steps` order, each
+`(text, reader) -> text`. The order matters: tokens that contain other tokens go first (an email contains
+digits and dots, a date contains dashes).
 
 Chinese: numbers in a sentence with Han characters are read in Mandarin (`chinese.py`); a run of two or
 more Latin words inside it goes through the Malay/English pipeline. Other scripts pass through untouched.
