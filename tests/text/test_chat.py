@@ -37,6 +37,8 @@ def test_malay_shortforms_are_left_in_english_sentences(normalizer: Normalizer, 
         ("Saya x sure", "Saya tak sure"),  # a Malay word before it is enough
         ("Plan x is better", "Plan x is better"),  # English on both sides: a letter
         ("Use x as the unknown.", "Use x as the unknown."),
+        ("Saya suka model x tu.", "Saya suka model x tu."),  # a name of a model, before a particle
+        ("Press x to close the window.", "Press x to close the window."),
         ("3 x 4 = 12", "tiga darab empat sama dengan dua belas"),  # between numbers: times
         ("bdk2 tu", "budak-budak tu"),  # a doubled shortform reads doubled
     ],

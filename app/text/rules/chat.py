@@ -29,6 +29,8 @@ _X_PREFIX = re.compile(r"(?<![\w'’@./-])x([a-z]{2,})(?![\w'’@/-])")
 _X_WORD = re.compile(r"(?<![\w'’@./-])x(?![\w'’@/-]|\.\w)")
 _WORD_BEFORE = re.compile(r"([A-Za-z]+)\s+$")
 _WORD_AFTER = re.compile(r"\s+([A-Za-z]+)")
+# Words that follow a noun as readily as "tak": "model x tu" is a model, "boleh x la" a question.
+_AFTER_A_NOUN = frozenset("tu ni itu ini la lah je jer pun kan ke kah ya ye dan atau yang".split())  # noqa: SIM905
 # Keys malaya maps to something that is not how the word is read ("by" -> "dengan"), or that clash with units.
 _EXCLUDE = frozenset(
     (  # noqa: SIM905
@@ -97,13 +99,16 @@ class ChatSpelling:
             return f"tak {self._malay[rest]}"
         return f"tak {rest}" if rest in self._malay_words else m.group()
 
+    def _is_malay(self, word: re.Match[str] | None) -> bool:
+        return word is not None and (word.group(1).lower() in self._malay_only or word.group(1).lower() in self._malay)
+
     def _x_word(self, m: re.Match[str]) -> str:
-        """ "x" alone is "tak" next to a Malay word: "Dia x datang", "Boleh x?"; not in "Plan x is" or "3 x 4"."""
+        """ "x" alone is "tak" after a Malay word ("Dia x datang", "Boleh x?") or before one that is no particle
+        ("x boleh"); not in "Plan x is", "model x tu" or "3 x 4"."""
         before = _WORD_BEFORE.search(m.string, max(0, m.start() - 40), m.start())
         after = _WORD_AFTER.match(m.string, m.end())
-        for word in (before, after):
-            if word and (word.group(1).lower() in self._malay_only or word.group(1).lower() in self._malay):
-                return "tak"
+        if self._is_malay(before) or (self._is_malay(after) and after.group(1).lower() not in _AFTER_A_NOUN):
+            return "tak"
         return m.group()
 
     def common(self, text: str) -> str:
