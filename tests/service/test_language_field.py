@@ -137,3 +137,13 @@ def test_voice_clone_form_takes_language(url: str, fake: FakeVLLM) -> None:
         files={"reference_audio": ("ref.wav", buf.getvalue(), "audio/wav")}, headers={"Authorization": "Bearer sk-test"},
     )  # fmt: skip
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "language"
+
+
+def test_a_title_a_name_and_an_ic_number_reach_the_model_in_malay(client: openai.OpenAI, fake: FakeVLLM) -> None:
+    """Issue 33 item 4, as the new user sent it: the prompt says the number in Malay, "no." read, through the SDK."""
+    client.audio.speech.create(
+        model="TTS-model", voice="husein", input="Puan Siti no. kp 900101-14-5678, tkasih.", extra_body={"max_tokens": 10}
+    )
+    assert spoken_text(fake.requests[-1].body["prompt"]) == (
+        "Puan Siti nombor K P sembilan kosong kosong satu kosong satu, satu empat, lima enam tujuh lapan, terima kasih."
+    )

@@ -13,6 +13,14 @@ MALAY = [
     "Boleh tolong check email saya?",
     "Nanti I call you balik",
     "Terima kasih!",
+    # issue 33: short sentences made mostly of a title, a name and a number
+    "Encik Ahmad bin Ali, no. IC 850312-10-5521.",
+    "Puan Siti no. kp 900101-14-5678",
+    "Cik Lim a/p Muthu, no. akaun 1234567890.",
+    "Tuan Haji Ismail, no. tel 012-3456789.",
+    "En. Zul, no. a/c 1234",
+    "Dato' Lee Chong Wei",
+    "tkasih",
 ]
 ENGLISH = [
     "I have two cats.",
@@ -21,6 +29,13 @@ ENGLISH = [
     "Thank you!",
     "I don't know lah, maybe tomorrow.",
     "Please click this link",
+    # issue 33: the same names and numbers in English sentences
+    "Mr. John Smith, IC no. 850312-10-5521.",
+    "Puan Siti said the meeting is at 3pm.",
+    "Please call Encik Ahmad at 012-3456789.",
+    "Datuk Seri Anwar said the budget is ready.",
+    "No. 5 is fine.",
+    "I have no account 12345 here.",
 ]
 
 

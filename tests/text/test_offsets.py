@@ -12,8 +12,9 @@ from app.text.offsets import Tracker, sub, tracking
 from app.text.options import TextOptions
 from tests.text.cases import CASES as BASE_CASES
 from tests.text.cases_issue12 import ISSUE12_CASES
+from tests.text.cases_issue33 import ISSUE33_CASES
 
-CASES = BASE_CASES + ISSUE12_CASES
+CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES
 
 
 def spoken_words(normalizer: Normalizer, text: str, **options: object) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Numbers left after the specific rules: ordinals, "No. 5", years and decades, fractions, versions,
+"""Numbers left after the specific rules: ordinals, years and decades, fractions, versions,
 letter-digit tokens ("A380", "MH370", "4G") and plain numbers.
 
 English reads a 4-digit number from 1100 to 2099 as a year after year words ("in 1987") or where it
@@ -19,7 +19,6 @@ from app.text.rules.dates import speak_date
 
 _ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
 _ORDINAL_EN = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th)\b")
-_NUMBER_SIGN = re.compile(r"(?:\b(?:No|NO|no)\.|\bNo\b|#)\s?(?=[0-9])")
 _DECADE_EN = re.compile(r"(?<![\w.,'’])(['’]?)((?:1[0-9]|20)?[0-9])0['’]?s\b")
 _DECADE_MS = re.compile(r"(?<![\w.,])([0-9]{1,3}0)-an\b")
 _YEAR_CONTEXT = frozenset(
@@ -97,8 +96,7 @@ def ordinals(text: str, r: Reader) -> str:
 
     text = sub(_ORDINAL_MS, malay, text)
     # Written with an English suffix ("3rd"), the ordinal is spoken in English in both languages.
-    text = sub(_ORDINAL_EN, lambda m: en_ordinal(int(m.group(1))), text)
-    return sub(_NUMBER_SIGN, lambda m: r.word("number") + " ", text)
+    return sub(_ORDINAL_EN, lambda m: en_ordinal(int(m.group(1))), text)
 
 
 def years(text: str, r: Reader) -> str:
