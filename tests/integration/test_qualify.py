@@ -51,7 +51,7 @@ def test_tts_qualify_end_to_end(
     rc = main([
         "--api", service_url, "--vllm", vllm_url, "--codec-model", str(codec_dir), "--out", str(out),
         "--max-tokens", "60", "--asr", str(asr_model), "--concurrency", "1,2", "--requests-per-level", "2",
-        "--ttfa-target-s", "30", "--gpu-price-per-hour", "2.5", "--kv-cache-gib", "1", "--kv-dtype", "bfloat16",
+        "--ttfa-target-s", "30", "--underrun-tolerance-s", "600", "--gpu-price-per-hour", "2.5", "--kv-cache-gib", "1", "--kv-dtype", "bfloat16",
     ])  # fmt: skip
     printed = capsys.readouterr().out
     assert rc == 0, printed[-3000:]
@@ -77,7 +77,7 @@ def test_tts_qualify_end_to_end(
     assert set(report["asr"]["cer"]) == set(LINES)
     assert set(report["asr"]["cer"]["24k"]) == {"ms", "en", "zh", "ms-en"}
 
-    sweep = report["sweep"]
+    sweep = report["sweep"]  # targets no box misses (a busy 2-core box underruns at 2 streams): the mechanics, not the box
     assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 2] and sweep["best"] == 2
     capacity = report["capacity"]
     assert capacity["measured_streams"] == 2 and capacity["measured_cost_per_call_hour"] == pytest.approx(2.5 / 4)
