@@ -159,7 +159,7 @@ _SCORE_WORDS = re.compile("比分|比赛|赢|输|打败|战胜")
 _FRACTION = re.compile(r"(?<![A-Za-z0-9_/.])([0-9]+)/([0-9]+)(?![A-Za-z0-9_/])")
 _ORDINAL = re.compile(r"第\s?([0-9]+)")
 _TWO = re.compile(rf"(?<![A-Za-z0-9_.,])2(?=\s?(?:{_MEASURE}))")
-_CODE = re.compile(r"(?<![A-Za-z0-9_.])(?:0[0-9]{2,}|[0-9]{9,})(?![A-Za-z0-9_.])")
+_CODE = re.compile(r"(?<![A-Za-z0-9_.])(?<![0-9],)(?:0[0-9]{2,}|[0-9]{9,})(?![A-Za-z0-9_.])")  # not a group of "2,024"
 _PLAIN = re.compile(rf"(?<![A-Za-z0-9_.])-?(?:{_NUM})(?![A-Za-z0-9_])")
 
 

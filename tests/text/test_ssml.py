@@ -136,3 +136,9 @@ def test_a_streamed_element_is_bounded() -> None:
     stream.push("<prosody rate='slow'>")
     with pytest.raises(SsmlError, match="still open"):
         stream.push("x" * 60)
+
+
+def test_a_chinese_cardinal_with_no_language_named_is_read_as_one_number(normalizer: Normalizer) -> None:
+    """With the language left to detection, a say-as cardinal is written grouped ("2,024") for the rules of
+    whatever language the sentence is: the Chinese rules read the group as one number, not a code "024"."""
+    assert spoken(normalizer, '<speak>数字<say-as interpret-as="cardinal">2024</say-as>个</speak>') == ["数字两千零二十四个"]
