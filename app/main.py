@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api.admin import router as admin_router
 from app.api.auth import Authenticator, KeyGuard, caller_if
+from app.api.dictionaries import router as dictionaries_router
 from app.api.drain import Drain, DrainGuard, take_sigterm
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
@@ -270,6 +271,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)
+    app.include_router(dictionaries_router)
     app.include_router(admin_router)
     app.include_router(usage_router)
     app.include_router(docs_router(caller_if("docs_need_key")))

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -45,6 +46,13 @@ def audio_headers(stream: SegmentStream, writer: AudioWriter) -> dict[str, str]:
         if fmt == "pcm":
             headers |= {f"X-Audio-{k}": v for k, v in values.items()}
     return headers
+
+
+def unused_header(names: list[str]) -> dict[str, str]:
+    """`X-Unused-Settings`: what the request asked that this server accepted but did not apply (a voice setting,
+    a dictionary's `phoneme:<string>` rule its text met), comma-separated, each percent-encoded (a header is
+    Latin-1); none when all was applied."""
+    return {"X-Unused-Settings": ",".join(quote(n, safe=":._-[]") for n in names)} if names else {}
 
 
 def finish_headers(usage: StreamUsage) -> dict[str, str]:
@@ -129,7 +137,8 @@ def timed_json(prepared: Prepared, whole: Whole) -> JSONResponse:
         "audio_seconds": t.seconds(t.end),
         **timings_body(t, prepared.delivery.timestamps),
     }
-    return JSONResponse(body, headers={"X-Request-Id": stream.request_id} | finish_headers(stream.usage))
+    headers = {"X-Request-Id": stream.request_id} | finish_headers(stream.usage) | unused_header(stream.unused)
+    return JSONResponse(body, headers=headers)
 
 
 async def sse_events(pieces: AsyncGenerator[Piece, None], prepared: Prepared) -> AsyncGenerator[bytes, None]:
@@ -186,7 +195,7 @@ async def speech_response(renderer: Renderer, prepared: Prepared) -> Response:
         whole = await renderer.whole(stream, renderer.writer(stream.output, streaming=False), timed=delivery.timed)
         if delivery.timed:
             return timed_json(prepared, whole)
-        headers = audio_headers(stream, whole.writer) | finish_headers(stream.usage)
+        headers = audio_headers(stream, whole.writer) | finish_headers(stream.usage) | unused_header(stream.unused)
         return Response(whole.audio, media_type=whole.writer.content_type, headers=headers)
     writer = renderer.writer(stream.output)
     pieces = await primed(renderer.pieces(stream, writer, timed=delivery.timed, one_request=True))
@@ -194,10 +203,11 @@ async def speech_response(renderer: Renderer, prepared: Prepared) -> Response:
         return StreamingResponse(
             sse_events(pieces, prepared),
             media_type="text/event-stream",
-            headers={"X-Request-Id": stream.request_id, "Cache-Control": "no-cache"},
+            headers={"X-Request-Id": stream.request_id, "Cache-Control": "no-cache"} | unused_header(stream.unused),
         )
     body = abort_on_error(audio_bytes(pieces), stream.request_id)
-    return StreamingResponse(body, media_type=writer.content_type, headers=audio_headers(stream, writer))
+    headers = audio_headers(stream, writer) | unused_header(stream.unused)
+    return StreamingResponse(body, media_type=writer.content_type, headers=headers)
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------

@@ -22,12 +22,21 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
+from app.service.dictionaries import Dictionaries
+from app.service.dictionary_store import DictionaryStore
 from app.service.leases import KeyLimits
-from app.service.principal import DEFAULT_TENANT, Principal
+from app.service.principal import DEFAULT_TENANT, Principal, caller_tenant
 from app.service.prompting import check_room
 from app.service.references import ReferenceIntake, Resampler
 from app.service.render import Prepared, Renderer
-from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
+from app.service.requests import (
+    NormalizeRequest,
+    ResolvedGeneration,
+    SaveVoiceRequest,
+    SpeechRequest,
+    StreamConfig,
+    VoiceCloneRequest,
+)
 from app.service.segment_policy import ContextClaim, PerSegment, RequestAccounting, SegmentAccounting, StreamObserver
 from app.service.segments import SegmentStream
 from app.service.synthesis import Synthesis, SynthesisJob
@@ -39,6 +48,8 @@ from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
 from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
+from app.text.dictionary import apply as apply_dictionaries
+from app.text.dictionary import phonemes_met
 from app.text.executor import SPEECH, TOOL
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
@@ -94,6 +105,7 @@ class SpeechService:
         self.contexts = ContextStore(streaming.context_ttl)
         self.synthesizer = Synthesizer(backend, engine, streaming, self.metrics, max_model_len, debug_audio)
         self.voices = Voices(generation, store)
+        self.dictionaries = Dictionaries(DictionaryStore(store.engine) if store is not None else None)
         self.timings = EngineTimings(engine)
         self.key_limits: KeyLimits | None = None  # a key's own limits (app/service/leases.py), once the store is open
         self.usage: UsageRecorder | None = None  # usage metering (app/service/usage.py), once the store is open
@@ -143,12 +155,20 @@ class SpeechService:
     async def normalize(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
         with tracing.span("tts.normalization", chars=len(text)):
+            if options.dictionaries:
+                self.text_input.check(text, "input")
+                text = apply_dictionaries(options.dictionaries, text)
             return await self.text_input.normalize(text, options.normalize_malaysian, options.language, priority=priority)
 
     async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
         """`normalize` for a segment: the text as it will be prompted, with its map back to the text as sent."""
         with tracing.span("tts.normalization", chars=len(text)):
             return await self.text_input.speak(text, options, priority=priority)
+
+    async def text_options(self, req: SpeechRequest | VoiceCloneRequest | StreamConfig | NormalizeRequest) -> TextOptions:
+        """How the request's text is read: its fields, and the pronunciation dictionaries it names, resolved for the
+        caller's tenant (an unknown one: 400)."""
+        return await self.dictionaries.options(caller_tenant(), req.text_options, req.pronunciation_dictionary_locators)
 
     async def normalize_tool(self, text: str, options: TextOptions) -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
@@ -172,6 +192,7 @@ class SpeechService:
         client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
+        options = await self.text_options(req)
         self.text_input.check(req.input, text_param)
         if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
             await self.key_limits.charge(caller, len(req.input))
@@ -185,8 +206,9 @@ class SpeechService:
             key = context_key(caller, req.context.id)
             observers.append(ContextClaim(self.contexts, key, self.streaming.context_max_tokens))
         stream = self._whole_text(
-            voice, req, bit_rate, param=text_param, context=context, started=started, observers=observers
+            voice, req, bit_rate, text=options, param=text_param, context=context, started=started, observers=observers
         )
+        stream.unused += unused_rules(options, req.input)
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
         stream.feed.speak(req.input)
         prepared = Prepared(stream, req.delivery())
@@ -198,12 +220,12 @@ class SpeechService:
 
     def _whole_text(
         self, voice: Voice, req: SpeechRequest | VoiceCloneRequest, bit_rate: int | None = None, *,
-        observers: list[StreamObserver] | None = None, **kw: object,
+        text: TextOptions | None = None, observers: list[StreamObserver] | None = None, **kw: object,
     ) -> SegmentStream:
         """An HTTP request's stream: admitted by its route, counted once (and after its other observers)."""
         return SegmentStream(
             self, voice, req.resolved(self.generation, self.streaming), req.output_spec(bit_rate),
-            text=req.text_options, use_context=self.streaming.context,
+            text=text or req.text_options, use_context=self.streaming.context,
             observers=[*(observers or ()), *self._metered("http"), RequestAccounting(self.metrics)],
             **kw,  # type: ignore[arg-type]
         )  # fmt: skip
@@ -250,12 +272,15 @@ class SpeechService:
         self.text_input.check(req.reference_text, "reference_text")
         if self.key_limits is not None:
             await self.key_limits.charge(caller, len(req.generate_text))
+        options = await self.text_options(req)
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
-        ref_text = await self.normalize(req.reference_text, req.text_options)
+        ref_text = await self.normalize(req.reference_text, req.text_options)  # what the clip says: as written
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
         stream = self._whole_text(
-            voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
-        )
+            voice, req, text=options, endpoint="vc", param="generate_text", prompt_param="reference_audio",
+            started=started,
+        )  # fmt: skip
+        stream.unused += unused_rules(options, req.generate_text)
         stream.feed.speak(req.generate_text)
         prepared = Prepared(stream, req.delivery())
         _log_request(
@@ -327,6 +352,12 @@ async def stored_context(
             logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
             return None
     return previous
+
+
+def unused_rules(options: TextOptions, text: str) -> list[str]:
+    """What the response names as not applied: the dictionaries' phoneme rules that `text` meets (our model reads
+    text, not phonemes), as `phoneme:<string>`."""
+    return [f"phoneme:{r.string_to_replace}" for r in phonemes_met(options.dictionaries, text)]
 
 
 def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:

@@ -228,7 +228,9 @@ def parse_pls(data: bytes, param: str = "file") -> tuple[Rule, ...]:
     try:
         root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise _bad(f"{param}: DTDs, entities and external references are refused ({type(exc).__name__})", param) from None
+        raise _bad(
+            f"{param}: DTDs, entities and external references are refused ({type(exc).__name__})", param
+        ) from None
     except SafeET.ParseError as exc:
         line, column = exc.position
         raise _bad(f"{param} is not well-formed XML at line {line}, column {column + 1}", param) from None

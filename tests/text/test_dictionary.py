@@ -68,7 +68,11 @@ def test_an_alias_with_no_word_in_common_names_the_whole_string() -> None:
     tracker = Tracker("in KL.")
     with tracking(tracker):
         apply([d(alias("KL", "Kuala Lumpur"))], "in KL.")
-    assert [(w, src) for w, _, _, src in tracker.mapped().words()] == [("in", (0, 2)), ("Kuala", (3, 5)), ("Lumpur.", (3, 6))]
+    assert [(w, src) for w, _, _, src in tracker.mapped().words()] == [
+        ("in", (0, 2)),
+        ("Kuala", (3, 5)),
+        ("Lumpur.", (3, 6)),
+    ]
 
 
 def test_regex_characters_are_literal() -> None:
@@ -148,8 +152,11 @@ def test_a_pls_file_gives_its_rules_and_writes_back_the_same() -> None:
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        (b'<?xml version="1.0"?><!DOCTYPE lexicon [<!ENTITY x "KL">]><lexicon><lexeme><grapheme>&x;</grapheme>'
-         b"<alias>y</alias></lexeme></lexicon>", "DTDs"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lexicon [<!ENTITY x "KL">]><lexicon><lexeme><grapheme>&x;</grapheme>'
+            b"<alias>y</alias></lexeme></lexicon>",
+            "DTDs",
+        ),
         (b'<!DOCTYPE lexicon SYSTEM "file:///etc/passwd"><lexicon/>', "DTDs"),
         (b"<lexicon><lexeme><grapheme>KL</grapheme>", "not well-formed XML at line 1"),
         (b"<speak>hello</speak>", "root element is <speak>"),

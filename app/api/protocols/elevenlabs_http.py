@@ -33,6 +33,7 @@ from app.api.audio_response import (
     primed,
     speech_response,
     until_disconnected,
+    unused_header,
 )
 from app.api.auth import caller
 from app.api.errors import invalid_request
@@ -100,10 +101,6 @@ def speech_request(raw: Any, voice_id: str, output: ElevenLabsFormat) -> tuple[S
         body = SpeechBody.model_validate(raw)
         if not body.text.strip():
             raise InvalidRequestError("text must not be empty", param="text")
-        if body.pronunciation_dictionary_locators:
-            raise InvalidRequestError(
-                "pronunciation_dictionary_locators are not supported yet", param="pronunciation_dictionary_locators"
-            )
         speed = (body.voice_settings or {}).get("speed")
         req = SpeechRequest(
             input=body.text,
@@ -115,6 +112,7 @@ def speech_request(raw: Any, voice_id: str, output: ElevenLabsFormat) -> tuple[S
             normalize_malaysian=body.apply_text_normalization != "off",
             language=LANGUAGES.get((body.language_code or "").lower(), "auto"),
             seed=None if body.seed is None else body.seed % 2**31,
+            pronunciation_dictionary_locators=body.pronunciation_dictionary_locators,
         )
         return req, body
     except ValidationError as exc:
@@ -208,8 +206,8 @@ async def _speak(request: Request, voice_id: str, principal: Principal, *, strea
             response = await timed(renderer, job, text=asked.text, stream=stream)
         else:
             response = await speech_response(renderer, job)
-        if unused := unused_settings(asked, request):
-            response.headers["X-Unused-Settings"] = ",".join(unused)
+        if unused := unused_settings(asked, request) + job.stream.unused:
+            response.headers.update(unused_header(unused))
         return response
 
     return await admitted_response(request, service, prepared, body_read=False, respond=answer)

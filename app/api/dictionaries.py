@@ -1,0 +1,236 @@
+"""`/v1/pronunciation-dictionaries`: ElevenLabs' pronunciation dictionary API, as its SDK calls it (create from a PLS
+file or from rules, add, remove or set rules (each a new version), list, get, download a version as PLS, rename
+or archive), plus DELETE. Each dictionary is its caller's tenant's: for another tenant it does not exist (404).
+Requests name them with `pronunciation_dictionary_locators` (app/service/dictionaries.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+
+from app.api.auth import caller
+from app.api.openapi import error_responses
+from app.api.uploads import read_limited_form
+from app.errors import PayloadTooLargeError
+from app.service.dictionaries import Dictionaries, as_bad_request
+from app.service.dictionary_store import DictionaryRecord
+from app.service.principal import Principal
+from app.service.speech import SpeechService
+from app.text.dictionary import LIMITS, merged, parse_pls, removed, rules_from_json, write_pls
+
+PREFIX = "/v1/pronunciation-dictionaries"
+router = APIRouter(prefix=PREFIX, dependencies=[Depends(caller)], tags=["pronunciation dictionaries"])
+Id = Annotated[str, Path(max_length=64)]
+RULES_DESCRIPTION = (
+    "Alias rules `{type: alias, string_to_replace, alias, case_sensitive?, word_boundaries?}` (both flags default "
+    "true) or phoneme rules `{type: phoneme, string_to_replace, phoneme, alphabet}` (stored; this model reads text, "
+    "so a response whose text met one names it in `X-Unused-Settings`)"
+)
+
+
+def dictionaries(request: Request) -> Dictionaries:
+    """The service's dictionaries (before the models load: the store's, the same rows)."""
+    service: SpeechService | None = getattr(request.app.state, "service", None)
+    if service is not None:
+        return service.dictionaries
+    from app.service.dictionary_store import DictionaryStore
+
+    store = getattr(request.app.state, "voice_store", None)
+    return Dictionaries(DictionaryStore(store.engine) if store is not None else None)
+
+
+class FromRules(BaseModel):
+    rules: list[dict[str, Any]] = Field(..., description=RULES_DESCRIPTION)
+    name: str = Field(..., description="Its name, for people")
+    description: str | None = None
+    workspace_access: str | None = Field(None, description="Accepted; a dictionary is its tenant's")
+
+
+class AddRules(BaseModel):
+    rules: list[dict[str, Any]] = Field(..., description=RULES_DESCRIPTION)
+
+
+class RemoveRules(BaseModel):
+    rule_strings: list[str] = Field(..., max_length=LIMITS.rules, description="The `string_to_replace` of each")
+
+
+class Update(BaseModel):
+    name: str | None = None
+    archived: bool | None = Field(None, description="true: archived (listed with include_archived); still usable")
+
+
+def _added(record: DictionaryRecord) -> dict[str, Any]:
+    """ElevenLabs' `AddPronunciationDictionaryResponseModel`."""
+    m = record.metadata()
+    return {
+        "id": m["id"], "name": m["name"], "created_by": m["created_by"], "creation_time_unix": m["creation_time_unix"],
+        "version_id": m["latest_version_id"], "version_rules_num": m["latest_version_rules_num"],
+        "description": m["description"], "permission_on_resource": "admin",
+    }  # fmt: skip
+
+
+def _version(record: DictionaryRecord) -> dict[str, Any]:
+    """ElevenLabs' `PronunciationDictionaryRulesResponseModel`."""
+    return {"id": record.id, "version_id": record.latest_version, "version_rules_num": record.latest_rules}
+
+
+@router.post(
+    "/add-from-rules", operation_id="add_pronunciation_dictionary_from_rules", responses=error_responses(400, 503)
+)
+async def add_from_rules(body: FromRules, request: Request, principal: Principal = Depends(caller)) -> dict:
+    """A new dictionary from rules (its first version)."""
+    with as_bad_request():
+        rules = rules_from_json(body.rules)
+    record = await dictionaries(request).create(principal.tenant, body.name, body.description, rules, principal.key_id)
+    return _added(record)
+
+
+@router.post(
+    "/add-from-file",
+    operation_id="add_pronunciation_dictionary_from_file",
+    responses=error_responses(400, 413, 503),
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                       "workspace_access": {"type": "string"}, "file": {"type": "string", "format": "binary"}},
+    }}}}},
+)  # fmt: skip
+async def add_from_file(request: Request, principal: Principal = Depends(caller)) -> dict:
+    """A new dictionary from a PLS lexicon (`file`, multipart; at most 1 MiB; DTDs and entities refused)."""
+    try:
+        form = await read_limited_form(request, LIMITS.file_bytes)
+    except PayloadTooLargeError as exc:
+        raise PayloadTooLargeError(f"file may be at most {LIMITS.file_bytes} bytes", param="file") from exc
+    try:
+        upload = form.get("file")
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
+        name, description = form.get("name"), form.get("description")
+    finally:
+        await form.close()
+    with as_bad_request():
+        rules = parse_pls(data) if data else ()
+    record = await dictionaries(request).create(
+        principal.tenant, name if isinstance(name, str) else "", description if isinstance(description, str) else None,
+        rules, principal.key_id,
+    )  # fmt: skip
+    return _added(record)
+
+
+@router.get("", operation_id="list_pronunciation_dictionaries", responses=error_responses(400, 503))
+async def list_dictionaries(
+    request: Request,
+    principal: Principal = Depends(caller),
+    cursor: str | None = Query(None, max_length=16, pattern=r"^[0-9]+$"),
+    page_size: int = Query(30, ge=1, le=100),
+    sort: Literal["creation_time_unix", "created_at_unix", "name"] = "creation_time_unix",
+    sort_direction: Literal["ascending", "descending"] = "descending",
+    include_archived: bool = False,
+) -> dict:
+    """The tenant's dictionaries, a page at a time (`next_cursor` while `has_more`)."""
+    offset = int(cursor or 0)
+    store = dictionaries(request).require()
+    rows = await store.list(
+        principal.tenant, archived=include_archived, sort="name" if sort == "name" else "created_at",
+        descending=sort_direction == "descending", limit=page_size + 1, offset=offset,
+    )  # fmt: skip
+    more = len(rows) > page_size
+    return {
+        "pronunciation_dictionaries": [r.metadata() for r in rows[:page_size]],
+        "next_cursor": str(offset + page_size) if more else None,
+        "has_more": more,
+    }
+
+
+@router.get("/{dictionary_id}", operation_id="get_pronunciation_dictionary", responses=error_responses(404, 503))
+async def get_dictionary(dictionary_id: Id, request: Request, principal: Principal = Depends(caller)) -> dict:
+    """The dictionary's metadata and its latest version's rules."""
+    record, rules = await dictionaries(request).get(principal.tenant, dictionary_id)
+    return record.metadata() | {"rules": [r.to_json() for r in rules]}
+
+
+@router.patch(
+    "/{dictionary_id}", operation_id="update_pronunciation_dictionary", responses=error_responses(400, 404, 503)
+)
+async def update_dictionary(
+    dictionary_id: Id, body: Update, request: Request, principal: Principal = Depends(caller)
+) -> dict:
+    """Rename or archive (or unarchive) it; its version is kept."""
+    values: dict[str, Any] = {}
+    if body.name is not None:
+        values["name"] = body.name
+    if body.archived is not None:
+        values["archived_at"] = time.time() if body.archived else None
+    return (await dictionaries(request).update(principal.tenant, dictionary_id, **values)).metadata()
+
+
+@router.delete(
+    "/{dictionary_id}",
+    status_code=204,
+    operation_id="delete_pronunciation_dictionary",
+    responses=error_responses(404, 503),
+)
+async def delete_dictionary(dictionary_id: Id, request: Request, principal: Principal = Depends(caller)) -> Response:
+    """Delete it and every version (ours: ElevenLabs archives); requests naming it get a 400 from then on."""
+    await dictionaries(request).delete(principal.tenant, dictionary_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{dictionary_id}/add-rules", operation_id="add_pronunciation_rules", responses=error_responses(400, 404, 503)
+)
+async def add_rules(
+    dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
+) -> dict:
+    """A new version with these rules added (a rule for a string already there replaces it)."""
+    with as_bad_request():
+        rules = rules_from_json(body.rules)
+    record = await dictionaries(request).change(principal.tenant, dictionary_id, lambda old: merged(old, rules))
+    return _version(record)
+
+
+@router.post(
+    "/{dictionary_id}/set-rules", operation_id="set_pronunciation_rules", responses=error_responses(400, 404, 503)
+)
+async def set_rules(
+    dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
+) -> dict:
+    """A new version holding exactly these rules."""
+    with as_bad_request():
+        rules = rules_from_json(body.rules)
+    record = await dictionaries(request).change(principal.tenant, dictionary_id, lambda _: rules)
+    return _version(record)
+
+
+@router.post(
+    "/{dictionary_id}/remove-rules", operation_id="remove_pronunciation_rules", responses=error_responses(400, 404, 503)
+)
+async def remove_rules(
+    dictionary_id: Id, body: RemoveRules, request: Request, principal: Principal = Depends(caller)
+) -> dict:
+    """A new version without the rules for these strings (a string it does not hold is ignored)."""
+    record = await dictionaries(request).change(
+        principal.tenant, dictionary_id, lambda old: removed(old, body.rule_strings)
+    )
+    return _version(record)
+
+
+@router.get(
+    "/{dictionary_id}/{version_id}/download",
+    operation_id="download_pronunciation_dictionary",
+    response_class=Response,
+    responses={200: {"content": {"application/pls+xml": {"schema": {"type": "string"}}}}, **error_responses(404, 503)},
+)
+async def download(
+    dictionary_id: Id, version_id: Id, request: Request, principal: Principal = Depends(caller)
+) -> Response:
+    """The version as a PLS lexicon."""
+    rules = await dictionaries(request).version(principal.tenant, dictionary_id, version_id)
+    return Response(
+        write_pls(rules), media_type="application/pls+xml",
+        headers={"Content-Disposition": f'attachment; filename="{dictionary_id}_{version_id}.pls"'},
+    )  # fmt: skip
