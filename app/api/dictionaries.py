@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import UploadFile
 
 from app.api.auth import caller
@@ -20,12 +21,29 @@ from app.errors import PayloadTooLargeError
 from app.service.dictionaries import Dictionaries, as_bad_request
 from app.service.dictionary_store import DictionaryRecord
 from app.service.principal import Principal
+from app.service.requests import NOT_BLANK, _clean_text
 from app.service.speech import SpeechService
-from app.text.dictionary import LIMITS, merged, parse_pls, removed, rules_from_json, write_pls
+from app.text.dictionary import LIMITS, Rule, merged, parse_pls, removed, rules_from_json, write_pls
 
 PREFIX = "/v1/pronunciation-dictionaries"
 router = APIRouter(prefix=PREFIX, dependencies=[Depends(caller)], tags=["pronunciation dictionaries"])
-Id = Annotated[str, Path(max_length=64)]
+
+
+class DictionaryIdConvertor(Convertor[str]):
+    """A path's dictionary id: never `add-from-file` or `add-from-rules` (the create routes), so that those paths
+    are theirs alone (a GET on one is a 405 naming POST, not a lookup of a dictionary of that name)."""
+
+    regex = "(?!add-from-)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dictionary_id", DictionaryIdConvertor())
+Id = str
 RULES_DESCRIPTION = (
     "Alias rules `{type: alias, string_to_replace, alias, case_sensitive?, word_boundaries?}` (both flags default "
     "true) or phoneme rules `{type: phoneme, string_to_replace, phoneme, alphabet}` (stored; this model reads text, "
@@ -44,15 +62,41 @@ def dictionaries(request: Request) -> Dictionaries:
     return Dictionaries(DictionaryStore(store.engine) if store is not None else None)
 
 
+class AliasRule(BaseModel):
+    type: Literal["alias"]
+    string_to_replace: str = Field(..., max_length=LIMITS.string_chars, json_schema_extra=NOT_BLANK)
+    alias: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
+    case_sensitive: bool | None = Field(None, description="Default true")
+    word_boundaries: bool | None = Field(None, description="Default true: whole words only")
+
+    _clean = field_validator("string_to_replace", "alias", mode="before")(_clean_text)
+
+
+class PhonemeRule(BaseModel):
+    type: Literal["phoneme"]
+    string_to_replace: str = Field(..., max_length=LIMITS.string_chars, json_schema_extra=NOT_BLANK)
+    phoneme: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
+    alphabet: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
+    case_sensitive: bool | None = None
+    word_boundaries: bool | None = None
+
+    _clean = field_validator("string_to_replace", "phoneme", "alphabet", mode="before")(_clean_text)
+
+
+RuleModel = Annotated[AliasRule | PhonemeRule, Field(discriminator="type")]
+Rules = Annotated[list[RuleModel], Field(max_length=LIMITS.rules, description=RULES_DESCRIPTION)]
+Name = Annotated[str, Field(max_length=LIMITS.name_chars, json_schema_extra=NOT_BLANK, description="For people")]
+
+
 class FromRules(BaseModel):
-    rules: list[dict[str, Any]] = Field(..., description=RULES_DESCRIPTION)
-    name: str = Field(..., description="Its name, for people")
-    description: str | None = None
-    workspace_access: str | None = Field(None, description="Accepted; a dictionary is its tenant's")
+    rules: Rules
+    name: Name
+    description: str | None = Field(None, max_length=LIMITS.description_chars)
+    workspace_access: str | None = Field(None, max_length=64, description="Accepted; a dictionary is its tenant's")
 
 
 class AddRules(BaseModel):
-    rules: list[dict[str, Any]] = Field(..., description=RULES_DESCRIPTION)
+    rules: Rules
 
 
 class RemoveRules(BaseModel):
@@ -60,8 +104,14 @@ class RemoveRules(BaseModel):
 
 
 class Update(BaseModel):
-    name: str | None = None
+    name: Name | None = None
     archived: bool | None = Field(None, description="true: archived (listed with include_archived); still usable")
+
+
+def _rules(items: list[AliasRule | PhonemeRule]) -> tuple[Rule, ...]:
+    """The request's rules, as the pure module takes them (a 400 for what the schema cannot say)."""
+    with as_bad_request():
+        return rules_from_json([r.model_dump(exclude_none=True) for r in items])
 
 
 def _added(record: DictionaryRecord) -> dict[str, Any]:
@@ -84,8 +134,7 @@ def _version(record: DictionaryRecord) -> dict[str, Any]:
 )
 async def add_from_rules(body: FromRules, request: Request, principal: Principal = Depends(caller)) -> dict:
     """A new dictionary from rules (its first version)."""
-    with as_bad_request():
-        rules = rules_from_json(body.rules)
+    rules = _rules(body.rules)
     record = await dictionaries(request).create(principal.tenant, body.name, body.description, rules, principal.key_id)
     return _added(record)
 
@@ -96,7 +145,8 @@ async def add_from_rules(body: FromRules, request: Request, principal: Principal
     responses=error_responses(400, 413, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+        "properties": {"name": {"type": "string", "maxLength": LIMITS.name_chars, **NOT_BLANK},
+                       "description": {"type": "string", "maxLength": LIMITS.description_chars},
                        "workspace_access": {"type": "string"}, "file": {"type": "string", "format": "binary"}},
     }}}}},
 )  # fmt: skip
@@ -146,7 +196,7 @@ async def list_dictionaries(
     }
 
 
-@router.get("/{dictionary_id}", operation_id="get_pronunciation_dictionary", responses=error_responses(404, 503))
+@router.get("/{dictionary_id:dictionary_id}", operation_id="get_pronunciation_dictionary", responses=error_responses(404, 503))
 async def get_dictionary(dictionary_id: Id, request: Request, principal: Principal = Depends(caller)) -> dict:
     """The dictionary's metadata and its latest version's rules."""
     record, rules = await dictionaries(request).get(principal.tenant, dictionary_id)
@@ -154,7 +204,7 @@ async def get_dictionary(dictionary_id: Id, request: Request, principal: Princip
 
 
 @router.patch(
-    "/{dictionary_id}", operation_id="update_pronunciation_dictionary", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}", operation_id="update_pronunciation_dictionary", responses=error_responses(400, 404, 503)
 )
 async def update_dictionary(
     dictionary_id: Id, body: Update, request: Request, principal: Principal = Depends(caller)
@@ -169,7 +219,7 @@ async def update_dictionary(
 
 
 @router.delete(
-    "/{dictionary_id}",
+    "/{dictionary_id:dictionary_id}",
     status_code=204,
     operation_id="delete_pronunciation_dictionary",
     responses=error_responses(404, 503),
@@ -181,33 +231,31 @@ async def delete_dictionary(dictionary_id: Id, request: Request, principal: Prin
 
 
 @router.post(
-    "/{dictionary_id}/add-rules", operation_id="add_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/add-rules", operation_id="add_pronunciation_rules", responses=error_responses(400, 404, 503)
 )
 async def add_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
 ) -> dict:
     """A new version with these rules added (a rule for a string already there replaces it)."""
-    with as_bad_request():
-        rules = rules_from_json(body.rules)
+    rules = _rules(body.rules)
     record = await dictionaries(request).change(principal.tenant, dictionary_id, lambda old: merged(old, rules))
     return _version(record)
 
 
 @router.post(
-    "/{dictionary_id}/set-rules", operation_id="set_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/set-rules", operation_id="set_pronunciation_rules", responses=error_responses(400, 404, 503)
 )
 async def set_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
 ) -> dict:
     """A new version holding exactly these rules."""
-    with as_bad_request():
-        rules = rules_from_json(body.rules)
+    rules = _rules(body.rules)
     record = await dictionaries(request).change(principal.tenant, dictionary_id, lambda _: rules)
     return _version(record)
 
 
 @router.post(
-    "/{dictionary_id}/remove-rules", operation_id="remove_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/remove-rules", operation_id="remove_pronunciation_rules", responses=error_responses(400, 404, 503)
 )
 async def remove_rules(
     dictionary_id: Id, body: RemoveRules, request: Request, principal: Principal = Depends(caller)
@@ -220,7 +268,7 @@ async def remove_rules(
 
 
 @router.get(
-    "/{dictionary_id}/{version_id}/download",
+    "/{dictionary_id:dictionary_id}/{version_id}/download",
     operation_id="download_pronunciation_dictionary",
     response_class=Response,
     responses={200: {"content": {"application/pls+xml": {"schema": {"type": "string"}}}}, **error_responses(404, 503)},

@@ -8,6 +8,7 @@ process's when they age out of it."""
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from app.text.dictionary import LIMITS, Dictionary, DictionaryError, Rule
 from app.text.options import TextOptions
 
 LOCATORS = "pronunciation_dictionary_locators"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what an id (ours: 20 letters and digits) may look like; else none is
 _CACHED_VERSIONS = 256
 
 
@@ -64,7 +66,7 @@ class Dictionaries:
     async def get(self, tenant: str, dictionary_id: str) -> tuple[DictionaryRecord, tuple[Rule, ...]]:
         """The dictionary and its latest version's rules; 404 where the tenant has none of that id."""
         store = self.require()
-        record = await store.get(tenant, dictionary_id)
+        record = await store.get(tenant, dictionary_id) if _ID.fullmatch(dictionary_id) else None
         found = await store.rules(tenant, dictionary_id, record.latest_version) if record is not None else None
         if record is None or found is None:
             raise not_found(dictionary_id)
@@ -83,8 +85,9 @@ class Dictionaries:
         self, tenant: str, dictionary_id: str, change: Callable[[tuple[Rule, ...]], tuple[Rule, ...]]
     ) -> DictionaryRecord:
         """A new version made of the latest one by `change`; 404 where there is no such dictionary."""
+        store = self.require()
         with as_bad_request():
-            record = await self.require().new_version(tenant, dictionary_id, change)
+            record = await store.new_version(tenant, dictionary_id, change) if _ID.fullmatch(dictionary_id) else None
         if record is None:
             raise not_found(dictionary_id)
         return record
@@ -92,13 +95,15 @@ class Dictionaries:
     async def update(self, tenant: str, dictionary_id: str, **values: Any) -> DictionaryRecord:
         if "name" in values:
             check_name(values["name"])
-        record = await self.require().update(tenant, dictionary_id, **values)
+        store = self.require()
+        record = await store.update(tenant, dictionary_id, **values) if _ID.fullmatch(dictionary_id) else None
         if record is None:
             raise not_found(dictionary_id)
         return record
 
     async def delete(self, tenant: str, dictionary_id: str) -> None:
-        if not await self.require().delete(tenant, dictionary_id):
+        store = self.require()
+        if not (_ID.fullmatch(dictionary_id) and await store.delete(tenant, dictionary_id)):
             raise not_found(dictionary_id)
         for key in [k for k in self._versions if k[:2] == (tenant, dictionary_id)]:
             del self._versions[key]
@@ -144,6 +149,8 @@ class Dictionaries:
 
     async def _version(self, tenant: str, dictionary_id: str, version_id: str) -> tuple[Rule, ...] | None:
         key = (tenant, dictionary_id, version_id)
+        if not (_ID.fullmatch(dictionary_id) and _ID.fullmatch(version_id)):
+            return None
         if key in self._versions:
             self._versions.move_to_end(key)
             return self._versions[key]

@@ -3,7 +3,8 @@
 They only touch *positive* cases (requests the document says are valid), and only where a JSON schema cannot
 say what the service needs: a reference clip that is real audio (`/v1/audio/vc`, `POST /v1/audio/voices`), the rules between two fields
 (`playback_overlap_speed` < `playback_speed`; in the `/v1/audio/vc` form, the rates and encodings each format
-carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express).
+carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express), and
+no pronunciation dictionary (which ids exist is the store's, not the schema's).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
             del body["sample_rate"]
         if fmt is not None and body.get("encoding") not in (None, *(e.name for e in fmt.encodings)):
             del body["encoding"]
+    if body.get("pronunciation_dictionary_locators") is not None:  # ids the store has not: a documented 400
+        del body["pronunciation_dictionary_locators"]
     for name in ("input", "reference_text", "generate_text", "text"):
         text = body.get(name)
         if isinstance(text, str) and text.strip() and not strip_control_tokens(text):
