@@ -23,6 +23,7 @@ from app.service.dictionary_store import DictionaryRecord
 from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, _clean_text
 from app.service.speech import SpeechService
+from app.service.text_input import clean_text
 from app.text.dictionary import LIMITS, Rule, merged, parse_pls, removed, rules_from_json, write_pls
 
 PREFIX = "/v1/pronunciation-dictionaries"
@@ -66,8 +67,8 @@ class AliasRule(BaseModel):
     type: Literal["alias"]
     string_to_replace: str = Field(..., max_length=LIMITS.string_chars, json_schema_extra=NOT_BLANK)
     alias: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
-    case_sensitive: bool | None = Field(None, description="Default true")
-    word_boundaries: bool | None = Field(None, description="Default true: whole words only")
+    case_sensitive: bool | None = Field(None, strict=True, description="Default true")
+    word_boundaries: bool | None = Field(None, strict=True, description="Default true: whole words only")
 
     _clean = field_validator("string_to_replace", "alias", mode="before")(_clean_text)
 
@@ -77,8 +78,8 @@ class PhonemeRule(BaseModel):
     string_to_replace: str = Field(..., max_length=LIMITS.string_chars, json_schema_extra=NOT_BLANK)
     phoneme: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
     alphabet: str = Field(..., max_length=LIMITS.replacement_chars, json_schema_extra=NOT_BLANK)
-    case_sensitive: bool | None = None
-    word_boundaries: bool | None = None
+    case_sensitive: bool | None = Field(None, strict=True)
+    word_boundaries: bool | None = Field(None, strict=True)
 
     _clean = field_validator("string_to_replace", "phoneme", "alphabet", mode="before")(_clean_text)
 
@@ -94,6 +95,8 @@ class FromRules(BaseModel):
     description: str | None = Field(None, max_length=LIMITS.description_chars)
     workspace_access: str | None = Field(None, max_length=64, description="Accepted; a dictionary is its tenant's")
 
+    _clean = field_validator("name", "description", mode="before")(_clean_text)
+
 
 class AddRules(BaseModel):
     rules: Rules
@@ -105,13 +108,30 @@ class RemoveRules(BaseModel):
 
 class Update(BaseModel):
     name: Name | None = None
-    archived: bool | None = Field(None, description="true: archived (listed with include_archived); still usable")
+    archived: bool | None = Field(
+        None, strict=True, description="true: archived (listed with include_archived); still usable"
+    )
+
+    _clean = field_validator("name", mode="before")(_clean_text)
 
 
 def _rules(items: list[AliasRule | PhonemeRule]) -> tuple[Rule, ...]:
     """The request's rules, as the pure module takes them (a 400 for what the schema cannot say)."""
     with as_bad_request():
         return rules_from_json([r.model_dump(exclude_none=True) for r in items])
+
+
+CREATED = {
+    200: {
+        "description": "The new dictionary and its first version",
+        "links": {
+            op: {"operationId": op, "parameters": {"dictionary_id": "$response.body#/id"}}
+            for op in ("get_pronunciation_dictionary", "update_pronunciation_dictionary", "delete_pronunciation_dictionary",
+                       "add_pronunciation_rules", "set_pronunciation_rules", "remove_pronunciation_rules")
+        } | {"download_pronunciation_dictionary": {"operationId": "download_pronunciation_dictionary", "parameters": {
+            "dictionary_id": "$response.body#/id", "version_id": "$response.body#/version_id"}}},
+    }
+}  # fmt: skip
 
 
 def _added(record: DictionaryRecord) -> dict[str, Any]:
@@ -130,7 +150,9 @@ def _version(record: DictionaryRecord) -> dict[str, Any]:
 
 
 @router.post(
-    "/add-from-rules", operation_id="add_pronunciation_dictionary_from_rules", responses=error_responses(400, 503)
+    "/add-from-rules",
+    operation_id="add_pronunciation_dictionary_from_rules",
+    responses=CREATED | error_responses(400, 503),
 )
 async def add_from_rules(body: FromRules, request: Request, principal: Principal = Depends(caller)) -> dict:
     """A new dictionary from rules (its first version)."""
@@ -142,7 +164,7 @@ async def add_from_rules(body: FromRules, request: Request, principal: Principal
 @router.post(
     "/add-from-file",
     operation_id="add_pronunciation_dictionary_from_file",
-    responses=error_responses(400, 413, 503),
+    responses=CREATED | error_responses(400, 413, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["name"],
         "properties": {"name": {"type": "string", "maxLength": LIMITS.name_chars, **NOT_BLANK},
@@ -165,8 +187,8 @@ async def add_from_file(request: Request, principal: Principal = Depends(caller)
     with as_bad_request():
         rules = parse_pls(data) if data else ()
     record = await dictionaries(request).create(
-        principal.tenant, name if isinstance(name, str) else "", description if isinstance(description, str) else None,
-        rules, principal.key_id,
+        principal.tenant, clean_text(name, "name") if isinstance(name, str) else "",
+        clean_text(description, "description") if isinstance(description, str) else None, rules, principal.key_id,
     )  # fmt: skip
     return _added(record)
 
@@ -196,7 +218,9 @@ async def list_dictionaries(
     }
 
 
-@router.get("/{dictionary_id:dictionary_id}", operation_id="get_pronunciation_dictionary", responses=error_responses(404, 503))
+@router.get(
+    "/{dictionary_id:dictionary_id}", operation_id="get_pronunciation_dictionary", responses=error_responses(404, 503)
+)
 async def get_dictionary(dictionary_id: Id, request: Request, principal: Principal = Depends(caller)) -> dict:
     """The dictionary's metadata and its latest version's rules."""
     record, rules = await dictionaries(request).get(principal.tenant, dictionary_id)
@@ -204,7 +228,9 @@ async def get_dictionary(dictionary_id: Id, request: Request, principal: Princip
 
 
 @router.patch(
-    "/{dictionary_id:dictionary_id}", operation_id="update_pronunciation_dictionary", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}",
+    operation_id="update_pronunciation_dictionary",
+    responses=error_responses(400, 404, 503),
 )
 async def update_dictionary(
     dictionary_id: Id, body: Update, request: Request, principal: Principal = Depends(caller)
@@ -231,7 +257,9 @@ async def delete_dictionary(dictionary_id: Id, request: Request, principal: Prin
 
 
 @router.post(
-    "/{dictionary_id:dictionary_id}/add-rules", operation_id="add_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/add-rules",
+    operation_id="add_pronunciation_rules",
+    responses=error_responses(400, 404, 503),
 )
 async def add_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
@@ -243,7 +271,9 @@ async def add_rules(
 
 
 @router.post(
-    "/{dictionary_id:dictionary_id}/set-rules", operation_id="set_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/set-rules",
+    operation_id="set_pronunciation_rules",
+    responses=error_responses(400, 404, 503),
 )
 async def set_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
@@ -255,7 +285,9 @@ async def set_rules(
 
 
 @router.post(
-    "/{dictionary_id:dictionary_id}/remove-rules", operation_id="remove_pronunciation_rules", responses=error_responses(400, 404, 503)
+    "/{dictionary_id:dictionary_id}/remove-rules",
+    operation_id="remove_pronunciation_rules",
+    responses=error_responses(400, 404, 503),
 )
 async def remove_rules(
     dictionary_id: Id, body: RemoveRules, request: Request, principal: Principal = Depends(caller)

@@ -202,7 +202,7 @@ class SpeechService:
         observers: list[StreamObserver] = []
         if req.context is not None and self.streaming.context:
             if voice.speaker is not None:
-                context = await stored_context(self, req, voice.speaker, caller)
+                context = await stored_context(self, req, voice.speaker, caller, options)
             key = context_key(caller, req.context.id)
             observers.append(ContextClaim(self.contexts, key, self.streaming.context_max_tokens))
         stream = self._whole_text(
@@ -337,17 +337,17 @@ async def saved_voice(
 
 
 async def stored_context(
-    service: SpeechService, req: SpeechRequest, voice: str, caller: Principal | None
+    service: SpeechService, req: SpeechRequest, voice: str, caller: Principal | None, options: TextOptions | None = None
 ) -> SpeechContext | None:
     """The previous segment stored under `req.context.id` (of the caller's tenant), if it is this voice's and
-    `previous_text`, when given, ends as it did."""
+    `previous_text`, when given, ends as it did (read as this request reads: `options`, its dictionaries too)."""
     assert req.context is not None
     previous = await service.contexts.previous(context_key(caller, req.context.id), timeout=service.context_wait)
     if previous is None or previous.voice != voice:
         return None
     if req.context.previous_text is not None:
         tail = service.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
-        given = await service.normalize(tail, req.text_options)
+        given = await service.normalize(tail, options or req.text_options)
         if not previous.text.endswith(given) and not given.endswith(previous.text):
             logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
             return None

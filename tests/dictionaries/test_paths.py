@@ -135,11 +135,28 @@ def _answers(url: str, key: str, dictionary_id: str) -> dict[str, object]:
             "input": TEXT, "voice": "jenny", "pronunciation_dictionary_locators": locators(dictionary_id)}),
         "elevenlabs": httpx.post(f"{url}/v1/text-to-speech/jenny", headers={"xi-api-key": key}, timeout=30, json={
             "text": TEXT, "pronunciation_dictionary_locators": locators(dictionary_id)}),
+        "vc": httpx.post(f"{url}/v1/audio/vc", headers=h, timeout=30, files={"reference_audio": ("a.wav", wav_bytes())},
+                         data={"reference_text": "Saya suka makan nasi lemak.", "generate_text": TEXT,
+                               "pronunciation_dictionary_locators": json.dumps(locators(dictionary_id))}),
     }  # fmt: skip
     return {k: (r.status_code, r.text.replace(dictionary_id, "<id>")) for k, r in calls.items()}
 
 
-def test_another_tenants_dictionary_is_exactly_a_missing_one(url: str, fake: FakeVLLM) -> None:
+async def _socket_answers(url: str, key: str, dictionary_id: str) -> dict[str, object]:
+    """What both WebSockets answer `key` for a context that names `dictionary_id` (the id written as `<id>`)."""
+    ws_url, seen = url.replace("http://", "ws://"), {}
+    async with websockets.connect(f"{ws_url}/v1/audio/speech/stream", additional_headers=bearer(key)) as ws:
+        await ws.send(json.dumps({"type": "config", "voice": "jenny", "pronunciation_dictionary_locators": locators(dictionary_id)}))
+        event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        seen["our websocket"] = {k: v for k, v in event.items() if k not in ("session_id", "id")}
+    eleven = f"{ws_url}/v1/text-to-speech/jenny/stream-input?model_id=m&output_format=pcm_24000"
+    async with websockets.connect(eleven, additional_headers={"xi-api-key": key}) as ws:
+        await ws.send(json.dumps({"text": " ", "pronunciation_dictionary_locators": locators(dictionary_id)}))
+        seen["elevenlabs websocket"] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    return json.loads(json.dumps(seen).replace(dictionary_id, "<id>"))
+
+
+async def test_another_tenants_dictionary_is_exactly_a_missing_one(url: str, fake: FakeVLLM) -> None:
     a, b = new_key(url, "brand-a"), new_key(url, "brand-b")
     made = create(url, a["key"])
     as_b = _answers(url, b["key"], made["id"])
@@ -147,8 +164,12 @@ def test_another_tenants_dictionary_is_exactly_a_missing_one(url: str, fake: Fak
     assert as_b == missing
     assert {k: v[0] for k, v in as_b.items()} == {
         "get": 404, "patch": 404, "add-rules": 404, "remove-rules": 404, "set-rules": 404, "download": 404,
-        "delete": 404, "speech": 400, "elevenlabs": 400,
+        "delete": 404, "speech": 400, "elevenlabs": 400, "vc": 400,
     }  # fmt: skip
+    sockets = await _socket_answers(url, b["key"], made["id"])
+    assert sockets == await _socket_answers(url, b["key"], "n0such1dictionary2id")
+    assert sockets["our websocket"]["error"]["param"] == "pronunciation_dictionary_locators[0]"
+    assert "unknown pronunciation dictionary '<id>'" in sockets["elevenlabs websocket"]["message"]
     listed = httpx.get(f"{url}/v1/pronunciation-dictionaries", headers=bearer(b["key"])).json()
     assert listed["pronunciation_dictionaries"] == []
     got = httpx.get(f"{url}/v1/pronunciation-dictionaries/{made['id']}", headers=bearer(a["key"])).json()

@@ -1,7 +1,7 @@
 """Schemathesis hooks for `test_openapi_schemathesis.py` (loaded through `SCHEMATHESIS_HOOKS`).
 
 They only touch *positive* cases (requests the document says are valid), and only where a JSON schema cannot
-say what the service needs: a reference clip that is real audio (`/v1/audio/vc`, `POST /v1/audio/voices`), the rules between two fields
+say what the service needs: a reference clip that is real audio (`/v1/audio/vc`, `POST /v1/audio/voices`) and a PLS lexicon that is one (`add-from-file`), the rules between two fields
 (`playback_overlap_speed` < `playback_speed`; in the `/v1/audio/vc` form, the rates and encodings each format
 carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express), and
 no pronunciation dictionary (which ids exist is the store's, not the schema's).
@@ -27,6 +27,10 @@ def _reference_clip() -> bytes:
 
 
 CLIP = _reference_clip()
+PLS = (
+    b'<?xml version="1.0" encoding="UTF-8"?><lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon"'
+    b' alphabet="ipa" xml:lang="en-US"><lexeme><grapheme>KL</grapheme><alias>Kuala Lumpur</alias></lexeme></lexicon>'
+)
 
 
 @schemathesis.hook
@@ -40,6 +44,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         body["playback_overlap_speed"] = speed / 2
     if case.operation.path == "/v1/audio/voices" and case.operation.method.upper() == "POST":
         body["audio"] = CLIP
+    if case.operation.path == "/v1/pronunciation-dictionaries/add-from-file":
+        body["file"] = PLS  # a schema cannot say "a PLS lexicon"
     if case.operation.path == "/v1/audio/vc":
         body["reference_audio"] = CLIP
         fmt = FORMATS.get(body.get("response_format", "pcm"))

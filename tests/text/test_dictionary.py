@@ -5,6 +5,8 @@ met but not applied, PLS in (hardened) and out, and the limits."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.text.dictionary import (
     LIMITS,
@@ -167,3 +169,25 @@ def test_hostile_or_broken_pls_is_refused(data: bytes, says: str) -> None:
     with pytest.raises(DictionaryError) as err:
         parse_pls(data)
     assert says in err.value.message and err.value.param == "file"
+
+
+FRAGMENTS = [
+    '<?xml version="1.0"?>', "<!DOCTYPE lexicon [", '<!ENTITY e "KL">', '<!ENTITY x SYSTEM "file:///etc/passwd">', "]>",
+    "&e;", "&x;", "&amp;", "<lexicon>", '<lexicon xmlns="http://www.w3.org/2005/01/pronunciation-lexicon">', "</lexicon>",
+    "<lexeme>", "</lexeme>", "<grapheme>", "</grapheme>", "<alias>", "</alias>", '<phoneme alphabet="ipa">',
+    "</phoneme>", "KL", " ", "\x00", "\ud7ff", "<", ">", '"', "]]>", "<![CDATA[", "<?pi x?>", "<!-- c -->",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40) | st.binary(max_size=400).map(lambda b: [b.decode("latin-1")]))
+def test_any_pls_input_is_rules_or_a_clear_refusal(parts: list[str]) -> None:
+    """Random and hostile XML: rules within the limits, or a DictionaryError naming the file; nothing else."""
+    try:
+        rules = parse_pls("".join(parts).encode("utf-8", "surrogatepass"))
+    except DictionaryError as exc:
+        assert exc.param == "file" and exc.message.startswith("file")
+    else:
+        assert len(rules) <= LIMITS.rules
+        assert all(0 < len(r.string_to_replace) <= LIMITS.string_chars for r in rules)
+        assert all(r.type == "alias" or r.phoneme for r in rules)
