@@ -9,6 +9,7 @@ the routes, the unknown-dictionary 400 on speech). SQLAlchemy Core on the voice 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import StoreUnavailableError
+from app.service.migrations import locked
 from app.service.tables import dictionaries_table as dt
 from app.service.tables import dictionary_versions_table as vt
 from app.text.dictionary import Rule
@@ -137,12 +139,13 @@ class DictionaryStore:
     async def new_version(
         self, tenant: str, dictionary_id: str, change: Callable[[tuple[Rule, ...]], tuple[Rule, ...]]
     ) -> DictionaryRecord | None:
-        """A new latest version: `change` of the latest one's rules (read and written in one transaction, the
-        dictionary's row locked where the database can). None where the tenant has no such dictionary."""
+        """A new latest version: `change` of the latest one's rules, read and written by one writer at a time (every
+        process's: PostgreSQL's advisory lock of the dictionary, SQLite's write lock), so that two changes made at
+        once both land. None where the tenant has no such dictionary."""
 
         def update() -> DictionaryRecord | None:
-            with self.engine.begin() as conn:
-                row = conn.execute(dt.select().where(_key(tenant, dictionary_id)).with_for_update()).first()
+            with locked(self.engine, _lock(tenant, dictionary_id)) as conn:
+                row = conn.execute(dt.select().where(_key(tenant, dictionary_id))).first()
                 if row is None:
                     return None
                 record = _record(row)
@@ -197,6 +200,12 @@ def _version(record: DictionaryRecord, rules: tuple[Rule, ...], now: float) -> d
         "tenant": record.tenant, "dictionary_id": record.id, "version_id": record.latest_version,
         "rules": rules_json, "created_at": now,
     }  # fmt: skip
+
+
+def _lock(tenant: str, dictionary_id: str) -> int:
+    """The dictionary's PostgreSQL advisory lock: a signed 64-bit number of its tenant and id."""
+    digest = hashlib.sha256(b"tts-dictionary\0" + tenant.encode() + b"\0" + dictionary_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _key(tenant: str, dictionary_id: str) -> sa.ColumnElement[bool]:
