@@ -123,6 +123,7 @@ async def start_service(app: FastAPI) -> None:
     )  # a key's own limits, held with every other process of the store
     app.state.service.usage = UsageRecorder(store.engine, app.state.metrics, limit_store)
     app.state.service.contexts = SharedContextStore(store.engine, settings.streaming.context_ttl)  # every worker's
+    app.state.dictionaries = app.state.service.dictionaries  # the dictionary routes' (app/api/dictionaries.py)
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -256,6 +257,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.voice_store = None
+    app.state.dictionaries = None
     app.state.key_refresher = None
     app.state.key_limits = None
     app.state.metrics = ServiceMetrics()

@@ -17,12 +17,11 @@ from starlette.datastructures import UploadFile
 from app.api.auth import caller
 from app.api.openapi import error_responses
 from app.api.uploads import read_limited_form
-from app.errors import PayloadTooLargeError
+from app.errors import NotReadyError, PayloadTooLargeError
 from app.service.dictionaries import Dictionaries, as_bad_request
 from app.service.dictionary_store import DictionaryRecord
 from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, _clean_text
-from app.service.speech import SpeechService
 from app.service.text_input import clean_text
 from app.text.dictionary import LIMITS, Rule, merged, parse_pls, removed, rules_from_json, write_pls
 
@@ -53,14 +52,11 @@ RULES_DESCRIPTION = (
 
 
 def dictionaries(request: Request) -> Dictionaries:
-    """The service's dictionaries (before the models load: the store's, the same rows)."""
-    service: SpeechService | None = getattr(request.app.state, "service", None)
-    if service is not None:
-        return service.dictionaries
-    from app.service.dictionary_store import DictionaryStore
-
-    store = getattr(request.app.state, "voice_store", None)
-    return Dictionaries(DictionaryStore(store.engine) if store is not None else None)
+    """The tenant-scoped dictionaries (`app.state.dictionaries`, the service's once it is loaded; 503 before)."""
+    found = getattr(request.app.state, "dictionaries", None)
+    if found is None:
+        raise NotReadyError("the service is still loading")
+    return found
 
 
 class AliasRule(BaseModel):

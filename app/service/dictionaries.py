@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from app.errors import InvalidRequestError, NotFoundError, NotReadyError
 from app.service.dictionary_store import DictionaryRecord, DictionaryStore
+from app.service.principal import caller_tenant
 from app.text.dictionary import LIMITS, Dictionary, DictionaryError, Rule
 from app.text.options import TextOptions
 
@@ -28,6 +29,16 @@ _CACHED_VERSIONS = 256
 class Locator(Protocol):
     pronunciation_dictionary_id: str
     version_id: str | None
+
+
+class Locating(Protocol):
+    """A request that names dictionaries (app/service/requests.py `DictionaryFields`, with `TextFields`)."""
+
+    @property
+    def text_options(self) -> TextOptions: ...
+
+    @property
+    def pronunciation_dictionary_locators(self) -> Sequence[Locator] | None: ...
 
 
 @contextmanager
@@ -128,6 +139,11 @@ class Dictionaries:
                 )  # fmt: skip
             out.append(Dictionary(loc.pronunciation_dictionary_id, *found))
         return tuple(out)
+
+    async def read_with(self, req: Locating) -> TextOptions:
+        """How `req`'s text is read: its fields, and the dictionaries it names resolved for the caller's tenant
+        (`CALLER`; an unknown one: 400)."""
+        return await self.options(caller_tenant(), req.text_options, req.pronunciation_dictionary_locators)
 
     async def options(self, tenant: str, options: TextOptions, locators: Sequence[Locator] | None) -> TextOptions:
         """`options` with the request's dictionaries (unchanged when it names none)."""

@@ -25,18 +25,11 @@ from app.service.debug_audio import DebugAudioWriter
 from app.service.dictionaries import Dictionaries
 from app.service.dictionary_store import DictionaryStore
 from app.service.leases import KeyLimits
-from app.service.principal import DEFAULT_TENANT, Principal, caller_tenant
+from app.service.principal import DEFAULT_TENANT, Principal
 from app.service.prompting import check_room
 from app.service.references import ReferenceIntake, Resampler
 from app.service.render import Prepared, Renderer
-from app.service.requests import (
-    NormalizeRequest,
-    ResolvedGeneration,
-    SaveVoiceRequest,
-    SpeechRequest,
-    StreamConfig,
-    VoiceCloneRequest,
-)
+from app.service.requests import ResolvedGeneration, SaveVoiceRequest, SpeechRequest, VoiceCloneRequest
 from app.service.segment_policy import ContextClaim, PerSegment, RequestAccounting, SegmentAccounting, StreamObserver
 from app.service.segments import SegmentStream
 from app.service.synthesis import Synthesis, SynthesisJob
@@ -155,20 +148,13 @@ class SpeechService:
     async def normalize(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
         with tracing.span("tts.normalization", chars=len(text)):
-            if options.dictionaries:
-                self.text_input.check(text, "input")
-                text = apply_dictionaries(options.dictionaries, text)
+            text = apply_dictionaries(options.dictionaries, text)  # the request's pronunciation dictionaries first
             return await self.text_input.normalize(text, options.normalize_malaysian, options.language, priority=priority)
 
     async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
         """`normalize` for a segment: the text as it will be prompted, with its map back to the text as sent."""
         with tracing.span("tts.normalization", chars=len(text)):
             return await self.text_input.speak(text, options, priority=priority)
-
-    async def text_options(self, req: SpeechRequest | VoiceCloneRequest | StreamConfig | NormalizeRequest) -> TextOptions:
-        """How the request's text is read: its fields, and the pronunciation dictionaries it names, resolved for the
-        caller's tenant (an unknown one: 400)."""
-        return await self.dictionaries.options(caller_tenant(), req.text_options, req.pronunciation_dictionary_locators)
 
     async def normalize_tool(self, text: str, options: TextOptions) -> str:
         """`/v1/audio/normalize`: its own lane (429 when full), the input limit, and after speech requests."""
@@ -192,7 +178,7 @@ class SpeechService:
         client calls `input` (ElevenLabs' `text`), named by its errors."""
         started = time.perf_counter()
         voice = await self.voice(req.voice_name)
-        options = await self.text_options(req)
+        options = await self.dictionaries.read_with(req)
         self.text_input.check(req.input, text_param)
         if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
             await self.key_limits.charge(caller, len(req.input))
@@ -272,14 +258,12 @@ class SpeechService:
         self.text_input.check(req.reference_text, "reference_text")
         if self.key_limits is not None:
             await self.key_limits.charge(caller, len(req.generate_text))
-        options = await self.text_options(req)
+        options = await self.dictionaries.read_with(req)
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
         ref_text = await self.normalize(req.reference_text, req.text_options)  # what the clip says: as written
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
-        stream = self._whole_text(
-            voice, req, text=options, endpoint="vc", param="generate_text", prompt_param="reference_audio",
-            started=started,
-        )  # fmt: skip
+        stream = self._whole_text(voice, req, text=options, endpoint="vc", param="generate_text",
+                                  prompt_param="reference_audio", started=started)  # fmt: skip
         stream.unused += unused_rules(options, req.generate_text)
         stream.feed.speak(req.generate_text)
         prepared = Prepared(stream, req.delivery())

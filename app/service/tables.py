@@ -1,5 +1,6 @@
 """Every table of the store (saved voices, API keys, stream leases, rate windows, usage, contexts, pronunciation
-dictionaries), as the code reads and writes them. The migrations (app/service/migrations/versions/) make the same in a database, and
+dictionaries), as the code reads and writes them. The migrations (app/service/migrations/versions/) make the
+same in a database, and
 tests/voices/test_migrations.py checks that they agree: a change here needs a migration there."""
 
 from __future__ import annotations

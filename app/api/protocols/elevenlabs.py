@@ -139,13 +139,9 @@ async def parse_options(ws: WebSocket, service: SpeechService, voice_id: str, *,
         try:
             timeout = float(q["inactivity_timeout"])
         except ValueError:
-            raise InvalidRequestError(
-                "inactivity_timeout must be a number of seconds", param="inactivity_timeout"
-            ) from None
+            raise InvalidRequestError("inactivity_timeout must be a number of seconds", param="inactivity_timeout") from None
         if not 1 <= timeout <= 180:
-            raise InvalidRequestError(
-                "inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout"
-            )
+            raise InvalidRequestError("inactivity_timeout must be between 1 and 180 seconds", param="inactivity_timeout")
         timeout = min(timeout, service.streaming.idle_timeout)
     voice = await service.voice(voice_id, param="voice_id") if authorized else None
     model_id = q.get("model_id", "")

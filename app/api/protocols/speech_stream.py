@@ -235,6 +235,6 @@ async def speech_stream(ws: WebSocket) -> None:
         return
     service, principal = accepted
     protocol = SpeechStreamProtocol(
-        service.generation, service.streaming, service.limits.max_input_chars, service.voice, service.text_options
+        service.generation, service.streaming, service.limits.max_input_chars, service.voice, service.dictionaries.read_with
     )
     await Session(ws, service, protocol, principal=principal).run()
