@@ -238,7 +238,7 @@ class ElevenLabsProtocol(Protocol):
         """The dictionaries of the message that opens context `cid` (ElevenLabs' initializeConnection field)."""
         if cid in contexts:
             raise InvalidRequestError(
-                "pronunciation_dictionary_locators are taken in the message that opens a context",
+                "pronunciation_dictionary_locators are taken in the message that opens a context only",
                 param="pronunciation_dictionary_locators",
             )
         try:
@@ -247,7 +247,7 @@ class ElevenLabsProtocol(Protocol):
             raise invalid_request(exc) from None
         if self.dictionaries is None:
             raise InvalidRequestError(
-                "pronunciation dictionaries are off here", param="pronunciation_dictionary_locators"
+                "pronunciation_dictionary_locators: no dictionaries here", param="pronunciation_dictionary_locators"
             )
         self._read_with[cid] = await self.dictionaries(found.pronunciation_dictionary_locators or [])
 
