@@ -114,7 +114,13 @@ class SegmentTimings:
         return joined.named(named)
 
     def word_dicts(self) -> list[dict]:
-        return [{"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)} for w in self.words()]
+        """Each spoken word's time and, where known, `source`: the [start, end) characters of the text as sent that
+        it came from ("Kuala" and "Lumpur" both name the "KL" a dictionary replaced)."""
+        return [
+            {"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)}
+            | ({"source": list(w.source)} if w.source is not None else {})
+            for w in self.words()
+        ]
 
     def char_dicts(self) -> list[dict]:
         return [

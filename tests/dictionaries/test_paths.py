@@ -177,3 +177,15 @@ async def test_another_tenants_dictionary_is_exactly_a_missing_one(url: str, fak
     r = httpx.post(f"{url}/v1/audio/speech", headers=bearer(a["key"]), timeout=30,
                    json={"input": TEXT, "voice": "jenny", "pronunciation_dictionary_locators": locators(made["id"])})  # fmt: skip
     assert r.status_code == 200 and fake.requests[-1].prompt == speech_prompt("jenny", SPOKEN)
+
+
+def test_our_word_timings_name_the_text_as_sent(url: str) -> None:
+    """`timestamps`: each spoken word names the characters of the input it came from; the alias's words name the
+    string the dictionary replaced."""
+    made = create(url)
+    body = {"input": TEXT, "voice": "jenny", "response_format": "pcm", "timestamps": "word", "stream": False,
+            "pronunciation_dictionary_locators": locators(made["id"])}  # fmt: skip
+    words = httpx.post(f"{url}/v1/audio/speech", json=body, headers=bearer(ADMIN), timeout=60).json()["words"]
+    assert [(w["word"], TEXT[slice(*w["source"])]) for w in words] == [
+        ("A", "A"), ("tomato", "tomato"), ("from", "from"), ("Kuala", "KL"), ("Lumpur.", "KL."),
+    ]
