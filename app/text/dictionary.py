@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from app.text.offsets import sub
+from app.text.offsets import replace_spans
 
 PLS_NS = "http://www.w3.org/2005/01/pronunciation-lexicon"
 ALPHABETS = ("ipa", "x-sampa", "cmu-arpabet")  # what a PLS may name; any other is kept as given
@@ -151,66 +151,106 @@ def removed(rules: Sequence[Rule], strings: Iterable[str]) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class Dictionary:
-    """One version of a dictionary, as a request applies it (hashable: it travels in `TextOptions`)."""
+    """One version of a dictionary, as a request applies it (hashable: it travels in `TextOptions`; its hash is
+    its id and version's, so that thousands of rules are not hashed per use)."""
 
     id: str
     version_id: str
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule, ...] = field(hash=False)
 
 
 # -- applying ---------------------------------------------------------------------------------------------------
 
 
+_WORD_CHAR = re.compile(r"\w")
+_LEADING_WORD = re.compile(r"\w+")
+
+
 @dataclass(frozen=True)
-class _Compiled:
-    pattern: re.Pattern[str] | None
-    rules: tuple[Rule, ...]  # group n + 1 of the pattern is rules[n]
+class _Candidate:
+    key: tuple[int, int, int]  # its priority: its dictionary's place, the longest string first, then its place
+    rule: Rule
+    folded: str  # `string_to_replace` lowercased (`_lowered`): how a rule of any case is compared
 
 
-def _alternative(rule: Rule) -> str:
-    body = re.escape(rule.string_to_replace)
-    if not rule.case_sensitive:
-        body = f"(?i:{body})"
-    if rule.word_boundaries:
-        body = rf"(?<!\w){body}(?!\w)"
-    return f"({body})"
+class _Matcher:
+    """Where the rules of some dictionaries match, found in one left-to-right pass. A rule that matches whole
+    words is looked up by the word it starts with (a dict lookup at each word's start), any other by its first
+    character; at each place the candidates are tried in priority order, as a regex alternation would be, but
+    without trying every rule at every place (thousands of rules cost no more than a few)."""
+
+    def __init__(self, dictionaries: tuple[Dictionary, ...]) -> None:
+        self.by_word: dict[str, list[_Candidate]] = {}
+        self.by_char: dict[str, list[_Candidate]] = {}
+        for n, d in enumerate(dictionaries):
+            for k, r in enumerate(d.rules):
+                folded = _lowered(r.string_to_replace)
+                c = _Candidate((n, -len(r.string_to_replace), k), r, folded)
+                first = _LEADING_WORD.match(folded)
+                if r.word_boundaries and first is not None:
+                    self.by_word.setdefault(first.group(), []).append(c)
+                else:
+                    self.by_char.setdefault(folded[0], []).append(c)
+        for table in (self.by_word, self.by_char):
+            for found in table.values():
+                found.sort(key=lambda c: c.key)
+
+    def matches(self, text: str) -> list[tuple[int, int, Rule]]:
+        """Each match, leftmost first, apart: `(start, end, rule)`."""
+        out: list[tuple[int, int, Rule]] = []
+        lower, i = _lowered(text), 0
+        while i < len(text):
+            candidates = self.by_char.get(lower[i], [])
+            if (i == 0 or not _WORD_CHAR.match(text, i - 1)) and (word := _LEADING_WORD.match(lower, i)):
+                candidates = sorted([*candidates, *self.by_word.get(word.group(), [])], key=lambda c: c.key)
+            found = next((c for c in candidates if _at(text, lower, i, c)), None)
+            if found is None:
+                i += 1
+                continue
+            end = i + len(found.rule.string_to_replace)
+            out.append((i, end, found.rule))
+            i = end
+        return out
+
+
+def _lowered(text: str) -> str:
+    """`text` lowercased one character for one (the few letters whose lowercase is longer, "İ", kept)."""
+    lower = text.lower()
+    return lower if len(lower) == len(text) else "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _at(text: str, lower: str, i: int, c: _Candidate) -> bool:
+    """Whether candidate `c` matches `text` at `i` (its case, its word boundaries)."""
+    r = c.rule
+    end = i + len(r.string_to_replace)
+    hit = text.startswith(r.string_to_replace, i) if r.case_sensitive else lower.startswith(c.folded, i)
+    if not hit or not r.word_boundaries:
+        return hit
+    return (i == 0 or not _WORD_CHAR.match(text, i - 1)) and (end >= len(text) or not _WORD_CHAR.match(text, end))
 
 
 @lru_cache(maxsize=64)
-def _compiled(dictionaries: tuple[Dictionary, ...]) -> _Compiled:
-    """One pattern for the dictionaries in order: each one's rules, longest string first (a regex alternation
-    takes the first alternative that matches, so the first dictionary wins at a place)."""
-    order: list[Rule] = []
-    for d in dictionaries:
-        order += sorted(d.rules, key=lambda r: -len(r.string_to_replace))
-    if not order:
-        return _Compiled(None, ())
-    return _Compiled(re.compile("|".join(_alternative(r) for r in order)), tuple(order))
+def _matcher(dictionaries: tuple[Dictionary, ...]) -> _Matcher:
+    return _Matcher(dictionaries)
 
 
 def apply(dictionaries: Sequence[Dictionary], text: str) -> str:
-    """`text` with every alias rule's string replaced by its alias (phoneme rules leave theirs as written). Made
-    with `offsets.sub`, so an active tracker maps each alias back to the string it replaced."""
-    compiled = _compiled(tuple(dictionaries))
-    if compiled.pattern is None:
+    """`text` with every alias rule's string replaced by its alias (phoneme rules leave theirs as written). Each
+    replacement is recorded (`offsets.replace_spans`), so an active tracker maps an alias back to the string it
+    replaced."""
+    if not dictionaries:
         return text
-
-    def replacement(m: re.Match[str]) -> str:
-        rule = compiled.rules[(m.lastindex or 1) - 1]
-        return rule.alias if rule.type == "alias" else m.group()
-
-    return sub(compiled.pattern, replacement, text)
+    edits = [(s, e, r.alias) for s, e, r in _matcher(tuple(dictionaries)).matches(text) if r.type == "alias"]
+    return replace_spans(text, edits)
 
 
 def phonemes_met(dictionaries: Sequence[Dictionary], text: str) -> list[Rule]:
     """The phoneme rules that `apply` meets in `text` (and leaves as written: our model reads text), in order of
     their first place, each once."""
-    compiled = _compiled(tuple(dictionaries))
-    if compiled.pattern is None or all(r.type == "alias" for r in compiled.rules):
+    if not dictionaries:
         return []
     met: dict[Rule, None] = {}
-    for m in compiled.pattern.finditer(text):
-        rule = compiled.rules[(m.lastindex or 1) - 1]
+    for _, _, rule in _matcher(tuple(dictionaries)).matches(text):
         if rule.type == "phoneme":
             met.setdefault(rule)
     return list(met)

@@ -191,3 +191,48 @@ def test_any_pls_input_is_rules_or_a_clear_refusal(parts: list[str]) -> None:
         assert len(rules) <= LIMITS.rules
         assert all(0 < len(r.string_to_replace) <= LIMITS.string_chars for r in rules)
         assert all(r.type == "alias" or r.phoneme for r in rules)
+
+
+def _regex_reference(dictionaries: list[Dictionary], text: str) -> str:
+    """What the rules mean, written as one regex alternation (slow with thousands of rules: the matcher is not)."""
+    import re
+
+    order = [r for d in dictionaries for r in sorted(d.rules, key=lambda r: -len(r.string_to_replace))]
+    if not order:
+        return text
+
+    def alt(r: Rule) -> str:
+        body = re.escape(r.string_to_replace)
+        body = body if r.case_sensitive else f"(?i:{body})"
+        return f"((?<!\\w){body}(?!\\w))" if r.word_boundaries else f"({body})"
+
+    pattern = re.compile("|".join(alt(r) for r in order))
+
+    def repl(m: re.Match[str]) -> str:
+        rule = order[(m.lastindex or 1) - 1]
+        return rule.alias if rule.type == "alias" else m.group()
+
+    return pattern.sub(repl, text)
+
+
+WORDS = st.sampled_from(["KL", "kl", "Dr.", "Dr. Tan", "Tan", "tan", "a.b", "KLCC", "x", "#KL", "İz", "Ab"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(WORDS, st.booleans(), st.booleans(), st.booleans()), max_size=6), min_size=1, max_size=3
+    ),
+    st.lists(st.one_of(WORDS, st.sampled_from([" ", ",", ".", "-", "_", "9"])), max_size=30),
+)
+def test_the_matcher_means_what_the_regex_alternation_means(specs: list, words: list[str]) -> None:
+    dictionaries = [
+        Dictionary(f"d{n}", "v", merged((), [
+            Rule(s, "phoneme", phoneme="p", alphabet="ipa", case_sensitive=cs, word_boundaries=wb) if ph
+            else Rule(s, "alias", alias=f"<{n}:{s}>", case_sensitive=cs, word_boundaries=wb)
+            for s, cs, wb, ph in spec
+        ]))
+        for n, spec in enumerate(specs)
+    ]  # fmt: skip
+    text = "".join(words)
+    assert apply(dictionaries, text) == _regex_reference(dictionaries, text)
