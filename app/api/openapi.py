@@ -48,7 +48,13 @@ _TIMINGS: dict[str, Any] = {
         "items": {
             "type": "object",
             "required": ["word", "start", "end"],
-            "properties": {"word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS},
+            "properties": {
+                "word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS,
+                "source": {
+                    "type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2,
+                    "description": "The [start, end) characters of the input it came from, where known",
+                },
+            },
         },
         "description": "Every word once, in order; seconds from the start of the audio",
     },

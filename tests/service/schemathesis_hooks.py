@@ -4,8 +4,8 @@ They only touch *positive* cases (requests the document says are valid), and onl
 say what the service needs: a reference clip that is real audio (`/v1/audio/vc`, `POST /v1/audio/voices`) and a PLS lexicon that is one (`add-from-file`), the rules between two fields
 (`playback_overlap_speed` < `playback_speed`; in the `/v1/audio/vc` form, the rates and encodings each format
 carries: both stated in the fields' descriptions), and text with something to speak (text made only of `<|...|>` markers is a documented 400 that no pattern can express), and
-no pronunciation dictionary in a speech request, while a dictionary route names one that exists (which ids exist is
-the store's, not the schema's).
+no pronunciation dictionary in a speech request, while a route of one dictionary or API key names one that exists
+(which ids exist is the store's, not the schema's).
 """
 
 from __future__ import annotations
@@ -35,23 +35,29 @@ PLS = (
 )
 
 
-DICTIONARY_PATH = "/v1/pronunciation-dictionaries/{dictionary_id}"
+# A route of one thing (a dictionary, an API key) is given one that exists, made for the case (a case may delete or
+# revoke it), as a client names only the ids it was given; a random id is a documented 404, seen in the negative and
+# the fuzzed cases. What makes one: (path, body) of the call, {path parameter: field of its answer}.
+MADE_FOR = {
+    "/v1/pronunciation-dictionaries/{dictionary_id}": (
+        ("/v1/pronunciation-dictionaries/add-from-rules",
+         {"name": "hook", "rules": [{"type": "alias", "string_to_replace": "KL", "alias": "Kuala Lumpur"}]}),
+        {"dictionary_id": "id", "version_id": "version_id"},
+    ),
+    "/v1/admin/keys/{key_id}": (("/v1/admin/keys", {"tenant": "hook"}), {"key_id": "id"}),
+}  # fmt: skip
 
 
-def _name_a_dictionary(case: schemathesis.Case) -> None:
-    """A dictionary that exists for the case to name (one made now: a case may delete it), as a client names only
-    the ids it was given; a random id is a documented 404, seen in the negative and the fuzzed cases."""
+def _name_one_that_exists(case: schemathesis.Case, prefix: str) -> None:
     from tests.service.test_openapi_schemathesis import KEY
 
+    (path, body), params = MADE_FOR[prefix]
     base = case.operation.schema.get_base_url().rstrip("/")
-    rules = [{"type": "alias", "string_to_replace": "KL", "alias": "Kuala Lumpur"}]
-    made = httpx.post(f"{base}/v1/pronunciation-dictionaries/add-from-rules", json={"name": "hook", "rules": rules},
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=30)  # fmt: skip
+    made = httpx.post(f"{base}{path}", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     made.raise_for_status()
-    made = made.json()
-    case.path_parameters["dictionary_id"] = made["id"]
-    if "version_id" in case.path_parameters:
-        case.path_parameters["version_id"] = made["version_id"]
+    for name, field in params.items():
+        if name in case.path_parameters:
+            case.path_parameters[name] = made.json()[field]
 
 
 @schemathesis.hook
@@ -59,8 +65,9 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return case
-    if case.operation.path.startswith(DICTIONARY_PATH):
-        _name_a_dictionary(case)
+    for prefix in MADE_FOR:
+        if case.operation.path.startswith(prefix):
+            _name_one_that_exists(case, prefix)
     if not isinstance(case.body, dict):
         return case
     body = case.body
