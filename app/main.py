@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.api.admin import router as admin_router
 from app.api.auth import Authenticator, KeyGuard, caller_if
+from app.api.dictionaries import router as dictionaries_router
 from app.api.drain import Drain, DrainGuard, take_sigterm
 from app.api.errors import describe, install_error_handlers
 from app.api.limits import MULTIPART_SLACK, BodySizeLimit
@@ -123,6 +124,7 @@ async def start_service(app: FastAPI) -> None:
     )  # a key's own limits, held with every other process of the store
     app.state.service.usage = UsageRecorder(store.engine, app.state.metrics, limit_store)
     app.state.service.contexts = SharedContextStore(store.engine, settings.streaming.context_ttl)  # every worker's
+    app.state.dictionaries = app.state.service.dictionaries  # the dictionary routes' (app/api/dictionaries.py)
     freeze_startup_heap("front-end")  # no full collection walks the models again (app/observability/heap.py)
     if not await backend.ready():
         logger.warning("TTS backend %s does not answer yet; /ready stays 503 until it does", settings.backend.url)
@@ -259,6 +261,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.service = None
     app.state.engine_host = None
     app.state.voice_store = None
+    app.state.dictionaries = None
     app.state.key_refresher = None
     app.state.key_limits = None
     app.state.metrics = ServiceMetrics()
@@ -274,6 +277,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(public)
     app.include_router(v1)
     app.include_router(voices_router)
+    app.include_router(dictionaries_router)
     app.include_router(admin_router)
     app.include_router(usage_router)
     app.include_router(docs_router(caller_if("docs_need_key")))

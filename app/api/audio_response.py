@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -49,8 +50,16 @@ def audio_headers(stream: SegmentStream, writer: AudioWriter) -> dict[str, str]:
 
 
 def request_headers(stream: SegmentStream) -> dict[str, str]:
-    """Every response's: the request id, and `X-SSML-Ignored` when its SSML held what was not applied."""
-    return {"X-Request-Id": stream.request_id} | ignored_headers(stream.ssml_ignored)
+    """Every response's: the request id, `X-SSML-Ignored` when its SSML held what was not applied, and
+    `X-Unused-Settings` when it asked what was accepted but not applied."""
+    return {"X-Request-Id": stream.request_id} | ignored_headers(stream.ssml_ignored) | unused_header(stream.unused)
+
+
+def unused_header(names: list[str]) -> dict[str, str]:
+    """`X-Unused-Settings`: what the request asked that this server accepted but did not apply (a voice setting,
+    a dictionary's `phoneme:<string>` rule its text met), comma-separated, each percent-encoded (a header is
+    Latin-1); none when all was applied."""
+    return {"X-Unused-Settings": ",".join(quote(n, safe=":._-[]") for n in names)} if names else {}
 
 
 def finish_headers(usage: StreamUsage) -> dict[str, str]:
@@ -203,7 +212,8 @@ async def speech_response(renderer: Renderer, prepared: Prepared) -> Response:
             headers=request_headers(stream) | {"Cache-Control": "no-cache"},
         )
     body = abort_on_error(audio_bytes(pieces), stream.request_id)
-    return StreamingResponse(body, media_type=writer.content_type, headers=audio_headers(stream, writer))
+    headers = audio_headers(stream, writer)
+    return StreamingResponse(body, media_type=writer.content_type, headers=headers)
 
 
 # -- one place for a synthesis request's lifetime ------------------------------------------------------------

@@ -36,7 +36,7 @@ from app.service.principal import (
 from app.settings import LimitsSettings, SecuritySettings
 
 MAX_KEY_CHARS = 1024  # a longer key is wrong without being compared
-ELEVENLABS_PREFIXES = ("/v1/text-to-speech/", "/v1/voices")  # ElevenLabs' routes: its clients send `xi-api-key`
+ELEVENLABS_PREFIXES = ("/v1/text-to-speech/", "/v1/voices", "/v1/pronunciation-dictionaries")  # ElevenLabs' routes: its clients send `xi-api-key`
 SHARED_PATHS = ("/v1/models",)  # both APIs' clients call it: either header
 MISSING_HTTP_KEY = "missing or invalid API key: send 'Authorization: Bearer <key>'"
 MISSING_ELEVENLABS_KEY = "missing or invalid API key: send the xi-api-key header"

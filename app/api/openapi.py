@@ -48,7 +48,13 @@ _TIMINGS: dict[str, Any] = {
         "items": {
             "type": "object",
             "required": ["word", "start", "end"],
-            "properties": {"word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS},
+            "properties": {
+                "word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS,
+                "source": {
+                    "type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2,
+                    "description": "The [start, end) characters of the input it came from, where known",
+                },
+            },
         },
         "description": "Every word once, in order; seconds from the start of the audio",
     },
@@ -183,10 +189,15 @@ def _voice_clone_form() -> dict[str, Any]:
     The per-format narrowing of `sample_rate` and `encoding` (`format_constraints`) is left to the fields'
     descriptions here: schemathesis 4.32 cannot evaluate `if`/`then` next to a binary field."""
     schema = VoiceCloneRequest.model_json_schema()
+    schema.pop("$defs", None)
     for prop in schema["properties"].values():
         options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
         if len(options) == 1:
             prop.update(options[0])
+    schema["properties"]["pronunciation_dictionary_locators"] = {
+        "type": "string",
+        "description": 'JSON text: `[{"pronunciation_dictionary_id": ..., "version_id": ... or null}]`, up to 3',
+    }  # a form field carries the list as JSON
     schema["properties"] = {
         "reference_audio": {**_BINARY, "description": "The voice to clone: WAV, FLAC, OGG or MP3"},
         **schema["properties"],

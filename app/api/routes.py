@@ -147,5 +147,5 @@ async def voice_clone(
 async def normalize(req: NormalizeRequest, service: SpeechService = Depends(get_service)) -> dict:
     """The text exactly as the speech endpoints would prompt it."""
     log_ignored_fields(req, "/v1/audio/normalize")
-    normalized = await service.normalize_tool(req.input, req.text_options)
+    normalized = await service.normalize_tool(req.input, await service.dictionaries.read_with(req))
     return {"input": req.input, "normalized": normalized}

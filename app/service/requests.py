@@ -194,6 +194,37 @@ class ContextRef(BaseModel):
     _clean = field_validator("id", "previous_text", mode="before")(_clean_text)
 
 
+class DictionaryLocator(BaseModel):
+    """One of `pronunciation_dictionary_locators` (ElevenLabs' shape): a dictionary of the caller's, and a version
+    of it (None: its latest)."""
+
+    pronunciation_dictionary_id: str = Field(..., min_length=1, max_length=64)
+    version_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class DictionaryFields(BaseModel):
+    """`pronunciation_dictionary_locators`: up to 3 dictionaries, applied in order (the first wins) before the
+    normalizer's rules (app/text/dictionary.py)."""
+
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None,
+        max_length=3,
+        description="Up to 3 pronunciation dictionaries (`/v1/pronunciation-dictionaries`), each at a version or its "
+        "latest (`version_id` null), applied in order before normalization; the first that matches a place wins",
+    )
+
+    @field_validator("pronunciation_dictionary_locators", mode="before")
+    @classmethod
+    def _form_json(cls, v: Any) -> Any:
+        """A form field (`/v1/audio/vc`) carries the list as JSON text."""
+        if isinstance(v, str):
+            try:
+                return json.loads(v)
+            except ValueError:
+                raise ValueError("must be a JSON list of locators") from None
+        return v
+
+
 def _input_not_blank(cls: type, v: str) -> str:
     """`input` of the speech and normalize requests: something besides white space."""
     if not v.strip():
@@ -208,7 +239,7 @@ INPUT_FORMAT_DESCRIPTION = (
 )
 
 
-class SpeechRequest(GenerationFields, TextFields):
+class SpeechRequest(GenerationFields, DictionaryFields, TextFields):
     """`POST /v1/audio/speech`: the spec's fields plus OpenAI's."""
 
     input: str = Field(..., description="Text to synthesize", json_schema_extra=NOT_BLANK)
@@ -236,7 +267,7 @@ class SpeechRequest(GenerationFields, TextFields):
         return super().delivery().model_copy(update={"timestamps": self.timestamps})
 
 
-class VoiceCloneRequest(GenerationFields, TextFields):
+class VoiceCloneRequest(GenerationFields, DictionaryFields, TextFields):
     """`POST /v1/audio/vc` form fields (the clip travels separately as `reference_audio`)."""
 
     reference_text: str = Field(..., description="What the reference clip says", json_schema_extra=NOT_BLANK)
@@ -336,7 +367,7 @@ class SaveVoiceRequest(BaseModel, TextFields):
         return v
 
 
-class StreamConfig(GenerationFields, TextFields):
+class StreamConfig(GenerationFields, DictionaryFields, TextFields):
     """The first message of `/v1/audio/speech/stream`: `{"type": "config", ...}`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -362,7 +393,7 @@ class StreamConfig(GenerationFields, TextFields):
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
 
-class NormalizeRequest(BaseModel, TextFields):
+class NormalizeRequest(DictionaryFields, TextFields):
     model_config = ConfigDict(extra="allow")
 
     input: str = Field(..., max_length=100_000, description="Text to normalize", json_schema_extra=NOT_BLANK)

@@ -234,6 +234,7 @@ class SegmentStream:
     prompt_param: str | None = None  # the field a prompt too long for the context is blamed on (None: `param`)
     context: SpeechContext | None = None  # the first segment's context (a /v1/audio/speech context id)
     request_id: str = field(default_factory=tracing.request_id)  # the client's X-Request-Id, or ours
+    unused: list[str] = field(default_factory=list)  # what the request asked that is not applied (its response says)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

@@ -22,6 +22,8 @@ from app.observability.metrics import ServiceMetrics
 from app.service.admission import Admission, MeteredAdmission, Slot
 from app.service.context import ContextStore, SpeechContext
 from app.service.debug_audio import DebugAudioWriter
+from app.service.dictionaries import Dictionaries
+from app.service.dictionary_store import DictionaryStore
 from app.service.leases import KeyLimits
 from app.service.principal import DEFAULT_TENANT, Principal
 from app.service.prompting import check_room
@@ -40,6 +42,8 @@ from app.service.voice import Voice
 from app.service.voice_store import SavedVoice, VoiceStore
 from app.service.voices import Voices, utc_now
 from app.settings import GenerationSettings, LimitsSettings, Settings, StreamingSettings
+from app.text.dictionary import apply as apply_dictionaries
+from app.text.dictionary import phonemes_met
 from app.text.executor import SPEECH, TOOL
 from app.text.offsets import Mapped
 from app.text.options import TextOptions
@@ -95,6 +99,7 @@ class SpeechService:
         self.contexts = ContextStore(streaming.context_ttl)
         self.synthesizer = Synthesizer(backend, engine, streaming, self.metrics, max_model_len, debug_audio)
         self.voices = Voices(generation, store)
+        self.dictionaries = Dictionaries(DictionaryStore(store.engine) if store is not None else None)
         self.timings = EngineTimings(engine)
         self.key_limits: KeyLimits | None = None  # a key's own limits (app/service/leases.py), once the store is open
         self.usage: UsageRecorder | None = None  # usage metering (app/service/usage.py), once the store is open
@@ -144,6 +149,7 @@ class SpeechService:
     async def normalize(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> str:
         """The text as it will be prompted: normalized, without control markers."""
         with tracing.span("tts.normalization", chars=len(text)):
+            text = apply_dictionaries(options.dictionaries, text)  # the request's pronunciation dictionaries first
             return await self.text_input.normalize(text, options.normalize_malaysian, options.language, priority=priority)
 
     async def read(self, text: str, options: TextOptions, *, priority: int = SPEECH) -> Mapped:
@@ -175,6 +181,7 @@ class SpeechService:
         self.text_input.check(req.input, text_param)
         spoken = speech_text(req.input, req.input_format, text_param)  # a 400 for bad SSML before any other work
         voice = await self.voice(req.voice_name)
+        options = await self.dictionaries.read_with(req)
         if self.key_limits is not None:  # the key's characters per minute, before the context is claimed
             await self.key_limits.charge(caller, len(req.input))
         if req.instructions:
@@ -183,12 +190,13 @@ class SpeechService:
         observers: list[StreamObserver] = []
         if req.context is not None and self.streaming.context:
             if voice.speaker is not None:
-                context = await stored_context(self, req, voice.speaker, caller)
+                context = await stored_context(self, req, voice.speaker, caller, options)
             key = context_key(caller, req.context.id)
             observers.append(ContextClaim(self.contexts, key, self.streaming.context_max_tokens))
         stream = self._whole_text(
-            voice, req, bit_rate, param=text_param, context=context, started=started, observers=observers
+            voice, req, bit_rate, text=options, param=text_param, context=context, started=started, observers=observers
         )
+        stream.unused += unused_rules(options, req.input)
         voice_log = voice.name if req.voice_name in (None, voice.name) else f"{req.voice_name}->{voice.name}"
         stream.usage.ssml_ignored += spoken.ignored
         stream.feed.speak(spoken.text)
@@ -201,12 +209,12 @@ class SpeechService:
 
     def _whole_text(
         self, voice: Voice, req: SpeechRequest | VoiceCloneRequest, bit_rate: int | None = None, *,
-        observers: list[StreamObserver] | None = None, **kw: object,
+        text: TextOptions | None = None, observers: list[StreamObserver] | None = None, **kw: object,
     ) -> SegmentStream:
         """An HTTP request's stream: admitted by its route, counted once (and after its other observers)."""
         return SegmentStream(
             self, voice, req.resolved(self.generation, self.streaming), req.output_spec(bit_rate),
-            text=req.text_options, use_context=self.streaming.context,
+            text=text or req.text_options, use_context=self.streaming.context,
             observers=[*(observers or ()), *self._metered("http"), RequestAccounting(self.metrics)],
             **kw,  # type: ignore[arg-type]
         )  # fmt: skip
@@ -254,12 +262,13 @@ class SpeechService:
         spoken = speech_text(req.generate_text, req.input_format, "generate_text")
         if self.key_limits is not None:
             await self.key_limits.charge(caller, len(req.generate_text))
+        options = await self.dictionaries.read_with(req)
         ref_tokens = await self.references.encode(audio_bytes, req.reference_text)  # cached for a clip seen before
-        ref_text = await self.normalize(req.reference_text, req.text_options)
+        ref_text = await self.normalize(req.reference_text, req.text_options)  # what the clip says: as written
         voice = Voice.clone(require_speech(ref_text, "reference_text"), ref_tokens)
-        stream = self._whole_text(
-            voice, req, endpoint="vc", param="generate_text", prompt_param="reference_audio", started=started
-        )
+        stream = self._whole_text(voice, req, text=options, endpoint="vc", param="generate_text",
+                                  prompt_param="reference_audio", started=started)  # fmt: skip
+        stream.unused += unused_rules(options, req.generate_text)
         stream.usage.ssml_ignored += spoken.ignored
         stream.feed.speak(spoken.text)
         prepared = Prepared(stream, req.delivery())
@@ -317,21 +326,27 @@ async def saved_voice(
 
 
 async def stored_context(
-    service: SpeechService, req: SpeechRequest, voice: str, caller: Principal | None
+    service: SpeechService, req: SpeechRequest, voice: str, caller: Principal | None, options: TextOptions | None = None
 ) -> SpeechContext | None:
     """The previous segment stored under `req.context.id` (of the caller's tenant), if it is this voice's and
-    `previous_text`, when given, ends as it did."""
+    `previous_text`, when given, ends as it did (read as this request reads: `options`, its dictionaries too)."""
     assert req.context is not None
     previous = await service.contexts.previous(context_key(caller, req.context.id), timeout=service.context_wait)
     if previous is None or previous.voice != voice:
         return None
     if req.context.previous_text is not None:
         tail = service.text_input.tail(req.context.previous_text)  # only its end can match; bounded work
-        given = await service.normalize(tail, req.text_options)
+        given = await service.normalize(tail, options or req.text_options)
         if not previous.text.endswith(given) and not given.endswith(previous.text):
             logger.info("context %s: previous_text differs from the stored segment; not used", req.context.id)
             return None
     return previous
+
+
+def unused_rules(options: TextOptions, text: str) -> list[str]:
+    """What the response names as not applied: the dictionaries' phoneme rules that `text` meets (our model reads
+    text, not phonemes), as `phoneme:<string>`."""
+    return [f"phoneme:{r.string_to_replace}" for r in phonemes_met(options.dictionaries, text)]
 
 
 def context_key(caller: Principal | None, context_id: str) -> tuple[str, str]:

@@ -1,5 +1,6 @@
-"""Every table of the store (saved voices, API keys, tenant limits, stream leases, rate windows, usage, contexts),
-as the code reads and writes them. The migrations (app/service/migrations/versions/) make the same in a database, and
+"""Every table of the store (saved voices, API keys, tenant limits, stream leases, rate windows, usage, contexts,
+pronunciation dictionaries), as the code reads and writes them. The migrations (app/service/migrations/versions/)
+make the same in a database, and
 tests/voices/test_migrations.py checks that they agree: a change here needs a migration there."""
 
 from __future__ import annotations
@@ -94,4 +95,28 @@ tenant_limits_table = sa.Table(
     sa.Column("chars_per_minute", sa.Integer, nullable=False),
     sa.Column("audio_seconds_per_day", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),  # UTC, ISO 8601
+)
+
+dictionaries_table = sa.Table(
+    "tts_dictionaries",
+    metadata,
+    sa.Column("tenant", sa.String(NAME_MAX), primary_key=True),  # whose it is: other tenants never see it
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("latest_version", sa.String(32), nullable=False),  # a version id of tts_dictionary_versions
+    sa.Column("latest_rules", sa.Integer, nullable=False),  # how many rules the latest version holds
+    sa.Column("created_by_key", sa.String(64), nullable=False),  # the key id it was made under
+    sa.Column("created_at", sa.Float, nullable=False),  # Unix time
+    sa.Column("archived_at", sa.Float, nullable=True),  # set: archived (listed only when asked, still usable)
+)
+
+dictionary_versions_table = sa.Table(
+    "tts_dictionary_versions",
+    metadata,
+    sa.Column("tenant", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("dictionary_id", sa.String(32), primary_key=True),
+    sa.Column("version_id", sa.String(32), primary_key=True),
+    sa.Column("rules", sa.Text, nullable=False),  # JSON: the version's rules as ElevenLabs' API gives them
+    sa.Column("created_at", sa.Float, nullable=False),  # Unix time
 )

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from app.errors import InvalidRequestError
 from app.prompts import strip_control_tokens
+from app.text.dictionary import apply as apply_dictionaries
 from app.text.document import Reading, readings, segment_of
 from app.text.executor import SPEECH, PriorityExecutor
 from app.text.offsets import Mapped, Tracker, carry, sub, tracking
@@ -98,7 +99,10 @@ class TextInput:
         """`normalize` for a segment (a `Segment` from app.text.segmenter, or a plain text): the same text, with
         the map of each of its characters back to the text as sent (the segment's source offsets)."""
         self.check(text, param)
-        reads = [Reading(_cleaned(r.text), r.language, r.normalized) for r in readings(segment_of(text))]
+        reads = [
+            Reading(_with_dictionaries(_cleaned(r.text), options), r.language, r.normalized)
+            for r in readings(segment_of(text))
+        ]
         speak = getattr(self.normalizer, "speak", None)
         if speak is not None:
             spoken = await self._pool.run(priority, speak, reads, options)
@@ -117,6 +121,16 @@ def _cleaned(text: Mapped) -> Mapped:
     """`text` without surrogates, control characters and bidi controls (the request models refuse surrogates)."""
     with tracking(Tracker(text.text, text.spans)) as tracker:
         sub(_INVISIBLE, "", sub(_SURROGATE, "", text.text))
+    return tracker.mapped()
+
+
+def _with_dictionaries(text: Mapped, options: TextOptions) -> Mapped:
+    """`text` with the request's pronunciation dictionaries applied, before the normalizer's rules and the bundled
+    overrides (so a dictionary's "Dr. Tan" beats them); each alias names the string it replaced."""
+    if not options.dictionaries:
+        return text
+    with tracking(Tracker(text.text, text.spans)) as tracker:
+        apply_dictionaries(options.dictionaries, text.text)
     return tracker.mapped()
 
 

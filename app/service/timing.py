@@ -116,8 +116,9 @@ class SegmentTimings:
         return joined.named(named)
 
     def word_dicts(self) -> list[dict]:
-        """Each spoken word's time and, when known, `source`: the [start, end) characters of the text as sent that
-        it came from (an SSML alias' words name the element's text, a number's words the digits)."""
+        """Each spoken word's time and, where known, `source`: the [start, end) characters of the text as sent that
+        it came from (an SSML alias' words name the element's text, a number's words the digits, a dictionary
+        alias's words the string it replaced: "Kuala" and "Lumpur" both name "KL")."""
         return [
             {"word": w.text, "start": self.seconds(w.start), "end": self.seconds(w.end)}
             | ({"source": list(w.source)} if w.source is not None else {})

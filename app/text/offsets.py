@@ -232,3 +232,27 @@ def _replaced(matched: str, spans: Sequence[Span], replacement: str, at: int) ->
     if not matched.strip() or not replacement.strip() or not set(_TOKEN.findall(matched)) & set(_TOKEN.findall(replacement)):
         return [whole] * len(replacement)  # nothing kept: all of it names all of the match
     return carry(matched, spans, replacement, inserted=whole)
+
+
+def replace_spans(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
+    """`text` with each `(start, end, replacement)` of `edits` (in order, apart) made; when `text` is the active
+    tracker's text, each is recorded as `sub` records a match (for a matcher that is not one regex)."""
+    tracker = _ACTIVE.get()
+    track = tracker is not None and tracker.text == text
+    out: list[str] = []
+    new: list[Span] = []
+    last = 0
+    spans = tracker.spans if track else []  # type: ignore[union-attr]
+    for s, e, r in edits:
+        out += [text[last:s], r]
+        if track:
+            new += spans[last:s]
+            new += _replaced(text[s:e], spans[s:e], r, spans[s - 1][1] if s else (spans[0][0] if spans else 0))
+        last = e
+    if not edits:
+        return text
+    out.append(text[last:])
+    result = "".join(out)
+    if track:
+        tracker.text, tracker.spans = result, new + spans[last:]  # type: ignore[union-attr]
+    return result

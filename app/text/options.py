@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from app.text.dictionary import Dictionary
+
 LANGUAGES = ("auto", "ms", "en", "zh")
 
 
@@ -13,6 +15,7 @@ LANGUAGES = ("auto", "ms", "en", "zh")
 class TextOptions:
     normalize_malaysian: bool = True  # False: markup and whitespace cleaned only, no rules
     language: str = "auto"  # "auto" (detected per sentence), "ms", "en" or "zh"
+    dictionaries: tuple[Dictionary, ...] = ()  # pronunciation dictionaries, in the request's order (the first wins)
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:

@@ -275,3 +275,19 @@ def test_debug_audio_cap_holds_for_a_served_request(settings_for: Callable[..., 
     names = sorted(p.name for p in tmp_path.glob("*.wav"))
     assert len(names) == 2 and all(n.startswith(rid) for n in names)
     assert names[-1] > f"{rid}_0002.wav"  # 120 tokens in 0.5 s windows: the newest windows were kept
+
+
+def test_pronunciation_dictionary_routes_are_documented() -> None:
+    """ElevenLabs' dictionary API (issue 33), each call an operation; the vc form takes the locators as JSON text."""
+    doc = document()
+    ops = {op["operationId"] for path, methods in doc["paths"].items() if "pronunciation" in path for op in methods.values()}
+    assert ops == {
+        "add_pronunciation_dictionary_from_rules", "add_pronunciation_dictionary_from_file",
+        "list_pronunciation_dictionaries", "get_pronunciation_dictionary", "update_pronunciation_dictionary",
+        "delete_pronunciation_dictionary", "add_pronunciation_rules", "set_pronunciation_rules",
+        "remove_pronunciation_rules", "download_pronunciation_dictionary",
+    }  # fmt: skip
+    speech = doc["components"]["schemas"]["SpeechRequest"]["properties"]["pronunciation_dictionary_locators"]
+    assert speech["anyOf"][0]["maxItems"] == 3
+    form = doc["paths"]["/v1/audio/vc"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["pronunciation_dictionary_locators"]["type"] == "string" and "$defs" not in form

@@ -139,9 +139,9 @@ async def test_unsupported_options_are_refused_at_the_handshake(base: str, voice
     assert err["param"] == param and err["message"]
 
 
-async def test_pronunciation_dictionaries_get_an_error_message(base: str) -> None:
+async def test_an_unknown_pronunciation_dictionary_gets_an_error_message(base: str) -> None:
     async with websockets.connect(url_for(base, "multi-stream-input")) as ws:
         locator = [{"pronunciation_dictionary_id": "d", "version_id": "v"}]
         await ws.send(json.dumps({"text": " ", "context_id": "c", "pronunciation_dictionary_locators": locator}))
         msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
-    assert msg["contextId"] == "c" and "pronunciation_dictionary_locators" in msg["error"]
+    assert msg["contextId"] == "c" and msg["error"] == "unknown pronunciation dictionary 'd' version 'v'"

@@ -37,6 +37,7 @@ from app.service.segments import SegmentEvent, SegmentStream
 from app.service.synthesis import SynthesisJob
 from app.service.voice import Voice
 from app.settings import Settings
+from app.text.dictionary import Dictionary, Rule
 
 
 @pytest.fixture
@@ -262,7 +263,7 @@ def test_eleven_multi_contexts(settings: Settings) -> None:
     ("message", "param"),
     [
         ({"text": 5}, "text"),
-        ({"text": "Hi", "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "d"}]}, None),
+        ({"text": "Hi", "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": "d"}]}, None),  # no store
         ({"text": "Hi", "voice_settings": "fast"}, "voice_settings"),
         ({"text": "Hi", "voice_settings": {"speed": 9}}, "voice_settings.speed"),
     ],
@@ -272,6 +273,29 @@ def test_eleven_refuses_what_it_does_not_support(settings: Settings, message: di
         parse(eleven(settings, multi=True), message, ())
     assert info.value.param == (param or "pronunciation_dictionary_locators")
     assert info.value.message.startswith(info.value.param)
+
+
+def test_eleven_reads_a_context_with_the_dictionaries_of_its_first_message(settings: Settings) -> None:
+    """`pronunciation_dictionary_locators` in the message that opens a context: resolved (the caller's tenant's),
+    that context's text read with them; in a later message of an open context, refused."""
+    brands = Dictionary("d", "v1", (Rule("KL", alias="Kuala Lumpur"),))
+    asked: list = []
+
+    async def resolve(locators: list) -> tuple[Dictionary, ...]:
+        asked.append([(loc.pronunciation_dictionary_id, loc.version_id) for loc in locators])
+        return (brands,)
+
+    opts = Options(HUSEIN, "eleven_turbo_v2_5", True, 20.0, elevenlabs_format("pcm_24000"))
+    p = ElevenLabsProtocol(settings.generation, settings.streaming, opts, multi=True, dictionaries=resolve)
+    locator = {"pronunciation_dictionary_id": "d", "version_id": None}
+    commands = parse(p, {"text": " ", "context_id": "a", "pronunciation_dictionary_locators": [locator]}, ())
+    opened = [c for c in commands if isinstance(c, Open)]
+    assert asked == [[("d", None)]] and [o.text.dictionaries for o in opened] == [(brands,)]
+    plain = [c for c in parse(p, {"text": " ", "context_id": "b"}, ("a",)) if isinstance(c, Open)]
+    assert [o.text.dictionaries for o in plain] == [()]  # another context: none
+    with pytest.raises(InvalidRequestError) as info:
+        parse(p, {"text": "Hi", "context_id": "a", "pronunciation_dictionary_locators": [locator]}, ("a", "b"))
+    assert info.value.param == "pronunciation_dictionary_locators"
 
 
 @pytest.mark.parametrize(

@@ -256,3 +256,32 @@ async def test_a_voices_table_that_is_not_mains_is_refused_clearly(tmp_path: Pat
     engine.dispose()
     with pytest.raises(migrations.SchemaError, match=r"not the baseline: columns \['speaker'\] unexpected"):
         await open_and_close(url)
+
+
+async def test_a_store_at_0005_upgrades_to_the_dictionaries_with_its_voices_intact(store_url: str) -> None:
+    """Migration 0006 (pronunciation dictionaries, issue 33) on a store that 0005 made: the voices kept, the
+    dictionaries' tables made as the code's, and usable at once."""
+    from alembic import command
+
+    from app.service.dictionary_store import DictionaryStore
+    from app.service.tables import voices_table
+    from app.text.dictionary import Rule
+
+    engine = open_engine(store_url)
+    with engine.begin() as conn:  # a store as 0005 left it, with voices (0006 leaves their table as it is)
+        command.upgrade(migrations.alembic_config(conn), "0005")
+        for v in OLD_VOICES:
+            conn.execute(voices_table.insert().values(**{**v.__dict__, "reference_tokens": np.asarray(v.reference_tokens, "<i4").tobytes()}))
+    with engine.connect() as conn:
+        assert migrations.current(conn) == ("0005",) and not sa.inspect(conn).has_table("tts_dictionaries")
+    engine.dispose()
+    store = VoiceStore(store_url)
+    await store.open()
+    try:
+        assert await store.list() == sorted(OLD_VOICES, key=lambda v: v.name)
+        dictionaries = DictionaryStore(store.engine)
+        made = await dictionaries.create("default", "brands", None, (Rule("KL", alias="Kuala Lumpur"),), "api-key")
+        assert await dictionaries.rules("default", made.id, None) == (made.latest_version, (Rule("KL", alias="Kuala Lumpur"),))
+    finally:
+        await store.close()
+    assert schema_state(store_url) == ([migrations.head()], [])

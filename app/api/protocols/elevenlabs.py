@@ -14,7 +14,7 @@ ElevenLabs' HTTP endpoints are in `elevenlabs_http`.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket
@@ -45,12 +45,15 @@ from app.api.session import Session, deny, handshake
 from app.audio.registry import ElevenLabsFormat, UnsupportedFormat, elevenlabs_format
 from app.errors import InvalidRequestError, TTSError
 from app.observability.logs import clip
-from app.service.requests import GenerationFields
+from app.service.dictionaries import Locator
+from app.service.principal import caller_tenant
+from app.service.requests import DictionaryFields, GenerationFields
 from app.service.sent_timing import segment_as_sent
-from app.service.speech import SpeechService
+from app.service.speech import SpeechService, unused_rules
 from app.service.timing import elevenlabs_alignment
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
+from app.text.dictionary import Dictionary
 from app.text.options import TextOptions
 
 router = APIRouter()
@@ -160,6 +163,7 @@ class ElevenLabsProtocol(Protocol):
         *,
         multi: bool,
         voices: Callable[..., Awaitable[Voice]] | None = None,
+        dictionaries: Callable[[Sequence[Locator]], Awaitable[tuple[Dictionary, ...]]] | None = None,
     ) -> None:
         if opts.voice is None and voices is None:
             raise ValueError("a voice, or how to look one up once the caller is authorized (SpeechService.voice)")
@@ -168,6 +172,8 @@ class ElevenLabsProtocol(Protocol):
         self.opts = opts
         self.multi = multi
         self.voices = voices
+        self.dictionaries = dictionaries  # locators -> the caller's tenant's versions (Dictionaries.resolve)
+        self._read_with: dict[str, tuple[Dictionary, ...]] = {}  # each context's dictionaries, from its first message
         self.idle_timeout = opts.inactivity_timeout
         self._unflushed: set[str] = set()  # contexts with text sent after their last flush
         self._closing: set[str] = set()  # contexts whose close_context was taken
@@ -197,9 +203,7 @@ class ElevenLabsProtocol(Protocol):
         check_fields(message)
         cid = self.context_of(message) or DEFAULT_CONTEXT  # a string now
         if message.get("pronunciation_dictionary_locators"):
-            raise InvalidRequestError(
-                "pronunciation_dictionary_locators are not supported", param="pronunciation_dictionary_locators"
-            )
+            await self._take_dictionaries(message["pronunciation_dictionary_locators"], cid, contexts)
         if self.multi and message.get("close_socket"):
             yield CloseSocket()
             return
@@ -230,6 +234,23 @@ class ElevenLabsProtocol(Protocol):
             self._unflushed.discard(cid)
             yield Flush(cid)
 
+    async def _take_dictionaries(self, locators: list, cid: str, contexts: Collection[str]) -> None:
+        """The dictionaries of the message that opens context `cid` (ElevenLabs' initializeConnection field)."""
+        if cid in contexts:
+            raise InvalidRequestError(
+                "pronunciation_dictionary_locators are taken in the message that opens a context only",
+                param="pronunciation_dictionary_locators",
+            )
+        try:
+            found = DictionaryFields.model_validate({"pronunciation_dictionary_locators": locators})
+        except ValidationError as exc:
+            raise invalid_request(exc) from None
+        if self.dictionaries is None:
+            raise InvalidRequestError(
+                "pronunciation_dictionary_locators: no dictionaries here", param="pronunciation_dictionary_locators"
+            )
+        self._read_with[cid] = await self.dictionaries(found.pronunciation_dictionary_locators or [])
+
     def _open(self, cid: str, first: dict) -> Open:
         vs = first.get("voice_settings") or {}  # an object (check_fields)
         voice = self.opts.voice
@@ -251,7 +272,7 @@ class ElevenLabsProtocol(Protocol):
             voice,
             gen,
             fields.output_spec(out.bit_rate),
-            text=TextOptions(self.opts.normalize),
+            text=TextOptions(self.opts.normalize, dictionaries=self._read_with.get(cid, ())),
             use_context=self.streaming.context,
             ssml=self.opts.ssml,
         )
@@ -279,12 +300,16 @@ class ElevenLabsProtocol(Protocol):
         t = event.timings
         base = 0 if self.opts.sync_alignment else t.start
         original = segment_as_sent(event.text, t)
-        return {
+        msg = {
             "audio": "",
             "isFinal": False,
             "normalizedAlignment": elevenlabs_alignment(t, base=base),
             "alignment": elevenlabs_alignment(original, base=base),
         }
+        read_with = TextOptions(dictionaries=self._read_with.get(event.context, ()))
+        if unused := unused_rules(read_with, event.text):  # our addition: a dictionary's phoneme rules it met
+            msg["unusedSettings"] = unused
+        return msg
 
     def render(self, event: Event) -> dict | None:
         if isinstance(event, Audio):
@@ -294,6 +319,7 @@ class ElevenLabsProtocol(Protocol):
         if isinstance(event, Timings):
             return self._tag(self._alignment(event), event.context)
         if isinstance(event, ContextFinal):
+            self._read_with.pop(event.context, None)
             final: dict = {"isFinal": True}
             if event.usage.cut_segments:  # our addition, only when a segment was cut short (max_tokens, context)
                 final |= {"finishReason": "length", "cutSegments": list(event.usage.cut_segments)}
@@ -331,5 +357,8 @@ async def _serve(ws: WebSocket, voice_id: str, *, multi: bool) -> None:
     except TTSError as exc:
         await deny(ws, exc)
         return
-    protocol = ElevenLabsProtocol(service.generation, service.streaming, opts, multi=multi, voices=service.voice)
+    protocol = ElevenLabsProtocol(
+        service.generation, service.streaming, opts, multi=multi, voices=service.voice,
+        dictionaries=lambda locators: service.dictionaries.resolve(caller_tenant(), locators),
+    )  # fmt: skip
     await Session(ws, service, protocol, principal=principal).run()

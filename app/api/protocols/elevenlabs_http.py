@@ -34,6 +34,7 @@ from app.api.audio_response import (
     request_headers,
     speech_response,
     until_disconnected,
+    unused_header,
 )
 from app.api.auth import caller
 from app.api.deps import any_voices, get_service
@@ -106,10 +107,6 @@ def speech_request(
         body = SpeechBody.model_validate(raw)
         if not body.text.strip():
             raise InvalidRequestError("text must not be empty", param="text")
-        if body.pronunciation_dictionary_locators:
-            raise InvalidRequestError(
-                "pronunciation_dictionary_locators are not supported yet", param="pronunciation_dictionary_locators"
-            )
         speed = (body.voice_settings or {}).get("speed")
         req = SpeechRequest(
             input=body.text,
@@ -122,6 +119,7 @@ def speech_request(
             language=LANGUAGES.get((body.language_code or "").lower(), "auto"),
             seed=None if body.seed is None else body.seed % 2**31,
             input_format="ssml" if ssml or body.enable_ssml_parsing else None,
+            pronunciation_dictionary_locators=body.pronunciation_dictionary_locators,
         )
         return req, body
     except ValidationError as exc:
@@ -214,8 +212,8 @@ async def _speak(request: Request, voice_id: str, principal: Principal, *, strea
             response = await timed(renderer, job, text=asked.text, stream=stream)
         else:
             response = await speech_response(renderer, job)
-        if unused := unused_settings(asked, request):
-            response.headers["X-Unused-Settings"] = ",".join(unused)
+        if unused := unused_settings(asked, request) + job.stream.unused:
+            response.headers.update(unused_header(unused))
         return response
 
     return await admitted_response(request, service, prepared, body_read=False, respond=answer)

@@ -39,8 +39,10 @@ from app.api.session import Session, handshake
 from app.errors import InvalidRequestError, TTSError
 from app.service.requests import StreamConfig
 from app.service.segments import SegmentEvent
+from app.service.speech import unused_rules
 from app.service.voice import Voice
 from app.settings import GenerationSettings, StreamingSettings
+from app.text.options import TextOptions
 
 router = APIRouter()
 
@@ -63,8 +65,11 @@ class SpeechStreamProtocol(Protocol):
         streaming: StreamingSettings,
         max_input_chars: int,
         voice: Callable[[str | None], Awaitable[Voice]],
+        text_options: Callable[[StreamConfig], Awaitable[TextOptions]] | None = None,
     ) -> None:
         self.generation = generation
+        self.text_options = text_options  # the config's TextOptions, its dictionaries resolved (SpeechService)
+        self.text = TextOptions()
         self.streaming = streaming
         self.voice = voice  # a voice name -> its Voice (SpeechService.voice)
         self.idle_timeout = streaming.idle_timeout
@@ -121,6 +126,7 @@ class SpeechStreamProtocol(Protocol):
             raise invalid_request(exc) from None
         yield Auth(cfg.api_key)
         voice = await self.voice(cfg.voice_name)
+        self.text = await self.text_options(cfg) if self.text_options is not None else cfg.text_options
         use_context = self.streaming.context if cfg.context is None else cfg.context
         self.config = cfg
         yield Open(
@@ -128,7 +134,7 @@ class SpeechStreamProtocol(Protocol):
             voice,
             cfg.resolved(self.generation, self.streaming),
             cfg.output_spec(),
-            text=cfg.text_options,
+            text=self.text,
             use_context=use_context,
             ssml=cfg.input_format == "ssml",
         )
@@ -196,17 +202,19 @@ class SpeechStreamProtocol(Protocol):
             msg["characters"] = t.char_dicts()
         return msg
 
-    @staticmethod
-    def _segment(ev: SegmentEvent) -> dict:
+    def _segment(self, ev: SegmentEvent) -> dict:
         if ev.kind == "started":
             ctx = ev.job.context if ev.job else None
-            return {
+            started = {
                 "type": "segment.started",
                 "index": ev.index,
                 "text": ev.text,
                 "normalized": ev.normalized,
                 "context_tokens": len(ctx.tokens) if ctx else 0,
             }
+            if unused := unused_rules(self.text, ev.text):  # a dictionary's phoneme rule met: said, not silent
+                started["unused"] = unused
+            return started
         if ev.kind == "done" and ev.job is None:  # a pause (SSML's <break>): silence, no tokens
             return {"type": "segment.done", "index": ev.index, "text": ev.text, "speech_tokens": 0, "pause": ev.pause}
         if ev.kind == "done":
@@ -231,6 +239,6 @@ async def speech_stream(ws: WebSocket) -> None:
         return
     service, principal = accepted
     protocol = SpeechStreamProtocol(
-        service.generation, service.streaming, service.limits.max_input_chars, service.voice
+        service.generation, service.streaming, service.limits.max_input_chars, service.voice, service.dictionaries.read_with
     )
     await Session(ws, service, protocol, principal=principal).run()
