@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.auth import caller
 from app.api.openapi import error_responses
 from app.errors import NotReadyError, PermissionDeniedError
-from app.service.keys import KeyRefresher, KeyStore
+from app.service.keys import TENANT_PATTERN, KeyRefresher, KeyStore
 from app.service.principal import Principal
 from app.service.tenant_limits import TenantLimitStore
 
@@ -45,8 +45,11 @@ class LimitFields(BaseModel):
         return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
+TENANT_SCHEMA = f"^{TENANT_PATTERN.pattern}$"  # what the store takes, said in the OpenAPI document
+
+
 class NewKeyRequest(LimitFields):
-    tenant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # app.service.keys.TENANT_PATTERN
+    tenant: str = Field(pattern=TENANT_SCHEMA)
     name: str = Field("", max_length=128)
     admin: bool = Field(False, strict=True)
 
@@ -127,7 +130,10 @@ async def list_tenant_limits(store: TenantLimitStore = Depends(tenant_store)) ->
 
 @router.put("/tenants/{tenant}", operation_id="set_tenant_limits", responses=error_responses(400, 403, 503))
 async def set_tenant_limits(
-    tenant: str, body: LimitFields, request: Request, store: TenantLimitStore = Depends(tenant_store)
+    body: LimitFields,
+    request: Request,
+    tenant: str = Path(pattern=TENANT_SCHEMA),
+    store: TenantLimitStore = Depends(tenant_store),
 ) -> dict:
     """The tenant's own limits from now on (a limit left out: none), held over all its keys together, here at
     once and by every process within 5 s."""

@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import UploadFile
 
 from app.api.auth import caller
+from app.api.errors import invalid_request
 from app.api.openapi import error_responses
 from app.api.uploads import read_limited_form
 from app.errors import NotReadyError, PayloadTooLargeError
@@ -22,7 +23,6 @@ from app.service.dictionaries import Dictionaries, as_bad_request
 from app.service.dictionary_store import DictionaryRecord
 from app.service.principal import Principal
 from app.service.requests import NOT_BLANK, _clean_text
-from app.service.text_input import clean_text
 from app.text.dictionary import LIMITS, Rule, merged, parse_pls, removed, rules_from_json, write_pls
 
 PREFIX = "/v1/pronunciation-dictionaries"
@@ -85,13 +85,26 @@ Rules = Annotated[list[RuleModel], Field(max_length=LIMITS.rules, description=RU
 Name = Annotated[str, Field(max_length=LIMITS.name_chars, json_schema_extra=NOT_BLANK, description="For people")]
 
 
-class FromRules(BaseModel):
-    rules: Rules
+def _not_blank(cls: type, v: str | None) -> str | None:
+    """A name holds something besides white space (what NOT_BLANK's schema says)."""
+    if v is not None and not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
+class Described(BaseModel):
+    """A new dictionary's name and description, from JSON (`FromRules`) or a form (add-from-file)."""
+
     name: Name
     description: str | None = Field(None, max_length=LIMITS.description_chars)
-    workspace_access: str | None = Field(None, max_length=64, description="Accepted; a dictionary is its tenant's")
 
     _clean = field_validator("name", "description", mode="before")(_clean_text)
+    _named = field_validator("name")(_not_blank)
+
+
+class FromRules(Described):
+    rules: Rules
+    workspace_access: str | None = Field(None, max_length=64, description="Accepted; a dictionary is its tenant's")
 
 
 class AddRules(BaseModel):
@@ -109,6 +122,7 @@ class Update(BaseModel):
     )
 
     _clean = field_validator("name", mode="before")(_clean_text)
+    _named = field_validator("name")(_not_blank)
 
 
 def _rules(items: list[AliasRule | PhonemeRule]) -> tuple[Rule, ...]:
@@ -148,7 +162,7 @@ def _version(record: DictionaryRecord) -> dict[str, Any]:
 @router.post(
     "/add-from-rules",
     operation_id="add_pronunciation_dictionary_from_rules",
-    responses=CREATED | error_responses(400, 503),
+    responses=CREATED | error_responses(400, 413, 503),
 )
 async def add_from_rules(body: FromRules, request: Request, principal: Principal = Depends(caller)) -> dict:
     """A new dictionary from rules (its first version)."""
@@ -165,7 +179,7 @@ async def add_from_rules(body: FromRules, request: Request, principal: Principal
         "type": "object", "required": ["name"],
         "properties": {"name": {"type": "string", "maxLength": LIMITS.name_chars, **NOT_BLANK},
                        "description": {"type": "string", "maxLength": LIMITS.description_chars},
-                       "workspace_access": {"type": "string"}, "file": {"type": "string", "format": "binary"}},
+                       "file": {"type": "string", "format": "binary"}},
     }}}}},
 )  # fmt: skip
 async def add_from_file(request: Request, principal: Principal = Depends(caller)) -> dict:
@@ -177,15 +191,18 @@ async def add_from_file(request: Request, principal: Principal = Depends(caller)
     try:
         upload = form.get("file")
         data = await upload.read() if isinstance(upload, UploadFile) else b""
-        name, description = form.get("name"), form.get("description")
+        fields = {k: v for k in ("name", "description") if isinstance(v := form.get(k), str)}
     finally:
         await form.close()
+    try:
+        described = Described.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid_request(exc) from exc
     with as_bad_request():
         rules = parse_pls(data) if data else ()
     record = await dictionaries(request).create(
-        principal.tenant, clean_text(name, "name") if isinstance(name, str) else "",
-        clean_text(description, "description") if isinstance(description, str) else None, rules, principal.key_id,
-    )  # fmt: skip
+        principal.tenant, described.name, described.description, rules, principal.key_id
+    )
     return _added(record)
 
 
@@ -255,7 +272,7 @@ async def delete_dictionary(dictionary_id: Id, request: Request, principal: Prin
 @router.post(
     "/{dictionary_id:dictionary_id}/add-rules",
     operation_id="add_pronunciation_rules",
-    responses=error_responses(400, 404, 503),
+    responses=error_responses(400, 404, 413, 503),  # 413: a body over MAX_BODY_BYTES
 )
 async def add_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
@@ -269,7 +286,7 @@ async def add_rules(
 @router.post(
     "/{dictionary_id:dictionary_id}/set-rules",
     operation_id="set_pronunciation_rules",
-    responses=error_responses(400, 404, 503),
+    responses=error_responses(400, 404, 413, 503),  # 413: a body over MAX_BODY_BYTES
 )
 async def set_rules(
     dictionary_id: Id, body: AddRules, request: Request, principal: Principal = Depends(caller)
@@ -283,7 +300,7 @@ async def set_rules(
 @router.post(
     "/{dictionary_id:dictionary_id}/remove-rules",
     operation_id="remove_pronunciation_rules",
-    responses=error_responses(400, 404, 503),
+    responses=error_responses(400, 404, 413, 503),  # 413: a body over MAX_BODY_BYTES
 )
 async def remove_rules(
     dictionary_id: Id, body: RemoveRules, request: Request, principal: Principal = Depends(caller)

@@ -88,12 +88,10 @@ class SpeechService:
         self.text_input = TextInput(normalizer, limits.max_input_chars)
         # admission before any work: every slot is taken at the start of a route and given back when its
         # response ends; voice-cloning uploads and /normalize calls have their own, smaller lanes
-        self.admission = MeteredAdmission(  # each caller's share: its principal's limits.requests
-            limits.max_concurrent_requests, "requests", self.metrics, shared=True
-        )
-        self.references = ReferenceIntake(  # uploads, reference decodes and encodes: their own lane
-            engine, resample_to_16k, limits, self.metrics, cache_size=reference_cache_size
-        )
+        # each caller's share: its principal's limits.requests
+        self.admission = MeteredAdmission(limits.max_concurrent_requests, "requests", self.metrics, shared=True)
+        # uploads, reference decodes and encodes: their own lane
+        self.references = ReferenceIntake(engine, resample_to_16k, limits, self.metrics, cache_size=reference_cache_size)
         self.reference_lane = self.references.lane
         self.normalize_lane = Admission(limits.max_concurrent_normalize, "normalize calls")
         self.contexts = ContextStore(streaming.context_ttl)

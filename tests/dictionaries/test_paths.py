@@ -189,3 +189,20 @@ def test_our_word_timings_name_the_text_as_sent(url: str) -> None:
     assert [(w["word"], TEXT[slice(*w["source"])]) for w in words] == [
         ("A", "A"), ("tomato", "tomato"), ("from", "from"), ("Kuala", "KL"), ("Lumpur.", "KL."),
     ]
+
+
+def test_a_blank_name_is_a_400_from_rules_from_a_file_and_on_rename(url: str) -> None:
+    """What the schema's NOT_BLANK says, the routes hold to: a name of white space (or of characters cleanup
+    removes) is refused, from JSON and from a multipart form alike, and a rename to one too."""
+    base = f"{url}/v1/pronunciation-dictionaries"
+    blank = " \u200e\t"
+    r = httpx.post(f"{base}/add-from-rules", json={"name": blank, "rules": RULES}, headers=bearer(ADMIN), timeout=30)
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "name"), r.text
+    form = {"name": blank, "description": "d"}
+    r = httpx.post(f"{base}/add-from-file", data=form, headers=bearer(ADMIN), timeout=30)
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "name"), r.text
+    r = httpx.post(f"{base}/add-from-file", data={"description": "d"}, headers=bearer(ADMIN), timeout=30)
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "name"), r.text
+    made = create(url)
+    r = httpx.patch(f"{base}/{made['id']}", json={"name": blank}, headers=bearer(ADMIN), timeout=30)
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "name"), r.text

@@ -19,7 +19,7 @@ from tools.fake_vllm import FakeVLLM
 from tools.harness import LocalCodec, PassthroughNormalizer, serve
 
 MAX_EXAMPLES = 50  # per operation and phase; with the seed, CI sends the same requests every run
-SEED = 13
+SEED = 15  # 13 has its negative phase send a multipart form whose violations serialize into valid text (a null description as "null")
 KEY = "sk-schemathesis"
 REPO = Path(__file__).resolve().parents[2]
 
