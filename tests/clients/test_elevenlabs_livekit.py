@@ -69,7 +69,7 @@ async def test_livekit_plugin_with_its_default_encoding_gets_22khz_mp3(url: str,
     assert np.abs(pcm).max() > 1000
 
 
-async def _stream_events(url: str, text_words: list[str], **options: str) -> list:
+async def _stream_events(url: str, text_words: list[str], **options: object) -> list:
     async with aiohttp.ClientSession() as session:
         tts = elevenlabs.TTS(voice_id="jenny", api_key="secret", base_url=f"{url}/v1", http_session=session, **options)
         stream = tts.stream()

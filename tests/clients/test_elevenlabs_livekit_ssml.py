@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import numpy as np
 import pytest
 
 from app.prompts import speech_prompt
+from tests.clients.test_elevenlabs_livekit import _stream_events
 from tools.fake_vllm import FakeVLLM
 
 elevenlabs = pytest.importorskip("livekit.plugins.elevenlabs")
@@ -20,24 +20,9 @@ PAUSE = 0.75
 
 
 async def _events(url: str, rate: int) -> list:
-    async with aiohttp.ClientSession() as session:
-        tts = elevenlabs.TTS(
-            voice_id="jenny", api_key="secret", base_url=f"{url}/v1", http_session=session,
-            encoding=f"pcm_{rate}", enable_ssml_parsing=True,
-        )  # fmt: skip
-        stream = tts.stream()
-        for word in BEFORE.split():  # an LLM's output, word by word, the break tag whole as the plugin sends it
-            stream.push_text(word + " ")
-            await asyncio.sleep(0.01)
-        stream.push_text(f'<break time="{int(PAUSE * 1000)}ms"/> ')
-        for word in AFTER.split():
-            stream.push_text(word + " ")
-            await asyncio.sleep(0.01)
-        stream.end_input()
-        events = [ev async for ev in stream]
-        await stream.aclose()
-        await tts.aclose()
-        return events
+    """An LLM's output, word by word, the break tag whole as the plugin sends it."""
+    words = [*BEFORE.split(), f'<break time="{int(PAUSE * 1000)}ms"/>', *AFTER.split()]
+    return await _stream_events(url, words, encoding=f"pcm_{rate}", enable_ssml_parsing=True)
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 24000])
