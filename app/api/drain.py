@@ -6,6 +6,9 @@ The app takes SIGTERM before uvicorn does (`take_sigterm`, installed by the life
 2. then new work is refused (`DrainGuard`): an HTTP request or a WebSocket handshake gets 503 `shutting_down`
    with `Retry-After`; each WebSocket session ends its socket with 1012 once its current contexts are done
    (`quiet`, asked by app/api/session.py), at once when none is in flight;
+   A socket is done when its connection has ended: the client's reply to its close frame (bounded by uvicorn's
+   close timer, `CLOSE_LINGER` at most), so that no client loses the last frames it has not read yet
+   (app/api/ws_protocol.py);
 3. when no request and no socket is left, or `SHUTDOWN_GRACE_SECONDS` after the signal, the signal goes on to
    uvicorn's handler: uvicorn closes what is left and runs the lifespan's shutdown, which stops the engine.
 Under `API_WORKERS` uvicorn's supervisor sends SIGTERM to every worker and waits for each: each drains so.
@@ -14,6 +17,7 @@ Under `API_WORKERS` uvicorn's supervisor sends SIGTERM to every worker and waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -27,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from app.api.errors import error_body
+from app.api.ws_protocol import CONNECTION_CLOSED
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ CLOSE_RESTART = 1012  # WebSocket "service restart": the client may reconnect at
 RETRY_AFTER = 1  # seconds: another replica takes the request; this one will not
 PROBES = ("/health", "/ready", "/metrics")  # answered as ever, and not counted as work in flight
 POLL = 0.05  # seconds between looks at what is left while refusing
+CLOSE_LINGER = 11.0  # seconds a socket closed by the app waits for its client's reply (uvicorn's timer: 10)
 
 
 class Phase(Enum):
@@ -142,9 +148,20 @@ class DrainGuard:
             await self._refuse(scope, receive, send)
             return
         self.drain.in_flight += 1
+        closing = False
+
+        async def watched_send(message: dict) -> None:
+            nonlocal closing
+            closing = closing or message["type"] == "websocket.close"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, watched_send if kind == "websocket" else send)
         finally:
+            closed = scope.get("extensions", {}).get(CONNECTION_CLOSED)
+            if closing and closed is not None:  # its close frame is out: done when the client has answered it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(closed), CLOSE_LINGER)
             self.drain.in_flight -= 1
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
 from tools.fake_vllm import FakeVLLM
 from tools.harness import tts_api_process, wait_until
@@ -208,3 +213,77 @@ def test_sigterm_under_load_finishes_everything_in_flight(slow_fake: FakeVLLM, t
     assert slow_fake.active_streams == 0
     text = log.read_text(errors="replace")
     assert "drained in" in text and text.index("drained in") < text.index("service stopped")  # the engine stops after
+
+
+# -- the closing handshake of a socket drained on SIGTERM -------------------------------------------------
+
+
+class RawSocket:
+    """A WebSocket client on a plain socket (websockets' Sans-I/O protocol): it reads and answers only when told,
+    as a client on a busy box or behind a proxy does, so that what the server does meanwhile can be seen."""
+
+    def __init__(self, url: str) -> None:
+        uri = parse_uri(url)
+        self.protocol = ClientProtocol(uri)
+        self.sock = socket.create_connection((uri.host, uri.port), timeout=30)
+        self.protocol.send_request(self.protocol.connect())
+        self.flush()
+        self.events: list = []
+        while not any(isinstance(e, Response) for e in self.events):
+            self.read(30)
+        assert self.events.pop(0).status_code == 101
+
+    def flush(self) -> None:
+        self.sock.sendall(b"".join(self.protocol.data_to_send()))
+
+    def send(self, obj: dict) -> None:
+        self.protocol.send_text(json.dumps(obj).encode())
+        self.flush()
+
+    def read(self, timeout: float) -> bool:
+        """What the next `recv` brings, into `events` (answers queued, not sent); False at the end of the stream."""
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(1 << 16)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self.events += self.protocol.events_received()
+        return bool(data)
+
+
+def test_a_drained_socket_is_closed_only_after_its_client_answered_the_close(slow_fake: FakeVLLM, tmp_path: Path) -> None:
+    """The server ends a socket with a close frame once its context is spoken. A client that reads late (a busy
+    box, a proxy between) has that context's audio still unread then: were the server to close the TCP
+    connection before the client's close reply, the client's reply (or its keep-alive ping) would meet a closed
+    socket, and the reset that answers it loses what the client had not read yet (seen in the chaos run: the
+    client got `segment.started`, then nothing but the close). RFC 6455, 7.1.1: the server closes the TCP
+    connection after the closing handshake. So SIGTERM waits for it (bounded by the close timeout)."""
+    log = tmp_path / "tts-api.log"
+    with tts_api_process(drain_env(slow_fake), cwd=tmp_path, log=log) as (url, proc):
+        client = RawSocket(url.replace("http://", "ws://") + "/v1/audio/speech/stream")
+        client.send({"type": "config", "response_format": "pcm"})
+        client.send({"type": "text", "text": "A reply that its client reads late."})
+        client.send({"type": "close"})
+        wait_until(lambda: slow_fake.active_streams >= 1, 30, "the context's request at the backend")
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: " done: {" in log.read_text(errors="replace"), 60, "the context spoken")
+        time.sleep(3.0)  # the client is slow: the server has sent everything and its close frame by now
+
+        while not any(isinstance(e, Frame) and e.opcode is Opcode.CLOSE for e in client.events):
+            assert client.read(10), "the server closed the connection before its close frame"
+        with pytest.raises(TimeoutError):  # nothing more: the server waits for the client's reply
+            client.read(0.5)
+        client.flush()  # the client's close reply (queued by its protocol when the close frame came)
+        while client.read(10):
+            pass  # the server ends the TCP connection now
+        proc.wait(30)
+
+    data = [e for e in client.events if isinstance(e, Frame) and e.opcode in (Opcode.TEXT, Opcode.BINARY)]
+    events = [json.loads(bytes(f.data))["type"] for f in data if f.opcode is Opcode.TEXT]
+    audio = sum(len(f.data) for f in data if f.opcode is Opcode.BINARY)
+    done = json.loads(bytes(next(f.data for f in reversed(data) if f.opcode is Opcode.TEXT)))
+    assert events[0] == "session.started" and events[-2:] == ["segment.done", "done"], events
+    assert audio == done["usage"]["output_tokens"] * 960 > 0
+    assert client.protocol.close_rcvd is not None and client.protocol.close_rcvd.code == 1000
+    assert "drained in" in log.read_text(errors="replace")
