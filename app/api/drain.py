@@ -27,7 +27,7 @@ from enum import Enum
 from typing import Any
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from app.api.errors import error_body
@@ -150,7 +150,7 @@ class DrainGuard:
         self.drain.in_flight += 1
         closing = False
 
-        async def watched_send(message: dict) -> None:
+        async def watched_send(message: Message) -> None:
             nonlocal closing
             closing = closing or message["type"] == "websocket.close"
             await send(message)
