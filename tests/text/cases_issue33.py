@@ -229,4 +229,13 @@ ISSUE33_CASES: list[Case] = [
     Case("keep-en", "The x axis shows time.", "The x axis shows time."),
     Case("keep-en", "Size 2 x 3 metres", "Size two by three metres"),
     Case("keep-en", "Malcolm X was born in 1925.", "Malcolm X was born in nineteen twenty five."),
+    # --- "Ms." read as a title, not its letters; "MS" (Microsoft, a document code) spelled as before ----------
+    Case("names-en", "Ms. Tan, your appointment is confirmed.", "miz Tan, your appointment is confirmed."),
+    Case("names-en", "Hi Ms Lim, thanks for waiting.", "Hi miz Lim, thanks for waiting."),
+    Case("keep-en", "Open the file in MS Word.", "Open the file in M S Word."),
+    Case("keep-en", "It takes 200 ms.", "It takes two hundred ms."),
+    # --- a lone capital before "/L" is no unit: "A/L" (A-Level), while names keep "anak lelaki" ---------------
+    Case("keep-en", "My A/L results came out.", "My A or L results came out."),
+    Case("names-ms", "KUMAR A/L RAJAN", "Kumar anak lelaki Rajan"),
+    Case("money-ms", "Kadar RM50/hari untuk bilik.", "Kadar lima puluh ringgit per hari untuk bilik."),
 ]

@@ -139,6 +139,17 @@ def _scaled(m: re.Match[str], r: Reader) -> str:
     return f"{r.number(number)} {ms if r.lang == 'ms' else en}"
 
 
+def _per(m: re.Match[str], r: Reader) -> str:
+    """"/kg" -> " per kilogram"; not after a lone capital letter ("A/L": A-Level, "O/L"), unless a number comes
+    before it ("5 L/hari")."""
+    before = m.string[: m.start()]
+    if before[-1].isupper() and (len(before) == 1 or not before[-2].isalnum()):
+        prev = before[:-1].rstrip()
+        if not (prev and prev[-1].isdigit()):
+            return m.group()
+    return f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}"
+
+
 def measures(text: str, r: Reader) -> str:
     if has_digit(text):
         text = sub(_PERCENT, lambda m: f"{r.number(m.group(1))} {r.word('percent')}", text)
@@ -149,5 +160,5 @@ def measures(text: str, r: Reader) -> str:
         text = sub(_TIMES, lambda m: f"{r.number(m.group(1))} {r.word('times')}", text)
         text = sub(_BY, lambda m: f"{r.number(m.group(1))} {'darab' if r.lang == 'ms' else 'by'} ", text)
     if "/" in text:
-        text = sub(_PER, lambda m: f" per {_PER_UNITS[m.group(1)][0 if r.lang == 'ms' else 1]}", text)
+        text = sub(_PER, lambda m: _per(m, r), text)
     return text
