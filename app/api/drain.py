@@ -6,7 +6,7 @@ The app takes SIGTERM before uvicorn does (`take_sigterm`, installed by the life
 2. then new work is refused (`DrainGuard`): an HTTP request or a WebSocket handshake gets 503 `shutting_down`
    with `Retry-After`; each WebSocket session ends its socket with 1012 once its current contexts are done
    (`quiet`, asked by app/api/session.py), at once when none is in flight;
-   A socket is done when its connection has ended: the client's reply to its close frame (bounded by uvicorn's
+   a socket is done when its connection has ended: the client's reply to its close frame (bounded by uvicorn's
    close timer, `CLOSE_LINGER` at most), so that no client loses the last frames it has not read yet
    (app/api/ws_protocol.py);
 3. when no request and no socket is left, or `SHUTDOWN_GRACE_SECONDS` after the signal, the signal goes on to
