@@ -92,7 +92,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": server.max_header_bytes,  # the same cap, were h11 chosen
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
-        "ws": ClosingWebSocketsProtocol,  # uvicorn's, with closing handshakes that shutdown lets finish
+        "ws": ClosingWebSocketsProtocol,  # uvicorn's, with each connection's end known to the drain
         "ws_max_size": server.ws_max_message_bytes,
         "proxy_headers": bool(server.forwarded_allow_ips),
         "forwarded_allow_ips": list(server.forwarded_allow_ips),

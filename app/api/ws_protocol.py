@@ -1,16 +1,15 @@
-"""uvicorn's WebSocket protocol (Sans-I/O websockets, its default), with a closing handshake that shutdown lets finish.
+"""uvicorn's WebSocket protocol (Sans-I/O websockets, its default), with each connection's end known to the app.
 
 RFC 6455 (7.1.1): once the server has sent its close frame, it closes the TCP connection after the client's
-close reply. uvicorn's protocol does so while it runs (its close timer bounds the wait), but its `shutdown()`
-closes every connection at once, even one whose close frame is out and whose client has not answered yet. A
-client that reads late (a busy box, a proxy between) then still has that socket's last frames unread; its reply,
-or its keep-alive ping, meets a closed socket, and the reset that answers it can lose what it had not read (the
-chaos run of docs/performance.md section 10b saw a context's audio, `segment.done` and `done` lost so, after
-`segment.started`, on a front-end rolled by SIGTERM).
+close reply. uvicorn's protocol does so while it runs (its close timer bounds the wait), but the app returns as
+soon as its close frame is out, and uvicorn's `shutdown()` closes every connection left at once, even one whose
+client has not answered yet. A client that reads late (a busy box, a proxy between) then still has that socket's
+last frames unread; its reply, or its keep-alive ping, meets a closed socket, and the reset that answers it can
+lose what it had not read (the chaos run of docs/performance.md section 10b saw a context's audio,
+`segment.done` and `done` lost so, after `segment.started`, on a front-end rolled by SIGTERM).
 
-So: a connection whose close frame is out is left to its handshake at shutdown, and each connection's end is a
-future in its scope's `extensions` (`CONNECTION_CLOSED`), which the drain (app/api/drain.py) waits for before
-it counts a socket done.
+So each connection's end is a future in its scope's `extensions` (`CONNECTION_CLOSED`), which the drain
+(app/api/drain.py) waits for before it counts a socket done: uvicorn's shutdown comes after the handshakes.
 """
 
 from __future__ import annotations
@@ -40,9 +39,3 @@ class ClosingWebSocketsProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)  # none when the handshake was refused (no app runs)
         if scope is not None:
             scope["extensions"] = {**scope.get("extensions", {}), CONNECTION_CLOSED: self.closed}  # type: ignore[typeddict-item]
-
-    def shutdown(self) -> None:
-        if self.close_sent and self.close_timer is not None and not self.transport.is_closing():
-            self.stop_keepalive()  # the client's reply (or the close timer) ends the connection
-            return
-        super().shutdown()
