@@ -127,30 +127,41 @@ def test_a_vllm_killed_mid_stream_under_load_loses_no_stream(two_vllms: list[dev
 
         pool.stream_speech_tokens = recorded
         kinds = [k for k in KINDS for _ in range(2)]
-        started = [threading.Event() for _ in kinds]
+        kinds_run: list[str] = []
+        results: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 150
         with ThreadPoolExecutor(len(kinds)) as ex:
-            futures = [ex.submit(samples, k, url, n, ev) for n, (k, ev) in enumerate(zip(kinds, started, strict=True))]
-            deadline = time.monotonic() + 120
-            # the kill comes once both backends are generating (the tiny random model ends some streams early, so
-            # not every stream need be running then: those that start later run on the backend left)
-            while not (sum(ev.is_set() for ev in started) >= len(kinds) // 2 and all(m.streams for m in pool.members)):
-                assert time.monotonic() < deadline, (
-                    "streams did not run on both backends at once: "
-                    f"started {[k for k, ev in zip(kinds, started, strict=True) if ev.is_set()]}, "
-                    f"per backend {[(m.url, m.streams) for m in pool.members]}"
-                )
-                time.sleep(0.005)
+            while True:  # a round of streams of every kind; another when one ended before both backends ran at once
+                started = [threading.Event() for _ in kinds]
+                futures = [ex.submit(samples, k, url, len(kinds_run) + n, ev)
+                           for n, (k, ev) in enumerate(zip(kinds, started, strict=True))]  # fmt: skip
+                kinds_run += kinds
+                # the kill comes once both backends are generating (the tiny random model ends some streams early,
+                # so not every stream need be running then: those that start later run on the backend left; where
+                # it ended all of a round's before both ran at once, the round is checked and another one starts)
+                while not (sum(ev.is_set() for ev in started) >= len(kinds) // 2 and all(m.streams for m in pool.members)):
+                    if all(f.done() for f in futures):
+                        break
+                    assert time.monotonic() < deadline, (
+                        "streams did not run on both backends at once: "
+                        f"started {[k for k, ev in zip(kinds, started, strict=True) if ev.is_set()]}, "
+                        f"per backend {[(m.url, m.streams) for m in pool.members]}"
+                    )
+                    time.sleep(0.005)
+                else:
+                    break
+                results += [f.result() for f in futures]
             victim = max(pool.members, key=lambda m: m.streams)
             streams_cut = victim.streams
             backend = next(b for b in two_vllms if b.url == victim.url)
             os.killpg(backend.pid or dev.status(int(victim.url.rsplit(":", 1)[1]))["pid"], signal.SIGKILL)
             t_kill = time.monotonic()
-            results = [f.result(timeout=120) for f in futures]
+            results += [f.result(timeout=120) for f in futures]
         pauses = sorted(next(t for t in ts if t > t_kill) - max(t for t in ts if t <= t_kill)
                         for ts in arrivals.values() if ts[0] <= t_kill < ts[-1])  # fmt: skip
         print(f"\n{streams_cut} streams cut; the pause across the kill, per stream open then: "
               + ", ".join(f"{p * 1e3:.0f} ms" for p in pauses))
-        broken = [(k, r) for k, r in zip(kinds, results, strict=True) if r[0] != "complete"]
+        broken = [(k, r) for k, r in zip(kinds_run, results, strict=True) if r[0] != "complete"]
         assert not broken, f"streams that did not complete: {broken}"
         got = sorted(n for _, n in results)
         expected = sorted(480 * len(tokens) for tokens in generations.values())
