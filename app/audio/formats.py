@@ -65,6 +65,10 @@ class StreamEncoder:
         self.encoding = encoding
         self.bit_rate = bit_rate
         self.complexity = complexity
+        self._open()
+
+    def _open(self) -> None:
+        """Set up a subclass's own state once the settings are in place; raise `ValueError` for a bad one."""
 
     def encode(self, pcm: np.ndarray) -> bytes:
         """`(T,) samples -> bytes`."""
@@ -87,16 +91,7 @@ class PcmEncoder(StreamEncoder):
 class WavEncoder(PcmEncoder):
     """Streaming: a header with placeholder sizes, then raw samples. Complete file: exact sizes at `finish()`."""
 
-    def __init__(
-        self,
-        sample_rate: int = 24000,
-        *,
-        streaming: bool = True,
-        encoding: SampleEncoding = S16LE,
-        bit_rate: int | None = None,
-        complexity: int | None = None,
-    ) -> None:
-        super().__init__(sample_rate, streaming=streaming, encoding=encoding, bit_rate=bit_rate, complexity=complexity)
+    def _open(self) -> None:
         self._header_sent = False
         self._parts: list[bytes] = []
 
@@ -150,18 +145,10 @@ class AVEncoder(StreamEncoder):
     complexity_range: ClassVar[tuple[int, int] | None] = None
     """The encoder's `compression_level` range, where `complexity` applies."""
 
-    def __init__(
-        self,
-        sample_rate: int = 24000,
-        *,
-        streaming: bool = True,
-        encoding: SampleEncoding = S16LE,
-        bit_rate: int | None = None,
-        complexity: int | None = None,
-    ) -> None:
-        if encoding is not S16LE:
-            raise ValueError(f"{type(self).__name__} takes s16le samples, not {encoding.name}")
-        super().__init__(sample_rate, streaming=streaming, encoding=encoding, bit_rate=bit_rate, complexity=complexity)
+    def _open(self) -> None:
+        if self.encoding is not S16LE:
+            raise ValueError(f"{type(self).__name__} takes s16le samples, not {self.encoding.name}")
+        complexity, streaming, sample_rate = self.complexity, self.streaming, self.sample_rate
         options = {}
         if complexity is not None and self.complexity_range is not None:
             low, high = self.complexity_range
