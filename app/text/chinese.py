@@ -112,7 +112,7 @@ class ChineseReader(Reader):
         "point": "点", "minus": "负", "to": "到", "percent": "百分之", "and": "和", "at": "at", "dot": "dot",
         "slash": "slash", "dash": "dash", "underscore": "underscore", "plus": "加", "times": "倍",
         "number": "号", "equals": "等于", "about": "大约", "or": "或", "version_point": "点", "degree": "度",
-        "ratio": "比",
+        "ratio": "比", "star": "星号", "hash": "井号",
     }  # fmt: skip
 
     def digits(self, text: str) -> str:

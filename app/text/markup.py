@@ -12,6 +12,7 @@ import html
 import re
 
 from app.prompts import CONTROL_MARKER_RE
+from app.text.rules.keypad import KEEP as _KEYS
 
 _TERMINAL = ".!?:;,。！？…"
 
@@ -40,11 +41,11 @@ _FOOTNOTE = re.compile(r"\[\^[^\]]+\]")
 _AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+|[^@>\s]+@[^>\s]+)>")
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_STAR_EM = re.compile(r"\*(?=\S)([^*\n]+?)(?<=\S)\*")
+_STAR_EM = re.compile(r"\*(?=\S)([^*\n]+?)(?<=\S)\*(?![0-9#])")  # not "*100*5#", a USSD code
 _UNDER_EM = re.compile(r"(?<![\w])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w])")
 _STRIKE = re.compile(r"~~(.+?)~~")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-_STRAY = re.compile(r"\*+|(?<!\w)_{2,}|_{2,}(?!\w)|~~")
+_STRAY = re.compile(rf"((?:{_KEYS.pattern}))|\*+|(?<!\w)_{{2,}}|_{{2,}}(?!\w)|~~")  # a phone key stays: "Press * to"
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None) | dict.fromkeys(
     map(ord, "\u00a0\u2007\u202f\t\f\v"), " "
@@ -72,7 +73,7 @@ def _inline(line: str) -> str:
     line = _STAR_EM.sub(r"\1", line)
     line = _UNDER_EM.sub(r"\1", line)
     line = _STRIKE.sub(r"\1", line)
-    line = _STRAY.sub("", line)
+    line = _STRAY.sub(lambda m: m.group(1) or "", line)
     return line
 
 

@@ -42,6 +42,7 @@ from app.text.rules import (
     chat,
     contact,
     dates,
+    keypad,
     measures,
     money,
     numbering,
@@ -111,6 +112,7 @@ class Normalizer:
             contact.emails,
             contact.urls,
             numbering.labelled_numbers,  # before the numbers it names: "no. IC 850312-10-5521"
+            keypad.keys,  # before the numbers: "*100*5#" is read key by key
             contact.ic_numbers,
             contact.phones,
             dates.dates,
@@ -238,6 +240,7 @@ class Normalizer:
                     pieces[i] = f"{_ALIAS}{chr(0xE100 + len(runs) - 1)}"
             sentence = "".join(pieces)
         reader = self._readers[CHINESE]
+        sentence = keypad.chinese_keys(sentence, reader)
         pieces = _HAN_SPAN.split(sentence)
         for i in range(0, len(pieces), 2):  # contact rules see each piece alone: Han letters are \w
             for step in (contact.emails, contact.urls, contact.ic_numbers, contact.phones):

@@ -151,7 +151,8 @@ class MalayReader(Reader):
         "point": "perpuluhan", "minus": "negatif", "to": "hingga", "percent": "peratus", "and": "dan",
         "at": "at", "dot": "dot", "slash": "slash", "dash": "dash", "underscore": "underscore",
         "plus": "tambah", "times": "kali", "number": "nombor", "equals": "sama dengan", "about": "lebih kurang",
-        "or": "atau", "version_point": "titik", "degree": "darjah", "ratio": "nisbah",
+        "or": "atau", "version_point": "titik", "degree": "darjah", "ratio": "nisbah", "star": "bintang",
+        "hash": "pagar",
     }  # fmt: skip
 
     def __init__(self, to_cardinal: Callable[[int], str]) -> None:
@@ -175,7 +176,7 @@ class EnglishReader(Reader):
         "point": "point", "minus": "minus", "to": "to", "percent": "percent", "and": "and", "at": "at",
         "dot": "dot", "slash": "slash", "dash": "dash", "underscore": "underscore", "plus": "plus",
         "times": "times", "number": "number", "equals": "equals", "about": "about", "or": "or",
-        "version_point": "point", "degree": "degrees", "ratio": "to",
+        "version_point": "point", "degree": "degrees", "ratio": "to", "star": "star", "hash": "hash",
     }  # fmt: skip
 
     def cardinal(self, n: int) -> str:

@@ -13,8 +13,9 @@ from app.text.options import TextOptions
 from tests.text.cases import CASES as BASE_CASES
 from tests.text.cases_issue12 import ISSUE12_CASES
 from tests.text.cases_issue33 import ISSUE33_CASES
+from tests.text.cases_keys import KEY_CASES
 
-CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES
+CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES + KEY_CASES
 
 
 def spoken_words(normalizer: Normalizer, text: str, **options: object) -> list[tuple[str, str]]:
@@ -45,6 +46,13 @@ def test_chinese_characters_name_themselves_and_numbers_their_digits(normalizer:
     words = spoken_words(normalizer, text)
     assert [w for w, _ in words] == list("早上九点到晚上六") + ["点。"]
     assert words[2] == ("九", "9") and words[0] == ("早", "早")
+
+
+def test_phone_keys_name_the_key_they_read(normalizer: Normalizer) -> None:
+    text = "Press * then dial *100# now."
+    words = spoken_words(normalizer, text, language="en")
+    assert words[:3] == [("Press", "Press"), ("star", "*"), ("then", "then")]
+    assert {src for w, src in words[4:-1]} == {"*100#"} and len(words[4:-1]) == 5  # star one zero zero hash
 
 
 @pytest.mark.parametrize("malaysian", [True, False])

@@ -71,7 +71,7 @@ _LABELLED = re.compile(
     rf"|\b(?:No|NO|no)\.\s*(?P<bare>{_LABEL})"
     rf"|{_SIGN}\s?:?\s?{_CONTACT}"  # "No. 850312-10-5521", "no. 012-3456789": before the contact rules read them
 )
-_PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])")  # "No. 5", "#12"
+_PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])|#(?=[A-Z]{{1,3}}-?[0-9])")  # "No. 5", "#12", "#A12345"
 _NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
 _SIGN_WORD = re.compile(r"\b[Nn][Oo]\b\.?|#")
 _ANY_SIGN = re.compile(r"\b[Nn][Oo]\b|#").search  # most sentences have none: the long patterns are not run
