@@ -233,7 +233,7 @@ ISSUE33_CASES: list[Case] = [
     Case("names-en", "Ms. Tan, your appointment is confirmed.", "miz Tan, your appointment is confirmed."),
     Case("names-en", "Hi Ms Lim, thanks for waiting.", "Hi miz Lim, thanks for waiting."),
     Case("keep-en", "Open the file in MS Word.", "Open the file in M S Word."),
-    Case("keep-en", "It takes 200 ms.", "It takes two hundred ms."),
+    Case("keep-en", "It takes 200 ms.", "It takes two hundred milliseconds."),
     # --- a lone capital before "/L" is no unit: "A/L" (A-Level), while names keep "anak lelaki" ---------------
     Case("keep-en", "My A/L results came out.", "My A or L results came out."),
     Case("names-ms", "KUMAR A/L RAJAN", "Kumar anak lelaki Rajan"),

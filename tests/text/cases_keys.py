@@ -3,6 +3,8 @@ passed through unread, so "Press * then #" was spoken "Press then #". Each expec
 
 Malay says "bintang" and "pagar" (the keys' Malay names), Chinese "星号" and "井号"; a USSD code is read key by key.
 A "*" on a word (emphasis, a footnote) is still markup, and "#12", "C#" and hashtags are not keys.
+Also two unit misreadings found beside them: a unit before a slash was left unread ("5 g/L" was "five g per litre"),
+and "ms" after a number was not a unit in English ("200 ms").
 """
 
 from __future__ import annotations
@@ -36,4 +38,10 @@ KEY_CASES: list[Case] = [
     Case("keep-en", "Terms apply*.", "Terms apply."),
     Case("keep-en", "This is *really* important.", "This is really important."),
     Case("keep-en", "We write it in C# and F# only.", "We write it in C# and F# only."),
+    # --- a unit before a slash is read with it; "ms" after a number is milliseconds in English only --------------
+    Case("unit-en", "Add 5 g/L of salt.", "Add five grams per litre of salt."),
+    Case("unit-ms", "Dos 5 mg/kg sehari.", "Dos lima miligram per kilogram sehari."),
+    Case("unit-en", "The wind reached 30 m/s.", "The wind reached thirty metres per second."),
+    Case("unit-en", "The latency is 200 ms on average.", "The latency is two hundred milliseconds on average."),
+    Case("unit-ms", "Laporan itu 300 ms panjangnya.", "Laporan itu tiga ratus ms panjangnya."),
 ]

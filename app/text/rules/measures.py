@@ -14,8 +14,9 @@ from app.text.offsets import sub
 from app.text.readers import Reader
 from app.text.rules import has_digit
 
-# written unit -> (Malay, English singular, English plural)
-_UNITS: dict[str, tuple[str, str, str]] = {
+# written unit -> (Malay, English singular, English plural); Malay None: left as written in Malay ("ms" after a number
+# is "muka surat", pages, as often as milliseconds)
+_UNITS: dict[str, tuple[str | None, str, str]] = {
     "km/h": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
     "km/j": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
     "kmj": ("kilometer sejam", "kilometre per hour", "kilometres per hour"),
@@ -70,6 +71,7 @@ _UNITS: dict[str, tuple[str, str, str]] = {
     "mins": ("minit", "minute", "minutes"),
     "sec": ("saat", "second", "seconds"),
     "secs": ("saat", "second", "seconds"),
+    "ms": (None, "millisecond", "milliseconds"),
     "hr": ("jam", "hour", "hours"),
     "hrs": ("jam", "hour", "hours"),
     "sen": ("sen", "sen", "sen"),
@@ -97,11 +99,14 @@ _PER_UNITS = {
     "malam": ("malam", "night"), "night": ("malam", "night"), "orang": ("orang", "person"),
     "person": ("orang", "person"), "pax": ("orang", "person"), "unit": ("unit", "unit"),
     "pc": ("unit", "piece"), "pcs": ("unit", "piece"), "minggu": ("minggu", "week"), "week": ("minggu", "week"),
+    "s": ("saat", "second"), "sec": ("saat", "second"),
 }  # fmt: skip
-_PER = re.compile(r"(?<=\w)\s?/\s?(" + "|".join(sorted(_PER_UNITS, key=len, reverse=True)) + r")(?![\w/])")
+_PER_ALT = "|".join(sorted(_PER_UNITS, key=len, reverse=True))
+_PER = re.compile(rf"(?<=\w)\s?/\s?({_PER_ALT})(?![\w/])")
 _NUMBER = r"(?<![\w.,-])(-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)"
 _UNIT_ALT = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
-_UNIT = re.compile(rf"{_NUMBER}\s?({_UNIT_ALT})(?![\w/²])")
+# a unit ends its word; a slash may follow only before a unit it is per ("5 g/L", "3 m/s"; not "5 m/o")
+_UNIT = re.compile(rf"{_NUMBER}\s?({_UNIT_ALT})(?![\w²])(?!/(?!\s?(?:{_PER_ALT})(?![\w/])))")
 _PERCENT = re.compile(rf"{_NUMBER}\s?(?:%|per\s?cent\b)")
 _SCALED = re.compile(rf"{_NUMBER}(K|k|M|B|bn)(?![\w])")
 _TIMES = re.compile(rf"{_NUMBER}\s?[x×](?![\w])(?!\s*[0-9])")
@@ -117,7 +122,7 @@ _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bi
 def _unit(m: re.Match[str], r: Reader) -> str:
     ms, en_one, en_many = _UNITS[m.group(2)]
     if r.lang == "ms":
-        return f"{r.number(m.group(1))} {ms}"
+        return f"{r.number(m.group(1))} {ms}" if ms else m.group()
     return f"{r.number(m.group(1))} {en_one if m.group(1) == '1' else en_many}"
 
 
