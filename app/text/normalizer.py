@@ -116,6 +116,7 @@ class Normalizer:
             contact.ic_numbers,
             contact.phones,
             dates.dates,
+            times.parts_of_day,
             ranges.ranges,
             times.times,
             money.money,

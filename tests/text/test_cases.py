@@ -6,11 +6,11 @@ import pytest
 
 from app.text.normalizer import Normalizer
 from tests.text.cases import CASES as BASE_CASES
+from tests.text.cases_contact_centre import CONTACT_CASES
 from tests.text.cases_issue12 import ISSUE12_CASES
 from tests.text.cases_issue33 import ISSUE33_CASES
-from tests.text.cases_keys import KEY_CASES
 
-CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES + KEY_CASES
+CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES + CONTACT_CASES
 # Every kind of misreading named in issue 12 has its own category with several cases.
 ISSUE12_KINDS = ("unit", "lang", "hijri", "range", "datefrac", "roman", "abbr", "chat", "emoji", "zh", "mixed")
 

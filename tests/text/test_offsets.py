@@ -11,11 +11,11 @@ from app.text.normalizer import Normalizer
 from app.text.offsets import Tracker, sub, tracking
 from app.text.options import TextOptions
 from tests.text.cases import CASES as BASE_CASES
+from tests.text.cases_contact_centre import CONTACT_CASES
 from tests.text.cases_issue12 import ISSUE12_CASES
 from tests.text.cases_issue33 import ISSUE33_CASES
-from tests.text.cases_keys import KEY_CASES
 
-CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES + KEY_CASES
+CASES = BASE_CASES + ISSUE12_CASES + ISSUE33_CASES + CONTACT_CASES
 
 
 def spoken_words(normalizer: Normalizer, text: str, **options: object) -> list[tuple[str, str]]:

@@ -39,6 +39,12 @@ _MONTH_DAY = re.compile(
     rf"\b({_MONTH})\s+([0-9]{{1,2}})(?:st|nd|rd|th)?(?![\w:.][0-9]|\w)(?:(,?)\s+([0-9]{{4}})(?!\w))?"
 )
 _MONTH_YEAR = re.compile(rf"\b({_MONTH})\s+([0-9]{{4}})(?!\w)")
+# A weekday written short before a date ("Mon, 12 Jan", "Fri 3/5"): said in full, in the sentence's language.
+_WEEKDAYS = {"Mon": ("Isnin", "Monday"), "Tue": ("Selasa", "Tuesday"), "Tues": ("Selasa", "Tuesday"),
+             "Wed": ("Rabu", "Wednesday"), "Thu": ("Khamis", "Thursday"), "Thur": ("Khamis", "Thursday"),
+             "Thurs": ("Khamis", "Thursday"), "Fri": ("Jumaat", "Friday"), "Sat": ("Sabtu", "Saturday"),
+             "Sun": ("Ahad", "Sunday")}  # fmt: skip
+_WEEKDAY = re.compile(rf"\b({'|'.join(_WEEKDAYS)})\.?(?=,?\s+[0-9]{{1,2}}(?:\s+(?:{_MONTH})\b|[/.-][0-9]))")
 
 
 def month_number(name: str) -> int:
@@ -124,6 +130,7 @@ def dates(text: str, r: Reader) -> str:
     def month_year(m: re.Match[str]) -> str:
         return f"{month_name(month_number(m.group(1)), r)} {r.year(int(m.group(2)))}"
 
+    text = sub(_WEEKDAY, lambda m: _WEEKDAYS[m.group(1)][r.lang != "ms"], text)
     text = sub(_NUMERIC, numeric, text)
     text = sub(_ISO, iso, text)
     text = sub(_DAY_MONTH, day_month, text)

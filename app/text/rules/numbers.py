@@ -59,7 +59,7 @@ _CODE_WORDS = frozenset(
     (  # noqa: SIM905
         "otp tac pin code codes kod ref reference rujukan akaun account id tracking invois invoice order pesanan "
         "booking tempahan passport pasport siri serial resit receipt no number nombor call dial hubungi "
-        "telefon tel phone hotline talian ending berakhir"
+        "telefon tel phone hotline talian ending berakhir pengesahan verification postcode poskod"
     ).split()
 )
 _CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
@@ -191,13 +191,13 @@ def alphanumerics(text: str, r: Reader) -> str:
 def plain_numbers(text: str, r: Reader) -> str:
     if not has_digit(text):
         return text
-    point = r.word("version_point")
+    point, to = r.word("version_point"), f" {r.word('to')} "
     text = sub(_POSTCODE, lambda m: r.digits(m.group()), text)
     text = sub(_VERSION, lambda m: f" {point} ".join(r.number(p) for p in m.group().split(".")), text)
 
     def speak(m: re.Match[str]) -> str:
         written = m.group()
-        if len(written) >= 3 and written.isdigit():
+        if len(written) >= 3 and written.isdigit() and not text.startswith(to, m.end()):  # "order 100-200" a range
             before = _CODE_CONTEXT.search(text, max(0, m.start() - 40), m.start())
             if before and before.group(1).lower() in _CODE_WORDS:
                 return r.digits(written)

@@ -14,9 +14,28 @@ import re
 from app.text.offsets import sub
 from app.text.readers import Reader
 
+# after a number, or a number's unit or part of day: "9am-6pm", "9 pagi - 6 petang", "10%-20%"
+_AFTER = ("", "%", "K", "k", "M", "m", "B", "b", *(f"{space}{period}" for space in ("", " ") for period in (
+    "am", "pm", "AM", "PM", "a.m.", "p.m.", "pagi", "petang", "malam", "tengah hari")))  # fmt: skip
 _NUMERIC_RANGE = re.compile(
-    r"(?:(?<=[0-9])|(?<=[0-9][AaPp][Mm])|(?<=[0-9]%)|(?<=[0-9][KkMmBb]))\s*[-–—~]\s*(?=(?:RM|rm|\$|USD\s?|€|£)?[0-9])"
+    "(?:" + "|".join(f"(?<=[0-9]{re.escape(a)})" for a in _AFTER) + r")\s*[-–—~]\s*(?=(?:RM|rm|\$|USD\s?|€|£)?[0-9])"
 )
+# "0900-1700": four-digit times, one with a leading zero (a plain "1000-1200" stays a range of numbers)
+_MILITARY_RANGE = re.compile(
+    r"(?<![\w.,:])(?=0|[0-9]{4}\s*[-–—]\s*0)([01][0-9]|2[0-3])([0-5][0-9])\s*[-–—]\s*([01][0-9]|2[0-3])([0-5][0-9])"
+    r"(?![\w.,:-]|[.,][0-9])"
+)
+# A code in groups after a word that names one ("Kod pengesahan anda ialah 123-456", "ref 2024-00451"): digit by
+# digit, a pause between the groups; and a code of letters and groups ("TX-2026-00451"): no "to" between them.
+_CODE_CHAIN = re.compile(r"(?<![\w.,-])[0-9]{2,}(?:-[0-9]{2,})+(?![\w-]|[.,][0-9])")
+_CHAIN_WORDS = frozenset(
+    (  # noqa: SIM905
+        "otp tac pin code kod ref reference rujukan pengesahan verification tracking invois invoice pesanan booking "
+        "tempahan passport pasport siri serial resit receipt akaun account id postcode poskod"
+    ).split()
+)
+_CHAIN_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|no|number|nombor)\W*){0,3}$")
+_LETTERED = re.compile(r"(?<![\w-])[A-Za-z]{1,4}-[0-9]+$")  # "TX-2026", not "RM100"
 _ADDRESS = re.compile(
     r"(?:\b(?:No|Lot|Unit|Blok|Block|Jalan|Jln|Lorong|Lrg|Tingkat|Aras|Level|Suite|Bilik|Room|Plot)\.?|#)\s*[A-Za-z]?[0-9]+$"
 )
@@ -45,17 +64,28 @@ def _year_range(m: re.Match[str], r: Reader) -> str:
     return f"{r.year(start)} {r.word('to')} {r.year(stop)}"
 
 
+def _code(m: re.Match[str], text: str, r: Reader) -> str:
+    before = _CHAIN_CONTEXT.search(text, max(0, m.start() - 50), m.start())
+    if before is None or before.group(1).lower() not in _CHAIN_WORDS:
+        return m.group()
+    return ", ".join(r.digits(group) for group in m.group().split("-"))
+
+
 def ranges(text: str, r: Reader) -> str:
     to = r.word("to")
     if "-" in text or "–" in text or "—" in text or "~" in text:
         text = sub(_EVEN, r"\1 \1", text)
         text = sub(_YEAR_RANGE, lambda m: _year_range(m, r), text)
+        text = sub(_CODE_CHAIN, lambda m: _code(m, text, r), text)
+        text = sub(_MILITARY_RANGE, r"\1:\2-\3:\4", text)
 
         def dash(m: re.Match[str]) -> str:
             if _SCORE.search(text, 0, m.start()):
                 return " "  # a score: "menang 2-1" is "dua satu"
             if _ADDRESS.search(text, 0, m.start()):
                 return f" {r.word('dash')} "
+            if _LETTERED.search(text, max(0, m.start() - 30), m.start()):
+                return ", "  # a code: "TX-2026-00451"
             return f" {to} "
 
         text = sub(_NUMERIC_RANGE, dash, text)

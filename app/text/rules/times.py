@@ -78,6 +78,17 @@ def speak_time(hour: int, minute: int, second: int, r: Reader, period: str | Non
     return " ".join(parts)
 
 
+_PAGI = re.compile(r"(?<![\w.])([0-9]{1,2}(?:[.:][0-5][0-9])?)\s?pg\b")
+
+
+def parts_of_day(text: str, r: Reader) -> str:
+    """Malay "pg" after an hour is "pagi" ("9 pg", "8.30pg"; "ptg" and "mlm" are in the shortform table, "pg" alone
+    is also "page"). Before the ranges: "9 pg - 6 ptg" is a range of times."""
+    if r.lang != "ms" or "pg" not in text:
+        return text
+    return sub(_PAGI, r"\1 pagi", text)
+
+
 def _is_24h(hour_text: str) -> bool:
     hour = int(hour_text)
     return hour >= 13 or hour == 0 or (len(hour_text) == 2 and hour_text[0] == "0")
