@@ -161,6 +161,16 @@ _ORDINAL = re.compile(r"第\s?([0-9]+)")
 _TWO = re.compile(rf"(?<![A-Za-z0-9_.,])2(?=\s?(?:{_MEASURE}))")
 _CODE = re.compile(r"(?<![A-Za-z0-9_.])(?<![0-9],)(?:0[0-9]{2,}|[0-9]{9,})(?![A-Za-z0-9_.])")  # not a group of "2,024"
 _PLAIN = re.compile(rf"(?<![A-Za-z0-9_.])-?(?:{_NUM})(?![A-Za-z0-9_])")
+# A number after a word that names a code ("订单号是12345", "验证码：482913"), and the digits of a lettered code
+# ("A12345", "MH370"): digit by digit.
+_NAMED_CODE = re.compile(r"((?:号码|号|码|编号)(?:是|为)?\s?[：:]?\s?)([0-9]{3,})(?![0-9A-Za-z_.])")
+_LETTERED_CODE = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z]{1,3})([0-9]+)(?![A-Za-z0-9_]|[.,][0-9])")
+
+
+def _unit(m: re.Match[str]) -> str:
+    if m.group(2) in ("G", "M"):  # "5G" is a network, "200M" a speed (as in the Latin rules: no gram, no metre)
+        return zh_number(m.group(1)) + m.group(2)
+    return zh_number(m.group(1)) + _UNITS[m.group(2).lower()]
 
 
 def _money(m: re.Match[str]) -> str:
@@ -216,9 +226,11 @@ def chinese_numbers(text: str) -> str:
     text = _CLOCK.sub(_clock, text)
     text = _MONEY.sub(_money, text)
     text = _PERCENT.sub(_percent, text)
-    text = _UNIT.sub(lambda m: zh_number(m.group(1)) + _UNITS[m.group(2).lower()], text)
+    text = _UNIT.sub(_unit, text)
     text = _FRACTION.sub(_fraction, text)
     text = _ORDINAL.sub(lambda m: "第" + zh_cardinal(int(m.group(1))).replace("两", "二", 1), text)
     text = _TWO.sub("两", text)
+    text = _NAMED_CODE.sub(lambda m: m.group(1) + zh_digits(m.group(2)), text)
+    text = _LETTERED_CODE.sub(lambda m: m.group(1) + zh_digits(m.group(2)), text)
     text = _CODE.sub(lambda m: zh_digits(m.group()), text)
     return _PLAIN.sub(lambda m: zh_number(m.group()), text)

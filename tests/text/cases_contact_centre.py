@@ -16,7 +16,12 @@ code is no "to". "order 100-200" is a range (its "100" was read as a code).
 
 Opening hours: "pg" after an hour is "pagi" in Malay, a dash after a part of day is a range ("9 pagi - 6 petang" was
 "sembilan pagi, enam petang"), and "0900-1700" are times. A weekday written short before a date is said in full
-("Mon, 12 Jan"). Postcodes after "postcode"/"poskod", "p.a.", "msgs".
+("Mon, 12 Jan"), and a month written short with no date after "bulan" or "until" ("bulan Nov"). Postcodes after
+"postcode"/"poskod", a card's last digits, "p.a.", "msgs".
+
+Chinese: an order number or verification code was read as a cardinal ("验证码：482913" was "四十八万二千九百一十三");
+after a word naming a code, and in a lettered code ("A12345", "MH370"), the digits are read one by one; "5G" was
+"五克" (five grams).
 """
 
 from __future__ import annotations
@@ -84,4 +89,16 @@ CONTACT_CASES: list[Case] = [
     Case("abbr-en", "The rate is 4% p.a. for new customers.", "The rate is four percent per annum for new customers."),
     Case("abbr-ms", "Kadar 3.5% p.a. untuk pinjaman.", "Kadar tiga perpuluhan lima peratus setahun untuk pinjaman."),
     Case("chat-en", "You have 3 unread msgs.", "You have three unread messages."),
+    Case("code-en", "Last 4 digits of your card: 5678.", "Last four digits of your card: five six seven eight."),
+    Case("date-ms", "Bil elektrik anda untuk bulan Nov ialah RM 123.45.", "Bil elektrik anda untuk bulan November ialah seratus dua puluh tiga ringgit empat puluh lima sen."),
+    Case("date-en", "The promo runs until Dec.", "The promo runs until December."),
+    Case("keep-en", "A gift from Jan.", "A gift from Jan."),
+    # --- Chinese codes ---------------------------------------------------------------------------------------
+    Case("zh", "您的订单号是12345。", "您的订单号是一二三四五。"),
+    Case("zh", "您的订单号是A12345，预计3-5个工作日送达。", "您的订单号是A一二三四五，预计三到五个工作日送达。"),
+    Case("zh", "验证码：482913", "验证码：四八二九一三"),
+    Case("zh", "密码是1234，请勿告诉他人。", "密码是一二三四，请勿告诉他人。"),
+    Case("zh", "航班MH370延误两小时。", "航班MH三七零延误两小时。"),
+    Case("zh", "共有12345人参加。", "共有一万二千三百四十五人参加。"),
+    Case("zh", "我们支持5G网络。", "我们支持五G网络。"),
 ]

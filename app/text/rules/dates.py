@@ -39,6 +39,11 @@ _MONTH_DAY = re.compile(
     rf"\b({_MONTH})\s+([0-9]{{1,2}})(?:st|nd|rd|th)?(?![\w:.][0-9]|\w)(?:(,?)\s+([0-9]{{4}})(?!\w))?"
 )
 _MONTH_YEAR = re.compile(rf"\b({_MONTH})\s+([0-9]{{4}})(?!\w)")
+# A month written short with no date: after "bulan" or an English word of time ("bulan Nov", "until Dec").
+_MONTH_ALONE = re.compile(
+    r"\b(bulan|Bulan|in|In|since|Since|until|Until|till|early|mid|late|end of|next|last|this)\s+"
+    r"(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Okt|Nov|Dec|Dis)(?:\.(?=\s+[a-z]))?(?![\w'’-])"  # its dot kept at a stop
+)
 # A weekday written short before a date ("Mon, 12 Jan", "Fri 3/5"): said in full, in the sentence's language.
 _WEEKDAYS = {"Mon": ("Isnin", "Monday"), "Tue": ("Selasa", "Tuesday"), "Tues": ("Selasa", "Tuesday"),
              "Wed": ("Rabu", "Wednesday"), "Thu": ("Khamis", "Thursday"), "Thur": ("Khamis", "Thursday"),
@@ -87,6 +92,7 @@ _SALE_DAY = re.compile(
 
 
 def dates(text: str, r: Reader) -> str:
+    text = sub(_MONTH_ALONE, lambda m: f"{m.group(1)} {month_name(month_number(m.group(2)), r)}", text)
     if not has_digit(text):
         return text
     if "." in text:

@@ -59,7 +59,7 @@ _CODE_WORDS = frozenset(
     (  # noqa: SIM905
         "otp tac pin code codes kod ref reference rujukan akaun account id tracking invois invoice order pesanan "
         "booking tempahan passport pasport siri serial resit receipt no number nombor call dial hubungi "
-        "telefon tel phone hotline talian ending berakhir pengesahan verification postcode poskod"
+        "telefon tel phone hotline talian ending berakhir pengesahan verification postcode poskod card kad digits digit"
     ).split()
 )
 _CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
