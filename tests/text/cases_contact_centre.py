@@ -17,7 +17,8 @@ code is no "to". "order 100-200" is a range (its "100" was read as a code).
 Opening hours: "pg" after an hour is "pagi" in Malay, a dash after a part of day is a range ("9 pagi - 6 petang" was
 "sembilan pagi, enam petang"), and "0900-1700" are times. A weekday written short before a date is said in full
 ("Mon, 12 Jan"), and a month written short with no date after "bulan" or "until" ("bulan Nov"). Postcodes after
-"postcode"/"poskod", a card's last digits, "p.a.", "msgs".
+"postcode"/"poskod", a card's last digits, "p.a.", "incl.", "appt", "msgs", "TQ" in capitals, "/mo", "±", "50/50", a
+balance owed ("-RM12.30" lost its sign).
 
 Chinese: an order number or verification code was read as a cardinal ("验证码：482913" was "四十八万二千九百一十三");
 after a word naming a code, and in a lettered code ("A12345", "MH370"), the digits are read one by one; "5G" was
@@ -101,4 +102,14 @@ CONTACT_CASES: list[Case] = [
     Case("zh", "航班MH370延误两小时。", "航班MH三七零延误两小时。"),
     Case("zh", "共有12345人参加。", "共有一万二千三百四十五人参加。"),
     Case("zh", "我们支持5G网络。", "我们支持五G网络。"),
+    # --- more small ones ------------------------------------------------------------------------------------
+    Case("money-en", "Balance: -RM12.30", "Balance: minus twelve ringgit thirty sen"),
+    Case("money-ms", "Baki anda -RM5.00 selepas caj.", "Baki anda negatif lima ringgit selepas caj."),
+    Case("money-en", "Your plan: 50GB @ RM65/mo.", "Your plan: fifty gigabytes at sixty five ringgit per month."),
+    Case("abbr-en", "Your total is RM 49.90 (incl. 8% SST).", "Your total is forty nine ringgit ninety sen (including eight percent S S T)."),
+    Case("abbr-ms", "Sila tunggu ±5 minit.", "Sila tunggu lebih kurang lima minit."),
+    Case("abbr-en", "Accuracy is ±2%.", "Accuracy is plus or minus two percent."),
+    Case("abbr-en", "It's 50/50 whether it arrives today.", "It's fifty fifty whether it arrives today."),
+    Case("chat-en", "Ok, noted. TQ!", "okay, noted. Thank you!"),
+    Case("chat-en", "Mr. Lim's appt is at 3pm.", "mister Lim's appointment is at three P M."),
 ]

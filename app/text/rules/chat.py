@@ -136,8 +136,12 @@ class ChatSpelling:
         return spoken
 
 
+# Chat written in capitals as often as not: "TQ" is "thank you", not an acronym.
+_CHAT_IN_CAPITALS = frozenset({"tq", "tqvm", "tqsm", "tysm"})
+
+
 def _cased(spoken: str, written: str) -> str:
-    if written.isupper() and (len(written) > 1 or written != "I"):
+    if written.isupper() and (len(written) > 1 or written != "I") and written.lower() not in _CHAT_IN_CAPITALS:
         return written  # an acronym, not chat
     return spoken[:1].upper() + spoken[1:] if written[:1].isupper() else spoken
 

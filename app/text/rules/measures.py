@@ -100,6 +100,7 @@ _PER_UNITS = {
     "person": ("orang", "person"), "pax": ("orang", "person"), "unit": ("unit", "unit"),
     "pc": ("unit", "piece"), "pcs": ("unit", "piece"), "minggu": ("minggu", "week"), "week": ("minggu", "week"),
     "s": ("saat", "second"), "sec": ("saat", "second"),
+    "mo": ("bulan", "month"),
 }  # fmt: skip
 _PER_ALT = "|".join(sorted(_PER_UNITS, key=len, reverse=True))
 _PER = re.compile(rf"(?<=\w)\s?/\s?({_PER_ALT})(?![\w/])")

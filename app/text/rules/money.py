@@ -71,7 +71,7 @@ _SCALE_EN = ("", "million", "billion", "trillion")
 
 _PREFIX = "|".join(re.escape(p) for p in sorted(_PREFIXES, key=len, reverse=True) if p != "RP") + "|Rp"
 _MONEY = re.compile(
-    rf"(?<![\w$€£¥₹฿])(?P<cur>{_PREFIX})\s?(?P<amount>{_AMOUNT})(?P<scale>{_SCALE})?"
+    rf"(?:(?<![\w-])(?P<neg>[-−]))?(?<![\w$€£¥₹฿])(?P<cur>{_PREFIX})\s?(?P<amount>{_AMOUNT})(?P<scale>{_SCALE})?"
     rf"(?:\s+(?P<to>hingga|sampai|to)\s+(?P<amount2>{_AMOUNT})(?P<scale2>{_SCALE})?(?![\w.,]?[0-9]))?"
     r"(?![\w])",
     re.IGNORECASE,
@@ -129,11 +129,12 @@ def money(text: str, r: Reader) -> str:
 
     def prefixed(m: re.Match[str]) -> str:
         cur = _PREFIXES[m.group("cur").upper()]
+        sign = f"{r.word('minus')} " if m.group("neg") else ""  # "-RM12.30": a balance owed
         if not m.group("amount2"):
-            return speak_amount(m.group("amount"), m.group("scale"), cur, r)
+            return sign + speak_amount(m.group("amount"), m.group("scale"), cur, r)
         low = speak_amount(m.group("amount"), m.group("scale"), cur, r, with_name=False)
         high = speak_amount(m.group("amount2"), m.group("scale2"), cur, r)
-        return f"{low} {m.group('to')} {high}"
+        return f"{sign}{low} {m.group('to')} {high}"
 
     def suffixed(m: re.Match[str]) -> str:
         return speak_amount(m.group("amount"), m.group("scale"), _PREFIXES[m.group("cur")], r)

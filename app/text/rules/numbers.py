@@ -151,6 +151,8 @@ def fractions(text: str, r: Reader) -> str:
         if num <= den and den in (5, 10, 100):
             # A rating or score: "8/10", "4.5/5", "85/100".
             return f"{spoken_num} {'daripada' if r.lang == 'ms' else 'out of'} {r.cardinal(den)}"
+        if num == den > 12 and num_text.isdigit():
+            return f"{spoken_num} {spoken_num}"  # "50/50": an even split ("11/11" is a date)
         if "." in num_text:
             return f"{spoken_num} {'per' if r.lang == 'ms' else 'over'} {r.cardinal(den)}"
         num = int(num)

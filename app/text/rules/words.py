@@ -26,6 +26,7 @@ _ALIAS = re.compile(r"(?<=\w)\s+@\s+(?=\w)")
 _PERCENT = re.compile(r"(?<=\w)\s?%")
 _LIST_SEP = re.compile(r"\s*(?:\||→|->|=>|•)\s*")
 _DEGREE = re.compile(r"°")
+_PLUS_MINUS = re.compile(r"±\s*")
 _MULTIPLY = re.compile(r"\s*×\s*")
 _DASH = re.compile(r"\s*(?:—|--)\s*|\s+[-–]\s+")
 
@@ -60,6 +61,8 @@ def symbols(text: str, r: Reader) -> str:
         text = sub(_PERCENT, f" {r.word('percent')}", text)
     if "×" in text:
         text = sub(_MULTIPLY, " darab " if r.lang == "ms" else " by ", text)
+    if "±" in text:
+        text = sub(_PLUS_MINUS, "lebih kurang " if r.lang == "ms" else "plus or minus ", text)
     if "°" in text:
         text = sub(_DEGREE, f" {r.word('degree')} ", text)
     if "-" in text or "—" in text or "–" in text:
