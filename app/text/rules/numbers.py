@@ -14,7 +14,7 @@ import re
 
 from app.text.offsets import sub
 from app.text.readers import Reader, en_ordinal, pluralize_last
-from app.text.rules import has_digit
+from app.text.rules import code_named_before, has_digit
 from app.text.rules.dates import speak_date
 
 _ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
@@ -54,15 +54,6 @@ _ALNUM = re.compile(
     r"(?<![\w/-])(?=[A-Za-z0-9/-]*[0-9])(?=[A-Za-z0-9/-]*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![\w/-])"
 )
 _ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|/")
-# A code, not a quantity: "OTP 482913", "nombor akaun 1234567" are read digit by digit.
-_CODE_WORDS = frozenset(
-    (  # noqa: SIM905
-        "otp tac pin code codes kod ref reference rujukan akaun account id tracking invois invoice order pesanan "
-        "booking tempahan passport pasport siri serial resit receipt no number nombor call dial hubungi "
-        "telefon tel phone hotline talian ending berakhir pengesahan verification postcode poskod card kad digits digit"
-    ).split()
-)
-_CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
 _POSTCODE = re.compile(r"(?<![\w.,])[0-9]{5}(?=\s+[A-Z][a-z])")
 _PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 _VOWELS = set("AEIOUaeiou")
@@ -199,10 +190,9 @@ def plain_numbers(text: str, r: Reader) -> str:
 
     def speak(m: re.Match[str]) -> str:
         written = m.group()
-        if len(written) >= 3 and written.isdigit() and not text.startswith(to, m.end()):  # "order 100-200" a range
-            before = _CODE_CONTEXT.search(text, max(0, m.start() - 40), m.start())
-            if before and before.group(1).lower() in _CODE_WORDS:
-                return r.digits(written)
+        code = len(written) >= 3 and written.isdigit() and not text.startswith(to, m.end())  # "order 100-200": a range
+        if code and code_named_before(text, m.start()):
+            return r.digits(written)
         return r.number(written)
 
     return sub(_PLAIN, speak, text)

@@ -13,6 +13,7 @@ import re
 
 from app.text.offsets import sub
 from app.text.readers import Reader
+from app.text.rules import CODE_WORDS, code_named_before
 
 # after a number, or a number's unit or part of day: "9am-6pm", "9 pagi - 6 petang", "10%-20%"
 _AFTER = ("", "%", "K", "k", "M", "m", "B", "b", *(f"{space}{period}" for space in ("", " ") for period in (
@@ -28,13 +29,9 @@ _MILITARY_RANGE = re.compile(
 # A code in groups after a word that names one ("Kod pengesahan anda ialah 123-456", "ref 2024-00451"): digit by
 # digit, a pause between the groups; and a code of letters and groups ("TX-2026-00451"): no "to" between them.
 _CODE_CHAIN = re.compile(r"(?<![\w.,-])[0-9]{2,}(?:-[0-9]{2,})+(?![\w-]|[.,][0-9])")
-_CHAIN_WORDS = frozenset(
-    (  # noqa: SIM905
-        "otp tac pin code kod ref reference rujukan pengesahan verification tracking invois invoice pesanan booking "
-        "tempahan passport pasport siri serial resit receipt akaun account id postcode poskod"
-    ).split()
-)
-_CHAIN_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|no|number|nombor)\W*){0,3}$")
+# not verbs ("order 100-200", "call 2-3 agents") nor an address's number sign ("No. 12-34")
+_CHAIN_WORDS = CODE_WORDS - {"order", "no", "number", "nombor", "call", "dial", "hubungi", "telefon", "tel", "phone",
+                             "hotline", "talian"}  # fmt: skip
 _LETTERED = re.compile(r"(?<![\w-])[A-Za-z]{1,4}-[0-9]+$")  # "TX-2026", not "RM100"
 _ADDRESS = re.compile(
     r"(?:\b(?:No|Lot|Unit|Blok|Block|Jalan|Jln|Lorong|Lrg|Tingkat|Aras|Level|Suite|Bilik|Room|Plot)\.?|#)\s*[A-Za-z]?[0-9]+$"
@@ -65,8 +62,7 @@ def _year_range(m: re.Match[str], r: Reader) -> str:
 
 
 def _code(m: re.Match[str], text: str, r: Reader) -> str:
-    before = _CHAIN_CONTEXT.search(text, max(0, m.start() - 50), m.start())
-    if before is None or before.group(1).lower() not in _CHAIN_WORDS:
+    if not code_named_before(text, m.start(), _CHAIN_WORDS):
         return m.group()
     return ", ".join(r.digits(group) for group in m.group().split("-"))
 
