@@ -18,7 +18,8 @@ Opening hours: "pg" after an hour is "pagi" in Malay, a dash after a part of day
 "sembilan pagi, enam petang"), and "0900-1700" are times. A weekday written short before a date is said in full
 ("Mon, 12 Jan"), and a month written short with no date after "bulan" or "until" ("bulan Nov"). Postcodes after
 "postcode"/"poskod", a card's last digits, "p.a.", "incl.", "appt", "msgs", "TQ" in capitals, "/mo", "±", "50/50", a
-balance owed ("-RM12.30" lost its sign).
+balance owed ("-RM12.30" lost its sign), seconds ("wait 10-15s"; "30s" stays a decade), "/min", a card "ending with"
+its digits, a postcode before a state's letters ("50400 KL").
 
 Chinese: an order number or verification code was read as a cardinal ("验证码：482913" was "四十八万二千九百一十三");
 after a word naming a code, and in a lettered code ("A12345", "MH370"), the digits are read one by one; "5G" was
@@ -112,4 +113,12 @@ CONTACT_CASES: list[Case] = [
     Case("abbr-en", "It's 50/50 whether it arrives today.", "It's fifty fifty whether it arrives today."),
     Case("chat-en", "Ok, noted. TQ!", "okay, noted. Thank you!"),
     Case("chat-en", "Mr. Lim's appt is at 3pm.", "mister Lim's appointment is at three P M."),
+    Case("unit-en", "Wait 10-15s and try again.", "Wait ten to fifteen seconds and try again."),
+    Case("unit-en", "Retry in 5s.", "Retry in five seconds."),
+    Case("keep-en", "She is in her 30s.", "She is in her thirties."),
+    Case("money-en", "Rate: RM0.15/min", "Rate: fifteen sen per minute"),
+    Case("code-en", "Your card ending with 5521 is blocked.", "Your card ending with five five two one is blocked."),
+    Case("code-ms", "Kad anda berakhir dengan 0042.", "Kad anda berakhir dengan kosong kosong empat dua."),
+    Case("keep-en", "I agree with 100 people here.", "I agree with one hundred people here."),
+    Case("code-ms", "Lot 5, Jln Tun Razak, 50400 KL.", "Lot lima, Jalan Tun Razak, lima kosong empat kosong kosong K L."),
 ]

@@ -13,7 +13,7 @@ CODE_WORDS = frozenset(
         "telefon tel phone hotline talian ending berakhir pengesahan verification postcode poskod card kad digits digit"
     ).split()
 )
-_CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|:)\W*){0,2}$")
+_CODE_CONTEXT = re.compile(r"([A-Za-z]+)\W+(?:(?:is|ialah|adalah|anda|your|saya|my|ini|the|with|dengan|:)\W*){0,2}$")
 
 
 def code_named_before(text: str, start: int, words: frozenset[str] = CODE_WORDS) -> bool:

@@ -72,6 +72,7 @@ _UNITS: dict[str, tuple[str | None, str, str]] = {
     "sec": ("saat", "second", "seconds"),
     "secs": ("saat", "second", "seconds"),
     "ms": (None, "millisecond", "milliseconds"),
+    "s": ("saat", "second", "seconds"),  # not after a multiple of ten: "30s", "1990s" are decades
     "hr": ("jam", "hour", "hours"),
     "hrs": ("jam", "hour", "hours"),
     "sen": ("sen", "sen", "sen"),
@@ -100,7 +101,7 @@ _PER_UNITS = {
     "person": ("orang", "person"), "pax": ("orang", "person"), "unit": ("unit", "unit"),
     "pc": ("unit", "piece"), "pcs": ("unit", "piece"), "minggu": ("minggu", "week"), "week": ("minggu", "week"),
     "s": ("saat", "second"), "sec": ("saat", "second"),
-    "mo": ("bulan", "month"),
+    "mo": ("bulan", "month"), "min": ("minit", "minute"),
 }  # fmt: skip
 _PER_ALT = "|".join(sorted(_PER_UNITS, key=len, reverse=True))
 _PER = re.compile(rf"(?<=\w)\s?/\s?({_PER_ALT})(?![\w/])")
@@ -122,6 +123,8 @@ _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bi
 
 def _unit(m: re.Match[str], r: Reader) -> str:
     ms, en_one, en_many = _UNITS[m.group(2)]
+    if m.group(2) == "s" and m.group(1).endswith("0"):
+        return m.group()  # "the 1990s", "in your 30s": a decade (the years rule)
     if r.lang == "ms":
         return f"{r.number(m.group(1))} {ms}" if ms else m.group()
     return f"{r.number(m.group(1))} {en_one if m.group(1) == '1' else en_many}"

@@ -54,7 +54,7 @@ _ALNUM = re.compile(
     r"(?<![\w/-])(?=[A-Za-z0-9/-]*[0-9])(?=[A-Za-z0-9/-]*[A-Za-z])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![\w/-])"
 )
 _ALNUM_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|/")
-_POSTCODE = re.compile(r"(?<![\w.,])[0-9]{5}(?=\s+[A-Z][a-z])")
+_POSTCODE = re.compile(r"(?<![\w.,])[0-9]{5}(?=\s+[A-Z][a-z])|(?<=, )[0-9]{5}(?=\s+[A-Z](?:[A-Z]|\b))")  # "50400 KL"
 _PLAIN = re.compile(r"(?<![\w.,])(?:(?<=\s)-|^-)?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|[.,][0-9])")
 _VOWELS = set("AEIOUaeiou")
 
