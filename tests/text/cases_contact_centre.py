@@ -116,6 +116,7 @@ CONTACT_CASES: list[Case] = [
     Case("unit-en", "Wait 10-15s and try again.", "Wait ten to fifteen seconds and try again."),
     Case("unit-en", "Retry in 5s.", "Retry in five seconds."),
     Case("keep-en", "She is in her 30s.", "She is in her thirties."),
+    Case("keep-en", "I have an iPhone 5s at home.", "I have an iPhone five s at home."),
     Case("money-en", "Rate: RM0.15/min", "Rate: fifteen sen per minute"),
     Case("code-en", "Your card ending with 5521 is blocked.", "Your card ending with five five two one is blocked."),
     Case("code-ms", "Kad anda berakhir dengan 0042.", "Kad anda berakhir dengan kosong kosong empat dua."),

@@ -121,10 +121,18 @@ _TEMPERATURE = re.compile(
 _SCALE_WORDS = {"M": ("juta", "million"), "B": ("bilion", "billion"), "bn": ("bilion", "billion")}
 
 
+# "s" is seconds only after a word of waiting or a range: "in 5s", "wait 10-15s" ("10 to 15s" by then)
+_SECONDS_BEFORE = re.compile(
+    r"\b(?:in|wait|after|every|for|within|takes?|took|about|only|just|than|to|dalam|tunggu|selepas|setiap|lagi|"
+    r"hingga|sahaja)\s+$",
+    re.IGNORECASE,
+)
+
+
 def _unit(m: re.Match[str], r: Reader) -> str:
     ms, en_one, en_many = _UNITS[m.group(2)]
-    if m.group(2) == "s" and m.group(1).endswith("0"):
-        return m.group()  # "the 1990s", "in your 30s": a decade (the years rule)
+    if m.group(2) == "s" and (m.group(1).endswith("0") or not _SECONDS_BEFORE.search(m.string, 0, m.start())):
+        return m.group()  # "the 1990s", "in your 30s": a decade (the years rule); "iPhone 5s": a name
     if r.lang == "ms":
         return f"{r.number(m.group(1))} {ms}" if ms else m.group()
     return f"{r.number(m.group(1))} {en_one if m.group(1) == '1' else en_many}"
