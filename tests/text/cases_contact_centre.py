@@ -122,4 +122,10 @@ CONTACT_CASES: list[Case] = [
     Case("code-ms", "Kad anda berakhir dengan 0042.", "Kad anda berakhir dengan kosong kosong empat dua."),
     Case("keep-en", "I agree with 100 people here.", "I agree with one hundred people here."),
     Case("code-ms", "Lot 5, Jln Tun Razak, 50400 KL.", "Lot lima, Jalan Tun Razak, lima kosong empat kosong kosong K L."),
+    Case("idno-en", "Please provide your IC no.", "Please provide your I C number."),
+    Case("idno-en", "Please provide your passport no. and name.", "Please provide your passport number and name."),
+    Case("idno-en", "What is your phone no.?", "What is your phone number?"),
+    Case("idno-en", "Your no. is 012-345 6789, correct?", "Your number is zero one two, three four five, six seven eight nine, correct?"),
+    Case("idno-ms", "Sila berikan IC no. anda.", "Sila berikan nombor I C anda."),
+    Case("keep-en", "Your account no longer exists.", "Your account no longer exists."),
 ]

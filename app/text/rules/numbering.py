@@ -70,6 +70,9 @@ _LABELLED = re.compile(
     # "Sila berikan no. akaun bank anda": with its dot, "no." before a label is a number sign with no number after it
     rf"|\b(?:No|NO|no)\.\s*(?P<bare>{_LABEL})"
     rf"|{_SIGN}\s?:?\s?{_CONTACT}"  # "No. 850312-10-5521", "no. 012-3456789": before the contact rules read them
+    # "your passport no.", "IC no. anda": with its dot, "no." after a label is its number sign with the number elsewhere
+    rf"|(?P<tail>{_LABEL})\.?\s*(?:No|NO|no)\.(?!\w)"
+    r"|\b(?P<whose>[Yy]our|[Mm]y|[Hh]is|[Hh]er|[Oo]ur|[Tt]heir)\s+(?:No|no)\.(?=\s+(?:is|was)\b)"  # "your no. is 012..."
 )
 _PLAIN = re.compile(rf"{_SIGN}\s?(?=[0-9])|#(?=[A-Z]{{1,3}}-?[0-9])")  # "No. 5", "#12", "#A12345"
 _NUMBER_SIGN = re.compile(rf"{_LABELLED.pattern}|{_PLAIN.pattern}")
@@ -126,6 +129,10 @@ def labelled_numbers(text: str, r: Reader) -> str:
             if r.lang == "en" and not m.group().lower().startswith("no.") and not _abbreviation(m.group("after")):
                 return m.group()  # "I have no account 12345": "no" here is no number sign
             return said(m.group("after"), m.group("filler_a"), m.group("digits_a")) + " "
+        if m.group("tail"):  # its dot at the very end also ends the sentence
+            return said(m.group("tail"), "") + ("." if m.end() == len(text) else "")
+        if m.group("whose"):
+            return f"{m.group('whose')} {number}"
         if m.group("bare"):
             if r.lang == "en" and not _abbreviation(m.group("bare")):
                 return m.group()  # "He said no. Account closed."
