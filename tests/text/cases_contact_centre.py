@@ -128,4 +128,9 @@ CONTACT_CASES: list[Case] = [
     Case("idno-en", "Your no. is 012-345 6789, correct?", "Your number is zero one two, three four five, six seven eight nine, correct?"),
     Case("idno-ms", "Sila berikan IC no. anda.", "Sila berikan nombor I C anda."),
     Case("keep-en", "Your account no longer exists.", "Your account no longer exists."),
+    Case("date-en", "Can you confirm your DOB? Format DD/MM/YYYY.", "Can you confirm your D O B? Format day, month, year."),
+    Case("date-ms", "Sila masukkan tarikh lahir (DD/MM/YYYY).", "Sila masukkan tarikh lahir (hari, bulan, tahun)."),
+    Case("date-en", "Card expiry (MM/YY): 08/27", "Card expiry (month, year): August twenty twenty seven"),
+    Case("date-en", "Your card expires 03/28.", "Your card expires March twenty twenty eight."),
+    Case("date-ms", "Tarikh luput kad: 12/29.", "Tarikh luput kad: Disember dua ribu dua puluh sembilan."),
 ]

@@ -15,7 +15,7 @@ import re
 from app.text.offsets import sub
 from app.text.readers import Reader, en_ordinal, pluralize_last
 from app.text.rules import code_named_before, has_digit
-from app.text.rules.dates import speak_date
+from app.text.rules.dates import month_name, speak_date
 
 _ORDINAL_MS = re.compile(r"\b([Kk])e-([0-9]+)\b")
 _ORDINAL_EN = re.compile(r"(?<![\w.,])([0-9]+)(st|nd|rd|th)\b")
@@ -29,6 +29,7 @@ _YEAR_CONTEXT = frozenset(
 )
 _YEAR = re.compile(r"(?<![\w.,$-])(1[1-9][0-9]{2}|20[0-9]{2})(?![\w%]|[.,][0-9])")
 _PREV_WORD = re.compile(r"(\S+)\s+$")
+_EXPIRY = re.compile(r"\b(?:expiry|expires?|exp|valid\s+(?:thru|through|until)|luput|tamat)\b", re.IGNORECASE)
 _NEXT_WORD = re.compile(r"\s+([a-z]\S*)")
 _FRACTION = re.compile(r"(?<![\w/.,])([0-9]{1,3}(?:\.[0-9])?)/([0-9]{1,3})(?![\w/]|[.,][0-9])")
 # "d/m" is a date after these words (or a weekday), a fraction after the quantity words below; with
@@ -139,6 +140,9 @@ def fractions(text: str, r: Reader) -> str:
         prev = before.group(1).lower().strip("(,:") if before else ""
         if prev in _DATE_CONTEXT and "." not in num_text and 1 <= num <= 31 and 1 <= den <= 12:
             return speak_date(int(num), den, None, r)
+        expiry = _EXPIRY.search(text, max(0, m.start() - 40), m.start())
+        if expiry and num_text.isdigit() and len(m.group(2)) == 2 and 1 <= num <= 12:
+            return f"{month_name(int(num), r)} {r.year(2000 + den)}"  # a card's "08/27": August 2027
         if num <= den and den in (5, 10, 100):
             # A rating or score: "8/10", "4.5/5", "85/100".
             return f"{spoken_num} {'daripada' if r.lang == 'ms' else 'out of'} {r.cardinal(den)}"
