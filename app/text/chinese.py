@@ -146,7 +146,8 @@ _UNITS = {
     "gb": "GB", "mb": "MB", "tb": "TB",
 }  # fmt: skip
 _UNIT = re.compile(
-    rf"(?<![A-Za-z0-9_.])({_NUM})\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")(?![A-Za-z])",
+    rf"(?<![A-Za-z0-9_.-])(-?(?:{_NUM}))\s?(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    + r")(?![A-Za-z])",
     re.I,
 )
 _PERCENT = re.compile(rf"(?<![A-Za-z0-9_.])(-?(?:{_NUM}))\s?[%％]")
@@ -168,6 +169,8 @@ _LETTERED_CODE = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z]{1,3})([0-9]+)(?![A-Za-z
 
 
 def _unit(m: re.Match[str]) -> str:
+    if m.group(1).startswith("-") and _UNITS[m.group(2).lower()] == "度":
+        return "零下" + zh_number(m.group(1)[1:]) + "度"  # a temperature below zero
     if m.group(2) in ("G", "M"):  # "5G" is a network, "200M" a speed (as in the Latin rules: no gram, no metre)
         return zh_number(m.group(1)) + m.group(2)
     return zh_number(m.group(1)) + _UNITS[m.group(2).lower()]

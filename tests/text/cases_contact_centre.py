@@ -23,7 +23,7 @@ its digits, a postcode before a state's letters ("50400 KL").
 
 Chinese: an order number or verification code was read as a cardinal ("验证码：482913" was "四十八万二千九百一十三");
 after a word naming a code, and in a lettered code ("A12345", "MH370"), the digits are read one by one; "5G" was
-"五克" (five grams).
+"五克" (five grams); a temperature below zero lost its sign ("-5°C": 零下五度).
 """
 
 from __future__ import annotations
@@ -133,4 +133,6 @@ CONTACT_CASES: list[Case] = [
     Case("date-en", "Card expiry (MM/YY): 08/27", "Card expiry (month, year): August twenty twenty seven"),
     Case("date-en", "Your card expires 03/28.", "Your card expires March twenty twenty eight."),
     Case("date-ms", "Tarikh luput kad: 12/29.", "Tarikh luput kad: Disember dua ribu dua puluh sembilan."),
+    Case("zh", "今天温度是-5°C。", "今天温度是零下五度。"),
+    Case("zh", "区间3-5kg。", "区间三到五公斤。"),
 ]
