@@ -57,6 +57,7 @@ CONTACT_CASES: list[Case] = [
     Case("keep-en", "Terms apply*.", "Terms apply."),
     Case("keep-en", "This is *really* important.", "This is really important."),
     Case("keep-en", "We write it in C# and F# only.", "We write it in C# and F# only."),
+    Case("keep-en", "Options: * Check balance * Pay bill", "Options: Check balance Pay bill"),
     # --- a unit before a slash is read with it; "ms" after a number is milliseconds in English only --------------
     Case("unit-en", "Add 5 g/L of salt.", "Add five grams per litre of salt."),
     Case("unit-ms", "Dos 5 mg/kg sehari.", "Dos lima miligram per kilogram sehari."),

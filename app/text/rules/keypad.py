@@ -20,7 +20,7 @@ from app.text.readers import Reader
 # ("按*键"), a letter or digit may not ("apply*", "C#", "#12").
 _WORD = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]"
 _CODE = r"\*[0-9*#]*#"
-_KEY = r"[*#]"
+_KEY = r"\*(?!\s+[A-Z])|#"  # a "*" before a capitalised word is a bullet in flattened markdown: "Options: * Balance"
 _PRODUCT = r"(?<=[0-9])[ ]?\*[ ]?(?=[0-9])"
 _SPOKEN = re.compile(
     rf"(?P<product>{_PRODUCT})|(?<!{_WORD})(?<![*#＊＃])(?:(?P<code>{_CODE})|(?P<key>{_KEY}))(?!{_WORD})(?![*#＊＃])"
