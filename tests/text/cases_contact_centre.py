@@ -80,6 +80,8 @@ CONTACT_CASES: list[Case] = [
     Case("hours-ms", "Waktu operasi 9 pg - 6 ptg, Isnin-Jumaat.", "Waktu operasi sembilan pagi hingga enam petang, Isnin hingga Jumaat."),
     Case("hours-ms", "Kedai buka 9 pg hingga 6 ptg.", "Kedai buka sembilan pagi hingga enam petang."),
     Case("hours-ms", "Buka jam 9 pagi - 6 petang", "Buka jam sembilan pagi hingga enam petang"),
+    Case("hours-ms", "Sila datang sebelum 5.30ptg.", "Sila datang sebelum lima tiga puluh minit petang."),
+    Case("hours-ms", "Buka 8.30pg - 5.30ptg setiap hari.", "Buka lapan tiga puluh minit pagi hingga lima tiga puluh minit petang setiap hari."),
     Case("hours-ms", "Waktu: 9.00 pg - 5.00 ptg", "Waktu: sembilan pagi hingga lima petang"),
     Case("hours-en", "Open 0900-1700 daily.", "Open nine A M to five P M daily."),
     Case("hours-en", "Open 9 am - 5 pm on weekdays.", "Open nine A M to five P M on weekdays."),

@@ -78,15 +78,16 @@ def speak_time(hour: int, minute: int, second: int, r: Reader, period: str | Non
     return " ".join(parts)
 
 
-_PAGI = re.compile(r"(?<![\w.])([0-9]{1,2}(?:[.:][0-5][0-9])?)\s?pg\b")
+_PARTS = {"pg": "pagi", "ptg": "petang", "mlm": "malam"}
+_PART_AFTER_HOUR = re.compile(r"(?<![\w.])([0-9]{1,2}(?:[.:][0-5][0-9])?)\s?(pg|ptg|mlm)\b")
 
 
 def parts_of_day(text: str, r: Reader) -> str:
-    """Malay "pg" after an hour is "pagi" ("9 pg", "8.30pg"; "ptg" and "mlm" are in the shortform table, "pg" alone
-    is also "page"). Before the ranges: "9 pg - 6 ptg" is a range of times."""
-    if r.lang != "ms" or "pg" not in text:
+    """Malay "pg", "ptg", "mlm" after an hour, with or without a space: "9 pg", "5.30ptg" -> "9 pagi", "5.30 petang"
+    ("pg" alone is also "page"). Before the ranges: "9 pg - 6 ptg" is a range of times."""
+    if r.lang != "ms" or not ("pg" in text or "ptg" in text or "mlm" in text):
         return text
-    return sub(_PAGI, r"\1 pagi", text)
+    return sub(_PART_AFTER_HOUR, lambda m: f"{m.group(1)} {_PARTS[m.group(2)]}", text)
 
 
 def _is_24h(hour_text: str) -> bool:
