@@ -56,6 +56,8 @@ _EMOJI = re.compile(
     "\u2300-\u23FF\u3030\u303D\u3297\u3299\uFE0E\uFE0F\u20E3\u200D"
     "\U000E0020-\U000E007F]+"
 )
+# Text emoticons: ":)", ":-(", ";)", ":D", ":P" (not "Note:(see below)", not a time "10:30").
+_EMOTICON = re.compile(r"(?<![\w:;])[:;]-?[()DPp](?![\w()])")
 _SPEAKABLE = re.compile(r"[^\W_]")
 _SPACES = re.compile(r"[ ]{2,}")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([,.!?;:])")
@@ -141,9 +143,11 @@ def _blocks(text: str) -> list[list]:
 
 
 def strip_unspeakable(text: str) -> str:
-    """Control markers and emoji removed (each leaves a space). Pure."""
+    """Control markers, emoji and text emoticons removed (each leaves a space). Pure."""
     if "<|" in text:
         text = CONTROL_MARKER_RE.sub(" ", text)
+    if ":" in text or ";" in text:
+        text = _EMOTICON.sub(" ", text)
     return _EMOJI.sub(" ", text)
 
 

@@ -138,4 +138,11 @@ CONTACT_CASES: list[Case] = [
     Case("date-ms", "Tarikh luput kad: 12/29.", "Tarikh luput kad: Disember dua ribu dua puluh sembilan."),
     Case("zh", "今天温度是-5°C。", "今天温度是零下五度。"),
     Case("zh", "区间3-5kg。", "区间三到五公斤。"),
+    Case("emoji", "Sorry for the inconvenience caused :(", "Sorry for the inconvenience caused"),
+    Case("emoji", "Thanks! :) See you soon.", "Thanks! See you soon."),
+    Case("keep-en", "Note:(see below) the fee applies.", "Note:(see below) the fee applies."),
+    Case("abbr-en", "Your a/c has been credited.", "Your account has been credited."),
+    Case("abbr-ms", "Baki a/c anda RM5.", "Baki akaun anda lima ringgit."),
+    Case("abbr-en", "W.e.f. 1 Jan 2027, rates will change.", "with effect from the first of January twenty twenty seven, rates will change."),
+    Case("chat-en", "Order qty: 3 pcs @ RM12 each", "Order quantity: three pieces at twelve ringgit each"),
 ]
